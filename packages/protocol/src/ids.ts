@@ -1,0 +1,24 @@
+import { customAlphabet } from 'nanoid';
+
+// Ids become file names under /dev/shm, so they use a file-name-safe alphabet and are validated
+// wherever they arrive from outside the process (a ref decoded from bytes is untrusted input).
+const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+const objectId = customAlphabet(ALPHABET, 20);
+const sessionId = customAlphabet(ALPHABET, 12);
+
+const ID_PATTERN = /^[0-9A-Za-z_-]{1,64}$/;
+
+/** A new object id: 20 alphanumeric characters (~119 bits). */
+export function newObjectId(): string {
+  return objectId();
+}
+
+/** A new session id: 12 alphanumeric characters. */
+export function newSessionId(): string {
+  return sessionId();
+}
+
+/** Whether `id` can safely name a file: 1–64 characters of `[0-9A-Za-z_-]`. */
+export function isValidId(id: unknown): id is string {
+  return typeof id === 'string' && ID_PATTERN.test(id);
+}

@@ -1,0 +1,128 @@
+import { isValidId } from './ids.js';
+
+declare const valueType: unique symbol;
+
+/** The plain, JSON-safe form of an {@link ObjectRef} (what `JSON.stringify(ref)` produces). */
+export interface ObjectRefJSON {
+  /** Marks the object as a ref when it travels as JSON. */
+  readonly $shoalRef: 1;
+  readonly id: string;
+  readonly owner: string;
+  readonly size: number;
+  readonly inline: boolean;
+}
+
+/**
+ * What an ObjectRef needs from the process it lives in: the store (or runtime) installs these.
+ * `track` sees every ref instance made in the process (for reference counting); `get` resolves
+ * one to its value.
+ */
+export interface ObjectRefHooks {
+  track(ref: ObjectRef): void;
+  get(ref: ObjectRef): Promise<unknown>;
+}
+
+let hooks: ObjectRefHooks | undefined;
+
+/** Installs the process's ref hooks (done by the object store; not for application code). */
+export function setObjectRefHooks(next: ObjectRefHooks | undefined): void {
+  hooks = next;
+}
+
+/**
+ * A reference to an immutable object in Shoal's object store. Refs are small, serializable
+ * (nest them in other objects or task arguments, or `JSON.stringify` them) and awaitable:
+ * `await ref` fetches the value.
+ *
+ * Because a ref is `PromiseLike`, returning one from an `async` function or passing it to
+ * `Promise.resolve` fetches its value; wrap it (`{ ref }`) to pass the ref itself along.
+ *
+ * @example
+ * ```ts
+ * const ref = store.put(new Float64Array(1e6).fill(1));
+ * const array = await ref; // zero-copy view of the stored array
+ * ```
+ */
+export class ObjectRef<T = unknown> implements PromiseLike<T> {
+  declare readonly [valueType]?: T;
+
+  /** The object's id, unique within the cluster. */
+  readonly id: string;
+  /** The session (node) whose store holds the object. */
+  readonly owner: string;
+  /** The object's serialized size in bytes. */
+  readonly size: number;
+  /** Whether the object lives inline in its owner's memory rather than in a segment. */
+  readonly inline: boolean;
+
+  /** @internal Refs are made by the store (`store.put`) or {@link ObjectRef.from}. */
+  constructor(id: string, owner: string, size: number, inline: boolean) {
+    this.id = id;
+    this.owner = owner;
+    this.size = size;
+    this.inline = inline;
+    hooks?.track(this);
+  }
+
+  /**
+   * Rebuilds a ref from its JSON form, e.g. one handed to another process by hand.
+   * @throws TypeError when `json` is not a ref's JSON form.
+   */
+  static from<T = unknown>(json: unknown): ObjectRef<T> {
+    const j = json as Partial<ObjectRefJSON> | null;
+    if (
+      j === null ||
+      typeof j !== 'object' ||
+      j.$shoalRef !== 1 ||
+      !isValidId(j.id) ||
+      !isValidId(j.owner) ||
+      typeof j.size !== 'number' ||
+      !Number.isSafeInteger(j.size) ||
+      j.size < 0 ||
+      typeof j.inline !== 'boolean'
+    ) {
+      throw new TypeError(
+        `Expected the JSON form of an ObjectRef ({ $shoalRef: 1, id, owner, size, inline }), got \`${safeString(json)}\``,
+      );
+    }
+    return new ObjectRef<T>(j.id, j.owner, j.size, j.inline);
+  }
+
+  /** Whether `value` is an ObjectRef. */
+  static isObjectRef(value: unknown): value is ObjectRef {
+    return value instanceof ObjectRef;
+  }
+
+  then<R1 = T, R2 = never>(
+    onfulfilled?: ((value: T) => R1 | PromiseLike<R1>) | null,
+    onrejected?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
+  ): Promise<R1 | R2> {
+    const pending = hooks
+      ? (hooks.get(this) as Promise<T>)
+      : Promise.reject(
+          new Error(`Cannot get object ${this.id}: no Shoal object store is running in this process. Call init() first.`),
+        );
+    return pending.then(onfulfilled, onrejected);
+  }
+
+  toJSON(): ObjectRefJSON {
+    return { $shoalRef: 1, id: this.id, owner: this.owner, size: this.size, inline: this.inline };
+  }
+
+  toString(): string {
+    return `ObjectRef(${this.id})`;
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return `ObjectRef { id: '${this.id}', size: ${this.size}${this.inline ? ', inline' : ''} }`;
+  }
+}
+
+function safeString(value: unknown): string {
+  try {
+    const text = JSON.stringify(value);
+    return text === undefined ? String(value) : text.length > 120 ? `${text.slice(0, 117)}...` : text;
+  } catch {
+    return String(value);
+  }
+}

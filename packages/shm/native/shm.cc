@@ -1,0 +1,330 @@
+// Shoal's shared-memory addon: the few system calls Node cannot make on its own.
+//
+// Everything here is deliberately thin: open/create/unlink segment files, reserve their pages,
+// write into them, map them shared or copy-on-write, and hand the mapping to JavaScript as an
+// external ArrayBuffer that unmaps itself when collected. Policy (paths, layout, caching,
+// reference counting) lives in TypeScript.
+//
+// Errors are thrown as JavaScript Errors carrying `code` (e.g. "ENOSPC"), `errno` and `syscall`;
+// the TypeScript wrapper adds the path and the advice and turns them into ShoalErrors.
+
+#include <napi.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <string>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace {
+
+std::atomic<int64_t> live_mappings{0};
+std::atomic<int64_t> live_mapped_bytes{0};
+
+const char* ErrnoCode(int err) {
+  switch (err) {
+    case ENOENT: return "ENOENT";
+    case EEXIST: return "EEXIST";
+    case EACCES: return "EACCES";
+    case EPERM: return "EPERM";
+    case ENOSPC: return "ENOSPC";
+    case EMFILE: return "EMFILE";
+    case ENFILE: return "ENFILE";
+    case ENOMEM: return "ENOMEM";
+    case EINVAL: return "EINVAL";
+    case EBADF: return "EBADF";
+    case EFBIG: return "EFBIG";
+    case EINTR: return "EINTR";
+    case EIO: return "EIO";
+    case EOPNOTSUPP: return "EOPNOTSUPP";
+    case ENAMETOOLONG: return "ENAMETOOLONG";
+    case ENOTDIR: return "ENOTDIR";
+    case EROFS: return "EROFS";
+    case EDQUOT: return "EDQUOT";
+    default: return "EUNKNOWN";
+  }
+}
+
+Napi::Value ThrowErrno(Napi::Env env, int err, const char* syscall) {
+  Napi::Error error = Napi::Error::New(env, std::string(syscall) + ": " + std::strerror(err));
+  error.Set("code", Napi::String::New(env, ErrnoCode(err)));
+  error.Set("errno", Napi::Number::New(env, err));
+  error.Set("syscall", Napi::String::New(env, syscall));
+  error.ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+Napi::Value ThrowType(Napi::Env env, const char* message) {
+  Napi::TypeError::New(env, message).ThrowAsJavaScriptException();
+  return env.Undefined();
+}
+
+// JavaScript numbers carry sizes up to 2^53 exactly; reject anything that is not a
+// non-negative integer so a bad size never reaches the kernel.
+bool ToSize(const Napi::Value& value, int64_t* out) {
+  if (!value.IsNumber()) return false;
+  double d = value.As<Napi::Number>().DoubleValue();
+  if (!(d >= 0) || d > 9007199254740991.0 || d != static_cast<double>(static_cast<int64_t>(d))) return false;
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
+bool ToFd(const Napi::Value& value, int* out) {
+  int64_t v;
+  if (!ToSize(value, &v) || v > 0x7fffffff) return false;
+  *out = static_cast<int>(v);
+  return true;
+}
+
+bool ViewBytes(const Napi::Value& value, const uint8_t** data, size_t* length) {
+  if (value.IsTypedArray()) {
+    Napi::TypedArray view = value.As<Napi::TypedArray>();
+    *data = static_cast<const uint8_t*>(view.ArrayBuffer().Data()) + view.ByteOffset();
+    *length = view.ByteLength();
+    return true;
+  }
+  if (value.IsDataView()) {
+    Napi::DataView view = value.As<Napi::DataView>();
+    *data = static_cast<const uint8_t*>(view.ArrayBuffer().Data()) + view.ByteOffset();
+    *length = view.ByteLength();
+    return true;
+  }
+  if (value.IsArrayBuffer()) {
+    Napi::ArrayBuffer buffer = value.As<Napi::ArrayBuffer>();
+    *data = static_cast<const uint8_t*>(buffer.Data());
+    *length = buffer.ByteLength();
+    return true;
+  }
+  return false;
+}
+
+struct Mapping {
+  void* address;
+  size_t length;
+};
+
+void Unmap(Napi::Env /*env*/, void* /*data*/, Mapping* mapping) {
+  munmap(mapping->address, mapping->length);
+  live_mappings.fetch_sub(1, std::memory_order_relaxed);
+  live_mapped_bytes.fetch_sub(static_cast<int64_t>(mapping->length), std::memory_order_relaxed);
+  delete mapping;
+}
+
+// open(path, mode): mode 0 = create exclusively (read-write, 0600), 1 = read-only, 2 = read-write.
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsNumber()) return ThrowType(env, "open(path, mode)");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int mode = info[1].As<Napi::Number>().Int32Value();
+  int flags = O_CLOEXEC;
+  if (mode == 0) flags |= O_CREAT | O_EXCL | O_RDWR;
+  else if (mode == 1) flags |= O_RDONLY;
+  else flags |= O_RDWR;
+  int fd;
+  do {
+    fd = open(path.c_str(), flags, 0600);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return ThrowErrno(env, errno, "open");
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  if (!ToFd(info[0], &fd)) return ThrowType(env, "close(fd)");
+  // Linux always releases the descriptor, even when close reports EINTR: never retry.
+  if (close(fd) != 0 && errno != EINTR) return ThrowErrno(env, errno, "close");
+  return env.Undefined();
+}
+
+// allocate(fd, size): sizes the file and reserves its pages, so that running out of /dev/shm is
+// an ENOSPC here rather than a SIGBUS later when a mapped page is first written.
+Napi::Value Allocate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  int64_t size;
+  if (!ToFd(info[0], &fd) || !ToSize(info[1], &size)) return ThrowType(env, "allocate(fd, size)");
+  if (size == 0) return env.Undefined();
+  int rc;
+  do {
+    rc = fallocate(fd, 0, 0, static_cast<off_t>(size));
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) {
+    if (errno != EOPNOTSUPP && errno != ENOSYS) return ThrowErrno(env, errno, "fallocate");
+    if (ftruncate(fd, static_cast<off_t>(size)) != 0) return ThrowErrno(env, errno, "ftruncate");
+  }
+  return env.Undefined();
+}
+
+bool WriteAll(int fd, const uint8_t* data, size_t length, int64_t position) {
+  size_t done = 0;
+  while (done < length) {
+    // Linux caps a single write at ~2 GiB; loop over partial writes.
+    ssize_t n = pwrite(fd, data + done, length - done, static_cast<off_t>(position + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    if (n == 0) {
+      errno = EIO;
+      return false;
+    }
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+// fill(fd, size, views, offsets): sizes the segment to `size` bytes and writes each view at its
+// offset with pwrite. Measured against a shared mapping plus memcpy (with and without
+// MAP_POPULATE, after fallocate): pwrite is ~1.6x faster on tmpfs, needs no mapping at all, and a
+// full /dev/shm is an ENOSPC error here rather than a SIGBUS.
+Napi::Value Fill(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  int64_t size;
+  if (!ToFd(info[0], &fd) || !ToSize(info[1], &size) || !info[2].IsArray() || !info[3].IsArray()) {
+    return ThrowType(env, "fill(fd, size, views, offsets)");
+  }
+  Napi::Array views = info[2].As<Napi::Array>();
+  Napi::Array offsets = info[3].As<Napi::Array>();
+  uint32_t count = views.Length();
+  if (offsets.Length() != count) return ThrowType(env, "fill: views and offsets differ in length");
+  for (uint32_t i = 0; i < count; i++) {
+    const uint8_t* data;
+    size_t length;
+    int64_t offset;
+    if (!ViewBytes(views.Get(i), &data, &length) || !ToSize(offsets.Get(i), &offset)) {
+      return ThrowType(env, "fill: each view must be an ArrayBuffer or a view, each offset a size");
+    }
+    if (static_cast<uint64_t>(offset) + length > static_cast<uint64_t>(size)) {
+      Napi::RangeError::New(env, "fill: a view does not fit in the segment").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+  }
+  if (ftruncate(fd, static_cast<off_t>(size)) != 0) return ThrowErrno(env, errno, "ftruncate");
+  for (uint32_t i = 0; i < count; i++) {
+    const uint8_t* data;
+    size_t length;
+    int64_t offset;
+    ViewBytes(views.Get(i), &data, &length);
+    ToSize(offsets.Get(i), &offset);
+    if (!WriteAll(fd, data, length, offset)) return ThrowErrno(env, errno, "pwrite");
+  }
+  return env.Undefined();
+}
+
+Napi::Value Size(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  if (!ToFd(info[0], &fd)) return ThrowType(env, "size(fd)");
+  struct stat st;
+  if (fstat(fd, &st) != 0) return ThrowErrno(env, errno, "fstat");
+  return Napi::Number::New(env, static_cast<double>(st.st_size));
+}
+
+// map(fd, length, shared, populate): shared maps read-write MAP_SHARED (writes reach the file);
+// otherwise read-write MAP_PRIVATE, so writes copy the touched page into this process only.
+Napi::Value Map(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  int64_t length;
+  if (!ToFd(info[0], &fd) || !ToSize(info[1], &length)) return ThrowType(env, "map(fd, length, shared, populate)");
+  bool shared = info[2].ToBoolean().Value();
+  bool populate = info[3].ToBoolean().Value();
+  if (length == 0) return Napi::ArrayBuffer::New(env, 0);
+  int flags = (shared ? MAP_SHARED : MAP_PRIVATE) | (populate ? MAP_POPULATE : 0);
+  void* address = mmap(nullptr, static_cast<size_t>(length), PROT_READ | PROT_WRITE, flags, fd, 0);
+  if (address == MAP_FAILED) return ThrowErrno(env, errno, "mmap");
+  Mapping* mapping = new Mapping{address, static_cast<size_t>(length)};
+  live_mappings.fetch_add(1, std::memory_order_relaxed);
+  live_mapped_bytes.fetch_add(length, std::memory_order_relaxed);
+  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, address, mapping->length, Unmap, mapping);
+  if (env.IsExceptionPending()) {
+    Unmap(env, address, mapping);
+    return env.Undefined();
+  }
+  return buffer;
+}
+
+// remapPrivate(buffer, fd): replaces a shared mapping in place with a copy-on-write mapping of
+// the same file, atomically (MAP_FIXED). Views the caller already holds keep their contents but
+// from now on their writes stay in this process: this is how a sealed object becomes immutable
+// without invalidating the writer's array.
+Napi::Value RemapPrivate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  if (!info[0].IsArrayBuffer() || !ToFd(info[1], &fd)) return ThrowType(env, "remapPrivate(buffer, fd)");
+  Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
+  if (buffer.ByteLength() == 0) return env.Undefined();
+  void* address = mmap(buffer.Data(), buffer.ByteLength(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0);
+  if (address == MAP_FAILED) return ThrowErrno(env, errno, "mmap");
+  return env.Undefined();
+}
+
+Napi::Value Unlink(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) return ThrowType(env, "unlink(path)");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  if (unlink(path.c_str()) != 0) return ThrowErrno(env, errno, "unlink");
+  return env.Undefined();
+}
+
+struct Slice {
+  Napi::Reference<Napi::ArrayBuffer> parent;
+};
+
+void ReleaseSlice(Napi::Env /*env*/, void* /*data*/, Slice* slice) { delete slice; }
+
+// slice(buffer, offset, length): a new ArrayBuffer over part of `buffer`'s memory, with no copy.
+// It keeps `buffer` (and so the mapping) alive for as long as it lives itself.
+Napi::Value SliceBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t offset, length;
+  if (!info[0].IsArrayBuffer() || !ToSize(info[1], &offset) || !ToSize(info[2], &length)) {
+    return ThrowType(env, "slice(buffer, offset, length)");
+  }
+  Napi::ArrayBuffer parent = info[0].As<Napi::ArrayBuffer>();
+  if (static_cast<uint64_t>(offset) + static_cast<uint64_t>(length) > parent.ByteLength()) {
+    Napi::RangeError::New(env, "slice(buffer, offset, length): range outside the buffer").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (length == 0) return Napi::ArrayBuffer::New(env, 0);
+  Slice* slice = new Slice{Napi::Persistent(parent)};
+  uint8_t* data = static_cast<uint8_t*>(parent.Data()) + offset;
+  Napi::ArrayBuffer result = Napi::ArrayBuffer::New(env, data, static_cast<size_t>(length), ReleaseSlice, slice);
+  if (env.IsExceptionPending()) {
+    delete slice;
+    return env.Undefined();
+  }
+  return result;
+}
+
+Napi::Value Stats(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object stats = Napi::Object::New(env);
+  stats.Set("mappings", Napi::Number::New(env, static_cast<double>(live_mappings.load())));
+  stats.Set("mappedBytes", Napi::Number::New(env, static_cast<double>(live_mapped_bytes.load())));
+  stats.Set("pageSize", Napi::Number::New(env, static_cast<double>(sysconf(_SC_PAGESIZE))));
+  return stats;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("open", Napi::Function::New(env, Open, "open"));
+  exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("allocate", Napi::Function::New(env, Allocate, "allocate"));
+  exports.Set("size", Napi::Function::New(env, Size, "size"));
+  exports.Set("fill", Napi::Function::New(env, Fill, "fill"));
+  exports.Set("map", Napi::Function::New(env, Map, "map"));
+  exports.Set("remapPrivate", Napi::Function::New(env, RemapPrivate, "remapPrivate"));
+  exports.Set("unlink", Napi::Function::New(env, Unlink, "unlink"));
+  exports.Set("slice", Napi::Function::New(env, SliceBuffer, "slice"));
+  exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(shoal_shm, Init)

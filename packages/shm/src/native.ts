@@ -1,0 +1,30 @@
+import { createRequire } from 'node:module';
+
+/** The raw addon surface (see native/shm.cc). Only segment.ts calls it. */
+export interface NativeShm {
+  open(path: string, mode: 0 | 1 | 2): number;
+  close(fd: number): void;
+  allocate(fd: number, size: number): void;
+  fill(fd: number, size: number, views: readonly (ArrayBufferView | ArrayBuffer)[], offsets: readonly number[]): void;
+  size(fd: number): number;
+  map(fd: number, length: number, shared: boolean, populate: boolean): ArrayBuffer;
+  remapPrivate(buffer: ArrayBuffer, fd: number): void;
+  unlink(path: string): void;
+  slice(buffer: ArrayBuffer, offset: number, length: number): ArrayBuffer;
+  stats(): { mappings: number; mappedBytes: number; pageSize: number };
+}
+
+function load(): NativeShm {
+  const require = createRequire(import.meta.url);
+  try {
+    return require('../build/Release/shoal_shm.node') as NativeShm;
+  } catch (error) {
+    throw new Error(
+      "@shoal/shm: the native addon is not built (build/Release/shoal_shm.node). Run `npm run build` " +
+        'at the repository root; it builds the addon with node-gyp (needs python3, make, g++).',
+      { cause: error },
+    );
+  }
+}
+
+export const native: NativeShm = load();

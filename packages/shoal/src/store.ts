@@ -1,0 +1,66 @@
+import type { ObjectRef } from '@shoal/protocol';
+import type { ObjectWriter, StoreStats, TypedArrayKind } from '@shoal/store';
+import { currentStore } from './session.js';
+
+/** The object store API of this process's Shoal session. */
+export interface Store {
+  /**
+   * Stores `value` and returns a ref, synchronously. Large values (100 KiB and up) are written
+   * once into their own shared-memory segment; every process on the machine then reads them in
+   * place. Values follow structured clone: primitives, plain objects, arrays, Map, Set, Date,
+   * RegExp, Error, BigInt, ArrayBuffer, every TypedArray, DataView, Buffer and nested ObjectRefs.
+   *
+   * @example
+   * ```ts
+   * const ref = store.put({ weights: new Float32Array(64e6), version: 3 });
+   * ```
+   * @throws TypeError naming the path of a value that cannot be stored.
+   * @throws ObjectStoreFullError when the object does not fit.
+   */
+  put<T>(value: T): ObjectRef<T>;
+  /**
+   * The value of a ref. Arrays of large objects come back as copy-on-write views of shared
+   * memory: no copy, whatever their size. `await ref` does the same.
+   *
+   * @example
+   * ```ts
+   * const { weights } = await store.get(ref);
+   * ```
+   */
+  get<T>(ref: ObjectRef<T>): Promise<T>;
+  /** {@link Store.get}, synchronously: for objects on this machine. */
+  getSync<T>(ref: ObjectRef<T>): T;
+  /**
+   * A new TypedArray in shared memory to fill in place; `seal()` publishes it and returns the
+   * ref: a put with no copy at all. `create(byteLength)` makes a Uint8Array.
+   *
+   * @example
+   * ```ts
+   * const writer = store.create(Float64Array, 200_000_000);
+   * for (let i = 0; i < writer.array.length; i++) writer.array[i] = Math.random();
+   * const ref = writer.seal();
+   * ```
+   */
+  create<K extends TypedArrayKind>(type: K, length: number): ObjectWriter<InstanceType<K>>;
+  create(byteLength: number): ObjectWriter<Uint8Array>;
+  /**
+   * Frees an object now, whatever refs remain (views already returned stay valid). Objects are
+   * also freed on their own once no ref to them remains. Returns false if it was already freed.
+   */
+  free(ref: ObjectRef): boolean;
+  /** What the store holds. */
+  stats(): StoreStats;
+}
+
+/** This process's object store (starts Shoal with the defaults on first use). */
+export const store: Store = {
+  put: (value) => currentStore().put(value),
+  get: (ref) => currentStore().get(ref),
+  getSync: (ref) => currentStore().getSync(ref),
+  create: ((typeOrBytes: TypedArrayKind | number, length?: number) =>
+    typeof typeOrBytes === 'number'
+      ? currentStore().create(typeOrBytes)
+      : currentStore().create(typeOrBytes, length ?? Number.NaN)) as Store['create'],
+  free: (ref) => currentStore().free(ref),
+  stats: () => currentStore().stats(),
+};

@@ -1,0 +1,81 @@
+import { closeSegment, mapSegment, openSegment, segmentSize } from '@shoal/shm';
+import { ObjectCorruptError } from '@shoal/protocol';
+
+/**
+ * This process's copy-on-write mappings of segments, one per object.
+ *
+ * The most recently used `capacity` mappings are held strongly; older ones are only weakly held,
+ * so a mapping lives exactly as long as the cache or a view of it needs it, and is unmapped by
+ * the garbage collector after that. A get for an object whose mapping is still alive (even if
+ * evicted) reuses it, so a process never maps one segment twice at once.
+ */
+export class MappingCache {
+  readonly capacity: number;
+  readonly #recent = new Map<string, ArrayBuffer>();
+  readonly #alive = new Map<string, WeakRef<ArrayBuffer>>();
+  readonly #collected = new FinalizationRegistry<string>((id) => {
+    if (this.#alive.get(id)?.deref() === undefined) this.#alive.delete(id);
+  });
+
+  constructor(capacity: number) {
+    this.capacity = capacity;
+  }
+
+  /** Number of mappings held strongly right now. */
+  get size(): number {
+    return this.#recent.size;
+  }
+
+  /**
+   * The mapping of the segment at `path` for object `id`, made MAP_PRIVATE on first use.
+   * @throws SharedMemoryError (ENOENT when the segment is gone) or ObjectCorruptError when the
+   *   file is shorter than `length`.
+   */
+  map(id: string, path: string, length: number): ArrayBuffer {
+    const recent = this.#recent.get(id);
+    if (recent) {
+      this.#recent.delete(id);
+      this.#recent.set(id, recent);
+      return recent;
+    }
+    let buffer = this.#alive.get(id)?.deref();
+    if (!buffer) {
+      const fd = openSegment(path, 'read');
+      try {
+        // Touching a mapped page beyond the end of its file raises SIGBUS; refuse short files.
+        const size = segmentSize(fd, path);
+        if (size < length) throw new ObjectCorruptError(path, `the file has ${size} bytes, the object ${length}`);
+        buffer = mapSegment(fd, length, { shared: false }, path);
+      } finally {
+        closeSegment(fd, path);
+      }
+      this.#alive.set(id, new WeakRef(buffer));
+      this.#collected.register(buffer, id);
+    }
+    this.adopt(id, buffer);
+    return buffer;
+  }
+
+  /** Caches a mapping made elsewhere (a sealed `store.create` writer's). */
+  adopt(id: string, buffer: ArrayBuffer): void {
+    if (!this.#alive.has(id)) {
+      this.#alive.set(id, new WeakRef(buffer));
+      this.#collected.register(buffer, id);
+    }
+    this.#recent.set(id, buffer);
+    if (this.#recent.size > this.capacity) {
+      const oldest = this.#recent.keys().next().value as string;
+      this.#recent.delete(oldest);
+    }
+  }
+
+  /** Stops holding the mapping of `id` (it is unmapped once no view of it remains). */
+  forget(id: string): void {
+    this.#recent.delete(id);
+  }
+
+  /** Stops holding every mapping. */
+  clear(): void {
+    this.#recent.clear();
+  }
+}

@@ -1,0 +1,149 @@
+import { TYPED_ARRAY_CONSTRUCTORS, encodeViewShell, writeFront, type ObjectRef } from '@shoal/protocol';
+import { closeSegment, createSegment, fillSegment, mapSegment, remapPrivate, unlinkSegment } from '@shoal/shm';
+
+/** A TypedArray constructor that `store.create` accepts. */
+export type TypedArrayKind =
+  | Int8ArrayConstructor
+  | Uint8ArrayConstructor
+  | Uint8ClampedArrayConstructor
+  | Int16ArrayConstructor
+  | Uint16ArrayConstructor
+  | Int32ArrayConstructor
+  | Uint32ArrayConstructor
+  | Float32ArrayConstructor
+  | Float64ArrayConstructor
+  | BigInt64ArrayConstructor
+  | BigUint64ArrayConstructor;
+
+/** What a writer needs from its store. */
+export interface WriterHost {
+  reserve(size: number): void;
+  unreserve(size: number): void;
+  publish(size: number, mapping: ArrayBuffer): ObjectRef;
+}
+
+/** Checks `store.create`'s arguments and names what is wrong. */
+export function resolveCreateArguments(
+  typeOrBytes: unknown,
+  length: unknown,
+): { kind: string; length: number } {
+  if (typeof typeOrBytes === 'number') {
+    if (!Number.isSafeInteger(typeOrBytes) || typeOrBytes < 0) {
+      throw new TypeError(`Expected \`byteLength\` to be a non-negative integer, got \`${String(typeOrBytes)}\``);
+    }
+    return { kind: 'Uint8Array', length: typeOrBytes };
+  }
+  const name = typeof typeOrBytes === 'function' ? (typeOrBytes as { name?: string }).name : undefined;
+  if (name === undefined || TYPED_ARRAY_CONSTRUCTORS[name] !== typeOrBytes) {
+    throw new TypeError(
+      `Expected a TypedArray constructor (e.g. Float64Array) or a byte length, got \`${name ?? String(typeOrBytes)}\``,
+    );
+  }
+  if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) {
+    throw new TypeError(`Expected \`length\` to be a non-negative integer, got \`${String(length)}\``);
+  }
+  return { kind: name, length };
+}
+
+type WriterState = 'open' | 'sealed' | 'aborted';
+
+// A writer dropped without seal() or abort() would leave its file and reservation behind.
+const abandoned = new FinalizationRegistry<() => void>((abort) => abort());
+
+/**
+ * A new object being written in place: fill `array`, then `seal()` to publish it (or `abort()`).
+ *
+ * Until sealed, `array` is a shared mapping of the segment. Sealing turns it, in place, into a
+ * copy-on-write mapping: the array stays usable, but from then on its writes stay in this
+ * process, so the stored object can no longer change.
+ */
+export class ObjectWriter<A extends ArrayBufferView> {
+  /** The array to fill: a view straight into the new segment. */
+  readonly array: A;
+  /** Bytes the object takes, header included. */
+  readonly size: number;
+  readonly #path: string;
+  readonly #host: WriterHost;
+  readonly #mapping: ArrayBuffer;
+  readonly #token = {};
+  #fd: number;
+  #state: WriterState = 'open';
+
+  /** @internal Made by `store.create`. */
+  constructor(kind: string, length: number, path: string, host: WriterHost) {
+    const { header, layout } = encodeViewShell(kind, length);
+    this.size = layout.totalSize;
+    this.#path = path;
+    this.#host = host;
+    host.reserve(this.size);
+    let fd = -1;
+    try {
+      fd = createSegment(path, this.size);
+      const front = new Uint8Array(layout.headerOffset + layout.headerLength);
+      writeFront(front, layout, header);
+      fillSegment(fd, this.size, [front], [0], path);
+      this.#mapping = mapSegment(fd, this.size, { shared: true }, path);
+    } catch (error) {
+      if (fd >= 0) {
+        closeSegment(fd, path);
+        unlinkSegment(path);
+      }
+      host.unreserve(this.size);
+      throw error;
+    }
+    this.#fd = fd;
+    const Ctor = TYPED_ARRAY_CONSTRUCTORS[kind]!;
+    this.array = new Ctor(this.#mapping, layout.bufferOffsets[0]!, length) as unknown as A;
+    const size = this.size;
+    abandoned.register(this, () => discard(fd, path, () => host.unreserve(size)), this.#token);
+  }
+
+  get state(): WriterState {
+    return this.#state;
+  }
+
+  /**
+   * Publishes the object and returns its ref. `array` stays valid; later writes to it are
+   * private to this process.
+   * @throws Error when already sealed or aborted.
+   */
+  seal(): ObjectRef<A> {
+    this.#assertOpen('seal');
+    remapPrivate(this.#mapping, this.#fd, this.#path);
+    closeSegment(this.#fd, this.#path);
+    this.#fd = -1;
+    this.#state = 'sealed';
+    abandoned.unregister(this.#token);
+    return this.#host.publish(this.size, this.#mapping) as ObjectRef<A>;
+  }
+
+  /** Discards the unsealed object and its segment. Idempotent after an abort. */
+  abort(): void {
+    if (this.#state === 'aborted') return;
+    this.#assertOpen('abort');
+    this.#state = 'aborted';
+    abandoned.unregister(this.#token);
+    discard(this.#fd, this.#path, () => this.#host.unreserve(this.size));
+    this.#fd = -1;
+  }
+
+  #assertOpen(operation: string): void {
+    if (this.#state !== 'open') {
+      throw new Error(`Cannot ${operation} this object writer: it is already ${this.#state}.`);
+    }
+  }
+}
+
+function discard(fd: number, path: string, unreserve: () => void): void {
+  try {
+    closeSegment(fd, path);
+  } catch {
+    // The descriptor is gone either way.
+  }
+  try {
+    unlinkSegment(path);
+  } catch {
+    // The session directory may already be removed.
+  }
+  unreserve();
+}

@@ -1,0 +1,126 @@
+import { readFileSync, statfsSync } from 'node:fs';
+import { totalmem } from 'node:os';
+import { isValidId } from '@shoal/protocol';
+
+/** Options of an {@link ObjectStore}; every one is optional. */
+export interface StoreOptions {
+  /**
+   * The session id; it names the segment directory `<shmRoot>/shoal-<sessionId>/`.
+   * @default a new random id
+   */
+  readonly sessionId?: string;
+  /**
+   * Where segment directories live: a tmpfs mount.
+   * @default '/dev/shm'
+   */
+  readonly shmRoot?: string;
+  /**
+   * Bytes of segments the store may hold at once; a put beyond it fails with
+   * `ObjectStoreFullError`.
+   * @default 30% of RAM, bounded by the free space of `shmRoot`
+   */
+  readonly objectStoreMemory?: number;
+  /**
+   * Objects smaller than this many bytes (serialized) stay inline in the owner's memory instead
+   * of getting a segment: copying them is cheaper than mapping them.
+   * @default 102400 (100 KiB)
+   */
+  readonly inlineThreshold?: number;
+  /**
+   * Segment mappings this process keeps cached. Each is one entry of the kernel's per-process
+   * map count (`vm.max_map_count`), so the default stays well below it.
+   * @default a quarter of vm.max_map_count, at most 16384
+   */
+  readonly maxMappings?: number;
+  /**
+   * Remove the session directory on SIGINT, SIGTERM and SIGHUP when nothing else handles them
+   * (and then let the signal end the process as usual). Normal exit always cleans up.
+   * @default true
+   */
+  readonly handleSignals?: boolean;
+}
+
+/** Options with every default applied. */
+export interface ResolvedStoreOptions {
+  readonly sessionId: string | undefined;
+  readonly shmRoot: string;
+  readonly objectStoreMemory: number;
+  readonly inlineThreshold: number;
+  readonly maxMappings: number;
+  readonly handleSignals: boolean;
+}
+
+const KNOWN = new Set(['sessionId', 'shmRoot', 'objectStoreMemory', 'inlineThreshold', 'maxMappings', 'handleSignals']);
+
+function show(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : typeof value === 'bigint' ? `${value}n` : String(value);
+}
+
+function positiveInteger(name: string, value: unknown, min: number): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new TypeError(`Expected \`${name}\` to be an integer of at least ${min}, got \`${show(value)}\``);
+  }
+  return value;
+}
+
+/** The kernel's per-process limit on mappings, or 65530 (its default) when it cannot be read. */
+export function maxMapCount(): number {
+  try {
+    const value = Number(readFileSync('/proc/sys/vm/max_map_count', 'utf8').trim());
+    return Number.isSafeInteger(value) && value > 0 ? value : 65530;
+  } catch {
+    return 65530;
+  }
+}
+
+/** Free bytes of the file system at `path` (for tmpfs: of its size limit). */
+export function freeSpace(path: string): number {
+  const stats = statfsSync(path);
+  return Number(stats.bavail) * Number(stats.bsize);
+}
+
+/** Validates options once, naming the bad one, and applies the defaults. */
+export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError(`Expected store options to be an object, got \`${show(options)}\``);
+  }
+  for (const key of Object.keys(options)) {
+    if (!KNOWN.has(key)) {
+      throw new TypeError(`Unknown store option \`${key}\`; known options are ${[...KNOWN].map((k) => `\`${k}\``).join(', ')}`);
+    }
+  }
+  if (options.sessionId !== undefined && !isValidId(options.sessionId)) {
+    throw new TypeError(`Expected \`sessionId\` to be 1-64 characters of [0-9A-Za-z_-], got \`${show(options.sessionId)}\``);
+  }
+  const shmRoot = options.shmRoot ?? '/dev/shm';
+  if (typeof shmRoot !== 'string' || !shmRoot.startsWith('/')) {
+    throw new TypeError(`Expected \`shmRoot\` to be an absolute path, got \`${show(shmRoot)}\``);
+  }
+  if (options.handleSignals !== undefined && typeof options.handleSignals !== 'boolean') {
+    throw new TypeError(`Expected \`handleSignals\` to be a boolean, got \`${show(options.handleSignals)}\``);
+  }
+  let objectStoreMemory: number;
+  if (options.objectStoreMemory !== undefined) {
+    objectStoreMemory = positiveInteger('objectStoreMemory', options.objectStoreMemory, 1);
+  } else {
+    let free = Number.POSITIVE_INFINITY;
+    try {
+      free = freeSpace(shmRoot);
+    } catch {
+      // The directory is created (and its absence reported) when the store starts.
+    }
+    objectStoreMemory = Math.floor(Math.min(0.3 * totalmem(), free));
+  }
+  return {
+    sessionId: options.sessionId,
+    shmRoot,
+    objectStoreMemory,
+    inlineThreshold:
+      options.inlineThreshold === undefined ? 100 * 1024 : positiveInteger('inlineThreshold', options.inlineThreshold, 0),
+    maxMappings:
+      options.maxMappings === undefined
+        ? Math.min(16384, Math.max(64, Math.floor(maxMapCount() / 4)))
+        : positiveInteger('maxMappings', options.maxMappings, 1),
+    handleSignals: options.handleSignals ?? true,
+  };
+}
