@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { test } from 'node:test';
+import { expectTypeOf } from 'expect-type';
+import { init, ObjectRef, shutdown, store, ShoalError } from 'shoal';
+
+/** True only when A and B are the same type (checked by tsc). */
+type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+
+test('using the store before init() starts a session with the defaults', async () => {
+  const ref = store.put(new Float64Array(50_000).fill(1.5));
+  const { directory } = store.stats();
+  assert.ok(existsSync(directory));
+  assert.equal((await ref)[49_999], 1.5);
+  assert.equal((await store.get(ref)).length, 50_000);
+  await shutdown();
+  assert.ok(!existsSync(directory), 'shutdown removes the session directory');
+  await shutdown();
+});
+
+test('init() twice with the same options is the same session; other options are an error', async () => {
+  try {
+    const first = await init({ objectStoreMemory: 1 << 30 });
+    const second = await init({ objectStoreMemory: 1 << 30 });
+    assert.equal(first.sessionId, second.sessionId);
+    await assert.rejects(init({ objectStoreMemory: 1 << 29 }), (error: unknown) => {
+      return error instanceof ShoalError && error.code === 'ERR_ALREADY_INITIALIZED' && /shutdown\(\)/.test(error.message);
+    });
+  } finally {
+    await shutdown();
+  }
+  const third = await init({});
+  assert.ok(existsSync(third.directory));
+  await third.shutdown();
+  assert.ok(!existsSync(third.directory));
+});
+
+test('store.create fills in place and publishes with seal()', async () => {
+  try {
+    const writer = store.create(Int32Array, 100_000);
+    const arrayType: Equals<typeof writer.array, Int32Array<ArrayBuffer>> = true;
+    writer.array.fill(-3);
+    const ref = writer.seal();
+    const valueType: Equals<Awaited<typeof ref>, Int32Array<ArrayBuffer>> = true;
+    assert.ok(arrayType && valueType);
+    const array = store.getSync(ref);
+    assert.ok(array instanceof Int32Array);
+    assert.equal(array[99_999], -3);
+    const bytes = store.create(1000);
+    assert.ok(bytes.array instanceof Uint8Array && bytes.array.length === 1000);
+    bytes.abort();
+  } finally {
+    await shutdown();
+  }
+});
+
+test('types: put, get and create infer the stored value', () => {
+  // These lines are checked by `tsc -p tsconfig.test.json` (npm test runs it first).
+  expectTypeOf(store.put).parameter(0).toBeUnknown();
+  expectTypeOf<ReturnType<typeof store.put<Float64Array>>>().toEqualTypeOf<ObjectRef<Float64Array>>();
+  expectTypeOf<Awaited<ObjectRef<{ a: number }>>>().toEqualTypeOf<{ a: number }>();
+  expectTypeOf(store.getSync<Float32Array>).returns.toEqualTypeOf<Float32Array>();
+  expectTypeOf(store.get<string>).returns.toEqualTypeOf<Promise<string>>();
+  // @ts-expect-error a plain Array is not a TypedArray constructor
+  expectTypeOf(store.create).toBeCallableWith(Array, 3);
+});
