@@ -114,3 +114,94 @@ export function formatBytes(bytes: number): string {
   }
   return unit === 0 ? `${bytes} bytes` : `${value.toFixed(value >= 100 ? 0 : value >= 10 ? 1 : 2)} ${units[unit]}`;
 }
+
+/**
+ * A task threw. `cause` is the error the task threw, rebuilt here (name, message, stack, its own
+ * cause and extra fields such as `code`); `remoteName` and `remoteStack` are copied for printing.
+ * Tasks that depend on the failed one fail with this same error.
+ *
+ * @example
+ * ```ts
+ * try { await remote(parse)(text); } catch (error) {
+ *   if (error instanceof TaskError) console.log(error.remoteName, error.cause);
+ * }
+ * ```
+ */
+export class TaskError extends ShoalError {
+  /** The thrown error's name, e.g. `'TypeError'`. */
+  readonly remoteName: string;
+  /** The thrown error's stack, as printed in the worker. */
+  readonly remoteStack: string | undefined;
+  /** The task's function name. */
+  readonly taskName: string;
+
+  constructor(taskName: string, thrown: unknown) {
+    const error = thrown instanceof Error ? thrown : undefined;
+    const remoteName = error ? error.name : typeof thrown;
+    const text = error ? error.message : String(thrown);
+    super('ERR_TASK_FAILED', `Task ${taskName} failed: ${remoteName}: ${text}`, { cause: thrown });
+    this.remoteName = remoteName;
+    this.remoteStack = error?.stack;
+    this.taskName = taskName;
+    if (this.remoteStack) this.stack = `${this.name}: ${this.message}\n    --- in the worker ---\n${this.remoteStack}`;
+  }
+}
+
+/** The worker running a task died (exit, signal, out of memory) and the retries ran out. */
+export class WorkerCrashedError extends ShoalError {
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  readonly taskName: string;
+  constructor(taskName: string, exitCode: number | null, signal: string | null, attempts: number) {
+    super(
+      'ERR_WORKER_CRASHED',
+      `Task ${taskName} failed: its worker process died (${signal ? `signal ${signal}` : `exit code ${exitCode}`}) ` +
+        `on each of ${attempts} attempt${attempts === 1 ? '' : 's'}. A task that exhausts memory, calls ` +
+        'process.exit() or crashes native code kills its worker; raise `maxRetries` if the failure is transient.',
+    );
+    this.exitCode = exitCode;
+    this.signal = signal;
+    this.taskName = taskName;
+  }
+}
+
+/** A task ran longer than its `timeoutMs`; its worker was killed. */
+export class TaskTimeoutError extends ShoalError {
+  readonly timeoutMs: number;
+  constructor(taskName: string, timeoutMs: number) {
+    super(
+      'ERR_TASK_TIMEOUT',
+      `Task ${taskName} did not finish within its timeoutMs of ${timeoutMs} ms; its worker was killed. ` +
+        'Raise `timeoutMs` or split the work.',
+    );
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** The task was cancelled with `cancel(ref)` before it finished. */
+export class TaskCancelledError extends ShoalError {
+  constructor(taskName: string) {
+    super('ERR_TASK_CANCELLED', `Task ${taskName} was cancelled.`);
+  }
+}
+
+/** No node can ever satisfy the task's resource demand. */
+export class InfeasibleTaskError extends ShoalError {
+  constructor(taskName: string, detail: string) {
+    super('ERR_TASK_INFEASIBLE', `Task ${taskName} can never run: ${detail}`);
+  }
+}
+
+/** The runtime was shut down while the task or get was pending. */
+export class RuntimeShutdownError extends ShoalError {
+  constructor(what: string) {
+    super('ERR_RUNTIME_SHUTDOWN', `${what}: Shoal was shut down first. Await results before calling shutdown().`);
+  }
+}
+
+/** `wait()` or `get()` with a timeout ran out. */
+export class GetTimeoutError extends ShoalError {
+  constructor(timeoutMs: number, pending: number) {
+    super('ERR_GET_TIMEOUT', `${pending} object(s) were not ready within ${timeoutMs} ms.`);
+  }
+}

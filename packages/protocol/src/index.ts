@@ -1,4 +1,11 @@
 export {
+  GetTimeoutError,
+  InfeasibleTaskError,
+  RuntimeShutdownError,
+  TaskCancelledError,
+  TaskError,
+  TaskTimeoutError,
+  WorkerCrashedError,
   ObjectCorruptError,
   ObjectFreedError,
   ObjectNotFoundError,
@@ -33,3 +40,16 @@ export {
   type DecodeOptions,
   type EncodedValue,
 } from './serialize.js';
+export { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameError, encodeFrame } from './framing.js';
+export {
+  decodeNodeMessage,
+  decodeWorkerMessage,
+  type NodeToWorker,
+  type ObjectLocation,
+  type ObjectPayload,
+  type WireArg,
+  type WireFunction,
+  type WireTask,
+  type WireTaskOptions,
+  type WorkerToNode,
+} from './worker-protocol.js';

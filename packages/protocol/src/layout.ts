@@ -101,7 +101,7 @@ export function readLayout(bytes: Uint8Array, where: string): Layout {
   for (let i = 0; i < count; i++) {
     const offset = getU64(view, PREFIX_BYTES + i * TABLE_ENTRY_BYTES);
     const length = getU64(view, PREFIX_BYTES + i * TABLE_ENTRY_BYTES + 8);
-    if (offset % ALIGNMENT !== 0 || offset + length > totalSize) {
+    if (offset % ALIGNMENT !== 0 || offset < headerOffset + headerLength || offset + length > totalSize) {
       throw new ObjectCorruptError(where, `buffer ${i} lies outside the object or is misaligned`);
     }
     bufferOffsets.push(offset);

@@ -8,8 +8,6 @@ export interface ObjectRefJSON {
   readonly $shoalRef: 1;
   readonly id: string;
   readonly owner: string;
-  readonly size: number;
-  readonly inline: boolean;
 }
 
 /**
@@ -50,17 +48,11 @@ export class ObjectRef<T = unknown> implements PromiseLike<T> {
   readonly id: string;
   /** The session (node) whose store holds the object. */
   readonly owner: string;
-  /** The object's serialized size in bytes. */
-  readonly size: number;
-  /** Whether the object lives inline in its owner's memory rather than in a segment. */
-  readonly inline: boolean;
 
-  /** @internal Refs are made by the store (`store.put`) or {@link ObjectRef.from}. */
-  constructor(id: string, owner: string, size: number, inline: boolean) {
+  /** @internal Refs are made by the store (`store.put`), by tasks, or by {@link ObjectRef.from}. */
+  constructor(id: string, owner: string) {
     this.id = id;
     this.owner = owner;
-    this.size = size;
-    this.inline = inline;
     hooks?.track(this);
   }
 
@@ -75,17 +67,11 @@ export class ObjectRef<T = unknown> implements PromiseLike<T> {
       typeof j !== 'object' ||
       j.$shoalRef !== 1 ||
       !isValidId(j.id) ||
-      !isValidId(j.owner) ||
-      typeof j.size !== 'number' ||
-      !Number.isSafeInteger(j.size) ||
-      j.size < 0 ||
-      typeof j.inline !== 'boolean'
+      !isValidId(j.owner)
     ) {
-      throw new TypeError(
-        `Expected the JSON form of an ObjectRef ({ $shoalRef: 1, id, owner, size, inline }), got \`${safeString(json)}\``,
-      );
+      throw new TypeError(`Expected the JSON form of an ObjectRef ({ $shoalRef: 1, id, owner }), got \`${safeString(json)}\``);
     }
-    return new ObjectRef<T>(j.id, j.owner, j.size, j.inline);
+    return new ObjectRef<T>(j.id, j.owner);
   }
 
   /** Whether `value` is an ObjectRef. */
@@ -106,7 +92,7 @@ export class ObjectRef<T = unknown> implements PromiseLike<T> {
   }
 
   toJSON(): ObjectRefJSON {
-    return { $shoalRef: 1, id: this.id, owner: this.owner, size: this.size, inline: this.inline };
+    return { $shoalRef: 1, id: this.id, owner: this.owner };
   }
 
   toString(): string {
@@ -114,7 +100,7 @@ export class ObjectRef<T = unknown> implements PromiseLike<T> {
   }
 
   [Symbol.for('nodejs.util.inspect.custom')](): string {
-    return `ObjectRef { id: '${this.id}', size: ${this.size}${this.inline ? ', inline' : ''} }`;
+    return `ObjectRef { id: '${this.id}' }`;
   }
 }
 

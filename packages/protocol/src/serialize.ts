@@ -33,7 +33,15 @@ addExtension({
   },
 });
 
-const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false, structuredClone: false });
+// variableMapSize: objects may have more than 65535 keys. useToJSON: an own `toJSON` key is data.
+const packr = new Packr({
+  useRecords: false,
+  moreTypes: false,
+  bundleStrings: false,
+  structuredClone: false,
+  variableMapSize: true,
+  useToJSON: false,
+});
 
 const NEG_ZERO = 0;
 const BIGINT = 1;
@@ -48,7 +56,8 @@ const VIEW = 9;
 const REF = 10;
 const BACKREF = 11;
 const BOXED = 12;
-const PROTO_KEYED = 13;
+const KEYED = 13;
+const ILL_FORMED_STRING = 14;
 
 const NEG_ZERO_NODE = new Tagged(NEG_ZERO, 0);
 
@@ -145,6 +154,8 @@ class Encoder {
       case 'number':
         return value === 0 && 1 / value < 0 ? NEG_ZERO_NODE : value;
       case 'string':
+        // msgpack strings are UTF-8: a lone surrogate would not survive the trip.
+        return value.isWellFormed() ? value : illFormed(value);
       case 'boolean':
       case 'undefined':
         return value;
@@ -185,7 +196,7 @@ class Encoder {
     if (ArrayBuffer.isView(object)) return this.#view(object);
     if (object instanceof ObjectRef) {
       this.refs.push(object);
-      return new Tagged(REF, [object.id, object.owner, object.size, object.inline]);
+      return new Tagged(REF, [object.id, object.owner]);
     }
     if (object instanceof Map) {
       const entries: unknown[] = [];
@@ -207,8 +218,8 @@ class Encoder {
     if (object instanceof RegExp) return new Tagged(REGEXP, [object.source, object.flags]);
     if (object instanceof Error) return this.#error(object);
     if (object instanceof ArrayBuffer) return new Tagged(ARRAY_BUFFER, this.buffers.push(new Uint8Array(object)) - 1);
-    if (object instanceof Boolean || object instanceof Number || object instanceof String) {
-      return new Tagged(BOXED, object.valueOf());
+    if (object instanceof Boolean || object instanceof Number || object instanceof String || object instanceof BigInt) {
+      return new Tagged(BOXED, this.value(object.valueOf()));
     }
     if (typeof SharedArrayBuffer !== 'undefined' && object instanceof SharedArrayBuffer) {
       return this.#fail(
@@ -225,11 +236,12 @@ class Encoder {
 
   #plain(object: Record<string, unknown>): unknown {
     const keys = Object.keys(object);
-    if (Object.prototype.hasOwnProperty.call(object, '__proto__')) {
-      // msgpackr's decoder refuses this key; carry such objects as an explicit key/value list.
+    if (Object.prototype.hasOwnProperty.call(object, '__proto__') || !keys.every((key) => key.isWellFormed())) {
+      // msgpackr's decoder refuses a `__proto__` key, and map keys must be UTF-8: carry such
+      // objects as an explicit key/value list.
       const entries: unknown[] = [];
-      for (const key of keys) entries.push(key, this.#child(key, object[key]));
-      return new Tagged(PROTO_KEYED, entries);
+      for (const key of keys) entries.push(this.value(key), this.#child(key, object[key]));
+      return new Tagged(KEYED, entries);
     }
     const result: Record<string, unknown> = {};
     for (const key of keys) result[key] = this.#child(key, object[key]);
@@ -238,11 +250,13 @@ class Encoder {
 
   #array(array: unknown[]): unknown {
     const length = array.length;
-    const result = new Array<unknown>(length);
+    // Find holes before encoding anything: every object encoded gets a number, so encoding must
+    // not start over half-way.
     for (let i = 0; i < length; i++) {
       if (!(i in array)) return this.#sparse(array);
-      result[i] = this.#child(i, array[i]);
     }
+    const result = new Array<unknown>(length);
+    for (let i = 0; i < length; i++) result[i] = this.#child(i, array[i]);
     return result;
   }
 
@@ -291,7 +305,8 @@ function formatPath(root: string, path: readonly PathSegment[]): string {
     else if (typeof segment === 'string') text += /^[A-Za-z_$][\w$]*$/.test(segment) ? `.${segment}` : `[${JSON.stringify(segment)}]`;
     else text += segment.text;
   }
-  return text;
+  // A path thousands of levels deep helps nobody: keep its ends.
+  return text.length > 200 ? `${text.slice(0, 90)}...${text.slice(-90)}` : text;
 }
 
 function describeKey(key: unknown): string {
@@ -319,16 +334,15 @@ function describeObject(object: object): string {
  */
 export function encodeValue(value: unknown, root = 'value'): EncodedValue {
   const encoder = new Encoder(root);
-  let tree: unknown;
+  let header: Uint8Array;
   try {
-    tree = encoder.value(value);
+    header = packr.pack(encoder.value(value)) as Uint8Array;
   } catch (error) {
     if (error instanceof RangeError && /call stack/i.test(error.message)) {
       throw new TypeError(`${root}: nested too deeply to store; flatten the structure`, { cause: error });
     }
     throw error;
   }
-  const header = packr.pack(tree) as Uint8Array;
   const layout = planLayout(
     header.byteLength,
     encoder.buffers.map((buffer) => buffer.byteLength),
@@ -410,7 +424,7 @@ class Reviver {
         if (typeof data !== 'string') break;
         return BigInt(data);
       case BACKREF: {
-        if (typeof data !== 'number' || data >= this.#objects.length) break;
+        if (!isLength(data) || data >= this.#objects.length) break;
         return this.#objects[data];
       }
       case DATE:
@@ -432,7 +446,7 @@ class Reviver {
         return set;
       }
       case SPARSE: {
-        if (!Array.isArray(data) || data.length % 2 !== 1 || !isLength(data[0])) break;
+        if (!Array.isArray(data) || data.length % 2 !== 1 || !isLength(data[0]) || data[0] > MAX_ARRAY_LENGTH) break;
         const array = this.#register(new Array<unknown>(data[0]));
         for (let i = 1; i < data.length; i += 2) {
           const index = data[i];
@@ -441,11 +455,11 @@ class Reviver {
         }
         return array;
       }
-      case PROTO_KEYED: {
+      case KEYED: {
         if (!Array.isArray(data) || data.length % 2 !== 0) break;
         const object = this.#register({} as Record<string, unknown>);
         for (let i = 0; i < data.length; i += 2) {
-          Object.defineProperty(object, String(data[i]), {
+          Object.defineProperty(object, String(this.revive(data[i])), {
             value: this.revive(data[i + 1]),
             enumerable: true,
             writable: true,
@@ -467,14 +481,19 @@ class Reviver {
       case VIEW:
         return this.#view(data);
       case REF: {
-        if (!isTuple(data, 4)) break;
-        const [id, owner, size, inline] = data;
-        if (!isValidId(id) || !isValidId(owner) || !isLength(size) || typeof inline !== 'boolean') break;
-        return this.#register(new ObjectRef(id, owner, size, inline));
+        if (!isTuple(data, 2)) break;
+        const [id, owner] = data;
+        if (!isValidId(id) || !isValidId(owner)) break;
+        return this.#register(new ObjectRef(id, owner));
       }
-      case BOXED:
-        if (typeof data !== 'string' && typeof data !== 'number' && typeof data !== 'boolean') break;
-        return this.#register(Object(data));
+      case BOXED: {
+        const primitive = this.revive(data);
+        if (!['string', 'number', 'boolean', 'bigint'].includes(typeof primitive)) break;
+        return this.#register(Object(primitive));
+      }
+      case ILL_FORMED_STRING:
+        if (!Array.isArray(data) || !data.every((unit) => typeof unit === 'number')) break;
+        return String.fromCharCode(...(data as number[]));
       default:
         break;
     }
@@ -482,7 +501,7 @@ class Reviver {
   }
 
   #buffer(index: unknown): [offset: number, length: number] {
-    if (typeof index !== 'number' || index >= this.#layout.bufferOffsets.length) {
+    if (!isLength(index) || index >= this.#layout.bufferOffsets.length) {
       this.#corrupt(`reference to missing buffer ${String(index)}`);
     }
     return [this.#baseOffset + this.#layout.bufferOffsets[index]!, this.#layout.bufferLengths[index]!];
@@ -490,7 +509,7 @@ class Reviver {
 
   #view(data: unknown): unknown {
     if (!isTuple(data, 3) || !isLength(data[2])) return this.#corrupt('malformed view');
-    const kind: ViewKind | undefined = VIEW_KINDS[data[0] as number];
+    const kind: ViewKind | undefined = isLength(data[0]) ? VIEW_KINDS[data[0]] : undefined;
     if (kind === undefined) return this.#corrupt('unknown view kind');
     const [offset, byteLength] = this.#buffer(data[1]);
     const length = data[2];
@@ -528,7 +547,12 @@ class Reviver {
       Object.defineProperty(error, 'cause', { value: this.revive(cause), writable: true, configurable: true, enumerable: false });
     }
     for (let i = 0; i + 1 < props.length; i += 2) {
-      (error as unknown as Record<string, unknown>)[String(props[i])] = this.revive(props[i + 1]);
+      Object.defineProperty(error, String(props[i]), {
+        value: this.revive(props[i + 1]),
+        writable: true,
+        configurable: true,
+        enumerable: true,
+      });
     }
     return error;
   }
@@ -536,6 +560,14 @@ class Reviver {
   #corrupt(detail: string): never {
     throw new ObjectCorruptError(this.#where, detail);
   }
+}
+
+const MAX_ARRAY_LENGTH = 2 ** 32 - 1;
+
+function illFormed(text: string): Tagged {
+  const units = new Array<number>(text.length);
+  for (let i = 0; i < text.length; i++) units[i] = text.charCodeAt(i);
+  return new Tagged(ILL_FORMED_STRING, units);
 }
 
 function isTuple(value: unknown, length: number): value is unknown[] {
@@ -562,7 +594,13 @@ export function decodeValue(bytes: Uint8Array, options: DecodeOptions): unknown 
   } catch (error) {
     throw new ObjectCorruptError(where, `its header does not decode (${(error as Error).message})`);
   }
-  return new Reviver(bytes, layout, options).revive(tree);
+  try {
+    return new Reviver(bytes, layout, options).revive(tree);
+  } catch (error) {
+    if (error instanceof ObjectCorruptError) throw error;
+    // Malformed tag data (a bad BigInt, RegExp, or a header nested deeper than the stack).
+    throw new ObjectCorruptError(where, `its header does not decode (${(error as Error).message})`);
+  }
 }
 
 /** The TypedArray constructors Shoal stores, by name. */

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <string>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -311,6 +312,18 @@ Napi::Value Stats(const Napi::CallbackInfo& info) {
   return stats;
 }
 
+// setParentDeathSignal(signal): asks the kernel to send `signal` to this process when its parent
+// dies, however it dies (SIGKILL included). Worker processes use it so they never outlive their
+// node. Returns the parent pid at the time of the call, so the caller can detect a parent that
+// died before the request took effect.
+Napi::Value SetParentDeathSignal(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int64_t signal;
+  if (!ToSize(info[0], &signal) || signal > 64) return ThrowType(env, "setParentDeathSignal(signal)");
+  if (prctl(PR_SET_PDEATHSIG, static_cast<unsigned long>(signal)) != 0) return ThrowErrno(env, errno, "prctl");
+  return Napi::Number::New(env, static_cast<double>(getppid()));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
@@ -322,6 +335,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unlink", Napi::Function::New(env, Unlink, "unlink"));
   exports.Set("slice", Napi::Function::New(env, SliceBuffer, "slice"));
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
+  exports.Set("setParentDeathSignal", Napi::Function::New(env, SetParentDeathSignal, "setParentDeathSignal"));
   return exports;
 }
 

@@ -24,6 +24,7 @@ export {
   openSegment,
   remapPrivate,
   segmentSize,
+  setParentDeathSignal,
   shmStats,
   sliceBuffer,
   unlinkSegment,

@@ -12,6 +12,7 @@ export interface NativeShm {
   unlink(path: string): void;
   slice(buffer: ArrayBuffer, offset: number, length: number): ArrayBuffer;
   stats(): { mappings: number; mappedBytes: number; pageSize: number };
+  setParentDeathSignal(signal: number): number;
 }
 
 function load(): NativeShm {

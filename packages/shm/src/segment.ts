@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { constants as osConstants } from 'node:os';
 import { SharedMemoryError } from '@shoal/protocol';
 import { native } from './native.js';
 
@@ -227,4 +228,14 @@ function safely(action: () => void): void {
   } catch {
     // Already failing with a more useful error.
   }
+}
+
+/**
+ * Has the kernel kill this process with `signal` when its parent process dies, even by SIGKILL
+ * (Linux `PR_SET_PDEATHSIG`). Returns the parent's pid as seen right after the request: if it
+ * is not the expected parent, the parent already died and the caller should exit.
+ */
+export function setParentDeathSignal(signal: NodeJS.Signals | number = 'SIGKILL'): number {
+  const number = typeof signal === 'number' ? signal : osConstants.signals[signal];
+  return native.setParentDeathSignal(number);
 }

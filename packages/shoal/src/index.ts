@@ -3,23 +3,33 @@
  *
  * @example
  * ```ts
- * import { store, shutdown } from 'shoal';
+ * import { remote, store, shutdown } from 'shoal';
  * const ref = store.put(new Float64Array(200_000_000).fill(1)); // once, into shared memory
- * const array = await ref;                                      // a view, not a copy
+ * const sum = remote((a: Float64Array) => { let s = 0; for (let i = 0; i < a.length; i++) s += a[i]!; return s; });
+ * console.log(await sum(ref));                                  // a worker process reads it in place
  * await shutdown();
  * ```
  */
 export { init, shutdown, type InitOptions, type ShoalSession } from './session.js';
 export { store, type Store } from './store.js';
+export { cancel, get, remote, wait, type WaitOptions } from './tasks.js';
+export type { RemoteArgs, RemoteFunction, RemoteOptions, WaitResult } from '@shoal/runtime';
 export {
+  GetTimeoutError,
+  InfeasibleTaskError,
   ObjectCorruptError,
   ObjectFreedError,
   ObjectNotFoundError,
   ObjectRef,
   ObjectStoreFullError,
+  RuntimeShutdownError,
   SharedMemoryError,
   ShoalError,
   StoreClosedError,
+  TaskCancelledError,
+  TaskError,
+  TaskTimeoutError,
+  WorkerCrashedError,
   type ObjectRefJSON,
 } from '@shoal/protocol';
 export type { ObjectWriter, StoreOptions, StoreStats, TypedArrayKind } from '@shoal/store';

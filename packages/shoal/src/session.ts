@@ -1,9 +1,10 @@
 import { isDeepStrictEqual } from 'node:util';
 import { ShoalError } from '@shoal/protocol';
-import { ObjectStore, type StoreOptions } from '@shoal/store';
+import { NodeManager, currentRuntime, setCurrentRuntime, type NodeOptions, type Runtime } from '@shoal/runtime';
+import type { StoreOptions } from '@shoal/store';
 
-/** Options of {@link init}. */
-export interface InitOptions extends StoreOptions {}
+/** Options of {@link init}: the node's resources and its object store. */
+export interface InitOptions extends StoreOptions, NodeOptions {}
 
 /** The running Shoal session of this process, as returned by {@link init}. */
 export interface ShoalSession {
@@ -11,66 +12,83 @@ export interface ShoalSession {
   readonly sessionId: string;
   /** The session's segment directory. */
   readonly directory: string;
+  /** Pids of the worker processes alive now. */
+  workerPids(): number[];
   /** Stops the session (same as {@link shutdown}). */
   shutdown(): Promise<void>;
 }
 
-interface Current {
-  readonly store: ObjectStore;
+interface Embedded {
+  readonly node: NodeManager;
   readonly options: InitOptions;
   readonly session: ShoalSession;
 }
 
-let current: Current | undefined;
+let embedded: Embedded | undefined;
 
-function start(options: InitOptions): Current {
-  const store = new ObjectStore(options);
+function start(options: InitOptions): Embedded {
+  const node = new NodeManager(options);
+  setCurrentRuntime(node);
   const session: ShoalSession = {
-    sessionId: store.sessionId,
-    directory: store.directory,
+    sessionId: node.store.sessionId,
+    directory: node.store.directory,
+    workerPids: () => node.workerPids(),
     shutdown,
   };
-  return { store, options, session };
+  return { node, options, session };
 }
 
 /**
- * Starts Shoal in this process: an object store whose large objects live in
- * `/dev/shm/shoal-<session>/` and are readable zero-copy by every process on the machine.
- * Using `store` before `init()` starts it with the defaults.
+ * Starts Shoal in this process: the embedded default, a one-node cluster inside this process
+ * (object store, scheduler, and one worker process per CPU, started now). Using `store` or a
+ * remote function before `init()` starts it with the defaults. Resolves once the workers are up.
  *
  * Calling `init()` again with the same options returns the running session; with different
  * options it is an error (call {@link shutdown} first).
  *
  * @example
  * ```ts
- * import { init, store, shutdown } from 'shoal';
- * await init({ objectStoreMemory: 8 * 1024 ** 3 });
- * const ref = store.put(new Float64Array(1e8));
+ * import { init, remote, shutdown } from 'shoal';
+ * await init({ numCpus: 4 });
+ * console.log(await remote((a: number, b: number) => a + b)(1, 2)); // 3
  * await shutdown();
  * ```
  */
 export async function init(options: InitOptions = {}): Promise<ShoalSession> {
-  if (current) {
-    if (isDeepStrictEqual(current.options, options)) return current.session;
-    throw new ShoalError(
-      'ERR_ALREADY_INITIALIZED',
-      'Shoal is already running in this process with other options (init() was called before, or the store ' +
-        'was used, which starts it with the defaults). Call shutdown() before init() with new options.',
-    );
+  if (currentRuntime()?.kind === 'worker') {
+    throw new ShoalError('ERR_IN_WORKER', 'init() cannot be called inside a task: the task already runs in a Shoal worker.');
   }
-  current = start(options);
-  return current.session;
+  if (embedded) {
+    if (!isDeepStrictEqual(embedded.options, options)) {
+      throw new ShoalError(
+        'ERR_ALREADY_INITIALIZED',
+        'Shoal is already running in this process with other options (init() was called before, or Shoal ' +
+          'was used, which starts it with the defaults). Call shutdown() before init() with new options.',
+      );
+    }
+  } else {
+    embedded = start(options);
+  }
+  await embedded.node.ready();
+  return embedded.session;
 }
 
-/** Stops Shoal in this process: frees every object and removes the session directory. Idempotent. */
+/**
+ * Stops Shoal in this process: pending tasks fail, worker processes exit, every object is freed
+ * and the session directory is removed. Process exit does the same. Idempotent.
+ */
 export async function shutdown(): Promise<void> {
-  const running = current;
-  current = undefined;
-  running?.store.close();
+  const running = embedded;
+  embedded = undefined;
+  if (!running) return;
+  if (currentRuntime() === running.node) setCurrentRuntime(undefined);
+  await running.node.shutdown();
 }
 
-/** The running store, starting Shoal with the defaults if needed. */
-export function currentStore(): ObjectStore {
-  current ??= start({});
-  return current.store;
+/** The runtime of this process: a worker's, or the embedded node (started with the defaults if needed). */
+export function runtime(): Runtime {
+  const current = currentRuntime();
+  if (current) return current;
+  embedded ??= start({});
+  return embedded.node;
 }

@@ -1,6 +1,6 @@
 import type { ObjectRef } from '@shoal/protocol';
 import type { ObjectWriter, StoreStats, TypedArrayKind } from '@shoal/store';
-import { currentStore } from './session.js';
+import { runtime } from './session.js';
 
 /** The object store API of this process's Shoal session. */
 export interface Store {
@@ -19,8 +19,9 @@ export interface Store {
    */
   put<T>(value: T): ObjectRef<T>;
   /**
-   * The value of a ref. Arrays of large objects come back as copy-on-write views of shared
-   * memory: no copy, whatever their size. `await ref` does the same.
+   * The value of a ref, once its object is ready (a task result may still be running). Arrays of
+   * large objects come back as copy-on-write views of shared memory: no copy, whatever their
+   * size. `await ref` and `get(ref)` do the same.
    *
    * @example
    * ```ts
@@ -28,7 +29,7 @@ export interface Store {
    * ```
    */
   get<T>(ref: ObjectRef<T>): Promise<T>;
-  /** {@link Store.get}, synchronously: for objects on this machine. */
+  /** {@link Store.get}, synchronously: for ready objects on this machine. */
   getSync<T>(ref: ObjectRef<T>): T;
   /**
    * A new TypedArray in shared memory to fill in place; `seal()` publishes it and returns the
@@ -48,19 +49,16 @@ export interface Store {
    * also freed on their own once no ref to them remains. Returns false if it was already freed.
    */
   free(ref: ObjectRef): boolean;
-  /** What the store holds. */
+  /** What the store holds (in the driver). */
   stats(): StoreStats;
 }
 
 /** This process's object store (starts Shoal with the defaults on first use). */
 export const store: Store = {
-  put: (value) => currentStore().put(value),
-  get: (ref) => currentStore().get(ref),
-  getSync: (ref) => currentStore().getSync(ref),
-  create: ((typeOrBytes: TypedArrayKind | number, length?: number) =>
-    typeof typeOrBytes === 'number'
-      ? currentStore().create(typeOrBytes)
-      : currentStore().create(typeOrBytes, length ?? Number.NaN)) as Store['create'],
-  free: (ref) => currentStore().free(ref),
-  stats: () => currentStore().stats(),
+  put: (value) => runtime().put(value),
+  get: (ref) => runtime().get(ref),
+  getSync: (ref) => runtime().getSync(ref),
+  create: ((typeOrBytes: TypedArrayKind | number, length?: number) => runtime().create(typeOrBytes, length)) as Store['create'],
+  free: (ref) => runtime().free(ref),
+  stats: () => runtime().stats(),
 };

@@ -27,11 +27,12 @@ export class MappingCache {
   }
 
   /**
-   * The mapping of the segment at `path` for object `id`, made MAP_PRIVATE on first use.
+   * The mapping of the segment at `path` for object `id`, made MAP_PRIVATE on first use: its
+   * first `length` bytes, or the whole file when `length` is not given.
    * @throws SharedMemoryError (ENOENT when the segment is gone) or ObjectCorruptError when the
    *   file is shorter than `length`.
    */
-  map(id: string, path: string, length: number): ArrayBuffer {
+  map(id: string, path: string, length?: number): ArrayBuffer {
     const recent = this.#recent.get(id);
     if (recent) {
       this.#recent.delete(id);
@@ -44,8 +45,10 @@ export class MappingCache {
       try {
         // Touching a mapped page beyond the end of its file raises SIGBUS; refuse short files.
         const size = segmentSize(fd, path);
-        if (size < length) throw new ObjectCorruptError(path, `the file has ${size} bytes, the object ${length}`);
-        buffer = mapSegment(fd, length, { shared: false }, path);
+        if (length !== undefined && size < length) {
+          throw new ObjectCorruptError(path, `the file has ${size} bytes, the object ${length}`);
+        }
+        buffer = mapSegment(fd, length ?? size, { shared: false }, path);
       } finally {
         closeSegment(fd, path);
       }

@@ -13,10 +13,10 @@ import {
   newSessionId,
   setObjectRefHooks,
   writeInline,
-  writeFrontBytes,
   type EncodedValue,
 } from '@shoal/protocol';
-import { sliceBuffer, unlinkSegment, writeSegment } from '@shoal/shm';
+import { sliceBuffer, unlinkSegment } from '@shoal/shm';
+import { writeEncodedSegment } from './segment-io.js';
 import { MappingCache } from './mapping-cache.js';
 import { ObjectWriter, type TypedArrayKind, resolveCreateArguments } from './object-writer.js';
 import { resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions } from './options.js';
@@ -27,14 +27,38 @@ const debug = debuglog('shoal:store');
 /** Lifecycle of a store. */
 export type StoreState = 'running' | 'closed';
 
-interface Entry {
+/** A stored object made elsewhere (by a worker): its size and, when inline, its bytes. */
+export interface ObjectPayload {
   readonly size: number;
+  /** The serialized object for inline objects; absent when its segment file was written. */
+  readonly bytes?: Uint8Array | undefined;
+  /** Ids of objects whose refs are nested in this one. */
+  readonly contains: readonly string[];
+}
+
+/** What the store knows of an object id. */
+export type ObjectStatus =
+  | { readonly state: 'pending' }
+  | { readonly state: 'ready'; readonly size: number; readonly bytes: Uint8Array | undefined }
+  | { readonly state: 'failed'; readonly error: Error }
+  | { readonly state: 'freed' };
+
+interface Entry {
+  state: 'pending' | 'ready' | 'failed';
+  size: number;
   /** The serialized object, for inline objects; undefined for segment objects. */
-  readonly bytes: Uint8Array | undefined;
-  /** Live ObjectRef instances in this process plus stored objects that contain a ref to it. */
+  bytes: Uint8Array | undefined;
+  /** Why the object will never exist (the failure of the task that should have made it). */
+  error: Error | undefined;
+  /**
+   * Live ObjectRef instances in this process, holds by other processes and by pending tasks,
+   * plus stored objects that contain a ref to it.
+   */
   count: number;
   /** Ids of objects this one contains refs to, each counted once in that object's `count`. */
-  readonly contains: readonly string[];
+  contains: readonly string[];
+  /** Callbacks waiting for a pending object to settle. */
+  waiters: (() => void)[] | undefined;
 }
 
 /** What a store holds right now. */
@@ -111,7 +135,12 @@ export class ObjectStore {
    */
   put<T>(value: T): ObjectRef<T> {
     this.#assertRunning('put an object');
-    const encoded = encodeValue(value);
+    return this.putEncoded<T>(encodeValue(value));
+  }
+
+  /** {@link ObjectStore.put} of a value already encoded. */
+  putEncoded<T>(encoded: EncodedValue): ObjectRef<T> {
+    this.#assertRunning('put an object');
     const id = newObjectId();
     const size = encoded.layout.totalSize;
     let bytes: Uint8Array | undefined;
@@ -128,8 +157,8 @@ export class ObjectStore {
       }
       this.#segments += 1;
     }
-    this.#objects.set(id, { size, bytes, count: 0, contains: this.#retainContained(encoded.refs) });
-    return new ObjectRef<T>(id, this.sessionId, size, bytes !== undefined);
+    this.#objects.set(id, ready(size, bytes, this.#retainContained(encoded.refs.map((ref) => ref.id))));
+    return new ObjectRef<T>(id, this.sessionId);
   }
 
   /**
@@ -158,8 +187,8 @@ export class ObjectStore {
         this.#assertRunning('seal an object');
         this.#segments += 1;
         this.#mappings.adopt(id, mapping);
-        this.#objects.set(id, { size, bytes: undefined, count: 0, contains: [] });
-        return new ObjectRef(id, this.sessionId, size, false);
+        this.#objects.set(id, ready(size, undefined, []));
+        return new ObjectRef(id, this.sessionId);
       },
     });
   }
@@ -184,6 +213,10 @@ export class ObjectStore {
     if (ref.owner === this.sessionId) {
       const entry = this.#objects.get(ref.id);
       if (!entry) throw new ObjectFreedError(ref.id);
+      if (entry.state === 'failed') throw entry.error!;
+      if (entry.state === 'pending') {
+        throw new ObjectNotFoundError(ref.id, 'it is not ready yet (its task is still running); use `await get(ref)`.');
+      }
       if (entry.bytes) return decodeValue(entry.bytes, { copy: true, where }) as T;
       const mapping = this.#mappings.map(ref.id, this.#directory.segmentPath(ref.id), entry.size);
       return decodeValue(new Uint8Array(mapping), { copy: false, sliceArrayBuffer: sliceBuffer, where }) as T;
@@ -191,9 +224,90 @@ export class ObjectStore {
     return this.#getForeign(ref, where);
   }
 
-  /** The value of `ref` (see {@link ObjectStore.getSync}). */
+  /** The value of `ref`, once it is ready (see {@link ObjectStore.getSync}). */
   async get<T>(ref: ObjectRef<T>): Promise<T> {
+    if (ref instanceof ObjectRef && ref.owner === this.sessionId) await this.whenSettled(ref.id);
     return this.getSync(ref);
+  }
+
+  /** Resolves once the object is no longer pending (ready, failed or freed). */
+  whenSettled(id: string): Promise<void> {
+    const entry = this.#objects.get(id);
+    if (!entry || entry.state !== 'pending') return Promise.resolve();
+    return new Promise((resolve) => (entry.waiters ??= []).push(resolve));
+  }
+
+  /** Calls `callback` once the object is no longer pending (at once if it is not). */
+  onSettled(id: string, callback: () => void): void {
+    const entry = this.#objects.get(id);
+    if (!entry || entry.state !== 'pending') callback();
+    else (entry.waiters ??= []).push(callback);
+  }
+
+  /** What the store knows of `id`. */
+  status(id: string): ObjectStatus {
+    const entry = this.#objects.get(id);
+    if (!entry) return { state: 'freed' };
+    if (entry.state === 'pending') return { state: 'pending' };
+    if (entry.state === 'failed') return { state: 'failed', error: entry.error! };
+    return { state: 'ready', size: entry.size, bytes: entry.bytes };
+  }
+
+  /** Declares an object that a task will produce; gets of it wait until it settles. */
+  expect(id: string): void {
+    this.#assertRunning('expect an object');
+    if (this.#objects.has(id)) throw new Error(`object ${id} already exists`);
+    this.#objects.set(id, { state: 'pending', size: 0, bytes: undefined, error: undefined, count: 0, contains: [], waiters: undefined });
+  }
+
+  /**
+   * Records an object written by another process of this session (a worker's put or task
+   * result): inline bytes, or a segment file it wrote into this session's directory. Settles a
+   * pending object of the same id.
+   */
+  register(id: string, payload: ObjectPayload): void {
+    this.#assertRunning('register an object');
+    const existing = this.#objects.get(id);
+    if (existing && existing.state !== 'pending') throw new Error(`object ${id} already exists`);
+    const contains = this.#retainContained(payload.contains);
+    if (payload.bytes) {
+      this.#inlineBytes += payload.size;
+    } else {
+      // Written already: account for it even beyond capacity, rather than lose a result.
+      this.#used += payload.size;
+      this.#segments += 1;
+    }
+    if (!existing) {
+      this.#objects.set(id, ready(payload.size, payload.bytes, contains));
+      return;
+    }
+    existing.state = 'ready';
+    existing.size = payload.size;
+    existing.bytes = payload.bytes;
+    existing.contains = contains;
+    this.#settle(id, existing);
+  }
+
+  /** Settles a pending object as failed: gets of it throw `error`. */
+  fail(id: string, error: Error): void {
+    const entry = this.#objects.get(id);
+    if (!entry || entry.state !== 'pending') return;
+    entry.state = 'failed';
+    entry.error = error;
+    this.#settle(id, entry);
+  }
+
+  /** Counts a reference held outside this process's ObjectRefs (another process, a pending task). */
+  hold(id: string): boolean {
+    const entry = this.#objects.get(id);
+    if (!entry) return false;
+    entry.count += 1;
+    return true;
+  }
+
+  /** Drops a reference counted by {@link ObjectStore.hold}; the object goes when none is left. */
+  release(id: string): void {
+    this.#release(id);
   }
 
   /**
@@ -203,8 +317,14 @@ export class ObjectStore {
    */
   free(ref: ObjectRef): boolean {
     if (!(ref instanceof ObjectRef)) throw new TypeError(`Expected an ObjectRef, got \`${describe(ref)}\``);
-    if (ref.owner !== this.sessionId || this.#state === 'closed') return false;
-    return this.#delete(ref.id);
+    if (ref.owner !== this.sessionId) return false;
+    return this.freeId(ref.id);
+  }
+
+  /** {@link ObjectStore.free} by id (for frees requested by other processes of the session). */
+  freeId(id: string): boolean {
+    if (this.#state === 'closed') return false;
+    return this.#delete(id);
   }
 
   /** Whether the object is still held by this store. */
@@ -257,22 +377,22 @@ export class ObjectStore {
   }
 
   #writeSegment(id: string, encoded: EncodedValue): void {
-    const { layout } = encoded;
-    const views: (ArrayBufferView | ArrayBuffer)[] = [writeFrontBytes(encoded), ...encoded.buffers];
-    const offsets = [0, ...layout.bufferOffsets];
-    writeSegment(this.#directory.segmentPath(id), layout.totalSize, views, offsets);
+    writeEncodedSegment(this.#directory.segmentPath(id), encoded);
   }
 
-  #retainContained(refs: readonly ObjectRef[]): string[] {
+  #retainContained(ids: readonly string[]): string[] {
     const contains: string[] = [];
-    for (const ref of refs) {
-      const entry = ref.owner === this.sessionId ? this.#objects.get(ref.id) : undefined;
-      if (entry) {
-        entry.count += 1;
-        contains.push(ref.id);
-      }
+    for (const id of ids) {
+      if (this.hold(id)) contains.push(id);
     }
     return contains;
+  }
+
+  #settle(id: string, entry: Entry): void {
+    const waiters = entry.waiters;
+    entry.waiters = undefined;
+    if (entry.count <= 0) this.#delete(id);
+    if (waiters) for (const wake of waiters) wake();
   }
 
   #track(ref: ObjectRef): void {
@@ -287,14 +407,24 @@ export class ObjectStore {
     const entry = this.#objects.get(id);
     if (!entry) return;
     entry.count -= 1;
-    if (entry.count <= 0) this.#delete(id);
+    // A pending object stays until its task settles it; #settle deletes it then if unreferenced.
+    if (entry.count <= 0 && entry.state !== 'pending') this.#delete(id);
   }
 
   #delete(id: string): boolean {
     const entry = this.#objects.get(id);
     if (!entry) return false;
     this.#objects.delete(id);
-    if (entry.bytes) {
+    if (entry.state !== 'ready') {
+      // Nothing was stored. A pending object freed now fails its waiters.
+      if (entry.state === 'pending') {
+        entry.state = 'failed';
+        entry.error = new ObjectFreedError(id);
+        const waiters = entry.waiters;
+        entry.waiters = undefined;
+        if (waiters) for (const wake of waiters) wake();
+      }
+    } else if (entry.bytes) {
       this.#inlineBytes -= entry.size;
     } else {
       this.#used -= entry.size;
@@ -312,28 +442,30 @@ export class ObjectStore {
   }
 
   #getForeign<T>(ref: ObjectRef<T>, where: string): T {
-    if (ref.inline) {
-      throw new ObjectNotFoundError(
-        ref.id,
-        `it is a small object held in the memory of session ${ref.owner}, and this process is not connected ` +
-          'to that session. Pass small values by value, or read the ref from a process of its session.',
-      );
-    }
     const path = segmentPathOf(this.options.shmRoot, ref.owner, ref.id);
     try {
       // A mapping kept from before must not outlive the object: check the segment still exists.
       accessSync(path);
-      const mapping = this.#mappings.map(ref.id, path, ref.size);
+      const mapping = this.#mappings.map(ref.id, path);
       return decodeValue(new Uint8Array(mapping), { copy: false, sliceArrayBuffer: sliceBuffer, where }) as T;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || (error instanceof SharedMemoryError && error.errnoCode === 'ENOENT')) {
         this.#mappings.forget(ref.id);
-        throw new ObjectFreedError(ref.id, ` (or session ${ref.owner} ended)`, { cause: error });
+        throw new ObjectFreedError(
+          ref.id,
+          ` (or session ${ref.owner} ended, or it is a small object kept in that session's memory, which ` +
+            'only processes connected to the session can read)',
+          { cause: error },
+        );
       }
       throw error;
     }
   }
+}
+
+function ready(size: number, bytes: Uint8Array | undefined, contains: readonly string[]): Entry {
+  return { state: 'ready', size, bytes, error: undefined, count: 0, contains, waiters: undefined };
 }
 
 function describe(value: unknown): string {

@@ -1,0 +1,12 @@
+export { compileFunction, functionSource, type FunctionSource } from './function-source.js';
+export { NodeManager, type NodeManagerOptions, type NodeState } from './node-manager.js';
+export {
+  NODE_OPTION_KEYS,
+  resolveNodeOptions,
+  resolveRemoteOptions,
+  type NodeOptions,
+  type RemoteOptions,
+  type ResolvedRemoteOptions,
+} from './options.js';
+export { remote, type RemoteArgs, type RemoteFunction } from './remote.js';
+export { currentRuntime, setCurrentRuntime, type Runtime, type WaitResult } from './runtime.js';

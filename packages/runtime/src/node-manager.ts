@@ -1,0 +1,642 @@
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { debuglog } from 'node:util';
+import {
+  InfeasibleTaskError,
+  ObjectFreedError,
+  ObjectRef,
+  RuntimeShutdownError,
+  TaskCancelledError,
+  TaskError,
+  TaskTimeoutError,
+  WorkerCrashedError,
+  decodeValue,
+  decodeWorkerMessage,
+  encodeValue,
+  isValidId,
+  newObjectId,
+  writeInline,
+  type NodeToWorker,
+  type ObjectLocation,
+  type WireArg,
+  type WireTask,
+  type WorkerToNode,
+} from '@shoal/protocol';
+import { unlinkSegment } from '@shoal/shm';
+import { ObjectStore, type ObjectWriter, type StoreOptions, type StoreStats, type TypedArrayKind } from '@shoal/store';
+import { Connection } from './connection.js';
+import type { FunctionSource } from './function-source.js';
+import { resolveNodeOptions, type NodeOptions, type ResolvedNodeOptions, type ResolvedRemoteOptions } from './options.js';
+import type { Runtime, WaitResult } from './runtime.js';
+import { buildArgs } from './task-args.js';
+import { acquire, giveBack, place, type Resources, type Task } from './task.js';
+import { WorkerHandle } from './worker-handle.js';
+
+const debug = debuglog('shoal:node');
+
+/** Extra workers (started while others wait on objects) stop after this long idle. */
+const EXTRA_WORKER_IDLE_MS = 10_000;
+/** How many ready tasks a scheduling pass looks past a head that does not fit. */
+const SCHEDULING_LOOKAHEAD = 64;
+
+/** Options of a node: its object store and its resources. */
+export interface NodeManagerOptions extends StoreOptions, NodeOptions {}
+
+/** Lifecycle of a node. */
+export type NodeState = 'running' | 'closing' | 'closed';
+
+/**
+ * A node: the object store of this machine's session, the worker processes, and the local
+ * scheduler that runs tasks on them. In the embedded default it lives inside the driver process,
+ * which is why it implements {@link Runtime} directly.
+ *
+ * Workers connect over a unix socket in the session directory and speak the protocol of
+ * `@shoal/protocol`'s worker-protocol.ts. They read and write segments themselves; only small
+ * messages go through the socket.
+ */
+export class NodeManager implements Runtime {
+  readonly kind = 'driver' as const;
+  readonly store: ObjectStore;
+  readonly options: ResolvedNodeOptions;
+  readonly socketPath: string;
+  readonly #server: Server;
+  readonly #listening: Promise<void>;
+  readonly #total: Readonly<Resources>;
+  readonly #available: Resources;
+  readonly #workers = new Set<WorkerHandle>();
+  readonly #byPid = new Map<number, WorkerHandle>();
+  readonly #tasks = new Map<string, Task>();
+  readonly #running = new Map<number, Task>();
+  #ready: Task[] = [];
+  #nextTaskId = 1;
+  #state: NodeState = 'running';
+  readonly #killWorkersOnExit = () => {
+    for (const worker of this.#workers) worker.kill();
+  };
+
+  constructor(options: NodeManagerOptions = {}) {
+    const { numCpus, resources, maxWorkers, ...storeOptions } = options;
+    this.options = resolveNodeOptions(stripUndefined({ numCpus, resources, maxWorkers }));
+    this.store = new ObjectStore(storeOptions);
+    this.#total = { CPU: this.options.numCpus, ...this.options.resources };
+    this.#available = { ...this.#total };
+    this.socketPath = join(this.store.directory, 'node.sock');
+    this.#server = createServer((socket) => this.#accept(socket));
+    this.#listening = new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.socketPath, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+    // A failure to listen surfaces through ready(); never as an unhandled rejection.
+    this.#listening.catch(() => {});
+    process.on('exit', this.#killWorkersOnExit);
+    for (let i = 0; i < Math.ceil(this.options.numCpus); i++) this.#spawnWorker();
+  }
+
+  get state(): NodeState {
+    return this.#state;
+  }
+
+  /** Resolves once the node accepts worker connections and its prestarted workers are up. */
+  async ready(): Promise<void> {
+    await this.#listening;
+    await Promise.all(
+      [...this.#workers].map(
+        (worker) =>
+          new Promise<void>((resolve) => {
+            const check = () => (worker.state === 'starting' ? setTimeout(check, 5) : resolve());
+            check();
+          }),
+      ),
+    );
+  }
+
+  /** Worker processes alive now (for tests and status). */
+  workerPids(): number[] {
+    return [...this.#workers].filter((worker) => worker.state !== 'dead').map((worker) => worker.pid);
+  }
+
+  // ---- Runtime: objects -------------------------------------------------------------------
+
+  put<T>(value: T): ObjectRef<T> {
+    return this.store.put(value);
+  }
+
+  create(kind: TypedArrayKind | number, length?: number): ObjectWriter<ArrayBufferView> {
+    return typeof kind === 'number' ? this.store.create(kind) : this.store.create(kind, length ?? Number.NaN);
+  }
+
+  get<T>(ref: ObjectRef<T>): Promise<T> {
+    return this.store.get(ref);
+  }
+
+  getSync<T>(ref: ObjectRef<T>): T {
+    return this.store.getSync(ref);
+  }
+
+  free(ref: ObjectRef): boolean {
+    return this.store.free(ref);
+  }
+
+  stats(): StoreStats {
+    return this.store.stats();
+  }
+
+  // ---- Runtime: tasks ---------------------------------------------------------------------
+
+  submit(fn: FunctionSource, args: readonly unknown[], options: ResolvedRemoteOptions): ObjectRef {
+    if (this.#state !== 'running') throw new RuntimeShutdownError(`Cannot submit task ${fn.name}`);
+    const built = buildArgs(args, this.store.options.inlineThreshold, (encoded) => this.store.putEncoded(encoded));
+    const returnId = newObjectId();
+    this.store.expect(returnId);
+    const ref = new ObjectRef(returnId, this.store.sessionId);
+    this.#enqueue(returnId, fn, built.args, built.deps, built.contains, options);
+    return ref;
+  }
+
+  wait(refs: readonly ObjectRef[], numReturns: number, timeoutMs: number | null): Promise<WaitResult> {
+    return this.#waitFor(
+      refs.map((ref) => ref.id),
+      numReturns,
+      timeoutMs,
+    ).then((readyIds) => {
+      const ready = new Set(readyIds);
+      return {
+        ready: refs.filter((ref) => ready.has(ref.id)),
+        pending: refs.filter((ref) => !ready.has(ref.id)),
+      };
+    });
+  }
+
+  cancel(ref: ObjectRef): void {
+    this.#cancel(ref.id);
+  }
+
+  /**
+   * Stops the node: pending tasks fail with RuntimeShutdownError, workers are killed, the socket
+   * closes and the session directory is removed. Idempotent.
+   */
+  async shutdown(): Promise<void> {
+    if (this.#state !== 'running') {
+      while (this.#state !== 'closed') await new Promise((resolve) => setTimeout(resolve, 5));
+      return;
+    }
+    this.#state = 'closing';
+    for (const task of [...this.#tasks.values()]) {
+      this.#fail(task, new RuntimeShutdownError(`Task ${task.fn.name} did not finish`));
+    }
+    const exits = [...this.#workers].map((worker) => {
+      worker.send({ type: 'shutdown' });
+      worker.connection?.flush();
+      const force = setTimeout(() => worker.kill(), 500);
+      return worker.exited.finally(() => clearTimeout(force));
+    });
+    await Promise.all(exits);
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    process.off('exit', this.#killWorkersOnExit);
+    this.store.close();
+    this.#state = 'closed';
+    debug('node %s shut down', this.store.sessionId);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.shutdown();
+  }
+
+  // ---- scheduling -------------------------------------------------------------------------
+
+  #enqueue(
+    returnId: string,
+    fn: FunctionSource,
+    args: readonly WireArg[],
+    deps: readonly string[],
+    contains: readonly string[],
+    options: ResolvedRemoteOptions,
+  ): void {
+    const demand: Resources = { CPU: options.numCpus, ...options.resources };
+    const task: Task = {
+      id: this.#nextTaskId++,
+      returnId,
+      fn,
+      args,
+      deps,
+      contains,
+      options,
+      demand,
+      state: 'waiting',
+      unsettled: deps.length,
+      attempts: 0,
+      worker: undefined,
+      timer: undefined,
+      ending: undefined,
+    };
+    this.#tasks.set(returnId, task);
+    // The task holds what it will read: its arguments can't be freed under it.
+    for (const id of contains) this.store.hold(id);
+    const missing = deps.filter((id) => !this.store.hold(id));
+    const placement = place(demand, this.#available, this.#total);
+    if (placement.kind === 'infeasible') {
+      this.#fail(task, new InfeasibleTaskError(fn.name, placement.reason));
+      return;
+    }
+    if (missing.length > 0) {
+      this.#fail(task, new ObjectFreedError(missing[0]!, ` before task ${fn.name} that takes it could start`));
+      return;
+    }
+    if (deps.length === 0) {
+      this.#makeReady(task);
+      return;
+    }
+    for (const id of deps) {
+      this.store.onSettled(id, () => {
+        task.unsettled -= 1;
+        if (task.unsettled === 0 && task.state === 'waiting') this.#makeReady(task);
+      });
+    }
+  }
+
+  #makeReady(task: Task): void {
+    for (const id of task.deps) {
+      const status = this.store.status(id);
+      if (status.state === 'failed') {
+        // Dependents fail with the very error of the task they depend on.
+        this.#fail(task, status.error);
+        return;
+      }
+      if (status.state === 'freed') {
+        this.#fail(task, new ObjectFreedError(id, ` before task ${task.fn.name} that takes it could start`));
+        return;
+      }
+    }
+    task.state = 'ready';
+    this.#ready.push(task);
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#state !== 'running') return;
+    let index = 0;
+    while (index < this.#ready.length && index <= SCHEDULING_LOOKAHEAD) {
+      const task = this.#ready[index]!;
+      if (place(task.demand, this.#available, this.#total).kind !== 'placed') {
+        index += 1;
+        continue;
+      }
+      const worker = this.#idleWorker();
+      if (!worker) {
+        this.#maybeSpawnExtraWorker();
+        return;
+      }
+      this.#ready.splice(index, 1);
+      this.#dispatch(task, worker);
+    }
+  }
+
+  #idleWorker(): WorkerHandle | undefined {
+    for (const worker of this.#workers) {
+      if (worker.state === 'idle') return worker;
+    }
+    return undefined;
+  }
+
+  #maybeSpawnExtraWorker(): void {
+    // Resources are free but every worker is busy: some are blocked waiting on objects and
+    // lent their CPU back (or tasks take fractions of a CPU). Start one more worker at a time.
+    let alive = 0;
+    for (const worker of this.#workers) {
+      if (worker.state === 'starting') return;
+      if (worker.state !== 'dead') alive += 1;
+    }
+    if (alive < this.options.maxWorkers) this.#spawnWorker();
+  }
+
+  #dispatch(task: Task, worker: WorkerHandle): void {
+    acquire(this.#available, task.demand);
+    if (worker.idleTimer) clearTimeout(worker.idleTimer);
+    worker.idleTimer = undefined;
+    worker.state = 'busy';
+    worker.task = task;
+    worker.blockedRequests = 0;
+    task.state = 'running';
+    task.worker = worker;
+    task.attempts += 1;
+    this.#running.set(task.id, task);
+    const fn = worker.functions.has(task.fn.hash)
+      ? { hash: task.fn.hash, name: task.fn.name }
+      : { hash: task.fn.hash, name: task.fn.name, source: task.fn.source };
+    worker.functions.add(task.fn.hash);
+    const args = task.args.map((arg): WireArg => ('ref' in arg ? { ref: arg.ref, location: this.#locate(arg.ref) } : arg));
+    worker.send({ type: 'execute', taskId: task.id, returnId: task.returnId, fn, args });
+    if (task.options.timeoutMs !== null) {
+      task.timer = setTimeout(() => {
+        task.ending = 'timeout';
+        worker.kill();
+      }, task.options.timeoutMs);
+    }
+  }
+
+  /** Ends a running task's hold on its worker and resources; the worker becomes idle. */
+  #release(task: Task, worker: WorkerHandle | undefined): void {
+    if (task.timer) clearTimeout(task.timer);
+    task.timer = undefined;
+    this.#running.delete(task.id);
+    if (task.state === 'running') {
+      giveBack(this.#available, task.demand);
+      // CPU lent while blocked was already given back.
+      if (worker && worker.blockedRequests > 0) this.#available.CPU! -= task.demand.CPU ?? 0;
+    }
+    task.worker = undefined;
+    if (worker && worker.task === task) {
+      worker.task = undefined;
+      worker.blockedRequests = 0;
+      if (worker.state === 'busy') this.#becomeIdle(worker);
+    }
+  }
+
+  #becomeIdle(worker: WorkerHandle): void {
+    worker.state = 'idle';
+    if (this.#workers.size > Math.ceil(this.options.numCpus)) {
+      worker.idleTimer = setTimeout(() => {
+        if (worker.state === 'idle') worker.kill();
+      }, EXTRA_WORKER_IDLE_MS);
+      worker.idleTimer.unref();
+    }
+  }
+
+  /** The task is over for good: its holds go, its return object settles as failed. */
+  #fail(task: Task, error: Error): void {
+    if (task.state === 'finished') return;
+    const worker = task.worker;
+    this.#release(task, worker);
+    this.#ready = this.#ready.filter((queued) => queued !== task);
+    task.state = 'finished';
+    this.#tasks.delete(task.returnId);
+    this.store.fail(task.returnId, error);
+    this.#dropHolds(task);
+  }
+
+  #succeed(task: Task, worker: WorkerHandle, result: { size: number; bytes?: Uint8Array; contains: readonly string[] }): void {
+    this.#release(task, worker);
+    task.state = 'finished';
+    this.#tasks.delete(task.returnId);
+    if (this.store.status(task.returnId).state === 'pending') {
+      this.store.register(task.returnId, { size: result.size, bytes: result.bytes, contains: result.contains });
+    } else if (!result.bytes) {
+      // Cancelled or freed meanwhile: the segment the worker wrote belongs to nobody.
+      try {
+        unlinkSegment(join(this.store.directory, task.returnId));
+      } catch {
+        // Already gone.
+      }
+    }
+    this.#dropHolds(task);
+  }
+
+  #dropHolds(task: Task): void {
+    for (const id of task.deps) this.store.release(id);
+    for (const id of task.contains) this.store.release(id);
+  }
+
+  #retryOrFail(task: Task, error: Error): void {
+    if (task.attempts <= task.options.maxRetries && this.#state === 'running') {
+      debug('retrying task %s (attempt %d): %s', task.fn.name, task.attempts + 1, error.message);
+      this.#release(task, task.worker);
+      task.state = 'ready';
+      this.#ready.unshift(task);
+      this.#schedule();
+      return;
+    }
+    this.#fail(task, error);
+  }
+
+  #cancel(returnId: string): void {
+    const task = this.#tasks.get(returnId);
+    if (!task || task.state === 'finished') return;
+    if (task.state === 'running' && task.worker) {
+      task.ending = 'cancel';
+      task.worker.kill();
+      return;
+    }
+    this.#fail(task, new TaskCancelledError(task.fn.name));
+    this.#schedule();
+  }
+
+  #waitFor(ids: readonly string[], numReturns: number, timeoutMs: number | null): Promise<string[]> {
+    const want = Math.min(numReturns, ids.length);
+    return new Promise((resolve) => {
+      const settled = new Set<string>();
+      let done = false;
+      let timer: NodeJS.Timeout | undefined;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        if (timer) clearTimeout(timer);
+        resolve(ids.filter((id) => settled.has(id)));
+      };
+      for (const id of ids) {
+        this.store.onSettled(id, () => {
+          settled.add(id);
+          if (settled.size >= want) finish();
+        });
+      }
+      if (settled.size >= want) finish();
+      else if (timeoutMs !== null) timer = setTimeout(finish, timeoutMs);
+    });
+  }
+
+  #locate(id: string): ObjectLocation {
+    const status = this.store.status(id);
+    switch (status.state) {
+      case 'ready':
+        return status.bytes ? { kind: 'inline', bytes: status.bytes } : { kind: 'segment', size: status.size };
+      case 'failed':
+        return { kind: 'error', error: encodeError(status.error) };
+      default:
+        return { kind: 'freed' };
+    }
+  }
+
+  // ---- workers ----------------------------------------------------------------------------
+
+  #spawnWorker(): void {
+    const worker = new WorkerHandle(
+      {
+        socketPath: this.socketPath,
+        sessionId: this.store.sessionId,
+        sessionDirectory: this.store.directory,
+        inlineThreshold: this.store.options.inlineThreshold,
+      },
+      (dead, code, signal) => this.#onWorkerExit(dead, code, signal),
+    );
+    this.#workers.add(worker);
+    this.#byPid.set(worker.pid, worker);
+    debug('started worker %d', worker.pid);
+  }
+
+  #accept(socket: Socket): void {
+    let worker: WorkerHandle | undefined;
+    const connection = new Connection<WorkerToNode, NodeToWorker>(socket, {
+      decode: decodeWorkerMessage,
+      message: (message) => {
+        if (!worker) {
+          // The first message must name one of this node's own worker processes.
+          const claimed = message.type === 'ready' ? this.#byPid.get(message.pid) : undefined;
+          if (!claimed || claimed.connection) {
+            connection.destroy(new Error('connection from an unknown process'));
+            return;
+          }
+          worker = claimed;
+          worker.connection = connection;
+          worker.state = 'idle';
+          this.#schedule();
+          return;
+        }
+        this.#onWorkerMessage(worker, message);
+      },
+      close: (error) => {
+        if (error) debug('worker connection closed: %s', error.message);
+        // A worker without its connection is useless: make sure it dies; 'exit' cleans up.
+        worker?.kill();
+      },
+    });
+  }
+
+  #onWorkerMessage(worker: WorkerHandle, message: WorkerToNode): void {
+    switch (message.type) {
+      case 'done': {
+        const task = this.#running.get(message.taskId);
+        if (task && task.worker === worker) this.#succeed(task, worker, message.result);
+        this.#schedule();
+        return;
+      }
+      case 'failed': {
+        const task = this.#running.get(message.taskId);
+        if (!task || task.worker !== worker) return;
+        const thrown = decodeThrown(message.error);
+        const retry = task.options.retryExceptions;
+        const retryable =
+          retry === true || (Array.isArray(retry) && thrown instanceof Error && retry.includes(thrown.name));
+        const error = new TaskError(task.fn.name, thrown);
+        if (retryable) this.#retryOrFail(task, error);
+        else this.#fail(task, error);
+        this.#schedule();
+        return;
+      }
+      case 'put':
+        if (isValidId(message.id)) this.store.register(message.id, message.payload);
+        return;
+      case 'submit':
+        this.#submitFromWorker(worker, message.task);
+        return;
+      case 'resolve':
+        this.#whileBlocked(worker, message.ids, this.#waitFor(message.ids, message.ids.length, null), () => {
+          const locations: Record<string, ObjectLocation> = {};
+          for (const id of message.ids) locations[id] = this.#locate(id);
+          worker.send({ type: 'resolved', requestId: message.requestId, locations });
+        });
+        return;
+      case 'wait':
+        this.#whileBlocked(worker, message.ids, this.#waitFor(message.ids, message.numReturns, message.timeoutMs), (ready) =>
+          worker.send({ type: 'waited', requestId: message.requestId, ready }),
+        );
+        return;
+      case 'cancel':
+        this.#cancel(message.id);
+        return;
+      case 'free':
+        for (const id of message.ids) this.store.freeId(id);
+        return;
+      case 'refs':
+        for (const id of message.hold) {
+          if (this.store.hold(id)) worker.holds.set(id, (worker.holds.get(id) ?? 0) + 1);
+        }
+        for (const id of message.release) {
+          const count = worker.holds.get(id);
+          if (count === undefined) continue;
+          if (count <= 1) worker.holds.delete(id);
+          else worker.holds.set(id, count - 1);
+          this.store.release(id);
+        }
+        return;
+      case 'ready':
+        return;
+    }
+  }
+
+  /**
+   * Runs `reply` when `settled` resolves. Meanwhile, if the worker's task is waiting on objects
+   * that are not ready, its CPU is lent back so other tasks (often the ones it waits for) can run.
+   */
+  #whileBlocked<T>(worker: WorkerHandle, ids: readonly string[], settled: Promise<T>, reply: (value: T) => void): void {
+    const task = worker.task;
+    const blocks = task !== undefined && ids.some((id) => this.store.status(id).state === 'pending');
+    if (blocks) {
+      if (worker.blockedRequests++ === 0) {
+        this.#available.CPU! += task.demand.CPU ?? 0;
+        this.#schedule();
+      }
+    }
+    void settled.then((value) => {
+      if (blocks && worker.task === task && worker.blockedRequests > 0) {
+        if (--worker.blockedRequests === 0) this.#available.CPU! -= task.demand.CPU ?? 0;
+      }
+      reply(value);
+    });
+  }
+
+  #submitFromWorker(worker: WorkerHandle, wire: WireTask): void {
+    if (!isValidId(wire.returnId) || this.#state !== 'running') return;
+    this.store.expect(wire.returnId);
+    const fn: FunctionSource = { source: wire.fn.source, hash: wire.fn.hash, name: wire.fn.name };
+    worker.functions.add(fn.hash);
+    this.#enqueue(wire.returnId, fn, wire.args, wire.args.flatMap((arg) => ('ref' in arg ? [arg.ref] : [])), wire.contains, wire.options);
+  }
+
+  #onWorkerExit(worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
+    this.#workers.delete(worker);
+    this.#byPid.delete(worker.pid);
+    if (worker.idleTimer) clearTimeout(worker.idleTimer);
+    debug('worker %d exited (code %s, signal %s)', worker.pid, code, signal);
+    for (const [id, count] of worker.holds) for (let i = 0; i < count; i++) this.store.release(id);
+    worker.holds.clear();
+    const task = worker.task;
+    if (task && task.state === 'running') {
+      if (task.ending === 'timeout') this.#fail(task, new TaskTimeoutError(task.fn.name, task.options.timeoutMs ?? 0));
+      else if (task.ending === 'cancel') this.#fail(task, new TaskCancelledError(task.fn.name));
+      else this.#retryOrFail(task, new WorkerCrashedError(task.fn.name, code, signal, task.attempts));
+    }
+    if (this.#state === 'running') {
+      let alive = 0;
+      for (const other of this.#workers) if (other.state !== 'dead') alive += 1;
+      if (alive < Math.ceil(this.options.numCpus)) this.#spawnWorker();
+      this.#schedule();
+    }
+  }
+}
+
+/** Encodes an error (or anything thrown) for the wire, falling back to its name and message. */
+export function encodeError(error: unknown): Uint8Array {
+  try {
+    return writeInline(encodeValue(error));
+  } catch {
+    const plain = error instanceof Error ? error : new Error(String(error));
+    const fallback = new Error(plain.message);
+    fallback.name = plain.name;
+    fallback.stack = plain.stack;
+    return writeInline(encodeValue(fallback));
+  }
+}
+
+function decodeThrown(bytes: Uint8Array): unknown {
+  try {
+    return decodeValue(bytes, { copy: true, where: 'a task error' });
+  } catch (error) {
+    return error;
+  }
+}
+
+function stripUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}

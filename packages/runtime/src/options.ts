@@ -1,0 +1,133 @@
+import { availableParallelism } from 'node:os';
+
+/** Options of a remote function (`remote(fn, options)`), each validated once. */
+export interface RemoteOptions {
+  /** CPUs the task occupies while it runs; fractions share a CPU. @default 1 */
+  readonly numCpus?: number;
+  /** Custom resources the task needs, e.g. `{ gpu: 1 }`. @default {} */
+  readonly resources?: Readonly<Record<string, number>>;
+  /** Times a task is retried when its worker dies. @default 3 */
+  readonly maxRetries?: number;
+  /**
+   * Whether a task that throws is retried (within `maxRetries`): `true` for any error, or a list
+   * of error names to retry on.
+   * @default false
+   */
+  readonly retryExceptions?: boolean | readonly string[];
+  /** Kill the task's worker and fail with `TaskTimeoutError` after this many ms. @default none */
+  readonly timeoutMs?: number;
+}
+
+export interface ResolvedRemoteOptions {
+  readonly numCpus: number;
+  readonly resources: Readonly<Record<string, number>>;
+  readonly maxRetries: number;
+  readonly retryExceptions: boolean | readonly string[];
+  readonly timeoutMs: number | null;
+}
+
+/** Options of the local node (part of `init()`'s options). */
+export interface NodeOptions {
+  /** CPUs this node offers to tasks; one worker process is prestarted per CPU. @default the machine's CPU count */
+  readonly numCpus?: number;
+  /** Custom resources this node offers, e.g. `{ gpu: 2 }`. @default {} */
+  readonly resources?: Readonly<Record<string, number>>;
+  /** Most worker processes at once (extra ones start when workers block waiting on others). @default max(4 x numCpus, 16) */
+  readonly maxWorkers?: number;
+}
+
+export interface ResolvedNodeOptions {
+  readonly numCpus: number;
+  readonly resources: Readonly<Record<string, number>>;
+  readonly maxWorkers: number;
+}
+
+export function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  if (typeof value === 'function') return `[function ${value.name || 'anonymous'}]`;
+  if (value !== null && typeof value === 'object') {
+    try {
+      return JSON.stringify(value);
+    } catch {
+      return Object.prototype.toString.call(value);
+    }
+  }
+  return String(value);
+}
+
+function checkKeys(what: string, options: object, known: readonly string[]): void {
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw new TypeError(`Unknown ${what} option \`${key}\`; known options are ${known.map((k) => `\`${k}\``).join(', ')}`);
+    }
+  }
+}
+
+function nonNegativeNumber(name: string, value: unknown, integer: boolean): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (integer && !Number.isInteger(value))) {
+    throw new TypeError(`Expected \`${name}\` to be a non-negative ${integer ? 'integer' : 'number'}, got \`${show(value)}\``);
+  }
+  return value;
+}
+
+function resourceMap(name: string, value: unknown): Record<string, number> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new TypeError(`Expected \`${name}\` to be an object of resource amounts like { gpu: 1 }, got \`${show(value)}\``);
+  }
+  const result: Record<string, number> = {};
+  for (const [key, amount] of Object.entries(value)) {
+    if (key === 'CPU') throw new TypeError(`Use \`numCpus\` rather than \`${name}.CPU\``);
+    result[key] = nonNegativeNumber(`${name}.${key}`, amount, false);
+  }
+  return result;
+}
+
+const REMOTE_KEYS = ['numCpus', 'resources', 'maxRetries', 'retryExceptions', 'timeoutMs'] as const;
+
+/** Validates remote options, naming the bad one, and applies defaults. */
+export function resolveRemoteOptions(options: RemoteOptions = {}): ResolvedRemoteOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError(`Expected remote options to be an object, got \`${show(options)}\``);
+  }
+  checkKeys('remote', options, REMOTE_KEYS);
+  const numCpus = options.numCpus === undefined ? 1 : nonNegativeNumber('numCpus', options.numCpus, false);
+  const retry = options.retryExceptions ?? false;
+  if (typeof retry !== 'boolean' && !(Array.isArray(retry) && retry.every((name) => typeof name === 'string'))) {
+    throw new TypeError(`Expected \`retryExceptions\` to be a boolean or a list of error names, got \`${show(retry)}\``);
+  }
+  let timeoutMs: number | null = null;
+  if (options.timeoutMs !== undefined) {
+    timeoutMs = nonNegativeNumber('timeoutMs', options.timeoutMs, false);
+    if (timeoutMs === 0) throw new TypeError('Expected `timeoutMs` to be a positive number, got `0`');
+  }
+  return {
+    numCpus,
+    resources: options.resources === undefined ? {} : resourceMap('resources', options.resources),
+    maxRetries: options.maxRetries === undefined ? 3 : nonNegativeNumber('maxRetries', options.maxRetries, true),
+    retryExceptions: Array.isArray(retry) ? [...retry] : retry,
+    timeoutMs,
+  };
+}
+
+const NODE_KEYS = ['numCpus', 'resources', 'maxWorkers'] as const;
+export const NODE_OPTION_KEYS: readonly string[] = NODE_KEYS;
+
+/** Validates node options and applies defaults. */
+export function resolveNodeOptions(options: NodeOptions = {}): ResolvedNodeOptions {
+  checkKeys('node', options, NODE_KEYS);
+  const numCpus = options.numCpus === undefined ? availableParallelism() : nonNegativeNumber('numCpus', options.numCpus, false);
+  if (numCpus === 0) throw new TypeError('Expected `numCpus` to be a positive number, got `0`');
+  const maxWorkers =
+    options.maxWorkers === undefined
+      ? Math.max(4 * Math.ceil(numCpus), 16)
+      : nonNegativeNumber('maxWorkers', options.maxWorkers, true);
+  if (maxWorkers < Math.ceil(numCpus)) {
+    throw new TypeError(`Expected \`maxWorkers\` to be at least numCpus (${Math.ceil(numCpus)}), got \`${maxWorkers}\``);
+  }
+  return {
+    numCpus,
+    resources: options.resources === undefined ? {} : resourceMap('resources', options.resources),
+    maxWorkers,
+  };
+}

@@ -1,0 +1,44 @@
+import type { ObjectRef } from '@shoal/protocol';
+import { functionSource } from './function-source.js';
+import { resolveRemoteOptions, type RemoteOptions } from './options.js';
+import type { Runtime } from './runtime.js';
+
+/** Arguments of a remote function: each may be the value or an ObjectRef of it. */
+export type RemoteArgs<A extends readonly unknown[]> = { [K in keyof A]: A[K] | ObjectRef<A[K]> };
+
+/** A function turned into tasks by {@link remote}. */
+export interface RemoteFunction<A extends readonly unknown[], R> {
+  /**
+   * Submits a task and returns at once with a ref to its result. Top-level ObjectRef arguments
+   * are resolved before the function runs (zero-copy for large objects); refs nested inside
+   * arguments arrive as refs.
+   */
+  (...args: RemoteArgs<A>): ObjectRef<Awaited<R>>;
+  /** The same function with other options, e.g. `.options({ numCpus: 0.5 })`. */
+  options(options: RemoteOptions): RemoteFunction<A, R>;
+  /** The wrapped function's name. */
+  readonly remoteName: string;
+}
+
+/**
+ * Turns `fn` into a remote function whose calls run as tasks in worker processes.
+ * `fn` must not use variables from its enclosing scope (they do not exist in the worker): this is
+ * checked now, with a TypeError naming each one.
+ *
+ * @param getRuntime the process's runtime, found (or started) at call time.
+ */
+export function makeRemote<A extends readonly unknown[], R>(
+  fn: (...args: A) => R,
+  options: RemoteOptions | undefined,
+  getRuntime: () => Runtime,
+): RemoteFunction<A, R> {
+  const source = functionSource(fn);
+  const resolved = resolveRemoteOptions(options);
+  const call = (...args: RemoteArgs<A>) => getRuntime().submit(source, args, resolved) as ObjectRef<Awaited<R>>;
+  return Object.assign(call, {
+    options: (next: RemoteOptions) => makeRemote(fn, { ...options, ...next }, getRuntime),
+    remoteName: source.name,
+  });
+}
+
+export { makeRemote as remote };

@@ -1,0 +1,46 @@
+import type { ObjectRef } from '@shoal/protocol';
+import type { ObjectWriter, StoreStats, TypedArrayKind } from '@shoal/store';
+import type { FunctionSource } from './function-source.js';
+import type { ResolvedRemoteOptions } from './options.js';
+
+/** The result of {@link Runtime.wait}. */
+export interface WaitResult<T = unknown> {
+  /** Refs whose objects are ready (or failed), in the order given. */
+  readonly ready: ObjectRef<T>[];
+  /** The others, in the order given. */
+  readonly pending: ObjectRef<T>[];
+}
+
+/**
+ * What the public API needs from the process it runs in: the embedded node in a driver, or the
+ * connection to its node in a worker process.
+ */
+export interface Runtime {
+  readonly kind: 'driver' | 'worker';
+  put<T>(value: T): ObjectRef<T>;
+  create(kind: TypedArrayKind | number, length?: number): ObjectWriter<ArrayBufferView>;
+  get<T>(ref: ObjectRef<T>): Promise<T>;
+  getSync<T>(ref: ObjectRef<T>): T;
+  free(ref: ObjectRef): boolean;
+  stats(): StoreStats;
+  submit(fn: FunctionSource, args: readonly unknown[], options: ResolvedRemoteOptions): ObjectRef;
+  wait(refs: readonly ObjectRef[], numReturns: number, timeoutMs: number | null): Promise<WaitResult>;
+  cancel(ref: ObjectRef): void;
+  shutdown(): Promise<void>;
+}
+
+// Kept on globalThis under a registered symbol so that every copy of this module in a process
+// (a user bundle, the worker entry) finds the same runtime.
+const KEY = Symbol.for('shoal.runtime');
+type Holder = { [KEY]?: Runtime };
+
+/** The runtime of this process, if one is running. */
+export function currentRuntime(): Runtime | undefined {
+  return (globalThis as Holder)[KEY];
+}
+
+/** Installs (or, with undefined, removes) the runtime of this process. */
+export function setCurrentRuntime(runtime: Runtime | undefined): void {
+  if (runtime) (globalThis as Holder)[KEY] = runtime;
+  else delete (globalThis as Holder)[KEY];
+}

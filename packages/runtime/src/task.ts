@@ -1,0 +1,63 @@
+import type { WireArg } from '@shoal/protocol';
+import type { FunctionSource } from './function-source.js';
+import type { ResolvedRemoteOptions } from './options.js';
+import type { WorkerHandle } from './worker-handle.js';
+
+/** Resource amounts by name; `CPU` is the CPU count, the rest are custom resources. */
+export type Resources = Record<string, number>;
+
+/** Lifecycle of a task on its node. */
+export type TaskState = 'waiting' | 'ready' | 'running' | 'finished';
+
+/** A task as its node tracks it, from submission until its return object settles. */
+export interface Task {
+  readonly id: number;
+  /** The id of the object the task's return value becomes. */
+  readonly returnId: string;
+  readonly fn: FunctionSource;
+  readonly args: readonly WireArg[];
+  /** Top-level ref arguments: the task is ready once all of them are. */
+  readonly deps: readonly string[];
+  /** Refs nested in inline arguments, held while the task lives. */
+  readonly contains: readonly string[];
+  readonly options: ResolvedRemoteOptions;
+  readonly demand: Readonly<Resources>;
+  state: TaskState;
+  /** Dependencies not settled yet. */
+  unsettled: number;
+  /** Times the task was started on a worker. */
+  attempts: number;
+  worker: WorkerHandle | undefined;
+  timer: NodeJS.Timeout | undefined;
+  /** Why the task's worker is being killed on purpose. */
+  ending: 'timeout' | 'cancel' | undefined;
+}
+
+/** The result of placing a task on a node's resources. */
+export type Placement = { readonly kind: 'placed' } | { readonly kind: 'wait' } | { readonly kind: 'infeasible'; readonly reason: string };
+
+/**
+ * Whether `demand` can run now on `available`, later (once resources free up), or never on a node
+ * offering `total`. A pure function over snapshots; it never throws for lack of capacity.
+ */
+export function place(demand: Readonly<Resources>, available: Readonly<Resources>, total: Readonly<Resources>): Placement {
+  let fits = true;
+  for (const [name, amount] of Object.entries(demand)) {
+    if (amount <= 0) continue;
+    const offered = total[name] ?? 0;
+    if (amount > offered + 1e-9) {
+      const what = name === 'CPU' ? `${amount} CPUs` : `${amount} of resource "${name}"`;
+      return { kind: 'infeasible', reason: `it needs ${what}, and this node offers ${offered}` };
+    }
+    if (amount > (available[name] ?? 0) + 1e-9) fits = false;
+  }
+  return fits ? { kind: 'placed' } : { kind: 'wait' };
+}
+
+export function acquire(available: Resources, demand: Readonly<Resources>): void {
+  for (const [name, amount] of Object.entries(demand)) available[name] = (available[name] ?? 0) - amount;
+}
+
+export function giveBack(available: Resources, demand: Readonly<Resources>): void {
+  for (const [name, amount] of Object.entries(demand)) available[name] = (available[name] ?? 0) + amount;
+}

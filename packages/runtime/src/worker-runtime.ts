@@ -1,0 +1,278 @@
+import { accessSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import {
+  ObjectFreedError,
+  ObjectNotFoundError,
+  ObjectRef,
+  ShoalError,
+  decodeValue,
+  encodeValue,
+  newObjectId,
+  setObjectRefHooks,
+  writeInline,
+  type EncodedValue,
+  type NodeToWorker,
+  type ObjectLocation,
+  type WireArg,
+  type WorkerToNode,
+} from '@shoal/protocol';
+import { sliceBuffer } from '@shoal/shm';
+import { MappingCache, ObjectWriter, maxMapCount, writeEncodedSegment, type StoreStats, type TypedArrayKind } from '@shoal/store';
+import type { Connection } from './connection.js';
+import { compileFunction, type FunctionSource } from './function-source.js';
+import { encodeError } from './node-manager.js';
+import type { ResolvedRemoteOptions } from './options.js';
+import type { Runtime, WaitResult } from './runtime.js';
+import { buildArgs } from './task-args.js';
+
+interface Pending<T> {
+  resolve(value: T): void;
+}
+
+/**
+ * The runtime inside a worker process: runs the tasks its node sends, one at a time, and serves
+ * the public API (put, get, remote, wait) for them by talking to the node. Segments are read and
+ * written directly in the node's session directory; only small messages use the socket.
+ */
+export class WorkerRuntime implements Runtime {
+  readonly kind = 'worker' as const;
+  readonly sessionId: string;
+  readonly directory: string;
+  readonly inlineThreshold: number;
+  readonly #connection: Connection<NodeToWorker, WorkerToNode>;
+  readonly #mappings = new MappingCache(Math.min(16384, Math.max(64, Math.floor(maxMapCount() / 4))));
+  readonly #functions = new Map<string, (...args: unknown[]) => unknown>();
+  readonly #require: NodeJS.Require;
+  readonly #requests = new Map<number, Pending<unknown>>();
+  #nextRequest = 1;
+  readonly #counts = new Map<string, number>();
+  #holds: string[] = [];
+  #releases: string[] = [];
+  #refsFlushScheduled = false;
+  readonly #dropped = new FinalizationRegistry<string>((id) => this.#untrack(id));
+
+  constructor(connection: Connection<NodeToWorker, WorkerToNode>, settings: { sessionId: string; directory: string; inlineThreshold: number }) {
+    this.#connection = connection;
+    this.sessionId = settings.sessionId;
+    this.directory = settings.directory;
+    this.inlineThreshold = settings.inlineThreshold;
+    // Tasks that `require()` resolve from the directory the program was started in.
+    this.#require = createRequire(pathToFileURL(join(process.cwd(), 'noop.js')));
+    setObjectRefHooks({ track: (ref) => this.#track(ref), get: (ref) => this.get(ref) });
+  }
+
+  /** Handles a message from the node. */
+  handle(message: NodeToWorker): void {
+    switch (message.type) {
+      case 'execute':
+        void this.#execute(message);
+        return;
+      case 'resolved':
+        this.#requests.get(message.requestId)?.resolve(message.locations);
+        this.#requests.delete(message.requestId);
+        return;
+      case 'waited':
+        this.#requests.get(message.requestId)?.resolve(message.ready);
+        this.#requests.delete(message.requestId);
+        return;
+      case 'shutdown':
+        process.exit(0);
+    }
+  }
+
+  // ---- tasks ------------------------------------------------------------------------------
+
+  async #execute(message: Extract<NodeToWorker, { type: 'execute' }>): Promise<void> {
+    let result: unknown;
+    try {
+      const fn = this.#function(message.fn.hash, message.fn.source);
+      const args = message.args.map((arg, i) => this.#argument(arg, i));
+      result = await fn(...args);
+    } catch (error) {
+      this.#connection.send({ type: 'failed', taskId: message.taskId, error: encodeError(error) });
+      return;
+    }
+    try {
+      const encoded = encodeValue(result, 'result');
+      const contains = encoded.refs.map((ref) => ref.id);
+      if (encoded.layout.totalSize >= this.inlineThreshold) {
+        writeEncodedSegment(join(this.directory, message.returnId), encoded);
+        this.#connection.send({ type: 'done', taskId: message.taskId, result: { size: encoded.layout.totalSize, contains } });
+      } else {
+        const bytes = writeInline(encoded);
+        this.#connection.send({ type: 'done', taskId: message.taskId, result: { size: bytes.byteLength, bytes, contains } });
+      }
+    } catch (error) {
+      this.#connection.send({ type: 'failed', taskId: message.taskId, error: encodeError(error) });
+    }
+  }
+
+  #function(hash: string, source: string | undefined): (...args: unknown[]) => unknown {
+    let fn = this.#functions.get(hash);
+    if (!fn) {
+      if (source === undefined) throw new Error(`The node sent function ${hash} without its source (this is a bug).`);
+      fn = compileFunction(source, this.#require);
+      this.#functions.set(hash, fn);
+    }
+    return fn;
+  }
+
+  #argument(arg: WireArg, index: number): unknown {
+    if ('value' in arg) return decodeValue(arg.value, { copy: true, where: `argument ${index}` });
+    if (!arg.location) throw new Error(`The node sent argument ${index} without its location (this is a bug).`);
+    return this.#materialize(arg.ref, arg.location);
+  }
+
+  #materialize(id: string, location: ObjectLocation): unknown {
+    switch (location.kind) {
+      case 'inline':
+        return decodeValue(location.bytes, { copy: true, where: `object ${id}` });
+      case 'segment': {
+        const mapping = this.#mappings.map(id, join(this.directory, id), location.size);
+        return decodeValue(new Uint8Array(mapping), { copy: false, sliceArrayBuffer: sliceBuffer, where: `object ${id}` });
+      }
+      case 'error':
+        throw decodeValue(location.error, { copy: true, where: `the error of object ${id}` });
+      case 'freed':
+        throw new ObjectFreedError(id);
+    }
+  }
+
+  // ---- Runtime ----------------------------------------------------------------------------
+
+  put<T>(value: T): ObjectRef<T> {
+    return this.#putEncoded<T>(encodeValue(value));
+  }
+
+  #putEncoded<T>(encoded: EncodedValue): ObjectRef<T> {
+    const id = newObjectId();
+    const contains = encoded.refs.map((ref) => ref.id);
+    const size = encoded.layout.totalSize;
+    if (size >= this.inlineThreshold) {
+      writeEncodedSegment(join(this.directory, id), encoded);
+      this.#connection.send({ type: 'put', id, payload: { size, contains } });
+    } else {
+      this.#connection.send({ type: 'put', id, payload: { size, bytes: writeInline(encoded), contains } });
+    }
+    return new ObjectRef<T>(id, this.sessionId);
+  }
+
+  create(kind: TypedArrayKind | number, length?: number): ObjectWriter<ArrayBufferView> {
+    const id = newObjectId();
+    const resolvedKind = typeof kind === 'number' ? 'Uint8Array' : kind.name;
+    const count = typeof kind === 'number' ? kind : (length ?? Number.NaN);
+    return new ObjectWriter(resolvedKind, count, join(this.directory, id), {
+      reserve: () => {},
+      unreserve: () => {},
+      publish: (size, mapping) => {
+        this.#mappings.adopt(id, mapping);
+        this.#connection.send({ type: 'put', id, payload: { size, contains: [] } });
+        return new ObjectRef(id, this.sessionId);
+      },
+    });
+  }
+
+  async get<T>(ref: ObjectRef<T>): Promise<T> {
+    if (!(ref instanceof ObjectRef)) throw new TypeError('Expected an ObjectRef');
+    const locations = await this.#request<Record<string, ObjectLocation>>({ type: 'resolve', ids: [ref.id] });
+    return this.#materialize(ref.id, locations[ref.id] ?? { kind: 'freed' }) as T;
+  }
+
+  getSync<T>(ref: ObjectRef<T>): T {
+    const path = join(this.directory, ref.id);
+    try {
+      accessSync(path);
+    } catch {
+      throw new ObjectNotFoundError(
+        ref.id,
+        'inside a task, only objects in shared memory can be read synchronously; use `await get(ref)`.',
+      );
+    }
+    const mapping = this.#mappings.map(ref.id, path);
+    return decodeValue(new Uint8Array(mapping), { copy: false, sliceArrayBuffer: sliceBuffer, where: `object ${ref.id}` }) as T;
+  }
+
+  free(ref: ObjectRef): boolean {
+    this.#connection.send({ type: 'free', ids: [ref.id] });
+    return true;
+  }
+
+  stats(): StoreStats {
+    throw new ShoalError('ERR_NOT_AVAILABLE', 'store.stats() is available in the driver, not inside tasks.');
+  }
+
+  submit(fn: FunctionSource, args: readonly unknown[], options: ResolvedRemoteOptions): ObjectRef {
+    const built = buildArgs(args, this.inlineThreshold, (encoded) => this.#putEncoded(encoded));
+    const returnId = newObjectId();
+    this.#connection.send({
+      type: 'submit',
+      task: { returnId, fn: { hash: fn.hash, name: fn.name, source: fn.source }, args: built.args, contains: built.contains, options },
+    });
+    return new ObjectRef(returnId, this.sessionId);
+  }
+
+  async wait(refs: readonly ObjectRef[], numReturns: number, timeoutMs: number | null): Promise<WaitResult> {
+    const ready = new Set(
+      await this.#request<string[]>({ type: 'wait', ids: refs.map((ref) => ref.id), numReturns, timeoutMs }),
+    );
+    return { ready: refs.filter((ref) => ready.has(ref.id)), pending: refs.filter((ref) => !ready.has(ref.id)) };
+  }
+
+  cancel(ref: ObjectRef): void {
+    this.#connection.send({ type: 'cancel', id: ref.id });
+  }
+
+  async shutdown(): Promise<void> {
+    throw new ShoalError('ERR_NOT_AVAILABLE', 'shutdown() cannot be called inside a task; the driver shuts Shoal down.');
+  }
+
+  // ---- plumbing ---------------------------------------------------------------------------
+
+  #request<T>(message: { type: 'resolve'; ids: readonly string[] } | { type: 'wait'; ids: readonly string[]; numReturns: number; timeoutMs: number | null }): Promise<T> {
+    const requestId = this.#nextRequest++;
+    return new Promise<T>((resolve) => {
+      this.#requests.set(requestId, { resolve: resolve as (value: unknown) => void });
+      this.#connection.send({ ...message, requestId });
+    });
+  }
+
+  #track(ref: ObjectRef): void {
+    if (ref.owner !== this.sessionId) return;
+    const count = this.#counts.get(ref.id) ?? 0;
+    this.#counts.set(ref.id, count + 1);
+    this.#dropped.register(ref, ref.id);
+    if (count === 0) {
+      this.#holds.push(ref.id);
+      this.#scheduleRefs();
+    }
+  }
+
+  #untrack(id: string): void {
+    const count = this.#counts.get(id);
+    if (count === undefined) return;
+    if (count > 1) {
+      this.#counts.set(id, count - 1);
+      return;
+    }
+    this.#counts.delete(id);
+    this.#releases.push(id);
+    this.#scheduleRefs();
+  }
+
+  #scheduleRefs(): void {
+    if (this.#refsFlushScheduled) return;
+    this.#refsFlushScheduled = true;
+    // After the current tick, so a put or submit message precedes the hold of its ref.
+    setImmediate(() => {
+      this.#refsFlushScheduled = false;
+      const hold = this.#holds;
+      const release = this.#releases;
+      this.#holds = [];
+      this.#releases = [];
+      if (hold.length > 0 || release.length > 0) this.#connection.send({ type: 'refs', hold, release });
+    });
+  }
+}
+

@@ -1,0 +1,12 @@
+import { writeFrontBytes, type EncodedValue } from '@shoal/protocol';
+import { writeSegment } from '@shoal/shm';
+
+/**
+ * Writes an encoded value as a new segment file at `path`: front (prefix, table, header) and each
+ * out-of-band buffer straight from the caller's memory, one pwrite each. Used by the store and by
+ * worker processes writing into their node's session directory.
+ */
+export function writeEncodedSegment(path: string, encoded: EncodedValue): void {
+  const views: (ArrayBufferView | ArrayBuffer)[] = [writeFrontBytes(encoded), ...encoded.buffers];
+  writeSegment(path, encoded.layout.totalSize, views, [0, ...encoded.layout.bufferOffsets]);
+}
