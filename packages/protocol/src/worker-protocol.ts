@@ -67,7 +67,9 @@ export type WorkerToNode =
     }
   | { readonly type: 'cancel'; readonly id: string }
   | { readonly type: 'free'; readonly ids: readonly string[] }
-  | { readonly type: 'refs'; readonly hold: readonly string[]; readonly release: readonly string[] };
+  | { readonly type: 'refs'; readonly hold: readonly string[]; readonly release: readonly string[] }
+  /** Answer to `recall`: the queued tasks it gave back (not started yet). */
+  | { readonly type: 'recalled'; readonly taskIds: readonly number[] };
 
 export type NodeToWorker =
   | {
@@ -79,10 +81,12 @@ export type NodeToWorker =
     }
   | { readonly type: 'resolved'; readonly requestId: number; readonly locations: Readonly<Record<string, ObjectLocation>> }
   | { readonly type: 'waited'; readonly requestId: number; readonly ready: readonly string[] }
+  /** Give back these queued tasks if they have not started. */
+  | { readonly type: 'recall'; readonly taskIds: readonly number[] }
   | { readonly type: 'shutdown' };
 
-const WORKER_TYPES = new Set(['ready', 'done', 'failed', 'put', 'submit', 'resolve', 'wait', 'cancel', 'free', 'refs']);
-const NODE_TYPES = new Set(['execute', 'resolved', 'waited', 'shutdown']);
+const WORKER_TYPES = new Set(['ready', 'done', 'failed', 'put', 'submit', 'resolve', 'wait', 'cancel', 'free', 'refs', 'recalled']);
+const NODE_TYPES = new Set(['execute', 'resolved', 'waited', 'recall', 'shutdown']);
 
 function check(message: unknown, types: Set<string>, side: string): { type: string } {
   if (message === null || typeof message !== 'object' || !types.has((message as { type?: unknown }).type as string)) {

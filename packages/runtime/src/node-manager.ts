@@ -38,6 +38,8 @@ const debug = debuglog('shoal:node');
 const EXTRA_WORKER_IDLE_MS = 10_000;
 /** How many ready tasks a scheduling pass looks past a head that does not fit. */
 const SCHEDULING_LOOKAHEAD = 64;
+/** Tasks a busy worker may have queued behind its running one (saves a round trip each). */
+const PIPELINE_DEPTH = 8;
 
 /** Options of a node: its object store and its resources. */
 export interface NodeManagerOptions extends StoreOptions, NodeOptions {}
@@ -277,21 +279,44 @@ export class NodeManager implements Runtime {
 
   #schedule(): void {
     if (this.#state !== 'running') return;
-    let index = 0;
-    while (index < this.#ready.length && index <= SCHEDULING_LOOKAHEAD) {
-      const task = this.#ready[index]!;
-      if (place(task.demand, this.#available, this.#total).kind !== 'placed') {
-        index += 1;
-        continue;
-      }
+    while (this.#ready.length > 0) {
       const worker = this.#idleWorker();
       if (!worker) {
-        this.#maybeSpawnExtraWorker();
-        return;
+        // Every worker is busy. If the head could run anyway, workers are blocked waiting on
+        // objects and lent their CPU back (or tasks take fractions of a CPU): start another.
+        if (place(this.#ready[0]!.demand, this.#available, this.#total).kind === 'placed') this.#maybeSpawnExtraWorker();
+        if (!this.#pipeline()) return;
+        continue;
       }
-      this.#ready.splice(index, 1);
-      this.#dispatch(task, worker);
+      // First-come first-served, but a head that does not fit yet must not hold back smaller
+      // tasks behind it: look a little further.
+      const limit = Math.min(this.#ready.length, SCHEDULING_LOOKAHEAD);
+      let index = 0;
+      while (index < limit && place(this.#ready[index]!.demand, this.#available, this.#total).kind !== 'placed') index += 1;
+      if (index === limit) return;
+      const [task] = this.#ready.splice(index, 1);
+      this.#dispatch(task!, worker);
     }
+  }
+
+  /**
+   * Queues the head task behind the running one on the least loaded busy worker whose lease
+   * matches its demand, so a worker never waits a round trip between two small tasks. Tasks with
+   * a timeout are never queued (their clock starts when they start).
+   */
+  #pipeline(): boolean {
+    const task = this.#ready[0]!;
+    if (task.options.timeoutMs !== null) return false;
+    let best: WorkerHandle | undefined;
+    for (const worker of this.#workers) {
+      if (worker.state !== 'busy' || worker.blockedRequests > 0 || worker.inflight.length >= PIPELINE_DEPTH) continue;
+      if (!sameDemand(worker.lease, task.demand)) continue;
+      if (!best || worker.inflight.length < best.inflight.length) best = worker;
+    }
+    if (!best) return false;
+    this.#ready.shift();
+    this.#send(task, best);
+    return true;
   }
 
   #idleWorker(): WorkerHandle | undefined {
@@ -302,8 +327,7 @@ export class NodeManager implements Runtime {
   }
 
   #maybeSpawnExtraWorker(): void {
-    // Resources are free but every worker is busy: some are blocked waiting on objects and
-    // lent their CPU back (or tasks take fractions of a CPU). Start one more worker at a time.
+    // One more worker at a time.
     let alive = 0;
     for (const worker of this.#workers) {
       if (worker.state === 'starting') return;
@@ -312,16 +336,21 @@ export class NodeManager implements Runtime {
     if (alive < this.options.maxWorkers) this.#spawnWorker();
   }
 
+  /** Gives an idle worker a lease on the task's resources and starts the task on it. */
   #dispatch(task: Task, worker: WorkerHandle): void {
     acquire(this.#available, task.demand);
+    worker.lease = task.demand;
     if (worker.idleTimer) clearTimeout(worker.idleTimer);
     worker.idleTimer = undefined;
     worker.state = 'busy';
-    worker.task = task;
-    worker.blockedRequests = 0;
-    task.state = 'running';
+    this.#send(task, worker);
+  }
+
+  /** Sends the task to the worker's queue; it starts now if the worker has nothing else. */
+  #send(task: Task, worker: WorkerHandle): void {
+    task.state = 'queued';
     task.worker = worker;
-    task.attempts += 1;
+    worker.inflight.push(task);
     this.#running.set(task.id, task);
     const fn = worker.functions.has(task.fn.hash)
       ? { hash: task.fn.hash, name: task.fn.name }
@@ -329,6 +358,14 @@ export class NodeManager implements Runtime {
     worker.functions.add(task.fn.hash);
     const args = task.args.map((arg): WireArg => ('ref' in arg ? { ref: arg.ref, location: this.#locate(arg.ref) } : arg));
     worker.send({ type: 'execute', taskId: task.id, returnId: task.returnId, fn, args });
+    if (worker.inflight.length === 1) this.#start(task);
+  }
+
+  /** The task is at the head of its worker's queue: it runs now. */
+  #start(task: Task): void {
+    task.state = 'running';
+    task.attempts += 1;
+    const worker = task.worker!;
     if (task.options.timeoutMs !== null) {
       task.timer = setTimeout(() => {
         task.ending = 'timeout';
@@ -337,22 +374,39 @@ export class NodeManager implements Runtime {
     }
   }
 
-  /** Ends a running task's hold on its worker and resources; the worker becomes idle. */
-  #release(task: Task, worker: WorkerHandle | undefined): void {
+  /**
+   * Takes the task off its worker. If it was running there, the worker moves on to its next
+   * queued task, or gives its lease back and becomes idle.
+   */
+  #detach(task: Task): void {
+    const worker = task.worker;
     if (task.timer) clearTimeout(task.timer);
     task.timer = undefined;
     this.#running.delete(task.id);
-    if (task.state === 'running') {
-      giveBack(this.#available, task.demand);
-      // CPU lent while blocked was already given back.
-      if (worker && worker.blockedRequests > 0) this.#available.CPU! -= task.demand.CPU ?? 0;
-    }
     task.worker = undefined;
-    if (worker && worker.task === task) {
-      worker.task = undefined;
-      worker.blockedRequests = 0;
-      if (worker.state === 'busy') this.#becomeIdle(worker);
+    if (!worker) return;
+    const index = worker.inflight.indexOf(task);
+    if (index < 0) return;
+    worker.inflight.splice(index, 1);
+    if (index !== 0 || worker.state === 'dead') return;
+    this.#unlend(worker);
+    if (worker.inflight.length > 0) this.#start(worker.inflight[0]!);
+    else {
+      this.#endLease(worker);
+      this.#becomeIdle(worker);
     }
+  }
+
+  /** The worker's running task stopped waiting (or ended): take back the CPU it lent. */
+  #unlend(worker: WorkerHandle): void {
+    if (worker.blockedRequests > 0 && worker.lease) this.#available.CPU! -= worker.lease.CPU ?? 0;
+    worker.blockedRequests = 0;
+  }
+
+  #endLease(worker: WorkerHandle): void {
+    this.#unlend(worker);
+    if (worker.lease) giveBack(this.#available, worker.lease);
+    worker.lease = undefined;
   }
 
   #becomeIdle(worker: WorkerHandle): void {
@@ -368,30 +422,39 @@ export class NodeManager implements Runtime {
   /** The task is over for good: its holds go, its return object settles as failed. */
   #fail(task: Task, error: Error): void {
     if (task.state === 'finished') return;
-    const worker = task.worker;
-    this.#release(task, worker);
-    this.#ready = this.#ready.filter((queued) => queued !== task);
+    this.#detach(task);
+    if (task.state === 'ready') this.#ready = this.#ready.filter((queued) => queued !== task);
     task.state = 'finished';
     this.#tasks.delete(task.returnId);
     this.store.fail(task.returnId, error);
     this.#dropHolds(task);
   }
 
-  #succeed(task: Task, worker: WorkerHandle, result: { size: number; bytes?: Uint8Array; contains: readonly string[] }): void {
-    this.#release(task, worker);
+  #succeed(task: Task, result: { size: number; bytes?: Uint8Array; contains: readonly string[] }): void {
+    if (task.ending === 'cancel') {
+      this.#discardResult(task, result);
+      this.#fail(task, new TaskCancelledError(task.fn.name));
+      return;
+    }
+    this.#detach(task);
     task.state = 'finished';
     this.#tasks.delete(task.returnId);
     if (this.store.status(task.returnId).state === 'pending') {
       this.store.register(task.returnId, { size: result.size, bytes: result.bytes, contains: result.contains });
-    } else if (!result.bytes) {
-      // Cancelled or freed meanwhile: the segment the worker wrote belongs to nobody.
-      try {
-        unlinkSegment(join(this.store.directory, task.returnId));
-      } catch {
-        // Already gone.
-      }
+    } else {
+      this.#discardResult(task, result);
     }
     this.#dropHolds(task);
+  }
+
+  /** A result nobody can want (cancelled or freed meanwhile): remove the segment it wrote. */
+  #discardResult(task: Task, result: { bytes?: Uint8Array }): void {
+    if (result.bytes) return;
+    try {
+      unlinkSegment(join(this.store.directory, task.returnId));
+    } catch {
+      // Already gone.
+    }
   }
 
   #dropHolds(task: Task): void {
@@ -399,12 +462,19 @@ export class NodeManager implements Runtime {
     for (const id of task.contains) this.store.release(id);
   }
 
+  /** Puts tasks back at the front of the ready queue, in order. */
+  #requeue(tasks: Task[]): void {
+    for (const task of tasks) {
+      this.#detach(task);
+      task.state = 'ready';
+    }
+    this.#ready.unshift(...tasks);
+  }
+
   #retryOrFail(task: Task, error: Error): void {
     if (task.attempts <= task.options.maxRetries && this.#state === 'running') {
       debug('retrying task %s (attempt %d): %s', task.fn.name, task.attempts + 1, error.message);
-      this.#release(task, task.worker);
-      task.state = 'ready';
-      this.#ready.unshift(task);
+      this.#requeue([task]);
       this.#schedule();
       return;
     }
@@ -414,9 +484,12 @@ export class NodeManager implements Runtime {
   #cancel(returnId: string): void {
     const task = this.#tasks.get(returnId);
     if (!task || task.state === 'finished') return;
-    if (task.state === 'running' && task.worker) {
+    if (task.worker && (task.state === 'running' || task.state === 'queued')) {
       task.ending = 'cancel';
-      task.worker.kill();
+      // A queued task is recalled (and failed when the worker gives it back); a running one
+      // is stopped the only way a synchronous function can be: by killing its worker.
+      if (task.state === 'running') task.worker.kill();
+      else task.worker.send({ type: 'recall', taskIds: [task.id] });
       return;
     }
     this.#fail(task, new TaskCancelledError(task.fn.name));
@@ -507,7 +580,7 @@ export class NodeManager implements Runtime {
     switch (message.type) {
       case 'done': {
         const task = this.#running.get(message.taskId);
-        if (task && task.worker === worker) this.#succeed(task, worker, message.result);
+        if (task && task.worker === worker) this.#succeed(task, message.result);
         this.#schedule();
         return;
       }
@@ -518,9 +591,21 @@ export class NodeManager implements Runtime {
         const retry = task.options.retryExceptions;
         const retryable =
           retry === true || (Array.isArray(retry) && thrown instanceof Error && retry.includes(thrown.name));
-        const error = new TaskError(task.fn.name, thrown);
-        if (retryable) this.#retryOrFail(task, error);
+        const error = task.ending === 'cancel' ? new TaskCancelledError(task.fn.name) : new TaskError(task.fn.name, thrown);
+        if (retryable && task.ending !== 'cancel') this.#retryOrFail(task, error);
         else this.#fail(task, error);
+        this.#schedule();
+        return;
+      }
+      case 'recalled': {
+        const back: Task[] = [];
+        for (const id of message.taskIds) {
+          const task = this.#running.get(id);
+          if (!task || task.worker !== worker || task.state !== 'queued') continue;
+          if (task.ending === 'cancel') this.#fail(task, new TaskCancelledError(task.fn.name));
+          else back.push(task);
+        }
+        this.#requeue(back);
         this.#schedule();
         return;
       }
@@ -570,17 +655,19 @@ export class NodeManager implements Runtime {
    * that are not ready, its CPU is lent back so other tasks (often the ones it waits for) can run.
    */
   #whileBlocked<T>(worker: WorkerHandle, ids: readonly string[], settled: Promise<T>, reply: (value: T) => void): void {
-    const task = worker.task;
-    const blocks = task !== undefined && ids.some((id) => this.store.status(id).state === 'pending');
-    if (blocks) {
-      if (worker.blockedRequests++ === 0) {
-        this.#available.CPU! += task.demand.CPU ?? 0;
-        this.#schedule();
+    const task = worker.inflight[0];
+    const blocks = task !== undefined && worker.lease !== undefined && ids.some((id) => this.store.status(id).state === 'pending');
+    if (blocks && worker.blockedRequests++ === 0) {
+      this.#available.CPU! += worker.lease!.CPU ?? 0;
+      // Tasks queued behind a blocked one could be the very ones it waits for: take them back.
+      if (worker.inflight.length > 1) {
+        worker.send({ type: 'recall', taskIds: worker.inflight.slice(1).map((queued) => queued.id) });
       }
+      this.#schedule();
     }
     void settled.then((value) => {
-      if (blocks && worker.task === task && worker.blockedRequests > 0) {
-        if (--worker.blockedRequests === 0) this.#available.CPU! -= task.demand.CPU ?? 0;
+      if (blocks && worker.inflight[0] === task && worker.blockedRequests > 0) {
+        if (--worker.blockedRequests === 0) this.#available.CPU! -= worker.lease?.CPU ?? 0;
       }
       reply(value);
     });
@@ -601,12 +688,18 @@ export class NodeManager implements Runtime {
     debug('worker %d exited (code %s, signal %s)', worker.pid, code, signal);
     for (const [id, count] of worker.holds) for (let i = 0; i < count; i++) this.store.release(id);
     worker.holds.clear();
-    const task = worker.task;
+    const [task, ...queued] = worker.inflight;
+    // Tasks queued behind the one that was running never started: they simply run elsewhere.
+    this.#requeue(queued.filter((waiting) => waiting.ending !== 'cancel'));
+    for (const waiting of queued) {
+      if (waiting.ending === 'cancel') this.#fail(waiting, new TaskCancelledError(waiting.fn.name));
+    }
     if (task && task.state === 'running') {
       if (task.ending === 'timeout') this.#fail(task, new TaskTimeoutError(task.fn.name, task.options.timeoutMs ?? 0));
       else if (task.ending === 'cancel') this.#fail(task, new TaskCancelledError(task.fn.name));
       else this.#retryOrFail(task, new WorkerCrashedError(task.fn.name, code, signal, task.attempts));
     }
+    this.#endLease(worker);
     if (this.#state === 'running') {
       let alive = 0;
       for (const other of this.#workers) if (other.state !== 'dead') alive += 1;
@@ -635,6 +728,12 @@ function decodeThrown(bytes: Uint8Array): unknown {
   } catch (error) {
     return error;
   }
+}
+
+function sameDemand(a: Readonly<Resources> | undefined, b: Readonly<Resources>): boolean {
+  if (!a) return false;
+  const keys = Object.keys(b);
+  return keys.length === Object.keys(a).length && keys.every((key) => a[key] === b[key]);
 }
 
 function stripUndefined<T extends object>(value: T): T {

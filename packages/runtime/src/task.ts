@@ -7,7 +7,7 @@ import type { WorkerHandle } from './worker-handle.js';
 export type Resources = Record<string, number>;
 
 /** Lifecycle of a task on its node. */
-export type TaskState = 'waiting' | 'ready' | 'running' | 'finished';
+export type TaskState = 'waiting' | 'ready' | 'queued' | 'running' | 'finished';
 
 /** A task as its node tracks it, from submission until its return object settles. */
 export interface Task {

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { NodeToWorker, WorkerToNode } from '@shoal/protocol';
 import type { Connection } from './connection.js';
-import type { Task } from './task.js';
+import type { Resources, Task } from './task.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 
@@ -24,7 +24,10 @@ export class WorkerHandle {
   readonly exited: Promise<void>;
   connection: Connection<WorkerToNode, NodeToWorker> | undefined;
   state: WorkerState = 'starting';
-  task: Task | undefined;
+  /** Tasks sent to this worker, in order: the first is running, the others wait behind it. */
+  readonly inflight: Task[] = [];
+  /** Resources held for this worker while it has tasks (all its queued tasks demand the same). */
+  lease: Readonly<Resources> | undefined;
   /** Hashes of the functions this worker already has. */
   readonly functions = new Set<string>();
   /** Refs this worker holds, by id, with counts: released if it dies. */

@@ -44,6 +44,8 @@ export class WorkerRuntime implements Runtime {
   readonly #connection: Connection<NodeToWorker, WorkerToNode>;
   readonly #mappings = new MappingCache(Math.min(16384, Math.max(64, Math.floor(maxMapCount() / 4))));
   readonly #functions = new Map<string, (...args: unknown[]) => unknown>();
+  #queue: Extract<NodeToWorker, { type: 'execute' }>[] = [];
+  #busy = false;
   readonly #require: NodeJS.Require;
   readonly #requests = new Map<number, Pending<unknown>>();
   #nextRequest = 1;
@@ -67,8 +69,17 @@ export class WorkerRuntime implements Runtime {
   handle(message: NodeToWorker): void {
     switch (message.type) {
       case 'execute':
-        void this.#execute(message);
+        this.#queue.push(message);
+        if (!this.#busy) void this.#drain();
         return;
+      case 'recall': {
+        const wanted = new Set(message.taskIds);
+        const kept = this.#queue.filter((task) => !wanted.has(task.taskId));
+        const taskIds = this.#queue.filter((task) => wanted.has(task.taskId)).map((task) => task.taskId);
+        this.#queue = kept;
+        this.#connection.send({ type: 'recalled', taskIds });
+        return;
+      }
       case 'resolved':
         this.#requests.get(message.requestId)?.resolve(message.locations);
         this.#requests.delete(message.requestId);
@@ -83,6 +94,13 @@ export class WorkerRuntime implements Runtime {
   }
 
   // ---- tasks ------------------------------------------------------------------------------
+
+  /** Runs queued tasks one at a time, in the order the node sent them. */
+  async #drain(): Promise<void> {
+    this.#busy = true;
+    while (this.#queue.length > 0) await this.#execute(this.#queue.shift()!);
+    this.#busy = false;
+  }
 
   async #execute(message: Extract<NodeToWorker, { type: 'execute' }>): Promise<void> {
     let result: unknown;
