@@ -72,6 +72,8 @@ export class NodeManager implements Runtime {
   #ready: Task[] = [];
   #nextTaskId = 1;
   #state: NodeState = 'running';
+  /** Whether the node's sockets and workers keep the process alive (only while tasks are pending). */
+  #alive = false;
   readonly #killWorkersOnExit = () => {
     for (const worker of this.#workers) worker.kill();
   };
@@ -90,6 +92,7 @@ export class NodeManager implements Runtime {
         this.#server.off('error', reject);
         resolve();
       });
+      this.#server.unref();
     });
     // A failure to listen surfaces through ready(); never as an unhandled rejection.
     this.#listening.catch(() => {});
@@ -103,6 +106,17 @@ export class NodeManager implements Runtime {
 
   /** Resolves once the node accepts worker connections and its prestarted workers are up. */
   async ready(): Promise<void> {
+    // The node's own handles do not keep the process alive while no task is pending; whoever
+    // awaits readiness must not see the event loop run dry meanwhile.
+    const keepAlive = setInterval(() => {}, 1000);
+    try {
+      await this.#untilReady();
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
+  async #untilReady(): Promise<void> {
     await this.#listening;
     await Promise.all(
       [...this.#workers].map(
@@ -186,6 +200,8 @@ export class NodeManager implements Runtime {
       return;
     }
     this.#state = 'closing';
+    // Until every worker is gone, its handles must keep the process alive.
+    this.#keepAlive(true);
     for (const task of [...this.#tasks.values()]) {
       this.#fail(task, new RuntimeShutdownError(`Task ${task.fn.name} did not finish`));
     }
@@ -233,8 +249,10 @@ export class NodeManager implements Runtime {
       worker: undefined,
       timer: undefined,
       ending: undefined,
+      recalling: false,
     };
     this.#tasks.set(returnId, task);
+    this.#keepAlive(true);
     // The task holds what it will read: its arguments can't be freed under it.
     for (const id of contains) this.store.hold(id);
     const missing = deps.filter((id) => !this.store.hold(id));
@@ -283,8 +301,12 @@ export class NodeManager implements Runtime {
       const worker = this.#idleWorker();
       if (!worker) {
         // Every worker is busy. If the head could run anyway, workers are blocked waiting on
-        // objects and lent their CPU back (or tasks take fractions of a CPU): start another.
-        if (place(this.#ready[0]!.demand, this.#available, this.#total).kind === 'placed') this.#maybeSpawnExtraWorker();
+        // objects and lent their CPU back (or tasks take fractions of a CPU): start another and
+        // let the task wait for it. Otherwise queue it behind a running task.
+        if (place(this.#ready[0]!.demand, this.#available, this.#total).kind === 'placed') {
+          this.#maybeSpawnExtraWorker();
+          return;
+        }
         if (!this.#pipeline()) return;
         continue;
       }
@@ -297,6 +319,37 @@ export class NodeManager implements Runtime {
       const [task] = this.#ready.splice(index, 1);
       this.#dispatch(task!, worker);
     }
+    if (this.#idleWorker()) this.#steal();
+  }
+
+  /**
+   * A worker is idle and nothing is ready: take back tasks queued behind running ones (the
+   * running task may be slow), so they start on the idle worker instead of waiting.
+   */
+  #steal(): void {
+    let busiest: WorkerHandle | undefined;
+    let waiting = 0;
+    for (const worker of this.#workers) {
+      const queued = worker.inflight.filter((task) => task.state === 'queued' && !task.recalling).length;
+      if (queued > waiting) {
+        busiest = worker;
+        waiting = queued;
+      }
+    }
+    if (!busiest) return;
+    const taken = busiest.inflight.filter((task) => task.state === 'queued' && !task.recalling).slice(-Math.ceil(waiting / 2));
+    this.#recall(busiest, taken);
+  }
+
+  /** Asks a worker to give back queued tasks it has not started; 'recalled' answers. */
+  #recall(worker: WorkerHandle, tasks: readonly Task[]): void {
+    const ids: number[] = [];
+    for (const task of tasks) {
+      if (task.state !== 'queued' || task.recalling) continue;
+      task.recalling = true;
+      ids.push(task.id);
+    }
+    if (ids.length > 0) worker.send({ type: 'recall', taskIds: ids });
   }
 
   /**
@@ -426,6 +479,7 @@ export class NodeManager implements Runtime {
     if (task.state === 'ready') this.#ready = this.#ready.filter((queued) => queued !== task);
     task.state = 'finished';
     this.#tasks.delete(task.returnId);
+    if (this.#tasks.size === 0 && this.#state === 'running') this.#keepAlive(false);
     this.store.fail(task.returnId, error);
     this.#dropHolds(task);
   }
@@ -439,6 +493,7 @@ export class NodeManager implements Runtime {
     this.#detach(task);
     task.state = 'finished';
     this.#tasks.delete(task.returnId);
+    if (this.#tasks.size === 0 && this.#state === 'running') this.#keepAlive(false);
     if (this.store.status(task.returnId).state === 'pending') {
       this.store.register(task.returnId, { size: result.size, bytes: result.bytes, contains: result.contains });
     } else {
@@ -467,6 +522,7 @@ export class NodeManager implements Runtime {
     for (const task of tasks) {
       this.#detach(task);
       task.state = 'ready';
+      task.recalling = false;
     }
     this.#ready.unshift(...tasks);
   }
@@ -489,7 +545,9 @@ export class NodeManager implements Runtime {
       // A queued task is recalled (and failed when the worker gives it back); a running one
       // is stopped the only way a synchronous function can be: by killing its worker.
       if (task.state === 'running') task.worker.kill();
-      else task.worker.send({ type: 'recall', taskIds: [task.id] });
+      else if (task.recalling) {
+        // Already on its way back: 'recalled' fails it as cancelled.
+      } else this.#recall(task.worker, [task]);
       return;
     }
     this.#fail(task, new TaskCancelledError(task.fn.name));
@@ -533,6 +591,19 @@ export class NodeManager implements Runtime {
 
   // ---- workers ----------------------------------------------------------------------------
 
+  /**
+   * While tasks are pending the node's server, sockets and worker processes keep the process
+   * alive; otherwise they do not, so a program that is done exits (and its 'exit' hook kills the
+   * workers and removes the session directory) without having to call shutdown().
+   */
+  #keepAlive(alive: boolean): void {
+    if (alive === this.#alive) return;
+    this.#alive = alive;
+    const method = alive ? 'ref' : 'unref';
+    this.#server[method]();
+    for (const worker of this.#workers) worker.keepAlive(alive);
+  }
+
   #spawnWorker(): void {
     const worker = new WorkerHandle(
       {
@@ -545,6 +616,7 @@ export class NodeManager implements Runtime {
     );
     this.#workers.add(worker);
     this.#byPid.set(worker.pid, worker);
+    worker.keepAlive(this.#alive);
     debug('started worker %d', worker.pid);
   }
 
@@ -562,6 +634,7 @@ export class NodeManager implements Runtime {
           }
           worker = claimed;
           worker.connection = connection;
+          worker.keepAlive(this.#alive);
           worker.state = 'idle';
           this.#schedule();
           return;
@@ -660,9 +733,7 @@ export class NodeManager implements Runtime {
     if (blocks && worker.blockedRequests++ === 0) {
       this.#available.CPU! += worker.lease!.CPU ?? 0;
       // Tasks queued behind a blocked one could be the very ones it waits for: take them back.
-      if (worker.inflight.length > 1) {
-        worker.send({ type: 'recall', taskIds: worker.inflight.slice(1).map((queued) => queued.id) });
-      }
+      this.#recall(worker, worker.inflight.slice(1));
       this.#schedule();
     }
     void settled.then((value) => {

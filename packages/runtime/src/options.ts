@@ -28,7 +28,11 @@ export interface ResolvedRemoteOptions {
 
 /** Options of the local node (part of `init()`'s options). */
 export interface NodeOptions {
-  /** CPUs this node offers to tasks; one worker process is prestarted per CPU. @default the machine's CPU count */
+  /**
+   * CPUs this node offers to tasks; one worker process is prestarted per CPU. `0` makes a node
+   * that only stores objects (tasks needing CPUs are then infeasible).
+   * @default the machine's CPU count
+   */
   readonly numCpus?: number;
   /** Custom resources this node offers, e.g. `{ gpu: 2 }`. @default {} */
   readonly resources?: Readonly<Record<string, number>>;
@@ -117,10 +121,9 @@ export const NODE_OPTION_KEYS: readonly string[] = NODE_KEYS;
 export function resolveNodeOptions(options: NodeOptions = {}): ResolvedNodeOptions {
   checkKeys('node', options, NODE_KEYS);
   const numCpus = options.numCpus === undefined ? availableParallelism() : nonNegativeNumber('numCpus', options.numCpus, false);
-  if (numCpus === 0) throw new TypeError('Expected `numCpus` to be a positive number, got `0`');
   const maxWorkers =
     options.maxWorkers === undefined
-      ? Math.max(4 * Math.ceil(numCpus), 16)
+      ? (numCpus === 0 ? 0 : Math.max(4 * Math.ceil(numCpus), 16))
       : nonNegativeNumber('maxWorkers', options.maxWorkers, true);
   if (maxWorkers < Math.ceil(numCpus)) {
     throw new TypeError(`Expected \`maxWorkers\` to be at least numCpus (${Math.ceil(numCpus)}), got \`${maxWorkers}\``);

@@ -31,6 +31,8 @@ export interface Task {
   timer: NodeJS.Timeout | undefined;
   /** Why the task's worker is being killed on purpose. */
   ending: 'timeout' | 'cancel' | undefined;
+  /** A recall of this queued task was sent to its worker and not answered yet. */
+  recalling: boolean;
 }
 
 /** The result of placing a task on a node's resources. */

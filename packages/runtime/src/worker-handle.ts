@@ -65,6 +65,17 @@ export class WorkerHandle {
     });
   }
 
+  /** Whether this worker (its process and connection) keeps the node's process alive. */
+  keepAlive(alive: boolean): void {
+    if (alive) {
+      this.child.ref();
+      this.connection?.socket.ref();
+    } else {
+      this.child.unref();
+      this.connection?.socket.unref();
+    }
+  }
+
   send(message: NodeToWorker): void {
     this.connection?.send(message);
   }

@@ -69,6 +69,11 @@ export class WorkerRuntime implements Runtime {
   handle(message: NodeToWorker): void {
     switch (message.type) {
       case 'execute':
+        // Compile now, not when it runs: the node counts this worker as having the function
+        // even if this task is recalled before it starts.
+        if (message.fn.source !== undefined && !this.#functions.has(message.fn.hash)) {
+          this.#functions.set(message.fn.hash, this.#compile(message.fn.source));
+        }
         this.#queue.push(message);
         if (!this.#busy) void this.#drain();
         return;
@@ -105,7 +110,7 @@ export class WorkerRuntime implements Runtime {
   async #execute(message: Extract<NodeToWorker, { type: 'execute' }>): Promise<void> {
     let result: unknown;
     try {
-      const fn = this.#function(message.fn.hash, message.fn.source);
+      const fn = this.#function(message.fn.hash);
       const args = message.args.map((arg, i) => this.#argument(arg, i));
       result = await fn(...args);
     } catch (error) {
@@ -127,13 +132,20 @@ export class WorkerRuntime implements Runtime {
     }
   }
 
-  #function(hash: string, source: string | undefined): (...args: unknown[]) => unknown {
-    let fn = this.#functions.get(hash);
-    if (!fn) {
-      if (source === undefined) throw new Error(`The node sent function ${hash} without its source (this is a bug).`);
-      fn = compileFunction(source, this.#require);
-      this.#functions.set(hash, fn);
+  /** Compiles shipped source; a source that does not compile becomes a function that throws why. */
+  #compile(source: string): (...args: unknown[]) => unknown {
+    try {
+      return compileFunction(source, this.#require);
+    } catch (error) {
+      return () => {
+        throw error;
+      };
     }
+  }
+
+  #function(hash: string): (...args: unknown[]) => unknown {
+    const fn = this.#functions.get(hash);
+    if (!fn) throw new Error(`The node sent function ${hash} without its source (this is a bug).`);
     return fn;
   }
 
@@ -182,6 +194,8 @@ export class WorkerRuntime implements Runtime {
     const resolvedKind = typeof kind === 'number' ? 'Uint8Array' : kind.name;
     const count = typeof kind === 'number' ? kind : (length ?? Number.NaN);
     return new ObjectWriter(resolvedKind, count, join(this.directory, id), {
+      inlineThreshold: this.inlineThreshold,
+      publishInline: (array) => this.put(array),
       reserve: () => {},
       unreserve: () => {},
       publish: (size, mapping) => {
@@ -222,6 +236,8 @@ export class WorkerRuntime implements Runtime {
   }
 
   submit(fn: FunctionSource, args: readonly unknown[], options: ResolvedRemoteOptions): ObjectRef {
+    // The node counts functions submitted from here as known to this worker.
+    if (!this.#functions.has(fn.hash)) this.#functions.set(fn.hash, this.#compile(fn.source));
     const built = buildArgs(args, this.inlineThreshold, (encoded) => this.#putEncoded(encoded));
     const returnId = newObjectId();
     this.#connection.send({

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { SharedMemoryError } from '@shoal/protocol';
+import { SharedMemoryError, ShoalError } from '@shoal/protocol';
 import { native } from './native.js';
 
 /** How to open an existing segment. */
@@ -42,6 +42,11 @@ function maxMapCount(): string {
     return 'unknown';
   }
 }
+
+// Half of the kernel's per-process map count: the rest is for V8, libraries and the allocator.
+// Reaching the kernel limit would make V8's own allocations fail and abort the process, so Shoal
+// refuses new segment mappings well before it.
+const MAPPING_LIMIT = Math.floor((Number(maxMapCount()) || 65530) / 2);
 
 function advice(code: string): string {
   switch (code) {
@@ -183,6 +188,17 @@ export function segmentSize(fd: number, path: string): number {
  * and unmaps it when garbage-collected (after every view of it is gone).
  */
 export function mapSegment(fd: number, length: number, options: MapOptions, path: string): ArrayBuffer {
+  const live = native.stats().mappings;
+  if (live >= MAPPING_LIMIT) {
+    throw new ShoalError(
+      'ERR_TOO_MANY_MAPPINGS',
+      `Cannot map ${path}: this process already has ${live} segment mappings alive (the limit is ${MAPPING_LIMIT}, ` +
+        `half of vm.max_map_count). Mappings of objects no longer in use are released by garbage collection, ` +
+        'which runs between event-loop turns: a long synchronous loop over many distinct objects keeps them ' +
+        'all alive. Await something now and then inside such a loop, drop views you no longer need, or raise ' +
+        'vm.max_map_count (`sysctl -w vm.max_map_count=262144`).',
+    );
+  }
   try {
     return native.map(fd, length, options.shared === true, options.populate === true);
   } catch (error) {

@@ -179,6 +179,8 @@ export class ObjectStore {
     const { kind, length: count } = resolveCreateArguments(typeOrBytes, length);
     const id = newObjectId();
     return new ObjectWriter(kind, count, this.#directory.segmentPath(id), {
+      inlineThreshold: this.options.inlineThreshold,
+      publishInline: (array) => this.put(array),
       reserve: (size) => this.#reserve(size),
       unreserve: (size) => {
         this.#used -= size;

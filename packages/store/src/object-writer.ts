@@ -17,9 +17,12 @@ export type TypedArrayKind =
 
 /** What a writer needs from its store. */
 export interface WriterHost {
+  /** Objects smaller than this are written in ordinary memory and put inline on seal. */
+  readonly inlineThreshold: number;
   reserve(size: number): void;
   unreserve(size: number): void;
   publish(size: number, mapping: ArrayBuffer): ObjectRef;
+  publishInline(array: ArrayBufferView): ObjectRef;
 }
 
 /** Checks `store.create`'s arguments and names what is wrong. */
@@ -64,7 +67,8 @@ export class ObjectWriter<A extends ArrayBufferView> {
   readonly size: number;
   readonly #path: string;
   readonly #host: WriterHost;
-  readonly #mapping: ArrayBuffer;
+  /** The shared mapping of the segment; undefined for a small object written in ordinary memory. */
+  readonly #mapping: ArrayBuffer | undefined;
   readonly #token = {};
   #fd: number;
   #state: WriterState = 'open';
@@ -72,9 +76,17 @@ export class ObjectWriter<A extends ArrayBufferView> {
   /** @internal Made by `store.create`. */
   constructor(kind: string, length: number, path: string, host: WriterHost) {
     const { header, layout } = encodeViewShell(kind, length);
+    const Ctor = TYPED_ARRAY_CONSTRUCTORS[kind]!;
     this.size = layout.totalSize;
     this.#path = path;
     this.#host = host;
+    if (this.size < host.inlineThreshold) {
+      // Small objects stay inline: a segment and a mapping would cost more than the copy on seal.
+      this.array = new Ctor(length) as unknown as A;
+      this.#mapping = undefined;
+      this.#fd = -1;
+      return;
+    }
     host.reserve(this.size);
     let fd = -1;
     try {
@@ -92,7 +104,6 @@ export class ObjectWriter<A extends ArrayBufferView> {
       throw error;
     }
     this.#fd = fd;
-    const Ctor = TYPED_ARRAY_CONSTRUCTORS[kind]!;
     this.array = new Ctor(this.#mapping, layout.bufferOffsets[0]!, length) as unknown as A;
     const size = this.size;
     abandoned.register(this, () => discard(fd, path, () => host.unreserve(size)), this.#token);
@@ -109,6 +120,10 @@ export class ObjectWriter<A extends ArrayBufferView> {
    */
   seal(): ObjectRef<A> {
     this.#assertOpen('seal');
+    if (!this.#mapping) {
+      this.#state = 'sealed';
+      return this.#host.publishInline(this.array) as ObjectRef<A>;
+    }
     remapPrivate(this.#mapping, this.#fd, this.#path);
     closeSegment(this.#fd, this.#path);
     this.#fd = -1;
@@ -122,6 +137,7 @@ export class ObjectWriter<A extends ArrayBufferView> {
     if (this.#state === 'aborted') return;
     this.#assertOpen('abort');
     this.#state = 'aborted';
+    if (!this.#mapping) return;
     abandoned.unregister(this.#token);
     discard(this.#fd, this.#path, () => this.#host.unreserve(this.size));
     this.#fd = -1;
