@@ -111,6 +111,35 @@ describe('init and shutdown', () => {
   });
 });
 
+describe('a driver process killed with SIGKILL', () => {
+  test('takes its worker processes with it (no orphans); the next session removes its directory', async () => {
+    const child = fork(RUNTIME_CHILD, ['hold', 'shoal-test-child'], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    type Report = { pids: number[]; directory: string };
+    let report: Report | undefined;
+    try {
+      report = await new Promise<Report>((resolve, reject) => {
+        child.once('message', resolve);
+        child.once('exit', (code) => reject(new Error(`the child exited (code ${code}) before reporting`)));
+      });
+      assert.equal(report.pids.length, 2);
+      for (const pid of report.pids) assert.equal(parentPid(pid), child.pid, 'workers are children of the driver');
+    } finally {
+      child.kill('SIGKILL');
+      await exited;
+    }
+    const { pids, directory } = report;
+    await until(() => pids.every((pid) => !isAlive(pid)), 'the workers of the SIGKILLed driver to die');
+    assert.ok(existsSync(directory), 'SIGKILL leaves the session directory behind');
+    // The next session on the machine sweeps it.
+    await start({ numCpus: 1 });
+    assert.ok(!existsSync(directory), 'the next session removed the dead driver’s directory');
+  });
+});
+
 describe('a driver process that never calls shutdown()', () => {
   for (const mode of ['remote', 'store'] as const) {
     test(`exits by itself once its work is done (${mode}), and its workers and session directory go`, async () => {
