@@ -247,7 +247,7 @@ describe('plain objects and arrays', () => {
 describe('sparse arrays', () => {
   for (const copy of COPY_MODES) {
     test(`holes are preserved, not filled with undefined (copy: ${copy})`, () => {
-      // eslint-disable-next-line no-sparse-arrays
+       
       const decoded = roundTrip([1, , 3, , undefined], copy);
       assert.equal(decoded.length, 5);
       assert.equal(1 in decoded, false, 'index 1 is a hole');
@@ -262,7 +262,7 @@ describe('sparse arrays', () => {
     const empty = roundTrip(new Array(5), true);
     assert.equal(empty.length, 5);
     assert.equal(Object.keys(empty).length, 0);
-    // eslint-disable-next-line no-sparse-arrays
+     
     const trailing = roundTrip([1, 2, ,], true);
     assert.equal(trailing.length, 3);
     assert.equal(2 in trailing, false);
@@ -279,7 +279,7 @@ describe('sparse arrays', () => {
   });
 
   test('a sparse array whose elements before the first hole are objects round-trips', () => {
-    // eslint-disable-next-line no-sparse-arrays
+     
     const value = [{ a: 1 }, , { b: 2 }];
     const decoded = roundTrip(value, true);
     assert.equal(decoded.length, 3);
@@ -289,7 +289,7 @@ describe('sparse arrays', () => {
   });
 
   test('a sparse array whose first element is a typed array stores it once and round-trips', () => {
-    // eslint-disable-next-line no-sparse-arrays
+     
     const value = [new Float64Array([1, 2]), , 3];
     assert.equal(encodeValue(value).buffers.length, 1, 'one out-of-band buffer for one typed array');
     const decoded = roundTrip(value, false);
@@ -346,7 +346,7 @@ describe('Map, Set, Date, RegExp and boxed primitives', () => {
     });
 
     test(`boxed Number, String and Boolean stay boxed with their value (copy: ${copy})`, () => {
-      // eslint-disable-next-line no-new-wrappers
+       
       const [n, s, b, nan] = roundTrip([new Number(42.5), new String('boxed'), new Boolean(false), new Number(NaN)], copy);
       assert.ok(n instanceof Number && typeof n === 'object');
       assert.equal(n.valueOf(), 42.5);
@@ -359,7 +359,7 @@ describe('Map, Set, Date, RegExp and boxed primitives', () => {
   }
 
   test('a boxed -0 keeps its sign', () => {
-    // eslint-disable-next-line no-new-wrappers
+     
     const decoded = roundTrip(new Number(-0), true);
     assert.ok(decoded instanceof Number);
     assert.ok(Object.is(decoded.valueOf(), -0), `decoded as ${Object.is(decoded.valueOf(), -0) ? '-0' : decoded.valueOf()}`);
@@ -829,7 +829,7 @@ describe('shared references and cycles', () => {
     const date = new Date(1);
     const regexp = /x/g;
     const map = new Map([[1, 2]]);
-    // eslint-disable-next-line no-new-wrappers
+     
     const boxed = new String('s');
     const buffer = new ArrayBuffer(4);
     const error = new Error('e');
@@ -993,10 +993,10 @@ describe('corrupt input throws ObjectCorruptError, never crashes or hangs', () =
     u: new Uint8Array([1, 2, 3, 4, 5]).subarray(1),
     b: Buffer.from('abc'),
     ab: new ArrayBuffer(9),
-    // eslint-disable-next-line no-sparse-arrays
+     
     sp: [, 1, , 2],
     pk: JSON.parse('{"__proto__": 1}') as unknown,
-    // eslint-disable-next-line no-new-wrappers
+     
     bx: new String('boxed'),
     ref: new ObjectRef(ID, OWNER),
     dv: new DataView(new ArrayBuffer(4)),
