@@ -22,3 +22,20 @@ export function newSessionId(): string {
 export function isValidId(id: unknown): id is string {
   return typeof id === 'string' && ID_PATTERN.test(id);
 }
+
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/;
+
+/**
+ * Checks the name of a named object: 1–200 characters of letters, digits and `. _ : / -`,
+ * starting with a letter or digit.
+ * @throws TypeError naming the bad name.
+ */
+export function checkObjectName(name: unknown): string {
+  if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
+    throw new TypeError(
+      'Expected an object name of 1-200 letters, digits and `. _ : / -` starting with a letter or digit, got `' +
+        `${typeof name === 'string' ? JSON.stringify(name) : String(name)}\``,
+    );
+  }
+  return name;
+}

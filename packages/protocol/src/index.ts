@@ -15,7 +15,7 @@ export {
   StoreClosedError,
   formatBytes,
 } from './errors.js';
-export { isValidId, newObjectId, newSessionId } from './ids.js';
+export { checkObjectName, isValidId, newObjectId, newSessionId } from './ids.js';
 export {
   ALIGNMENT,
   LAYOUT_VERSION,

@@ -51,8 +51,18 @@ export interface WireTaskOptions {
   readonly timeoutMs: number | null;
 }
 
+/**
+ * Messages from a worker or an attached client (any process of the machine that called
+ * `init({ address })`) to the node. The first message says which: `ready` (a worker the node
+ * spawned) or `attach` (a client; it never receives tasks).
+ */
 export type WorkerToNode =
   | { readonly type: 'ready'; readonly pid: number }
+  | { readonly type: 'attach'; readonly pid: number }
+  | { readonly type: 'bind'; readonly requestId: number; readonly name: string; readonly id: string }
+  | { readonly type: 'lookup'; readonly requestId: number; readonly name: string }
+  | { readonly type: 'watch'; readonly name: string }
+  | { readonly type: 'unwatch'; readonly name: string }
   | { readonly type: 'done'; readonly taskId: number; readonly result: ObjectPayload }
   | { readonly type: 'failed'; readonly taskId: number; readonly error: Uint8Array }
   | { readonly type: 'put'; readonly id: string; readonly payload: ObjectPayload }
@@ -83,10 +93,41 @@ export type NodeToWorker =
   | { readonly type: 'waited'; readonly requestId: number; readonly ready: readonly string[] }
   /** Give back these queued tasks if they have not started. */
   | { readonly type: 'recall'; readonly taskIds: readonly number[] }
-  | { readonly type: 'shutdown' };
+  | { readonly type: 'shutdown' }
+  /** Answer to `attach`: where the session's segments are. */
+  | { readonly type: 'welcome'; readonly sessionId: string; readonly directory: string; readonly inlineThreshold: number }
+  /** Answer to `bind`: the name's new version, or why it failed. */
+  | { readonly type: 'bound'; readonly requestId: number; readonly version: number; readonly error?: string }
+  /** Answer to `lookup`: the current binding (id null when the name is unbound). */
+  | {
+      readonly type: 'looked-up';
+      readonly requestId: number;
+      readonly id: string | null;
+      readonly version: number;
+      readonly location?: ObjectLocation;
+    }
+  /** A watched name was bound (sent once at `watch` time if bound, then on every change). */
+  | { readonly type: 'named'; readonly name: string; readonly id: string; readonly version: number };
 
-const WORKER_TYPES = new Set(['ready', 'done', 'failed', 'put', 'submit', 'resolve', 'wait', 'cancel', 'free', 'refs', 'recalled']);
-const NODE_TYPES = new Set(['execute', 'resolved', 'waited', 'recall', 'shutdown']);
+const WORKER_TYPES = new Set([
+  'ready',
+  'attach',
+  'done',
+  'failed',
+  'put',
+  'submit',
+  'resolve',
+  'wait',
+  'cancel',
+  'free',
+  'refs',
+  'recalled',
+  'bind',
+  'lookup',
+  'watch',
+  'unwatch',
+]);
+const NODE_TYPES = new Set(['execute', 'resolved', 'waited', 'recall', 'shutdown', 'welcome', 'bound', 'looked-up', 'named']);
 
 function check(message: unknown, types: Set<string>, side: string): { type: string } {
   if (message === null || typeof message !== 'object' || !types.has((message as { type?: unknown }).type as string)) {

@@ -9,4 +9,6 @@ export {
   type ResolvedRemoteOptions,
 } from './options.js';
 export { remote, type RemoteArgs, type RemoteFunction } from './remote.js';
-export { currentRuntime, setCurrentRuntime, type Runtime, type WaitResult } from './runtime.js';
+export { currentRuntime, setCurrentRuntime, type NamedVersion, type Runtime, type WaitResult } from './runtime.js';
+export { attachToNode, parseNodeAddress } from './attach.js';
+export { WorkerRuntime } from './worker-runtime.js';

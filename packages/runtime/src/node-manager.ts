@@ -4,6 +4,8 @@ import { debuglog } from 'node:util';
 import {
   InfeasibleTaskError,
   ObjectFreedError,
+  ObjectNotFoundError,
+  checkObjectName,
   ObjectRef,
   RuntimeShutdownError,
   TaskCancelledError,
@@ -27,9 +29,10 @@ import { ObjectStore, type ObjectWriter, type StoreOptions, type StoreStats, typ
 import { Connection } from './connection.js';
 import type { FunctionSource } from './function-source.js';
 import { resolveNodeOptions, type NodeOptions, type ResolvedNodeOptions, type ResolvedRemoteOptions } from './options.js';
-import type { Runtime, WaitResult } from './runtime.js';
+import type { NamedVersion, Runtime, WaitResult } from './runtime.js';
 import { buildArgs } from './task-args.js';
 import { acquire, giveBack, place, type Resources, type Task } from './task.js';
+import { ClientHandle, type Peer } from './client-handle.js';
 import { WorkerHandle } from './worker-handle.js';
 
 const debug = debuglog('shoal:node');
@@ -61,12 +64,18 @@ export class NodeManager implements Runtime {
   readonly store: ObjectStore;
   readonly options: ResolvedNodeOptions;
   readonly socketPath: string;
+  /** Where other processes of this machine attach: `init({ address })` or `SHOAL_ADDRESS`. */
+  readonly address: string;
   readonly #server: Server;
   readonly #listening: Promise<void>;
   readonly #total: Readonly<Resources>;
   readonly #available: Resources;
   readonly #workers = new Set<WorkerHandle>();
   readonly #byPid = new Map<number, WorkerHandle>();
+  readonly #clients = new Set<ClientHandle>();
+  /** Named objects: name -> current binding. Each binding holds its object. */
+  readonly #names = new Map<string, { id: string; version: number }>();
+  readonly #watchers = new Map<string, Set<(binding: { id: string; version: number }) => void>>();
   readonly #tasks = new Map<string, Task>();
   readonly #running = new Map<number, Task>();
   #ready: Task[] = [];
@@ -85,6 +94,7 @@ export class NodeManager implements Runtime {
     this.#total = { CPU: this.options.numCpus, ...this.options.resources };
     this.#available = { ...this.#total };
     this.socketPath = join(this.store.directory, 'node.sock');
+    this.address = `unix:${this.socketPath}`;
     this.#server = createServer((socket) => this.#accept(socket));
     this.#listening = new Promise((resolve, reject) => {
       this.#server.once('error', reject);
@@ -190,6 +200,55 @@ export class NodeManager implements Runtime {
     this.#cancel(ref.id);
   }
 
+  async putNamed<T>(name: string, value: T | ObjectRef<T>): Promise<NamedVersion<T>> {
+    checkObjectName(name);
+    const ref = value instanceof ObjectRef ? (value as ObjectRef<T>) : this.put(value);
+    const version = this.#bind(name, ref.id);
+    return { name, version, ref };
+  }
+
+  async getNamed<T>(name: string): Promise<{ version: NamedVersion<T>; value: T }> {
+    checkObjectName(name);
+    const binding = this.#names.get(name);
+    if (!binding) throw missingName(name);
+    const ref = new ObjectRef<T>(binding.id, this.store.sessionId);
+    return { version: { name, version: binding.version, ref }, value: await this.get(ref) };
+  }
+
+  watch<T>(name: string): AsyncIterableIterator<NamedVersion<T>> {
+    checkObjectName(name);
+    const sessionId = this.store.sessionId;
+    return watchIterator<T>(name, (push) => {
+      const current = this.#names.get(name);
+      if (current) push({ name, version: current.version, ref: new ObjectRef<T>(current.id, sessionId) });
+      const listener = (binding: { id: string; version: number }) =>
+        push({ name, version: binding.version, ref: new ObjectRef<T>(binding.id, sessionId) });
+      return this.#addWatcher(name, listener);
+    });
+  }
+
+  /** Binds `name` to object `id` (holding it) and releases the object it was bound to. */
+  #bind(name: string, id: string): number {
+    if (!this.store.hold(id)) throw new ObjectFreedError(id, ` before it could be published as "${name}"`);
+    const previous = this.#names.get(name);
+    const binding = { id, version: (previous?.version ?? 0) + 1 };
+    this.#names.set(name, binding);
+    // Readers in the middle of a request keep the old version through their own refs and views.
+    if (previous) this.store.release(previous.id);
+    for (const listener of [...(this.#watchers.get(name) ?? [])]) listener(binding);
+    return binding.version;
+  }
+
+  #addWatcher(name: string, listener: (binding: { id: string; version: number }) => void): () => void {
+    let listeners = this.#watchers.get(name);
+    if (!listeners) this.#watchers.set(name, (listeners = new Set()));
+    listeners.add(listener);
+    return () => {
+      listeners.delete(listener);
+      if (listeners.size === 0) this.#watchers.delete(name);
+    };
+  }
+
   /**
    * Stops the node: pending tasks fail with RuntimeShutdownError, workers are killed, the socket
    * closes and the session directory is removed. Idempotent.
@@ -212,6 +271,10 @@ export class NodeManager implements Runtime {
       return worker.exited.finally(() => clearTimeout(force));
     });
     await Promise.all(exits);
+    for (const client of this.#clients) client.connection?.destroy();
+    this.#clients.clear();
+    for (const { id } of this.#names.values()) this.store.release(id);
+    this.#names.clear();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
     process.off('exit', this.#killWorkersOnExit);
     this.store.close();
@@ -342,7 +405,7 @@ export class NodeManager implements Runtime {
   }
 
   /** Asks a worker to give back queued tasks it has not started; 'recalled' answers. */
-  #recall(worker: WorkerHandle, tasks: readonly Task[]): void {
+  #recall(worker: Peer, tasks: readonly Task[]): void {
     const ids: number[] = [];
     for (const task of tasks) {
       if (task.state !== 'queued' || task.recalling) continue;
@@ -621,32 +684,76 @@ export class NodeManager implements Runtime {
   }
 
   #accept(socket: Socket): void {
-    let worker: WorkerHandle | undefined;
+    let peer: Peer | undefined;
     const connection = new Connection<WorkerToNode, NodeToWorker>(socket, {
       decode: decodeWorkerMessage,
       message: (message) => {
-        if (!worker) {
-          // The first message must name one of this node's own worker processes.
+        if (!peer) {
+          if (message.type === 'attach' && Number.isSafeInteger(message.pid)) {
+            // Any process of this user may attach: the socket lives in a 0700 directory.
+            const client = new ClientHandle(message.pid, connection);
+            peer = client;
+            this.#clients.add(client);
+            connection.socket.unref();
+            client.send({
+              type: 'welcome',
+              sessionId: this.store.sessionId,
+              directory: this.store.directory,
+              inlineThreshold: this.store.options.inlineThreshold,
+            });
+            return;
+          }
+          // Otherwise the first message must name one of this node's own worker processes.
           const claimed = message.type === 'ready' ? this.#byPid.get(message.pid) : undefined;
           if (!claimed || claimed.connection) {
             connection.destroy(new Error('connection from an unknown process'));
             return;
           }
-          worker = claimed;
-          worker.connection = connection;
-          worker.keepAlive(this.#alive);
-          worker.state = 'idle';
+          peer = claimed;
+          claimed.connection = connection;
+          claimed.keepAlive(this.#alive);
+          claimed.state = 'idle';
           this.#schedule();
           return;
         }
-        this.#onWorkerMessage(worker, message);
+        this.#onPeerMessage(peer, message);
       },
       close: (error) => {
-        if (error) debug('worker connection closed: %s', error.message);
-        // A worker without its connection is useless: make sure it dies; 'exit' cleans up.
-        worker?.kill();
+        if (error) debug('connection of process %d closed: %s', peer?.pid, error.message);
+        if (peer instanceof WorkerHandle) {
+          // A worker without its connection is useless: make sure it dies; 'exit' cleans up.
+          peer.kill();
+        } else if (peer) {
+          this.#clients.delete(peer);
+          this.#forgetPeer(peer);
+        }
       },
     });
+  }
+
+  /** Releases what a peer that went away held: its refs and its watches. */
+  #forgetPeer(peer: Peer): void {
+    for (const [id, count] of peer.holds) for (let i = 0; i < count; i++) this.store.release(id);
+    peer.holds.clear();
+    for (const name of peer.watching) this.#unwatch(peer, name);
+  }
+
+  readonly #peerWatches = new WeakMap<Peer, Map<string, () => void>>();
+
+  #unwatch(peer: Peer, name: string): void {
+    peer.watching.delete(name);
+    const stops = this.#peerWatches.get(peer);
+    stops?.get(name)?.();
+    stops?.delete(name);
+  }
+
+  #onPeerMessage(peer: Peer, message: WorkerToNode): void {
+    // Task results only ever come from workers.
+    if (peer instanceof WorkerHandle) {
+      this.#onWorkerMessage(peer, message);
+      return;
+    }
+    this.#onCommonMessage(peer, message);
   }
 
   #onWorkerMessage(worker: WorkerHandle, message: WorkerToNode): void {
@@ -682,6 +789,14 @@ export class NodeManager implements Runtime {
         this.#schedule();
         return;
       }
+      default:
+        this.#onCommonMessage(worker, message);
+    }
+  }
+
+  /** Messages any peer may send: objects, refs, nested tasks, names. */
+  #onCommonMessage(worker: Peer, message: WorkerToNode): void {
+    switch (message.type) {
       case 'put':
         if (isValidId(message.id)) this.store.register(message.id, message.payload);
         return;
@@ -718,7 +833,43 @@ export class NodeManager implements Runtime {
           this.store.release(id);
         }
         return;
-      case 'ready':
+      case 'bind': {
+        let version = 0;
+        let error: string | undefined;
+        try {
+          version = this.#bind(checkObjectName(message.name), message.id);
+        } catch (cause) {
+          error = (cause as Error).message;
+        }
+        worker.send(error === undefined ? { type: 'bound', requestId: message.requestId, version } : { type: 'bound', requestId: message.requestId, version, error });
+        return;
+      }
+      case 'lookup': {
+        const binding = typeof message.name === 'string' ? this.#names.get(message.name) : undefined;
+        worker.send(
+          binding
+            ? { type: 'looked-up', requestId: message.requestId, id: binding.id, version: binding.version, location: this.#locate(binding.id) }
+            : { type: 'looked-up', requestId: message.requestId, id: null, version: 0 },
+        );
+        return;
+      }
+      case 'watch': {
+        const name = message.name;
+        if (typeof name !== 'string' || worker.watching.has(name)) return;
+        worker.watching.add(name);
+        const send = (binding: { id: string; version: number }) =>
+          worker.send({ type: 'named', name, id: binding.id, version: binding.version });
+        const current = this.#names.get(name);
+        if (current) send(current);
+        let stops = this.#peerWatches.get(worker);
+        if (!stops) this.#peerWatches.set(worker, (stops = new Map()));
+        stops.set(name, this.#addWatcher(name, send));
+        return;
+      }
+      case 'unwatch':
+        this.#unwatch(worker, message.name);
+        return;
+      default:
         return;
     }
   }
@@ -727,7 +878,7 @@ export class NodeManager implements Runtime {
    * Runs `reply` when `settled` resolves. Meanwhile, if the worker's task is waiting on objects
    * that are not ready, its CPU is lent back so other tasks (often the ones it waits for) can run.
    */
-  #whileBlocked<T>(worker: WorkerHandle, ids: readonly string[], settled: Promise<T>, reply: (value: T) => void): void {
+  #whileBlocked<T>(worker: Peer, ids: readonly string[], settled: Promise<T>, reply: (value: T) => void): void {
     const task = worker.inflight[0];
     const blocks = task !== undefined && worker.lease !== undefined && ids.some((id) => this.store.status(id).state === 'pending');
     if (blocks && worker.blockedRequests++ === 0) {
@@ -744,7 +895,7 @@ export class NodeManager implements Runtime {
     });
   }
 
-  #submitFromWorker(worker: WorkerHandle, wire: WireTask): void {
+  #submitFromWorker(worker: Peer, wire: WireTask): void {
     if (!isValidId(wire.returnId) || this.#state !== 'running') return;
     this.store.expect(wire.returnId);
     const fn: FunctionSource = { source: wire.fn.source, hash: wire.fn.hash, name: wire.fn.name };
@@ -757,8 +908,7 @@ export class NodeManager implements Runtime {
     this.#byPid.delete(worker.pid);
     if (worker.idleTimer) clearTimeout(worker.idleTimer);
     debug('worker %d exited (code %s, signal %s)', worker.pid, code, signal);
-    for (const [id, count] of worker.holds) for (let i = 0; i < count; i++) this.store.release(id);
-    worker.holds.clear();
+    this.#forgetPeer(worker);
     const [task, ...queued] = worker.inflight;
     // Tasks queued behind the one that was running never started: they simply run elsewhere.
     this.#requeue(queued.filter((waiting) => waiting.ending !== 'cancel'));
@@ -799,6 +949,65 @@ function decodeThrown(bytes: Uint8Array): unknown {
   } catch (error) {
     return error;
   }
+}
+
+function missingName(name: string): ObjectNotFoundError {
+  return new ObjectNotFoundError(name, `no object is published under the name "${name}"; publish one with store.putNamed().`);
+}
+
+/**
+ * An async iterator of a name's versions: `subscribe` starts delivering (and returns how to
+ * stop); versions that arrive while nobody awaits are queued, and only the newest matters to a
+ * reader, so older queued ones are dropped.
+ */
+export function watchIterator<T>(
+  name: string,
+  subscribe: (push: (version: NamedVersion<T>) => void) => () => void,
+  onWaiting?: (waiting: boolean) => void,
+): AsyncIterableIterator<NamedVersion<T>> {
+  let latest: NamedVersion<T> | undefined;
+  let waiter: ((result: IteratorResult<NamedVersion<T>>) => void) | undefined;
+  let done = false;
+  const stop = subscribe((version) => {
+    if (done) return;
+    if (waiter) {
+      const wake = waiter;
+      waiter = undefined;
+      onWaiting?.(false);
+      wake({ value: version, done: false });
+    } else {
+      latest = version;
+    }
+  });
+  const finish = (): IteratorResult<NamedVersion<T>> => {
+    if (!done) {
+      done = true;
+      stop();
+      if (waiter) {
+        onWaiting?.(false);
+        waiter({ value: undefined, done: true });
+        waiter = undefined;
+      }
+    }
+    return { value: undefined, done: true };
+  };
+  void name;
+  return {
+    next: () => {
+      if (done) return Promise.resolve({ value: undefined, done: true });
+      if (latest) {
+        const value = latest;
+        latest = undefined;
+        return Promise.resolve({ value, done: false });
+      }
+      onWaiting?.(true);
+      return new Promise((resolve) => (waiter = resolve));
+    },
+    return: async () => finish(),
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
 }
 
 function sameDemand(a: Readonly<Resources> | undefined, b: Readonly<Resources>): boolean {

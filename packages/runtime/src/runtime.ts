@@ -11,12 +11,20 @@ export interface WaitResult<T = unknown> {
   readonly pending: ObjectRef<T>[];
 }
 
+/** A version of a named object: what `store.watch` yields. */
+export interface NamedVersion<T = unknown> {
+  readonly name: string;
+  /** Increases by one each time the name is bound to another object. */
+  readonly version: number;
+  readonly ref: ObjectRef<T>;
+}
+
 /**
- * What the public API needs from the process it runs in: the embedded node in a driver, or the
- * connection to its node in a worker process.
+ * What the public API needs from the process it runs in: the embedded node in a driver, the
+ * connection to its node in a worker process, or in a process attached to a node.
  */
 export interface Runtime {
-  readonly kind: 'driver' | 'worker';
+  readonly kind: 'driver' | 'worker' | 'attached';
   put<T>(value: T): ObjectRef<T>;
   create(kind: TypedArrayKind | number, length?: number): ObjectWriter<ArrayBufferView>;
   get<T>(ref: ObjectRef<T>): Promise<T>;
@@ -26,6 +34,9 @@ export interface Runtime {
   submit(fn: FunctionSource, args: readonly unknown[], options: ResolvedRemoteOptions): ObjectRef;
   wait(refs: readonly ObjectRef[], numReturns: number, timeoutMs: number | null): Promise<WaitResult>;
   cancel(ref: ObjectRef): void;
+  putNamed<T>(name: string, value: T | ObjectRef<T>): Promise<NamedVersion<T>>;
+  getNamed<T>(name: string): Promise<{ version: NamedVersion<T>; value: T }>;
+  watch<T>(name: string): AsyncIterableIterator<NamedVersion<T>>;
   shutdown(): Promise<void>;
 }
 

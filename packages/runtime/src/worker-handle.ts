@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { NodeToWorker, WorkerToNode } from '@shoal/protocol';
 import type { Connection } from './connection.js';
+import type { Peer } from './client-handle.js';
 import type { Resources, Task } from './task.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url));
@@ -18,7 +19,7 @@ export interface WorkerEnvironment {
 }
 
 /** One worker process: the child, its connection once it said ready, and what it runs. */
-export class WorkerHandle {
+export class WorkerHandle implements Peer {
   readonly child: ChildProcess;
   readonly pid: number;
   readonly exited: Promise<void>;
@@ -34,6 +35,8 @@ export class WorkerHandle {
   readonly holds = new Map<string, number>();
   /** Requests from the running task waiting on objects that are not ready (its CPU is lent). */
   blockedRequests = 0;
+  /** Names this worker watches. */
+  readonly watching = new Set<string>();
   idleTimer: NodeJS.Timeout | undefined;
 
   constructor(environment: WorkerEnvironment, onExit: (worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void) {

@@ -6,7 +6,9 @@ import {
   ObjectFreedError,
   ObjectNotFoundError,
   ObjectRef,
+  RuntimeShutdownError,
   ShoalError,
+  checkObjectName,
   decodeValue,
   encodeValue,
   newObjectId,
@@ -24,20 +26,30 @@ import type { Connection } from './connection.js';
 import { compileFunction, type FunctionSource } from './function-source.js';
 import { encodeError } from './node-manager.js';
 import type { ResolvedRemoteOptions } from './options.js';
-import type { Runtime, WaitResult } from './runtime.js';
+import { watchIterator } from './node-manager.js';
+import type { NamedVersion, Runtime, WaitResult } from './runtime.js';
 import { buildArgs } from './task-args.js';
 
 interface Pending<T> {
   resolve(value: T): void;
+  reject(error: Error): void;
 }
 
+type Request =
+  | { type: 'resolve'; ids: readonly string[] }
+  | { type: 'wait'; ids: readonly string[]; numReturns: number; timeoutMs: number | null }
+  | { type: 'bind'; name: string; id: string }
+  | { type: 'lookup'; name: string };
+
 /**
- * The runtime inside a worker process: runs the tasks its node sends, one at a time, and serves
- * the public API (put, get, remote, wait) for them by talking to the node. Segments are read and
- * written directly in the node's session directory; only small messages use the socket.
+ * The runtime of a process connected to a node over its unix socket: a worker process (it runs
+ * the tasks its node sends, one at a time) or an attached client (`init({ address })`, never
+ * runs tasks). Either way it serves the public API (put, get, remote, wait, names) by talking to
+ * the node. Segments are read and written directly in the node's session directory; only small
+ * messages use the socket.
  */
 export class WorkerRuntime implements Runtime {
-  readonly kind = 'worker' as const;
+  readonly kind: 'worker' | 'attached';
   readonly sessionId: string;
   readonly directory: string;
   readonly inlineThreshold: number;
@@ -54,9 +66,26 @@ export class WorkerRuntime implements Runtime {
   #releases: string[] = [];
   #refsFlushScheduled = false;
   readonly #dropped = new FinalizationRegistry<string>((id) => this.#untrack(id));
+  readonly #watches = new Map<string, Set<(version: NamedVersion) => void>>();
+  /** Requests and watch iterators someone is awaiting: while any, the socket keeps the process alive. */
+  #awaited = 0;
+  #closed = false;
+  #welcomed: { resolve(): void; reject(error: Error): void } | undefined;
+  /** Resolves when the node has accepted this process (attached clients), rejects if the connection fails first. */
+  readonly connected: Promise<void>;
 
-  constructor(connection: Connection<NodeToWorker, WorkerToNode>, settings: { sessionId: string; directory: string; inlineThreshold: number }) {
+  constructor(
+    connection: Connection<NodeToWorker, WorkerToNode>,
+    settings: { sessionId: string; directory: string; inlineThreshold: number },
+    kind: 'worker' | 'attached' = 'worker',
+  ) {
+    this.kind = kind;
     this.#connection = connection;
+    this.connected = new Promise<void>((resolve, reject) => (this.#welcomed = { resolve, reject }));
+    // Nobody may await it (a worker): never an unhandled rejection.
+    this.connected.catch(() => {});
+    // Until the node answers, the connection keeps the process alive (then only while awaited).
+    this.#setAwaited(1);
     this.sessionId = settings.sessionId;
     this.directory = settings.directory;
     this.inlineThreshold = settings.inlineThreshold;
@@ -86,16 +115,59 @@ export class WorkerRuntime implements Runtime {
         return;
       }
       case 'resolved':
-        this.#requests.get(message.requestId)?.resolve(message.locations);
-        this.#requests.delete(message.requestId);
+        this.#answer(message.requestId, message.locations);
         return;
       case 'waited':
-        this.#requests.get(message.requestId)?.resolve(message.ready);
-        this.#requests.delete(message.requestId);
+        this.#answer(message.requestId, message.ready);
+        return;
+      case 'bound':
+        this.#answer(message.requestId, message.error === undefined ? message.version : new ShoalError('ERR_BIND_FAILED', message.error));
+        return;
+      case 'looked-up':
+        this.#answer(message.requestId, message);
+        return;
+      case 'named':
+        for (const listener of [...(this.#watches.get(message.name) ?? [])]) {
+          listener({ name: message.name, version: message.version, ref: new ObjectRef(message.id, this.sessionId) });
+        }
+        return;
+      case 'welcome':
+        if (this.#welcomed) {
+          this.#welcomed.resolve();
+          this.#welcomed = undefined;
+          this.#setAwaited(-1);
+        }
         return;
       case 'shutdown':
         process.exit(0);
     }
+  }
+
+  #answer(requestId: number, value: unknown): void {
+    const pending = this.#requests.get(requestId);
+    if (!pending) return;
+    this.#requests.delete(requestId);
+    this.#setAwaited(-1);
+    if (value instanceof Error) pending.reject(value);
+    else pending.resolve(value);
+  }
+
+  /** The connection to the node is gone: everything pending fails, and so does what follows. */
+  closed(cause?: Error): void {
+    this.#closed = true;
+    this.#welcomed?.reject(cause ?? new RuntimeShutdownError('The Shoal node closed the connection'));
+    const error = new RuntimeShutdownError('Lost the connection to the Shoal node');
+    for (const pending of this.#requests.values()) pending.reject(error);
+    this.#requests.clear();
+  }
+
+  /** Attached clients let the process exit when nothing is awaited from the node. */
+  #setAwaited(delta: number): void {
+    if (this.kind !== 'attached' || this.#closed) return;
+    const before = this.#awaited;
+    this.#awaited += delta;
+    if (before === 0 && this.#awaited > 0) this.#connection.socket.ref();
+    else if (before > 0 && this.#awaited === 0) this.#connection.socket.unref();
   }
 
   // ---- tasks ------------------------------------------------------------------------------
@@ -258,16 +330,72 @@ export class WorkerRuntime implements Runtime {
     this.#connection.send({ type: 'cancel', id: ref.id });
   }
 
+  async putNamed<T>(name: string, value: T | ObjectRef<T>): Promise<NamedVersion<T>> {
+    checkObjectName(name);
+    const ref = value instanceof ObjectRef ? (value as ObjectRef<T>) : this.put(value);
+    const version = await this.#request<number>({ type: 'bind', name, id: ref.id });
+    return { name, version, ref };
+  }
+
+  async getNamed<T>(name: string): Promise<{ version: NamedVersion<T>; value: T }> {
+    checkObjectName(name);
+    // The object may be replaced (and freed) between the lookup and the read: look again then.
+    for (let attempt = 0; ; attempt++) {
+      const found = await this.#request<Extract<NodeToWorker, { type: 'looked-up' }>>({ type: 'lookup', name });
+      if (found.id === null) {
+        throw new ObjectNotFoundError(name, `no object is published under the name "${name}"; publish one with store.putNamed().`);
+      }
+      const ref = new ObjectRef<T>(found.id, this.sessionId);
+      try {
+        const value = this.#materialize(found.id, found.location ?? { kind: 'freed' }) as T;
+        return { version: { name, version: found.version, ref }, value };
+      } catch (error) {
+        if (!(error instanceof ObjectFreedError) || attempt >= 3) throw error;
+      }
+    }
+  }
+
+  watch<T>(name: string): AsyncIterableIterator<NamedVersion<T>> {
+    checkObjectName(name);
+    return watchIterator<T>(
+      name,
+      (push) => {
+        let listeners = this.#watches.get(name);
+        if (!listeners) {
+          this.#watches.set(name, (listeners = new Set()));
+          this.#connection.send({ type: 'watch', name });
+        }
+        const listener = push as (version: NamedVersion) => void;
+        listeners.add(listener);
+        return () => {
+          listeners.delete(listener);
+          if (listeners.size === 0) {
+            this.#watches.delete(name);
+            this.#connection.send({ type: 'unwatch', name });
+          }
+        };
+      },
+      (waiting) => this.#setAwaited(waiting ? 1 : -1),
+    );
+  }
+
   async shutdown(): Promise<void> {
-    throw new ShoalError('ERR_NOT_AVAILABLE', 'shutdown() cannot be called inside a task; the driver shuts Shoal down.');
+    if (this.kind === 'worker') {
+      throw new ShoalError('ERR_NOT_AVAILABLE', 'shutdown() cannot be called inside a task; the driver shuts Shoal down.');
+    }
+    // An attached process only disconnects: the node and its objects belong to another process.
+    this.#connection.destroy();
+    this.closed();
   }
 
   // ---- plumbing ---------------------------------------------------------------------------
 
-  #request<T>(message: { type: 'resolve'; ids: readonly string[] } | { type: 'wait'; ids: readonly string[]; numReturns: number; timeoutMs: number | null }): Promise<T> {
+  #request<T>(message: Request): Promise<T> {
+    if (this.#closed) return Promise.reject(new RuntimeShutdownError('The connection to the Shoal node is closed'));
     const requestId = this.#nextRequest++;
-    return new Promise<T>((resolve) => {
-      this.#requests.set(requestId, { resolve: resolve as (value: unknown) => void });
+    return new Promise<T>((resolve, reject) => {
+      this.#requests.set(requestId, { resolve: resolve as (value: unknown) => void, reject });
+      this.#setAwaited(1);
       this.#connection.send({ ...message, requestId });
     });
   }
@@ -291,6 +419,8 @@ export class WorkerRuntime implements Runtime {
       return;
     }
     this.#counts.delete(id);
+    // No ref to it remains here: do not keep its mapping cached (views still keep it alive).
+    this.#mappings.forget(id);
     this.#releases.push(id);
     this.#scheduleRefs();
   }

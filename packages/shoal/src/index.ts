@@ -13,7 +13,7 @@
 export { init, shutdown, type InitOptions, type ShoalSession } from './session.js';
 export { store, type Store } from './store.js';
 export { cancel, get, remote, wait, type WaitOptions } from './tasks.js';
-export type { RemoteArgs, RemoteFunction, RemoteOptions, WaitResult } from '@shoal/runtime';
+export type { NamedVersion, RemoteArgs, RemoteFunction, RemoteOptions, WaitResult } from '@shoal/runtime';
 export {
   GetTimeoutError,
   InfeasibleTaskError,

@@ -1,10 +1,27 @@
 import { isDeepStrictEqual } from 'node:util';
 import { ShoalError } from '@shoal/protocol';
-import { NodeManager, currentRuntime, setCurrentRuntime, type NodeOptions, type Runtime } from '@shoal/runtime';
+import {
+  NodeManager,
+  attachToNode,
+  currentRuntime,
+  setCurrentRuntime,
+  type NodeOptions,
+  type Runtime,
+  type WorkerRuntime,
+} from '@shoal/runtime';
 import type { StoreOptions } from '@shoal/store';
 
-/** Options of {@link init}: the node's resources and its object store. */
-export interface InitOptions extends StoreOptions, NodeOptions {}
+/** Options of {@link init}: the node's resources and its object store, or a node to attach to. */
+export interface InitOptions extends StoreOptions, NodeOptions {
+  /**
+   * Attach to the node running at this address instead of starting one: any process of the
+   * machine (a `node:cluster` worker, another server) then reads the node's objects zero-copy.
+   * The address is the node's `session.address` (`unix:/dev/shm/shoal-<id>/node.sock`); the
+   * node's directory is private to its user, so only that user's processes can attach.
+   * @default process.env.SHOAL_ADDRESS, else start an embedded node
+   */
+  readonly address?: string;
+}
 
 /** The running Shoal session of this process, as returned by {@link init}. */
 export interface ShoalSession {
@@ -12,6 +29,10 @@ export interface ShoalSession {
   readonly sessionId: string;
   /** The session's segment directory. */
   readonly directory: string;
+  /** Where other processes of this machine attach (`init({ address })` or `SHOAL_ADDRESS`). */
+  readonly address: string;
+  /** Whether this process attached to another process's node rather than running one. */
+  readonly attached: boolean;
   /** Pids of the worker processes alive now. */
   workerPids(): number[];
   /** Stops the session (same as {@link shutdown}). */
@@ -19,7 +40,8 @@ export interface ShoalSession {
 }
 
 interface Embedded {
-  readonly node: NodeManager;
+  readonly runtime: Runtime;
+  readonly ready: () => Promise<void>;
   readonly options: InitOptions;
   readonly session: ShoalSession;
 }
@@ -27,21 +49,49 @@ interface Embedded {
 let embedded: Embedded | undefined;
 
 function start(options: InitOptions): Embedded {
-  const node = new NodeManager(options);
+  const { address = process.env.SHOAL_ADDRESS || undefined, ...nodeOptions } = options;
+  if (address !== undefined) return attach(address, options);
+  const node = new NodeManager(nodeOptions);
   setCurrentRuntime(node);
   const session: ShoalSession = {
     sessionId: node.store.sessionId,
     directory: node.store.directory,
+    address: node.address,
+    attached: false,
     workerPids: () => node.workerPids(),
     shutdown,
   };
-  return { node, options, session };
+  return { runtime: node, ready: () => node.ready(), options, session };
+}
+
+function attach(address: string, options: InitOptions): Embedded {
+  const { address: _address, ...rest } = options;
+  if (Object.keys(rest).length > 0) {
+    throw new TypeError(
+      `Options ${Object.keys(rest).map((key) => `\`${key}\``).join(', ')} configure a node and cannot be given ` +
+        'with `address` (attaching uses the node that is already running).',
+    );
+  }
+  const client: WorkerRuntime = attachToNode(address);
+  setCurrentRuntime(client);
+  const session: ShoalSession = {
+    sessionId: client.sessionId,
+    directory: client.directory,
+    address,
+    attached: true,
+    workerPids: () => [],
+    shutdown,
+  };
+  return { runtime: client, ready: () => client.connected, options, session };
 }
 
 /**
  * Starts Shoal in this process: the embedded default, a one-node cluster inside this process
  * (object store, scheduler, and one worker process per CPU, started now). Using `store` or a
  * remote function before `init()` starts it with the defaults. Resolves once the workers are up.
+ *
+ * With `address` (or `SHOAL_ADDRESS`), attaches to a node another process runs on this machine
+ * instead (see {@link InitOptions.address}).
  *
  * Calling `init()` again with the same options returns the running session; with different
  * options it is an error (call {@link shutdown} first).
@@ -69,26 +119,35 @@ export async function init(options: InitOptions = {}): Promise<ShoalSession> {
   } else {
     embedded = start(options);
   }
-  await embedded.node.ready();
+  try {
+    await embedded.ready();
+  } catch (error) {
+    await shutdown();
+    throw error;
+  }
   return embedded.session;
 }
 
 /**
  * Stops Shoal in this process: pending tasks fail, worker processes exit, every object is freed
- * and the session directory is removed. Process exit does the same. Idempotent.
+ * and the session directory is removed. Process exit does the same. In an attached process it
+ * only disconnects from the node. Idempotent.
  */
 export async function shutdown(): Promise<void> {
   const running = embedded;
   embedded = undefined;
   if (!running) return;
-  if (currentRuntime() === running.node) setCurrentRuntime(undefined);
-  await running.node.shutdown();
+  if (currentRuntime() === running.runtime) setCurrentRuntime(undefined);
+  await running.runtime.shutdown();
 }
 
-/** The runtime of this process: a worker's, or the embedded node (started with the defaults if needed). */
+/**
+ * The runtime of this process: a worker's, the attached node's, or the embedded node — started
+ * with the defaults (attaching to `SHOAL_ADDRESS` if set) if needed.
+ */
 export function runtime(): Runtime {
   const current = currentRuntime();
   if (current) return current;
   embedded ??= start({});
-  return embedded.node;
+  return embedded.runtime;
 }

@@ -1,4 +1,5 @@
 import type { ObjectRef } from '@shoal/protocol';
+import type { NamedVersion } from '@shoal/runtime';
 import type { ObjectWriter, StoreStats, TypedArrayKind } from '@shoal/store';
 import { runtime } from './session.js';
 
@@ -49,8 +50,34 @@ export interface Store {
    * also freed on their own once no ref to them remains. Returns false if it was already freed.
    */
   free(ref: ObjectRef): boolean;
-  /** What the store holds (in the driver). */
+  /** What the store holds (in the process that runs the node). */
   stats(): StoreStats;
+  /**
+   * Publishes `value` (or the object of a ref) under `name`, atomically replacing what the name
+   * was bound to. The name holds its object; the previous one is freed once no process holds it
+   * any more (readers in the middle of a request keep theirs). Resolves with the new version.
+   *
+   * @example
+   * ```ts
+   * await store.putNamed('items', writer.seal());
+   * ```
+   */
+  putNamed<T>(name: string, value: T | ObjectRef<T>): Promise<NamedVersion<T>>;
+  /**
+   * The value currently published under `name`.
+   * @throws ObjectNotFoundError when nothing is published under it.
+   */
+  getNamed<T>(name: string): Promise<T>;
+  /**
+   * The versions of `name` as they are published: the current one first (if any), then each
+   * replacement. A slow reader skips to the newest. `break` (or `return()`) stops watching.
+   *
+   * @example
+   * ```ts
+   * for await (const { version, ref } of store.watch<Float32Array>('items')) current = { version, items: await ref };
+   * ```
+   */
+  watch<T>(name: string): AsyncIterableIterator<NamedVersion<T>>;
 }
 
 /** This process's object store (starts Shoal with the defaults on first use). */
@@ -61,4 +88,7 @@ export const store: Store = {
   create: ((typeOrBytes: TypedArrayKind | number, length?: number) => runtime().create(typeOrBytes, length)) as Store['create'],
   free: (ref) => runtime().free(ref),
   stats: () => runtime().stats(),
+  putNamed: (name, value) => runtime().putNamed(name, value),
+  getNamed: async (name) => (await runtime().getNamed(name)).value as never,
+  watch: (name) => runtime().watch(name),
 };

@@ -1,0 +1,45 @@
+import type { NodeToWorker, WorkerToNode } from '@shoal/protocol';
+import type { Connection } from './connection.js';
+import type { Resources, Task } from './task.js';
+
+/**
+ * What the node keeps for every process connected to it: a worker it spawned, or an attached
+ * client. Message handling (holds, names, requests) works the same for both; only workers get
+ * tasks.
+ */
+export interface Peer {
+  readonly pid: number;
+  connection: Connection<WorkerToNode, NodeToWorker> | undefined;
+  /** Refs this peer holds, by id, with counts: released if it goes away. */
+  readonly holds: Map<string, number>;
+  /** Hashes of the functions this peer already has. */
+  readonly functions: Set<string>;
+  /** Tasks sent to it, in order (always empty for a client). */
+  readonly inflight: Task[];
+  lease: Readonly<Resources> | undefined;
+  blockedRequests: number;
+  /** Names this peer watches. */
+  readonly watching: Set<string>;
+  send(message: NodeToWorker): void;
+}
+
+/** A process attached to the node with `init({ address })`: it stores and gets, never runs tasks. */
+export class ClientHandle implements Peer {
+  readonly pid: number;
+  connection: Connection<WorkerToNode, NodeToWorker> | undefined;
+  readonly holds = new Map<string, number>();
+  readonly functions = new Set<string>();
+  readonly inflight: Task[] = [];
+  lease: Readonly<Resources> | undefined = undefined;
+  blockedRequests = 0;
+  readonly watching = new Set<string>();
+
+  constructor(pid: number, connection: Connection<WorkerToNode, NodeToWorker>) {
+    this.pid = pid;
+    this.connection = connection;
+  }
+
+  send(message: NodeToWorker): void {
+    this.connection?.send(message);
+  }
+}
