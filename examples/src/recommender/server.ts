@@ -1,0 +1,176 @@
+// The article's use case: a multi-process web server whose "database" is a big array of item
+// embeddings, shared by every server process through Shoal and hot-swapped without a restart.
+//
+//   node examples/dist/recommender/server.js
+//   curl 'http://127.0.0.1:3000/recommend?item=42&k=10'
+//   curl -X POST http://127.0.0.1:3000/admin/reload
+//
+// Environment: PORT (3000; 0 picks a free port), WORKERS (one per CPU), ITEMS (1,000,000),
+// DIM (64). The primary process runs the Shoal node (store only, no task workers) and publishes
+// the matrix under the name "items"; each node:cluster worker attaches to the node and serves
+// requests from the current version, switching when a new one is published.
+import cluster from 'node:cluster';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { availableParallelism } from 'node:os';
+import { init, shutdown, store } from 'shoal';
+
+const PORT = Number(process.env.PORT ?? 3000);
+const WORKERS = Number(process.env.WORKERS ?? availableParallelism());
+const ITEMS = Number(process.env.ITEMS ?? 1_000_000);
+const DIM = Number(process.env.DIM ?? 64);
+const NAME = 'items';
+
+type ToPrimary = { type: 'reload' };
+type ToWorker = { type: 'reloaded'; version: number };
+
+if (cluster.isPrimary) {
+  await runPrimary();
+} else {
+  await runWorker();
+}
+
+/** Deterministic pseudo-random embeddings: xorshift32, so every version is reproducible. */
+function fillEmbeddings(target: Float32Array, seed: number): void {
+  let state = seed >>> 0 || 1;
+  for (let i = 0; i < target.length; i++) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    target[i] = ((state >>> 0) / 0xffffffff) * 2 - 1;
+  }
+}
+
+async function runPrimary(): Promise<void> {
+  // A store-only node: the web workers attach to it; no task workers are needed.
+  const session = await init({ numCpus: 0 });
+  let seed = 1;
+  const publish = async () => {
+    const writer = store.create(Float32Array, ITEMS * DIM);
+    fillEmbeddings(writer.array, seed++);
+    // The name holds the new matrix; the old one goes once no server process holds it.
+    return (await store.putNamed(NAME, writer.seal())).version;
+  };
+  const started = performance.now();
+  await publish();
+  console.log(
+    `published ${ITEMS.toLocaleString()} x ${DIM} embeddings (${((ITEMS * DIM * 4) / 1e6).toFixed(0)} MB) ` +
+      `in ${(performance.now() - started).toFixed(0)} ms; session ${session.directory}`,
+  );
+
+  let reloading = Promise.resolve(0);
+  cluster.on('message', (worker, message: ToPrimary) => {
+    if (message?.type !== 'reload') return;
+    // One reload at a time; each request gets the version it caused (or a later one).
+    reloading = reloading.then(publish);
+    void reloading.then((version) => worker.send({ type: 'reloaded', version } satisfies ToWorker));
+  });
+  let announced = false;
+  cluster.on('listening', (_worker, address) => {
+    if (announced) return;
+    announced = true;
+    console.log(`listening on http://127.0.0.1:${address.port} with ${WORKERS} worker processes`);
+  });
+  let stopping = false;
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) return;
+    console.error(`server worker ${worker.process.pid} died (${signal ?? code}); starting another`);
+    cluster.fork({ SHOAL_ADDRESS: session.address });
+  });
+  for (let i = 0; i < WORKERS; i++) cluster.fork({ SHOAL_ADDRESS: session.address });
+
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.kill();
+    await shutdown();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop());
+  process.on('SIGTERM', () => void stop());
+}
+
+async function runWorker(): Promise<void> {
+  // Attaches to the primary's node (SHOAL_ADDRESS), whose objects it reads in place.
+  await init();
+  let current: { version: number; items: Float32Array } | undefined;
+  const firstVersion = new Promise<void>((resolve) => {
+    void (async () => {
+      for await (const { version, ref } of store.watch<Float32Array>(NAME)) {
+        // Swapped between requests: a request in progress keeps the version it started with.
+        current = { version, items: await ref };
+        resolve();
+      }
+    })();
+  });
+
+  const reloads = new Map<number, (version: number) => void>();
+  process.on('message', (message: ToWorker) => {
+    if (message?.type === 'reloaded') for (const done of reloads.values()) done(message.version);
+    reloads.clear();
+  });
+
+  const server = createServer((request, response) => {
+    handle(request, response).catch((error: unknown) => reply(response, 500, { error: String(error) }));
+  });
+
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    if (request.method === 'GET' && url.pathname === '/recommend') {
+      const snapshot = current;
+      if (!snapshot) return reply(response, 503, { error: 'no embeddings published yet' });
+      const item = Number(url.searchParams.get('item'));
+      const k = Number(url.searchParams.get('k') ?? 10);
+      const rows = snapshot.items.length / DIM;
+      if (!Number.isInteger(item) || item < 0 || item >= rows) {
+        return reply(response, 400, { error: `item must be an integer from 0 to ${rows - 1}` });
+      }
+      if (!Number.isInteger(k) || k < 1 || k > 1000) return reply(response, 400, { error: 'k must be an integer from 1 to 1000' });
+      return reply(response, 200, { item, version: snapshot.version, pid: process.pid, results: topK(snapshot.items, item, k) });
+    }
+    if (request.method === 'GET' && url.pathname === '/health') {
+      return reply(response, current ? 200 : 503, { version: current?.version ?? null, pid: process.pid });
+    }
+    if (request.method === 'POST' && url.pathname === '/admin/reload') {
+      const version = await new Promise<number>((resolve) => {
+        reloads.set(reloads.size, resolve);
+        process.send!({ type: 'reload' } satisfies ToPrimary);
+      });
+      return reply(response, 200, { version });
+    }
+    reply(response, 404, { error: 'not found: GET /recommend?item=ID&k=10, GET /health, POST /admin/reload' });
+  }
+
+  await firstVersion;
+  server.listen(PORT);
+}
+
+/** The k items with the highest dot product with `item` (excluding itself). */
+function topK(items: Float32Array, item: number, k: number): { item: number; score: number }[] {
+  const rows = items.length / DIM;
+  const query = items.subarray(item * DIM, item * DIM + DIM);
+  const bestItems = new Int32Array(k).fill(-1);
+  const bestScores = new Float64Array(k).fill(Number.NEGATIVE_INFINITY);
+  for (let row = 0; row < rows; row++) {
+    if (row === item) continue;
+    let score = 0;
+    const base = row * DIM;
+    for (let d = 0; d < DIM; d++) score += query[d]! * items[base + d]!;
+    if (score <= bestScores[k - 1]!) continue;
+    let at = k - 1;
+    while (at > 0 && bestScores[at - 1]! < score) {
+      bestScores[at] = bestScores[at - 1]!;
+      bestItems[at] = bestItems[at - 1]!;
+      at -= 1;
+    }
+    bestScores[at] = score;
+    bestItems[at] = row;
+  }
+  const results: { item: number; score: number }[] = [];
+  for (let i = 0; i < k && bestItems[i]! >= 0; i++) results.push({ item: bestItems[i]!, score: bestScores[i]! });
+  return results;
+}
+
+function reply(response: ServerResponse, status: number, body: unknown): void {
+  response.writeHead(status, { 'content-type': 'application/json' });
+  response.end(JSON.stringify(body));
+}

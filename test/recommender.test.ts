@@ -1,0 +1,82 @@
+// The recommender example end to end: a node:cluster server whose workers attach to the
+// primary's Shoal node and serve from a shared embedding matrix that is replaced while they run.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { isAlive, sleep, until } from './runtime-helpers.js';
+
+const SERVER = fileURLToPath(new URL('../examples/dist/recommender/server.js', import.meta.url));
+const ITEMS = 20_000;
+const DIM = 64;
+
+interface Recommendation {
+  item: number;
+  version: number;
+  pid: number;
+  results: { item: number; score: number }[];
+}
+
+test('the recommender serves from shared memory and switches versions with no failed request', { timeout: 120_000 }, async () => {
+  const server = spawn(process.execPath, [SERVER, 'shoal-test-child'], {
+    env: { ...process.env, PORT: '0', WORKERS: '2', ITEMS: String(ITEMS), DIM: String(DIM) },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<number | null>((resolve) => server.once('exit', (code) => resolve(code)));
+  let output = '';
+  server.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  try {
+    await until(() => /listening on http:\/\/127\.0\.0\.1:(\d+)/.test(output), 'the server to listen', 30_000);
+    const base = `http://127.0.0.1:${/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(output)![1]}`;
+    const directory = /session (\/dev\/shm\/shoal-[0-9A-Za-z]+)/.exec(output)![1]!;
+    const matrices = () => readdirSync(directory).filter((name) => name !== 'owner.json' && name !== 'node.sock');
+
+    const first = (await (await fetch(`${base}/recommend?item=7&k=5`)).json()) as Recommendation;
+    assert.equal(first.version, 1);
+    assert.equal(first.results.length, 5);
+    assert.ok(first.results.every((result) => result.item !== 7 && Number.isFinite(result.score)));
+    assert.deepEqual((await fetch(`${base}/recommend?item=-1`)).status, 400);
+    assert.equal(matrices().length, 1, 'one matrix in shared memory, whatever the number of server processes');
+
+    // Keep requests flowing through the switch; every one must succeed.
+    let running = true;
+    const statuses: number[] = [];
+    const seen = new Map<number, number>();
+    const load = Array.from({ length: 2 }, async (_, lane) => {
+      for (let i = 0; running; i++) {
+        const response = await fetch(`${base}/recommend?item=${(lane * 1000 + i) % ITEMS}&k=3`);
+        statuses.push(response.status);
+        const body = (await response.json()) as Recommendation;
+        if (response.ok) seen.set(body.pid, Math.max(seen.get(body.pid) ?? 0, body.version));
+      }
+    });
+    await until(() => seen.size === 2, 'both server processes to answer', 30_000);
+
+    const reload = (await (await fetch(`${base}/admin/reload`, { method: 'POST' })).json()) as { version: number };
+    assert.equal(reload.version, 2);
+    await until(() => [...seen.values()].every((version) => version === 2) && seen.size === 2, 'every server process to answer from version 2', 10_000);
+    // The old matrix goes once the server processes let go of it (their refs are collected).
+    await until(() => matrices().length === 1, 'the old matrix to be released', 30_000);
+    running = false;
+    await Promise.all(load);
+    assert.ok(statuses.length > 0);
+    assert.deepEqual(statuses.filter((status) => status !== 200), [], 'no failed request during the switch');
+    assert.equal(matrices().length, 1);
+
+    server.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.ok(!existsSync(directory), 'stopping the server removes the session directory');
+    const pids = [...seen.keys()];
+    await until(() => pids.every((pid) => !isAlive(pid)), 'the server workers to exit');
+  } finally {
+    if (server.exitCode === null && server.signalCode === null) {
+      server.kill('SIGKILL');
+      await exited;
+      await sleep(100);
+    }
+  }
+});
+
