@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { fork } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { afterEach, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { ObjectNotFoundError, ShoalError, init, shutdown, store } from 'shoal';
+import { cleanUp, start } from './runtime-helpers.js';
+import { eventually } from './helpers.js';
+
+const CHILD = fileURLToPath(new URL('./fixtures/attach-child.ts', import.meta.url));
+
+afterEach(cleanUp);
+
+test('another process attaches with SHOAL_ADDRESS: reads zero-copy, uses names, runs tasks, exits by itself', async () => {
+  const session = await start({ numCpus: 1 });
+  const ref = store.put(new Float64Array(100_000).fill(0.5));
+  await store.putNamed('config', { label: 'v1' });
+  const child = fork(CHILD, ['read', JSON.stringify(ref), 'shoal-test-child'], {
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, SHOAL_ADDRESS: session.address },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const report = await new Promise<Record<string, unknown>>((resolve, reject) => {
+    child.once('message', (message) => resolve(message as Record<string, unknown>));
+    child.once('exit', (code) => reject(new Error(`the attached process exited (${code}) before reporting`)));
+  });
+  assert.deepEqual(report, { attached: true, sum: 50_000, label: 'v1', publishedVersion: 1, doubled: 42, missing: 'ObjectNotFoundError' });
+  assert.equal(await exited, 0, 'the attached process exits without calling shutdown()');
+  assert.deepEqual(await store.getNamed('from-child'), { pid: child.pid });
+});
+
+test('named objects: versions, watch, and the old version freed once nothing holds it', async () => {
+  await start({ numCpus: 0 });
+  const watcher = store.watch<Float64Array>('matrix');
+  let firstId = '';
+  await (async () => {
+    const first = await store.putNamed('matrix', new Float64Array(50_000).fill(1));
+    firstId = first.ref.id;
+    assert.equal(first.version, 1);
+  })();
+  await (async () => {
+    // Scoped, so that this process's refs to version 1 become garbage afterwards.
+    const seen = await watcher.next();
+    assert.equal(seen.value?.version, 1);
+    assert.equal((await seen.value!.ref)[0], 1);
+  })();
+  const second = await store.putNamed('matrix', new Float64Array(50_000).fill(2));
+  assert.equal(second.version, 2);
+  assert.equal((await watcher.next()).value?.version, 2);
+  assert.equal((await store.getNamed<Float64Array>('matrix'))[0], 2);
+  await watcher.return!();
+  // Version 1 is held by nothing now but refs this process may still have in garbage.
+  const path = `${store.stats().directory}/${firstId}`;
+  await eventually(() => !existsSync(path), 'the replaced version to be freed');
+  await assert.rejects(store.getNamed('absent'), ObjectNotFoundError);
+  await assert.rejects(store.putNamed('bad name!', 1), TypeError);
+  await assert.rejects(store.putNamed('', 1), TypeError);
+});
+
+test('attaching to a node that is not there, or to a cluster address, fails clearly', async () => {
+  await assert.rejects(init({ address: 'unix:/dev/shm/shoal-doesnotexist/node.sock' }), (error: unknown) => {
+    return error instanceof ShoalError && error.code === 'ERR_ATTACH_FAILED' && /Is the node running\?/.test(error.message);
+  });
+  await assert.rejects(init({ address: 'ws://127.0.0.1:6380' }), (error: unknown) => error instanceof ShoalError && error.code === 'ERR_NOT_SUPPORTED');
+  await assert.rejects(init({ address: 'tcp://nowhere' }), TypeError);
+  await assert.rejects(init({ address: 'unix:/dev/shm/shoal-x/node.sock', numCpus: 2 }), /cannot be given with `address`/);
+  await shutdown();
+});
