@@ -93,11 +93,10 @@ function fail(error: unknown, path: string): never {
 }
 
 /**
- * Creates a new segment file of `size` bytes (exclusive, mode 0600) with its pages reserved, so a
- * full /dev/shm is an ENOSPC error here, never a SIGBUS later. Returns the open descriptor.
- * On failure nothing is left behind.
+ * Creates a new segment file (exclusive, mode 0600) and runs `prepare` on its descriptor; if that
+ * fails, the file is closed and removed, so nothing is left behind. Returns the descriptor.
  */
-export function createSegment(path: string, size: number): number {
+function createWith(path: string, prepare: (fd: number) => void): number {
   let fd: number;
   try {
     fd = native.open(path, 0);
@@ -105,13 +104,22 @@ export function createSegment(path: string, size: number): number {
     fail(error, path);
   }
   try {
-    native.allocate(fd, size);
+    prepare(fd);
     return fd;
   } catch (error) {
     safely(() => native.close(fd));
     safely(() => native.unlink(path));
     fail(error, path);
   }
+}
+
+/**
+ * Creates a new segment file of `size` bytes (exclusive, mode 0600) with its pages reserved, so a
+ * full /dev/shm is an ENOSPC error here, never a SIGBUS later. Returns the open descriptor.
+ * On failure nothing is left behind.
+ */
+export function createSegment(path: string, size: number): number {
+  return createWith(path, (fd) => native.allocate(fd, size));
 }
 
 /** Opens an existing segment for reading (`'read'`) or writing (`'write'`). */
@@ -143,19 +151,7 @@ export function writeSegment(
   views: readonly (ArrayBufferView | ArrayBuffer)[],
   offsets: readonly number[],
 ): void {
-  let fd: number;
-  try {
-    fd = native.open(path, 0);
-  } catch (error) {
-    fail(error, path);
-  }
-  try {
-    native.fill(fd, size, views, offsets);
-  } catch (error) {
-    safely(() => native.close(fd));
-    safely(() => native.unlink(path));
-    fail(error, path);
-  }
+  const fd = createWith(path, (created) => native.fill(created, size, views, offsets));
   closeSegment(fd, path);
 }
 

@@ -1,19 +1,8 @@
-import { TYPED_ARRAY_CONSTRUCTORS, encodeViewShell, writeFront, type ObjectRef } from '@shoal/protocol';
+import { TYPED_ARRAY_CONSTRUCTORS, encodeViewShell, writeFront, type ObjectRef, type TypedArrayConstructor } from '@shoal/protocol';
 import { closeSegment, createSegment, fillSegment, mapSegment, remapPrivate, unlinkSegment } from '@shoal/shm';
 
 /** A TypedArray constructor that `store.create` accepts. */
-export type TypedArrayKind =
-  | Int8ArrayConstructor
-  | Uint8ArrayConstructor
-  | Uint8ClampedArrayConstructor
-  | Int16ArrayConstructor
-  | Uint16ArrayConstructor
-  | Int32ArrayConstructor
-  | Uint32ArrayConstructor
-  | Float32ArrayConstructor
-  | Float64ArrayConstructor
-  | BigInt64ArrayConstructor
-  | BigUint64ArrayConstructor;
+export type TypedArrayKind = TypedArrayConstructor;
 
 /** What a writer needs from its store. */
 export interface WriterHost {
