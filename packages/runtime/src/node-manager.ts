@@ -31,6 +31,7 @@ import type { FunctionSource } from './function-source.js';
 import { resolveNodeOptions, type NodeOptions, type ResolvedNodeOptions, type ResolvedRemoteOptions } from './options.js';
 import type { NamedVersion, Runtime, WaitResult } from './runtime.js';
 import { buildArgs } from './task-args.js';
+import { TaskQueue } from './task-queue.js';
 import { acquire, giveBack, place, type Resources, type Task } from './task.js';
 import { ClientHandle, type Peer } from './client-handle.js';
 import { WorkerHandle } from './worker-handle.js';
@@ -78,7 +79,7 @@ export class NodeManager implements Runtime {
   readonly #watchers = new Map<string, Set<(binding: { id: string; version: number }) => void>>();
   readonly #tasks = new Map<string, Task>();
   readonly #running = new Map<number, Task>();
-  #ready: Task[] = [];
+  readonly #ready = new TaskQueue();
   #nextTaskId = 1;
   #state: NodeState = 'running';
   /** Whether the node's sockets and workers keep the process alive (only while tasks are pending). */
@@ -360,13 +361,13 @@ export class NodeManager implements Runtime {
 
   #schedule(): void {
     if (this.#state !== 'running') return;
-    while (this.#ready.length > 0) {
+    for (this.#ready.dropStale(); this.#ready.length > 0; this.#ready.dropStale()) {
       const worker = this.#idleWorker();
       if (!worker) {
         // Every worker is busy. If the head could run anyway, workers are blocked waiting on
         // objects and lent their CPU back (or tasks take fractions of a CPU): start another and
         // let the task wait for it. Otherwise queue it behind a running task.
-        if (place(this.#ready[0]!.demand, this.#available, this.#total).kind === 'placed') {
+        if (place(this.#ready.at(0)!.demand, this.#available, this.#total).kind === 'placed') {
           this.#maybeSpawnExtraWorker();
           return;
         }
@@ -377,10 +378,9 @@ export class NodeManager implements Runtime {
       // tasks behind it: look a little further.
       const limit = Math.min(this.#ready.length, SCHEDULING_LOOKAHEAD);
       let index = 0;
-      while (index < limit && place(this.#ready[index]!.demand, this.#available, this.#total).kind !== 'placed') index += 1;
+      while (index < limit && !this.#startable(this.#ready.at(index)!)) index += 1;
       if (index === limit) return;
-      const [task] = this.#ready.splice(index, 1);
-      this.#dispatch(task!, worker);
+      this.#dispatch(this.#ready.removeAt(index)!, worker);
     }
     if (this.#idleWorker()) this.#steal();
   }
@@ -420,8 +420,12 @@ export class NodeManager implements Runtime {
    * matches its demand, so a worker never waits a round trip between two small tasks. Tasks with
    * a timeout are never queued (their clock starts when they start).
    */
+  #startable(task: Task): boolean {
+    return task.state === 'ready' && place(task.demand, this.#available, this.#total).kind === 'placed';
+  }
+
   #pipeline(): boolean {
-    const task = this.#ready[0]!;
+    const task = this.#ready.at(0)!;
     if (task.options.timeoutMs !== null) return false;
     let best: WorkerHandle | undefined;
     for (const worker of this.#workers) {
@@ -538,8 +542,8 @@ export class NodeManager implements Runtime {
   /** The task is over for good: its holds go, its return object settles as failed. */
   #fail(task: Task, error: Error): void {
     if (task.state === 'finished') return;
+    // A task still in the ready queue is skipped there once finished.
     this.#detach(task);
-    if (task.state === 'ready') this.#ready = this.#ready.filter((queued) => queued !== task);
     task.state = 'finished';
     this.#tasks.delete(task.returnId);
     if (this.#tasks.size === 0 && this.#state === 'running') this.#keepAlive(false);
@@ -587,7 +591,7 @@ export class NodeManager implements Runtime {
       task.state = 'ready';
       task.recalling = false;
     }
-    this.#ready.unshift(...tasks);
+    this.#ready.unshift(tasks);
   }
 
   #retryOrFail(task: Task, error: Error): void {
