@@ -74,3 +74,20 @@ export class FrameDecoder {
     return messages;
   }
 }
+
+/** Encodes one message for a transport that keeps message boundaries itself (WebSocket). */
+export function encodeMessage(message: unknown): Buffer {
+  return packr.pack(message);
+}
+
+/**
+ * Decodes one message from a transport that keeps message boundaries (WebSocket).
+ * @throws FrameError when the bytes do not decode.
+ */
+export function decodeMessage(bytes: Uint8Array): unknown {
+  try {
+    return packr.unpack(bytes);
+  } catch (error) {
+    throw new FrameError(`its payload does not decode (${(error as Error).message})`, { cause: error });
+  }
+}

@@ -40,7 +40,7 @@ export {
   type DecodeOptions,
   type EncodedValue,
 } from './serialize.js';
-export { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameError, encodeFrame } from './framing.js';
+export { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameError, decodeMessage, encodeFrame, encodeMessage } from './framing.js';
 export {
   decodeNodeMessage,
   decodeWorkerMessage,
@@ -53,3 +53,15 @@ export {
   type WireTaskOptions,
   type WorkerToNode,
 } from './worker-protocol.js';
+export {
+  CLOSE_BAD_TOKEN,
+  CLOSE_PROTOCOL_ERROR,
+  CLOSE_TIMEOUT,
+  decodeFromHead,
+  decodeToHead,
+  type FromHead,
+  type HeadRole,
+  type NodeReport,
+  type NodeStatus,
+  type ToHead,
+} from './head-protocol.js';

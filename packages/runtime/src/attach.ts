@@ -1,6 +1,7 @@
 import { connect } from 'node:net';
 import { basename, dirname } from 'node:path';
 import { ShoalError, decodeNodeMessage, type NodeToWorker, type WorkerToNode } from '@shoal/protocol';
+import { isRunning, readDaemon, shoalHome } from './cluster/home.js';
 import { Connection } from './connection.js';
 import { WorkerRuntime } from './worker-runtime.js';
 
@@ -15,10 +16,15 @@ const DEFAULT_INLINE_THRESHOLD = 100 * 1024;
 export function parseNodeAddress(address: unknown): string {
   if (typeof address !== 'string') throw new TypeError(`Expected \`address\` to be a string, got \`${typeof address}\``);
   if (address.startsWith('ws://') || address.startsWith('wss://')) {
+    // A driver on a machine that runs a node of this cluster uses that node, zero-copy.
+    const home = shoalHome();
+    const daemon = readDaemon(home);
+    if (daemon && daemon.head === address && isRunning(daemon.pid)) return parseNodeAddress(daemon.address);
     throw new ShoalError(
       'ERR_NOT_SUPPORTED',
-      `Cannot attach to ${address}: joining a multi-machine cluster over WebSocket is not available yet. ` +
-        "Attach to a node on this machine with its unix address (`session.address`, e.g. 'unix:/dev/shm/shoal-<id>/node.sock').",
+      `Cannot join ${address} from this machine: no node of that cluster runs here (SHOAL_HOME=${home}). ` +
+        `Start one with \`shoal start --address ${address} --token <token>\`, then run the program again; ` +
+        'drivers on machines without a node are not supported yet.',
     );
   }
   const path = address.startsWith('unix://') ? address.slice('unix://'.length) : address.startsWith('unix:') ? address.slice('unix:'.length) : '';

@@ -12,3 +12,16 @@ export { remote, type RemoteArgs, type RemoteFunction } from './remote.js';
 export { currentRuntime, setCurrentRuntime, type NamedVersion, type Runtime, type WaitResult } from './runtime.js';
 export { attachToNode, parseNodeAddress } from './attach.js';
 export { WorkerRuntime } from './worker-runtime.js';
+export { Head, type HeadOptions } from './cluster/head.js';
+export { HeadLink, connectToHead, queryStatus } from './cluster/head-link.js';
+export {
+  ensureHome,
+  isRunning,
+  logPath,
+  readDaemon,
+  readToken,
+  removeDaemon,
+  shoalHome,
+  writeToken,
+  type DaemonInfo,
+} from './cluster/home.js';

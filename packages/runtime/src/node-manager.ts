@@ -140,6 +140,32 @@ export class NodeManager implements Runtime {
     );
   }
 
+  /** Resources, load and objects of this node right now (what it reports to its head). */
+  load(): {
+    resources: Record<string, number>;
+    available: Record<string, number>;
+    objects: number;
+    objectBytes: number;
+    capacityBytes: number;
+    queuedTasks: number;
+    runningTasks: number;
+    workers: number;
+  } {
+    const stats = this.store.stats();
+    let running = 0;
+    for (const task of this.#tasks.values()) if (task.state === 'running') running += 1;
+    return {
+      resources: { ...this.#total },
+      available: { ...this.#available },
+      objects: stats.objects,
+      objectBytes: stats.usedBytes + stats.inlineBytes,
+      capacityBytes: stats.capacity,
+      queuedTasks: this.#tasks.size - running,
+      runningTasks: running,
+      workers: this.workerPids().length,
+    };
+  }
+
   /** Worker processes alive now (for tests and status). */
   workerPids(): number[] {
     return [...this.#workers].filter((worker) => worker.state !== 'dead').map((worker) => worker.pid);

@@ -21,6 +21,12 @@ export interface InitOptions extends StoreOptions, NodeOptions {
    * @default process.env.SHOAL_ADDRESS, else start an embedded node
    */
   readonly address?: string;
+  /**
+   * The cluster token, for `address: 'ws://...'`. Attaching to this machine's node goes through
+   * its unix socket, which only the node's user can open, so the token is not needed there.
+   * @default process.env.SHOAL_TOKEN
+   */
+  readonly token?: string;
 }
 
 /** The running Shoal session of this process, as returned by {@link init}. */
@@ -49,7 +55,7 @@ interface Embedded {
 let embedded: Embedded | undefined;
 
 function start(options: InitOptions): Embedded {
-  const { address = process.env.SHOAL_ADDRESS || undefined, ...nodeOptions } = options;
+  const { address = process.env.SHOAL_ADDRESS || undefined, token: _token, ...nodeOptions } = options;
   if (address !== undefined) return attach(address, options);
   const node = new NodeManager(nodeOptions);
   setCurrentRuntime(node);
@@ -65,7 +71,7 @@ function start(options: InitOptions): Embedded {
 }
 
 function attach(address: string, options: InitOptions): Embedded {
-  const { address: _address, ...rest } = options;
+  const { address: _address, token: _token, ...rest } = options;
   if (Object.keys(rest).length > 0) {
     throw new TypeError(
       `Options ${Object.keys(rest).map((key) => `\`${key}\``).join(', ')} configure a node and cannot be given ` +

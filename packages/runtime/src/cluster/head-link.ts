@@ -1,0 +1,165 @@
+import { WebSocket } from 'ws';
+import {
+  CLOSE_BAD_TOKEN,
+  ShoalError,
+  decodeFromHead,
+  decodeMessage,
+  encodeMessage,
+  type FromHead,
+  type NodeReport,
+  type NodeStatus,
+} from '@shoal/protocol';
+
+/** How often a node reports to the head. */
+export const HEARTBEAT_INTERVAL_MS = 1000;
+
+function describeClose(url: string, code: number, reason: string): ShoalError {
+  if (code === CLOSE_BAD_TOKEN) {
+    return new ShoalError(
+      'ERR_BAD_TOKEN',
+      `The head at ${url} refused the token. Use the cluster's token (--token or SHOAL_TOKEN; on the head's ` +
+        'machine it is in $SHOAL_HOME/token).',
+    );
+  }
+  return new ShoalError('ERR_HEAD_CLOSED', `The head at ${url} closed the connection (${code}${reason ? `: ${reason}` : ''}).`);
+}
+
+/**
+ * Opens an authenticated connection to the head: resolves once the head welcomed it.
+ * @throws ShoalError ERR_BAD_TOKEN, ERR_HEAD_UNREACHABLE or ERR_HEAD_CLOSED.
+ */
+export function connectToHead(url: string, token: string, role: 'node' | 'cli'): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 5000 });
+    const fail = (error: Error) => {
+      socket.removeAllListeners();
+      socket.on('error', () => {});
+      socket.terminate();
+      reject(error);
+    };
+    socket.once('open', () => socket.send(encodeMessage({ type: 'hello', token, role })));
+    socket.once('message', (data) => {
+      let message: FromHead;
+      try {
+        message = decodeFromHead(decodeMessage(data as Buffer));
+      } catch (error) {
+        fail(new ShoalError('ERR_HEAD_PROTOCOL', `The head at ${url} sent something unexpected.`, { cause: error }));
+        return;
+      }
+      if (message.type !== 'welcome') {
+        fail(new ShoalError('ERR_HEAD_PROTOCOL', `The head at ${url} did not welcome this connection.`));
+        return;
+      }
+      socket.removeAllListeners('close');
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+    socket.once('close', (code, reason) => fail(describeClose(url, code, reason.toString())));
+    socket.once('error', (error) =>
+      fail(
+        new ShoalError(
+          'ERR_HEAD_UNREACHABLE',
+          `Cannot reach the head at ${url} (${(error as NodeJS.ErrnoException).code ?? error.message}). Is it running? ` +
+            '`shoal start --head` prints its address.',
+          { cause: error },
+        ),
+      ),
+    );
+  });
+}
+
+/** Asks the head for the cluster's nodes (what `shoal status` prints). */
+export async function queryStatus(url: string, token: string): Promise<{ clusterId: string; nodes: NodeStatus[] }> {
+  const socket = await connectToHead(url, token, 'cli');
+  try {
+    return await new Promise((resolve, reject) => {
+      socket.once('message', (data) => {
+        try {
+          const message = decodeFromHead(decodeMessage(data as Buffer));
+          if (message.type !== 'status') throw new TypeError(`expected status, got ${message.type}`);
+          resolve({ clusterId: message.clusterId, nodes: [...message.nodes] });
+        } catch (error) {
+          reject(error as Error);
+        }
+      });
+      socket.once('close', (code, reason) => reject(describeClose(url, code, reason.toString())));
+      socket.send(encodeMessage({ type: 'status' }));
+    });
+  } finally {
+    socket.terminate();
+  }
+}
+
+/**
+ * A node's membership: registers with the head, heartbeats its report every second, and
+ * reconnects (and registers again) whenever the connection drops — a restarted head or a
+ * network blip — until closed. A refused token is final: `onFatal` is told and it stops.
+ */
+export class HeadLink {
+  readonly url: string;
+  readonly #token: string;
+  readonly #report: () => NodeReport;
+  readonly #onFatal: (error: Error) => void;
+  #socket: WebSocket | undefined;
+  #heartbeat: NodeJS.Timeout | undefined;
+  #retry: NodeJS.Timeout | undefined;
+  #closed = false;
+  #everConnected = false;
+  /** Resolves on the first successful registration. */
+  readonly registered: Promise<void>;
+  #markRegistered: () => void = () => {};
+
+  constructor(url: string, token: string, report: () => NodeReport, onFatal: (error: Error) => void) {
+    this.url = url;
+    this.#token = token;
+    this.#report = report;
+    this.#onFatal = onFatal;
+    this.registered = new Promise((resolve) => (this.#markRegistered = resolve));
+    void this.#connect();
+  }
+
+  async #connect(): Promise<void> {
+    if (this.#closed) return;
+    let socket: WebSocket;
+    try {
+      socket = await connectToHead(this.url, this.#token, 'node');
+    } catch (error) {
+      // A wrong token is final; so is a head that cannot be reached at all on the first try
+      // (a typo in the address). Later, a lost head is waited for.
+      if ((error instanceof ShoalError && error.code === 'ERR_BAD_TOKEN') || !this.#everConnected) {
+        this.#onFatal(error as Error);
+        return;
+      }
+      this.#retry = setTimeout(() => void this.#connect(), HEARTBEAT_INTERVAL_MS);
+      return;
+    }
+    if (this.#closed) {
+      socket.terminate();
+      return;
+    }
+    this.#socket = socket;
+    this.#everConnected = true;
+    socket.on('message', (data) => {
+      try {
+        if (decodeFromHead(decodeMessage(data as Buffer)).type === 'registered') this.#markRegistered();
+      } catch {
+        socket.terminate();
+      }
+    });
+    socket.on('error', () => socket.terminate());
+    socket.on('close', () => {
+      if (this.#heartbeat) clearInterval(this.#heartbeat);
+      this.#socket = undefined;
+      if (!this.#closed) this.#retry = setTimeout(() => void this.#connect(), HEARTBEAT_INTERVAL_MS);
+    });
+    socket.send(encodeMessage({ type: 'register', node: this.#report() }));
+    this.#heartbeat = setInterval(() => socket.send(encodeMessage({ type: 'heartbeat', node: this.#report() })), HEARTBEAT_INTERVAL_MS);
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#heartbeat) clearInterval(this.#heartbeat);
+    if (this.#retry) clearTimeout(this.#retry);
+    this.#socket?.close(1000, 'node stopping');
+  }
+}

@@ -1,0 +1,268 @@
+#!/usr/bin/env node
+// The `shoal` command: start, inspect and stop this machine's Shoal daemon.
+import { spawn } from 'node:child_process';
+import { openSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { isIP } from 'node:net';
+import { parseArgs } from 'node:util';
+import { nanoid } from 'nanoid';
+import {
+  ensureHome,
+  isRunning,
+  logPath,
+  queryStatus,
+  readDaemon,
+  readToken,
+  removeDaemon,
+  shoalHome,
+  writeToken,
+  type DaemonInfo,
+} from '@shoal/runtime';
+
+const USAGE = `Usage: shoal <command> [options]
+
+Commands:
+  start --head        start this machine's node and the cluster's head
+  start --address URL start this machine's node and join the cluster at URL
+  status              show the cluster's nodes, CPUs, resources, objects and tasks
+  stop                stop this machine's daemon and remove its session directory
+
+Run \`shoal <command> --help\` for a command's options.
+Environment: SHOAL_HOME (state directory, default ~/.shoal), SHOAL_ADDRESS (head address),
+SHOAL_TOKEN (cluster token).`;
+
+const START_USAGE = `Usage: shoal start --head [--host 127.0.0.1] [--port 6380] [--token T] [--num-cpus N] [--resources JSON]
+       shoal start --address ws://HOST:PORT --token T [--num-cpus N] [--resources JSON]
+
+Starts this machine's Shoal daemon in the background: a node (object store and worker
+processes) and, with --head, the cluster's head. Prints the head's address and how to join.
+
+  --head             run the head here
+  --host H           interface the head listens on (default 127.0.0.1; any other needs --token)
+  --port P           port of the head (default 6380; 0 picks a free one)
+  --address URL      the head to join (or SHOAL_ADDRESS)
+  --token T          the cluster token (or SHOAL_TOKEN; a new head makes one and keeps it in
+                     $SHOAL_HOME/token, mode 0600, where commands on this machine find it)
+  --num-cpus N       CPUs this node offers (default: all)
+  --resources JSON   custom resources this node offers, e.g. '{"gpu":1}'`;
+
+const STATUS_USAGE = `Usage: shoal status [--address ws://HOST:PORT] [--token T] [--json]
+
+Shows the cluster's nodes: CPUs used/total, custom resources, objects and bytes per store,
+queued and running tasks. The address and token default to SHOAL_ADDRESS / SHOAL_TOKEN, then to
+this machine's daemon and $SHOAL_HOME/token.`;
+
+const STOP_USAGE = `Usage: shoal stop
+
+Stops this machine's Shoal daemon (the one in $SHOAL_HOME): its workers exit, its objects are
+freed and its session directory is removed. Other machines' nodes are not affected.`;
+
+class UsageError extends Error {}
+
+const print = (text: string): void => void process.stdout.write(`${text}\n`);
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`shoal: ${message}\n`);
+  process.exit(code);
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
+}
+
+function parse<T extends Record<string, { type: 'string' | 'boolean' }>>(args: string[], options: T) {
+  try {
+    return parseArgs({ args, options: { ...options, help: { type: 'boolean' as const } }, strict: true, allowPositionals: false }).values;
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
+
+function liveDaemon(home: string): DaemonInfo | undefined {
+  const info = readDaemon(home);
+  if (info && isRunning(info.pid)) return info;
+  if (info) removeDaemon(home);
+  return undefined;
+}
+
+async function start(args: string[]): Promise<void> {
+  const values = parse(args, {
+    head: { type: 'boolean' },
+    host: { type: 'string' },
+    port: { type: 'string' },
+    address: { type: 'string' },
+    token: { type: 'string' },
+    'num-cpus': { type: 'string' },
+    resources: { type: 'string' },
+  });
+  if (values.help) return print(START_USAGE);
+  const home = shoalHome();
+  ensureHome(home);
+  const running = liveDaemon(home);
+  if (running) fail(`a Shoal daemon is already running for ${home} (pid ${running.pid}, head ${running.head}); run \`shoal stop\` first`);
+
+  const address = values.address ?? (values.head ? undefined : process.env.SHOAL_ADDRESS);
+  if (values.head && values.address) throw new UsageError('give either --head or --address, not both');
+  if (!values.head && !address) throw new UsageError('give --head to start a cluster, or --address (or SHOAL_ADDRESS) to join one');
+  if (address !== undefined && !/^wss?:\/\/[^/]+$/.test(address)) {
+    throw new UsageError(`expected --address like ws://HOST:PORT, got ${JSON.stringify(address)}`);
+  }
+  const host = values.host ?? '127.0.0.1';
+  const port = values.port === undefined ? 6380 : Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`expected --port to be 0-65535, got ${values.port}`);
+  const numCpus = values['num-cpus'] === undefined ? undefined : Number(values['num-cpus']);
+  if (numCpus !== undefined && !(numCpus >= 0)) throw new UsageError(`expected --num-cpus to be a number >= 0, got ${values['num-cpus']}`);
+  let resources: Record<string, number> | undefined;
+  if (values.resources !== undefined) {
+    try {
+      resources = JSON.parse(values.resources) as Record<string, number>;
+    } catch {
+      throw new UsageError(`expected --resources to be JSON like '{"gpu":1}', got ${values.resources}`);
+    }
+  }
+
+  let token = values.token ?? (process.env.SHOAL_TOKEN || undefined);
+  if (values.head) {
+    if (!isLoopback(host) && !token) {
+      fail(
+        `refusing to listen on ${host} without an explicit token: anyone who can reach it could run code. ` +
+          'Pass --token (or SHOAL_TOKEN), or keep the default --host 127.0.0.1.',
+        2,
+      );
+    }
+    token ??= nanoid(32);
+    writeToken(home, token);
+  } else {
+    token ??= readToken(home);
+    if (!token) throw new UsageError('joining a cluster needs its token: --token T or SHOAL_TOKEN');
+  }
+
+  const config = {
+    home,
+    token,
+    ...(values.head ? { head: { host, port } } : { join: address }),
+    ...(numCpus === undefined ? {} : { numCpus }),
+    ...(resources === undefined ? {} : { resources }),
+    ...(process.env.SHOAL_HEARTBEAT_TIMEOUT_MS ? { heartbeatTimeoutMs: Number(process.env.SHOAL_HEARTBEAT_TIMEOUT_MS) } : {}),
+  };
+  const log = openSync(logPath(home), 'a', 0o600);
+  const require = createRequire(import.meta.url);
+  const daemonPath = require.resolve('@shoal/runtime').replace(/index\.js$/, 'cluster/daemon.js');
+  const daemon = spawn(process.execPath, [daemonPath], {
+    detached: true,
+    stdio: ['ignore', log, log],
+    env: { ...process.env, SHOAL_DAEMON_CONFIG: JSON.stringify(config) },
+  });
+  daemon.unref();
+  const exited = new Promise<number | null>((resolve) => daemon.once('exit', (code) => resolve(code)));
+
+  const deadline = Date.now() + 30_000;
+  let info: DaemonInfo | undefined;
+  while (!(info = readDaemon(home)) || info.pid !== daemon.pid) {
+    const code = await Promise.race([exited, new Promise<'wait'>((resolve) => setTimeout(() => resolve('wait'), 50))]);
+    if (code !== 'wait') fail(`the daemon exited (code ${code}) before it was ready; see ${logPath(home)}`);
+    if (Date.now() > deadline) {
+      daemon.kill('SIGTERM');
+      fail(`the daemon did not become ready within 30 s; see ${logPath(home)}`);
+    }
+  }
+  if (info.isHead) {
+    print(`Shoal head and node started (pid ${info.pid}).`);
+    print(`  head address:   ${info.head}`);
+    print(`  join a machine: shoal start --address ${info.head} --token <token in ${home}/token>`);
+  } else {
+    print(`Shoal node started (pid ${info.pid}) and joined ${info.head}.`);
+  }
+  print(`  attach here:    SHOAL_ADDRESS=${info.address}   (or init({ address }) in a program)`);
+  print(`  status / stop:  shoal status   /   shoal stop      (log: ${logPath(home)})`);
+}
+
+async function status(args: string[]): Promise<void> {
+  const values = parse(args, { address: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' } });
+  if (values.help) return print(STATUS_USAGE);
+  const home = shoalHome();
+  const envAddress = process.env.SHOAL_ADDRESS?.startsWith('ws') ? process.env.SHOAL_ADDRESS : undefined;
+  const address = values.address ?? envAddress ?? liveDaemon(home)?.head;
+  if (!address) fail(`no cluster to ask: no daemon runs for ${home}; pass --address ws://HOST:PORT (or SHOAL_ADDRESS)`);
+  const token = values.token ?? (process.env.SHOAL_TOKEN || undefined) ?? readToken(home);
+  if (!token) throw new UsageError('the cluster token is needed: --token T or SHOAL_TOKEN');
+  let result: Awaited<ReturnType<typeof queryStatus>>;
+  try {
+    result = await queryStatus(address, token);
+  } catch (error) {
+    fail((error as Error).message);
+  }
+  if (values.json) return print(JSON.stringify(result, null, 2));
+  const gb = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
+  print(`Cluster ${result.clusterId} at ${address}: ${result.nodes.length} node(s)`);
+  let cpus = 0;
+  let used = 0;
+  for (const node of result.nodes) {
+    const total = node.resources.CPU ?? 0;
+    const free = node.available.CPU ?? 0;
+    cpus += total;
+    used += Math.max(0, total - free);
+    const custom = Object.entries(node.resources)
+      .filter(([name]) => name !== 'CPU')
+      .map(([name, amount]) => `${name} ${amount - (node.available[name] ?? 0)}/${amount}`)
+      .join(', ');
+    print(
+      `  node ${node.nodeId} on ${node.hostname} (pid ${node.pid}): CPU ${Math.max(0, total - free)}/${total}` +
+        `${custom ? `, ${custom}` : ''}; ${node.workers} workers; ${node.objects} objects, ${gb(node.objectBytes)} of ` +
+        `${gb(node.capacityBytes)}; tasks ${node.queuedTasks} queued, ${node.runningTasks} running; seen ${node.lastSeenMs} ms ago`,
+    );
+  }
+  print(`Total: CPU ${used}/${cpus}`);
+}
+
+async function stop(args: string[]): Promise<void> {
+  const values = parse(args, {});
+  if (values.help) return print(STOP_USAGE);
+  const home = shoalHome();
+  const info = liveDaemon(home);
+  if (!info) {
+    print(`No Shoal daemon is running for ${home}.`);
+    return;
+  }
+  process.kill(info.pid, 'SIGTERM');
+  const deadline = Date.now() + 15_000;
+  while (isRunning(info.pid)) {
+    if (Date.now() > deadline) {
+      process.kill(info.pid, 'SIGKILL');
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  removeDaemon(home);
+  print(`Stopped the Shoal daemon (pid ${info.pid}${info.isHead ? ', the head' : ''}).`);
+}
+
+const [command, ...rest] = process.argv.slice(2);
+try {
+  switch (command) {
+    case 'start':
+      await start(rest);
+      break;
+    case 'status':
+      await status(rest);
+      break;
+    case 'stop':
+      await stop(rest);
+      break;
+    case undefined:
+    case '--help':
+    case '-h':
+    case 'help':
+      print(USAGE);
+      if (command === undefined) process.exitCode = 2;
+      break;
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  }
+} catch (error) {
+  if (error instanceof UsageError) {
+    process.stderr.write(`shoal: ${error.message}\n\n`);
+    fail(`run \`shoal ${command && ['start', 'status', 'stop'].includes(command) ? `${command} ` : ''}--help\` for usage`, 2);
+  }
+  throw error;
+}

@@ -1,0 +1,140 @@
+// The cluster CLI and head end to end: `shoal start --head`, a second node joining with its own
+// SHOAL_HOME (so its own session directory), `shoal status`, authentication, bad frames, a
+// node that dies, a driver that joins, `shoal stop`.
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { WebSocket } from 'ws';
+import { encodeMessage } from '@shoal/protocol';
+import { isAlive, until } from './runtime-helpers.js';
+
+const CLI = fileURLToPath(new URL('../packages/shoal/dist/cli.js', import.meta.url));
+const DRIVER = fileURLToPath(new URL('./fixtures/cluster-driver.ts', import.meta.url));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function shoal(home: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { ...process.env, SHOAL_HOME: home, SHOAL_HEARTBEAT_TIMEOUT_MS: '1500', ...env }, timeout: 60_000 },
+      (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+interface Daemon {
+  pid: number;
+  address: string;
+  head: string;
+}
+const daemonOf = (home: string) => JSON.parse(readFileSync(join(home, 'daemon.json'), 'utf8')) as Daemon;
+
+/** Closes a raw connection after sending `frames`; resolves with the close code the head chose. */
+function closeCodeFor(url: string, frames: (Buffer | string)[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, { perMessageDeflate: false });
+    socket.once('open', () => frames.forEach((frame) => socket.send(frame)));
+    socket.once('close', (code) => resolve(code));
+    socket.once('error', (error) => {
+      if (socket.readyState !== WebSocket.CLOSED) reject(error);
+    });
+  });
+}
+
+test('a head and a second node: start, status, auth, bad frames, a dying node, a joining driver, stop', { timeout: 180_000 }, async () => {
+  const homeA = mkdtempSync(join(tmpdir(), 'shoal-home-a-'));
+  const homeB = mkdtempSync(join(tmpdir(), 'shoal-home-b-'));
+  const pids: number[] = [];
+  try {
+    // Usage errors are exit code 2 with a message.
+    assert.equal((await shoal(homeA, [])).code, 2);
+    assert.equal((await shoal(homeA, ['frobnicate'])).code, 2);
+    assert.equal((await shoal(homeA, ['start'])).code, 2);
+    const publicBind = await shoal(homeA, ['start', '--head', '--host', '0.0.0.0', '--port', '0'], { SHOAL_TOKEN: '' });
+    assert.equal(publicBind.code, 2);
+    assert.match(publicBind.stderr, /without an explicit token/);
+    assert.match((await shoal(homeA, ['start', '--help'])).stdout, /--num-cpus/);
+
+    const started = await shoal(homeA, ['start', '--head', '--port', '0', '--num-cpus', '1'], { SHOAL_TOKEN: '' });
+    assert.equal(started.code, 0, started.stderr);
+    const a = daemonOf(homeA);
+    pids.push(a.pid);
+    assert.match(started.stdout, new RegExp(a.head.replace(/[.]/g, '\\.')));
+    assert.equal(statSync(join(homeA, 'token')).mode & 0o777, 0o600, 'the token file is private');
+    const token = readFileSync(join(homeA, 'token'), 'utf8').trim();
+    assert.equal((await shoal(homeA, ['start', '--head', '--port', '0'])).code, 1, 'one daemon per home');
+
+    const joined = await shoal(homeB, ['start', '--address', a.head, '--token', token, '--num-cpus', '1', '--resources', '{"gpu":1}']);
+    assert.equal(joined.code, 0, joined.stderr);
+    const b = daemonOf(homeB);
+    pids.push(b.pid);
+    assert.notEqual(dirname(a.address.slice(5)), dirname(b.address.slice(5)), 'each node has its own session directory');
+
+    const status = JSON.parse((await shoal(homeA, ['status', '--json'])).stdout) as { nodes: { pid: number; resources: Record<string, number> }[] };
+    assert.deepEqual(status.nodes.map((node) => node.pid).sort(), [a.pid, b.pid].sort());
+    assert.deepEqual(status.nodes.find((node) => node.pid === b.pid)!.resources, { CPU: 1, gpu: 1 });
+    assert.match((await shoal(homeA, ['status'])).stdout, /2 node\(s\)[\s\S]*gpu 0\/1[\s\S]*Total: CPU 0\/2/);
+
+    // Wrong or missing token: refused, logged, nothing else happens.
+    const wrong = await shoal(homeA, ['status', '--token', 'not-the-token']);
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /refused the token/);
+    assert.match(readFileSync(join(homeA, 'daemon.log'), 'utf8'), /rejected a connection from .*: wrong token/);
+    const badJoin = await shoal(mkdtempSync(join(tmpdir(), 'shoal-home-c-')), ['start', '--address', a.head, '--token', 'not-the-token']);
+    assert.equal(badJoin.code, 1);
+
+    // Garbage and oversized frames close only their own connection.
+    assert.equal(await closeCodeFor(a.head, [Buffer.from([0xc1, 0xff, 0x00, 0x13])]), 4002);
+    assert.equal(await closeCodeFor(a.head, ['{"type":"hello"}']), 4002);
+    assert.equal(await closeCodeFor(a.head, [encodeMessage({ type: 'status' })]), 4001, 'no hello first');
+    assert.equal(await closeCodeFor(a.head, [Buffer.alloc(17 * 1024 * 1024)]), 1009);
+    assert.equal((await shoal(homeA, ['status'])).code, 0, 'the head still serves');
+
+    // A driver on node B's machine joins with the head's address and uses B's store zero-copy.
+    const driver = await new Promise<Run>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', DRIVER, a.head, 'shoal-test-child'], {
+        env: { ...process.env, SHOAL_HOME: homeB },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.once('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+    assert.equal(driver.code, 0, driver.stderr);
+    assert.deepEqual(JSON.parse(driver.stdout), { attached: true, directory: dirname(b.address.slice(5)), total: 400_000 });
+
+    // Node B dies without a word: the head removes it after the heartbeat timeout.
+    const directoryB = dirname(b.address.slice(5));
+    process.kill(b.pid, 'SIGKILL');
+    await until(() => !isAlive(b.pid), 'node B to die');
+    await until(async () => {
+      const run = await shoal(homeA, ['status', '--json']);
+      return run.code === 0 && (JSON.parse(run.stdout) as { nodes: unknown[] }).nodes.length === 1;
+    }, 'the head to drop the dead node', 20_000);
+    // SIGKILL left B's session directory; the next session on the machine sweeps it.
+    rmSync(directoryB, { recursive: true, force: true });
+
+    const stopped = await shoal(homeA, ['stop']);
+    assert.equal(stopped.code, 0);
+    assert.match(stopped.stdout, /Stopped the Shoal daemon/);
+    assert.ok(!isAlive(a.pid));
+    assert.ok(!existsSync(dirname(a.address.slice(5))), 'stop removes the session directory');
+    assert.match((await shoal(homeA, ['stop'])).stdout, /No Shoal daemon is running/);
+  } finally {
+    for (const pid of pids) {
+      if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    }
+    for (const home of [homeA, homeB]) rmSync(home, { recursive: true, force: true });
+  }
+});
