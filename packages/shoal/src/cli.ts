@@ -44,7 +44,8 @@ processes) and, with --head, the cluster's head. Prints the head's address and h
   --token T          the cluster token (or SHOAL_TOKEN; a new head makes one and keeps it in
                      $SHOAL_HOME/token, mode 0600, where commands on this machine find it)
   --num-cpus N       CPUs this node offers (default: all)
-  --resources JSON   custom resources this node offers, e.g. '{"gpu":1}'`;
+  --resources JSON   custom resources this node offers, e.g. '{"gpu":1}'
+  --foreground       run in the foreground until stopped (for containers and supervisors)`;
 
 const STATUS_USAGE = `Usage: shoal status [--address ws://HOST:PORT] [--token T] [--json]
 
@@ -94,6 +95,7 @@ async function start(args: string[]): Promise<void> {
     token: { type: 'string' },
     'num-cpus': { type: 'string' },
     resources: { type: 'string' },
+    foreground: { type: 'boolean' },
   });
   if (values.help) return print(START_USAGE);
   const home = shoalHome();
@@ -145,9 +147,19 @@ async function start(args: string[]): Promise<void> {
     ...(resources === undefined ? {} : { resources }),
     ...(process.env.SHOAL_HEARTBEAT_TIMEOUT_MS ? { heartbeatTimeoutMs: Number(process.env.SHOAL_HEARTBEAT_TIMEOUT_MS) } : {}),
   };
-  const log = openSync(logPath(home), 'a', 0o600);
   const require = createRequire(import.meta.url);
   const daemonPath = require.resolve('@shoal/runtime').replace(/index\.js$/, 'cluster/daemon.js');
+  if (values.foreground) {
+    // Containers and supervisors keep the daemon in the foreground and stop it with a signal.
+    const daemon = spawn(process.execPath, [daemonPath], {
+      stdio: 'inherit',
+      env: { ...process.env, SHOAL_DAEMON_CONFIG: JSON.stringify(config) },
+    });
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => daemon.kill(signal));
+    const code = await new Promise<number | null>((resolve) => daemon.once('exit', (exitCode) => resolve(exitCode)));
+    process.exit(code ?? 1);
+  }
+  const log = openSync(logPath(home), 'a', 0o600);
   const daemon = spawn(process.execPath, [daemonPath], {
     detached: true,
     stdio: ['ignore', log, log],
