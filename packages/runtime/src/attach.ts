@@ -3,7 +3,7 @@ import { basename, dirname } from 'node:path';
 import { ShoalError, decodeNodeMessage, type NodeToWorker, type WorkerToNode } from '@shoal/protocol';
 import { isRunning, readDaemon, shoalHome } from './cluster/home.js';
 import { Connection } from './connection.js';
-import { WorkerRuntime } from './worker-runtime.js';
+import { NodeClient } from './node-client.js';
 
 /** Inline threshold assumed until the node's welcome says otherwise (it only steers put's choice). */
 const DEFAULT_INLINE_THRESHOLD = 100 * 1024;
@@ -42,14 +42,14 @@ export function parseNodeAddress(address: unknown): string {
  * Usable at once (messages queue until the socket connects); `runtime.connected` tells when the
  * node accepted it.
  */
-export function attachToNode(address: string): WorkerRuntime {
+export function attachToNode(address: string): NodeClient {
   const path = parseNodeAddress(address);
   const directory = dirname(path);
   const socket = connect(path);
   // Attached processes (web servers...) must be free to exit: the socket only keeps the process
   // alive while something is awaited from the node.
   socket.unref();
-  let runtime: WorkerRuntime | undefined;
+  let runtime: NodeClient | undefined;
   const connection: Connection<NodeToWorker, WorkerToNode> = new Connection(socket, {
     decode: decodeNodeMessage,
     message: (message) => runtime!.handle(message),
@@ -71,7 +71,7 @@ export function attachToNode(address: string): WorkerRuntime {
       );
     },
   });
-  runtime = new WorkerRuntime(
+  runtime = new NodeClient(
     connection,
     { sessionId: basename(directory).slice('shoal-'.length), directory, inlineThreshold: DEFAULT_INLINE_THRESHOLD },
     'attached',

@@ -11,7 +11,7 @@ export {
 export { remote, type RemoteArgs, type RemoteFunction } from './remote.js';
 export { currentRuntime, setCurrentRuntime, type NamedVersion, type Runtime, type WaitResult } from './runtime.js';
 export { attachToNode, parseNodeAddress } from './attach.js';
-export { WorkerRuntime } from './worker-runtime.js';
+export { NodeClient } from './node-client.js';
 export { Head, type HeadOptions } from './cluster/head.js';
 export { HeadLink, connectToHead, queryStatus } from './cluster/head-link.js';
 export {

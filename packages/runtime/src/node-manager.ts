@@ -31,7 +31,9 @@ import type { FunctionSource } from './function-source.js';
 import { resolveNodeOptions, type NodeOptions, type ResolvedNodeOptions, type ResolvedRemoteOptions } from './options.js';
 import type { NamedVersion, Runtime, WaitResult } from './runtime.js';
 import { buildArgs } from './task-args.js';
+import { decodeThrown, encodeError } from './thrown.js';
 import { TaskQueue } from './task-queue.js';
+import { watchIterator } from './watch-iterator.js';
 import { acquire, giveBack, place, type Resources, type Task } from './task.js';
 import { ClientHandle, type Peer } from './client-handle.js';
 import { WorkerHandle } from './worker-handle.js';
@@ -960,84 +962,8 @@ export class NodeManager implements Runtime {
   }
 }
 
-/** Encodes an error (or anything thrown) for the wire, falling back to its name and message. */
-export function encodeError(error: unknown): Uint8Array {
-  try {
-    return writeInline(encodeValue(error));
-  } catch {
-    const plain = error instanceof Error ? error : new Error(String(error));
-    const fallback = new Error(plain.message);
-    fallback.name = plain.name;
-    fallback.stack = plain.stack;
-    return writeInline(encodeValue(fallback));
-  }
-}
-
-function decodeThrown(bytes: Uint8Array): unknown {
-  try {
-    return decodeValue(bytes, { copy: true, where: 'a task error' });
-  } catch (error) {
-    return error;
-  }
-}
-
 function missingName(name: string): ObjectNotFoundError {
   return new ObjectNotFoundError(name, `no object is published under the name "${name}"; publish one with store.putNamed().`);
-}
-
-/**
- * An async iterator of a name's versions: `subscribe` starts delivering (and returns how to
- * stop); versions that arrive while nobody awaits are queued, and only the newest matters to a
- * reader, so older queued ones are dropped.
- */
-export function watchIterator<T>(
-  name: string,
-  subscribe: (push: (version: NamedVersion<T>) => void) => () => void,
-  onWaiting?: (waiting: boolean) => void,
-): AsyncIterableIterator<NamedVersion<T>> {
-  let latest: NamedVersion<T> | undefined;
-  let waiter: ((result: IteratorResult<NamedVersion<T>>) => void) | undefined;
-  let done = false;
-  const stop = subscribe((version) => {
-    if (done) return;
-    if (waiter) {
-      const wake = waiter;
-      waiter = undefined;
-      onWaiting?.(false);
-      wake({ value: version, done: false });
-    } else {
-      latest = version;
-    }
-  });
-  const finish = (): IteratorResult<NamedVersion<T>> => {
-    if (!done) {
-      done = true;
-      stop();
-      if (waiter) {
-        onWaiting?.(false);
-        waiter({ value: undefined, done: true });
-        waiter = undefined;
-      }
-    }
-    return { value: undefined, done: true };
-  };
-  void name;
-  return {
-    next: () => {
-      if (done) return Promise.resolve({ value: undefined, done: true });
-      if (latest) {
-        const value = latest;
-        latest = undefined;
-        return Promise.resolve({ value, done: false });
-      }
-      onWaiting?.(true);
-      return new Promise((resolve) => (waiter = resolve));
-    },
-    return: async () => finish(),
-    [Symbol.asyncIterator]() {
-      return this;
-    },
-  };
 }
 
 function sameDemand(a: Readonly<Resources> | undefined, b: Readonly<Resources>): boolean {

@@ -5,7 +5,7 @@ import { decodeNodeMessage, type NodeToWorker, type WorkerToNode } from '@shoal/
 import { setParentDeathSignal } from '@shoal/shm';
 import { Connection } from './connection.js';
 import { setCurrentRuntime } from './runtime.js';
-import { WorkerRuntime } from './worker-runtime.js';
+import { NodeClient } from './node-client.js';
 
 function setting(name: string): string {
   const value = process.env[name];
@@ -29,7 +29,7 @@ const connection: Connection<NodeToWorker, WorkerToNode> = new Connection(socket
   message: (message) => runtime.handle(message),
   close: () => process.exit(0),
 });
-const runtime = new WorkerRuntime(connection, {
+const runtime = new NodeClient(connection, {
   sessionId: setting('SHOAL_SESSION_ID'),
   directory: setting('SHOAL_SESSION_DIR'),
   inlineThreshold: Number(setting('SHOAL_INLINE_THRESHOLD')),

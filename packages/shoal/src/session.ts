@@ -7,7 +7,7 @@ import {
   setCurrentRuntime,
   type NodeOptions,
   type Runtime,
-  type WorkerRuntime,
+  type NodeClient,
 } from '@shoal/runtime';
 import type { StoreOptions } from '@shoal/store';
 
@@ -78,7 +78,7 @@ function attach(address: string, options: InitOptions): Embedded {
         'with `address` (attaching uses the node that is already running).',
     );
   }
-  const client: WorkerRuntime = attachToNode(address);
+  const client: NodeClient = attachToNode(address);
   setCurrentRuntime(client);
   const session: ShoalSession = {
     sessionId: client.sessionId,

@@ -24,9 +24,9 @@ import { sliceBuffer } from '@shoal/shm';
 import { MappingCache, ObjectWriter, maxMapCount, writeEncodedSegment, type StoreStats, type TypedArrayKind } from '@shoal/store';
 import type { Connection } from './connection.js';
 import { compileFunction, type FunctionSource } from './function-source.js';
-import { encodeError } from './node-manager.js';
+import { encodeError } from './thrown.js';
 import type { ResolvedRemoteOptions } from './options.js';
-import { watchIterator } from './node-manager.js';
+import { watchIterator } from './watch-iterator.js';
 import type { NamedVersion, Runtime, WaitResult } from './runtime.js';
 import { buildArgs } from './task-args.js';
 
@@ -48,7 +48,7 @@ type Request =
  * the node. Segments are read and written directly in the node's session directory; only small
  * messages use the socket.
  */
-export class WorkerRuntime implements Runtime {
+export class NodeClient implements Runtime {
   readonly kind: 'worker' | 'attached';
   readonly sessionId: string;
   readonly directory: string;
