@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { WebSocket } from 'ws';
 import { encodeMessage } from '@shoal/protocol';
+import { sweepStaleSessions } from '@shoal/store';
 import { isAlive, until } from './runtime-helpers.js';
 
 const CLI = fileURLToPath(new URL('../packages/shoal/dist/cli.js', import.meta.url));
@@ -97,7 +98,8 @@ test('a head and a second node: start, status, auth, bad frames, a dying node, a
     assert.equal(await closeCodeFor(a.head, [Buffer.from([0xc1, 0xff, 0x00, 0x13])]), 4002);
     assert.equal(await closeCodeFor(a.head, ['{"type":"hello"}']), 4002);
     assert.equal(await closeCodeFor(a.head, [encodeMessage({ type: 'status' })]), 4001, 'no hello first');
-    assert.equal(await closeCodeFor(a.head, [Buffer.alloc(17 * 1024 * 1024)]), 1009);
+    // 1009 (too big); 1006 when the head drops the socket before the client reads its close frame.
+    assert.ok([1009, 1006].includes(await closeCodeFor(a.head, [Buffer.alloc(17 * 1024 * 1024)])));
     assert.equal((await shoal(homeA, ['status'])).code, 0, 'the head still serves');
 
     // A driver on node B's machine joins with the head's address and uses B's store zero-copy.
@@ -123,7 +125,9 @@ test('a head and a second node: start, status, auth, bad frames, a dying node, a
       return run.code === 0 && (JSON.parse(run.stdout) as { nodes: unknown[] }).nodes.length === 1;
     }, 'the head to drop the dead node', 20_000);
     // SIGKILL left B's session directory; the next session on the machine sweeps it.
-    rmSync(directoryB, { recursive: true, force: true });
+    assert.ok(existsSync(directoryB));
+    sweepStaleSessions('/dev/shm');
+    assert.ok(!existsSync(directoryB));
 
     const stopped = await shoal(homeA, ['stop']);
     assert.equal(stopped.code, 0);
@@ -135,6 +139,9 @@ test('a head and a second node: start, status, auth, bad frames, a dying node, a
     for (const pid of pids) {
       if (isAlive(pid)) process.kill(pid, 'SIGKILL');
     }
+    await until(() => pids.every((pid) => !isAlive(pid)), 'the daemons to be gone');
+    // Daemons killed here could not remove their session directories.
+    sweepStaleSessions('/dev/shm');
     for (const home of [homeA, homeB]) rmSync(home, { recursive: true, force: true });
   }
 });

@@ -62,6 +62,8 @@ export class NodeClient implements Runtime {
   readonly #requests = new Map<number, Pending<unknown>>();
   #nextRequest = 1;
   readonly #counts = new Map<string, number>();
+  /** Ids the node already counts a hold of ours for (our puts and submits): no `refs` hold needed. */
+  readonly #heldByNode = new Set<string>();
   #holds: string[] = [];
   #releases: string[] = [];
   #refsFlushScheduled = false;
@@ -258,6 +260,7 @@ export class NodeClient implements Runtime {
     } else {
       this.#connection.send({ type: 'put', id, payload: { size, bytes: writeInline(encoded), contains } });
     }
+    this.#heldByNode.add(id);
     return new ObjectRef<T>(id, this.sessionId);
   }
 
@@ -273,6 +276,7 @@ export class NodeClient implements Runtime {
       publish: (size, mapping) => {
         this.#mappings.adopt(id, mapping);
         this.#connection.send({ type: 'put', id, payload: { size, contains: [] } });
+        this.#heldByNode.add(id);
         return new ObjectRef(id, this.sessionId);
       },
     });
@@ -316,6 +320,7 @@ export class NodeClient implements Runtime {
       type: 'submit',
       task: { returnId, fn: { hash: fn.hash, name: fn.name, source: fn.source }, args: built.args, contains: built.contains, options },
     });
+    this.#heldByNode.add(returnId);
     return new ObjectRef(returnId, this.sessionId);
   }
 
@@ -405,7 +410,7 @@ export class NodeClient implements Runtime {
     const count = this.#counts.get(ref.id) ?? 0;
     this.#counts.set(ref.id, count + 1);
     this.#dropped.register(ref, ref.id);
-    if (count === 0) {
+    if (count === 0 && !this.#heldByNode.delete(ref.id)) {
       this.#holds.push(ref.id);
       this.#scheduleRefs();
     }

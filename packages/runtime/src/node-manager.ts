@@ -763,6 +763,11 @@ export class NodeManager implements Runtime {
     });
   }
 
+  /** Counts a ref held by another process (released with it if it goes away). */
+  #holdFor(peer: Peer, id: string): void {
+    if (this.store.hold(id)) peer.holds.set(id, (peer.holds.get(id) ?? 0) + 1);
+  }
+
   /** Releases what a peer that went away held: its refs and its watches. */
   #forgetPeer(peer: Peer): void {
     for (const [id, count] of peer.holds) for (let i = 0; i < count; i++) this.store.release(id);
@@ -830,7 +835,10 @@ export class NodeManager implements Runtime {
   #onCommonMessage(worker: Peer, message: WorkerToNode): void {
     switch (message.type) {
       case 'put':
-        if (isValidId(message.id)) this.store.register(message.id, message.payload);
+        if (!isValidId(message.id)) return;
+        this.store.register(message.id, message.payload);
+        // The putter holds a ref to it from now on (counted here, so it is never unheld).
+        this.#holdFor(worker, message.id);
         return;
       case 'submit':
         this.#submitFromWorker(worker, message.task);
@@ -854,9 +862,7 @@ export class NodeManager implements Runtime {
         for (const id of message.ids) this.store.freeId(id);
         return;
       case 'refs':
-        for (const id of message.hold) {
-          if (this.store.hold(id)) worker.holds.set(id, (worker.holds.get(id) ?? 0) + 1);
-        }
+        for (const id of message.hold) this.#holdFor(worker, id);
         for (const id of message.release) {
           const count = worker.holds.get(id);
           if (count === undefined) continue;
@@ -930,6 +936,9 @@ export class NodeManager implements Runtime {
   #submitFromWorker(worker: Peer, wire: WireTask): void {
     if (!isValidId(wire.returnId) || this.#state !== 'running') return;
     this.store.expect(wire.returnId);
+    // The submitter holds the result's ref from now on: counted here rather than by a later
+    // `refs` message, which a fast task could otherwise beat (its result freed on arrival).
+    this.#holdFor(worker, wire.returnId);
     const fn: FunctionSource = { source: wire.fn.source, hash: wire.fn.hash, name: wire.fn.name };
     worker.functions.add(fn.hash);
     this.#enqueue(wire.returnId, fn, wire.args, wire.args.flatMap((arg) => ('ref' in arg ? [arg.ref] : [])), wire.contains, wire.options);
