@@ -134,6 +134,20 @@ describe('freeing and reference counting', () => {
     assert.equal(store.stats().segments, 0);
   });
 
+  test('ref.release() frees the object at once when nothing else holds it, and counts once', () => {
+    using store = new ObjectStore();
+    const ref = store.put(new Float64Array(1 << 20).fill(6));
+    const view = store.getSync(ref);
+    const held = ObjectRef.from<Float64Array>(JSON.parse(JSON.stringify(ref)));
+    ref.release();
+    ref.release();
+    assert.ok(existsSync(join(store.directory, ref.id)), 'another ref still holds it');
+    held.release();
+    assert.ok(!existsSync(join(store.directory, ref.id)), 'freed without waiting for garbage collection');
+    assert.equal(view[0], 6, 'views taken before stay valid');
+    assert.throws(() => store.getSync(held), ObjectFreedError);
+  });
+
   test('a ref nested in a stored object keeps its object alive until the container goes', async () => {
     using store = new ObjectStore();
     let innerId = '';

@@ -12,7 +12,7 @@
 import cluster from 'node:cluster';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { availableParallelism } from 'node:os';
-import { init, shutdown, store } from 'shoal';
+import { init, shutdown, store, type ObjectRef } from 'shoal';
 
 const PORT = Number(process.env.PORT ?? 3000);
 const WORKERS = Number(process.env.WORKERS ?? availableParallelism());
@@ -48,7 +48,10 @@ async function runPrimary(): Promise<void> {
     const writer = store.create(Float32Array, ITEMS * DIM);
     fillEmbeddings(writer.array, seed++);
     // The name holds the new matrix; the old one goes once no server process holds it.
-    return (await store.putNamed(NAME, writer.seal())).version;
+    const ref = writer.seal();
+    const { version } = await store.putNamed(NAME, ref);
+    ref.release(); // the primary itself does not need it
+    return version;
   };
   const started = performance.now();
   await publish();
@@ -92,13 +95,22 @@ async function runPrimary(): Promise<void> {
 async function runWorker(): Promise<void> {
   // Attaches to the primary's node (SHOAL_ADDRESS), whose objects it reads in place.
   await init();
-  let current: { version: number; items: Float32Array } | undefined;
+  let current: { version: number; items: Float32Array; ref: ObjectRef<Float32Array> } | undefined;
   const firstVersion = new Promise<void>((resolve) => {
     void (async () => {
       for await (const { version, ref } of store.watch<Float32Array>(NAME)) {
-        // Swapped between requests: a request in progress keeps the version it started with.
-        current = { version, items: await ref };
-        resolve();
+        try {
+          // Swapped between requests: a request in progress keeps the version it started with.
+          const previous = current;
+          current = { version, items: await ref, ref };
+          // Done with the old version's ref now (its views stay valid for requests still using
+          // them): the old matrix is freed as soon as every server process has switched.
+          previous?.ref.release();
+          resolve();
+        } catch (error) {
+          // Keep serving the version we have; the next one published will be picked up.
+          console.error(`server ${process.pid}: could not read version ${version}:`, error);
+        }
       }
     })();
   });

@@ -17,6 +17,8 @@ export interface ObjectRefJSON {
  */
 export interface ObjectRefHooks {
   track(ref: ObjectRef): void;
+  /** The ref was released by hand (`ref.release()`): count it out now. */
+  untrack(ref: ObjectRef): void;
   get(ref: ObjectRef): Promise<unknown>;
 }
 
@@ -89,6 +91,21 @@ export class ObjectRef<T = unknown> implements PromiseLike<T> {
           new Error(`Cannot get object ${this.id}: no Shoal object store is running in this process. Call init() first.`),
         );
     return pending.then(onfulfilled, onrejected);
+  }
+
+  /**
+   * Says this process is done with this ref now, rather than whenever the garbage collector
+   * notices: the object is freed as soon as nothing else holds it. Views already taken stay
+   * valid; getting through this ref afterwards may fail with `ObjectFreedError`. Idempotent.
+   *
+   * @example
+   * ```ts
+   * await store.putNamed('items', ref);
+   * ref.release(); // the name holds it now; this process does not need to
+   * ```
+   */
+  release(): void {
+    hooks?.untrack(this);
   }
 
   toJSON(): ObjectRefJSON {

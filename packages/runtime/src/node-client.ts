@@ -93,7 +93,13 @@ export class NodeClient implements Runtime {
     this.inlineThreshold = settings.inlineThreshold;
     // Tasks that `require()` resolve from the directory the program was started in.
     this.#require = createRequire(pathToFileURL(join(process.cwd(), 'noop.js')));
-    setObjectRefHooks({ track: (ref) => this.#track(ref), get: (ref) => this.get(ref) });
+    setObjectRefHooks({
+      track: (ref) => this.#track(ref),
+      untrack: (ref) => {
+        if (this.#dropped.unregister(ref)) this.#untrack(ref.id);
+      },
+      get: (ref) => this.get(ref),
+    });
   }
 
   /** Handles a message from the node. */
@@ -128,11 +134,15 @@ export class NodeClient implements Runtime {
       case 'looked-up':
         this.#answer(message.requestId, message);
         return;
-      case 'named':
+      case 'named': {
+        // The node holds it for us already; this ref takes that hold over.
+        this.#heldByNode.add(message.id);
+        const ref = new ObjectRef(message.id, this.sessionId);
         for (const listener of [...(this.#watches.get(message.name) ?? [])]) {
-          listener({ name: message.name, version: message.version, ref: new ObjectRef(message.id, this.sessionId) });
+          listener({ name: message.name, version: message.version, ref });
         }
         return;
+      }
       case 'welcome':
         if (this.#welcomed) {
           this.#welcomed.resolve();
@@ -350,6 +360,8 @@ export class NodeClient implements Runtime {
       if (found.id === null) {
         throw new ObjectNotFoundError(name, `no object is published under the name "${name}"; publish one with store.putNamed().`);
       }
+      // The node holds it for us already; this ref takes that hold over.
+      this.#heldByNode.add(found.id);
       const ref = new ObjectRef<T>(found.id, this.sessionId);
       try {
         const value = this.#materialize(found.id, found.location ?? { kind: 'freed' }) as T;
@@ -409,7 +421,7 @@ export class NodeClient implements Runtime {
     if (ref.owner !== this.sessionId) return;
     const count = this.#counts.get(ref.id) ?? 0;
     this.#counts.set(ref.id, count + 1);
-    this.#dropped.register(ref, ref.id);
+    this.#dropped.register(ref, ref.id, ref);
     if (count === 0 && !this.#heldByNode.delete(ref.id)) {
       this.#holds.push(ref.id);
       this.#scheduleRefs();

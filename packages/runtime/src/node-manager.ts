@@ -884,6 +884,8 @@ export class NodeManager implements Runtime {
       }
       case 'lookup': {
         const binding = typeof message.name === 'string' ? this.#names.get(message.name) : undefined;
+        // Held for the asker until it drops its ref, so a replacement meanwhile cannot free it.
+        if (binding) this.#holdFor(worker, binding.id);
         worker.send(
           binding
             ? { type: 'looked-up', requestId: message.requestId, id: binding.id, version: binding.version, location: this.#locate(binding.id) }
@@ -895,8 +897,11 @@ export class NodeManager implements Runtime {
         const name = message.name;
         if (typeof name !== 'string' || worker.watching.has(name)) return;
         worker.watching.add(name);
-        const send = (binding: { id: string; version: number }) =>
+        const send = (binding: { id: string; version: number }) => {
+          // Held for the watcher until it drops its ref: it may read the version a while later.
+          this.#holdFor(worker, binding.id);
           worker.send({ type: 'named', name, id: binding.id, version: binding.version });
+        };
         const current = this.#names.get(name);
         if (current) send(current);
         let stops = this.#peerWatches.get(worker);

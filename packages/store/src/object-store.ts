@@ -112,7 +112,14 @@ export class ObjectStore {
     this.sessionId = this.options.sessionId ?? newSessionId();
     this.#directory = new SessionDirectory(this.options.shmRoot, this.sessionId, this.options.handleSignals);
     this.#mappings = new MappingCache(this.options.maxMappings);
-    setObjectRefHooks({ track: (ref) => this.#track(ref), get: (ref) => this.get(ref) });
+    setObjectRefHooks({
+      track: (ref) => this.#track(ref),
+      untrack: (ref) => {
+        // Unregistering succeeds once: a ref released twice, or later collected, counts once.
+        if (this.#refsDropped.unregister(ref)) this.#release(ref.id);
+      },
+      get: (ref) => this.get(ref),
+    });
     debug('session %s started in %s', this.sessionId, this.#directory.path);
   }
 
@@ -402,7 +409,7 @@ export class ObjectStore {
     const entry = this.#objects.get(ref.id);
     if (!entry) return;
     entry.count += 1;
-    this.#refsDropped.register(ref, ref.id);
+    this.#refsDropped.register(ref, ref.id, ref);
   }
 
   #release(id: string): void {
