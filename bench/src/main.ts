@@ -1,0 +1,236 @@
+// The benchmark suite's one entry point: `npm run bench` (full) or `npm run bench -- --quick`.
+//
+//   node --expose-gc bench/dist/main.js [--quick] [--json] [--only=article,ray,tasks,store]
+//                                       [--runs=N] [--elements=N] [--queued=N]
+//
+// Suites, in this order:
+//   article  the seed article's table in Node (article.ts): a 1.5 GB Float64Array summed by one
+//            worker per core, every way of sharing it, plus the floors; bench/results/article.svg
+//   ray      Ray's microbenchmarks under Ray's names, with Ray's published figures and same-run
+//            peers (ray-micro.ts), and tasks_1m_queued
+//   tasks    task throughput/latency vs Piscina and a fork pool, and the transport (tasks.js)
+//   store    object store put/get vs in-process copies (store-put-get.js)
+// `--quick` runs every suite at small sizes in seconds (the CI smoke: `npm test` ends with it).
+// Progress goes to stderr, tables to stdout; `--json` prints the combined report on stdout
+// instead (tables then go to stderr). Results: bench/results/bench.json (bench-quick.json with
+// --quick), article.json, ray-microbenchmarks.json, article.svg; tasks.js and store-put-get.js
+// write their own tasks.json and store-put-get.json.
+//
+// The exit status is 1 if any row produced no finite number (or a suite failed): the only check,
+// so the smoke never fails on a slow CI machine. Goals (the article's ratios) are reported, not
+// enforced.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { articleOptions, articleTable, goalLine, runArticle, type ArticleReport } from './article.js';
+import { articleChart } from './chart.js';
+import { fmt, gc, machine, parseFlags, progress, writeResults } from './common.js';
+import { exitOnSignals, killAtExit } from './lifecycle.js';
+import { rayOptions, rayTable, runRay, type RayReport } from './ray-micro.js';
+
+const SUITES = ['article', 'ray', 'tasks', 'store'] as const;
+type Suite = (typeof SUITES)[number];
+const RESULTS_DIR = fileURLToPath(new URL('../results/', import.meta.url));
+const EXTERNAL: Record<'tasks' | 'store', { script: string; results: string }> = {
+  tasks: { script: fileURLToPath(new URL('./tasks.js', import.meta.url)), results: 'tasks' },
+  store: { script: fileURLToPath(new URL('./store-put-get.js', import.meta.url)), results: 'store-put-get' },
+};
+
+interface Options {
+  quick: boolean;
+  json: boolean;
+  only: Suite[];
+  runs: number | undefined;
+  elements: number | undefined;
+  queued: number | undefined;
+}
+
+function parseOptions(argv: readonly string[]): Options {
+  let json = false;
+  let only: Suite[] = [...SUITES];
+  const rest: string[] = [];
+  for (const arg of argv) {
+    if (arg === '--json') json = true;
+    else if (arg.startsWith('--only=')) {
+      const names = arg.slice('--only='.length).split(',').filter(Boolean);
+      const unknown = names.filter((name) => !(SUITES as readonly string[]).includes(name));
+      if (unknown.length > 0 || names.length === 0) throw new Error(`Unknown suite in \`${arg}\`; known: ${SUITES.join(', ')}`);
+      only = SUITES.filter((suite) => names.includes(suite));
+    } else rest.push(arg);
+  }
+  const flags = parseFlags(rest, ['elements', 'queued']);
+  return { quick: flags.quick, json, only, runs: flags.runs, elements: flags.elements, queued: flags.queued };
+}
+
+/** A row (or a whole suite) that produced no finite number. */
+interface Failure {
+  suite: Suite;
+  row: string;
+  problem: string;
+}
+
+/** Every `median` in a results tree, with its path: the numbers the external suites report. */
+function medians(value: unknown, path: string, found: [string, unknown][] = []): [string, unknown][] {
+  if (Array.isArray(value)) value.forEach((item, i) => medians(item, `${path}[${i}]`, found));
+  else if (typeof value === 'object' && value !== null) {
+    for (const [key, item] of Object.entries(value)) {
+      if (key === 'median') found.push([path, item]);
+      else medians(item, path === '' ? key : `${path}.${key}`, found);
+    }
+  }
+  return found;
+}
+
+async function runExternal(suite: 'tasks' | 'store', options: Options, log: (text: string) => void): Promise<{ report: unknown; failures: Failure[] }> {
+  const { script, results } = EXTERNAL[suite];
+  const started = Date.now();
+  log(`running ${script.split('/').pop()}${options.quick ? ' --quick' : ''}`);
+  // With --json, stdout is the report's: the child's tables go to stderr.
+  const child = spawn(process.execPath, ['--expose-gc', script, ...(options.quick ? ['--quick'] : [])], {
+    stdio: ['ignore', options.json ? 2 : 'inherit', 'inherit'],
+  });
+  const stop = killAtExit(child);
+  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  await stop();
+  if (code !== 0) return { report: undefined, failures: [{ suite, row: '*', problem: `${script} exited with code ${code}, signal ${signal}` }] };
+  const report = JSON.parse(readFileSync(`${RESULTS_DIR}${results}.json`, 'utf8')) as { date?: string };
+  if (report.date === undefined || Date.parse(report.date) < started) {
+    return { report, failures: [{ suite, row: '*', problem: `${results}.json was not rewritten by this run` }] };
+  }
+  const found = medians(report, '');
+  const failures: Failure[] = found
+    .filter(([, value]) => typeof value !== 'number' || !Number.isFinite(value))
+    .map(([path, value]) => ({ suite, row: path, problem: `median is ${String(value)}` }));
+  if (found.length === 0) failures.push({ suite, row: '*', problem: 'no results' });
+  return { report, failures };
+}
+
+function articleFailures(report: ArticleReport): Failure[] {
+  return report.rows
+    .filter((row) => !Number.isFinite(row.ms.median) || !Number.isFinite(row.ms.min))
+    .map((row) => ({ suite: 'article', row: row.name, problem: `median ${row.ms.median}, min ${row.ms.min}` }));
+}
+
+function rayFailures(report: RayReport): Failure[] {
+  const failures: Failure[] = [];
+  for (const row of report.rows) {
+    if (!Number.isFinite(row.shoal.median)) failures.push({ suite: 'ray', row: row.name, problem: `Shoal median ${row.shoal.median}` });
+    for (const peer of row.peers) {
+      if (!Number.isFinite(peer.rate.median)) failures.push({ suite: 'ray', row: `${row.name} / ${peer.name}`, problem: `median ${peer.rate.median}` });
+    }
+  }
+  for (const result of [report.queued.shoal, ...report.queued.peers]) {
+    if (!Number.isFinite(result.totalMs) || !Number.isFinite(result.peakRssBytes)) {
+      failures.push({ suite: 'ray', row: `tasks_1m_queued / ${result.who}`, problem: `total ${result.totalMs} ms, peak RSS ${result.peakRssBytes}` });
+    }
+  }
+  return failures;
+}
+
+const describe = (error: unknown): string => (error instanceof Error ? (error.stack ?? error.message) : String(error));
+
+async function main(options: Options): Promise<number> {
+  const started = performance.now();
+  const host = machine();
+  const suffix = options.quick ? '-quick' : '';
+  const print = (text: string): void => {
+    if (options.json) process.stderr.write(`${text}\n`);
+    else console.log(text);
+  };
+  const logFor =
+    (suite: Suite) =>
+    (text: string): void =>
+      progress(`[${((performance.now() - started) / 1000).toFixed(1).padStart(5)} s] ${suite}: ${text}`);
+  if (!gc) progress('warning: global.gc is not exposed; run with `node --expose-gc` for steadier numbers');
+  progress(
+    `Shoal benchmarks${options.quick ? ' (--quick: small sizes, a smoke test, not figures)' : ''}: ${options.only.join(', ')}. ` +
+      `${host.cpu}, ${host.cores} cores, ${fmt(host.totalMemBytes / 1e9)} GB, node ${host.node}, load ${fmt(host.loadAverage1mAtStart ?? Number.NaN)}`,
+  );
+
+  const failures: Failure[] = [];
+  const suites: Partial<Record<Suite, unknown>> = {};
+  const files: string[] = [];
+  let article: ArticleReport | undefined;
+
+  for (const suite of options.only) {
+    const log = logFor(suite);
+    const suiteStarted = performance.now();
+    try {
+      if (suite === 'article') {
+        article = await runArticle(articleOptions(options), log);
+        suites.article = article;
+        failures.push(...articleFailures(article));
+        print(`\n${articleTable(article, host)}\n`);
+        files.push(writeResults(`article${suffix}`, { benchmark: 'article', date: new Date().toISOString(), machine: host, ...article }));
+        mkdirSync(RESULTS_DIR, { recursive: true });
+        const svg = `${RESULTS_DIR}article${suffix}.svg`;
+        writeFileSync(
+          svg,
+          articleChart(
+            article.rows.map((row) => ({
+              name: row.name,
+              ms: row.ms.median,
+              article: row.article,
+              highlight: row.key === 'shoal-store',
+              reference: row.key === 'single' || row.key === 'bandwidth',
+            })),
+            `Sharing a ${fmt(article.options.bytes / 1e9)} GB Float64Array with ${article.options.workers} workers, summed in parallel (Node)`,
+            `${host.cpu}, ${host.cores} cores, node ${host.node}; median of up to ${article.options.runs} runs; ` +
+              'grey: the article\'s Python figures (4 cores)',
+          ),
+        );
+        files.push(svg);
+      } else if (suite === 'ray') {
+        const ray = await runRay(rayOptions(options), log);
+        suites.ray = ray;
+        failures.push(...rayFailures(ray));
+        print(`\n${rayTable(ray, host)}\n`);
+        files.push(writeResults(`ray-microbenchmarks${suffix}`, { benchmark: 'ray-microbenchmarks', date: new Date().toISOString(), machine: host, ...ray }));
+      } else {
+        const { report, failures: found } = await runExternal(suite, options, log);
+        suites[suite] = report;
+        failures.push(...found);
+        files.push(`${RESULTS_DIR}${EXTERNAL[suite].results}.json`);
+      }
+    } catch (error) {
+      failures.push({ suite, row: '*', problem: describe(error) });
+      progress(`${suite} failed: ${describe(error)}`);
+    }
+    logFor(suite)(`done in ${fmt((performance.now() - suiteStarted) / 1000)} s`);
+    // Each suite's garbage (gigabytes after the article) is gone before the next one starts.
+    gc?.();
+  }
+
+  const elapsedS = (performance.now() - started) / 1000;
+  const report = {
+    benchmark: 'shoal-bench',
+    date: new Date().toISOString(),
+    machine: host,
+    options,
+    elapsedS,
+    goals: article?.goals ?? [],
+    failures,
+    suites,
+  };
+  files.unshift(writeResults(`bench${suffix}`, report));
+
+  const closing = [`Done in ${fmt(elapsedS)} s.`];
+  for (const goal of article?.goals ?? []) {
+    closing.push(`Goal ${goalLine(goal)}: ${goal.met ? 'met' : 'NOT met'}.`);
+  }
+  if (options.quick && article) closing.push('(--quick sizes are far too small for the goals to mean anything.)');
+  for (const failure of failures) closing.push(`FAILED ${failure.suite} / ${failure.row}: ${failure.problem}`);
+  closing.push(`Results: ${files.join(', ')}`);
+  print(closing.join('\n'));
+  if (options.json) console.log(JSON.stringify(report, null, 2));
+  return failures.length > 0 ? 1 : 0;
+}
+
+exitOnSignals();
+try {
+  process.exitCode = await main(parseOptions(process.argv.slice(2)));
+} catch (error) {
+  console.error(error);
+  process.exitCode = 1;
+}
