@@ -20,8 +20,8 @@ const ITEMS = Number(process.env.ITEMS ?? 1_000_000);
 const DIM = Number(process.env.DIM ?? 64);
 const NAME = 'items';
 
-type ToPrimary = { type: 'reload' };
-type ToWorker = { type: 'reloaded'; version: number };
+type ToPrimary = { type: 'reload'; id: number };
+type ToWorker = { type: 'reloaded'; id: number; version: number };
 
 if (cluster.isPrimary) {
   await runPrimary();
@@ -65,7 +65,7 @@ async function runPrimary(): Promise<void> {
     if (message?.type !== 'reload') return;
     // One reload at a time; each request gets the version it caused (or a later one).
     reloading = reloading.then(publish);
-    void reloading.then((version) => worker.send({ type: 'reloaded', version } satisfies ToWorker));
+    void reloading.then((version) => worker.send({ type: 'reloaded', id: message.id, version } satisfies ToWorker));
   });
   let announced = false;
   cluster.on('listening', (_worker, address) => {
@@ -116,9 +116,11 @@ async function runWorker(): Promise<void> {
   });
 
   const reloads = new Map<number, (version: number) => void>();
+  let nextReload = 0;
   process.on('message', (message: ToWorker) => {
-    if (message?.type === 'reloaded') for (const done of reloads.values()) done(message.version);
-    reloads.clear();
+    if (message?.type !== 'reloaded') return;
+    reloads.get(message.id)?.(message.version);
+    reloads.delete(message.id);
   });
 
   const server = createServer((request, response) => {
@@ -144,8 +146,9 @@ async function runWorker(): Promise<void> {
     }
     if (request.method === 'POST' && url.pathname === '/admin/reload') {
       const version = await new Promise<number>((resolve) => {
-        reloads.set(reloads.size, resolve);
-        process.send!({ type: 'reload' } satisfies ToPrimary);
+        const id = nextReload++;
+        reloads.set(id, resolve);
+        process.send!({ type: 'reload', id } satisfies ToPrimary);
       });
       return reply(response, 200, { version });
     }
