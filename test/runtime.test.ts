@@ -133,8 +133,8 @@ describe('a driver process killed with SIGKILL', () => {
     }
     const { pids, directory } = report;
     await until(() => pids.every((pid) => !isAlive(pid)), 'the workers of the SIGKILLed driver to die');
-    assert.ok(existsSync(directory), 'SIGKILL leaves the session directory behind');
-    // The next session on the machine sweeps it.
+    // SIGKILL leaves the session directory behind; the next session on the machine sweeps it
+    // (on a shared machine another process's new session may already have).
     await start({ numCpus: 1 });
     assert.ok(!existsSync(directory), 'the next session removed the dead driver’s directory');
   });
