@@ -92,6 +92,16 @@ describe('getting objects in the owner process', () => {
     assert.deepEqual([...(await ref).small], [1, 2, 3]);
   });
 
+  test('a TypedArray over a SharedArrayBuffer is stored (its bytes copied) and read back', () => {
+    using store = new ObjectStore();
+    const shared = new Float64Array(new SharedArrayBuffer(8 * 100_000)).fill(3);
+    const ref = store.put({ shared, small: new Int32Array(new SharedArrayBuffer(8)).fill(-1) });
+    const value = store.getSync(ref);
+    assert.equal(value.shared.length, 100_000);
+    assert.equal(value.shared[99_999], 3);
+    assert.deepEqual([...value.small], [-1, -1]);
+  });
+
   test('the mapping cache respects maxMappings', () => {
     using store = new ObjectStore({ maxMappings: 2 });
     const refs = Array.from({ length: 5 }, (_, i) => store.put(new Float64Array(20_000).fill(i)));

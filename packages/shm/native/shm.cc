@@ -80,26 +80,26 @@ bool ToFd(const Napi::Value& value, int* out) {
   return true;
 }
 
+// The bytes of a TypedArray, DataView or ArrayBuffer. Uses the plain N-API info calls, which give
+// the data pointer directly: going through the view's ArrayBuffer fails for views over a
+// SharedArrayBuffer, which are valid to store (their bytes are copied).
 bool ViewBytes(const Napi::Value& value, const uint8_t** data, size_t* length) {
+  napi_env env = value.Env();
+  void* pointer = nullptr;
   if (value.IsTypedArray()) {
-    Napi::TypedArray view = value.As<Napi::TypedArray>();
-    *data = static_cast<const uint8_t*>(view.ArrayBuffer().Data()) + view.ByteOffset();
-    *length = view.ByteLength();
-    return true;
+    napi_typedarray_type type;
+    size_t count = 0;
+    if (napi_get_typedarray_info(env, value, &type, &count, &pointer, nullptr, nullptr) != napi_ok) return false;
+    *length = value.As<Napi::TypedArray>().ByteLength();
+  } else if (value.IsDataView()) {
+    if (napi_get_dataview_info(env, value, length, &pointer, nullptr, nullptr) != napi_ok) return false;
+  } else if (value.IsArrayBuffer()) {
+    if (napi_get_arraybuffer_info(env, value, &pointer, length) != napi_ok) return false;
+  } else {
+    return false;
   }
-  if (value.IsDataView()) {
-    Napi::DataView view = value.As<Napi::DataView>();
-    *data = static_cast<const uint8_t*>(view.ArrayBuffer().Data()) + view.ByteOffset();
-    *length = view.ByteLength();
-    return true;
-  }
-  if (value.IsArrayBuffer()) {
-    Napi::ArrayBuffer buffer = value.As<Napi::ArrayBuffer>();
-    *data = static_cast<const uint8_t*>(buffer.Data());
-    *length = buffer.ByteLength();
-    return true;
-  }
-  return false;
+  *data = static_cast<const uint8_t*>(pointer);
+  return *length == 0 || pointer != nullptr;
 }
 
 struct Mapping {
