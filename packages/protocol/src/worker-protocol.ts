@@ -91,6 +91,8 @@ export type NodeToWorker =
     }
   | { readonly type: 'resolved'; readonly requestId: number; readonly locations: Readonly<Record<string, ObjectLocation>> }
   | { readonly type: 'waited'; readonly requestId: number; readonly ready: readonly string[] }
+  /** These objects were freed: drop cached mappings of them (views in use keep theirs). */
+  | { readonly type: 'forget'; readonly ids: readonly string[] }
   /** Give back these queued tasks if they have not started. */
   | { readonly type: 'recall'; readonly taskIds: readonly number[] }
   | { readonly type: 'shutdown' }
@@ -127,7 +129,7 @@ const WORKER_TYPES = new Set([
   'watch',
   'unwatch',
 ]);
-const NODE_TYPES = new Set(['execute', 'resolved', 'waited', 'recall', 'shutdown', 'welcome', 'bound', 'looked-up', 'named']);
+const NODE_TYPES = new Set(['execute', 'resolved', 'waited', 'recall', 'shutdown', 'welcome', 'bound', 'looked-up', 'named', 'forget']);
 
 function check(message: unknown, types: Set<string>, side: string): { type: string } {
   if (message === null || typeof message !== 'object' || !types.has((message as { type?: unknown }).type as string)) {

@@ -143,6 +143,9 @@ export class NodeClient implements Runtime {
         }
         return;
       }
+      case 'forget':
+        for (const id of message.ids) this.#mappings.forget(id);
+        return;
       case 'welcome':
         if (this.#welcomed) {
           this.#welcomed.resolve();

@@ -96,6 +96,7 @@ export class NodeManager implements Runtime {
     this.store = new ObjectStore(storeOptions);
     this.#total = { CPU: this.options.numCpus, ...this.options.resources };
     this.#available = { ...this.#total };
+    this.store.onDelete = (id) => this.#forgetEverywhere(id);
     this.socketPath = join(this.store.directory, 'node.sock');
     this.address = `unix:${this.socketPath}`;
     this.#server = createServer((socket) => this.#accept(socket));
@@ -504,7 +505,7 @@ export class NodeManager implements Runtime {
       ? { hash: task.fn.hash, name: task.fn.name }
       : { hash: task.fn.hash, name: task.fn.name, source: task.fn.source };
     worker.functions.add(task.fn.hash);
-    const args = task.args.map((arg): WireArg => ('ref' in arg ? { ref: arg.ref, location: this.#locate(arg.ref) } : arg));
+    const args = task.args.map((arg): WireArg => ('ref' in arg ? { ref: arg.ref, location: this.#locate(arg.ref, worker) } : arg));
     worker.send({ type: 'execute', taskId: task.id, returnId: task.returnId, fn, args });
     if (worker.inflight.length === 1) this.#start(task);
   }
@@ -672,11 +673,28 @@ export class NodeManager implements Runtime {
     });
   }
 
-  #locate(id: string): ObjectLocation {
+  /** Peers that were told where a segment object is (they may cache a mapping of it). */
+  readonly #mappedBy = new Map<string, Set<Peer>>();
+
+  /** A segment object was freed: peers that may have it mapped drop their cached mapping. */
+  #forgetEverywhere(id: string): void {
+    const peers = this.#mappedBy.get(id);
+    if (!peers) return;
+    this.#mappedBy.delete(id);
+    for (const peer of peers) peer.send({ type: 'forget', ids: [id] });
+  }
+
+  #locate(id: string, peer?: Peer): ObjectLocation {
     const status = this.store.status(id);
     switch (status.state) {
       case 'ready':
-        return status.bytes ? { kind: 'inline', bytes: status.bytes } : { kind: 'segment', size: status.size };
+        if (status.bytes) return { kind: 'inline', bytes: status.bytes };
+        if (peer) {
+          let peers = this.#mappedBy.get(id);
+          if (!peers) this.#mappedBy.set(id, (peers = new Set()));
+          peers.add(peer);
+        }
+        return { kind: 'segment', size: status.size };
       case 'failed':
         return { kind: 'error', error: encodeError(status.error) };
       default:
@@ -773,6 +791,10 @@ export class NodeManager implements Runtime {
     for (const [id, count] of peer.holds) for (let i = 0; i < count; i++) this.store.release(id);
     peer.holds.clear();
     for (const name of peer.watching) this.#unwatch(peer, name);
+    for (const [id, peers] of this.#mappedBy) {
+      peers.delete(peer);
+      if (peers.size === 0) this.#mappedBy.delete(id);
+    }
   }
 
   readonly #peerWatches = new WeakMap<Peer, Map<string, () => void>>();
@@ -846,7 +868,7 @@ export class NodeManager implements Runtime {
       case 'resolve':
         this.#whileBlocked(worker, message.ids, this.#waitFor(message.ids, message.ids.length, null), () => {
           const locations: Record<string, ObjectLocation> = {};
-          for (const id of message.ids) locations[id] = this.#locate(id);
+          for (const id of message.ids) locations[id] = this.#locate(id, worker);
           worker.send({ type: 'resolved', requestId: message.requestId, locations });
         });
         return;
@@ -888,7 +910,7 @@ export class NodeManager implements Runtime {
         if (binding) this.#holdFor(worker, binding.id);
         worker.send(
           binding
-            ? { type: 'looked-up', requestId: message.requestId, id: binding.id, version: binding.version, location: this.#locate(binding.id) }
+            ? { type: 'looked-up', requestId: message.requestId, id: binding.id, version: binding.version, location: this.#locate(binding.id, worker) }
             : { type: 'looked-up', requestId: message.requestId, id: null, version: 0 },
         );
         return;

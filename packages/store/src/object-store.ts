@@ -103,6 +103,8 @@ export class ObjectStore {
   readonly #mappings: MappingCache;
   readonly #refsDropped = new FinalizationRegistry<string>((id) => this.#release(id));
   #state: StoreState = 'running';
+  /** Told the id of every object deleted (so other processes can drop their mappings of it). */
+  onDelete: ((id: string) => void) | undefined;
   #used = 0;
   #inlineBytes = 0;
   #segments = 0;
@@ -446,6 +448,7 @@ export class ObjectStore {
       }
     }
     debug('freed %s (%d bytes)', id, entry.size);
+    if (entry.state === 'ready' && !entry.bytes) this.onDelete?.(id);
     for (const contained of entry.contains) this.#release(contained);
     return true;
   }
