@@ -21,7 +21,7 @@ const DIM = Number(process.env.DIM ?? 64);
 const NAME = 'items';
 
 type ToPrimary = { type: 'reload'; id: number };
-type ToWorker = { type: 'reloaded'; id: number; version: number };
+type ToWorker = { type: 'reloaded'; id: number; version: number; error?: string };
 
 if (cluster.isPrimary) {
   await runPrimary();
@@ -60,17 +60,36 @@ async function runPrimary(): Promise<void> {
       `in ${(performance.now() - started).toFixed(0)} ms; session ${session.directory}`,
   );
 
-  let reloading = Promise.resolve(0);
+  // One publish at a time. Requests arriving during one share the single publish that follows it,
+  // so reloads faster than publishing never pile up versions; the event loop turns in between.
+  let running: Promise<number> | undefined;
+  let queued: Promise<number> | undefined;
+  const reload = (): Promise<number> => {
+    if (!running) {
+      running = publish().finally(() => (running = undefined));
+      return running;
+    }
+    queued ??= running
+      .catch(() => 0)
+      .then(() => new Promise((resolve) => setImmediate(resolve)))
+      .then(() => {
+        queued = undefined;
+        return reload();
+      });
+    return queued;
+  };
   cluster.on('message', (worker, message: ToPrimary) => {
     if (message?.type !== 'reload') return;
-    // One reload at a time; each request gets the version it caused (or a later one).
-    reloading = reloading.then(publish);
-    void reloading.then((version) => worker.send({ type: 'reloaded', id: message.id, version } satisfies ToWorker));
+    reload().then(
+      (version) => worker.send({ type: 'reloaded', id: message.id, version } satisfies ToWorker),
+      (error: unknown) => worker.send({ type: 'reloaded', id: message.id, version: 0, error: String(error) } satisfies ToWorker),
+    );
   });
-  let announced = false;
+  let announcedPort: number | undefined;
   cluster.on('listening', (_worker, address) => {
-    if (announced) return;
-    announced = true;
+    // With PORT=0, workers started after all others died may get a new port: say so.
+    if (address.port === announcedPort) return;
+    announcedPort = address.port;
     console.log(`listening on http://127.0.0.1:${address.port} with ${WORKERS} worker processes`);
   });
   let stopping = false;
@@ -115,11 +134,11 @@ async function runWorker(): Promise<void> {
     })();
   });
 
-  const reloads = new Map<number, (version: number) => void>();
+  const reloads = new Map<number, (answer: ToWorker) => void>();
   let nextReload = 0;
   process.on('message', (message: ToWorker) => {
     if (message?.type !== 'reloaded') return;
-    reloads.get(message.id)?.(message.version);
+    reloads.get(message.id)?.(message);
     reloads.delete(message.id);
   });
 
@@ -145,12 +164,13 @@ async function runWorker(): Promise<void> {
       return reply(response, current ? 200 : 503, { version: current?.version ?? null, pid: process.pid });
     }
     if (request.method === 'POST' && url.pathname === '/admin/reload') {
-      const version = await new Promise<number>((resolve) => {
+      const answer = await new Promise<ToWorker>((resolve) => {
         const id = nextReload++;
         reloads.set(id, resolve);
         process.send!({ type: 'reload', id } satisfies ToPrimary);
       });
-      return reply(response, 200, { version });
+      if (answer.error !== undefined) return reply(response, 500, { error: `reload failed: ${answer.error}` });
+      return reply(response, 200, { version: answer.version });
     }
     reply(response, 404, { error: 'not found: GET /recommend?item=ID&k=10, GET /health, POST /admin/reload' });
   }
