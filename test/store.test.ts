@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -11,7 +11,7 @@ import {
   SharedMemoryError,
   StoreClosedError,
 } from '@shoal/protocol';
-import { ObjectStore } from '@shoal/store';
+import { ObjectStore, sweepStaleSessions } from '@shoal/store';
 import { Child, eventually } from './helpers.js';
 
 const GB = 1024 ** 3;
@@ -41,7 +41,10 @@ describe('a large object put in one process and read in another', () => {
     // A copy of 1 GB would grow the reader's RSS by 1 GB and take 262,144 page faults before the
     // get returned; mapping does neither until the pages are touched.
     assert.ok(report.rssGrowthAtGet < 64 * 1024 ** 2, `RSS grew by ${report.rssGrowthAtGet} bytes at get`);
-    assert.ok(report.faultsAtGet < 2000, `${report.faultsAtGet} page faults during get`);
+    // The bound is a tenth of a copy's faults: the get itself loads code and grows the heap a little
+    // (a few thousand faults on a busy machine), which says nothing about copying.
+    const copyFaults = GB / 4096;
+    assert.ok(report.faultsAtGet < copyFaults / 10, `${report.faultsAtGet} page faults during get (a copy takes ${copyFaults})`);
   });
 
   test('a write in the reader is invisible to the owner and to a third process', async () => {
@@ -279,6 +282,26 @@ describe('session cleanup', () => {
     using store = new ObjectStore();
     assert.ok(!existsSync(directory), 'a new session sweeps it');
     assert.ok(existsSync(store.directory), 'and keeps its own');
+  });
+
+  test('an unclaimed shoal-* directory is swept after a minute; a file of that name never is', () => {
+    const root = mkdtempSync(join(tmpdir(), 'shoal-sweep-'));
+    try {
+      const abandoned = join(root, 'shoal-abandoned');
+      const fresh = join(root, 'shoal-fresh');
+      const file = join(root, 'shoal-someone-elses-file');
+      mkdirSync(abandoned);
+      mkdirSync(fresh);
+      writeFileSync(file, 'not a session');
+      const longAgo = new Date(Date.now() - 5 * 60_000);
+      utimesSync(abandoned, longAgo, longAgo);
+      utimesSync(file, longAgo, longAgo);
+      assert.deepEqual(sweepStaleSessions(root), [abandoned]);
+      assert.ok(existsSync(fresh), 'a directory being created right now is left alone');
+      assert.ok(existsSync(file), 'a plain file is not a session');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 
   test('a directory of a live session is not swept', () => {

@@ -22,11 +22,10 @@
 // Pools start before timing; each row has untimed warm-up calls (first mapping, page faults,
 // JIT), then `runs` runs, rows rotated every run so each goes first equally often. The rows that
 // copy the whole array per call are capped at a few runs. Every result is checked exactly.
-// Three phases, each starting what it needs and stopping it before the next:
+// Two phases, each starting what it needs and stopping it before the next:
 //   in place  the rows that read the array where it is, interleaved
-//   copies    IPC and postMessage, interleaved: apart, because the gigabytes each call allocates
-//             and frees slowed whatever row ran after them (up to 2x in trial runs)
-//   naive     Shoal naive, alone in a fresh Shoal session (see phaseNaive for why)
+//   copies    IPC, postMessage and Shoal naive, interleaved: apart, because the gigabytes each of
+//             their calls allocates and frees slowed whatever row ran next (up to 2x in trial runs)
 import { fork, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,6 +39,7 @@ import { get, init, remote, shutdown, store, type ObjectRef } from 'shoal';
 import { fmt, gc, median, renderTable, rotate, settle, stats, type Stats } from './common.js';
 import type { ArticleWorkerReply, ArticleWorkerRequest } from './article-worker.js';
 import type { MmapRequest } from './article-mmap-child.js';
+import { cpuSnapshot, interferenceBetween, isDisturbed, type Interference } from './interference.js';
 import { killAtExit, removeAtExit, Scope } from './lifecycle.js';
 import { sumRange } from './seed-kernel.js';
 
@@ -85,7 +85,7 @@ export function articleOptions(flags: { quick: boolean; runs?: number | undefine
 }
 
 /** Most runs of the rows that copy the whole array per call: seconds each at 1.5 GB. */
-const SLOW_ROW_RUNS = { ipc: 3, clone: 5, naive: 3 } as const;
+const SLOW_ROW_RUNS = { ipc: 3, clone: 5, naive: 5 } as const;
 
 export interface ArticleRow {
   key: string;
@@ -125,8 +125,14 @@ export interface ArticleReport {
   readBandwidthGBps: number;
   rows: ArticleRow[];
   goals: ArticleGoal[];
-  /** Shared memory (Shmem in /proc/meminfo) still held after the naive row's calls, over before them. */
-  naiveShmemLeftBytes: number;
+  /** Cores' worth of CPU used by other processes (and stolen by the hypervisor) per phase. */
+  interference: Record<'inPlace' | 'copies', Interference>;
+  /**
+   * Shared memory (Shmem in /proc/meminfo) still held at the end of the copies phase, over what it
+   * was at its start: near 0, unless Shoal's workers keep freed arguments mapped again (as they
+   * did before 4181f10: 1.5 GB per naive call).
+   */
+  copiesShmemLeftBytes: number;
 }
 
 // ---- data ------------------------------------------------------------------------------------
@@ -322,10 +328,8 @@ export async function runArticle(options: ArticleOptions, log: (text: string) =>
   const inPlace = await phaseInPlace(context);
   settle();
   const copies = await phaseCopies(context, inPlace.slices);
-  settle();
-  const naive = await phaseNaive(context, inPlace.slices);
 
-  const phases = [inPlace, copies, naive];
+  const phases = [inPlace, copies];
   const times = new Map(phases.flatMap((phase) => [...phase.timing.times]));
   const warmUpMs = Object.assign({}, ...phases.map((phase) => phase.timing.warmUpMs)) as Record<string, number>;
   // Same-run ratios exist for the rows timed in the same runs as Shoal's: the in-place ones.
@@ -389,7 +393,8 @@ export async function runArticle(options: ArticleOptions, log: (text: string) =>
     readBandwidthGBps: row('bandwidth')?.gbPerS ?? Number.NaN,
     rows,
     goals,
-    naiveShmemLeftBytes: naive.shmemLeftBytes,
+    interference: { inPlace: inPlace.timing.interference, copies: copies.timing.interference },
+    copiesShmemLeftBytes: copies.shmemLeftBytes,
   };
 }
 
@@ -429,10 +434,9 @@ function memAvailable(): number {
 /**
  * Copies of the array alive at the peak, plus one for slack: in place, the SharedArrayBuffer and
  * the slices in this process, the store object, the /dev/shm file and the disk file's page cache
- * (5); copies, the slices and up to three in flight (4); naive, the slices and the arguments of its
- * 5 calls, which Shoal keeps until the session ends (6).
+ * (5); copies, the slices and up to three in flight (4).
  */
-const PEAK_COPIES = 7;
+const PEAK_COPIES = 6;
 
 /**
  * The array size to use: the one asked for; or by default 1.5 GB, made smaller (with a warning)
@@ -493,6 +497,8 @@ function claimShmDirectory(directory: string): void {
 }
 
 interface Timing {
+  /** What other processes used while the runs (not the warm-up) went on. */
+  interference: Interference;
   times: Map<string, number[]>;
   /** Per run, key -> ms, to pair each row with Shoal's time in the same run. */
   byRun: Map<string, number>[];
@@ -524,6 +530,7 @@ async function timeRows(contenders: readonly Contender[], runs: number, log: (te
 
   const times = new Map<string, number[]>(contenders.map((c) => [c.key, []]));
   const byRun: Map<string, number>[] = [];
+  const cpuAtStart = cpuSnapshot();
   for (let run = 0; run < runs; run++) {
     const active = contenders.filter((c) => run < c.maxRuns);
     if (active.length === 0) break;
@@ -541,7 +548,11 @@ async function timeRows(contenders: readonly Contender[], runs: number, log: (te
     byRun.push(thisRun);
     log(`run ${run + 1}: ${[...thisRun].map(([key, ms]) => `${key} ${fmt(ms)}`).join(', ')} ms`);
   }
-  return { times, byRun, warmUpMs };
+  const interference = interferenceBetween(cpuAtStart, cpuSnapshot());
+  if (isDisturbed(interference)) {
+    log(`disturbed: other processes used ${interference.otherCores.toFixed(2)} cores (steal ${interference.stealCores.toFixed(2)}) during these runs`);
+  }
+  return { interference, times, byRun, warmUpMs };
 }
 
 const sumOf = (parts: readonly number[]): number => parts.reduce((a, b) => a + b, 0);
@@ -699,15 +710,26 @@ async function phaseInPlace(
   }
 }
 
-/** The rows that copy every slice on every call: IPC and postMessage, interleaved. */
-async function phaseCopies(context: PhaseContext, slices: Float64Array[]): Promise<{ timing: Timing; contenders: Contender[] }> {
+/**
+ * The rows that copy every slice on every call, interleaved: IPC, postMessage and Shoal naive (in
+ * a Shoal session of its own, so the in-place phase's store object is gone).
+ */
+async function phaseCopies(
+  context: PhaseContext,
+  slices: Float64Array[],
+): Promise<{ timing: Timing; contenders: Contender[]; shmemLeftBytes: number }> {
   const { options, log, W, bytes, expected, startUpMs } = context;
   const scope = new Scope();
   try {
+    const shmemBefore = shmemBytes();
     const clonePool = await timed(startUpMs, 'worker_threads (postMessage)', () => ThreadPool.start(W));
     scope.defer(() => clonePool.close());
     const ipcPool = await timed(startUpMs, 'fork (IPC)', () => ChildPool.start(IPC_CHILD, W));
     scope.defer(() => ipcPool.close());
+    await timed(startUpMs, 'shoal (naive row)', () => init({ numCpus: W }));
+    scope.defer(() => shutdown());
+    const storeBaseline = store.stats().usedBytes;
+    const shoalSum = remote(sumRange);
     // After a copy of gigabytes, V8 and the kernel release it from background threads; left
     // running, that work slowed the next row by up to 1.6x in trial runs at 1.6 GB.
     const quiet = (): Promise<void> => delay(Math.min(1000, bytes / 1.6e6));
@@ -744,61 +766,51 @@ async function phaseCopies(context: PhaseContext, slices: Float64Array[]): Promi
           await quiet();
         },
       },
-    ];
-    log(`copies: IPC and postMessage, up to ${SLOW_ROW_RUNS.ipc} and ${SLOW_ROW_RUNS.clone} runs`);
-    return { timing: await timeRows(contenders, options.runs, log), contenders };
-  } finally {
-    await scope.close();
-  }
-}
-
-/**
- * The naive row, alone, in a fresh Shoal session: each call's argument objects stay in /dev/shm
- * until the session ends (Shoal's workers keep their mappings cached after the objects are freed:
- * see docs/benchmarks.md), so this phase holds slices + calls x the array, and nothing else.
- */
-async function phaseNaive(context: PhaseContext, slices: Float64Array[]): Promise<{ timing: Timing; contenders: Contender[]; shmemLeftBytes: number }> {
-  const { options, log, W, bytes, expected, startUpMs } = context;
-  const scope = new Scope();
-  try {
-    log(`naive: restarting Shoal (${W} workers)`);
-    await timed(startUpMs, 'shoal (naive row)', () => init({ numCpus: W }));
-    scope.defer(() => shutdown());
-    const shmemBefore = shmemBytes();
-    const baseline = store.stats().usedBytes;
-    const shoalSum = remote(sumRange);
-    const naive: Contender = {
-      key: 'shoal-naive',
-      name: 'Shoal, naive (by value)',
-      how: 'remote(sumRange)(slice, 0, length): each call passes the slices by value (put into the store, read by the worker)',
-      kernel: 'sum loop',
-      maxRuns: Math.min(options.runs, SLOW_ROW_RUNS.naive),
-      warmUpCalls: 2,
-      article: [{ label: 'Ray naive', ms: ARTICLE_MS.rayNaive }],
-      expected,
-      run: async () => sumOf(await get(slices.map((slice) => shoalSum(slice, 0, slice.length)))),
-      after: async () => {
-        // The argument objects are freed once their refs are collected: wait for that.
-        gc?.();
-        for (let waited = 0; store.stats().usedBytes > baseline && waited < 5000; waited += 10) {
-          await delay(10);
+      {
+        key: 'shoal-naive',
+        name: 'Shoal, naive (by value)',
+        how: 'remote(sumRange)(slice, 0, length): each call passes the slices by value (put into the store, read by the worker)',
+        kernel: 'sum loop',
+        maxRuns: Math.min(options.runs, SLOW_ROW_RUNS.naive),
+        warmUpCalls: 2,
+        article: [{ label: 'Ray naive', ms: ARTICLE_MS.rayNaive }],
+        expected,
+        run: async () => sumOf(await get(slices.map((slice) => shoalSum(slice, 0, slice.length)))),
+        after: async () => {
+          // The argument objects are freed once their refs are collected: wait for that.
           gc?.();
-        }
-        await delay(Math.min(1000, bytes / 1.6e6));
+          for (let waited = 0; store.stats().usedBytes > storeBaseline && waited < 5000; waited += 10) {
+            await delay(10);
+            gc?.();
+          }
+          await quiet();
+        },
       },
-    };
-    const timing = await timeRows([naive], options.runs, log);
+    ];
+    log(`copies: ${contenders.length} rows, up to ${Math.max(...Object.values(SLOW_ROW_RUNS))} runs`);
+    const timing = await timeRows(contenders, options.runs, log);
     const shmemLeftBytes = shmemBytes() - shmemBefore;
     if (shmemLeftBytes > bytes / 2) {
-      log(`  ${fmt(shmemLeftBytes / 1e9)} GB of freed arguments still in /dev/shm, held by the workers until shutdown`);
+      log(`  ${fmt(shmemLeftBytes / 1e9)} GB more in /dev/shm than before these rows: freed arguments still mapped by Shoal's workers?`);
     }
-    return { timing, contenders: [naive], shmemLeftBytes };
+    return { timing, contenders, shmemLeftBytes };
   } finally {
     await scope.close();
   }
 }
 
 // ---- output ----------------------------------------------------------------------------------
+
+/** What other processes used per phase, and a warning when that disturbed the figures. */
+export function interferenceLine(report: ArticleReport): string {
+  const phases = Object.entries(report.interference) as [string, Interference][];
+  const text = phases.map(([phase, i]) => `${phase} ${i.otherCores.toFixed(2)}${i.stealCores > 0.01 ? ` (+${i.stealCores.toFixed(2)} stolen)` : ''}`).join(', ');
+  const disturbed = phases.filter(([, i]) => isDisturbed(i)).map(([phase]) => phase);
+  return (
+    `Cores used by other processes during the runs: ${text}.` +
+    (disturbed.length > 0 ? ` DISTURBED (${disturbed.join(', ')}): rerun on a quiet machine before trusting these figures.` : '')
+  );
+}
 
 /** `goal: ratio of medians (ratio of minimums, same-run ratio)`, the last when there is one. */
 export function goalLine(goal: ArticleGoal): string {
@@ -830,8 +842,9 @@ export function articleTable(report: ArticleReport, host: { cpu: string; cores: 
     table,
     '',
     '× Shoal store: this row\'s median / the Shoal object store\'s median. GB/s: array bytes / median time.',
-    'The copying rows and the naive row ran after the in-place rows, apart (see docs/benchmarks.md).',
+    'The rows that copy (IPC, postMessage, Shoal naive) ran after the in-place rows, apart (see docs/benchmarks.md).',
     `Memory read bandwidth (all cores): ${fmt(report.readBandwidthGBps)} GB/s. Article: ${report.article.source}.`,
+    interferenceLine(report),
     ...goals,
   ].join('\n');
 }

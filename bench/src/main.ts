@@ -23,9 +23,10 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { articleOptions, articleTable, goalLine, runArticle, type ArticleReport } from './article.js';
+import { articleOptions, articleTable, goalLine, interferenceLine, runArticle, type ArticleReport } from './article.js';
 import { articleChart } from './chart.js';
 import { fmt, gc, machine, parseFlags, progress, writeResults } from './common.js';
+import { isDisturbed } from './interference.js';
 import { exitOnSignals, killAtExit } from './lifecycle.js';
 import { rayOptions, rayTable, runRay, type RayReport } from './ray-micro.js';
 
@@ -220,6 +221,11 @@ async function main(options: Options): Promise<number> {
     closing.push(`Goal ${goalLine(goal)}: ${goal.met ? 'met' : 'NOT met'}.`);
   }
   if (options.quick && article) closing.push('(--quick sizes are far too small for the goals to mean anything.)');
+  if (article && Object.values(article.interference).some(isDisturbed)) closing.push(interferenceLine(article));
+  const ray = suites.ray as RayReport | undefined;
+  if (ray && isDisturbed(ray.interference)) {
+    closing.push(`Ray-named suite disturbed: other processes used ${ray.interference.otherCores.toFixed(2)} cores; rerun on a quiet machine.`);
+  }
   for (const failure of failures) closing.push(`FAILED ${failure.suite} / ${failure.row}: ${failure.problem}`);
   closing.push(`Results: ${files.join(', ')}`);
   print(closing.join('\n'));

@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import { get, init, remote, shutdown, store, wait, type ObjectRef } from 'shoal';
 import { fmt, fmtInt, gc, renderTable, rotate, settle, stats, type Stats } from './common.js';
+import { cpuSnapshot, interferenceBetween, isDisturbed, type Interference } from './interference.js';
 import { killAtExit, Scope } from './lifecycle.js';
 import type { QueuedResult } from './ray-queued-child.js';
 
@@ -79,8 +80,8 @@ export function rayOptions(flags: { quick: boolean; runs?: number | undefined; q
   const quick = flags.quick;
   return {
     quick,
-    // Ray's timeit: 4 runs of 2 s after a 10 s warm-up. Shorter here, so the full suite fits in
-    // its 10 minutes on 2 cores; the spread (min-max) is printed to show what that costs.
+    // Ray's timeit: a 10 s pause, a 1 s warm-up, 4 runs of 2 s, the mean. Shorter here, so the
+    // full suite fits in its 10 minutes on 2 cores; the spread (min-max) shows what that costs.
     runs: flags.runs ?? (quick ? 2 : 4),
     runMs: quick ? 40 : 700,
     warmUpMs: quick ? 20 : 300,
@@ -117,6 +118,8 @@ export interface QueuedRow {
 
 export interface RayReport {
   options: RayOptions;
+  /** What other processes used while the suite ran (tasks_1m_queued's processes are ours). */
+  interference: Interference;
   ray: { label: string; source: string };
   elapsedS: number;
   rows: RayRow[];
@@ -230,6 +233,7 @@ export async function runRay(options: RayOptions, log: (text: string) => void): 
 
 async function measure(options: RayOptions, log: (text: string) => void, scope: Scope): Promise<RayReport> {
   const started = performance.now();
+  const cpuAtStart = cpuSnapshot();
   log(`starting Shoal (${options.workers} workers), Piscina (${options.workers} threads) and an IPC echo child`);
   await init({ numCpus: options.workers });
   scope.defer(() => shutdown());
@@ -436,6 +440,7 @@ async function measure(options: RayOptions, log: (text: string) => void, scope: 
 
   return {
     options,
+    interference: interferenceBetween(cpuAtStart, cpuSnapshot()),
     ray: { label: RAY_PUBLISHED.label, source: RAY_PUBLISHED.source },
     elapsedS: (performance.now() - started) / 1000,
     rows,
@@ -479,6 +484,9 @@ export function rayTable(report: RayReport, host: { cpu: string; cores: number; 
     `tasks_1m_queued: ${fmtInt(q.count)} no-op tasks submitted at once from a fresh driver process (no published Ray figure).`,
     queuedLine(q.shoal, 'Shoal'),
     ...q.peers.map((peer) => queuedLine(peer, 'peer: Piscina')),
+    `Cores used by other processes during the suite: ${report.interference.otherCores.toFixed(2)}` +
+      (report.interference.stealCores > 0.01 ? ` (+${report.interference.stealCores.toFixed(2)} stolen by the hypervisor)` : '') +
+      (isDisturbed(report.interference) ? '. DISTURBED: rerun on a quiet machine before trusting these figures.' : '.'),
     ...(notes.length > 0 ? ['', ...notes] : []),
     ...(options.quick
       ? [

@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { debuglog } from 'node:util';
 import { ShoalError } from '@shoal/protocol';
@@ -68,8 +68,11 @@ export function sweepStaleSessions(root: string): string[] {
     if (owner) {
       stale = !isAlive(owner);
     } else {
+      // Without an owner file only a directory can be a session (one that died while being
+      // created); a plain file or link named shoal-* belongs to someone else and is left alone.
       try {
-        stale = Date.now() - statSync(directory).mtimeMs > UNCLAIMED_GRACE_MS;
+        const stats = lstatSync(directory);
+        stale = stats.isDirectory() && Date.now() - stats.mtimeMs > UNCLAIMED_GRACE_MS;
       } catch {
         continue;
       }
