@@ -152,6 +152,8 @@ export class WorkerCrashedError extends ShoalError {
   readonly exitCode: number | null;
   readonly signal: string | null;
   readonly taskName: string;
+  /** Times the task was started before giving up. */
+  readonly attempts: number;
   constructor(taskName: string, exitCode: number | null, signal: string | null, attempts: number) {
     super(
       'ERR_WORKER_CRASHED',
@@ -162,6 +164,7 @@ export class WorkerCrashedError extends ShoalError {
     this.exitCode = exitCode;
     this.signal = signal;
     this.taskName = taskName;
+    this.attempts = attempts;
   }
 }
 
@@ -189,6 +192,18 @@ export class TaskCancelledError extends ShoalError {
 export class InfeasibleTaskError extends ShoalError {
   constructor(taskName: string, detail: string) {
     super('ERR_TASK_INFEASIBLE', `Task ${taskName} can never run: ${detail}`);
+  }
+}
+
+/**
+ * Every copy of an object was on nodes that left the cluster (or a transfer of it broke and no
+ * other node holds it). Re-execution from lineage is not done yet: re-run what made it.
+ */
+export class ObjectLostError extends ShoalError {
+  readonly objectId: string;
+  constructor(objectId: string, detail: string) {
+    super('ERR_OBJECT_LOST', `Object ${objectId} is lost: ${detail}`);
+    this.objectId = objectId;
   }
 }
 

@@ -1,6 +1,7 @@
 export {
   GetTimeoutError,
   InfeasibleTaskError,
+  ObjectLostError,
   RuntimeShutdownError,
   TaskCancelledError,
   TaskError,
@@ -59,9 +60,16 @@ export {
   CLOSE_TIMEOUT,
   decodeFromHead,
   decodeToHead,
+  type ClusterArg,
+  type ClusterContained,
+  type ClusterResult,
+  type ClusterTask,
   type FromHead,
   type HeadRole,
+  type PeerView,
+  type WireFailure,
   type NodeReport,
   type NodeStatus,
   type ToHead,
 } from './head-protocol.js';
+export { decodeFromHolder, decodeToHolder, type FromHolder, type ToHolder } from './data-protocol.js';

@@ -24,7 +24,10 @@ export interface ObjectPayload {
 }
 
 /** A task argument on the wire: a value inline, or a ref resolved before the function runs. */
-export type WireArg = { readonly value: Uint8Array } | { readonly ref: string; readonly location?: ObjectLocation };
+export type WireArg =
+  | { readonly value: Uint8Array }
+  /** `owner`: the session (node) that made the object, to fetch it from in a cluster. */
+  | { readonly ref: string; readonly owner?: string; readonly location?: ObjectLocation };
 
 /** A remote function: its source travels only the first time a worker needs it. */
 export interface WireFunction {
@@ -67,7 +70,8 @@ export type WorkerToNode =
   | { readonly type: 'failed'; readonly taskId: number; readonly error: Uint8Array }
   | { readonly type: 'put'; readonly id: string; readonly payload: ObjectPayload }
   | { readonly type: 'submit'; readonly task: WireTask }
-  | { readonly type: 'resolve'; readonly requestId: number; readonly ids: readonly string[] }
+  /** `owners[i]`: the session that made `ids[i]`, for objects the node must fetch from another node. */
+  | { readonly type: 'resolve'; readonly requestId: number; readonly ids: readonly string[]; readonly owners?: readonly string[] }
   | {
       readonly type: 'wait';
       readonly requestId: number;

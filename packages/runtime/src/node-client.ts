@@ -36,7 +36,7 @@ interface Pending<T> {
 }
 
 type Request =
-  | { type: 'resolve'; ids: readonly string[] }
+  | { type: 'resolve'; ids: readonly string[]; owners?: readonly string[] }
   | { type: 'wait'; ids: readonly string[]; numReturns: number; timeoutMs: number | null }
   | { type: 'bind'; name: string; id: string }
   | { type: 'lookup'; name: string };
@@ -297,7 +297,7 @@ export class NodeClient implements Runtime {
 
   async get<T>(ref: ObjectRef<T>): Promise<T> {
     if (!(ref instanceof ObjectRef)) throw new TypeError('Expected an ObjectRef');
-    const locations = await this.#request<Record<string, ObjectLocation>>({ type: 'resolve', ids: [ref.id] });
+    const locations = await this.#request<Record<string, ObjectLocation>>({ type: 'resolve', ids: [ref.id], owners: [ref.owner] });
     return this.#materialize(ref.id, locations[ref.id] ?? { kind: 'freed' }) as T;
   }
 
@@ -421,7 +421,7 @@ export class NodeClient implements Runtime {
   }
 
   #track(ref: ObjectRef): void {
-    if (ref.owner !== this.sessionId) return;
+    // Refs made by other nodes count too: this node may hold a copy fetched for this process.
     const count = this.#counts.get(ref.id) ?? 0;
     this.#counts.set(ref.id, count + 1);
     this.#dropped.register(ref, ref.id, ref);

@@ -18,6 +18,9 @@ import {
   isValidId,
   newObjectId,
   writeInline,
+  type ClusterArg,
+  type ClusterResult,
+  type ClusterTask,
   type NodeToWorker,
   type ObjectLocation,
   type WireArg,
@@ -31,7 +34,7 @@ import type { FunctionSource } from './function-source.js';
 import { resolveNodeOptions, type NodeOptions, type ResolvedNodeOptions, type ResolvedRemoteOptions } from './options.js';
 import type { NamedVersion, Runtime, WaitResult } from './runtime.js';
 import { buildArgs } from './task-args.js';
-import { decodeThrown, encodeError } from './thrown.js';
+import { decodeThrown, encodeError, toWireFailure } from './thrown.js';
 import { TaskQueue } from './task-queue.js';
 import { watchIterator } from './watch-iterator.js';
 import { acquire, giveBack, place, type Resources, type Task } from './task.js';
@@ -46,6 +49,23 @@ const EXTRA_WORKER_IDLE_MS = 10_000;
 const SCHEDULING_LOOKAHEAD = 64;
 /** Tasks a busy worker may have queued behind its running one (saves a round trip each). */
 const PIPELINE_DEPTH = 8;
+
+/**
+ * What a node that is part of a cluster gets from its cluster agent (see cluster/cluster-node.ts).
+ * Without one the node is a cluster of one.
+ */
+export interface ClusterHooks {
+  /** Whether, by the head's last word, another node has room for `demand` now. */
+  hasRoomElsewhere(demand: Readonly<Resources>): boolean;
+  /** Hands a task that cannot start here to the head, with its arguments as they cross nodes. */
+  spill(task: Task, args: ClusterArg[]): void;
+  /** Fetches object `id` (made by node `owner`) into this node's store, which expects it. */
+  fetch(id: string, owner: string): void;
+  /** A task the head sent here ended: its result (kept here if in a segment) goes to `origin`. */
+  finished(origin: string, returnId: string, result: ClusterResult): void;
+  /** The submitter gave up on a spilled task. */
+  cancel(returnId: string): void;
+}
 
 /** Options of a node: its object store and its resources. */
 export interface NodeManagerOptions extends StoreOptions, NodeOptions {}
@@ -83,6 +103,7 @@ export class NodeManager implements Runtime {
   readonly #running = new Map<number, Task>();
   readonly #ready = new TaskQueue();
   #nextTaskId = 1;
+  #cluster: ClusterHooks | undefined;
   #state: NodeState = 'running';
   /** Whether the node's sockets and workers keep the process alive (only while tasks are pending). */
   #alive = false;
@@ -174,6 +195,127 @@ export class NodeManager implements Runtime {
     return [...this.#workers].filter((worker) => worker.state !== 'dead').map((worker) => worker.pid);
   }
 
+  // ---- cluster -----------------------------------------------------------------------------
+
+  /** Makes this node part of a cluster: tasks that cannot run here spill, missing objects are fetched. */
+  joinCluster(hooks: ClusterHooks): void {
+    this.#cluster = hooks;
+  }
+
+  /**
+   * Runs a task the head placed here for node `origin`. Arguments this node lacks are registered
+   * (inline ones came with the task) or fetched (`fetch` is told); the result is reported through
+   * the hooks' `finished` and, when in a segment, kept here (held) until the origin pulled it.
+   */
+  runForeign(origin: string, task: ClusterTask, fetch: (id: string, size: number) => void): void {
+    if (this.#state !== 'running' || this.#tasks.has(task.returnId) || !isValidId(task.returnId)) return;
+    const args: WireArg[] = [];
+    const deps: string[] = [];
+    for (const arg of task.args) {
+      if ('value' in arg) {
+        args.push({ value: arg.value });
+        continue;
+      }
+      if (!isValidId(arg.ref)) continue;
+      if (this.store.status(arg.ref).state === 'freed') {
+        if (arg.bytes) this.store.register(arg.ref, { size: arg.size, bytes: arg.bytes, contains: [] });
+        else {
+          this.store.expect(arg.ref);
+          fetch(arg.ref, arg.size);
+        }
+      }
+      args.push({ ref: arg.ref });
+      deps.push(arg.ref);
+    }
+    this.store.expect(task.returnId);
+    // Held for the origin until it has its own copy (see releaseKept).
+    this.store.hold(task.returnId);
+    this.#keptFor.set(task.returnId, origin);
+    const fn: FunctionSource = { source: task.fn.source, hash: task.fn.hash, name: task.fn.name };
+    this.store.onSettled(task.returnId, () => this.#reportForeign(origin, task.returnId));
+    this.#enqueue(task.returnId, fn, args, deps, [], task.options, 'local');
+  }
+
+  /** Task results kept for the node that submitted them: returnId -> origin. */
+  readonly #keptFor = new Map<string, string>();
+
+  #reportForeign(origin: string, returnId: string): void {
+    const status = this.store.status(returnId);
+    let result: ClusterResult;
+    if (status.state === 'ready') {
+      const contains = status.contains.map((id) => ({ id, owner: this.store.sessionId }));
+      result = status.bytes ? { ok: true, size: status.size, bytes: status.bytes, contains } : { ok: true, size: status.size, contains };
+    } else {
+      result = { ok: false, failure: toWireFailure(status.state === 'failed' ? status.error : new ObjectFreedError(returnId)) };
+    }
+    this.#cluster?.finished(origin, returnId, result);
+    // Only a result in a segment waits for the origin to pull it.
+    if (status.state !== 'ready' || status.bytes) this.releaseKept([returnId]);
+  }
+
+  /** The origin has its copy of these results (or left the cluster): stop keeping them. */
+  releaseKept(ids: readonly string[]): void {
+    for (const id of ids) {
+      if (!this.#keptFor.delete(id)) continue;
+      this.store.release(id);
+    }
+  }
+
+  /** The submitter of a task the head sent here gave up on it (or left): stop it, drop its result. */
+  cancelForeign(returnId: string): void {
+    if (!this.#keptFor.has(returnId)) return;
+    this.#cancel(returnId);
+    this.releaseKept([returnId]);
+  }
+
+  /** Releases every result kept for `origin` (it left the cluster), and cancels its tasks here. */
+  forgetOrigin(origin: string): void {
+    const ids = [...this.#keptFor].filter(([, from]) => from === origin).map(([id]) => id);
+    for (const id of ids) this.#cancel(id);
+    this.releaseKept(ids);
+  }
+
+  /** A task this node spilled ended elsewhere; `result` is its value, already in this store if a segment. */
+  finishSpilled(returnId: string, result: { size: number; bytes?: Uint8Array; contains: readonly string[] }): boolean {
+    const task = this.#tasks.get(returnId);
+    if (!task || task.state !== 'spilled') return false;
+    this.#succeed(task, result);
+    return true;
+  }
+
+  /** A task this node spilled failed elsewhere (or could not be placed). */
+  failSpilled(returnId: string, error: Error): void {
+    const task = this.#tasks.get(returnId);
+    if (task && task.state === 'spilled') this.#fail(task, error);
+  }
+
+  /** The head found no room elsewhere: run the spilled task here after all. */
+  declined(returnId: string): void {
+    const task = this.#tasks.get(returnId);
+    if (!task || task.state !== 'spilled') return;
+    if (task.placement === 'elsewhere') {
+      this.#fail(task, new InfeasibleTaskError(task.fn.name, 'no node of the cluster offers what it needs'));
+      return;
+    }
+    task.placement = 'local';
+    task.state = 'ready';
+    this.#ready.unshift([task]);
+    this.#schedule();
+  }
+
+  /** Hands a task to the head to run elsewhere. */
+  #spill(task: Task): void {
+    const args: ClusterArg[] = task.args.map((arg): ClusterArg => {
+      if ('value' in arg) return { value: arg.value };
+      const status = this.store.status(arg.ref);
+      const size = status.state === 'ready' ? status.size : 0;
+      const bytes = status.state === 'ready' ? status.bytes : undefined;
+      return bytes ? { ref: arg.ref, owner: this.store.sessionId, size, bytes } : { ref: arg.ref, owner: this.store.sessionId, size };
+    });
+    task.state = 'spilled';
+    this.#cluster!.spill(task, args);
+  }
+
   // ---- Runtime: objects -------------------------------------------------------------------
 
   put<T>(value: T): ObjectRef<T> {
@@ -208,7 +350,7 @@ export class NodeManager implements Runtime {
     const returnId = newObjectId();
     this.store.expect(returnId);
     const ref = new ObjectRef(returnId, this.store.sessionId);
-    this.#enqueue(returnId, fn, built.args, built.deps, built.contains, options);
+    this.#enqueue(returnId, fn, built.args, built.deps, built.contains, options, 'any', ownersOf(built.args));
     return ref;
   }
 
@@ -325,6 +467,8 @@ export class NodeManager implements Runtime {
     deps: readonly string[],
     contains: readonly string[],
     options: ResolvedRemoteOptions,
+    placement: Task['placement'] = 'any',
+    owners?: ReadonlyMap<string, string>,
   ): void {
     const demand: Resources = { CPU: options.numCpus, ...options.resources };
     const task: Task = {
@@ -343,16 +487,29 @@ export class NodeManager implements Runtime {
       timer: undefined,
       ending: undefined,
       recalling: false,
+      placement,
     };
     this.#tasks.set(returnId, task);
     this.#keepAlive(true);
     // The task holds what it will read: its arguments can't be freed under it.
     for (const id of contains) this.store.hold(id);
+    // In a cluster, an argument made by another node is fetched here (unless the task spills).
+    if (this.#cluster && owners) {
+      for (const id of deps) {
+        const owner = owners.get(id);
+        if (owner === undefined || owner === this.store.sessionId || this.store.status(id).state !== 'freed') continue;
+        this.store.expect(id);
+        this.#cluster.fetch(id, owner);
+      }
+    }
     const missing = deps.filter((id) => !this.store.hold(id));
-    const placement = place(demand, this.#available, this.#total);
-    if (placement.kind === 'infeasible') {
-      this.#fail(task, new InfeasibleTaskError(fn.name, placement.reason));
-      return;
+    const fit = place(demand, this.#available, this.#total);
+    if (fit.kind === 'infeasible') {
+      if (!this.#cluster || placement === 'local') {
+        this.#fail(task, new InfeasibleTaskError(fn.name, fit.reason));
+        return;
+      }
+      task.placement = 'elsewhere';
     }
     if (missing.length > 0) {
       this.#fail(task, new ObjectFreedError(missing[0]!, ` before task ${fn.name} that takes it could start`));
@@ -383,6 +540,10 @@ export class NodeManager implements Runtime {
         return;
       }
     }
+    if (task.placement === 'elsewhere') {
+      this.#spill(task);
+      return;
+    }
     task.state = 'ready';
     this.#ready.push(task);
     this.#schedule();
@@ -391,6 +552,14 @@ export class NodeManager implements Runtime {
   #schedule(): void {
     if (this.#state !== 'running') return;
     for (this.#ready.dropStale(); this.#ready.length > 0; this.#ready.dropStale()) {
+      const next = this.#ready.at(0)!;
+      if (this.#cluster && next.placement === 'any' && !this.#startable(next) && this.#cluster.hasRoomElsewhere(next.demand)) {
+        // No room here, room on another node: the head places it (on the node holding most of
+        // its arguments among those with room).
+        this.#ready.shift();
+        this.#spill(next);
+        continue;
+      }
       const worker = this.#idleWorker();
       if (!worker) {
         // Every worker is busy. If the head could run anyway, workers are blocked waiting on
@@ -636,6 +805,11 @@ export class NodeManager implements Runtime {
   #cancel(returnId: string): void {
     const task = this.#tasks.get(returnId);
     if (!task || task.state === 'finished') return;
+    if (task.state === 'spilled') {
+      this.#cluster?.cancel(returnId);
+      this.#fail(task, new TaskCancelledError(task.fn.name));
+      return;
+    }
     if (task.worker && (task.state === 'running' || task.state === 'queued')) {
       task.ending = 'cancel';
       // A queued task is recalled (and failed when the worker gives it back); a running one
@@ -866,6 +1040,16 @@ export class NodeManager implements Runtime {
         this.#submitFromWorker(worker, message.task);
         return;
       case 'resolve':
+        if (this.#cluster && Array.isArray(message.owners)) {
+          // Objects made by other nodes are fetched here first, and held for the asker.
+          message.ids.forEach((id, i) => {
+            const owner = message.owners![i];
+            if (typeof owner !== 'string' || owner === this.store.sessionId || this.store.status(id).state !== 'freed') return;
+            this.store.expect(id);
+            this.#holdFor(worker, id);
+            this.#cluster!.fetch(id, owner);
+          });
+        }
         this.#whileBlocked(worker, message.ids, this.#waitFor(message.ids, message.ids.length, null), () => {
           const locations: Record<string, ObjectLocation> = {};
           for (const id of message.ids) locations[id] = this.#locate(id, worker);
@@ -968,7 +1152,8 @@ export class NodeManager implements Runtime {
     this.#holdFor(worker, wire.returnId);
     const fn: FunctionSource = { source: wire.fn.source, hash: wire.fn.hash, name: wire.fn.name };
     worker.functions.add(fn.hash);
-    this.#enqueue(wire.returnId, fn, wire.args, wire.args.flatMap((arg) => ('ref' in arg ? [arg.ref] : [])), wire.contains, wire.options);
+    const deps = wire.args.flatMap((arg) => ('ref' in arg ? [arg.ref] : []));
+    this.#enqueue(wire.returnId, fn, wire.args, deps, wire.contains, wire.options, 'any', ownersOf(wire.args));
   }
 
   #onWorkerExit(worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
@@ -996,6 +1181,13 @@ export class NodeManager implements Runtime {
       this.#schedule();
     }
   }
+}
+
+/** The owner of each ref argument that names one. */
+function ownersOf(args: readonly WireArg[]): Map<string, string> {
+  const owners = new Map<string, string>();
+  for (const arg of args) if ('ref' in arg && typeof arg.owner === 'string') owners.set(arg.ref, arg.owner);
+  return owners;
 }
 
 function missingName(name: string): ObjectNotFoundError {

@@ -24,7 +24,7 @@ export function buildArgs(
   const built: BuiltArgs = { args: [], deps: [], contains: [], temporaries: [] };
   values.forEach((value, i) => {
     if (value instanceof ObjectRef) {
-      built.args.push({ ref: value.id });
+      built.args.push({ ref: value.id, owner: value.owner });
       built.deps.push(value.id);
       return;
     }

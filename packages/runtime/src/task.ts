@@ -7,7 +7,7 @@ import type { WorkerHandle } from './worker-handle.js';
 export type Resources = Record<string, number>;
 
 /** Lifecycle of a task on its node. */
-export type TaskState = 'waiting' | 'ready' | 'queued' | 'running' | 'finished';
+export type TaskState = 'waiting' | 'ready' | 'queued' | 'running' | 'spilled' | 'finished';
 
 /** A task as its node tracks it, from submission until its return object settles. */
 export interface Task {
@@ -33,6 +33,11 @@ export interface Task {
   ending: 'timeout' | 'cancel' | undefined;
   /** A recall of this queued task was sent to its worker and not answered yet. */
   recalling: boolean;
+  /**
+   * Where the task may run in a cluster: `local` tasks were sent here by the head and stay;
+   * `elsewhere` tasks cannot run on this node at all and must spill; `any` is the default.
+   */
+  placement: 'any' | 'local' | 'elsewhere';
 }
 
 /** The result of placing a task on a node's resources. */

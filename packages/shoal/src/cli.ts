@@ -32,7 +32,7 @@ Environment: SHOAL_HOME (state directory, default ~/.shoal), SHOAL_ADDRESS (head
 SHOAL_TOKEN (cluster token).`;
 
 const START_USAGE = `Usage: shoal start --head [--host 127.0.0.1] [--port 6380] [--token T] [--num-cpus N] [--resources JSON]
-       shoal start --address ws://HOST:PORT --token T [--num-cpus N] [--resources JSON]
+       shoal start --address ws://HOST:PORT --token T [--num-cpus N] [--resources JSON] [--node-ip IP]
 
 Starts this machine's Shoal daemon in the background: a node (object store and worker
 processes) and, with --head, the cluster's head. Prints the head's address and how to join.
@@ -45,6 +45,9 @@ processes) and, with --head, the cluster's head. Prints the head's address and h
                      $SHOAL_HOME/token, mode 0600, where commands on this machine find it)
   --num-cpus N       CPUs this node offers (default: all)
   --resources JSON   custom resources this node offers, e.g. '{"gpu":1}'
+  --node-ip IP       the address other nodes pull this node's objects from (default: the
+                     address this machine reaches the head from; the head's --host for a head)
+  --data-port P      port of this node's object transfer server (default 0: any free port)
   --foreground       run in the foreground until stopped (for containers and supervisors)`;
 
 const STATUS_USAGE = `Usage: shoal status [--address ws://HOST:PORT] [--token T] [--json]
@@ -95,6 +98,8 @@ async function start(args: string[]): Promise<void> {
     token: { type: 'string' },
     'num-cpus': { type: 'string' },
     resources: { type: 'string' },
+    'node-ip': { type: 'string' },
+    'data-port': { type: 'string' },
     foreground: { type: 'boolean' },
   });
   if (values.help) return print(START_USAGE);
@@ -123,6 +128,13 @@ async function start(args: string[]): Promise<void> {
     }
   }
 
+  const nodeIp = values['node-ip'];
+  if (nodeIp !== undefined && isIP(nodeIp) === 0) throw new UsageError(`expected --node-ip to be an IP address, got ${JSON.stringify(nodeIp)}`);
+  const dataPort = values['data-port'] === undefined ? undefined : Number(values['data-port']);
+  if (dataPort !== undefined && (!Number.isInteger(dataPort) || dataPort < 0 || dataPort > 65535)) {
+    throw new UsageError(`expected --data-port to be 0-65535, got ${values['data-port']}`);
+  }
+
   let token = values.token ?? (process.env.SHOAL_TOKEN || undefined);
   if (values.head) {
     if (!isLoopback(host) && !token) {
@@ -145,6 +157,8 @@ async function start(args: string[]): Promise<void> {
     ...(values.head ? { head: { host, port } } : { join: address }),
     ...(numCpus === undefined ? {} : { numCpus }),
     ...(resources === undefined ? {} : { resources }),
+    ...(nodeIp === undefined ? {} : { nodeIp }),
+    ...(dataPort === undefined ? {} : { dataPort }),
     ...(process.env.SHOAL_HEARTBEAT_TIMEOUT_MS ? { heartbeatTimeoutMs: Number(process.env.SHOAL_HEARTBEAT_TIMEOUT_MS) } : {}),
   };
   const require = createRequire(import.meta.url);

@@ -17,6 +17,7 @@ export type { NamedVersion, RemoteArgs, RemoteFunction, RemoteOptions, WaitResul
 export {
   GetTimeoutError,
   InfeasibleTaskError,
+  ObjectLostError,
   ObjectCorruptError,
   ObjectFreedError,
   ObjectNotFoundError,

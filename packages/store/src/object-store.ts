@@ -39,7 +39,13 @@ export interface ObjectPayload {
 /** What the store knows of an object id. */
 export type ObjectStatus =
   | { readonly state: 'pending' }
-  | { readonly state: 'ready'; readonly size: number; readonly bytes: Uint8Array | undefined }
+  | {
+      readonly state: 'ready';
+      readonly size: number;
+      readonly bytes: Uint8Array | undefined;
+      /** Ids of the objects whose refs are nested in this one. */
+      readonly contains: readonly string[];
+    }
   | { readonly state: 'failed'; readonly error: Error }
   | { readonly state: 'freed' };
 
@@ -103,8 +109,10 @@ export class ObjectStore {
   readonly #mappings: MappingCache;
   readonly #refsDropped = new FinalizationRegistry<string>((id) => this.#release(id));
   #state: StoreState = 'running';
-  /** Told the id of every object deleted (so other processes can drop their mappings of it). */
+  /** Told the id of every segment object deleted (so other processes can drop their mappings of it). */
   onDelete: ((id: string) => void) | undefined;
+  /** Told the id and size of every segment object stored (a cluster's object directory). */
+  onAdd: ((id: string, size: number) => void) | undefined;
   #used = 0;
   #inlineBytes = 0;
   #segments = 0;
@@ -167,6 +175,7 @@ export class ObjectStore {
       this.#segments += 1;
     }
     this.#objects.set(id, ready(size, bytes, this.#retainContained(encoded.refs.map((ref) => ref.id))));
+    if (!bytes) this.onAdd?.(id, size);
     return new ObjectRef<T>(id, this.sessionId);
   }
 
@@ -199,6 +208,7 @@ export class ObjectStore {
         this.#segments += 1;
         this.#mappings.adopt(id, mapping);
         this.#objects.set(id, ready(size, undefined, []));
+        this.onAdd?.(id, size);
         return new ObjectRef(id, this.sessionId);
       },
     });
@@ -261,7 +271,7 @@ export class ObjectStore {
     if (!entry) return { state: 'freed' };
     if (entry.state === 'pending') return { state: 'pending' };
     if (entry.state === 'failed') return { state: 'failed', error: entry.error! };
-    return { state: 'ready', size: entry.size, bytes: entry.bytes };
+    return { state: 'ready', size: entry.size, bytes: entry.bytes, contains: entry.contains };
   }
 
   /** Declares an object that a task will produce; gets of it wait until it settles. */

@@ -2,10 +2,10 @@
 // scheduler, worker processes) that joins a cluster's head, and with `--head` the head itself.
 // Configuration arrives as JSON in SHOAL_DAEMON_CONFIG; the daemon writes $SHOAL_HOME/daemon.json
 // once it serves, and removes it when it stops (SIGTERM/SIGINT).
-import { hostname } from 'node:os';
+import { networkInterfaces } from 'node:os';
 import { NodeManager } from '../node-manager.js';
+import { ClusterNode } from './cluster-node.js';
 import { Head } from './head.js';
-import { HeadLink } from './head-link.js';
 import { removeDaemon, writeDaemon } from './home.js';
 
 interface DaemonConfig {
@@ -18,6 +18,18 @@ interface DaemonConfig {
   numCpus?: number;
   resources?: Record<string, number>;
   heartbeatTimeoutMs?: number;
+  /** The IP other nodes pull this node's objects from. */
+  nodeIp?: string;
+  dataPort?: number;
+}
+
+/** The head's own node is reached where the head listens; a wildcard bind picks the first external IPv4. */
+function headNodeIp(host: string): string {
+  if (host !== '0.0.0.0' && host !== '::') return host;
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const address of addresses ?? []) if (address.family === 'IPv4' && !address.internal) return address.address;
+  }
+  return '127.0.0.1';
 }
 
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} shoal daemon ${process.pid}: ${line}\n`);
@@ -32,14 +44,14 @@ const node = new NodeManager({
   ...(config.resources === undefined ? {} : { resources: config.resources }),
 });
 let head: Head | undefined;
-let link: HeadLink | undefined;
+let member: ClusterNode | undefined;
 let stopping = false;
 
 async function stop(code: number): Promise<void> {
   if (stopping) return;
   stopping = true;
   log('stopping');
-  link?.close();
+  await member?.close();
   await head?.close();
   await node.shutdown();
   removeDaemon(config!.home);
@@ -61,16 +73,18 @@ try {
     log(`head listening on ${head.url}`);
   }
   const headUrl = head?.url ?? config.join!;
-  link = new HeadLink(
+  const nodeIp = config.nodeIp ?? (config.head ? headNodeIp(config.head.host) : undefined);
+  member = await ClusterNode.start(node, {
     headUrl,
-    config.token,
-    () => ({ nodeId: node.store.sessionId, hostname: hostname(), pid: process.pid, address: node.address, ...node.load() }),
-    (error) => {
+    token: config.token,
+    ...(nodeIp === undefined ? {} : { nodeIp }),
+    ...(config.dataPort === undefined ? {} : { dataPort: config.dataPort }),
+    log,
+    onFatal: (error) => {
       log(error.message);
       void stop(1);
     },
-  );
-  await link.registered;
+  });
   writeDaemon(config.home, { pid: process.pid, address: node.address, head: headUrl, isHead: head !== undefined, nodeId: node.store.sessionId });
   log(`node ${node.store.sessionId} serving at ${node.address}, member of ${headUrl}`);
 } catch (error) {

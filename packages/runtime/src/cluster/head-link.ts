@@ -8,6 +8,7 @@ import {
   type FromHead,
   type NodeReport,
   type NodeStatus,
+  type ToHead,
 } from '@shoal/protocol';
 
 /** How often a node reports to the head. */
@@ -100,6 +101,7 @@ export class HeadLink {
   readonly #token: string;
   readonly #report: () => NodeReport;
   readonly #onFatal: (error: Error) => void;
+  readonly #onMessage: (message: FromHead) => void;
   #socket: WebSocket | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #retry: NodeJS.Timeout | undefined;
@@ -109,11 +111,18 @@ export class HeadLink {
   readonly registered: Promise<void>;
   #markRegistered: () => void = () => {};
 
-  constructor(url: string, token: string, report: () => NodeReport, onFatal: (error: Error) => void) {
+  constructor(
+    url: string,
+    token: string,
+    report: () => NodeReport,
+    onFatal: (error: Error) => void,
+    onMessage: (message: FromHead) => void = () => {},
+  ) {
     this.url = url;
     this.#token = token;
     this.#report = report;
     this.#onFatal = onFatal;
+    this.#onMessage = onMessage;
     this.registered = new Promise((resolve) => (this.#markRegistered = resolve));
     void this.#connect();
   }
@@ -140,11 +149,15 @@ export class HeadLink {
     this.#socket = socket;
     this.#everConnected = true;
     socket.on('message', (data) => {
+      let message: FromHead;
       try {
-        if (decodeFromHead(decodeMessage(data as Buffer)).type === 'registered') this.#markRegistered();
+        message = decodeFromHead(decodeMessage(data as Buffer));
       } catch {
         socket.terminate();
+        return;
       }
+      if (message.type === 'registered') this.#markRegistered();
+      else this.#onMessage(message);
     });
     socket.on('error', () => socket.terminate());
     socket.on('close', () => {
@@ -154,6 +167,14 @@ export class HeadLink {
     });
     socket.send(encodeMessage({ type: 'register', node: this.#report() }));
     this.#heartbeat = setInterval(() => socket.send(encodeMessage({ type: 'heartbeat', node: this.#report() })), HEARTBEAT_INTERVAL_MS);
+  }
+
+  /** Sends a message to the head; false when the head is not connected right now. */
+  send(message: ToHead): boolean {
+    const socket = this.#socket;
+    if (!socket || socket.readyState !== WebSocket.OPEN) return false;
+    socket.send(encodeMessage(message));
+    return true;
   }
 
   close(): void {

@@ -9,8 +9,11 @@ import {
   decodeToHead,
   encodeMessage,
   newSessionId,
+  type ClusterResult,
+  type ClusterTask,
   type FromHead,
   type NodeReport,
+  type PeerView,
   type NodeStatus,
   type ToHead,
 } from '@shoal/protocol';
@@ -37,6 +40,27 @@ interface Member {
   report: NodeReport;
   lastSeen: number;
   socket: WebSocket;
+  /** Demands of tasks sent to the node since its last report (not in its `available` yet). */
+  sinceReport: Record<string, number>[];
+}
+
+/** A task the head placed on a node other than its submitter's. */
+interface Forwarded {
+  readonly task: ClusterTask;
+  readonly origin: string;
+  target: string;
+  /** Nodes it was sent to that died under it. */
+  lost: number;
+}
+
+const demandOf = (task: ClusterTask): Record<string, number> => ({ CPU: task.options.numCpus, ...task.options.resources });
+
+function fits(demand: Readonly<Record<string, number>>, offered: Readonly<Record<string, number>>): boolean {
+  return Object.entries(demand).every(([name, amount]) => amount <= 0 || amount <= (offered[name] ?? 0) + 1e-9);
+}
+
+function describeResources(resources: Readonly<Record<string, number>>): string {
+  return Object.entries(resources).map(([name, amount]) => `${name} ${amount}`).join(', ') || 'nothing';
 }
 
 function sameToken(given: string, expected: string): boolean {
@@ -60,6 +84,9 @@ export class Head {
   readonly #server: WebSocketServer;
   readonly #options: Required<Omit<HeadOptions, 'host' | 'port'>>;
   readonly #members = new Map<string, Member>();
+  /** The object directory: segment objects and the nodes holding a copy. */
+  readonly #objects = new Map<string, { size: number; holders: Set<string> }>();
+  readonly #forwarded = new Map<string, Forwarded>();
   readonly #sweeper: NodeJS.Timeout;
   #closed = false;
 
@@ -165,8 +192,36 @@ export class Head {
             this.#options.log(`node ${nodeId} joined from ${remote} (${message.node.hostname}, pid ${message.node.pid})`);
             socket.once('close', () => this.#leave(nodeId!, socket, 'disconnected'));
           }
-          this.#members.set(nodeId, { report: message.node, lastSeen: Date.now(), socket });
+          this.#members.set(nodeId, { report: message.node, lastSeen: Date.now(), socket, sinceReport: [] });
           if (message.type === 'register') send({ type: 'registered', nodeId });
+          else send({ type: 'view', nodes: this.#viewFor(nodeId) });
+          return;
+        }
+        case 'spill':
+          if (role !== 'node' || nodeId === undefined) break;
+          this.#place(nodeId, message.task, false);
+          return;
+        case 'result':
+          if (role !== 'node' || nodeId === undefined) break;
+          this.#finished(nodeId, message.returnId, message.result);
+          return;
+        case 'cancel': {
+          if (role !== 'node' || nodeId === undefined) break;
+          const forwarded = this.#forwarded.get(message.returnId);
+          if (!forwarded || forwarded.origin !== nodeId) return;
+          this.#forwarded.delete(message.returnId);
+          this.#sendTo(forwarded.target, { type: 'cancel', returnId: message.returnId });
+          return;
+        }
+        case 'objects':
+          if (role !== 'node' || nodeId === undefined) break;
+          this.#recordObjects(nodeId, message.added, message.removed);
+          return;
+        case 'locate': {
+          if (role !== 'node') break;
+          const holders: Record<string, string[]> = {};
+          for (const id of message.ids) holders[id] = this.#holderUrls(id);
+          send({ type: 'located', requestId: message.requestId, holders });
           return;
         }
         case 'status':
@@ -185,6 +240,7 @@ export class Head {
     if (!member || member.socket !== socket) return;
     this.#members.delete(nodeId);
     this.#options.log(`node ${nodeId} left: ${why}`);
+    this.#departed(nodeId);
   }
 
   #sweep(): void {
@@ -194,6 +250,193 @@ export class Head {
       this.#members.delete(nodeId);
       member.socket.terminate();
       this.#options.log(`node ${nodeId} removed: no heartbeat for ${this.#options.heartbeatTimeoutMs} ms`);
+      this.#departed(nodeId);
     }
+  }
+
+  // ---- cluster scheduling ------------------------------------------------------------------
+
+  /** What a node may still take now: its last report minus what was sent to it since. */
+  #effectiveAvailable(member: Member): Record<string, number> {
+    const available = { ...member.report.available };
+    for (const demand of member.sinceReport) {
+      for (const [name, amount] of Object.entries(demand)) available[name] = (available[name] ?? 0) - amount;
+    }
+    return available;
+  }
+
+  #viewFor(nodeId: string): PeerView[] {
+    const view: PeerView[] = [];
+    for (const [id, member] of this.#members) {
+      if (id === nodeId) continue;
+      view.push({ nodeId: id, dataUrl: member.report.dataUrl, total: member.report.resources, available: this.#effectiveAvailable(member) });
+    }
+    return view;
+  }
+
+  /** Bytes of the task's arguments that `nodeId` holds. */
+  #localBytes(task: ClusterTask, nodeId: string): number {
+    let bytes = 0;
+    for (const arg of task.args) {
+      if (!('ref' in arg)) continue;
+      if (arg.owner === nodeId || this.#objects.get(arg.ref)?.holders.has(nodeId)) bytes += arg.size;
+    }
+    return bytes;
+  }
+
+  /**
+   * Places a task its submitter could not start: on the node with room that holds most of its
+   * argument bytes; with no room anywhere, back on the submitter if it could ever run it
+   * (`declined`), else on the least loaded node that could; else it is infeasible.
+   * `retry`: the node it ran on died, so the submitter is a candidate like any other.
+   */
+  #place(origin: string, task: ClusterTask, retry: boolean): void {
+    const demand = demandOf(task);
+    let best: { id: string; member: Member; bytes: number; cpu: number } | undefined;
+    for (const [id, member] of this.#members) {
+      if (id === origin && !retry) continue;
+      const available = this.#effectiveAvailable(member);
+      if (!fits(demand, available)) continue;
+      const bytes = this.#localBytes(task, id);
+      const cpu = available.CPU ?? 0;
+      if (!best || bytes > best.bytes || (bytes === best.bytes && cpu > best.cpu)) best = { id, member, bytes, cpu };
+    }
+    if (best) {
+      this.#forward(origin, task, best.id);
+      return;
+    }
+    const originMember = this.#members.get(origin);
+    if (originMember && fits(demand, originMember.report.resources)) {
+      this.#forward(origin, task, origin);
+      return;
+    }
+    let fallback: { id: string; queued: number } | undefined;
+    for (const [id, member] of this.#members) {
+      if (!fits(demand, member.report.resources)) continue;
+      const queued = member.report.queuedTasks + member.sinceReport.length;
+      if (!fallback || queued < fallback.queued) fallback = { id, queued };
+    }
+    if (fallback) {
+      this.#forward(origin, task, fallback.id);
+      return;
+    }
+    const offers = [...this.#members.values()].map((member) => `${member.report.hostname} (${member.report.nodeId}) offers ${describeResources(member.report.resources)}`);
+    this.#forwarded.delete(task.returnId);
+    this.#sendTo(origin, {
+      type: 'result',
+      returnId: task.returnId,
+      holder: '',
+      holderUrl: '',
+      result: {
+        ok: false,
+        failure: {
+          code: 'ERR_TASK_INFEASIBLE',
+          message:
+            `Task ${task.fn.name} can never run: it needs ${describeResources(demand)}, and no node of the cluster offers that: ` +
+            `${offers.join('; ') || 'no nodes'}. Start a node that does (\`shoal start --address ... --num-cpus N --resources '{...}'\`).`,
+        },
+      },
+    });
+  }
+
+  #forward(origin: string, task: ClusterTask, target: string): void {
+    if (target === origin) {
+      // The submitter still has the task: it simply runs it itself.
+      this.#forwarded.delete(task.returnId);
+      this.#sendTo(origin, { type: 'declined', returnId: task.returnId });
+      return;
+    }
+    const member = this.#members.get(target)!;
+    member.sinceReport.push(demandOf(task));
+    const sources: Record<string, string[]> = {};
+    for (const arg of task.args) {
+      if ('ref' in arg && !arg.bytes) {
+        const urls = this.#holderUrls(arg.ref);
+        const ownerUrl = this.#members.get(arg.owner)?.report.dataUrl;
+        sources[arg.ref] = ownerUrl && !urls.includes(ownerUrl) ? [ownerUrl, ...urls] : urls;
+      }
+    }
+    const previous = this.#forwarded.get(task.returnId);
+    this.#forwarded.set(task.returnId, { task, origin, target, lost: previous?.lost ?? 0 });
+    this.#sendTo(target, { type: 'run', origin, task, sources });
+  }
+
+  #finished(target: string, returnId: string, result: ClusterResult): void {
+    const forwarded = this.#forwarded.get(returnId);
+    if (!forwarded || forwarded.target !== target) return;
+    this.#forwarded.delete(returnId);
+    const holderUrl = this.#members.get(target)?.report.dataUrl ?? '';
+    if (!this.#sendTo(forwarded.origin, { type: 'result', returnId, holder: target, holderUrl, result })) {
+      // Its submitter is gone: nobody will pull the result.
+      this.#sendTo(target, { type: 'cancel', returnId });
+    }
+  }
+
+  /** A node left: tasks running there are placed again (or fail), tasks it submitted stop. */
+  #departed(nodeId: string): void {
+    for (const [id, entry] of this.#objects) {
+      entry.holders.delete(nodeId);
+      if (entry.holders.size === 0) this.#objects.delete(id);
+    }
+    for (const [returnId, forwarded] of [...this.#forwarded]) {
+      if (forwarded.origin === nodeId) {
+        this.#forwarded.delete(returnId);
+        this.#sendTo(forwarded.target, { type: 'cancel', returnId });
+        continue;
+      }
+      if (forwarded.target !== nodeId) continue;
+      forwarded.lost += 1;
+      if (forwarded.lost <= forwarded.task.options.maxRetries) {
+        this.#options.log(`task ${forwarded.task.fn.name} was running on ${nodeId}: placing it again (attempt ${forwarded.lost + 1})`);
+        this.#place(forwarded.origin, forwarded.task, true);
+        continue;
+      }
+      this.#forwarded.delete(returnId);
+      this.#sendTo(forwarded.origin, {
+        type: 'result',
+        returnId,
+        holder: '',
+        holderUrl: '',
+        result: {
+          ok: false,
+          failure: {
+            code: 'ERR_NODE_DIED',
+            message:
+              `Task ${forwarded.task.fn.name} failed: the node running it left the cluster on each of ${forwarded.lost} attempt(s). ` +
+              'Raise `maxRetries` if nodes come and go.',
+          },
+        },
+      });
+    }
+  }
+
+  #recordObjects(nodeId: string, added: readonly (readonly [string, number])[], removed: readonly string[]): void {
+    for (const [id, size] of added) {
+      let entry = this.#objects.get(id);
+      if (!entry) this.#objects.set(id, (entry = { size, holders: new Set() }));
+      entry.holders.add(nodeId);
+    }
+    for (const id of removed) {
+      const entry = this.#objects.get(id);
+      if (!entry) continue;
+      entry.holders.delete(nodeId);
+      if (entry.holders.size === 0) this.#objects.delete(id);
+    }
+  }
+
+  #holderUrls(id: string): string[] {
+    const urls: string[] = [];
+    for (const holder of this.#objects.get(id)?.holders ?? []) {
+      const url = this.#members.get(holder)?.report.dataUrl;
+      if (url) urls.push(url);
+    }
+    return urls;
+  }
+
+  #sendTo(nodeId: string, message: FromHead): boolean {
+    const member = this.#members.get(nodeId);
+    if (!member || member.socket.readyState !== member.socket.OPEN) return false;
+    member.socket.send(encodeMessage(message));
+    return true;
   }
 }

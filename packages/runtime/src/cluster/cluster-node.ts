@@ -1,0 +1,290 @@
+// A node's membership of a cluster: the control link to the head, the data server other nodes
+// pull this node's objects from, the puller that fetches the objects this node needs, and the
+// hooks through which the node manager spills tasks it cannot start and fetches arguments it lacks.
+import { connect } from 'node:net';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { debuglog } from 'node:util';
+import type { ClusterResult, ClusterTask, FromHead, NodeReport, PeerView } from '@shoal/protocol';
+import { unlinkSegment } from '@shoal/shm';
+import type { NodeManager } from '../node-manager.js';
+import type { Resources, Task } from '../task.js';
+import { fromWireFailure } from '../thrown.js';
+import { HeadLink } from './head-link.js';
+import { DataServer, ObjectPuller } from './transfer.js';
+
+const debug = debuglog('shoal:cluster');
+
+/** Options of {@link ClusterNode.start}. */
+export interface ClusterNodeOptions {
+  /** The head's address, `ws://HOST:PORT`. */
+  readonly headUrl: string;
+  readonly token: string;
+  /** The IP this node's data server listens on and other nodes reach it at. @default the address this machine reaches the head from */
+  readonly nodeIp?: string;
+  /** Port of the data server. @default 0 (any free port) */
+  readonly dataPort?: number;
+  readonly log: (line: string) => void;
+  /** Called when membership can never work (a refused token): the daemon stops. */
+  readonly onFatal: (error: Error) => void;
+}
+
+function fits(demand: Readonly<Resources>, offered: Readonly<Record<string, number>>): boolean {
+  return Object.entries(demand).every(([name, amount]) => amount <= 0 || amount <= (offered[name] ?? 0) + 1e-9);
+}
+
+/** The local address this machine uses to reach `url`'s host (the IP other nodes can reach it at). */
+export function localAddressToward(url: string): Promise<string> {
+  const { hostname: host, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: host.replace(/^\[|\]$/g, ''), port: Number(port) || 80 }, () => {
+      const address = socket.localAddress ?? '127.0.0.1';
+      socket.destroy();
+      resolve(address.replace(/^::ffff:/, ''));
+    });
+    socket.once('error', reject);
+    socket.setTimeout(5000, () => socket.destroy(new Error(`timed out connecting to ${url}`)));
+  });
+}
+
+export class ClusterNode {
+  readonly node: NodeManager;
+  readonly link: HeadLink;
+  readonly data: DataServer;
+  readonly #puller: ObjectPuller;
+  readonly #options: ClusterNodeOptions;
+  /** The other nodes, as of the head's last view. */
+  #view = new Map<string, PeerView>();
+  /** The head declined a spill since its last view: do not spill again until the next. */
+  #spillBlocked = false;
+  #added: [string, number][] = [];
+  #removed: string[] = [];
+  #flushTimer: NodeJS.Timeout | undefined;
+  readonly #locates = new Map<number, (holders: Readonly<Record<string, readonly string[]>>) => void>();
+  #nextLocate = 1;
+
+  private constructor(node: NodeManager, data: DataServer, options: ClusterNodeOptions) {
+    this.node = node;
+    this.data = data;
+    this.#options = options;
+    this.#puller = new ObjectPuller(node.store.directory, options.token);
+    this.link = new HeadLink(options.headUrl, options.token, () => this.report(), options.onFatal, (message) => this.#onHead(message));
+    const forget = node.store.onDelete;
+    node.store.onDelete = (id) => {
+      forget?.(id);
+      this.#removed.push(id);
+      this.#scheduleFlush();
+    };
+    node.store.onAdd = (id, size) => {
+      this.#added.push([id, size]);
+      this.#scheduleFlush();
+    };
+    node.joinCluster({
+      hasRoomElsewhere: (demand) => this.#reserveElsewhere(demand),
+      spill: (task, args) => this.#spill(task, args),
+      fetch: (id, owner) => this.#fetch(id, this.#urlOf(owner)),
+      finished: (origin, returnId, result) => {
+        this.link.send({ type: 'result', origin, returnId, result });
+      },
+      cancel: (returnId) => {
+        this.link.send({ type: 'cancel', returnId });
+      },
+    });
+  }
+
+  /** Starts the data server and joins the head; resolves once registered. */
+  static async start(node: NodeManager, options: ClusterNodeOptions): Promise<ClusterNode> {
+    const host = options.nodeIp ?? (await localAddressToward(options.headUrl));
+    const data = await DataServer.start(node.store, {
+      host,
+      port: options.dataPort ?? 0,
+      token: options.token,
+      nodeId: node.store.sessionId,
+      log: options.log,
+      onRelease: (ids) => node.releaseKept(ids),
+    });
+    const member = new ClusterNode(node, data, options);
+    await member.link.registered;
+    return member;
+  }
+
+  /** What this node reports to the head with every heartbeat. */
+  report(): NodeReport {
+    return {
+      nodeId: this.node.store.sessionId,
+      hostname: hostname(),
+      pid: process.pid,
+      address: this.node.address,
+      dataUrl: this.data.url,
+      ...this.node.load(),
+      ...this.#puller.stats,
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.#flushTimer) clearTimeout(this.#flushTimer);
+    this.link.close();
+    this.#puller.close();
+    await this.data.close();
+  }
+
+  // ---- spilling ----------------------------------------------------------------------------
+
+  /** Whether another node has room for `demand`; if so that room is counted as taken until the next view. */
+  #reserveElsewhere(demand: Readonly<Resources>): boolean {
+    if (this.#spillBlocked) return false;
+    for (const peer of this.#view.values()) {
+      if (!fits(demand, peer.available)) continue;
+      const available = { ...peer.available };
+      for (const [name, amount] of Object.entries(demand)) available[name] = (available[name] ?? 0) - amount;
+      this.#view.set(peer.nodeId, { ...peer, available });
+      return true;
+    }
+    return false;
+  }
+
+  #spill(task: Task, args: ClusterTask['args']): void {
+    const wire: ClusterTask = {
+      returnId: task.returnId,
+      fn: { hash: task.fn.hash, name: task.fn.name, source: task.fn.source },
+      args,
+      options: task.options,
+    };
+    // Without a head the task stays here (or fails as infeasible there).
+    if (!this.link.send({ type: 'spill', task: wire })) this.node.declined(task.returnId);
+  }
+
+  // ---- objects -----------------------------------------------------------------------------
+
+  #urlOf(nodeId: string): string[] {
+    const url = this.#view.get(nodeId)?.dataUrl;
+    return url ? [url] : [];
+  }
+
+  /** Fetches `id` into the store (which expects it), from `sources` or wherever the head says. */
+  #fetch(id: string, sources: readonly string[]): void {
+    void this.#pull(id, sources).then(
+      (object) => {
+        const status = this.node.store.status(id);
+        if (status.state === 'pending') {
+          this.node.store.register(id, { size: object.size, bytes: object.bytes, contains: [] });
+        } else if (!object.bytes) {
+          this.#discard(id);
+        }
+      },
+      (error: unknown) => this.node.store.fail(id, error as Error),
+    );
+  }
+
+  async #pull(id: string, sources: readonly string[]): Promise<{ size: number; bytes?: Uint8Array }> {
+    let urls = [...sources];
+    try {
+      if (urls.length > 0) return await this.#puller.pull(id, urls, fromWireFailure);
+    } catch (error) {
+      if ((error as { code?: string }).code !== 'ERR_OBJECT_LOST') throw error;
+    }
+    // The owner could not send it: any other node holding a copy?
+    const located = await this.#locate([id]);
+    urls = (located[id] ?? []).filter((url) => url !== this.data.url && !sources.includes(url));
+    return this.#puller.pull(id, urls, fromWireFailure);
+  }
+
+  #locate(ids: string[]): Promise<Readonly<Record<string, readonly string[]>>> {
+    const requestId = this.#nextLocate++;
+    return new Promise((resolve) => {
+      this.#locates.set(requestId, resolve);
+      if (!this.link.send({ type: 'locate', requestId, ids })) {
+        this.#locates.delete(requestId);
+        resolve({});
+      }
+    });
+  }
+
+  #discard(id: string): void {
+    try {
+      unlinkSegment(join(this.node.store.directory, id));
+    } catch {
+      // Already gone.
+    }
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushTimer) return;
+    this.#flushTimer = setTimeout(() => {
+      this.#flushTimer = undefined;
+      if (this.#added.length === 0 && this.#removed.length === 0) return;
+      this.link.send({ type: 'objects', added: this.#added, removed: this.#removed });
+      this.#added = [];
+      this.#removed = [];
+    }, 20);
+    this.#flushTimer.unref();
+  }
+
+  // ---- messages from the head ------------------------------------------------------------------
+
+  #onHead(message: FromHead): void {
+    switch (message.type) {
+      case 'view': {
+        const next = new Map(message.nodes.map((peer) => [peer.nodeId, peer]));
+        for (const id of this.#view.keys()) {
+          // A node that left: results kept for it will never be pulled, its tasks here are moot.
+          if (!next.has(id)) this.node.forgetOrigin(id);
+        }
+        this.#view = next;
+        this.#spillBlocked = false;
+        return;
+      }
+      case 'run':
+        this.node.runForeign(message.origin, message.task, (id) => this.#fetch(id, message.sources[id] ?? []));
+        return;
+      case 'declined':
+        this.#spillBlocked = true;
+        this.node.declined(message.returnId);
+        return;
+      case 'result':
+        void this.#receiveResult(message.returnId, message.holderUrl, message.result);
+        return;
+      case 'cancel':
+        this.node.cancelForeign(message.returnId);
+        return;
+      case 'located':
+        this.#locates.get(message.requestId)?.(message.holders);
+        this.#locates.delete(message.requestId);
+        return;
+      default:
+        return;
+    }
+  }
+
+  /**
+   * A task this node spilled ended. Its result, and objects made on the other node that the
+   * result refers to, are pulled here (the other node keeps them only until then).
+   */
+  async #receiveResult(returnId: string, holderUrl: string, result: ClusterResult): Promise<void> {
+    if (!result.ok) {
+      this.node.failSpilled(returnId, fromWireFailure(result.failure));
+      return;
+    }
+    try {
+      for (const { id, owner } of result.contains) {
+        if (this.node.store.status(id).state !== 'freed') continue;
+        const object = await this.#pull(id, [holderUrl, ...this.#urlOf(owner)]);
+        if (this.node.store.status(id).state === 'freed') {
+          this.node.store.register(id, { size: object.size, bytes: object.bytes, contains: [] });
+        }
+      }
+      const contains = result.contains.map(({ id }) => id);
+      if (result.bytes) {
+        this.node.finishSpilled(returnId, { size: result.size, bytes: result.bytes, contains });
+        return;
+      }
+      await this.#pull(returnId, [holderUrl]);
+      if (!this.node.finishSpilled(returnId, { size: result.size, contains })) this.#discard(returnId);
+    } catch (error) {
+      debug('result %s could not be fetched: %o', returnId, error);
+      this.node.failSpilled(returnId, error as Error);
+    } finally {
+      if (!result.bytes && holderUrl) this.#puller.release(holderUrl, [returnId]);
+    }
+  }
+}

@@ -1,0 +1,455 @@
+// Object transfer between nodes: each node runs a data server other nodes pull its objects from,
+// and a puller that fetches objects it needs into its own session directory. Pull-based and
+// direct: the head only says where objects are. Bulk bytes travel as independent chunk messages
+// (1 MiB by default) on a WebSocket of their own, from the holder (the server side, so frames are
+// not masked) straight into a new segment file on the puller (pwrite at the chunk's offset).
+import { timingSafeEqual } from 'node:crypto';
+import { type AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { debuglog } from 'node:util';
+import PQueue from 'p-queue';
+import { WebSocket, WebSocketServer } from 'ws';
+import {
+  CLOSE_BAD_TOKEN,
+  CLOSE_PROTOCOL_ERROR,
+  CLOSE_TIMEOUT,
+  ObjectLostError,
+  ShoalError,
+  decodeFromHolder,
+  decodeMessage,
+  decodeToHolder,
+  encodeMessage,
+  type FromHolder,
+  type ToHolder,
+  type WireFailure,
+} from '@shoal/protocol';
+import { closeSegment, createSegment, fillSegment, mapSegment, openSegment, unlinkSegment } from '@shoal/shm';
+import type { ObjectStore } from '@shoal/store';
+import { toWireFailure } from '../thrown.js';
+
+const debug = debuglog('shoal:transfer');
+
+/** Bytes per chunk message. */
+export const CHUNK_BYTES = 1 << 20;
+/** Bytes a puller lets a holder send ahead of what it has written (per pull). */
+export const PULL_WINDOW_BYTES = 16 << 20;
+/** Objects pulled at once; further pulls queue (the cap on bytes in flight is this x the window). */
+export const CONCURRENT_PULLS = 4;
+
+function sameToken(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Options of a {@link DataServer}. */
+export interface DataServerOptions {
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly port?: number;
+  readonly token: string;
+  readonly nodeId: string;
+  /** Where rejected connections are reported. */
+  readonly log: (line: string) => void;
+  /** A puller released these ids (it has its own copy of a task result kept for it). */
+  readonly onRelease?: (ids: readonly string[]) => void;
+}
+
+interface Outgoing {
+  readonly requestId: number;
+  readonly mapping: ArrayBuffer;
+  readonly size: number;
+  sent: number;
+  acked: number;
+  window: number;
+}
+
+/**
+ * Serves this node's objects to other nodes: authenticates each connection with the cluster
+ * token, then answers `pull`s from the store. A pending object is answered once it settles; a
+ * segment object is mapped (privately, read only in effect) and streamed within the puller's
+ * credit window. Bad input closes only the connection it came on.
+ */
+export class DataServer {
+  readonly #server: WebSocketServer;
+  readonly #store: ObjectStore;
+  readonly #options: DataServerOptions;
+
+  private constructor(server: WebSocketServer, store: ObjectStore, options: DataServerOptions) {
+    this.#server = server;
+    this.#store = store;
+    this.#options = options;
+    server.on('connection', (socket, request) => this.#accept(socket, request.socket.remoteAddress ?? 'unknown'));
+  }
+
+  static async start(store: ObjectStore, options: DataServerOptions): Promise<DataServer> {
+    const server = new WebSocketServer({ host: options.host, port: options.port ?? 0, perMessageDeflate: false, maxPayload: 1 << 20 });
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+    return new DataServer(server, store, options);
+  }
+
+  /** The address other nodes pull from. */
+  get url(): string {
+    const address = this.#server.address() as AddressInfo;
+    const host = address.address.includes(':') ? `[${address.address}]` : address.address;
+    return `ws://${host}:${address.port}`;
+  }
+
+  async close(): Promise<void> {
+    for (const client of this.#server.clients) client.terminate();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+
+  #accept(socket: WebSocket, remote: string): void {
+    let authenticated = false;
+    const outgoing = new Map<number, Outgoing>();
+    const timer = setTimeout(() => socket.close(CLOSE_TIMEOUT, 'authenticate first'), 5000);
+    const send = (message: FromHolder) => socket.send(encodeMessage(message));
+    socket.on('error', () => socket.terminate());
+    socket.on('close', () => {
+      clearTimeout(timer);
+      outgoing.clear();
+    });
+    const pump = (transfer: Outgoing) => {
+      while (transfer.sent < transfer.size && transfer.sent - transfer.acked < transfer.window) {
+        if (socket.readyState !== WebSocket.OPEN) return;
+        const length = Math.min(CHUNK_BYTES, transfer.size - transfer.sent);
+        send({ type: 'chunk', requestId: transfer.requestId, offset: transfer.sent, length });
+        // A view of the mapping: ws writes it to the socket without copying (server frames are
+        // not masked); the view keeps the mapping alive until written.
+        socket.send(Buffer.from(transfer.mapping, transfer.sent, length));
+        transfer.sent += length;
+      }
+      if (transfer.sent >= transfer.size) outgoing.delete(transfer.requestId);
+    };
+    socket.on('message', (data, isBinary) => {
+      let message: ToHolder;
+      try {
+        if (!isBinary) throw new TypeError('text frames are not part of the protocol');
+        message = decodeToHolder(decodeMessage(data as Buffer));
+      } catch (error) {
+        this.#options.log(`closed a data connection from ${remote}: ${(error as Error).message}`);
+        socket.close(CLOSE_PROTOCOL_ERROR, 'malformed message');
+        return;
+      }
+      if (!authenticated) {
+        if (message.type !== 'hello' || !sameToken(message.token, this.#options.token)) {
+          this.#options.log(`rejected a data connection from ${remote}: ${message.type === 'hello' ? 'wrong token' : 'no hello'}`);
+          socket.close(CLOSE_BAD_TOKEN, 'wrong or missing token');
+          return;
+        }
+        authenticated = true;
+        clearTimeout(timer);
+        send({ type: 'welcome', nodeId: this.#options.nodeId });
+        return;
+      }
+      switch (message.type) {
+        case 'pull':
+          void this.#serve(message, send, (transfer) => {
+            outgoing.set(transfer.requestId, transfer);
+            pump(transfer);
+          });
+          return;
+        case 'ack': {
+          const transfer = outgoing.get(message.requestId);
+          if (!transfer) return;
+          transfer.acked = Math.min(transfer.sent, transfer.acked + message.bytes);
+          pump(transfer);
+          return;
+        }
+        case 'release':
+          this.#options.onRelease?.(message.ids);
+          return;
+        case 'hello':
+          return;
+      }
+    });
+  }
+
+  async #serve(
+    message: Extract<ToHolder, { type: 'pull' }>,
+    send: (message: FromHolder) => void,
+    stream: (transfer: Outgoing) => void,
+  ): Promise<void> {
+    const { requestId, id } = message;
+    await this.#store.whenSettled(id);
+    const status = this.#store.status(id);
+    if (status.state === 'failed') {
+      send({ type: 'missing', requestId, reason: 'failed', failure: toWireFailure(status.error) });
+      return;
+    }
+    if (status.state !== 'ready') {
+      send({ type: 'missing', requestId, reason: 'freed' });
+      return;
+    }
+    if (status.bytes) {
+      send({ type: 'object', requestId, size: status.size, bytes: status.bytes });
+      return;
+    }
+    const path = join(this.#store.directory, id);
+    let mapping: ArrayBuffer;
+    try {
+      const fd = openSegment(path, 'read');
+      try {
+        mapping = mapSegment(fd, status.size, { shared: false }, path);
+      } finally {
+        closeSegment(fd, path);
+      }
+    } catch (error) {
+      debug('cannot serve %s: %o', id, error);
+      send({ type: 'missing', requestId, reason: 'freed' });
+      return;
+    }
+    send({ type: 'object', requestId, size: status.size });
+    stream({ requestId, mapping, size: status.size, sent: 0, acked: 0, window: message.window });
+  }
+}
+
+/** An object fetched from another node into this node's session directory. */
+export interface PulledObject {
+  readonly size: number;
+  /** The serialized object when it is inline; otherwise the segment file was written. */
+  readonly bytes?: Uint8Array;
+}
+
+/** Why a pull from one holder did not give the object. */
+class PullFailure extends Error {
+  constructor(
+    message: string,
+    readonly failure?: WireFailure,
+  ) {
+    super(message);
+  }
+}
+
+interface Incoming {
+  readonly id: string;
+  readonly path: string;
+  resolve(object: PulledObject): void;
+  reject(error: Error): void;
+  fd: number | undefined;
+  size: number;
+  received: number;
+}
+
+/** One authenticated data connection to a holder, multiplexing this node's pulls from it. */
+class HolderConnection {
+  readonly url: string;
+  readonly ready: Promise<void>;
+  readonly #socket: WebSocket;
+  readonly #requests = new Map<number, Incoming>();
+  #nextRequest = 1;
+  /** The chunk header whose bytes are the next binary message. */
+  #chunk: { requestId: number; offset: number; length: number } | undefined;
+  closed = false;
+
+  constructor(url: string, token: string, onClose: () => void) {
+    this.url = url;
+    this.#socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 5000, maxPayload: 64 << 20 });
+    this.ready = new Promise((resolve, reject) => {
+      this.#socket.once('open', () => this.#send({ type: 'hello', token }));
+      this.#socket.once('error', (error) => reject(new Error(`cannot reach ${url}: ${error.message}`)));
+      this.#socket.once('close', (code, reason) => reject(new Error(`${url} closed the connection (${code} ${reason.toString()})`)));
+      this.#socket.on('message', (data: Buffer) => {
+        try {
+          if (this.#chunk) {
+            this.#write(this.#chunk, data);
+            this.#chunk = undefined;
+            return;
+          }
+          const message = decodeFromHolder(decodeMessage(data));
+          if (message.type === 'welcome') resolve();
+          else this.#receive(message);
+        } catch (error) {
+          this.#fail(error as Error);
+          this.#socket.terminate();
+        }
+      });
+    });
+    this.ready.catch(() => {});
+    this.#socket.on('error', () => this.#socket.terminate());
+    this.#socket.on('close', (code, reason) => {
+      this.closed = true;
+      this.#fail(new Error(`the connection to ${url} closed (${code}${reason.length ? ` ${reason.toString()}` : ''})`));
+      onClose();
+    });
+  }
+
+  pull(id: string, path: string): Promise<PulledObject> {
+    return new Promise((resolve, reject) => {
+      const requestId = this.#nextRequest++;
+      this.#requests.set(requestId, { id, path, resolve, reject, fd: undefined, size: 0, received: 0 });
+      this.#send({ type: 'pull', requestId, id, window: PULL_WINDOW_BYTES });
+    });
+  }
+
+  release(ids: readonly string[]): void {
+    if (!this.closed) this.#send({ type: 'release', ids });
+  }
+
+  close(): void {
+    this.#socket.terminate();
+  }
+
+  #send(message: ToHolder): void {
+    this.#socket.send(encodeMessage(message));
+  }
+
+  #receive(message: FromHolder): void {
+    if (message.type === 'chunk') {
+      this.#chunk = message;
+      return;
+    }
+    if (message.type === 'welcome') return;
+    const request = this.#requests.get(message.requestId);
+    if (!request) throw new TypeError(`a reply to unknown request ${message.requestId}`);
+    if (message.type === 'missing') {
+      this.#requests.delete(message.requestId);
+      request.reject(new PullFailure(`${this.url} does not have it (${message.reason})`, message.failure));
+      return;
+    }
+    // 'object': inline bytes, or the size of the segment about to stream.
+    if (message.bytes) {
+      this.#requests.delete(message.requestId);
+      request.resolve({ size: message.size, bytes: message.bytes });
+      return;
+    }
+    request.size = message.size;
+    try {
+      request.fd = createSegment(request.path, message.size);
+    } catch (error) {
+      this.#requests.delete(message.requestId);
+      request.reject(error as Error);
+      // The holder will stream anyway: a connection cannot skip a transfer, so drop it.
+      this.#socket.terminate();
+      return;
+    }
+    if (message.size === 0) this.#finish(message.requestId, request);
+  }
+
+  #write(chunk: { requestId: number; offset: number; length: number }, data: Buffer): void {
+    const request = this.#requests.get(chunk.requestId);
+    if (!request || request.fd === undefined) throw new TypeError(`a chunk for unknown request ${chunk.requestId}`);
+    if (data.length !== chunk.length || chunk.offset + chunk.length > request.size) throw new TypeError('a chunk out of bounds');
+    fillSegment(request.fd, request.size, [data], [chunk.offset], request.path);
+    request.received += data.length;
+    this.#send({ type: 'ack', requestId: chunk.requestId, bytes: data.length });
+    if (request.received >= request.size) this.#finish(chunk.requestId, request);
+  }
+
+  #finish(requestId: number, request: Incoming): void {
+    this.#requests.delete(requestId);
+    closeSegment(request.fd!, request.path);
+    request.fd = undefined;
+    request.resolve({ size: request.size });
+  }
+
+  #fail(error: Error): void {
+    for (const request of this.#requests.values()) {
+      if (request.fd !== undefined) {
+        try {
+          closeSegment(request.fd, request.path);
+          unlinkSegment(request.path);
+        } catch {
+          // Already gone.
+        }
+      }
+      request.reject(error);
+    }
+    this.#requests.clear();
+  }
+}
+
+/** Counts of what a {@link ObjectPuller} fetched. */
+export interface PullStats {
+  pulls: number;
+  pulledBytes: number;
+}
+
+/**
+ * Fetches objects from other nodes into this node's session directory. Concurrent pulls of one
+ * object are merged into one; at most {@link CONCURRENT_PULLS} objects stream at once; a pull that
+ * fails at one holder is retried at the next, and fails with ObjectLostError when none is left
+ * (or with the object's own failure when its task failed).
+ */
+export class ObjectPuller {
+  readonly stats: PullStats = { pulls: 0, pulledBytes: 0 };
+  readonly #directory: string;
+  readonly #token: string;
+  readonly #connections = new Map<string, HolderConnection>();
+  readonly #inflight = new Map<string, Promise<PulledObject>>();
+  readonly #queue = new PQueue({ concurrency: CONCURRENT_PULLS });
+  #closed = false;
+
+  constructor(directory: string, token: string) {
+    this.#directory = directory;
+    this.#token = token;
+  }
+
+  /** Fetches object `id` from the first of `sources` (data URLs) that has it. */
+  pull(id: string, sources: readonly string[], failure: (failure: WireFailure) => Error): Promise<PulledObject> {
+    const existing = this.#inflight.get(id);
+    if (existing) return existing;
+    const pulling = this.#queue
+      .add(() => this.#pullFrom(id, [...new Set(sources)], failure), { throwOnTimeout: true })
+      .finally(() => this.#inflight.delete(id));
+    this.#inflight.set(id, pulling);
+    return pulling;
+  }
+
+  /** Tells the holder at `url` it may drop the copies it kept for this node. */
+  release(url: string, ids: readonly string[]): void {
+    void this.#connection(url)
+      .then((connection) => connection.release(ids))
+      .catch((error: unknown) => debug('release at %s failed: %o', url, error));
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#queue.clear();
+    for (const connection of this.#connections.values()) connection.close();
+    this.#connections.clear();
+  }
+
+  async #pullFrom(id: string, sources: string[], failure: (failure: WireFailure) => Error): Promise<PulledObject> {
+    const tried: string[] = [];
+    for (const url of sources) {
+      if (this.#closed) break;
+      try {
+        const connection = await this.#connection(url);
+        const object = await connection.pull(id, join(this.#directory, id));
+        this.stats.pulls += 1;
+        this.stats.pulledBytes += object.size;
+        return object;
+      } catch (error) {
+        if (error instanceof PullFailure && error.failure) throw failure(error.failure);
+        // This node's own trouble (a full /dev/shm): another holder would not help.
+        if (error instanceof ShoalError) throw error;
+        tried.push(`${url}: ${(error as Error).message}`);
+        debug('pull of %s from %s failed: %s', id, url, (error as Error).message);
+      }
+    }
+    throw new ObjectLostError(
+      id,
+      sources.length === 0
+        ? 'no node of the cluster holds it any more.'
+        : `no node holding it could send it (${tried.join('; ')}).`,
+    );
+  }
+
+  async #connection(url: string): Promise<HolderConnection> {
+    let connection = this.#connections.get(url);
+    if (!connection || connection.closed) {
+      const made = new HolderConnection(url, this.#token, () => {
+        if (this.#connections.get(url) === made) this.#connections.delete(url);
+      });
+      this.#connections.set(url, made);
+      connection = made;
+    }
+    await connection.ready;
+    return connection;
+  }
+}
