@@ -1,0 +1,137 @@
+// Tasks and objects across nodes, end to end with real daemons: a head (node A) and nodes B, C, D
+// on loopback, each with its own SHOAL_HOME and so its own session directory — objects must
+// cross WebSocket, not shared memory. A driver attached to A puts objects; tasks that need a
+// resource only other nodes offer run there and pull what they read.
+import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { sweepStaleSessions } from '@shoal/store';
+import { isAlive, until } from './runtime-helpers.js';
+
+const CLI = fileURLToPath(new URL('../packages/shoal/dist/cli.js', import.meta.url));
+const DRIVER = fileURLToPath(new URL('./fixtures/cluster-cross.ts', import.meta.url));
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function shoal(home: string, args: string[]): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { ...process.env, SHOAL_HOME: home, SHOAL_HEARTBEAT_TIMEOUT_MS: '1500' }, timeout: 60_000 },
+      (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+/** Runs the driver fixture attached to the node of `home`; resolves with its JSON line. */
+function driver<T>(home: string, head: string, args: string[]): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', DRIVER, head, ...args], { env: { ...process.env, SHOAL_HOME: home } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      if (code !== 0) reject(new Error(`driver ${args.join(' ')} exited with ${code}: ${stderr}`));
+      else resolve(JSON.parse(stdout) as T);
+    });
+  });
+}
+
+interface NodeStatus {
+  nodeId: string;
+  pid: number;
+  pulls: number;
+  pulledBytes: number;
+  objects: number;
+  dataUrl: string;
+}
+
+const daemonOf = (home: string) => JSON.parse(readFileSync(join(home, 'daemon.json'), 'utf8')) as { pid: number; address: string; head: string };
+
+async function statusOf(home: string): Promise<NodeStatus[]> {
+  const run = await shoal(home, ['status', '--json']);
+  assert.equal(run.code, 0, run.stderr);
+  return (JSON.parse(run.stdout) as { nodes: NodeStatus[] }).nodes;
+}
+
+test('objects and tasks cross nodes: 1 GB pulled once with the right bytes, results come back, a dead node`s task runs elsewhere', { timeout: 300_000 }, async () => {
+  const homes = ['a', 'b', 'c', 'd'].map((name) => mkdtempSync(join(tmpdir(), `shoal-home-${name}-`)));
+  const [homeA, homeB, homeC, homeD] = homes as [string, string, string, string];
+  const pids: number[] = [];
+  try {
+    const started = await shoal(homeA, ['start', '--head', '--port', '0', '--num-cpus', '1']);
+    assert.equal(started.code, 0, started.stderr);
+    const a = daemonOf(homeA);
+    pids.push(a.pid);
+    const token = readFileSync(join(homeA, 'token'), 'utf8').trim();
+    const join_ = async (home: string, resources: string) => {
+      const run = await shoal(home, ['start', '--address', a.head, '--token', token, '--num-cpus', '1', '--resources', resources]);
+      assert.equal(run.code, 0, run.stderr);
+      pids.push(daemonOf(home).pid);
+      return daemonOf(home);
+    };
+    const b = await join_(homeB, '{"gpu":1}');
+    await join_(homeC, '{"slot":1}');
+    await join_(homeD, '{"slot":1}');
+    await until(async () => (await statusOf(homeA)).length === 4, 'four nodes in the cluster');
+
+    // 1 GB put on A, checksummed by two concurrent tasks on B: one pull, the right bytes.
+    const transfer = await driver<{ local: string; first: { hash: string; length: number; ppid: number }; second: { hash: string; ppid: number } }>(
+      homeA,
+      a.head,
+      ['transfer', String(1024 ** 3)],
+    );
+    assert.equal(transfer.first.ppid, b.pid, 'the task ran on node B');
+    assert.equal(transfer.second.ppid, b.pid);
+    assert.equal(transfer.first.length, 1024 ** 3 / 8);
+    assert.equal(transfer.first.hash, transfer.local, 'B read the very bytes A wrote');
+    assert.equal(transfer.second.hash, transfer.local);
+    await until(async () => ((await statusOf(homeA)).find((node) => node.pid === b.pid)?.pulls ?? 0) > 0, 'B to report its pull');
+    const pulled = (await statusOf(homeA)).find((node) => node.pid === b.pid)!;
+    assert.equal(pulled.pulls, 1, 'two tasks wanting the object at once pull it once');
+    assert.ok(pulled.pulledBytes >= 1024 ** 3);
+
+    // Results made on B come back to the driver on A, a ref B put inside one too.
+    const results = await driver<{ length: number; last: number; innerLength: number; innerSum: number }>(homeA, a.head, ['results']);
+    assert.deepEqual(results, { length: 1_000_000, last: 499_999.5, innerLength: 500_000, innerSum: 1_500_000 });
+
+    // A resource no node offers: InfeasibleTaskError naming what each node offers.
+    const infeasible = await driver<{ error: string; message: string }>(homeA, a.head, ['infeasible']);
+    assert.equal(infeasible.error, 'InfeasibleTaskError');
+    assert.match(infeasible.message, /tpu 1[\s\S]*gpu 1/);
+
+    // The node running a task dies mid-task: the task runs again on the other node with "slot".
+    const pidFile = join(homeA, 'running-on');
+    const surviving = driver<{ ranOn: number }>(homeA, a.head, ['survive', pidFile]);
+    await until(() => existsSync(pidFile) && readFileSync(pidFile, 'utf8').length > 0, 'the task to start');
+    const victim = Number(readFileSync(pidFile, 'utf8'));
+    assert.ok([daemonOf(homeC).pid, daemonOf(homeD).pid].includes(victim));
+    process.kill(victim, 'SIGKILL');
+    const { ranOn } = await surviving;
+    assert.notEqual(ranOn, victim);
+    assert.ok([daemonOf(homeC).pid, daemonOf(homeD).pid].includes(ranOn), 'it ran on the surviving slot node');
+    assert.match(readFileSync(join(homeA, 'daemon.log'), 'utf8'), /placing it again/);
+
+    for (const home of [homeB, homeC, homeD, homeA]) {
+      if (isAlive(daemonOf(home).pid)) assert.equal((await shoal(home, ['stop'])).code, 0);
+    }
+    assert.ok(!existsSync(dirname(a.address.slice(5))), 'stop removes the session directory');
+  } finally {
+    for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    await until(() => pids.every((pid) => !isAlive(pid)), 'the daemons to be gone');
+    sweepStaleSessions('/dev/shm');
+    for (const home of homes) rmSync(home, { recursive: true, force: true });
+  }
+});
