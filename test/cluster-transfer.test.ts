@@ -66,7 +66,7 @@ async function statusOf(home: string): Promise<NodeStatus[]> {
   return (JSON.parse(run.stdout) as { nodes: NodeStatus[] }).nodes;
 }
 
-test('objects and tasks cross nodes: 1 GB pulled once with the right bytes, results come back, a dead node`s task runs elsewhere', { timeout: 300_000 }, async () => {
+test('objects and tasks cross nodes: 1 GB pulled once with the right bytes, results come back, objects on a dead node are lost, its task runs elsewhere', { timeout: 300_000 }, async () => {
   const homes = ['a', 'b', 'c', 'd'].map((name) => mkdtempSync(join(tmpdir(), `shoal-home-${name}-`)));
   const [homeA, homeB, homeC, homeD] = homes as [string, string, string, string];
   const pids: number[] = [];
@@ -112,6 +112,26 @@ test('objects and tasks cross nodes: 1 GB pulled once with the right bytes, resu
     assert.equal(infeasible.error, 'InfeasibleTaskError');
     assert.match(infeasible.message, /tpu 1[\s\S]*gpu 1/);
 
+    // A ref made on node B, got by a driver on A: pulled from B. Once B is gone, a ref whose only
+    // copy was there is an ObjectLostError.
+    const holder = spawn(process.execPath, ['--import', 'tsx', DRIVER, a.head, 'hold'], { env: { ...process.env, SHOAL_HOME: homeB } });
+    const refsLine = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      holder.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        if (out.includes('\n')) resolve(out.trim());
+      });
+      holder.once('exit', (code) => reject(new Error(`the holding driver exited with ${code}`)));
+    });
+    const [firstRef, secondRef] = JSON.parse(refsLine) as unknown[];
+    assert.deepEqual(await driver(homeA, a.head, ['get', JSON.stringify(firstRef)]), { sum: 200_000 });
+    process.kill(b.pid, 'SIGKILL');
+    holder.kill('SIGKILL');
+    await until(async () => (await statusOf(homeA)).length === 3, 'the head to drop node B');
+    const lost = await driver<{ error: string; message: string }>(homeA, a.head, ['get', JSON.stringify(secondRef)]);
+    assert.equal(lost.error, 'ObjectLostError', lost.message);
+    assert.match(lost.message, /no node of the cluster holds it/);
+
     // The node running a task dies mid-task: the task runs again on the other node with "slot".
     const pidFile = join(homeA, 'running-on');
     const surviving = driver<{ ranOn: number }>(homeA, a.head, ['survive', pidFile]);
@@ -124,7 +144,7 @@ test('objects and tasks cross nodes: 1 GB pulled once with the right bytes, resu
     assert.ok([daemonOf(homeC).pid, daemonOf(homeD).pid].includes(ranOn), 'it ran on the surviving slot node');
     assert.match(readFileSync(join(homeA, 'daemon.log'), 'utf8'), /placing it again/);
 
-    for (const home of [homeB, homeC, homeD, homeA]) {
+    for (const home of [homeC, homeD, homeA]) {
       if (isAlive(daemonOf(home).pid)) assert.equal((await shoal(home, ['stop'])).code, 0);
     }
     assert.ok(!existsSync(dirname(a.address.slice(5))), 'stop removes the session directory');
