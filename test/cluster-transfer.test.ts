@@ -33,9 +33,9 @@ function shoal(home: string, args: string[]): Promise<Run> {
 }
 
 /** Runs the driver fixture attached to the node of `home`; resolves with its JSON line. */
-function driver<T>(home: string, head: string, args: string[]): Promise<T> {
+function driver<T>(home: string, head: string, args: string[], env: Record<string, string> = {}): Promise<T> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', DRIVER, head, ...args], { env: { ...process.env, SHOAL_HOME: home } });
+    const child = spawn(process.execPath, ['--import', 'tsx', DRIVER, head, ...args], { env: { ...process.env, SHOAL_HOME: home, ...env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -111,6 +111,24 @@ test('objects and tasks cross nodes: 1 GB pulled once with the right bytes, resu
     const infeasible = await driver<{ error: string; message: string }>(homeA, a.head, ['infeasible']);
     assert.equal(infeasible.error, 'InfeasibleTaskError');
     assert.match(infeasible.message, /tpu 1[\s\S]*gpu 1/);
+
+    // A program on a machine without a node (a SHOAL_HOME with no daemon) joins over the network
+    // through the head's node: its objects travel as bytes, its tasks run anywhere.
+    const remoteHome = mkdtempSync(join(tmpdir(), 'shoal-home-remote-'));
+    homes.push(remoteHome);
+    const joined = await driver<Record<string, unknown>>(remoteHome, a.head, ['remote'], { SHOAL_TOKEN: token });
+    assert.deepEqual(joined, {
+      sessionId: (await statusOf(homeA)).find((node) => node.pid === a.pid)!.nodeId,
+      sum: 2_500_000,
+      small: 2000,
+      doubledLength: 5_000_000,
+      doubledLast: 1,
+      back: 5_000_000,
+      onB: { length: 5_000_000, ppid: b.pid },
+      getSync: 'ObjectNotFoundError',
+    });
+    await assert.rejects(driver(remoteHome, a.head, ['remote'], { SHOAL_TOKEN: 'not-the-token' }), /refused the token/);
+    assert.match(readFileSync(join(homeA, 'daemon.log'), 'utf8'), /refused a driver connection from .*: wrong or missing token/);
 
     // A ref made on node B, got by a driver on A: pulled from B. Once B is gone, a ref whose only
     // copy was there is an ObjectLostError.

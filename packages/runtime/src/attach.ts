@@ -1,9 +1,13 @@
 import { connect } from 'node:net';
 import { basename, dirname } from 'node:path';
+import { WebSocket } from 'ws';
 import { ShoalError, decodeNodeMessage, type NodeToWorker, type WorkerToNode } from '@shoal/protocol';
-import { isRunning, readDaemon, shoalHome } from './cluster/home.js';
+import { DRIVER_MAX_PAYLOAD, DRIVER_PATH, TOKEN_HEADER } from './cluster/head.js';
+import { isRunning, readDaemon, readToken, shoalHome } from './cluster/home.js';
+import { wsStream } from './cluster/ws-stream.js';
 import { Connection } from './connection.js';
 import { NodeClient } from './node-client.js';
+import { REMOTE_MAX_FRAME_BYTES } from './node-manager.js';
 
 /** Inline threshold assumed until the node's welcome says otherwise (it only steers put's choice). */
 const DEFAULT_INLINE_THRESHOLD = 100 * 1024;
@@ -17,15 +21,9 @@ export function parseNodeAddress(address: unknown): string {
   if (typeof address !== 'string') throw new TypeError(`Expected \`address\` to be a string, got \`${typeof address}\``);
   if (address.startsWith('ws://') || address.startsWith('wss://')) {
     // A driver on a machine that runs a node of this cluster uses that node, zero-copy.
-    const home = shoalHome();
-    const daemon = readDaemon(home);
-    if (daemon && daemon.head === address && isRunning(daemon.pid)) return parseNodeAddress(daemon.address);
-    throw new ShoalError(
-      'ERR_NOT_SUPPORTED',
-      `Cannot join ${address} from this machine: no node of that cluster runs here (SHOAL_HOME=${home}). ` +
-        `Start one with \`shoal start --address ${address} --token <token>\`, then run the program again; ` +
-        'drivers on machines without a node are not supported yet.',
-    );
+    const local = localNodeOf(address);
+    if (local) return parseNodeAddress(local);
+    throw new ShoalError('ERR_NO_LOCAL_NODE', `No node of the cluster at ${address} runs on this machine (SHOAL_HOME=${shoalHome()}).`);
   }
   const path = address.startsWith('unix://') ? address.slice('unix://'.length) : address.startsWith('unix:') ? address.slice('unix:'.length) : '';
   if (!path.startsWith('/') || !path.endsWith('/node.sock') || !basename(dirname(path)).startsWith('shoal-')) {
@@ -36,13 +34,25 @@ export function parseNodeAddress(address: unknown): string {
   return path;
 }
 
+/** The unix address of this machine's node of the cluster whose head is at `headUrl`, if one runs. */
+function localNodeOf(headUrl: string): string | undefined {
+  const daemon = readDaemon(shoalHome());
+  return daemon && daemon.head === headUrl && isRunning(daemon.pid) ? daemon.address : undefined;
+}
+
 /**
- * Connects this process to the node at `address` as an attached client: it can put, get, use
- * named objects and submit tasks, zero-copy for objects in shared memory, and never runs tasks.
- * Usable at once (messages queue until the socket connects); `runtime.connected` tells when the
- * node accepted it.
+ * Connects this process to a node as an attached client: it can put, get, use named objects and
+ * submit tasks, and never runs tasks. With a node's unix address (or a head's `ws://` address
+ * when this machine runs a node of that cluster) objects in shared memory are read zero-copy.
+ * With a head's address and no node here, the program joins over the network through the node
+ * beside the head: `token` (or SHOAL_TOKEN) is needed, and objects travel as bytes.
+ * Usable at once (messages queue until connected); `runtime.connected` tells when the node
+ * accepted it.
  */
-export function attachToNode(address: string): NodeClient {
+export function attachToNode(address: string, token?: string): NodeClient {
+  if ((address.startsWith('ws://') || address.startsWith('wss://')) && !localNodeOf(address)) {
+    return joinRemotely(address, token ?? (process.env.SHOAL_TOKEN || readToken(shoalHome())));
+  }
   const path = parseNodeAddress(address);
   const directory = dirname(path);
   const socket = connect(path);
@@ -76,6 +86,52 @@ export function attachToNode(address: string): NodeClient {
     { sessionId: basename(directory).slice('shoal-'.length), directory, inlineThreshold: DEFAULT_INLINE_THRESHOLD },
     'attached',
   );
+  connection.send({ type: 'attach', pid: process.pid });
+  return runtime;
+}
+
+/** Joins the cluster at `headUrl` from a machine without a node (see {@link attachToNode}). */
+function joinRemotely(headUrl: string, token: string | undefined): NodeClient {
+  if (!token) {
+    throw new ShoalError(
+      'ERR_NO_TOKEN',
+      `Joining ${headUrl} from a machine without a node needs the cluster token: init({ address, token }) or SHOAL_TOKEN ` +
+        '(on the head\'s machine it is in $SHOAL_HOME/token).',
+    );
+  }
+  const url = `${headUrl.replace(/\/+$/, '')}${DRIVER_PATH}`;
+  const socket = new WebSocket(url, { perMessageDeflate: false, maxPayload: DRIVER_MAX_PAYLOAD, headers: { [TOKEN_HEADER]: token } });
+  let refused: Error | undefined;
+  socket.on('unexpected-response', (_request, response) => {
+    refused = new ShoalError(
+      response.statusCode === 401 ? 'ERR_BAD_TOKEN' : 'ERR_ATTACH_FAILED',
+      response.statusCode === 401
+        ? `The head at ${headUrl} refused the token. Use the cluster's token (on the head's machine it is in $SHOAL_HOME/token).`
+        : `The head at ${headUrl} cannot serve programs from other machines (HTTP ${response.statusCode}).`,
+    );
+    socket.terminate();
+  });
+  const stream = wsStream(socket);
+  stream.unref();
+  let runtime: NodeClient | undefined;
+  const connection: Connection<NodeToWorker, WorkerToNode> = new Connection(
+    stream,
+    {
+      decode: decodeNodeMessage,
+      message: (message) => runtime!.handle(message),
+      close: (error) =>
+        runtime!.closed(
+          refused ??
+            (error
+              ? new ShoalError('ERR_ATTACH_FAILED', `Cannot join the cluster at ${headUrl} (${error.message}). Is the head running?`, {
+                  cause: error,
+                })
+              : undefined),
+        ),
+    },
+    REMOTE_MAX_FRAME_BYTES,
+  );
+  runtime = new NodeClient(connection, { sessionId: '', directory: '', inlineThreshold: DEFAULT_INLINE_THRESHOLD, remote: true }, 'attached');
   connection.send({ type: 'attach', pid: process.pid });
   return runtime;
 }

@@ -20,6 +20,8 @@ export interface Peer {
   blockedRequests: number;
   /** Names this peer watches. */
   readonly watching: Set<string>;
+  /** A program on another machine (over WebSocket): it cannot map this machine's segments. */
+  readonly remote?: boolean;
   send(message: NodeToWorker): void;
 }
 
@@ -34,9 +36,12 @@ export class ClientHandle implements Peer {
   blockedRequests = 0;
   readonly watching = new Set<string>();
 
-  constructor(pid: number, connection: Connection<WorkerToNode, NodeToWorker>) {
+  readonly remote: boolean;
+
+  constructor(pid: number, connection: Connection<WorkerToNode, NodeToWorker>, remote = false) {
     this.pid = pid;
     this.connection = connection;
+    this.remote = remote;
   }
 
   send(message: NodeToWorker): void {

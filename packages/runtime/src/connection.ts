@@ -1,13 +1,28 @@
-import type { Socket } from 'node:net';
 import { FrameDecoder, encodeFrame } from '@shoal/protocol';
 
 /**
- * A message connection over a local stream socket: length-prefixed msgpackr frames, with every
+ * What a {@link Connection} runs over: a local stream socket (`net.Socket`), or a WebSocket
+ * adapted by `wsStream` for programs that join a cluster from a machine without a node.
+ */
+export interface MessageStream {
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
+  write(data: Buffer): unknown;
+  destroy(): unknown;
+  /** Whether the stream keeps the process alive. */
+  ref(): unknown;
+  unref(): unknown;
+  setNoDelay?(noDelay?: boolean): unknown;
+}
+
+/**
+ * A message connection over a stream: length-prefixed msgpackr frames, with every
  * message sent in the same tick written in one `write` (batching matters when thousands of small
  * task messages are queued at once).
  */
 export class Connection<In, Out> {
-  readonly socket: Socket;
+  readonly socket: MessageStream;
   readonly #decoder: FrameDecoder;
   #queue: Buffer[] = [];
   #queuedBytes = 0;
@@ -15,7 +30,7 @@ export class Connection<In, Out> {
   #closed = false;
 
   constructor(
-    socket: Socket,
+    socket: MessageStream,
     handlers: {
       message: (message: In) => void;
       close: (error?: Error) => void;

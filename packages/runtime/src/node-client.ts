@@ -50,7 +50,10 @@ type Request =
  */
 export class NodeClient implements Runtime {
   readonly kind: 'worker' | 'attached';
-  readonly sessionId: string;
+  /** Whether this program joined over the network from a machine without a node (no shared memory). */
+  readonly remote: boolean;
+  /** The node's session (set from its welcome when joining over the network). */
+  sessionId: string;
   readonly directory: string;
   readonly inlineThreshold: number;
   readonly #connection: Connection<NodeToWorker, WorkerToNode>;
@@ -78,10 +81,11 @@ export class NodeClient implements Runtime {
 
   constructor(
     connection: Connection<NodeToWorker, WorkerToNode>,
-    settings: { sessionId: string; directory: string; inlineThreshold: number },
+    settings: { sessionId: string; directory: string; inlineThreshold: number; remote?: boolean },
     kind: 'worker' | 'attached' = 'worker',
   ) {
     this.kind = kind;
+    this.remote = settings.remote === true;
     this.#connection = connection;
     this.connected = new Promise<void>((resolve, reject) => (this.#welcomed = { resolve, reject }));
     // Nobody may await it (a worker): never an unhandled rejection.
@@ -147,6 +151,7 @@ export class NodeClient implements Runtime {
         for (const id of message.ids) this.#mappings.forget(id);
         return;
       case 'welcome':
+        if (this.remote) this.sessionId = message.sessionId;
         if (this.#welcomed) {
           this.#welcomed.resolve();
           this.#welcomed = undefined;
@@ -267,7 +272,8 @@ export class NodeClient implements Runtime {
     const id = newObjectId();
     const contains = encoded.refs.map((ref) => ref.id);
     const size = encoded.layout.totalSize;
-    if (size >= this.inlineThreshold) {
+    if (this.remote) this.#assertWelcomed('put an object');
+    if (size >= this.inlineThreshold && !this.remote) {
       writeEncodedSegment(join(this.directory, id), encoded);
       this.#connection.send({ type: 'put', id, payload: { size, contains } });
     } else {
@@ -282,7 +288,8 @@ export class NodeClient implements Runtime {
     const resolvedKind = typeof kind === 'number' ? 'Uint8Array' : kind.name;
     const count = typeof kind === 'number' ? kind : (length ?? Number.NaN);
     return new ObjectWriter(resolvedKind, count, join(this.directory, id), {
-      inlineThreshold: this.inlineThreshold,
+      // Over the network there is no segment to write into: fill in memory, send at seal().
+      inlineThreshold: this.remote ? Number.POSITIVE_INFINITY : this.inlineThreshold,
       publishInline: (array) => this.put(array),
       reserve: () => {},
       unreserve: () => {},
@@ -302,6 +309,12 @@ export class NodeClient implements Runtime {
   }
 
   getSync<T>(ref: ObjectRef<T>): T {
+    if (this.remote) {
+      throw new ObjectNotFoundError(
+        ref.id,
+        'this program joined the cluster from a machine without a node, so no object is in its memory: use `await get(ref)`.',
+      );
+    }
     const path = join(this.directory, ref.id);
     try {
       accessSync(path);
@@ -409,6 +422,15 @@ export class NodeClient implements Runtime {
   }
 
   // ---- plumbing ---------------------------------------------------------------------------
+
+  #assertWelcomed(operation: string): void {
+    if (this.#welcomed) {
+      throw new ShoalError(
+        'ERR_NOT_CONNECTED',
+        `Cannot ${operation} before the node accepted this program: \`await init({ address, token })\` first.`,
+      );
+    }
+  }
 
   #request<T>(message: Request): Promise<T> {
     if (this.#closed) return Promise.reject(new RuntimeShutdownError('The connection to the Shoal node is closed'));

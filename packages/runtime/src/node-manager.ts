@@ -1,4 +1,4 @@
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { debuglog } from 'node:util';
 import {
@@ -29,7 +29,7 @@ import {
 } from '@shoal/protocol';
 import { unlinkSegment } from '@shoal/shm';
 import { ObjectStore, type ObjectWriter, type StoreOptions, type StoreStats, type TypedArrayKind } from '@shoal/store';
-import { Connection } from './connection.js';
+import { Connection, type MessageStream } from './connection.js';
 import type { FunctionSource } from './function-source.js';
 import { resolveNodeOptions, type NodeOptions, type ResolvedNodeOptions, type ResolvedRemoteOptions } from './options.js';
 import type { NamedVersion, Runtime, WaitResult } from './runtime.js';
@@ -47,6 +47,8 @@ const debug = debuglog('shoal:node');
 const EXTRA_WORKER_IDLE_MS = 10_000;
 /** How many ready tasks a scheduling pass looks past a head that does not fit. */
 const SCHEDULING_LOOKAHEAD = 64;
+/** Largest frame of a remote driver's connection (its objects travel whole). */
+export const REMOTE_MAX_FRAME_BYTES = 1024 ** 3 + (1 << 20);
 /** Tasks a busy worker may have queued behind its running one (saves a round trip each). */
 const PIPELINE_DEPTH = 8;
 
@@ -863,6 +865,8 @@ export class NodeManager implements Runtime {
     switch (status.state) {
       case 'ready':
         if (status.bytes) return { kind: 'inline', bytes: status.bytes };
+        // A remote driver cannot map this machine's segments: it gets the bytes.
+        if (peer?.remote) return { kind: 'inline', bytes: this.store.segmentBytes(id) };
         if (peer) {
           let peers = this.#mappedBy.get(id);
           if (!peers) this.#mappedBy.set(id, (peers = new Set()));
@@ -907,7 +911,16 @@ export class NodeManager implements Runtime {
     debug('started worker %d', worker.pid);
   }
 
-  #accept(socket: Socket): void {
+  /**
+   * Serves a program that joined the cluster from a machine without a node, over `stream` (a
+   * WebSocket whose token the head checked). It cannot share this machine's memory: its puts
+   * arrive as bytes (written into segments here) and its gets are answered with bytes.
+   */
+  acceptRemote(stream: MessageStream): void {
+    this.#accept(stream, true);
+  }
+
+  #accept(socket: MessageStream, remote = false): void {
     let peer: Peer | undefined;
     const connection = new Connection<WorkerToNode, NodeToWorker>(socket, {
       decode: decodeWorkerMessage,
@@ -915,7 +928,7 @@ export class NodeManager implements Runtime {
         if (!peer) {
           if (message.type === 'attach' && Number.isSafeInteger(message.pid)) {
             // Any process of this user may attach: the socket lives in a 0700 directory.
-            const client = new ClientHandle(message.pid, connection);
+            const client = new ClientHandle(message.pid, connection, remote);
             peer = client;
             this.#clients.add(client);
             connection.socket.unref();
@@ -928,7 +941,7 @@ export class NodeManager implements Runtime {
             return;
           }
           // Otherwise the first message must name one of this node's own worker processes.
-          const claimed = message.type === 'ready' ? this.#byPid.get(message.pid) : undefined;
+          const claimed = message.type === 'ready' && !remote ? this.#byPid.get(message.pid) : undefined;
           if (!claimed || claimed.connection) {
             connection.destroy(new Error('connection from an unknown process'));
             return;
@@ -948,11 +961,11 @@ export class NodeManager implements Runtime {
           // A worker without its connection is useless: make sure it dies; 'exit' cleans up.
           peer.kill();
         } else if (peer) {
-          this.#clients.delete(peer);
+          this.#clients.delete(peer as ClientHandle);
           this.#forgetPeer(peer);
         }
       },
-    });
+    }, remote ? REMOTE_MAX_FRAME_BYTES : undefined);
   }
 
   /** Counts a ref held by another process (released with it if it goes away). */
@@ -1032,7 +1045,12 @@ export class NodeManager implements Runtime {
     switch (message.type) {
       case 'put':
         if (!isValidId(message.id)) return;
-        this.store.register(message.id, message.payload);
+        if (message.payload.bytes && message.payload.size >= this.store.options.inlineThreshold) {
+          // A remote driver's large object: into a segment, as if it had written it here.
+          this.store.registerBytes(message.id, message.payload.bytes, message.payload.contains);
+        } else {
+          this.store.register(message.id, message.payload);
+        }
         // The putter holds a ref to it from now on (counted here, so it is never unheld).
         this.#holdFor(worker, message.id);
         return;

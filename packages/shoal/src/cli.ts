@@ -64,6 +64,11 @@ freed and its session directory is removed. Other machines' nodes are not affect
 class UsageError extends Error {}
 
 const print = (text: string): void => void process.stdout.write(`${text}\n`);
+// `shoal status | head` closes the pipe early: that is the reader's choice, not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
 
 function fail(message: string, code = 1): never {
   process.stderr.write(`shoal: ${message}\n`);

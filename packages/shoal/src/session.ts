@@ -78,10 +78,13 @@ function attach(address: string, options: InitOptions): Embedded {
         'with `address` (attaching uses the node that is already running).',
     );
   }
-  const client: NodeClient = attachToNode(address);
+  const client: NodeClient = attachToNode(address, options.token ?? (process.env.SHOAL_TOKEN || undefined));
   setCurrentRuntime(client);
   const session: ShoalSession = {
-    sessionId: client.sessionId,
+    // A program joining over the network learns the node's session from its welcome.
+    get sessionId() {
+      return client.sessionId;
+    },
     directory: client.directory,
     address,
     attached: true,

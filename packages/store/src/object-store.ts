@@ -15,7 +15,7 @@ import {
   writeInline,
   type EncodedValue,
 } from '@shoal/protocol';
-import { sliceBuffer, unlinkSegment } from '@shoal/shm';
+import { sliceBuffer, unlinkSegment, writeSegment } from '@shoal/shm';
 import { writeEncodedSegment } from './segment-io.js';
 import { MappingCache } from './mapping-cache.js';
 import { ObjectWriter, type TypedArrayKind, resolveCreateArguments } from './object-writer.js';
@@ -307,6 +307,32 @@ export class ObjectStore {
     existing.bytes = payload.bytes;
     existing.contains = contains;
     this.#settle(id, existing);
+  }
+
+  /**
+   * Records an object that arrived as serialized bytes (from a program on another machine):
+   * written into its own segment, as if put here. Capacity is checked.
+   */
+  registerBytes(id: string, bytes: Uint8Array, contains: readonly string[]): void {
+    this.#assertRunning('register an object');
+    this.#reserve(bytes.byteLength);
+    try {
+      writeSegment(this.#directory.segmentPath(id), bytes.byteLength, [bytes], [0]);
+    } finally {
+      this.#used -= bytes.byteLength;
+    }
+    this.register(id, { size: bytes.byteLength, contains });
+  }
+
+  /**
+   * The serialized bytes of a segment object, as a view of this process's mapping (no copy), for
+   * sending them to a program that cannot map the segment itself.
+   * @throws ObjectFreedError when there is no such segment object.
+   */
+  segmentBytes(id: string): Uint8Array {
+    const entry = this.#objects.get(id);
+    if (!entry || entry.state !== 'ready' || entry.bytes) throw new ObjectFreedError(id);
+    return new Uint8Array(this.#mappings.map(id, this.#directory.segmentPath(id), entry.size));
   }
 
   /** Settles a pending object as failed: gets of it throw `error`. */

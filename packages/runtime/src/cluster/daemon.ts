@@ -7,6 +7,7 @@ import { NodeManager } from '../node-manager.js';
 import { ClusterNode } from './cluster-node.js';
 import { Head } from './head.js';
 import { removeDaemon, writeDaemon } from './home.js';
+import { wsStream } from './ws-stream.js';
 
 interface DaemonConfig {
   home: string;
@@ -69,6 +70,8 @@ try {
       token: config.token,
       ...(config.heartbeatTimeoutMs === undefined ? {} : { heartbeatTimeoutMs: config.heartbeatTimeoutMs }),
       log,
+      // Programs on machines without a node join through this one.
+      onDriver: (socket) => node.acceptRemote(wsStream(socket)),
     });
     log(`head listening on ${head.url}`);
   }

@@ -1,5 +1,6 @@
 import { timingSafeEqual } from 'node:crypto';
-import { type AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { type AddressInfo, type Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
   CLOSE_BAD_TOKEN,
@@ -34,7 +35,18 @@ export interface HeadOptions {
   readonly maxPayload?: number;
   /** Where the head reports rejected connections and membership changes. @default stderr */
   readonly log?: (line: string) => void;
+  /**
+   * A program joining from a machine without a node connected to `/driver` (its token already
+   * checked): the node beside the head serves it. Without this, such connections are refused.
+   */
+  readonly onDriver?: (socket: WebSocket) => void;
 }
+
+/** Path drivers on machines without a node connect to; they send the token in this header. */
+export const DRIVER_PATH = '/driver';
+export const TOKEN_HEADER = 'x-shoal-token';
+/** Largest message of a driver connection: objects travel whole in one (up to 1 GiB). */
+export const DRIVER_MAX_PAYLOAD = 1024 ** 3 + (1 << 20);
 
 interface Member {
   report: NodeReport;
@@ -81,8 +93,10 @@ function sameToken(given: string, expected: string): boolean {
 export class Head {
   readonly clusterId = newSessionId();
   readonly host: string;
+  readonly #http: Server;
   readonly #server: WebSocketServer;
-  readonly #options: Required<Omit<HeadOptions, 'host' | 'port'>>;
+  readonly #drivers: WebSocketServer;
+  readonly #options: Required<Omit<HeadOptions, 'host' | 'port' | 'onDriver'>>;
   readonly #members = new Map<string, Member>();
   /** The object directory: segment objects and the nodes holding a copy. */
   readonly #objects = new Map<string, { size: number; holders: Set<string> }>();
@@ -90,8 +104,10 @@ export class Head {
   readonly #sweeper: NodeJS.Timeout;
   #closed = false;
 
-  private constructor(server: WebSocketServer, host: string, options: HeadOptions) {
-    this.#server = server;
+  private constructor(http: Server, host: string, options: HeadOptions) {
+    this.#http = http;
+    this.#server = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: options.maxPayload ?? 16 * 1024 * 1024 });
+    this.#drivers = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: DRIVER_MAX_PAYLOAD });
     this.host = host;
     this.#options = {
       token: options.token,
@@ -100,7 +116,9 @@ export class Head {
       maxPayload: options.maxPayload ?? 16 * 1024 * 1024,
       log: options.log ?? ((line) => process.stderr.write(`${new Date().toISOString()} head: ${line}\n`)),
     };
-    server.on('connection', (socket, request) => this.#accept(socket, request.socket.remoteAddress ?? 'unknown'));
+    this.#onDriver = options.onDriver;
+    this.#server.on('connection', (socket, request: IncomingMessage) => this.#accept(socket, request.socket.remoteAddress ?? 'unknown'));
+    http.on('upgrade', (request: IncomingMessage, socket: Socket, head: Buffer) => this.#upgrade(request, socket, head));
     this.#sweeper = setInterval(() => this.#sweep(), Math.min(1000, this.#options.heartbeatTimeoutMs / 2));
   }
 
@@ -110,22 +128,22 @@ export class Head {
       throw new TypeError('Expected `token` to be a string of at least 8 characters');
     }
     const host = options.host ?? '127.0.0.1';
-    const server = new WebSocketServer({
-      host,
-      port: options.port ?? 6380,
-      perMessageDeflate: false,
-      maxPayload: options.maxPayload ?? 16 * 1024 * 1024,
+    const http = createServer((_request, response) => {
+      response.writeHead(426, { 'content-type': 'text/plain' }).end('This is a Shoal head: connect with a WebSocket.\n');
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('listening', resolve);
-      server.once('error', reject);
+      http.once('error', reject);
+      http.listen(options.port ?? 6380, host, () => {
+        http.off('error', reject);
+        resolve();
+      });
     });
-    return new Head(server, host, options);
+    return new Head(http, host, options);
   }
 
   /** The port the head listens on. */
   get port(): number {
-    return (this.#server.address() as AddressInfo).port;
+    return (this.#http.address() as AddressInfo).port;
   }
 
   /** The address nodes, drivers and CLI commands connect to. */
@@ -145,8 +163,46 @@ export class Head {
     this.#closed = true;
     clearInterval(this.#sweeper);
     for (const client of this.#server.clients) client.terminate();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    for (const client of this.#drivers.clients) client.terminate();
+    this.#server.close();
+    this.#drivers.close();
+    this.#http.closeAllConnections();
+    await new Promise<void>((resolve) => this.#http.close(() => resolve()));
   }
+
+  /**
+   * Routes a WebSocket upgrade: `/driver` (token checked in the request, before any message can
+   * be sent, because a driver's messages may be large) to the node beside the head; anything else
+   * to the head's own protocol, which authenticates with its first message.
+   */
+  #upgrade(request: IncomingMessage, socket: Socket, head: Buffer): void {
+    const remote = request.socket.remoteAddress ?? 'unknown';
+    const path = (request.url ?? '/').split('?')[0];
+    if (path !== DRIVER_PATH) {
+      this.#server.handleUpgrade(request, socket, head, (ws) => this.#server.emit('connection', ws, request));
+      return;
+    }
+    const token = request.headers[TOKEN_HEADER];
+    const refuse = (status: string, why: string) => {
+      this.#options.log(`refused a driver connection from ${remote}: ${why}`);
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+    };
+    if (typeof token !== 'string' || !sameToken(token, this.#options.token)) {
+      refuse('401 Unauthorized', 'wrong or missing token');
+      return;
+    }
+    const onDriver = this.#onDriver;
+    if (!onDriver) {
+      refuse('503 Service Unavailable', 'no node runs beside this head');
+      return;
+    }
+    this.#drivers.handleUpgrade(request, socket, head, (ws) => {
+      this.#options.log(`a driver joined from ${remote}`);
+      onDriver(ws);
+    });
+  }
+
+  readonly #onDriver: ((socket: WebSocket) => void) | undefined;
 
   #accept(socket: WebSocket, remote: string): void {
     let role: 'node' | 'cli' | undefined;
