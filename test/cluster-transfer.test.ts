@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { WebSocket } from 'ws';
+import { encodeMessage } from '@shoal/protocol';
 import { sweepStaleSessions } from '@shoal/store';
 import { isAlive, until } from './runtime-helpers.js';
 
@@ -56,6 +58,18 @@ interface NodeStatus {
   pulledBytes: number;
   objects: number;
   dataUrl: string;
+}
+
+/** Closes a raw connection after sending `frames`; resolves with the close code the server chose. */
+function closeCodeFor(url: string, frames: (Buffer | string)[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, { perMessageDeflate: false });
+    socket.once('open', () => frames.forEach((frame) => socket.send(frame)));
+    socket.once('close', (code) => resolve(code));
+    socket.once('error', (error) => {
+      if (socket.readyState !== WebSocket.CLOSED) reject(error);
+    });
+  });
 }
 
 const daemonOf = (home: string) => JSON.parse(readFileSync(join(home, 'daemon.json'), 'utf8')) as { pid: number; address: string; head: string };
@@ -143,6 +157,15 @@ test('objects and tasks cross nodes: 1 GB pulled once with the right bytes, resu
     });
     const [firstRef, secondRef] = JSON.parse(refsLine) as unknown[];
     assert.deepEqual(await driver(homeA, a.head, ['get', JSON.stringify(firstRef)]), { sum: 200_000 });
+    // A is busy with the first of two tasks on that object: the second goes to B, which holds it
+    // (C and D have room too, but not the bytes).
+    assert.deepEqual(await driver(homeA, a.head, ['locality', JSON.stringify(firstRef)]), { first: a.pid, second: b.pid, length: 200_000 });
+
+    // The data server closes connections that send garbage or too much; it keeps serving.
+    const dataUrl = (await statusOf(homeA)).find((node) => node.pid === b.pid)!.dataUrl;
+    assert.equal(await closeCodeFor(dataUrl, [Buffer.from([0xc1, 0xff, 0x00])]), 4002);
+    assert.equal(await closeCodeFor(dataUrl, [encodeMessage({ type: 'pull', requestId: 1, id: 'x'.repeat(21), window: 1 })]), 4001, 'no hello first');
+    assert.ok([1009, 1006].includes(await closeCodeFor(dataUrl, [Buffer.alloc(2 << 20)])));
     process.kill(b.pid, 'SIGKILL');
     holder.kill('SIGKILL');
     await until(async () => (await statusOf(homeA)).length === 3, 'the head to drop node B');
@@ -161,6 +184,13 @@ test('objects and tasks cross nodes: 1 GB pulled once with the right bytes, resu
     assert.notEqual(ranOn, victim);
     assert.ok([daemonOf(homeC).pid, daemonOf(homeD).pid].includes(ranOn), 'it ran on the surviving slot node');
     assert.match(readFileSync(join(homeA, 'daemon.log'), 'utf8'), /placing it again/);
+
+    // The killed node is started again: it rejoins.
+    const victimHome = daemonOf(homeC).pid === victim ? homeC : homeD;
+    const rejoined = await shoal(victimHome, ['start', '--address', a.head, '--token', token, '--num-cpus', '1', '--resources', '{"slot":1}']);
+    assert.equal(rejoined.code, 0, rejoined.stderr);
+    pids.push(daemonOf(victimHome).pid);
+    await until(async () => (await statusOf(homeA)).some((node) => node.pid === daemonOf(victimHome).pid), 'the restarted node to rejoin');
 
     for (const home of [homeC, homeD, homeA]) {
       if (isAlive(daemonOf(home).pid)) assert.equal((await shoal(home, ['stop'])).code, 0);
