@@ -240,7 +240,8 @@ async function status(args: string[]): Promise<void> {
     print(
       `  node ${node.nodeId} on ${node.hostname} (pid ${node.pid}): CPU ${Math.max(0, total - free)}/${total}` +
         `${custom ? `, ${custom}` : ''}; ${node.workers} workers; ${node.objects} objects, ${gb(node.objectBytes)} of ` +
-        `${gb(node.capacityBytes)}; tasks ${node.queuedTasks} queued, ${node.runningTasks} running; seen ${node.lastSeenMs} ms ago`,
+        `${gb(node.capacityBytes)}; pulled ${node.pulls} objects (${gb(node.pulledBytes)}); ` +
+        `tasks ${node.queuedTasks} queued, ${node.runningTasks} running; seen ${node.lastSeenMs} ms ago`,
     );
   }
   print(`Total: CPU ${used}/${cpus}`);
