@@ -100,7 +100,16 @@ function joinRemotely(headUrl: string, token: string | undefined): NodeClient {
     );
   }
   const url = `${headUrl.replace(/\/+$/, '')}${DRIVER_PATH}`;
-  const socket = new WebSocket(url, { perMessageDeflate: false, maxPayload: DRIVER_MAX_PAYLOAD, headers: { [TOKEN_HEADER]: token } });
+  const socket = new WebSocket(url, {
+    perMessageDeflate: false,
+    maxPayload: DRIVER_MAX_PAYLOAD,
+    headers: { [TOKEN_HEADER]: token },
+    // A zero mask makes ws skip masking the puts this program sends (its JavaScript XOR runs at
+    // ~0.2 GB/s; measured on loopback: 0.20 GB/s masked, 1.2 GB/s not). Masking protects
+    // intermediaries from payloads chosen by untrusted browser scripts; here the client is the
+    // program itself, sending its own data.
+    generateMask: (mask: Buffer) => void mask.fill(0),
+  });
   let refused: Error | undefined;
   socket.on('unexpected-response', (_request, response) => {
     refused = new ShoalError(
