@@ -3,36 +3,18 @@
 // cross WebSocket, not shared memory. A driver attached to A puts objects; tasks that need a
 // resource only other nodes offer run there and pull what they read.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { WebSocket } from 'ws';
 import { encodeMessage } from '@shoal/protocol';
 import { sweepStaleSessions } from '@shoal/store';
+import { closeCodeFor, daemonOf, shoal } from './cluster-helpers.js';
 import { isAlive, until } from './runtime-helpers.js';
 
-const CLI = fileURLToPath(new URL('../packages/shoal/dist/cli.js', import.meta.url));
 const DRIVER = fileURLToPath(new URL('./fixtures/cluster-cross.ts', import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function shoal(home: string, args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, ...args],
-      { env: { ...process.env, SHOAL_HOME: home, SHOAL_HEARTBEAT_TIMEOUT_MS: '1500' }, timeout: 60_000 },
-      (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 /** Runs the driver fixture attached to the node of `home`; resolves with its JSON line. */
 function driver<T>(home: string, head: string, args: string[], env: Record<string, string> = {}): Promise<T> {
@@ -59,20 +41,6 @@ interface NodeStatus {
   objects: number;
   dataUrl: string;
 }
-
-/** Closes a raw connection after sending `frames`; resolves with the close code the server chose. */
-function closeCodeFor(url: string, frames: (Buffer | string)[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, { perMessageDeflate: false });
-    socket.once('open', () => frames.forEach((frame) => socket.send(frame)));
-    socket.once('close', (code) => resolve(code));
-    socket.once('error', (error) => {
-      if (socket.readyState !== WebSocket.CLOSED) reject(error);
-    });
-  });
-}
-
-const daemonOf = (home: string) => JSON.parse(readFileSync(join(home, 'daemon.json'), 'utf8')) as { pid: number; address: string; head: string };
 
 async function statusOf(home: string): Promise<NodeStatus[]> {
   const run = await shoal(home, ['status', '--json']);

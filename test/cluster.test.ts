@@ -2,55 +2,18 @@
 // SHOAL_HOME (so its own session directory), `shoal status`, authentication, bad frames, a
 // node that dies, a driver that joins, `shoal stop`.
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { WebSocket } from 'ws';
 import { encodeMessage } from '@shoal/protocol';
 import { sweepStaleSessions } from '@shoal/store';
+import { closeCodeFor, daemonOf, shoal, type Run } from './cluster-helpers.js';
 import { isAlive, until } from './runtime-helpers.js';
 
-const CLI = fileURLToPath(new URL('../packages/shoal/dist/cli.js', import.meta.url));
 const DRIVER = fileURLToPath(new URL('./fixtures/cluster-driver.ts', import.meta.url));
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function shoal(home: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [CLI, ...args],
-      { env: { ...process.env, SHOAL_HOME: home, SHOAL_HEARTBEAT_TIMEOUT_MS: '1500', ...env }, timeout: 60_000 },
-      (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
-
-interface Daemon {
-  pid: number;
-  address: string;
-  head: string;
-}
-const daemonOf = (home: string) => JSON.parse(readFileSync(join(home, 'daemon.json'), 'utf8')) as Daemon;
-
-/** Closes a raw connection after sending `frames`; resolves with the close code the head chose. */
-function closeCodeFor(url: string, frames: (Buffer | string)[]): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, { perMessageDeflate: false });
-    socket.once('open', () => frames.forEach((frame) => socket.send(frame)));
-    socket.once('close', (code) => resolve(code));
-    socket.once('error', (error) => {
-      if (socket.readyState !== WebSocket.CLOSED) reject(error);
-    });
-  });
-}
 
 test('a head and a second node: start, status, auth, bad frames, a dying node, a joining driver, stop', { timeout: 180_000 }, async () => {
   const homeA = mkdtempSync(join(tmpdir(), 'shoal-home-a-'));

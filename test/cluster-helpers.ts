@@ -1,0 +1,49 @@
+// What the cluster tests share: running the `shoal` CLI with a SHOAL_HOME, reading a home's
+// daemon.json, and probing how a server closes a raw WebSocket.
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WebSocket } from 'ws';
+
+export const CLI = fileURLToPath(new URL('../packages/shoal/dist/cli.js', import.meta.url));
+
+export interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `shoal <args>` with `home` as SHOAL_HOME (and a short heartbeat timeout for the head). */
+export function shoal(home: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      [CLI, ...args],
+      { env: { ...process.env, SHOAL_HOME: home, SHOAL_HEARTBEAT_TIMEOUT_MS: '1500', ...env }, timeout: 60_000 },
+      (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+export interface Daemon {
+  pid: number;
+  /** The node's unix address. */
+  address: string;
+  /** The head's ws:// address. */
+  head: string;
+}
+
+export const daemonOf = (home: string): Daemon => JSON.parse(readFileSync(join(home, 'daemon.json'), 'utf8')) as Daemon;
+
+/** Opens a raw connection, sends `frames`; resolves with the close code the server chose. */
+export function closeCodeFor(url: string, frames: (Buffer | string)[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, { perMessageDeflate: false });
+    socket.once('open', () => frames.forEach((frame) => socket.send(frame)));
+    socket.once('close', (code) => resolve(code));
+    socket.once('error', (error) => {
+      if (socket.readyState !== WebSocket.CLOSED) reject(error);
+    });
+  });
+}
