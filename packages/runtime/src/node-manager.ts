@@ -8,6 +8,7 @@ import {
   checkObjectName,
   ObjectRef,
   RuntimeShutdownError,
+  ShoalError,
   TaskCancelledError,
   TaskError,
   TaskTimeoutError,
@@ -303,6 +304,28 @@ export class NodeManager implements Runtime {
     task.state = 'ready';
     this.#ready.unshift([task]);
     this.#schedule();
+  }
+
+  /**
+   * The connection to the head dropped: tasks this node spilled may never report back. Each runs
+   * here instead if this node can ever run it (it may then run twice, like any retry), else fails.
+   */
+  reclaimSpilled(): void {
+    for (const task of [...this.#tasks.values()]) {
+      if (task.state !== 'spilled') continue;
+      if (task.placement === 'elsewhere') {
+        this.#fail(
+          task,
+          new ShoalError(
+            'ERR_HEAD_LOST',
+            `Task ${task.fn.name} was placed on another node by the head, and the connection to the head was lost. ` +
+              'Submit it again once the head is back.',
+          ),
+        );
+      } else {
+        this.declined(task.returnId);
+      }
+    }
   }
 
   /** Hands a task to the head to run elsewhere. */

@@ -68,7 +68,12 @@ export class ClusterNode {
     this.data = data;
     this.#options = options;
     this.#puller = new ObjectPuller(node.store.directory, options.token);
-    this.link = new HeadLink(options.headUrl, options.token, () => this.report(), options.onFatal, (message) => this.#onHead(message));
+    this.link = new HeadLink(options.headUrl, options.token, () => this.report(), {
+      onFatal: options.onFatal,
+      onMessage: (message) => this.#onHead(message),
+      // The head forgets what it placed for us when we drop: take those tasks back.
+      onDisconnect: () => node.reclaimSpilled(),
+    });
     const forget = node.store.onDelete;
     node.store.onDelete = (id) => {
       forget?.(id);

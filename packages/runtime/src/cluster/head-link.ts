@@ -91,17 +91,26 @@ export async function queryStatus(url: string, token: string): Promise<{ cluster
   }
 }
 
+/** What a {@link HeadLink} tells its node. */
+export interface HeadLinkHandlers {
+  /** Membership can never work (a refused token, an unreachable head at first): stop. */
+  readonly onFatal: (error: Error) => void;
+  /** A message from the head other than `registered`. */
+  readonly onMessage?: (message: FromHead) => void;
+  /** The connection dropped (it is retried): anything the head was doing for this node is lost. */
+  readonly onDisconnect?: () => void;
+}
+
 /**
  * A node's membership: registers with the head, heartbeats its report every second, and
  * reconnects (and registers again) whenever the connection drops — a restarted head or a
- * network blip — until closed. A refused token is final: `onFatal` is told and it stops.
+ * network blip — until closed. A refused token is final: `handlers.onFatal` is told and it stops.
  */
 export class HeadLink {
   readonly url: string;
   readonly #token: string;
   readonly #report: () => NodeReport;
-  readonly #onFatal: (error: Error) => void;
-  readonly #onMessage: (message: FromHead) => void;
+  readonly #handlers: HeadLinkHandlers;
   #socket: WebSocket | undefined;
   #heartbeat: NodeJS.Timeout | undefined;
   #retry: NodeJS.Timeout | undefined;
@@ -115,14 +124,12 @@ export class HeadLink {
     url: string,
     token: string,
     report: () => NodeReport,
-    onFatal: (error: Error) => void,
-    onMessage: (message: FromHead) => void = () => {},
+    handlers: HeadLinkHandlers,
   ) {
     this.url = url;
     this.#token = token;
     this.#report = report;
-    this.#onFatal = onFatal;
-    this.#onMessage = onMessage;
+    this.#handlers = handlers;
     this.registered = new Promise((resolve) => (this.#markRegistered = resolve));
     void this.#connect();
   }
@@ -136,7 +143,7 @@ export class HeadLink {
       // A wrong token is final; so is a head that cannot be reached at all on the first try
       // (a typo in the address). Later, a lost head is waited for.
       if ((error instanceof ShoalError && error.code === 'ERR_BAD_TOKEN') || !this.#everConnected) {
-        this.#onFatal(error as Error);
+        this.#handlers.onFatal(error as Error);
         return;
       }
       this.#retry = setTimeout(() => void this.#connect(), HEARTBEAT_INTERVAL_MS);
@@ -157,10 +164,11 @@ export class HeadLink {
         return;
       }
       if (message.type === 'registered') this.#markRegistered();
-      else this.#onMessage(message);
+      else this.#handlers.onMessage?.(message);
     });
     socket.on('error', () => socket.terminate());
     socket.on('close', () => {
+      this.#handlers.onDisconnect?.();
       if (this.#heartbeat) clearInterval(this.#heartbeat);
       this.#socket = undefined;
       if (!this.#closed) this.#retry = setTimeout(() => void this.#connect(), HEARTBEAT_INTERVAL_MS);
