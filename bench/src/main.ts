@@ -1,6 +1,6 @@
 // The benchmark suite's one entry point: `npm run bench` (full) or `npm run bench -- --quick`.
 //
-//   node --expose-gc bench/dist/main.js [--quick] [--json] [--only=article,ray,tasks,store]
+//   node --expose-gc bench/dist/main.js [--quick] [--json] [--only=article,ray,tasks,store,cluster]
 //                                       [--runs=N] [--elements=N] [--queued=N]
 //
 // Suites, in this order:
@@ -10,11 +10,13 @@
 //            peers (ray-micro.ts), and tasks_1m_queued
 //   tasks    task throughput/latency vs Piscina and a fork pool, and the transport (tasks.js)
 //   store    object store put/get vs in-process copies (store-put-get.js)
+//   cluster  object_transfer_1gb and broadcast_1gb_to_3_nodes between `shoal start` nodes on
+//            loopback, vs raw TCP in the same run (cluster.ts)
 // `--quick` runs every suite at small sizes in seconds (the CI smoke: `npm test` ends with it).
 // Progress goes to stderr, tables to stdout; `--json` prints the combined report on stdout
 // instead (tables then go to stderr). Results: bench/results/bench.json (bench-quick.json with
-// --quick), article.json, ray-microbenchmarks.json, article.svg; tasks.js and store-put-get.js
-// write their own tasks.json and store-put-get.json.
+// --quick), article.json, ray-microbenchmarks.json, cluster.json, article.svg; tasks.js and
+// store-put-get.js write their own tasks.json and store-put-get.json.
 //
 // The exit status is 1 if any row produced no finite number (or a suite failed): the only check,
 // so the smoke never fails on a slow CI machine. Goals (the article's ratios) are reported, not
@@ -25,12 +27,13 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { articleOptions, articleTable, goalLine, interferenceLine, runArticle, type ArticleReport } from './article.js';
 import { articleChart } from './chart.js';
+import { clusterGoalLine, clusterOptions, clusterTable, runCluster, type ClusterReport } from './cluster.js';
 import { fmt, gc, machine, parseFlags, progress, writeResults } from './common.js';
 import { isDisturbed } from './interference.js';
 import { exitOnSignals, killAtExit } from './lifecycle.js';
 import { rayOptions, rayTable, runRay, type RayReport } from './ray-micro.js';
 
-const SUITES = ['article', 'ray', 'tasks', 'store'] as const;
+const SUITES = ['article', 'ray', 'tasks', 'store', 'cluster'] as const;
 type Suite = (typeof SUITES)[number];
 const RESULTS_DIR = fileURLToPath(new URL('../results/', import.meta.url));
 const EXTERNAL: Record<'tasks' | 'store', { script: string; results: string }> = {
@@ -129,6 +132,20 @@ function rayFailures(report: RayReport): Failure[] {
   return failures;
 }
 
+function clusterFailures(report: ClusterReport): Failure[] {
+  const failures: Failure[] = [];
+  const rows: [string, number][] = [
+    ['object_transfer_1gb', report.transfer.ms.median],
+    ['object_transfer_1gb / raw TCP', report.tcp.ms.median],
+    ['object_transfer_1gb / raw TCP into /dev/shm', report.tcpShm.ms.median],
+    ['broadcast_1gb_to_3_nodes / raw TCP', report.tcpBroadcast.ms.median],
+    ['broadcast_1gb_to_3_nodes', report.broadcast.ms.median],
+  ];
+  for (const [row, ms] of rows) if (!Number.isFinite(ms)) failures.push({ suite: 'cluster', row, problem: `median ${ms}` });
+  for (const problem of report.problems) failures.push({ suite: 'cluster', row: '*', problem });
+  return failures;
+}
+
 const describe = (error: unknown): string => (error instanceof Error ? (error.stack ?? error.message) : String(error));
 
 async function main(options: Options): Promise<number> {
@@ -188,6 +205,12 @@ async function main(options: Options): Promise<number> {
         failures.push(...rayFailures(ray));
         print(`\n${rayTable(ray, host)}\n`);
         files.push(writeResults(`ray-microbenchmarks${suffix}`, { benchmark: 'ray-microbenchmarks', date: new Date().toISOString(), machine: host, ...ray }));
+      } else if (suite === 'cluster') {
+        const cluster = await runCluster(clusterOptions(options), log);
+        suites.cluster = cluster;
+        failures.push(...clusterFailures(cluster));
+        print(`\n${clusterTable(cluster, host)}\n`);
+        files.push(writeResults(`cluster${suffix}`, { benchmark: 'cluster', date: new Date().toISOString(), machine: host, ...cluster }));
       } else {
         const { report, failures: found } = await runExternal(suite, options, log);
         suites[suite] = report;
@@ -222,6 +245,12 @@ async function main(options: Options): Promise<number> {
   }
   if (options.quick && article) closing.push('(--quick sizes are far too small for the goals to mean anything.)');
   if (article && Object.values(article.interference).some(isDisturbed)) closing.push(interferenceLine(article));
+  const cluster = suites.cluster as ClusterReport | undefined;
+  if (cluster) closing.push(`Goal ${clusterGoalLine(cluster)}.`);
+  if (cluster && options.quick) closing.push('(--quick cluster sizes are far too small for the goal to mean anything.)');
+  if (cluster && isDisturbed(cluster.interference)) {
+    closing.push(`Cluster suite disturbed: other processes used ${cluster.interference.otherCores.toFixed(2)} cores; rerun on a quiet machine.`);
+  }
   const ray = suites.ray as RayReport | undefined;
   if (ray && isDisturbed(ray.interference)) {
     closing.push(`Ray-named suite disturbed: other processes used ${ray.interference.otherCores.toFixed(2)} cores; rerun on a quiet machine.`);
