@@ -89,6 +89,11 @@ test('objects and tasks cross nodes: 1 GB pulled once with the right bytes, resu
     const results = await driver<{ length: number; last: number; innerLength: number; innerSum: number }>(homeA, a.head, ['results']);
     assert.deepEqual(results, { length: 1_000_000, last: 499_999.5, innerLength: 500_000, innerSum: 1_500_000 });
 
+    // Two tasks for the two "slot" nodes, each of which must first pull the argument: one each
+    // (a node still pulling for a task it was given does not look free to the head).
+    const spread = await driver<number[]>(homeA, a.head, ['spread', String(256 * 1024 ** 2)]);
+    assert.deepEqual([...spread].sort(), [daemonOf(homeC).pid, daemonOf(homeD).pid].sort());
+
     // A resource no node offers: InfeasibleTaskError naming what each node offers.
     const infeasible = await driver<{ error: string; message: string }>(homeA, a.head, ['infeasible']);
     assert.equal(infeasible.error, 'InfeasibleTaskError');

@@ -42,6 +42,7 @@ class FakeNode {
       workers: 1,
       pulls: 0,
       pulledBytes: 0,
+      runsSeen: 0,
     };
     const node = new FakeNode(socket, report);
     node.send({ type: 'hello', token: TOKEN, role: 'node' });
@@ -102,6 +103,10 @@ test('the head places spilled tasks by room, then argument bytes; declines, fall
     // C is now taken (until its next report); a task with no arguments goes to B.
     a.send({ type: 'spill', task: task('return2xxxxxxxxxxxxxxx') });
     assert.equal((await b.next('run')).task.returnId, 'return2xxxxxxxxxxxxxxx');
+
+    // B reports before it received that run: still full, as far as the head is concerned.
+    b.send({ type: 'heartbeat', node: { ...b.report, runsSeen: 0 } });
+    await b.next('view');
 
     // No room left anywhere, and A could run it: A keeps it.
     a.send({ type: 'spill', task: task('return3xxxxxxxxxxxxxxx') });

@@ -29,6 +29,8 @@ export interface NodeReport {
   /** Objects this node pulled from other nodes, and their bytes, since it started. */
   readonly pulls: number;
   readonly pulledBytes: number;
+  /** The `seq` of the last `run` the node received (its `available` accounts for it). */
+  readonly runsSeen: number;
 }
 
 /** A node as the head sees it (status output). */
@@ -108,7 +110,14 @@ export type FromHead =
   /** The other nodes, after each heartbeat. */
   | { readonly type: 'view'; readonly nodes: readonly PeerView[] }
   /** Run this task here for the node `origin`. */
-  | { readonly type: 'run'; readonly origin: string; readonly task: ClusterTask; readonly sources: Readonly<Record<string, readonly string[]>> }
+  | {
+      readonly type: 'run';
+      /** Numbers the runs sent to this node, so its reports say which ones they account for. */
+      readonly seq: number;
+      readonly origin: string;
+      readonly task: ClusterTask;
+      readonly sources: Readonly<Record<string, readonly string[]>>;
+    }
   /** No other node has room now: keep the task and run it here. */
   | { readonly type: 'declined'; readonly returnId: string }
   /** A task this node spilled ended; `holder` has the result if it is not inline. */
@@ -140,7 +149,7 @@ function isNodeReport(value: unknown): value is NodeReport {
     typeof value.dataUrl === 'string' &&
     isRecord(value.resources) &&
     isRecord(value.available) &&
-    ['objects', 'objectBytes', 'capacityBytes', 'queuedTasks', 'runningTasks', 'workers', 'pulls', 'pulledBytes'].every(
+    ['objects', 'objectBytes', 'capacityBytes', 'queuedTasks', 'runningTasks', 'workers', 'pulls', 'pulledBytes', 'runsSeen'].every(
       (key) => typeof value[key] === 'number',
     )
   );

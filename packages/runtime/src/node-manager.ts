@@ -180,10 +180,18 @@ export class NodeManager implements Runtime {
   } {
     const stats = this.store.stats();
     let running = 0;
-    for (const task of this.#tasks.values()) if (task.state === 'running') running += 1;
+    // Tasks the head placed here that have not started (their arguments are still on their way)
+    // are room already taken, as far as the head is concerned.
+    const available = { ...this.#available };
+    for (const task of this.#tasks.values()) {
+      if (task.state === 'running') running += 1;
+      if (task.placement === 'local' && (task.state === 'waiting' || task.state === 'ready')) {
+        for (const [name, amount] of Object.entries(task.demand)) available[name] = (available[name] ?? 0) - amount;
+      }
+    }
     return {
       resources: { ...this.#total },
-      available: { ...this.#available },
+      available,
       objects: stats.objects,
       objectBytes: stats.usedBytes + stats.inlineBytes,
       capacityBytes: stats.capacity,

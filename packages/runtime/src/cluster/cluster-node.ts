@@ -62,6 +62,8 @@ export class ClusterNode {
   #flushTimer: NodeJS.Timeout | undefined;
   readonly #locates = new Map<number, (holders: Readonly<Record<string, readonly string[]>>) => void>();
   #nextLocate = 1;
+  /** The seq of the last `run` the head sent here. */
+  #runsSeen = 0;
 
   private constructor(node: NodeManager, data: DataServer, options: ClusterNodeOptions) {
     this.node = node;
@@ -123,6 +125,7 @@ export class ClusterNode {
       dataUrl: this.data.url,
       ...this.node.load(),
       ...this.#puller.stats,
+      runsSeen: this.#runsSeen,
     };
   }
 
@@ -240,6 +243,7 @@ export class ClusterNode {
         return;
       }
       case 'run':
+        this.#runsSeen = Math.max(this.#runsSeen, message.seq);
         this.node.runForeign(message.origin, message.task, (id) => this.#fetch(id, message.sources[id] ?? []));
         return;
       case 'declined':

@@ -52,8 +52,10 @@ interface Member {
   report: NodeReport;
   lastSeen: number;
   socket: WebSocket;
-  /** Demands of tasks sent to the node since its last report (not in its `available` yet). */
-  sinceReport: Record<string, number>[];
+  /** Tasks sent to the node that its last report did not account for yet (by `run` seq). */
+  sinceReport: { seq: number; demand: Record<string, number> }[];
+  /** The seq of the last `run` sent to it. */
+  runs: number;
 }
 
 /** A task the head placed on a node other than its submitter's. */
@@ -248,7 +250,15 @@ export class Head {
             this.#options.log(`node ${nodeId} joined from ${remote} (${message.node.hostname}, pid ${message.node.pid})`);
             socket.once('close', () => this.#leave(nodeId!, socket, 'disconnected'));
           }
-          this.#members.set(nodeId, { report: message.node, lastSeen: Date.now(), socket, sinceReport: [] });
+          const previous = this.#members.get(nodeId);
+          this.#members.set(nodeId, {
+            report: message.node,
+            lastSeen: Date.now(),
+            socket,
+            // Runs the node had not received when it reported still count against its room.
+            sinceReport: (previous?.sinceReport ?? []).filter((sent) => sent.seq > message.node.runsSeen),
+            runs: previous?.runs ?? 0,
+          });
           if (message.type === 'register') send({ type: 'registered', nodeId });
           else send({ type: 'view', nodes: this.#viewFor(nodeId) });
           return;
@@ -315,7 +325,7 @@ export class Head {
   /** What a node may still take now: its last report minus what was sent to it since. */
   #effectiveAvailable(member: Member): Record<string, number> {
     const available = { ...member.report.available };
-    for (const demand of member.sinceReport) {
+    for (const { demand } of member.sinceReport) {
       for (const [name, amount] of Object.entries(demand)) available[name] = (available[name] ?? 0) - amount;
     }
     return available;
@@ -403,7 +413,8 @@ export class Head {
       return;
     }
     const member = this.#members.get(target)!;
-    member.sinceReport.push(demandOf(task));
+    member.runs += 1;
+    member.sinceReport.push({ seq: member.runs, demand: demandOf(task) });
     const sources: Record<string, string[]> = {};
     for (const arg of task.args) {
       if ('ref' in arg && !arg.bytes) {
@@ -414,7 +425,7 @@ export class Head {
     }
     const previous = this.#forwarded.get(task.returnId);
     this.#forwarded.set(task.returnId, { task, origin, target, lost: previous?.lost ?? 0 });
-    this.#sendTo(target, { type: 'run', origin, task, sources });
+    this.#sendTo(target, { type: 'run', seq: member.runs, origin, task, sources });
   }
 
   #finished(target: string, returnId: string, result: ClusterResult): void {
