@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ObjectNotFoundError, ShoalError, init, shutdown, store } from 'shoal';
@@ -58,11 +61,38 @@ test('named objects: versions, watch, and the old version freed once nothing hol
   await assert.rejects(store.putNamed('', 1), TypeError);
 });
 
+/** A port nothing listens on (it did a moment ago). */
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 test('attaching to a node that is not there, or to a cluster address, fails clearly', async () => {
   await assert.rejects(init({ address: 'unix:/dev/shm/shoal-doesnotexist/node.sock' }), (error: unknown) => {
     return error instanceof ShoalError && error.code === 'ERR_ATTACH_FAILED' && /Is the node running\?/.test(error.message);
   });
-  await assert.rejects(init({ address: 'ws://127.0.0.1:6380' }), (error: unknown) => error instanceof ShoalError && error.code === 'ERR_NOT_SUPPORTED');
+  // A cluster address with no node of it on this machine: joining over the network needs the
+  // token, and a head to answer.
+  const home = process.env.SHOAL_HOME;
+  const token = process.env.SHOAL_TOKEN;
+  process.env.SHOAL_HOME = mkdtempSync(join(tmpdir(), 'shoal-home-empty-'));
+  delete process.env.SHOAL_TOKEN;
+  try {
+    await assert.rejects(init({ address: 'ws://127.0.0.1:6380' }), (error: unknown) => error instanceof ShoalError && error.code === 'ERR_NO_TOKEN');
+    const port = await freePort();
+    await assert.rejects(
+      init({ address: `ws://127.0.0.1:${port}`, token: 'some-token' }),
+      (error: unknown) => error instanceof ShoalError && error.code === 'ERR_ATTACH_FAILED' && /Is the head running\?/.test(error.message),
+    );
+  } finally {
+    rmSync(process.env.SHOAL_HOME, { recursive: true, force: true });
+    if (home === undefined) delete process.env.SHOAL_HOME;
+    else process.env.SHOAL_HOME = home;
+    if (token !== undefined) process.env.SHOAL_TOKEN = token;
+  }
   await assert.rejects(init({ address: 'tcp://nowhere' }), TypeError);
   await assert.rejects(init({ address: 'unix:/dev/shm/shoal-x/node.sock', numCpus: 2 }), /cannot be given with `address`/);
   await shutdown();
