@@ -113,6 +113,7 @@ test('objects and tasks cross nodes: 1 GB pulled once with the right bytes, resu
       back: 5_000_000,
       onB: { length: 5_000_000, ppid: b.pid },
       getSync: 'ObjectNotFoundError',
+      tooLarge: 'ERR_OBJECT_TOO_LARGE',
     });
     await assert.rejects(driver(remoteHome, a.head, ['remote'], { SHOAL_TOKEN: 'not-the-token' }), /refused the token/);
     assert.match(readFileSync(join(homeA, 'daemon.log'), 'utf8'), /refused a driver connection from .*: wrong or missing token/);

@@ -8,6 +8,7 @@ import {
   ObjectRef,
   RuntimeShutdownError,
   ShoalError,
+  formatBytes,
   checkObjectName,
   decodeValue,
   encodeValue,
@@ -40,6 +41,9 @@ type Request =
   | { type: 'wait'; ids: readonly string[]; numReturns: number; timeoutMs: number | null }
   | { type: 'bind'; name: string; id: string }
   | { type: 'lookup'; name: string };
+
+/** Largest object a program without a node of its own sends (one message; see REMOTE_MAX_FRAME_BYTES). */
+const REMOTE_OBJECT_LIMIT = 1024 ** 3;
 
 /**
  * The runtime of a process connected to a node over its unix socket: a worker process (it runs
@@ -272,7 +276,17 @@ export class NodeClient implements Runtime {
     const id = newObjectId();
     const contains = encoded.refs.map((ref) => ref.id);
     const size = encoded.layout.totalSize;
-    if (this.remote) this.#assertWelcomed('put an object');
+    if (this.remote) {
+      this.#assertWelcomed('put an object');
+      if (size > REMOTE_OBJECT_LIMIT) {
+        throw new ShoalError(
+          'ERR_OBJECT_TOO_LARGE',
+          `Cannot store an object of ${formatBytes(size)}: a program on a machine without a node sends each object ` +
+            'whole, up to 1 GiB. Split it into several objects, or run the program on a machine with a node ' +
+            '(`shoal start --address ...`).',
+        );
+      }
+    }
     if (size >= this.inlineThreshold && !this.remote) {
       writeEncodedSegment(join(this.directory, id), encoded);
       this.#connection.send({ type: 'put', id, payload: { size, contains } });
