@@ -3,7 +3,7 @@
 // cross WebSocket, not shared memory. A driver attached to A puts objects; tasks that need a
 // resource only other nodes offer run there and pull what they read.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -52,6 +52,7 @@ test('objects and tasks cross nodes: 1 GB pulled once with the right bytes, resu
   const homes = ['a', 'b', 'c', 'd'].map((name) => mkdtempSync(join(tmpdir(), `shoal-home-${name}-`)));
   const [homeA, homeB, homeC, homeD] = homes as [string, string, string, string];
   const pids: number[] = [];
+  const children: ChildProcess[] = [];
   try {
     const started = await shoal(homeA, ['start', '--head', '--port', '0', '--num-cpus', '1']);
     assert.equal(started.code, 0, started.stderr);
@@ -121,6 +122,7 @@ test('objects and tasks cross nodes: 1 GB pulled once with the right bytes, resu
     // A ref made on node B, got by a driver on A: pulled from B. Once B is gone, a ref whose only
     // copy was there is an ObjectLostError.
     const holder = spawn(process.execPath, ['--import', 'tsx', DRIVER, a.head, 'hold'], { env: { ...process.env, SHOAL_HOME: homeB } });
+    children.push(holder);
     const refsLine = await new Promise<string>((resolve, reject) => {
       let out = '';
       holder.stdout.on('data', (chunk: Buffer) => {
@@ -171,6 +173,7 @@ test('objects and tasks cross nodes: 1 GB pulled once with the right bytes, resu
     }
     assert.ok(!existsSync(dirname(a.address.slice(5))), 'stop removes the session directory');
   } finally {
+    for (const child of children) child.kill('SIGKILL');
     for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
     await until(() => pids.every((pid) => !isAlive(pid)), 'the daemons to be gone');
     sweepStaleSessions('/dev/shm');

@@ -18,6 +18,7 @@ const DRIVER = fileURLToPath(new URL('./fixtures/cluster-driver.ts', import.meta
 test('a head and a second node: start, status, auth, bad frames, a dying node, a joining driver, stop', { timeout: 180_000 }, async () => {
   const homeA = mkdtempSync(join(tmpdir(), 'shoal-home-a-'));
   const homeB = mkdtempSync(join(tmpdir(), 'shoal-home-b-'));
+  const homes = [homeA, homeB];
   const pids: number[] = [];
   try {
     // Usage errors are exit code 2 with a message.
@@ -54,7 +55,9 @@ test('a head and a second node: start, status, auth, bad frames, a dying node, a
     assert.equal(wrong.code, 1);
     assert.match(wrong.stderr, /refused the token/);
     assert.match(readFileSync(join(homeA, 'daemon.log'), 'utf8'), /rejected a connection from .*: wrong token/);
-    const badJoin = await shoal(mkdtempSync(join(tmpdir(), 'shoal-home-c-')), ['start', '--address', a.head, '--token', 'not-the-token']);
+    const homeC = mkdtempSync(join(tmpdir(), 'shoal-home-c-'));
+    homes.push(homeC);
+    const badJoin = await shoal(homeC, ['start', '--address', a.head, '--token', 'not-the-token']);
     assert.equal(badJoin.code, 1);
 
     // Garbage and oversized frames close only their own connection.
@@ -104,6 +107,6 @@ test('a head and a second node: start, status, auth, bad frames, a dying node, a
     await until(() => pids.every((pid) => !isAlive(pid)), 'the daemons to be gone');
     // Daemons killed here could not remove their session directories.
     sweepStaleSessions('/dev/shm');
-    for (const home of [homeA, homeB]) rmSync(home, { recursive: true, force: true });
+    for (const home of homes) rmSync(home, { recursive: true, force: true });
   }
 });

@@ -134,7 +134,7 @@ test('the head places spilled tasks by room, then argument bytes; declines, fall
     assert.equal((await a.next('declined')).returnId, 'return1xxxxxxxxxxxxxxx');
     const lost = await a.next('result');
     assert.equal(lost.returnId, 'return4xxxxxxxxxxxxxxx');
-    assert.ok(!lost.result.ok && lost.result.failure.code === 'ERR_TASK_INFEASIBLE');
+    assert.ok(!lost.result.ok && lost.result.failure.code === 'ERR_NODE_DIED', 'its node died; it is not infeasible');
   } finally {
     for (const node of nodes) node.socket.terminate();
     await head.close();

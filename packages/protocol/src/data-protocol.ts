@@ -19,7 +19,15 @@ export type ToHolder =
 
 export type FromHolder =
   | { readonly type: 'welcome'; readonly nodeId: string }
-  | { readonly type: 'object'; readonly requestId: number; readonly size: number; readonly bytes?: Uint8Array }
+  | {
+      readonly type: 'object';
+      readonly requestId: number;
+      readonly size: number;
+      /** The serialized object, when it is inline (no chunks follow). */
+      readonly bytes?: Uint8Array;
+      /** Ids of the objects whose refs are nested in this one (the holder has them too). */
+      readonly contains?: readonly string[];
+    }
   /** The next binary message holds `length` bytes of the object at `offset`. */
   | { readonly type: 'chunk'; readonly requestId: number; readonly offset: number; readonly length: number }
   /** The holder does not have the object (`freed`), or it is the failure of its task. */
@@ -51,7 +59,10 @@ export function decodeFromHolder(message: unknown): FromHolder {
   if (!isRecord(message) || !FROM_HOLDER.has(message.type as string)) throw new TypeError('unknown data message');
   const ok =
     (message.type === 'welcome' && typeof message.nodeId === 'string') ||
-    (message.type === 'object' && isCount(message.requestId) && isCount(message.size)) ||
+    (message.type === 'object' &&
+      isCount(message.requestId) &&
+      isCount(message.size) &&
+      (message.contains === undefined || (Array.isArray(message.contains) && message.contains.every((id) => typeof id === 'string')))) ||
     (message.type === 'chunk' && isCount(message.requestId) && isCount(message.offset) && isCount(message.length)) ||
     (message.type === 'missing' && isCount(message.requestId) && typeof message.reason === 'string');
   if (!ok) throw new TypeError(`malformed ${String(message.type)}`);

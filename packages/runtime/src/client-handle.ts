@@ -20,6 +20,11 @@ export interface Peer {
   blockedRequests: number;
   /** Names this peer watches. */
   readonly watching: Set<string>;
+  /**
+   * Ids it holds refs to that this node did not have when it said so (made by other nodes):
+   * counted as holds if this node fetches them.
+   */
+  readonly pendingHolds: Set<string>;
   /** A program on another machine (over WebSocket): it cannot map this machine's segments. */
   readonly remote?: boolean;
   send(message: NodeToWorker): void;
@@ -35,6 +40,7 @@ export class ClientHandle implements Peer {
   lease: Readonly<Resources> | undefined = undefined;
   blockedRequests = 0;
   readonly watching = new Set<string>();
+  readonly pendingHolds = new Set<string>();
 
   readonly remote: boolean;
 

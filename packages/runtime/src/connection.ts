@@ -58,7 +58,13 @@ export class Connection<In, Out> {
           this.destroy(error as Error);
           return;
         }
-        handlers.message(message);
+        try {
+          handlers.message(message);
+        } catch (error) {
+          // What one peer sent must not take the process down: only its connection goes.
+          this.destroy(error as Error);
+          return;
+        }
       }
     });
     socket.on('error', (error) => this.destroy(error));

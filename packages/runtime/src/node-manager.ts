@@ -9,6 +9,7 @@ import {
   ObjectRef,
   RuntimeShutdownError,
   ShoalError,
+  formatBytes,
   TaskCancelledError,
   TaskError,
   TaskTimeoutError,
@@ -220,6 +221,13 @@ export class NodeManager implements Runtime {
    */
   runForeign(origin: string, task: ClusterTask, fetch: (id: string, size: number) => void): void {
     if (this.#state !== 'running' || this.#tasks.has(task.returnId) || !isValidId(task.returnId)) return;
+    if (this.store.status(task.returnId).state !== 'freed') {
+      // It ran here already (the head lost sight of this node meanwhile and placed it again):
+      // the result is still here, kept for the origin; report it once more.
+      if (!this.#keptFor.has(task.returnId) && this.store.hold(task.returnId)) this.#keptFor.set(task.returnId, origin);
+      this.#reportForeign(origin, task.returnId);
+      return;
+    }
     const args: WireArg[] = [];
     const deps: string[] = [];
     for (const arg of task.args) {
@@ -260,8 +268,8 @@ export class NodeManager implements Runtime {
       result = { ok: false, failure: toWireFailure(status.state === 'failed' ? status.error : new ObjectFreedError(returnId)) };
     }
     this.#cluster?.finished(origin, returnId, result);
-    // Only a result in a segment waits for the origin to pull it.
-    if (status.state !== 'ready' || status.bytes) this.releaseKept([returnId]);
+    // A result (and what it refers to) stays until the origin has its copy and says so.
+    if (status.state !== 'ready') this.releaseKept([returnId]);
   }
 
   /** The origin has its copy of these results (or left the cluster): stop keeping them. */
@@ -277,6 +285,13 @@ export class NodeManager implements Runtime {
     if (!this.#keptFor.has(returnId)) return;
     this.#cancel(returnId);
     this.releaseKept([returnId]);
+  }
+
+  /** The connection to the head dropped: results kept for other nodes will never be asked for. */
+  dropForeign(): void {
+    const ids = [...this.#keptFor.keys()];
+    for (const id of ids) this.#cancel(id);
+    this.releaseKept(ids);
   }
 
   /** Releases every result kept for `origin` (it left the cluster), and cancels its tasks here. */
@@ -532,6 +547,7 @@ export class NodeManager implements Runtime {
         const owner = owners.get(id);
         if (owner === undefined || owner === this.store.sessionId || this.store.status(id).state !== 'freed') continue;
         this.store.expect(id);
+        this.#claimPendingHolds(id);
         this.#cluster.fetch(id, owner);
       }
     }
@@ -897,7 +913,17 @@ export class NodeManager implements Runtime {
       case 'ready':
         if (status.bytes) return { kind: 'inline', bytes: status.bytes };
         // A remote driver cannot map this machine's segments: it gets the bytes.
-        if (peer?.remote) return { kind: 'inline', bytes: this.store.segmentBytes(id) };
+        if (peer?.remote) {
+          if (status.size > REMOTE_MAX_FRAME_BYTES - (1 << 20)) {
+            const tooLarge = new ShoalError(
+              'ERR_OBJECT_TOO_LARGE',
+              `Object ${id} is ${formatBytes(status.size)}: a program on a machine without a node receives each object ` +
+                'whole, up to 1 GiB. Read it in a task, or run the program on a machine with a node.',
+            );
+            return { kind: 'error', error: encodeError(tooLarge) };
+          }
+          return { kind: 'inline', bytes: this.store.segmentBytes(id) };
+        }
         if (peer) {
           let peers = this.#mappedBy.get(id);
           if (!peers) this.#mappedBy.set(id, (peers = new Set()));
@@ -1000,8 +1026,17 @@ export class NodeManager implements Runtime {
   }
 
   /** Counts a ref held by another process (released with it if it goes away). */
-  #holdFor(peer: Peer, id: string): void {
-    if (this.store.hold(id)) peer.holds.set(id, (peer.holds.get(id) ?? 0) + 1);
+  #holdFor(peer: Peer, id: string): boolean {
+    if (!this.store.hold(id)) return false;
+    peer.holds.set(id, (peer.holds.get(id) ?? 0) + 1);
+    return true;
+  }
+
+  /** Object `id` now exists here: peers that said they hold a ref to it hold it. */
+  #claimPendingHolds(id: string): void {
+    for (const peer of [...this.#workers, ...this.#clients]) {
+      if (peer.pendingHolds.delete(id)) this.#holdFor(peer, id);
+    }
   }
 
   /** Releases what a peer that went away held: its refs and its watches. */
@@ -1075,12 +1110,18 @@ export class NodeManager implements Runtime {
   #onCommonMessage(worker: Peer, message: WorkerToNode): void {
     switch (message.type) {
       case 'put':
-        if (!isValidId(message.id)) return;
-        if (message.payload.bytes && message.payload.size >= this.store.options.inlineThreshold) {
-          // A remote driver's large object: into a segment, as if it had written it here.
-          this.store.registerBytes(message.id, message.payload.bytes, message.payload.contains);
-        } else {
-          this.store.register(message.id, message.payload);
+        if (!isValidId(message.id) || this.store.status(message.id).state !== 'freed') return;
+        try {
+          if (message.payload.bytes && message.payload.size >= this.store.options.inlineThreshold) {
+            // A remote driver's large object: into a segment, as if it had written it here.
+            this.store.registerBytes(message.id, message.payload.bytes, message.payload.contains);
+          } else {
+            this.store.register(message.id, message.payload);
+          }
+        } catch (error) {
+          // No room (or /dev/shm full): the object exists as that failure, for whoever gets it.
+          this.store.expect(message.id);
+          this.store.fail(message.id, error as Error);
         }
         // The putter holds a ref to it from now on (counted here, so it is never unheld).
         this.#holdFor(worker, message.id);
@@ -1088,14 +1129,19 @@ export class NodeManager implements Runtime {
       case 'submit':
         this.#submitFromWorker(worker, message.task);
         return;
-      case 'resolve':
+      case 'resolve': {
+        const bridged: string[] = [];
         if (this.#cluster && Array.isArray(message.owners)) {
           // Objects made by other nodes are fetched here first, and held for the asker.
           message.ids.forEach((id, i) => {
             const owner = message.owners![i];
             if (typeof owner !== 'string' || owner === this.store.sessionId || this.store.status(id).state !== 'freed') return;
             this.store.expect(id);
-            this.#holdFor(worker, id);
+            // The asker's own hold (its `refs` message) keeps the copy; this one only bridges
+            // until the answer is sent.
+            this.#claimPendingHolds(id);
+            this.store.hold(id);
+            bridged.push(id);
             this.#cluster!.fetch(id, owner);
           });
         }
@@ -1103,8 +1149,14 @@ export class NodeManager implements Runtime {
           const locations: Record<string, ObjectLocation> = {};
           for (const id of message.ids) locations[id] = this.#locate(id, worker);
           worker.send({ type: 'resolved', requestId: message.requestId, locations });
+          // After the answer is on its way: the asker maps the file once it reads it, and by then
+          // its own hold has arrived (it was sent before the request's answer could be).
+          setImmediate(() => {
+            for (const id of bridged) this.store.release(id);
+          });
         });
         return;
+      }
       case 'wait':
         this.#whileBlocked(worker, message.ids, this.#waitFor(message.ids, message.numReturns, message.timeoutMs), (ready) =>
           worker.send({ type: 'waited', requestId: message.requestId, ready }),
@@ -1117,10 +1169,16 @@ export class NodeManager implements Runtime {
         for (const id of message.ids) this.store.freeId(id);
         return;
       case 'refs':
-        for (const id of message.hold) this.#holdFor(worker, id);
+        for (const id of message.hold) {
+          // A ref to an object this node does not have (yet): counted if it is fetched here.
+          if (!this.#holdFor(worker, id) && isValidId(id)) worker.pendingHolds.add(id);
+        }
         for (const id of message.release) {
           const count = worker.holds.get(id);
-          if (count === undefined) continue;
+          if (count === undefined) {
+            worker.pendingHolds.delete(id);
+            continue;
+          }
           if (count <= 1) worker.holds.delete(id);
           else worker.holds.set(id, count - 1);
           this.store.release(id);

@@ -37,6 +37,7 @@ export class WorkerHandle implements Peer {
   blockedRequests = 0;
   /** Names this worker watches. */
   readonly watching = new Set<string>();
+  readonly pendingHolds = new Set<string>();
   idleTimer: NodeJS.Timeout | undefined;
 
   constructor(environment: WorkerEnvironment, onExit: (worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void) {

@@ -297,6 +297,7 @@ export class ObjectStore {
       // Written already: account for it even beyond capacity, rather than lose a result.
       this.#used += payload.size;
       this.#segments += 1;
+      this.onAdd?.(id, payload.size);
     }
     if (!existing) {
       this.#objects.set(id, ready(payload.size, payload.bytes, contains));

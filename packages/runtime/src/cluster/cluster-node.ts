@@ -5,13 +5,13 @@ import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { debuglog } from 'node:util';
-import type { ClusterResult, ClusterTask, FromHead, NodeReport, PeerView } from '@shoal/protocol';
+import { isValidId, type ClusterResult, type ClusterTask, type FromHead, type NodeReport, type PeerView } from '@shoal/protocol';
 import { unlinkSegment } from '@shoal/shm';
 import type { NodeManager } from '../node-manager.js';
 import type { Resources, Task } from '../task.js';
 import { fromWireFailure } from '../thrown.js';
 import { HeadLink } from './head-link.js';
-import { DataServer, ObjectPuller } from './transfer.js';
+import { DataServer, ObjectPuller, type PulledObject } from './transfer.js';
 
 const debug = debuglog('shoal:cluster');
 
@@ -73,8 +73,12 @@ export class ClusterNode {
     this.link = new HeadLink(options.headUrl, options.token, () => this.report(), {
       onFatal: options.onFatal,
       onMessage: (message) => this.#onHead(message),
-      // The head forgets what it placed for us when we drop: take those tasks back.
-      onDisconnect: () => node.reclaimSpilled(),
+      // The head forgets what it placed for us and on us when we drop: take our tasks back, and
+      // stop keeping results nobody will ask for.
+      onDisconnect: () => {
+        node.reclaimSpilled();
+        node.dropForeign();
+      },
     });
     const forget = node.store.onDelete;
     node.store.onDelete = (id) => {
@@ -184,7 +188,7 @@ export class ClusterNode {
     );
   }
 
-  async #pull(id: string, sources: readonly string[]): Promise<{ size: number; bytes?: Uint8Array }> {
+  async #pull(id: string, sources: readonly string[]): Promise<PulledObject> {
     let urls = [...sources];
     try {
       if (urls.length > 0) return await this.#puller.pull(id, urls, fromWireFailure);
@@ -231,12 +235,24 @@ export class ClusterNode {
   // ---- messages from the head ------------------------------------------------------------------
 
   #onHead(message: FromHead): void {
+    try {
+      this.#handleHead(message);
+    } catch (error) {
+      // A message that does not fit this node's state must not take the node down.
+      this.#options.log(`ignored a ${message.type} from the head: ${(error as Error).message}`);
+    }
+  }
+
+  #handleHead(message: FromHead): void {
     switch (message.type) {
       case 'view': {
         const next = new Map(message.nodes.map((peer) => [peer.nodeId, peer]));
-        for (const id of this.#view.keys()) {
-          // A node that left: results kept for it will never be pulled, its tasks here are moot.
-          if (!next.has(id)) this.node.forgetOrigin(id);
+        for (const [id, peer] of this.#view) {
+          if (next.has(id)) continue;
+          // A node that left: results kept for it will never be pulled, its tasks here are moot,
+          // and pulls from it will not finish.
+          this.node.forgetOrigin(id);
+          this.#puller.forget(peer.dataUrl);
         }
         this.#view = next;
         this.#spillBlocked = false;
@@ -266,23 +282,24 @@ export class ClusterNode {
   }
 
   /**
-   * A task this node spilled ended. Its result, and objects made on the other node that the
-   * result refers to, are pulled here (the other node keeps them only until then).
+   * A task this node spilled ended. Its result, and the objects made on the other node that it
+   * refers to (recursively), are pulled here; then the other node may drop its copies.
    */
   async #receiveResult(returnId: string, holderUrl: string, result: ClusterResult): Promise<void> {
+    if (!isValidId(returnId)) return;
     if (!result.ok) {
       this.node.failSpilled(returnId, fromWireFailure(result.failure));
       return;
     }
+    // Pulled objects are held here until the result holds them (or the pull failed).
+    const held: string[] = [];
     try {
+      const contains: string[] = [];
       for (const { id, owner } of result.contains) {
-        if (this.node.store.status(id).state !== 'freed') continue;
-        const object = await this.#pull(id, [holderUrl, ...this.#urlOf(owner)]);
-        if (this.node.store.status(id).state === 'freed') {
-          this.node.store.register(id, { size: object.size, bytes: object.bytes, contains: [] });
-        }
+        if (!isValidId(id)) continue;
+        await this.#pullTree(id, [holderUrl, ...this.#urlOf(owner)], held, 0);
+        contains.push(id);
       }
-      const contains = result.contains.map(({ id }) => id);
       if (result.bytes) {
         this.node.finishSpilled(returnId, { size: result.size, bytes: result.bytes, contains });
         return;
@@ -293,7 +310,28 @@ export class ClusterNode {
       debug('result %s could not be fetched: %o', returnId, error);
       this.node.failSpilled(returnId, error as Error);
     } finally {
-      if (!result.bytes && holderUrl) this.#puller.release(holderUrl, [returnId]);
+      for (const id of held) this.node.store.release(id);
+      if (holderUrl) this.#puller.release(holderUrl, [returnId]);
     }
+  }
+
+  /** Pulls `id` and every object it refers to that this node lacks, children first, and holds each. */
+  async #pullTree(id: string, sources: readonly string[], held: string[], depth: number): Promise<void> {
+    if (this.node.store.status(id).state !== 'freed') return;
+    if (depth > 64) throw new Error(`objects nested more than 64 refs deep, at ${id}`);
+    const object = await this.#pull(id, sources);
+    const contains: string[] = [];
+    for (const child of object.contains ?? []) {
+      if (!isValidId(child)) continue;
+      await this.#pullTree(child, sources, held, depth + 1);
+      contains.push(child);
+    }
+    if (this.node.store.status(id).state !== 'freed') {
+      if (!object.bytes) this.#discard(id);
+      return;
+    }
+    this.node.store.register(id, { size: object.size, bytes: object.bytes, contains });
+    this.node.store.hold(id);
+    held.push(id);
   }
 }

@@ -187,6 +187,8 @@ export class Head {
     const token = request.headers[TOKEN_HEADER];
     const refuse = (status: string, why: string) => {
       this.#options.log(`refused a driver connection from ${remote}: ${why}`);
+      // The client may reset the connection before it reads the answer.
+      socket.on('error', () => socket.destroy());
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     };
     if (typeof token !== 'string' || !sameToken(token, this.#options.token)) {
@@ -384,6 +386,27 @@ export class Head {
     }
     if (fallback) {
       this.#forward(origin, task, fallback.id);
+      return;
+    }
+    if (retry) {
+      // The node that could run it left, and no other can: that is the node's death, not a
+      // task that can never run.
+      this.#forwarded.delete(task.returnId);
+      this.#sendTo(origin, {
+        type: 'result',
+        returnId: task.returnId,
+        holder: '',
+        holderUrl: '',
+        result: {
+          ok: false,
+          failure: {
+            code: 'ERR_NODE_DIED',
+            message:
+              `Task ${task.fn.name} failed: the node running it left the cluster, and no node there now offers ` +
+              `${describeResources(demand)}. Start one (or restart the one that left) and submit it again.`,
+          },
+        },
+      });
       return;
     }
     const offers = [...this.#members.values()].map((member) => `${member.report.hostname} (${member.report.nodeId}) offers ${describeResources(member.report.resources)}`);

@@ -186,7 +186,7 @@ export class DataServer {
       return;
     }
     if (status.bytes) {
-      send({ type: 'object', requestId, size: status.size, bytes: status.bytes });
+      send({ type: 'object', requestId, size: status.size, bytes: status.bytes, contains: status.contains });
       return;
     }
     const path = join(this.#store.directory, id);
@@ -203,7 +203,7 @@ export class DataServer {
       send({ type: 'missing', requestId, reason: 'freed' });
       return;
     }
-    send({ type: 'object', requestId, size: status.size });
+    send({ type: 'object', requestId, size: status.size, contains: status.contains });
     stream({ requestId, mapping, size: status.size, sent: 0, acked: 0, window: message.window });
   }
 }
@@ -213,6 +213,8 @@ export interface PulledObject {
   readonly size: number;
   /** The serialized object when it is inline; otherwise the segment file was written. */
   readonly bytes?: Uint8Array;
+  /** Ids of the objects it refers to. */
+  readonly contains?: readonly string[];
 }
 
 /** Why a pull from one holder did not give the object. */
@@ -233,7 +235,13 @@ interface Incoming {
   fd: number | undefined;
   size: number;
   received: number;
+  contains: readonly string[] | undefined;
+  /** The pull failed here (no room for the file): its chunks are read and dropped. */
+  discarding: boolean;
 }
+
+/** A holder that answers no ping for this long is taken for dead (its pulls fail over). */
+const LIVENESS_MS = 10_000;
 
 /** One authenticated data connection to a holder, multiplexing this node's pulls from it. */
 class HolderConnection {
@@ -244,6 +252,7 @@ class HolderConnection {
   #nextRequest = 1;
   /** The chunk header whose bytes are the next binary message. */
   #chunk: { requestId: number; offset: number; length: number } | undefined;
+  readonly #pinger: NodeJS.Timeout;
   closed = false;
 
   constructor(url: string, token: string, onClose: () => void) {
@@ -270,6 +279,18 @@ class HolderConnection {
       });
     });
     this.ready.catch(() => {});
+    // A holder that stops answering (stopped, partitioned) must not hang its pulls forever.
+    let lastPong = Date.now();
+    this.#socket.on('pong', () => (lastPong = Date.now()));
+    this.#pinger = setInterval(() => {
+      if (Date.now() - lastPong > LIVENESS_MS) {
+        this.#fail(new Error(`${url} stopped answering (no pong for ${LIVENESS_MS} ms)`));
+        this.#socket.terminate();
+      } else if (this.#socket.readyState === WebSocket.OPEN) {
+        this.#socket.ping();
+      }
+    }, LIVENESS_MS / 4);
+    this.#pinger.unref();
     this.#socket.on('error', () => this.#socket.terminate());
     this.#socket.on('close', (code, reason) => {
       this.closed = true;
@@ -281,7 +302,7 @@ class HolderConnection {
   pull(id: string, path: string): Promise<PulledObject> {
     return new Promise((resolve, reject) => {
       const requestId = this.#nextRequest++;
-      this.#requests.set(requestId, { id, path, resolve, reject, fd: undefined, size: 0, received: 0 });
+      this.#requests.set(requestId, { id, path, resolve, reject, fd: undefined, size: 0, received: 0, contains: undefined, discarding: false });
       this.#send({ type: 'pull', requestId, id, window: PULL_WINDOW_BYTES });
     });
   }
@@ -308,55 +329,70 @@ class HolderConnection {
     if (!request) throw new TypeError(`a reply to unknown request ${message.requestId}`);
     if (message.type === 'missing') {
       this.#requests.delete(message.requestId);
+      this.#abandon(request);
       request.reject(new PullFailure(`${this.url} does not have it (${message.reason})`, message.failure));
       return;
     }
+    if (request.fd !== undefined || request.discarding) throw new TypeError(`a second answer to request ${message.requestId}`);
     // 'object': inline bytes, or the size of the segment about to stream.
     if (message.bytes) {
       this.#requests.delete(message.requestId);
-      request.resolve({ size: message.size, bytes: message.bytes });
+      request.resolve({ size: message.size, bytes: message.bytes, ...(message.contains ? { contains: message.contains } : {}) });
       return;
     }
     request.size = message.size;
+    request.contains = message.contains;
     try {
       request.fd = createSegment(request.path, message.size);
     } catch (error) {
-      this.#requests.delete(message.requestId);
+      // No room here: this pull fails now; its chunks still come and are dropped, so the
+      // other pulls on this connection go on.
+      request.discarding = true;
       request.reject(error as Error);
-      // The holder will stream anyway: a connection cannot skip a transfer, so drop it.
-      this.#socket.terminate();
+      if (message.size === 0) this.#requests.delete(message.requestId);
       return;
     }
     if (message.size === 0) this.#finish(message.requestId, request);
   }
 
+  /** Closes and removes a partly written file. */
+  #abandon(request: Incoming): void {
+    if (request.fd === undefined) return;
+    try {
+      closeSegment(request.fd, request.path);
+      unlinkSegment(request.path);
+    } catch {
+      // Already gone.
+    }
+    request.fd = undefined;
+  }
+
   #write(chunk: { requestId: number; offset: number; length: number }, data: Buffer): void {
     const request = this.#requests.get(chunk.requestId);
-    if (!request || request.fd === undefined) throw new TypeError(`a chunk for unknown request ${chunk.requestId}`);
-    if (data.length !== chunk.length || chunk.offset + chunk.length > request.size) throw new TypeError('a chunk out of bounds');
-    fillSegment(request.fd, request.size, [data], [chunk.offset], request.path);
+    if (!request || (request.fd === undefined && !request.discarding)) throw new TypeError(`a chunk for unknown request ${chunk.requestId}`);
+    // Chunks come in order, each right after the last: anything else would leave holes.
+    if (data.length !== chunk.length || chunk.length === 0 || chunk.offset !== request.received || chunk.offset + chunk.length > request.size) {
+      throw new TypeError('a chunk out of order or out of bounds');
+    }
+    if (!request.discarding) fillSegment(request.fd!, request.size, [data], [chunk.offset], request.path);
     request.received += data.length;
     this.#send({ type: 'ack', requestId: chunk.requestId, bytes: data.length });
-    if (request.received >= request.size) this.#finish(chunk.requestId, request);
+    if (request.received < request.size) return;
+    if (request.discarding) this.#requests.delete(chunk.requestId);
+    else this.#finish(chunk.requestId, request);
   }
 
   #finish(requestId: number, request: Incoming): void {
     this.#requests.delete(requestId);
     closeSegment(request.fd!, request.path);
     request.fd = undefined;
-    request.resolve({ size: request.size });
+    request.resolve({ size: request.size, ...(request.contains ? { contains: request.contains } : {}) });
   }
 
   #fail(error: Error): void {
+    clearInterval(this.#pinger);
     for (const request of this.#requests.values()) {
-      if (request.fd !== undefined) {
-        try {
-          closeSegment(request.fd, request.path);
-          unlinkSegment(request.path);
-        } catch {
-          // Already gone.
-        }
-      }
+      this.#abandon(request);
       request.reject(error);
     }
     this.#requests.clear();
@@ -405,6 +441,12 @@ export class ObjectPuller {
     void this.#connection(url)
       .then((connection) => connection.release(ids))
       .catch((error: unknown) => debug('release at %s failed: %o', url, error));
+  }
+
+  /** Drops the connection to a holder that left the cluster: its pulls fail over to other holders. */
+  forget(url: string): void {
+    this.#connections.get(url)?.close();
+    this.#connections.delete(url);
   }
 
   close(): void {
