@@ -14,6 +14,7 @@ import { closeCodeFor, daemonOf, shoal, type Run } from './cluster-helpers.js';
 import { isAlive, until } from './runtime-helpers.js';
 
 const DRIVER = fileURLToPath(new URL('./fixtures/cluster-driver.ts', import.meta.url));
+const CROSS = fileURLToPath(new URL('./fixtures/cluster-cross.ts', import.meta.url));
 
 test('a head and a second node: start, status, auth, bad frames, a dying node, a joining driver, stop', { timeout: 180_000 }, async () => {
   const homeA = mkdtempSync(join(tmpdir(), 'shoal-home-a-'));
@@ -30,7 +31,9 @@ test('a head and a second node: start, status, auth, bad frames, a dying node, a
     assert.match(publicBind.stderr, /without an explicit token/);
     assert.match((await shoal(homeA, ['start', '--help'])).stdout, /--num-cpus/);
 
-    const started = await shoal(homeA, ['start', '--head', '--port', '0', '--num-cpus', '1'], { SHOAL_TOKEN: '' });
+    const started = await shoal(homeA, ['start', '--head', '--port', '0', '--num-cpus', '1', '--object-store-memory', String(32 * 1024 ** 2)], {
+      SHOAL_TOKEN: '',
+    });
     assert.equal(started.code, 0, started.stderr);
     const a = daemonOf(homeA);
     pids.push(a.pid);
@@ -67,6 +70,23 @@ test('a head and a second node: start, status, auth, bad frames, a dying node, a
     // 1009 (too big); 1006 when the head drops the socket before the client reads its close frame.
     assert.ok([1009, 1006].includes(await closeCodeFor(a.head, [Buffer.alloc(17 * 1024 * 1024)])));
     assert.equal((await shoal(homeA, ['status'])).code, 0, 'the head still serves');
+
+    // A program without a node of its own puts more than the head's node can hold: that object
+    // is the failure, and the node goes on serving.
+    const overflow = await new Promise<Run>((resolve) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', CROSS, a.head, 'overflow'], {
+        env: { ...process.env, SHOAL_HOME: homeC, SHOAL_TOKEN: token },
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.once('exit', (code) => resolve({ code, stdout, stderr }));
+    });
+    assert.equal(overflow.code, 0, overflow.stderr);
+    assert.equal((JSON.parse(overflow.stdout) as { error: string }).error, 'ObjectStoreFullError');
+    assert.ok(isAlive(a.pid), 'the node survived');
+    assert.equal((await shoal(homeA, ['status'])).code, 0, 'and still serves');
 
     // A driver on node B's machine joins with the head's address and uses B's store zero-copy.
     const driver = await new Promise<Run>((resolve) => {

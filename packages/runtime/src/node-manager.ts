@@ -1121,7 +1121,9 @@ export class NodeManager implements Runtime {
         } catch (error) {
           // No room (or /dev/shm full): the object exists as that failure, for whoever gets it.
           this.store.expect(message.id);
+          this.#holdFor(worker, message.id);
           this.store.fail(message.id, error as Error);
+          return;
         }
         // The putter holds a ref to it from now on (counted here, so it is never unheld).
         this.#holdFor(worker, message.id);

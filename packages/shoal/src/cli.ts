@@ -45,6 +45,9 @@ processes) and, with --head, the cluster's head. Prints the head's address and h
                      $SHOAL_HOME/token, mode 0600, where commands on this machine find it)
   --num-cpus N       CPUs this node offers (default: all)
   --resources JSON   custom resources this node offers, e.g. '{"gpu":1}'
+  --object-store-memory BYTES
+                     capacity of this node's object store (default: 30% of RAM, at most what
+                     /dev/shm can hold)
   --node-ip IP       the address other nodes pull this node's objects from (default: the
                      address this machine reaches the head from; the head's --host for a head)
   --data-port P      port of this node's object transfer server (default 0: any free port)
@@ -104,6 +107,7 @@ async function start(args: string[]): Promise<void> {
     'num-cpus': { type: 'string' },
     resources: { type: 'string' },
     'node-ip': { type: 'string' },
+    'object-store-memory': { type: 'string' },
     'data-port': { type: 'string' },
     foreground: { type: 'boolean' },
   });
@@ -133,6 +137,10 @@ async function start(args: string[]): Promise<void> {
     }
   }
 
+  const objectStoreMemory = values['object-store-memory'] === undefined ? undefined : Number(values['object-store-memory']);
+  if (objectStoreMemory !== undefined && !(Number.isSafeInteger(objectStoreMemory) && objectStoreMemory > 0)) {
+    throw new UsageError(`expected --object-store-memory to be a number of bytes, got ${values['object-store-memory']}`);
+  }
   const nodeIp = values['node-ip'];
   if (nodeIp !== undefined && isIP(nodeIp) === 0) throw new UsageError(`expected --node-ip to be an IP address, got ${JSON.stringify(nodeIp)}`);
   const dataPort = values['data-port'] === undefined ? undefined : Number(values['data-port']);
@@ -163,6 +171,7 @@ async function start(args: string[]): Promise<void> {
     ...(numCpus === undefined ? {} : { numCpus }),
     ...(resources === undefined ? {} : { resources }),
     ...(nodeIp === undefined ? {} : { nodeIp }),
+    ...(objectStoreMemory === undefined ? {} : { objectStoreMemory }),
     ...(dataPort === undefined ? {} : { dataPort }),
     ...(process.env.SHOAL_HEARTBEAT_TIMEOUT_MS ? { heartbeatTimeoutMs: Number(process.env.SHOAL_HEARTBEAT_TIMEOUT_MS) } : {}),
   };

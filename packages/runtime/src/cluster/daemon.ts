@@ -19,6 +19,7 @@ interface DaemonConfig {
   numCpus?: number;
   resources?: Record<string, number>;
   heartbeatTimeoutMs?: number;
+  objectStoreMemory?: number;
   /** The IP other nodes pull this node's objects from. */
   nodeIp?: string;
   dataPort?: number;
@@ -43,6 +44,7 @@ if (!config) {
 const node = new NodeManager({
   ...(config.numCpus === undefined ? {} : { numCpus: config.numCpus }),
   ...(config.resources === undefined ? {} : { resources: config.resources }),
+  ...(config.objectStoreMemory === undefined ? {} : { objectStoreMemory: config.objectStoreMemory }),
 });
 let head: Head | undefined;
 let member: ClusterNode | undefined;
