@@ -1,6 +1,6 @@
 // What the cluster tests share: running the `shoal` CLI with a SHOAL_HOME, reading a home's
 // daemon.json, and probing how a server closes a raw WebSocket.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,5 +45,17 @@ export function closeCodeFor(url: string, frames: (Buffer | string)[]): Promise<
     socket.once('error', (error) => {
       if (socket.readyState !== WebSocket.CLOSED) reject(error);
     });
+  });
+}
+
+/** Runs a TypeScript program (through tsx) with `env` added; resolves when it exits. */
+export function runProgram(script: string, args: string[], env: Record<string, string>): Promise<Run> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
   });
 }

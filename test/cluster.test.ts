@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { encodeMessage } from '@shoal/protocol';
 import { sweepStaleSessions } from '@shoal/store';
-import { closeCodeFor, daemonOf, shoal, type Run } from './cluster-helpers.js';
+import { closeCodeFor, daemonOf, runProgram, shoal } from './cluster-helpers.js';
 import { isAlive, until } from './runtime-helpers.js';
 
 const DRIVER = fileURLToPath(new URL('./fixtures/cluster-driver.ts', import.meta.url));
@@ -31,7 +31,7 @@ test('a head and a second node: start, status, auth, bad frames, a dying node, a
     assert.match(publicBind.stderr, /without an explicit token/);
     assert.match((await shoal(homeA, ['start', '--help'])).stdout, /--num-cpus/);
 
-    const started = await shoal(homeA, ['start', '--head', '--port', '0', '--num-cpus', '1', '--object-store-memory', String(32 * 1024 ** 2)], {
+    const started = await shoal(homeA, ['start', '--head', '--port', '0', '--num-cpus', '1', '--resources', '{"headres":1}', '--object-store-memory', String(32 * 1024 ** 2)], {
       SHOAL_TOKEN: '',
     });
     assert.equal(started.code, 0, started.stderr);
@@ -73,32 +73,19 @@ test('a head and a second node: start, status, auth, bad frames, a dying node, a
 
     // A program without a node of its own puts more than the head's node can hold: that object
     // is the failure, and the node goes on serving.
-    const overflow = await new Promise<Run>((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', CROSS, a.head, 'overflow'], {
-        env: { ...process.env, SHOAL_HOME: homeC, SHOAL_TOKEN: token },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.once('exit', (code) => resolve({ code, stdout, stderr }));
-    });
+    const overflow = await runProgram(CROSS, [a.head, 'overflow'], { SHOAL_HOME: homeC, SHOAL_TOKEN: token });
     assert.equal(overflow.code, 0, overflow.stderr);
     assert.equal((JSON.parse(overflow.stdout) as { error: string }).error, 'ObjectStoreFullError');
     assert.ok(isAlive(a.pid), 'the node survived');
     assert.equal((await shoal(homeA, ['status'])).code, 0, 'and still serves');
 
+    // A task placed on the head's node on an object larger than its store: the pull is refused.
+    const pullFull = await runProgram(CROSS, [a.head, 'pullfull'], { SHOAL_HOME: homeB });
+    assert.equal(pullFull.code, 0, pullFull.stderr);
+    assert.deepEqual(JSON.parse(pullFull.stdout), { error: 'ObjectStoreFullError', code: 'ERR_OBJECT_STORE_FULL' });
+
     // A driver on node B's machine joins with the head's address and uses B's store zero-copy.
-    const driver = await new Promise<Run>((resolve) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', DRIVER, a.head, 'shoal-test-child'], {
-        env: { ...process.env, SHOAL_HOME: homeB },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.once('exit', (code) => resolve({ code, stdout, stderr }));
-    });
+    const driver = await runProgram(DRIVER, [a.head, 'shoal-test-child'], { SHOAL_HOME: homeB });
     assert.equal(driver.code, 0, driver.stderr);
     assert.deepEqual(JSON.parse(driver.stdout), { attached: true, directory: dirname(b.address.slice(5)), total: 400_000 });
 

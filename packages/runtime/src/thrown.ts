@@ -2,6 +2,7 @@ import {
   InfeasibleTaskError,
   ObjectFreedError,
   ObjectLostError,
+  ObjectStoreFullError,
   RuntimeShutdownError,
   ShoalError,
   TaskCancelledError,
@@ -75,5 +76,6 @@ const KNOWN: Record<string, { name: string; prototype: unknown }> = {
   ERR_TASK_INFEASIBLE: InfeasibleTaskError,
   ERR_OBJECT_LOST: ObjectLostError,
   ERR_OBJECT_FREED: ObjectFreedError,
+  ERR_OBJECT_STORE_FULL: ObjectStoreFullError,
   ERR_RUNTIME_SHUTDOWN: RuntimeShutdownError,
 };

@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // The `shoal` command: start, inspect and stop this machine's Shoal daemon.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { openSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
-import { nanoid } from 'nanoid';
 import {
   ensureHome,
   isRunning,
@@ -157,7 +157,8 @@ async function start(args: string[]): Promise<void> {
         2,
       );
     }
-    token ??= nanoid(32);
+    // Hex: a token must never start with '-', or `--token <token>` would read as an option.
+    token ??= randomBytes(24).toString('hex');
     writeToken(home, token);
   } else {
     token ??= readToken(home);

@@ -326,6 +326,15 @@ export class ObjectStore {
   }
 
   /**
+   * Throws ObjectStoreFullError unless an object of `size` bytes fits in the capacity left now
+   * (for objects written by others, such as pulls from other nodes, accounted when registered).
+   */
+  assertRoom(size: number, detail = ''): void {
+    const capacity = this.options.objectStoreMemory;
+    if (this.#used + size > capacity) throw new ObjectStoreFullError(size, this.#used, capacity, detail);
+  }
+
+  /**
    * The serialized bytes of a segment object, as a view of this process's mapping (no copy), for
    * sending them to a program that cannot map the segment itself.
    * @throws ObjectFreedError when there is no such segment object.

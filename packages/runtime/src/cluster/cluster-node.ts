@@ -69,7 +69,9 @@ export class ClusterNode {
     this.node = node;
     this.data = data;
     this.#options = options;
-    this.#puller = new ObjectPuller(node.store.directory, options.token);
+    this.#puller = new ObjectPuller(node.store.directory, options.token, (size) =>
+      node.store.assertRoom(size, ', so an object from another node cannot be pulled here'),
+    );
     this.link = new HeadLink(options.headUrl, options.token, () => this.report(), {
       onFatal: options.onFatal,
       onMessage: (message) => this.#onHead(message),

@@ -255,8 +255,11 @@ class HolderConnection {
   readonly #pinger: NodeJS.Timeout;
   closed = false;
 
-  constructor(url: string, token: string, onClose: () => void) {
+  readonly #checkRoom: (size: number) => void;
+
+  constructor(url: string, token: string, onClose: () => void, checkRoom: (size: number) => void) {
     this.url = url;
+    this.#checkRoom = checkRoom;
     this.#socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 5000, maxPayload: 64 << 20 });
     this.ready = new Promise((resolve, reject) => {
       this.#socket.once('open', () => this.#send({ type: 'hello', token }));
@@ -343,6 +346,7 @@ class HolderConnection {
     request.size = message.size;
     request.contains = message.contains;
     try {
+      this.#checkRoom(message.size);
       request.fd = createSegment(request.path, message.size);
     } catch (error) {
       // No room here: this pull fails now; its chunks still come and are dropped, so the
@@ -420,9 +424,13 @@ export class ObjectPuller {
   readonly #queue = new PQueue({ concurrency: CONCURRENT_PULLS });
   #closed = false;
 
-  constructor(directory: string, token: string) {
+  readonly #checkRoom: (size: number) => void;
+
+  /** `checkRoom` throws when an object of that size does not fit in this node's store. */
+  constructor(directory: string, token: string, checkRoom: (size: number) => void = () => {}) {
     this.#directory = directory;
     this.#token = token;
+    this.#checkRoom = checkRoom;
   }
 
   /** Fetches object `id` from the first of `sources` (data URLs) that has it. */
@@ -485,9 +493,14 @@ export class ObjectPuller {
   async #connection(url: string): Promise<HolderConnection> {
     let connection = this.#connections.get(url);
     if (!connection || connection.closed) {
-      const made = new HolderConnection(url, this.#token, () => {
-        if (this.#connections.get(url) === made) this.#connections.delete(url);
-      });
+      const made = new HolderConnection(
+        url,
+        this.#token,
+        () => {
+          if (this.#connections.get(url) === made) this.#connections.delete(url);
+        },
+        this.#checkRoom,
+      );
       this.#connections.set(url, made);
       connection = made;
     }
