@@ -25,6 +25,8 @@ export interface Peer {
    * counted as holds if this node fetches them.
    */
   readonly pendingHolds: Set<string>;
+  /** Ids held for it when its get made this node fetch them, before its own `refs` hold came. */
+  readonly heldAhead: Set<string>;
   /** A program on another machine (over WebSocket): it cannot map this machine's segments. */
   readonly remote?: boolean;
   send(message: NodeToWorker): void;
@@ -41,6 +43,7 @@ export class ClientHandle implements Peer {
   blockedRequests = 0;
   readonly watching = new Set<string>();
   readonly pendingHolds = new Set<string>();
+  readonly heldAhead = new Set<string>();
 
   readonly remote: boolean;
 

@@ -1132,18 +1132,19 @@ export class NodeManager implements Runtime {
         this.#submitFromWorker(worker, message.task);
         return;
       case 'resolve': {
-        const bridged: string[] = [];
         if (this.#cluster && Array.isArray(message.owners)) {
           // Objects made by other nodes are fetched here first, and held for the asker.
           message.ids.forEach((id, i) => {
             const owner = message.owners![i];
             if (typeof owner !== 'string' || owner === this.store.sessionId || this.store.status(id).state !== 'freed') return;
             this.store.expect(id);
-            // The asker's own hold (its `refs` message) keeps the copy; this one only bridges
-            // until the answer is sent.
+            // The asker holds a ref to it: its `refs` hold may have come already (pending), or
+            // may come later — then it is the one counted here, not a second.
             this.#claimPendingHolds(id);
-            this.store.hold(id);
-            bridged.push(id);
+            if (!worker.holds.has(id)) {
+              this.#holdFor(worker, id);
+              worker.heldAhead.add(id);
+            }
             this.#cluster!.fetch(id, owner);
           });
         }
@@ -1151,11 +1152,6 @@ export class NodeManager implements Runtime {
           const locations: Record<string, ObjectLocation> = {};
           for (const id of message.ids) locations[id] = this.#locate(id, worker);
           worker.send({ type: 'resolved', requestId: message.requestId, locations });
-          // After the answer is on its way: the asker maps the file once it reads it, and by then
-          // its own hold has arrived (it was sent before the request's answer could be).
-          setImmediate(() => {
-            for (const id of bridged) this.store.release(id);
-          });
         });
         return;
       }
@@ -1172,6 +1168,8 @@ export class NodeManager implements Runtime {
         return;
       case 'refs':
         for (const id of message.hold) {
+          // Counted already, when this peer's get made this node fetch it.
+          if (worker.heldAhead.delete(id)) continue;
           // A ref to an object this node does not have (yet): counted if it is fetched here.
           if (!this.#holdFor(worker, id) && isValidId(id)) worker.pendingHolds.add(id);
         }

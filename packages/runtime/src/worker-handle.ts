@@ -38,6 +38,7 @@ export class WorkerHandle implements Peer {
   /** Names this worker watches. */
   readonly watching = new Set<string>();
   readonly pendingHolds = new Set<string>();
+  readonly heldAhead = new Set<string>();
   idleTimer: NodeJS.Timeout | undefined;
 
   constructor(environment: WorkerEnvironment, onExit: (worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void) {
