@@ -391,41 +391,29 @@ export class Head {
     if (retry) {
       // The node that could run it left, and no other can: that is the node's death, not a
       // task that can never run.
-      this.#forwarded.delete(task.returnId);
-      this.#sendTo(origin, {
-        type: 'result',
-        returnId: task.returnId,
-        holder: '',
-        holderUrl: '',
-        result: {
-          ok: false,
-          failure: {
-            code: 'ERR_NODE_DIED',
-            message:
-              `Task ${task.fn.name} failed: the node running it left the cluster, and no node there now offers ` +
-              `${describeResources(demand)}. Start one (or restart the one that left) and submit it again.`,
-          },
-        },
-      });
+      this.#failAtOrigin(
+        origin,
+        task.returnId,
+        'ERR_NODE_DIED',
+        `Task ${task.fn.name} failed: the node running it left the cluster, and no node there now offers ` +
+          `${describeResources(demand)}. Start one (or restart the one that left) and submit it again.`,
+      );
       return;
     }
     const offers = [...this.#members.values()].map((member) => `${member.report.hostname} (${member.report.nodeId}) offers ${describeResources(member.report.resources)}`);
-    this.#forwarded.delete(task.returnId);
-    this.#sendTo(origin, {
-      type: 'result',
-      returnId: task.returnId,
-      holder: '',
-      holderUrl: '',
-      result: {
-        ok: false,
-        failure: {
-          code: 'ERR_TASK_INFEASIBLE',
-          message:
-            `Task ${task.fn.name} can never run: it needs ${describeResources(demand)}, and no node of the cluster offers that: ` +
-            `${offers.join('; ') || 'no nodes'}. Start a node that does (\`shoal start --address ... --num-cpus N --resources '{...}'\`).`,
-        },
-      },
-    });
+    this.#failAtOrigin(
+      origin,
+      task.returnId,
+      'ERR_TASK_INFEASIBLE',
+      `Task ${task.fn.name} can never run: it needs ${describeResources(demand)}, and no node of the cluster offers that: ` +
+        `${offers.join('; ') || 'no nodes'}. Start a node that does (\`shoal start --address ... --num-cpus N --resources '{...}'\`).`,
+    );
+  }
+
+  /** The task is over without running: its submitter gets the failure as its result. */
+  #failAtOrigin(origin: string, returnId: string, code: string, message: string): void {
+    this.#forwarded.delete(returnId);
+    this.#sendTo(origin, { type: 'result', returnId, holder: '', holderUrl: '', result: { ok: false, failure: { code, message } } });
   }
 
   #forward(origin: string, task: ClusterTask, target: string): void {
@@ -481,22 +469,13 @@ export class Head {
         this.#place(forwarded.origin, forwarded.task, true);
         continue;
       }
-      this.#forwarded.delete(returnId);
-      this.#sendTo(forwarded.origin, {
-        type: 'result',
+      this.#failAtOrigin(
+        forwarded.origin,
         returnId,
-        holder: '',
-        holderUrl: '',
-        result: {
-          ok: false,
-          failure: {
-            code: 'ERR_NODE_DIED',
-            message:
-              `Task ${forwarded.task.fn.name} failed: the node running it left the cluster on each of ${forwarded.lost} attempt(s). ` +
-              'Raise `maxRetries` if nodes come and go.',
-          },
-        },
-      });
+        'ERR_NODE_DIED',
+        `Task ${forwarded.task.fn.name} failed: the node running it left the cluster on each of ${forwarded.lost} attempt(s). ` +
+          'Raise `maxRetries` if nodes come and go.',
+      );
     }
   }
 
