@@ -95,6 +95,9 @@ test('objects and tasks cross nodes: 1 GB pulled once with the right bytes, resu
     const spread = await driver<number[]>(homeA, a.head, ['spread', String(256 * 1024 ** 2)]);
     assert.deepEqual([...spread].sort(), [daemonOf(homeC).pid, daemonOf(homeD).pid].sort());
 
+    // Two results from B refer to the same object: it arrives once and stays until both go.
+    assert.deepEqual(await driver(homeA, a.head, ['sameref']), { same: true, a: 4, b: 2_000_000 });
+
     // A resource no node offers: InfeasibleTaskError naming what each node offers.
     const infeasible = await driver<{ error: string; message: string }>(homeA, a.head, ['infeasible']);
     assert.equal(infeasible.error, 'InfeasibleTaskError');

@@ -64,6 +64,7 @@ export class ClusterNode {
   #nextLocate = 1;
   /** The seq of the last `run` the head sent here. */
   #runsSeen = 0;
+  readonly #arriving = new Map<string, Promise<void>>();
 
   private constructor(node: NodeManager, data: DataServer, options: ClusterNodeOptions) {
     this.node = node;
@@ -80,6 +81,11 @@ export class ClusterNode {
       onDisconnect: () => {
         node.reclaimSpilled();
         node.dropForeign();
+        // The head forgets this node: its runs are numbered from 0 again, and questions in
+        // flight will not be answered.
+        this.#runsSeen = 0;
+        for (const answer of this.#locates.values()) answer({});
+        this.#locates.clear();
       },
     });
     const forget = node.store.onDelete;
@@ -177,17 +183,45 @@ export class ClusterNode {
 
   /** Fetches `id` into the store (which expects it), from `sources` or wherever the head says. */
   #fetch(id: string, sources: readonly string[]): void {
-    void this.#pull(id, sources).then(
-      (object) => {
-        const status = this.node.store.status(id);
-        if (status.state === 'pending') {
-          this.node.store.register(id, { size: object.size, bytes: object.bytes, contains: [] });
-        } else if (!object.bytes) {
-          this.#discard(id);
+    void this.#arrive(id, sources, 0).catch((error: unknown) => this.node.store.fail(id, error as Error));
+  }
+
+  /**
+   * Brings object `id` here: pulls it, then (children first) the objects it refers to, and
+   * registers it — into the entry that expects it, or as a new one. Concurrent calls for one id
+   * share one arrival, so the one file a merged pull wrote is registered once and never removed
+   * from under another caller.
+   */
+  #arrive(id: string, sources: readonly string[], depth: number): Promise<void> {
+    const existing = this.#arriving.get(id);
+    if (existing) return existing;
+    const arriving = (async () => {
+      const object = await this.#pull(id, sources);
+      const contains: string[] = [];
+      try {
+        for (const child of object.contains ?? []) {
+          if (!isValidId(child) || this.node.store.status(child).state !== 'freed') {
+            if (isValidId(child)) contains.push(child);
+            continue;
+          }
+          if (depth >= 64) throw new Error(`objects nested more than 64 refs deep, at ${id}`);
+          await this.#arrive(child, sources, depth + 1);
+          contains.push(child);
         }
-      },
-      (error: unknown) => this.node.store.fail(id, error as Error),
-    );
+      } catch (error) {
+        if (!object.bytes) this.#discard(id);
+        throw error;
+      }
+      const state = this.node.store.status(id).state;
+      if (state === 'pending' || state === 'freed') {
+        this.node.store.register(id, { size: object.size, bytes: object.bytes, contains });
+      } else if (!object.bytes) {
+        // Settled meanwhile as a failure (freed while pending): nobody will read the file.
+        this.#discard(id);
+      }
+    })().finally(() => this.#arriving.delete(id));
+    this.#arriving.set(id, arriving);
+    return arriving;
   }
 
   async #pull(id: string, sources: readonly string[]): Promise<PulledObject> {
@@ -206,10 +240,18 @@ export class ClusterNode {
   #locate(ids: string[]): Promise<Readonly<Record<string, readonly string[]>>> {
     const requestId = this.#nextLocate++;
     return new Promise((resolve) => {
-      this.#locates.set(requestId, resolve);
-      if (!this.link.send({ type: 'locate', requestId, ids })) {
+      const timer = setTimeout(() => {
         this.#locates.delete(requestId);
         resolve({});
+      }, 10_000);
+      timer.unref();
+      this.#locates.set(requestId, (holders) => {
+        clearTimeout(timer);
+        resolve(holders);
+      });
+      if (!this.link.send({ type: 'locate', requestId, ids })) {
+        this.#locates.get(requestId)!({});
+        this.#locates.delete(requestId);
       }
     });
   }
@@ -299,7 +341,8 @@ export class ClusterNode {
       const contains: string[] = [];
       for (const { id, owner } of result.contains) {
         if (!isValidId(id)) continue;
-        await this.#pullTree(id, [holderUrl, ...this.#urlOf(owner)], held, 0);
+        if (this.node.store.status(id).state === 'freed') await this.#arrive(id, [holderUrl, ...this.#urlOf(owner)], 0);
+        if (this.node.store.hold(id)) held.push(id);
         contains.push(id);
       }
       if (result.bytes) {
@@ -317,23 +360,4 @@ export class ClusterNode {
     }
   }
 
-  /** Pulls `id` and every object it refers to that this node lacks, children first, and holds each. */
-  async #pullTree(id: string, sources: readonly string[], held: string[], depth: number): Promise<void> {
-    if (this.node.store.status(id).state !== 'freed') return;
-    if (depth > 64) throw new Error(`objects nested more than 64 refs deep, at ${id}`);
-    const object = await this.#pull(id, sources);
-    const contains: string[] = [];
-    for (const child of object.contains ?? []) {
-      if (!isValidId(child)) continue;
-      await this.#pullTree(child, sources, held, depth + 1);
-      contains.push(child);
-    }
-    if (this.node.store.status(id).state !== 'freed') {
-      if (!object.bytes) this.#discard(id);
-      return;
-    }
-    this.node.store.register(id, { size: object.size, bytes: object.bytes, contains });
-    this.node.store.hold(id);
-    held.push(id);
-  }
 }

@@ -284,7 +284,9 @@ class HolderConnection {
     this.ready.catch(() => {});
     // A holder that stops answering (stopped, partitioned) must not hang its pulls forever.
     let lastPong = Date.now();
+    // Anything from the holder shows it alive (a pong may queue behind the chunks of a slow link).
     this.#socket.on('pong', () => (lastPong = Date.now()));
+    this.#socket.on('message', () => (lastPong = Date.now()));
     this.#pinger = setInterval(() => {
       if (Date.now() - lastPong > LIVENESS_MS) {
         this.#fail(new Error(`${url} stopped answering (no pong for ${LIVENESS_MS} ms)`));
