@@ -2,7 +2,6 @@
 // SHOAL_HOME (so its own session directory), `shoal status`, authentication, bad frames, a
 // node that dies, a driver that joins, `shoal stop`.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';

@@ -1,18 +1,16 @@
-import { timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { type AddressInfo, type Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { guard, sameToken, wsUrl } from './guard.js';
 import {
-  CLOSE_BAD_TOKEN,
   CLOSE_PROTOCOL_ERROR,
-  CLOSE_TIMEOUT,
-  decodeMessage,
   decodeToHead,
   encodeMessage,
   newSessionId,
   type ClusterResult,
   type ClusterTask,
   type FromHead,
+  type HeadRole,
   type NodeReport,
   type PeerView,
   type NodeStatus,
@@ -77,10 +75,12 @@ function describeResources(resources: Readonly<Record<string, number>>): string 
   return Object.entries(resources).map(([name, amount]) => `${name} ${amount}`).join(', ') || 'nothing';
 }
 
-function sameToken(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
+/** A node's (or CLI's) connection to the head. */
+interface NodePeer {
+  readonly socket: WebSocket;
+  readonly remote: string;
+  /** Set by its first register or heartbeat. */
+  nodeId: string | undefined;
 }
 
 /**
@@ -150,8 +150,7 @@ export class Head {
 
   /** The address nodes, drivers and CLI commands connect to. */
   get url(): string {
-    const host = this.host.includes(':') ? `[${this.host}]` : this.host;
-    return `ws://${host}:${this.port}`;
+    return wsUrl(this.host, this.port);
   }
 
   /** The nodes in the cluster now. */
@@ -209,98 +208,84 @@ export class Head {
   readonly #onDriver: ((socket: WebSocket) => void) | undefined;
 
   #accept(socket: WebSocket, remote: string): void {
-    let role: 'node' | 'cli' | undefined;
-    let nodeId: string | undefined;
-    const helloTimer = setTimeout(() => {
-      this.#options.log(`closed a connection from ${remote}: no hello within ${this.#options.helloTimeoutMs} ms`);
-      socket.close(CLOSE_TIMEOUT, 'authenticate first');
-    }, this.#options.helloTimeoutMs);
+    let role: HeadRole | undefined;
+    const peer: NodePeer = { socket, remote, nodeId: undefined };
     const send = (message: FromHead) => socket.send(encodeMessage(message));
-    socket.on('error', () => socket.terminate());
-    socket.on('close', (code) => {
-      clearTimeout(helloTimer);
-      if (code === 1009) this.#options.log(`closed a connection from ${remote}: message too large`);
-    });
-    socket.on('message', (data, isBinary) => {
-      let message: ToHead;
-      try {
-        if (!isBinary) throw new TypeError('text frames are not part of the protocol');
-        message = decodeToHead(decodeMessage(data as Buffer));
-      } catch (error) {
-        this.#options.log(`closed a connection from ${remote}: ${(error as Error).message}`);
-        socket.close(CLOSE_PROTOCOL_ERROR, 'malformed message');
-        return;
-      }
-      if (role === undefined) {
-        if (message.type !== 'hello' || !sameToken(message.token, this.#options.token)) {
-          this.#options.log(`rejected a connection from ${remote}: ${message.type === 'hello' ? 'wrong token' : 'no hello'}`);
-          socket.close(CLOSE_BAD_TOKEN, 'wrong or missing token');
-          return;
-        }
-        clearTimeout(helloTimer);
-        role = message.role;
+    guard<ToHead>(socket, {
+      remote,
+      kind: 'connection',
+      token: this.#options.token,
+      helloTimeoutMs: this.#options.helloTimeoutMs,
+      log: this.#options.log,
+      decode: decodeToHead,
+      welcome: (hello) => {
+        role = hello.role;
         send({ type: 'welcome', clusterId: this.clusterId });
-        return;
-      }
-      switch (message.type) {
-        case 'register':
-        case 'heartbeat': {
-          if (role !== 'node') break;
-          if (nodeId !== undefined && nodeId !== message.node.nodeId) break;
-          if (nodeId === undefined) {
-            nodeId = message.node.nodeId;
-            this.#options.log(`node ${nodeId} joined from ${remote} (${message.node.hostname}, pid ${message.node.pid})`);
-            socket.once('close', () => this.#leave(nodeId!, socket, 'disconnected'));
-          }
-          const previous = this.#members.get(nodeId);
-          this.#members.set(nodeId, {
-            report: message.node,
-            lastSeen: Date.now(),
-            socket,
-            // Runs the node had not received when it reported still count against its room.
-            sinceReport: (previous?.sinceReport ?? []).filter((sent) => sent.seq > message.node.runsSeen),
-            runs: previous?.runs ?? 0,
-          });
-          if (message.type === 'register') send({ type: 'registered', nodeId });
-          else send({ type: 'view', nodes: this.#viewFor(nodeId) });
-          return;
-        }
-        case 'spill':
-          if (role !== 'node' || nodeId === undefined) break;
-          this.#place(nodeId, message.task, false);
-          return;
-        case 'result':
-          if (role !== 'node' || nodeId === undefined) break;
-          this.#finished(nodeId, message.returnId, message.result);
-          return;
-        case 'cancel': {
-          if (role !== 'node' || nodeId === undefined) break;
-          const forwarded = this.#forwarded.get(message.returnId);
-          if (!forwarded || forwarded.origin !== nodeId) return;
-          this.#forwarded.delete(message.returnId);
-          this.#sendTo(forwarded.target, { type: 'cancel', returnId: message.returnId });
-          return;
-        }
-        case 'objects':
-          if (role !== 'node' || nodeId === undefined) break;
-          this.#recordObjects(nodeId, message.added, message.removed);
-          return;
-        case 'locate': {
-          if (role !== 'node') break;
-          const holders: Record<string, string[]> = {};
-          for (const id of message.ids) holders[id] = this.#holderUrls(id);
-          send({ type: 'located', requestId: message.requestId, holders });
-          return;
-        }
-        case 'status':
+      },
+      message: (message) => {
+        if (message.type === 'status') {
           send({ type: 'status', clusterId: this.clusterId, nodes: this.nodes() });
           return;
-        case 'hello':
-          break;
-      }
-      this.#options.log(`closed a connection from ${remote}: unexpected ${message.type}`);
-      socket.close(CLOSE_PROTOCOL_ERROR, `unexpected ${message.type}`);
+        }
+        if (role === 'node' && this.#fromNode(peer, message, send)) return;
+        this.#options.log(`closed a connection from ${remote}: unexpected ${message.type}`);
+        socket.close(CLOSE_PROTOCOL_ERROR, `unexpected ${message.type}`);
+      },
     });
+  }
+
+  /** A message on a node's connection; false when a node may not send it now. */
+  #fromNode(peer: NodePeer, message: ToHead, send: (message: FromHead) => void): boolean {
+    if (message.type === 'register' || message.type === 'heartbeat') {
+      const report = message.node;
+      if (peer.nodeId !== undefined && peer.nodeId !== report.nodeId) return false;
+      if (peer.nodeId === undefined) {
+        const nodeId = (peer.nodeId = report.nodeId);
+        this.#options.log(`node ${nodeId} joined from ${peer.remote} (${report.hostname}, pid ${report.pid})`);
+        peer.socket.once('close', () => this.#leave(nodeId, peer.socket, 'disconnected'));
+      }
+      const previous = this.#members.get(report.nodeId);
+      this.#members.set(report.nodeId, {
+        report,
+        lastSeen: Date.now(),
+        socket: peer.socket,
+        // Runs the node had not received when it reported still count against its room.
+        sinceReport: (previous?.sinceReport ?? []).filter((sent) => sent.seq > report.runsSeen),
+        runs: previous?.runs ?? 0,
+      });
+      if (message.type === 'register') send({ type: 'registered', nodeId: report.nodeId });
+      else send({ type: 'view', nodes: this.#viewFor(report.nodeId) });
+      return true;
+    }
+    const nodeId = peer.nodeId;
+    // Everything else comes from a registered node.
+    if (nodeId === undefined) return false;
+    switch (message.type) {
+      case 'spill':
+        this.#place(nodeId, message.task, false);
+        return true;
+      case 'result':
+        this.#finished(nodeId, message.returnId, message.result);
+        return true;
+      case 'cancel': {
+        const forwarded = this.#forwarded.get(message.returnId);
+        if (forwarded?.origin !== nodeId) return true;
+        this.#forwarded.delete(message.returnId);
+        this.#sendTo(forwarded.target, { type: 'cancel', returnId: message.returnId });
+        return true;
+      }
+      case 'objects':
+        this.#recordObjects(nodeId, message.added, message.removed);
+        return true;
+      case 'locate': {
+        const holders: Record<string, string[]> = {};
+        for (const id of message.ids) holders[id] = this.#holderUrls(id);
+        send({ type: 'located', requestId: message.requestId, holders });
+        return true;
+      }
+      default:
+        return false;
+    }
   }
 
   #leave(nodeId: string, socket: WebSocket, why: string): void {

@@ -3,16 +3,12 @@
 // direct: the head only says where objects are. Bulk bytes travel as independent chunk messages
 // (1 MiB by default) on a WebSocket of their own, from the holder (the server side, so frames are
 // not masked) straight into a new segment file on the puller (pwrite at the chunk's offset).
-import { timingSafeEqual } from 'node:crypto';
 import { type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { debuglog } from 'node:util';
 import PQueue from 'p-queue';
 import { WebSocket, WebSocketServer } from 'ws';
 import {
-  CLOSE_BAD_TOKEN,
-  CLOSE_PROTOCOL_ERROR,
-  CLOSE_TIMEOUT,
   ObjectLostError,
   ShoalError,
   decodeFromHolder,
@@ -26,6 +22,7 @@ import {
 import { closeSegment, createSegment, fillSegment, mapSegment, openSegment, unlinkSegment } from '@shoal/shm';
 import type { ObjectStore } from '@shoal/store';
 import { toWireFailure } from '../thrown.js';
+import { guard, wsUrl } from './guard.js';
 
 const debug = debuglog('shoal:transfer');
 
@@ -35,12 +32,6 @@ export const CHUNK_BYTES = 1 << 20;
 export const PULL_WINDOW_BYTES = 16 << 20;
 /** Objects pulled at once; further pulls queue (the cap on bytes in flight is this x the window). */
 export const CONCURRENT_PULLS = 4;
-
-function sameToken(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
 
 /** Options of a {@link DataServer}. */
 export interface DataServerOptions {
@@ -94,8 +85,7 @@ export class DataServer {
   /** The address other nodes pull from. */
   get url(): string {
     const address = this.#server.address() as AddressInfo;
-    const host = address.address.includes(':') ? `[${address.address}]` : address.address;
-    return `ws://${host}:${address.port}`;
+    return wsUrl(address.address, address.port);
   }
 
   async close(): Promise<void> {
@@ -104,15 +94,9 @@ export class DataServer {
   }
 
   #accept(socket: WebSocket, remote: string): void {
-    let authenticated = false;
     const outgoing = new Map<number, Outgoing>();
-    const timer = setTimeout(() => socket.close(CLOSE_TIMEOUT, 'authenticate first'), 5000);
     const send = (message: FromHolder) => socket.send(encodeMessage(message));
-    socket.on('error', () => socket.terminate());
-    socket.on('close', () => {
-      clearTimeout(timer);
-      outgoing.clear();
-    });
+    socket.on('close', () => outgoing.clear());
     const pump = (transfer: Outgoing) => {
       while (transfer.sent < transfer.size && transfer.sent - transfer.acked < transfer.window) {
         if (socket.readyState !== WebSocket.OPEN) return;
@@ -125,47 +109,36 @@ export class DataServer {
       }
       if (transfer.sent >= transfer.size) outgoing.delete(transfer.requestId);
     };
-    socket.on('message', (data, isBinary) => {
-      let message: ToHolder;
-      try {
-        if (!isBinary) throw new TypeError('text frames are not part of the protocol');
-        message = decodeToHolder(decodeMessage(data as Buffer));
-      } catch (error) {
-        this.#options.log(`closed a data connection from ${remote}: ${(error as Error).message}`);
-        socket.close(CLOSE_PROTOCOL_ERROR, 'malformed message');
-        return;
-      }
-      if (!authenticated) {
-        if (message.type !== 'hello' || !sameToken(message.token, this.#options.token)) {
-          this.#options.log(`rejected a data connection from ${remote}: ${message.type === 'hello' ? 'wrong token' : 'no hello'}`);
-          socket.close(CLOSE_BAD_TOKEN, 'wrong or missing token');
-          return;
-        }
-        authenticated = true;
-        clearTimeout(timer);
-        send({ type: 'welcome', nodeId: this.#options.nodeId });
-        return;
-      }
-      switch (message.type) {
-        case 'pull':
-          void this.#serve(message, send, (transfer) => {
-            outgoing.set(transfer.requestId, transfer);
+    guard<ToHolder>(socket, {
+      remote,
+      kind: 'data connection',
+      token: this.#options.token,
+      helloTimeoutMs: 5000,
+      log: this.#options.log,
+      decode: decodeToHolder,
+      welcome: () => send({ type: 'welcome', nodeId: this.#options.nodeId }),
+      message: (message) => {
+        switch (message.type) {
+          case 'pull':
+            void this.#serve(message, send, (transfer) => {
+              outgoing.set(transfer.requestId, transfer);
+              pump(transfer);
+            });
+            return;
+          case 'ack': {
+            const transfer = outgoing.get(message.requestId);
+            if (!transfer) return;
+            transfer.acked = Math.min(transfer.sent, transfer.acked + message.bytes);
             pump(transfer);
-          });
-          return;
-        case 'ack': {
-          const transfer = outgoing.get(message.requestId);
-          if (!transfer) return;
-          transfer.acked = Math.min(transfer.sent, transfer.acked + message.bytes);
-          pump(transfer);
-          return;
+            return;
+          }
+          case 'release':
+            this.#options.onRelease?.(message.ids);
+            return;
+          case 'hello':
+            return;
         }
-        case 'release':
-          this.#options.onRelease?.(message.ids);
-          return;
-        case 'hello':
-          return;
-      }
+      },
     });
   }
 

@@ -1,0 +1,73 @@
+// What every cluster WebSocket server does before it trusts a peer (the head's control
+// connections and each node's data server): the first message must be a hello with the cluster
+// token, in time; every message must be binary and decode; bad input closes that connection only,
+// with a reason, and is logged.
+import { timingSafeEqual } from 'node:crypto';
+import type { WebSocket } from 'ws';
+import { CLOSE_BAD_TOKEN, CLOSE_PROTOCOL_ERROR, CLOSE_TIMEOUT, decodeMessage } from '@shoal/protocol';
+
+/** Compares tokens in constant time. */
+export function sameToken(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** `ws://host:port`, with an IPv6 host in brackets. */
+export function wsUrl(host: string, port: number): string {
+  return `ws://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+export interface GuardOptions<M extends { readonly type: string }> {
+  /** The peer's address, for the log. */
+  readonly remote: string;
+  /** What the connection is, for the log: 'connection', 'data connection'. */
+  readonly kind: string;
+  readonly token: string;
+  readonly helloTimeoutMs: number;
+  readonly log: (line: string) => void;
+  /** Validates a decoded message. @throws TypeError saying what is wrong. */
+  readonly decode: (raw: unknown) => M;
+  /** The peer authenticated with this hello. */
+  readonly welcome: (hello: Extract<M, { readonly type: 'hello' }>) => void;
+  /** Any later message. */
+  readonly message: (message: M) => void;
+}
+
+/** Guards a freshly accepted socket: see the file's comment. */
+export function guard<M extends { readonly type: string; readonly token?: unknown }>(socket: WebSocket, options: GuardOptions<M>): void {
+  const { remote, kind, log } = options;
+  let authenticated = false;
+  const timer = setTimeout(() => {
+    log(`closed a ${kind} from ${remote}: no hello within ${options.helloTimeoutMs} ms`);
+    socket.close(CLOSE_TIMEOUT, 'authenticate first');
+  }, options.helloTimeoutMs);
+  socket.on('error', () => socket.terminate());
+  socket.on('close', (code) => {
+    clearTimeout(timer);
+    if (code === 1009) log(`closed a ${kind} from ${remote}: message too large`);
+  });
+  socket.on('message', (data, isBinary) => {
+    let message: M;
+    try {
+      if (!isBinary) throw new TypeError('text frames are not part of the protocol');
+      message = options.decode(decodeMessage(data as Buffer));
+    } catch (error) {
+      log(`closed a ${kind} from ${remote}: ${(error as Error).message}`);
+      socket.close(CLOSE_PROTOCOL_ERROR, 'malformed message');
+      return;
+    }
+    if (authenticated) {
+      options.message(message);
+      return;
+    }
+    if (message.type !== 'hello' || typeof message.token !== 'string' || !sameToken(message.token, options.token)) {
+      log(`rejected a ${kind} from ${remote}: ${message.type === 'hello' ? 'wrong token' : 'no hello'}`);
+      socket.close(CLOSE_BAD_TOKEN, 'wrong or missing token');
+      return;
+    }
+    authenticated = true;
+    clearTimeout(timer);
+    options.welcome(message as Extract<M, { readonly type: 'hello' }>);
+  });
+}
