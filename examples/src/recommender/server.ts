@@ -12,6 +12,7 @@
 import cluster from 'node:cluster';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { availableParallelism } from 'node:os';
+import { fillEmbeddings, reply, topK } from './embeddings.js';
 import { init, shutdown, store, type ObjectRef } from 'shoal';
 
 const PORT = Number(process.env.PORT ?? 3000);
@@ -27,17 +28,6 @@ if (cluster.isPrimary) {
   await runPrimary();
 } else {
   await runWorker();
-}
-
-/** Deterministic pseudo-random embeddings: xorshift32, so every version is reproducible. */
-function fillEmbeddings(target: Float32Array, seed: number): void {
-  let state = seed >>> 0 || 1;
-  for (let i = 0; i < target.length; i++) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    target[i] = ((state >>> 0) / 0xffffffff) * 2 - 1;
-  }
 }
 
 async function runPrimary(): Promise<void> {
@@ -158,7 +148,7 @@ async function runWorker(): Promise<void> {
         return reply(response, 400, { error: `item must be an integer from 0 to ${rows - 1}` });
       }
       if (!Number.isInteger(k) || k < 1 || k > 1000) return reply(response, 400, { error: 'k must be an integer from 1 to 1000' });
-      return reply(response, 200, { item, version: snapshot.version, pid: process.pid, results: topK(snapshot.items, item, k) });
+      return reply(response, 200, { item, version: snapshot.version, pid: process.pid, results: topK(snapshot.items, DIM, item, k) });
     }
     if (request.method === 'GET' && url.pathname === '/health') {
       return reply(response, current ? 200 : 503, { version: current?.version ?? null, pid: process.pid });
@@ -177,35 +167,4 @@ async function runWorker(): Promise<void> {
 
   await firstVersion;
   server.listen(PORT);
-}
-
-/** The k items with the highest dot product with `item` (excluding itself). */
-function topK(items: Float32Array, item: number, k: number): { item: number; score: number }[] {
-  const rows = items.length / DIM;
-  const query = items.subarray(item * DIM, item * DIM + DIM);
-  const bestItems = new Int32Array(k).fill(-1);
-  const bestScores = new Float64Array(k).fill(Number.NEGATIVE_INFINITY);
-  for (let row = 0; row < rows; row++) {
-    if (row === item) continue;
-    let score = 0;
-    const base = row * DIM;
-    for (let d = 0; d < DIM; d++) score += query[d]! * items[base + d]!;
-    if (score <= bestScores[k - 1]!) continue;
-    let at = k - 1;
-    while (at > 0 && bestScores[at - 1]! < score) {
-      bestScores[at] = bestScores[at - 1]!;
-      bestItems[at] = bestItems[at - 1]!;
-      at -= 1;
-    }
-    bestScores[at] = score;
-    bestItems[at] = row;
-  }
-  const results: { item: number; score: number }[] = [];
-  for (let i = 0; i < k && bestItems[i]! >= 0; i++) results.push({ item: bestItems[i]!, score: bestScores[i]! });
-  return results;
-}
-
-function reply(response: ServerResponse, status: number, body: unknown): void {
-  response.writeHead(status, { 'content-type': 'application/json' });
-  response.end(JSON.stringify(body));
 }
