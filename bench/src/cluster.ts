@@ -43,6 +43,7 @@ import type { ReceiveRequest, ReceiverMessage } from './cluster-tcp-receiver.js'
 import type { SendReply, SendRequest } from './cluster-tcp-sender.js';
 import { cpuSnapshot, interferenceBetween, isDisturbed, type CpuSnapshot, type Interference } from './interference.js';
 import { killAtExit, removeAtExit, Scope } from './lifecycle.js';
+import { treeTicks } from './proc.js';
 
 const CLI = join(dirname(createRequire(import.meta.url).resolve('shoal')), 'cli.js');
 const DRIVER = fileURLToPath(new URL('./cluster-driver.js', import.meta.url));
@@ -344,34 +345,6 @@ async function tcpTransfer(sender: ChildProcess, receivers: readonly Receiver[],
 }
 
 // ---- CPU used by others --------------------------------------------------------------------
-
-/** utime+stime(+children's) ticks of `roots` and all their descendants (the daemons' workers). */
-function treeTicks(roots: readonly number[]): number {
-  const procs = new Map<number, { ppid: number; ticks: number }>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      procs.set(Number(name), { ppid: Number(fields[1]), ticks: Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]) });
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  const tree = new Set(roots);
-  for (let added = true; added; ) {
-    added = false;
-    for (const [pid, { ppid }] of procs) {
-      if (!tree.has(pid) && tree.has(ppid)) {
-        tree.add(pid);
-        added = true;
-      }
-    }
-  }
-  let total = 0;
-  for (const pid of tree) total += procs.get(pid)?.ticks ?? 0;
-  return total;
-}
 
 /** The daemons are detached (not our descendants): their CPU is added to ours. */
 function snapshot(daemons: readonly Daemon[]): CpuSnapshot {

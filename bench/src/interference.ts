@@ -2,7 +2,8 @@
 // busy neighbour halves the parallel rows (a trial run's 2-worker rows came out slower than the
 // single-thread one), and nothing in the timings alone says so. Linux only (/proc); elsewhere the
 // figures are NaN and nothing is claimed.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { treeTicks } from './proc.js';
 
 /** USER_HZ: the unit of /proc/stat and /proc/<pid>/stat times (100 on every mainstream Linux). */
 const TICKS_PER_SECOND = 100;
@@ -30,41 +31,9 @@ function machineTicks(): { busy: number; steal: number } {
   return { busy: user + nice + system + irq + softirq, steal };
 }
 
-/** utime + stime + cutime + cstime of every process descending from (and including) this one. */
-function ourTicks(): number {
-  const stats = new Map<number, { ppid: number; ticks: number }>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      // Fields after the command (which may hold spaces and parentheses): state is field 3.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const ppid = Number(fields[1]);
-      const ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
-      stats.set(Number(name), { ppid, ticks });
-    } catch {
-      // The process ended while we looked.
-    }
-  }
-  const ours = new Set([process.pid]);
-  // Parents before children is not guaranteed by pid order: repeat until nothing is added.
-  for (let added = true; added; ) {
-    added = false;
-    for (const [pid, { ppid }] of stats) {
-      if (!ours.has(pid) && ours.has(ppid)) {
-        ours.add(pid);
-        added = true;
-      }
-    }
-  }
-  let total = 0;
-  for (const pid of ours) total += stats.get(pid)?.ticks ?? 0;
-  return total;
-}
-
 export function cpuSnapshot(): CpuSnapshot {
   try {
-    return { atMs: performance.now(), ...machineTicks(), ours: ourTicks() };
+    return { atMs: performance.now(), ...machineTicks(), ours: treeTicks([process.pid]) };
   } catch {
     return { atMs: performance.now(), busy: Number.NaN, steal: Number.NaN, ours: Number.NaN };
   }

@@ -22,6 +22,7 @@
 // with its /dev/shm/shoal-* session directory, before the next one starts.
 // Prints a table and ratios, writes bench/results/recommender-load.json. Progress goes to stderr.
 import autocannon, { type Result as CannonResult } from 'autocannon';
+import { descendants, readProcStat } from './proc.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -162,25 +163,6 @@ const CLK_TCK = (() => {
   }
 })();
 
-interface ProcStat {
-  state: string;
-  ppid: number;
-  /** utime + stime, in clock ticks. */
-  cpuTicks: number;
-}
-
-function readProcStat(pid: number): ProcStat | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return undefined;
-  }
-  // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return { state: fields[0] ?? '?', ppid: Number(fields[1]), cpuTicks: Number(fields[11]) + Number(fields[12]) };
-}
-
 /** Whether `pid` still exists as more than a zombie (a zombie holds no memory). */
 function alive(pid: number): boolean {
   const stat = readProcStat(pid);
@@ -189,23 +171,7 @@ function alive(pid: number): boolean {
 
 /** `root` and every live process below it (cluster workers, and anything they start). */
 function processTree(root: number): number[] {
-  const children = new Map<number, number[]>();
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const stat = readProcStat(Number(entry));
-    if (!stat || stat.state === 'Z') continue;
-    const list = children.get(stat.ppid) ?? [];
-    list.push(Number(entry));
-    children.set(stat.ppid, list);
-  }
-  const tree: number[] = [];
-  const queue = alive(root) ? [root] : [];
-  while (queue.length > 0) {
-    const pid = queue.shift()!;
-    tree.push(pid);
-    queue.push(...(children.get(pid) ?? []));
-  }
-  return tree;
+  return descendants([root]).map((stat) => stat.pid);
 }
 
 interface Rollup {
