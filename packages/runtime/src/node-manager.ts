@@ -277,23 +277,12 @@ export class NodeManager implements Runtime {
     }
   }
 
-  /** The submitter of a task the head sent here gave up on it (or left): stop it, drop its result. */
-  cancelForeign(returnId: string): void {
-    if (!this.#keptFor.has(returnId)) return;
-    this.#cancel(returnId);
-    this.releaseKept([returnId]);
-  }
-
-  /** The connection to the head dropped: results kept for other nodes will never be asked for. */
-  dropForeign(): void {
-    const ids = [...this.#keptFor.keys()];
-    for (const id of ids) this.#cancel(id);
-    this.releaseKept(ids);
-  }
-
-  /** Releases every result kept for `origin` (it left the cluster), and cancels its tasks here. */
-  forgetOrigin(origin: string): void {
-    const ids = [...this.#keptFor].filter(([, from]) => from === origin).map(([id]) => id);
+  /**
+   * Stops the tasks the head sent here, and drops the results kept, for which `match(returnId,
+   * origin)` holds: their submitter cancelled them or left, or the head is gone (all of them).
+   */
+  dropForeign(match: (returnId: string, origin: string) => boolean = () => true): void {
+    const ids = [...this.#keptFor].filter(([id, origin]) => match(id, origin)).map(([id]) => id);
     for (const id of ids) this.#cancel(id);
     this.releaseKept(ids);
   }

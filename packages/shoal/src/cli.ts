@@ -2,7 +2,7 @@
 // The `shoal` command: start, inspect and stop this machine's Shoal daemon.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { openSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
@@ -65,6 +65,17 @@ Stops this machine's Shoal daemon (the one in $SHOAL_HOME): its workers exit, it
 freed and its session directory is removed. Other machines' nodes are not affected.`;
 
 class UsageError extends Error {}
+
+/** The daemon's last words (why it stopped), without its timestamp and pid prefix. */
+function lastLogLine(home: string): string {
+  try {
+    const lines = readFileSync(logPath(home), 'utf8').trim().split('\n');
+    const last = lines.filter((line) => !line.endsWith(': stopping')).pop() ?? '';
+    return last.replace(/^\S+ shoal daemon \d+: /, '') || 'it said nothing';
+  } catch {
+    return 'it left no log';
+  }
+}
 
 const print = (text: string): void => void process.stdout.write(`${text}\n`);
 // `shoal status | head` closes the pipe early: that is the reader's choice, not an error.
@@ -201,7 +212,7 @@ async function start(args: string[]): Promise<void> {
   let info: DaemonInfo | undefined;
   while (!(info = readDaemon(home)) || info.pid !== daemon.pid) {
     const code = await Promise.race([exited, new Promise<'wait'>((resolve) => setTimeout(() => resolve('wait'), 50))]);
-    if (code !== 'wait') fail(`the daemon exited (code ${code}) before it was ready; see ${logPath(home)}`);
+    if (code !== 'wait') fail(`the daemon exited (code ${code}) before it was ready: ${lastLogLine(home)}\n(full log: ${logPath(home)})`);
     if (Date.now() > deadline) {
       daemon.kill('SIGTERM');
       fail(`the daemon did not become ready within 30 s; see ${logPath(home)}`);

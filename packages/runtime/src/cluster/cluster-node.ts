@@ -295,7 +295,7 @@ export class ClusterNode {
           if (next.has(id)) continue;
           // A node that left: results kept for it will never be pulled, its tasks here are moot,
           // and pulls from it will not finish.
-          this.node.forgetOrigin(id);
+          this.node.dropForeign((_, origin) => origin === id);
           this.#puller.forget(peer.dataUrl);
         }
         this.#view = next;
@@ -314,7 +314,7 @@ export class ClusterNode {
         void this.#receiveResult(message.returnId, message.holderUrl, message.result);
         return;
       case 'cancel':
-        this.node.cancelForeign(message.returnId);
+        this.node.dropForeign((returnId) => returnId === message.returnId);
         return;
       case 'located':
         this.#locates.get(message.requestId)?.(message.holders);

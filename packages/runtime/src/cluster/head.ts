@@ -4,6 +4,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { guard, sameToken, wsUrl } from './guard.js';
 import {
   CLOSE_PROTOCOL_ERROR,
+  ShoalError,
   decodeToHead,
   encodeMessage,
   newSessionId,
@@ -133,9 +134,20 @@ export class Head {
     const http = createServer((_request, response) => {
       response.writeHead(426, { 'content-type': 'text/plain' }).end('This is a Shoal head: connect with a WebSocket.\n');
     });
+    const port = options.port ?? 6380;
     await new Promise<void>((resolve, reject) => {
-      http.once('error', reject);
-      http.listen(options.port ?? 6380, host, () => {
+      http.once('error', (error: NodeJS.ErrnoException) => {
+        const why =
+          error.code === 'EADDRINUSE'
+            ? `port ${port} is in use (another head? \`shoal status\` tells); pick another with --port`
+            : error.code === 'EADDRNOTAVAIL'
+              ? `${host} is not an address of this machine; give one of its interfaces with --host`
+              : error.code === 'EACCES'
+                ? `port ${port} needs privileges; use a port above 1023`
+                : error.message;
+        reject(new ShoalError('ERR_HEAD_LISTEN', `The head cannot listen on ${host}:${port}: ${why}.`, { cause: error }));
+      });
+      http.listen(port, host, () => {
         http.off('error', reject);
         resolve();
       });
