@@ -5,7 +5,7 @@ import { ShoalError, decodeNodeMessage, type NodeToWorker, type WorkerToNode } f
 import { DRIVER_MAX_PAYLOAD, DRIVER_PATH, TOKEN_HEADER } from './cluster/head.js';
 import { isRunning, readDaemon, readToken, shoalHome } from './cluster/home.js';
 import { wsStream } from './cluster/ws-stream.js';
-import { Connection } from './connection.js';
+import { Connection, type MessageStream } from './connection.js';
 import { NodeClient } from './node-client.js';
 import { REMOTE_MAX_FRAME_BYTES } from './node-manager.js';
 
@@ -56,36 +56,49 @@ export function attachToNode(address: string, token?: string): NodeClient {
   const path = parseNodeAddress(address);
   const directory = dirname(path);
   const socket = connect(path);
-  // Attached processes (web servers...) must be free to exit: the socket only keeps the process
-  // alive while something is awaited from the node.
-  socket.unref();
-  let runtime: NodeClient | undefined;
-  const connection: Connection<NodeToWorker, WorkerToNode> = new Connection(socket, {
-    decode: decodeNodeMessage,
-    message: (message) => runtime!.handle(message),
-    close: (error) => {
-      const code = (error as NodeJS.ErrnoException | undefined)?.code;
-      runtime!.closed(
-        error
-          ? new ShoalError(
-              'ERR_ATTACH_FAILED',
-              `Cannot attach to the Shoal node at ${address} (${code ?? error.message}). ` +
-                (code === 'ENOENT' || code === 'ECONNREFUSED'
-                  ? 'Is the node running? Its process prints the address as `session.address` after init().'
-                  : code === 'EACCES'
-                    ? 'The node belongs to another user: attach as the user that started it.'
-                    : ''),
-              { cause: error },
-            )
-          : undefined,
+  return clientOver(
+    socket,
+    { sessionId: basename(directory).slice('shoal-'.length), directory, inlineThreshold: DEFAULT_INLINE_THRESHOLD },
+    (error) => {
+      if (!error) return undefined;
+      const code = (error as NodeJS.ErrnoException).code;
+      return new ShoalError(
+        'ERR_ATTACH_FAILED',
+        `Cannot attach to the Shoal node at ${address} (${code ?? error.message}). ` +
+          (code === 'ENOENT' || code === 'ECONNREFUSED'
+            ? 'Is the node running? Its process prints the address as `session.address` after init().'
+            : code === 'EACCES'
+              ? 'The node belongs to another user: attach as the user that started it.'
+              : ''),
+        { cause: error },
       );
     },
-  });
-  runtime = new NodeClient(
-    connection,
-    { sessionId: basename(directory).slice('shoal-'.length), directory, inlineThreshold: DEFAULT_INLINE_THRESHOLD },
-    'attached',
   );
+}
+
+/**
+ * An attached client speaking the attach protocol over `stream`. Attached processes (web
+ * servers...) must be free to exit: the stream only keeps the process alive while something is
+ * awaited from the node. `failure` explains a connection that ended (`undefined`: a plain close).
+ */
+function clientOver(
+  stream: MessageStream,
+  settings: ConstructorParameters<typeof NodeClient>[1],
+  failure: (error: Error | undefined) => Error | undefined,
+  maxFrameBytes?: number,
+): NodeClient {
+  stream.unref();
+  let runtime: NodeClient | undefined;
+  const connection: Connection<NodeToWorker, WorkerToNode> = new Connection(
+    stream,
+    {
+      decode: decodeNodeMessage,
+      message: (message) => runtime!.handle(message),
+      close: (error) => runtime!.closed(failure(error)),
+    },
+    maxFrameBytes,
+  );
+  runtime = new NodeClient(connection, settings, 'attached');
   connection.send({ type: 'attach', pid: process.pid });
   return runtime;
 }
@@ -120,27 +133,12 @@ function joinRemotely(headUrl: string, token: string | undefined): NodeClient {
     );
     socket.terminate();
   });
-  const stream = wsStream(socket);
-  stream.unref();
-  let runtime: NodeClient | undefined;
-  const connection: Connection<NodeToWorker, WorkerToNode> = new Connection(
-    stream,
-    {
-      decode: decodeNodeMessage,
-      message: (message) => runtime!.handle(message),
-      close: (error) =>
-        runtime!.closed(
-          refused ??
-            (error
-              ? new ShoalError('ERR_ATTACH_FAILED', `Cannot join the cluster at ${headUrl} (${error.message}). Is the head running?`, {
-                  cause: error,
-                })
-              : undefined),
-        ),
-    },
+  return clientOver(
+    wsStream(socket),
+    { sessionId: '', directory: '', inlineThreshold: DEFAULT_INLINE_THRESHOLD, remote: true },
+    (error) =>
+      refused ??
+      (error && new ShoalError('ERR_ATTACH_FAILED', `Cannot join the cluster at ${headUrl} (${error.message}). Is the head running?`, { cause: error })),
     REMOTE_MAX_FRAME_BYTES,
   );
-  runtime = new NodeClient(connection, { sessionId: '', directory: '', inlineThreshold: DEFAULT_INLINE_THRESHOLD, remote: true }, 'attached');
-  connection.send({ type: 'attach', pid: process.pid });
-  return runtime;
 }
