@@ -1,7 +1,7 @@
 // A message link over a stream socket with @shoal/protocol's length-prefixed msgpackr frames,
 // used by the transport comparison in tasks.ts (parent side) and tasks-socket-child.ts.
 //
-// It mirrors what packages/runtime/src/connection.ts does (frames sent in the same tick go out in
+// It mirrors what packages/runtime/src/transport/connection.ts does (frames sent in the same tick go out in
 // one write) without the runtime's message validation, so the comparison measures the transport
 // and not Shoal's scheduler. `batch: false` writes each frame on its own, to show what batching
 // is worth.

@@ -1,5 +1,5 @@
-export { compileFunction, functionSource, type FunctionSource } from './function-source.js';
-export { NodeManager, type NodeManagerOptions, type NodeState } from './node-manager.js';
+export { compileFunction, functionSource, type FunctionSource } from './api/function-source.js';
+export { NodeManager, type NodeManagerOptions, type NodeState } from './node/node-manager.js';
 export {
   NODE_OPTION_KEYS,
   resolveNodeOptions,
@@ -8,12 +8,12 @@ export {
   type RemoteOptions,
   type ResolvedRemoteOptions,
 } from './options.js';
-export { remote, type RemoteArgs, type RemoteFunction } from './remote.js';
-export { currentRuntime, setCurrentRuntime, type NamedVersion, type Runtime, type WaitResult } from './runtime.js';
-export { attachToNode, parseNodeAddress } from './attach.js';
-export { NodeClient } from './node-client.js';
-export { Head, type HeadOptions } from './cluster/head.js';
-export { HeadLink, connectToHead, queryStatus } from './cluster/head-link.js';
+export { remote, type RemoteArgs, type RemoteFunction } from './api/remote.js';
+export { currentRuntime, setCurrentRuntime, type NamedVersion, type Runtime, type WaitResult } from './api/runtime.js';
+export { attachToNode, parseNodeAddress } from './client/attach.js';
+export { NodeClient } from './client/node-client.js';
+export { Head, type HeadOptions } from './cluster/head/head.js';
+export { HeadLink, connectToHead, queryStatus } from './cluster/node/head-link.js';
 export {
   ensureHome,
   isRunning,
@@ -24,4 +24,4 @@ export {
   shoalHome,
   writeToken,
   type DaemonInfo,
-} from './cluster/home.js';
+} from './cluster/daemon/home.js';

@@ -188,7 +188,7 @@ async function start(args: string[]): Promise<void> {
     ...(process.env.SHOAL_HEARTBEAT_TIMEOUT_MS ? { heartbeatTimeoutMs: Number(process.env.SHOAL_HEARTBEAT_TIMEOUT_MS) } : {}),
   };
   const require = createRequire(import.meta.url);
-  const daemonPath = require.resolve('@shoal/runtime').replace(/index\.js$/, 'cluster/daemon.js');
+  const daemonPath = require.resolve('@shoal/runtime').replace(/index\.js$/, 'cluster/daemon/daemon.js');
   if (values.foreground) {
     // Containers and supervisors keep the daemon in the foreground and stop it with a signal.
     const daemon = spawn(process.execPath, [daemonPath], {

@@ -1,7 +1,7 @@
 import type { WireArg } from '@shoal/protocol';
-import type { FunctionSource } from './function-source.js';
-import type { ResolvedRemoteOptions } from './options.js';
-import type { WorkerHandle } from './worker-handle.js';
+import type { FunctionSource } from '../api/function-source.js';
+import type { ResolvedRemoteOptions } from '../options.js';
+import type { WorkerHandle } from '../workers/worker-handle.js';
 
 /** Resource amounts by name; `CPU` is the CPU count, the rest are custom resources. */
 export type Resources = Record<string, number>;

@@ -1,7 +1,7 @@
 import type { ObjectRef } from '@shoal/protocol';
 import type { ObjectWriter, StoreStats, TypedArrayKind } from '@shoal/store';
 import type { FunctionSource } from './function-source.js';
-import type { ResolvedRemoteOptions } from './options.js';
+import type { ResolvedRemoteOptions } from '../options.js';
 
 /** The result of {@link Runtime.wait}. */
 export interface WaitResult<T = unknown> {

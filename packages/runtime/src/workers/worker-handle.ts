@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { NodeToWorker, WorkerToNode } from '@shoal/protocol';
-import type { Connection } from './connection.js';
-import type { Peer } from './client-handle.js';
-import type { Resources, Task } from './task.js';
+import type { Connection } from '../transport/connection.js';
+import type { Peer } from '../node/client-handle.js';
+import type { Resources, Task } from '../scheduling/task.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 

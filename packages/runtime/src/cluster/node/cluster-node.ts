@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import { debuglog } from 'node:util';
 import { isValidId, type ClusterResult, type ClusterTask, type FromHead, type NodeReport, type PeerView } from '@shoal/protocol';
 import { unlinkSegment } from '@shoal/shm';
-import type { NodeManager } from '../node-manager.js';
-import type { Resources, Task } from '../task.js';
-import { fromWireFailure } from '../thrown.js';
+import type { NodeManager } from '../../node/node-manager.js';
+import type { Resources, Task } from '../../scheduling/task.js';
+import { fromWireFailure } from '../../thrown.js';
 import { HeadLink } from './head-link.js';
-import { DataServer, ObjectPuller, type PulledObject } from './transfer.js';
+import { DataServer, ObjectPuller, type PulledObject } from '../transfer/transfer.js';
 
 const debug = debuglog('shoal:cluster');
 

@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { type AddressInfo, type Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { guard, sameToken, wsUrl } from './guard.js';
+import { guard, sameToken, wsUrl } from '../../transport/guard.js';
 import {
   CLOSE_PROTOCOL_ERROR,
   ShoalError,

@@ -21,8 +21,8 @@ import {
 } from '@shoal/protocol';
 import { closeSegment, createSegment, fillSegment, mapSegment, openSegment, unlinkSegment } from '@shoal/shm';
 import type { ObjectStore } from '@shoal/store';
-import { toWireFailure } from '../thrown.js';
-import { guard, wsUrl } from './guard.js';
+import { toWireFailure } from '../../thrown.js';
+import { guard, wsUrl } from '../../transport/guard.js';
 
 const debug = debuglog('shoal:transfer');
 

@@ -3,11 +3,11 @@
 // Configuration arrives as JSON in SHOAL_DAEMON_CONFIG; the daemon writes $SHOAL_HOME/daemon.json
 // once it serves, and removes it when it stops (SIGTERM/SIGINT).
 import { networkInterfaces } from 'node:os';
-import { NodeManager } from '../node-manager.js';
-import { ClusterNode } from './cluster-node.js';
-import { Head } from './head.js';
+import { NodeManager } from '../../node/node-manager.js';
+import { ClusterNode } from '../node/cluster-node.js';
+import { Head } from '../head/head.js';
 import { removeDaemon, writeDaemon } from './home.js';
-import { wsStream } from './ws-stream.js';
+import { wsStream } from '../../transport/ws-stream.js';
 
 interface DaemonConfig {
   home: string;

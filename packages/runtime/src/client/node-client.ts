@@ -23,13 +23,13 @@ import {
 } from '@shoal/protocol';
 import { sliceBuffer } from '@shoal/shm';
 import { MappingCache, ObjectWriter, maxMapCount, writeEncodedSegment, type StoreStats, type TypedArrayKind } from '@shoal/store';
-import type { Connection } from './connection.js';
-import { compileFunction, type FunctionSource } from './function-source.js';
-import { encodeError } from './thrown.js';
-import type { ResolvedRemoteOptions } from './options.js';
-import { watchIterator } from './watch-iterator.js';
-import type { NamedVersion, Runtime, WaitResult } from './runtime.js';
-import { buildArgs } from './task-args.js';
+import type { Connection } from '../transport/connection.js';
+import { compileFunction, type FunctionSource } from '../api/function-source.js';
+import { encodeError } from '../thrown.js';
+import type { ResolvedRemoteOptions } from '../options.js';
+import { watchIterator } from '../api/watch-iterator.js';
+import type { NamedVersion, Runtime, WaitResult } from '../api/runtime.js';
+import { buildArgs } from '../api/task-args.js';
 
 interface Pending<T> {
   resolve(value: T): void;

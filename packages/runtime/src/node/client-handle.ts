@@ -1,6 +1,6 @@
 import type { NodeToWorker, WorkerToNode } from '@shoal/protocol';
-import type { Connection } from './connection.js';
-import type { Resources, Task } from './task.js';
+import type { Connection } from '../transport/connection.js';
+import type { Resources, Task } from '../scheduling/task.js';
 
 /**
  * What the node keeps for every process connected to it: a worker it spawned, or an attached

@@ -1,6 +1,6 @@
 import type { ObjectRef } from '@shoal/protocol';
 import { functionSource } from './function-source.js';
-import { resolveRemoteOptions, type RemoteOptions } from './options.js';
+import { resolveRemoteOptions, type RemoteOptions } from '../options.js';
 import type { Runtime } from './runtime.js';
 
 /** Arguments of a remote function: each may be the value or an ObjectRef of it. */

@@ -3,9 +3,9 @@
 import { connect } from 'node:net';
 import { decodeNodeMessage, type NodeToWorker, type WorkerToNode } from '@shoal/protocol';
 import { setParentDeathSignal } from '@shoal/shm';
-import { Connection } from './connection.js';
-import { setCurrentRuntime } from './runtime.js';
-import { NodeClient } from './node-client.js';
+import { Connection } from '../transport/connection.js';
+import { setCurrentRuntime } from '../api/runtime.js';
+import { NodeClient } from '../client/node-client.js';
 
 function setting(name: string): string {
   const value = process.env[name];

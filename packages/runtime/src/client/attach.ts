@@ -2,12 +2,12 @@ import { connect } from 'node:net';
 import { basename, dirname } from 'node:path';
 import { WebSocket } from 'ws';
 import { ShoalError, decodeNodeMessage, type NodeToWorker, type WorkerToNode } from '@shoal/protocol';
-import { DRIVER_MAX_PAYLOAD, DRIVER_PATH, TOKEN_HEADER } from './cluster/head.js';
-import { isRunning, readDaemon, readToken, shoalHome } from './cluster/home.js';
-import { wsStream } from './cluster/ws-stream.js';
-import { Connection, type MessageStream } from './connection.js';
+import { DRIVER_MAX_PAYLOAD, DRIVER_PATH, TOKEN_HEADER } from '../cluster/head/head.js';
+import { isRunning, readDaemon, readToken, shoalHome } from '../cluster/daemon/home.js';
+import { wsStream } from '../transport/ws-stream.js';
+import { Connection, type MessageStream } from '../transport/connection.js';
 import { NodeClient } from './node-client.js';
-import { REMOTE_MAX_FRAME_BYTES } from './node-manager.js';
+import { REMOTE_MAX_FRAME_BYTES } from '../node/node-manager.js';
 
 /** Inline threshold assumed until the node's welcome says otherwise (it only steers put's choice). */
 const DEFAULT_INLINE_THRESHOLD = 100 * 1024;

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import { WebSocket } from 'ws';
-import type { MessageStream } from '../connection.js';
+import type { MessageStream } from './connection.js';
 
 /**
  * A WebSocket as a {@link MessageStream}: each write is one binary message, each message received

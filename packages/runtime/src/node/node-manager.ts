@@ -28,17 +28,17 @@ import {
 } from '@shoal/protocol';
 import { unlinkSegment } from '@shoal/shm';
 import { ObjectStore, type ObjectWriter, type StoreOptions, type StoreStats, type TypedArrayKind } from '@shoal/store';
-import { Connection, type MessageStream } from './connection.js';
-import type { FunctionSource } from './function-source.js';
-import { resolveNodeOptions, type NodeOptions, type ResolvedNodeOptions, type ResolvedRemoteOptions } from './options.js';
-import type { NamedVersion, Runtime, WaitResult } from './runtime.js';
-import { buildArgs } from './task-args.js';
-import { decodeThrown, encodeError, toWireFailure } from './thrown.js';
-import { TaskQueue } from './task-queue.js';
-import { watchIterator } from './watch-iterator.js';
-import { acquire, giveBack, place, type Resources, type Task } from './task.js';
+import { Connection, type MessageStream } from '../transport/connection.js';
+import type { FunctionSource } from '../api/function-source.js';
+import { resolveNodeOptions, type NodeOptions, type ResolvedNodeOptions, type ResolvedRemoteOptions } from '../options.js';
+import type { NamedVersion, Runtime, WaitResult } from '../api/runtime.js';
+import { buildArgs } from '../api/task-args.js';
+import { decodeThrown, encodeError, toWireFailure } from '../thrown.js';
+import { TaskQueue } from '../scheduling/task-queue.js';
+import { watchIterator } from '../api/watch-iterator.js';
+import { acquire, giveBack, place, type Resources, type Task } from '../scheduling/task.js';
 import { ClientHandle, type Peer } from './client-handle.js';
-import { WorkerHandle } from './worker-handle.js';
+import { WorkerHandle } from '../workers/worker-handle.js';
 
 const debug = debuglog('shoal:node');
 
