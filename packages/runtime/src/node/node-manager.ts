@@ -36,7 +36,8 @@ import { buildArgs } from '../api/task-args.js';
 import { decodeThrown, encodeError, toWireFailure } from '../thrown.js';
 import { TaskQueue } from '../scheduling/task-queue.js';
 import { watchIterator } from '../api/watch-iterator.js';
-import { acquire, giveBack, place, type Resources, type Task } from '../scheduling/task.js';
+import { place, type Task } from '../scheduling/task.js';
+import { acquire, demandOf, giveBack, sameDemand, type Resources } from '../scheduling/resources.js';
 import { ClientHandle, type Peer } from './client-handle.js';
 import { WorkerHandle } from '../workers/worker-handle.js';
 
@@ -184,7 +185,7 @@ export class NodeManager implements Runtime {
     for (const task of this.#tasks.values()) {
       if (task.state === 'running') running += 1;
       if (task.placement === 'local' && (task.state === 'waiting' || task.state === 'ready')) {
-        for (const [name, amount] of Object.entries(task.demand)) available[name] = (available[name] ?? 0) - amount;
+        acquire(available, task.demand);
       }
     }
     return {
@@ -504,7 +505,7 @@ export class NodeManager implements Runtime {
     placement: Task['placement'] = 'any',
     owners?: ReadonlyMap<string, string>,
   ): void {
-    const demand: Resources = { CPU: options.numCpus, ...options.resources };
+    const demand = demandOf(options);
     const task: Task = {
       id: this.#nextTaskId++,
       returnId,
@@ -1285,12 +1286,6 @@ function ownersOf(args: readonly WireArg[]): Map<string, string> {
 
 function missingName(name: string): ObjectNotFoundError {
   return new ObjectNotFoundError(name, `no object is published under the name "${name}"; publish one with store.putNamed().`);
-}
-
-function sameDemand(a: Readonly<Resources> | undefined, b: Readonly<Resources>): boolean {
-  if (!a) return false;
-  const keys = Object.keys(b);
-  return keys.length === Object.keys(a).length && keys.every((key) => a[key] === b[key]);
 }
 
 function stripUndefined<T extends object>(value: T): T {

@@ -2,9 +2,9 @@ import type { WireArg } from '@shoal/protocol';
 import type { FunctionSource } from '../api/function-source.js';
 import type { ResolvedRemoteOptions } from '../options.js';
 import type { WorkerHandle } from '../workers/worker-handle.js';
+import { shortfall, type Resources } from './resources.js';
 
-/** Resource amounts by name; `CPU` is the CPU count, the rest are custom resources. */
-export type Resources = Record<string, number>;
+export type { Resources } from './resources.js';
 
 /** Lifecycle of a task on its node. */
 export type TaskState = 'waiting' | 'ready' | 'queued' | 'running' | 'spilled' | 'finished';
@@ -48,23 +48,10 @@ export type Placement = { readonly kind: 'placed' } | { readonly kind: 'wait' } 
  * offering `total`. A pure function over snapshots; it never throws for lack of capacity.
  */
 export function place(demand: Readonly<Resources>, available: Readonly<Resources>, total: Readonly<Resources>): Placement {
-  let fits = true;
-  for (const [name, amount] of Object.entries(demand)) {
-    if (amount <= 0) continue;
-    const offered = total[name] ?? 0;
-    if (amount > offered + 1e-9) {
-      const what = name === 'CPU' ? `${amount} CPUs` : `${amount} of resource "${name}"`;
-      return { kind: 'infeasible', reason: `it needs ${what}, and this node offers ${offered}` };
-    }
-    if (amount > (available[name] ?? 0) + 1e-9) fits = false;
+  const missing = shortfall(demand, total);
+  if (missing) {
+    const what = missing.name === 'CPU' ? `${missing.amount} CPUs` : `${missing.amount} of resource "${missing.name}"`;
+    return { kind: 'infeasible', reason: `it needs ${what}, and this node offers ${missing.offered}` };
   }
-  return fits ? { kind: 'placed' } : { kind: 'wait' };
-}
-
-export function acquire(available: Resources, demand: Readonly<Resources>): void {
-  for (const [name, amount] of Object.entries(demand)) available[name] = (available[name] ?? 0) - amount;
-}
-
-export function giveBack(available: Resources, demand: Readonly<Resources>): void {
-  for (const [name, amount] of Object.entries(demand)) available[name] = (available[name] ?? 0) + amount;
+  return shortfall(demand, available) ? { kind: 'wait' } : { kind: 'placed' };
 }

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { type AddressInfo, type Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { guard, sameToken, wsUrl } from '../../transport/guard.js';
+import { acquire, demandOf, describeResources, fits } from '../../scheduling/resources.js';
 import {
   CLOSE_PROTOCOL_ERROR,
   ShoalError,
@@ -66,15 +67,6 @@ interface Forwarded {
   lost: number;
 }
 
-const demandOf = (task: ClusterTask): Record<string, number> => ({ CPU: task.options.numCpus, ...task.options.resources });
-
-function fits(demand: Readonly<Record<string, number>>, offered: Readonly<Record<string, number>>): boolean {
-  return Object.entries(demand).every(([name, amount]) => amount <= 0 || amount <= (offered[name] ?? 0) + 1e-9);
-}
-
-function describeResources(resources: Readonly<Record<string, number>>): string {
-  return Object.entries(resources).map(([name, amount]) => `${name} ${amount}`).join(', ') || 'nothing';
-}
 
 /** A node's (or CLI's) connection to the head. */
 interface NodePeer {
@@ -325,7 +317,7 @@ export class Head {
   #effectiveAvailable(member: Member): Record<string, number> {
     const available = { ...member.report.available };
     for (const { demand } of member.sinceReport) {
-      for (const [name, amount] of Object.entries(demand)) available[name] = (available[name] ?? 0) - amount;
+      acquire(available, demand);
     }
     return available;
   }
@@ -356,7 +348,7 @@ export class Head {
    * `retry`: the node it ran on died, so the submitter is a candidate like any other.
    */
   #place(origin: string, task: ClusterTask, retry: boolean): void {
-    const demand = demandOf(task);
+    const demand = demandOf(task.options);
     let best: { id: string; member: Member; bytes: number; cpu: number } | undefined;
     for (const [id, member] of this.#members) {
       if (id === origin && !retry) continue;
@@ -422,7 +414,7 @@ export class Head {
     }
     const member = this.#members.get(target)!;
     member.runs += 1;
-    member.sinceReport.push({ seq: member.runs, demand: demandOf(task) });
+    member.sinceReport.push({ seq: member.runs, demand: demandOf(task.options) });
     const sources: Record<string, string[]> = {};
     for (const arg of task.args) {
       if ('ref' in arg && !arg.bytes) {

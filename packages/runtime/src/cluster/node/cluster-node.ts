@@ -11,6 +11,7 @@ import type { NodeManager } from '../../node/node-manager.js';
 import type { Resources, Task } from '../../scheduling/task.js';
 import { fromWireFailure } from '../../thrown.js';
 import { HeadLink } from './head-link.js';
+import { acquire, fits } from '../../scheduling/resources.js';
 import { DataServer, ObjectPuller, type PulledObject } from '../transfer/transfer.js';
 
 const debug = debuglog('shoal:cluster');
@@ -27,10 +28,6 @@ export interface ClusterNodeOptions {
   readonly log: (line: string) => void;
   /** Called when membership can never work (a refused token): the daemon stops. */
   readonly onFatal: (error: Error) => void;
-}
-
-function fits(demand: Readonly<Resources>, offered: Readonly<Record<string, number>>): boolean {
-  return Object.entries(demand).every(([name, amount]) => amount <= 0 || amount <= (offered[name] ?? 0) + 1e-9);
 }
 
 /** The local address this machine uses to reach `url`'s host (the IP other nodes can reach it at). */
@@ -156,7 +153,7 @@ export class ClusterNode {
     for (const peer of this.#view.values()) {
       if (!fits(demand, peer.available)) continue;
       const available = { ...peer.available };
-      for (const [name, amount] of Object.entries(demand)) available[name] = (available[name] ?? 0) - amount;
+      acquire(available, demand);
       this.#view.set(peer.nodeId, { ...peer, available });
       return true;
     }
