@@ -58,6 +58,9 @@ function start(options: InitOptions): Embedded {
   const { address = process.env.SHOAL_ADDRESS || undefined, token: _token, ...nodeOptions } = options;
   if (address !== undefined) return attach(address, options);
   const node = new NodeManager(nodeOptions);
+  // Listening and starting the workers begin now: a task submitted before init() resolves (or
+  // without init()) runs as soon as a worker is up. Failures surface through ready().
+  void node.start();
   setCurrentRuntime(node);
   const session: ShoalSession = {
     sessionId: node.store.sessionId,

@@ -1,10 +1,8 @@
 import type { WireArg } from '@shoal/protocol';
 import type { FunctionSource } from '../api/function-source.js';
 import type { ResolvedRemoteOptions } from '../options.js';
-import type { WorkerHandle } from '../workers/worker-handle.js';
-import { shortfall, type Resources } from './resources.js';
-
-export type { Resources } from './resources.js';
+import type { Resources } from './resources.js';
+import type { WorkerSlot } from './worker-slot.js';
 
 /** Lifecycle of a task on its node. */
 export type TaskState = 'waiting' | 'ready' | 'queued' | 'running' | 'spilled' | 'finished';
@@ -27,7 +25,7 @@ export interface Task {
   unsettled: number;
   /** Times the task was started on a worker. */
   attempts: number;
-  worker: WorkerHandle | undefined;
+  worker: WorkerSlot | undefined;
   timer: NodeJS.Timeout | undefined;
   /** Why the task's worker is being killed on purpose. */
   ending: 'timeout' | 'cancel' | undefined;
@@ -38,20 +36,4 @@ export interface Task {
    * `elsewhere` tasks cannot run on this node at all and must spill; `any` is the default.
    */
   placement: 'any' | 'local' | 'elsewhere';
-}
-
-/** The result of placing a task on a node's resources. */
-export type Placement = { readonly kind: 'placed' } | { readonly kind: 'wait' } | { readonly kind: 'infeasible'; readonly reason: string };
-
-/**
- * Whether `demand` can run now on `available`, later (once resources free up), or never on a node
- * offering `total`. A pure function over snapshots; it never throws for lack of capacity.
- */
-export function place(demand: Readonly<Resources>, available: Readonly<Resources>, total: Readonly<Resources>): Placement {
-  const missing = shortfall(demand, total);
-  if (missing) {
-    const what = missing.name === 'CPU' ? `${missing.amount} CPUs` : `${missing.amount} of resource "${missing.name}"`;
-    return { kind: 'infeasible', reason: `it needs ${what}, and this node offers ${missing.offered}` };
-  }
-  return shortfall(demand, available) ? { kind: 'wait' } : { kind: 'placed' };
 }

@@ -2,13 +2,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { NodeToWorker, WorkerToNode } from '@shoal/protocol';
 import type { Connection } from '../transport/connection.js';
-import type { Peer } from '../node/client-handle.js';
-import type { Resources, Task } from '../scheduling/task.js';
+import type { Peer } from '../node/peer.js';
+import type { Resources } from '../scheduling/resources.js';
+import type { Task } from '../scheduling/task.js';
+import type { WorkerSlot, WorkerState } from '../scheduling/worker-slot.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 
-/** Lifecycle of a worker process as its node sees it. */
-export type WorkerState = 'starting' | 'idle' | 'busy' | 'dead';
+export type { WorkerState } from '../scheduling/worker-slot.js';
 
 /** Settings a worker process reads from its environment. */
 export interface WorkerEnvironment {
@@ -19,7 +20,7 @@ export interface WorkerEnvironment {
 }
 
 /** One worker process: the child, its connection once it said ready, and what it runs. */
-export class WorkerHandle implements Peer {
+export class WorkerHandle implements Peer, WorkerSlot {
   readonly child: ChildProcess;
   readonly pid: number;
   readonly exited: Promise<void>;
@@ -39,10 +40,16 @@ export class WorkerHandle implements Peer {
   readonly watching = new Set<string>();
   readonly pendingHolds = new Set<string>();
   readonly heldAhead = new Set<string>();
+  readonly remote = false;
+  /** Set while this is an extra worker with nothing to do: it stops when it fires. */
   idleTimer: NodeJS.Timeout | undefined;
+  /** Resolves once the worker said ready on its connection, or died. */
+  readonly connected: Promise<void>;
+  #connected!: () => void;
 
-  constructor(environment: WorkerEnvironment, onExit: (worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void) {
-    this.child = spawn(process.execPath, [WORKER_ENTRY], {
+  /** Starts a worker process that will connect to the node described by `environment`. */
+  static spawn(environment: WorkerEnvironment, onExit: (worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void): WorkerHandle {
+    const child = spawn(process.execPath, [WORKER_ENTRY], {
       stdio: ['ignore', 'inherit', 'inherit'],
       env: {
         ...process.env,
@@ -53,11 +60,19 @@ export class WorkerHandle implements Peer {
         SHOAL_NODE_PID: String(process.pid),
       },
     });
+    return new WorkerHandle(child, onExit);
+  }
+
+  /** Takes over `child`, a worker process just started; `onExit` runs once when it exits. */
+  constructor(child: ChildProcess, onExit: (worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void) {
+    this.child = child;
     if (this.child.pid === undefined) throw new Error('Could not start a worker process (spawn failed).');
     this.pid = this.child.pid;
+    this.connected = new Promise((resolve) => (this.#connected = resolve));
     this.exited = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => {
         this.state = 'dead';
+        this.#connected();
         onExit(this, code, signal);
         resolve();
       });
@@ -66,8 +81,16 @@ export class WorkerHandle implements Peer {
       // 'exit' follows (or the spawn failed and exit never comes: treat as dead).
       if (this.child.exitCode === null && this.child.signalCode === null && this.child.pid === undefined) {
         this.state = 'dead';
+        this.#connected();
       }
     });
+  }
+
+  /** The worker process said ready on `connection`: it takes tasks from now on. */
+  claim(connection: Connection<WorkerToNode, NodeToWorker>): void {
+    this.connection = connection;
+    this.state = 'idle';
+    this.#connected();
   }
 
   /** Whether this worker (its process and connection) keeps the node's process alive. */

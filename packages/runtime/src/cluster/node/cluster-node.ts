@@ -8,7 +8,8 @@ import { debuglog } from 'node:util';
 import { isValidId, type ClusterResult, type ClusterTask, type FromHead, type NodeReport, type PeerView } from '@shoal/protocol';
 import { unlinkSegment } from '@shoal/shm';
 import type { NodeManager } from '../../node/node-manager.js';
-import type { Resources, Task } from '../../scheduling/task.js';
+import type { Task } from '../../scheduling/task.js';
+import type { Resources } from '../../scheduling/resources.js';
 import { fromWireFailure } from '../../thrown.js';
 import { HeadLink } from './head-link.js';
 import { acquire, fits } from '../../scheduling/resources.js';
@@ -76,8 +77,8 @@ export class ClusterNode {
       // The head forgets what it placed for us and on us when we drop: take our tasks back, and
       // stop keeping results nobody will ask for.
       onDisconnect: () => {
-        node.reclaimSpilled();
-        node.dropForeign();
+        node.cluster.reclaimSpilled();
+        node.cluster.dropForeign();
         // The head forgets this node: its runs are numbered from 0 again, and questions in
         // flight will not be answered.
         this.#runsSeen = 0;
@@ -95,7 +96,7 @@ export class ClusterNode {
       this.#added.push([id, size]);
       this.#scheduleFlush();
     };
-    node.joinCluster({
+    node.cluster.join({
       hasRoomElsewhere: (demand) => this.#reserveElsewhere(demand),
       spill: (task, args) => this.#spill(task, args),
       fetch: (id, owner) => this.#fetch(id, this.#urlOf(owner)),
@@ -117,7 +118,7 @@ export class ClusterNode {
       token: options.token,
       nodeId: node.store.sessionId,
       log: options.log,
-      onRelease: (ids) => node.releaseKept(ids),
+      onRelease: (ids) => node.cluster.releaseKept(ids),
     });
     const member = new ClusterNode(node, data, options);
     await member.link.registered;
@@ -168,7 +169,7 @@ export class ClusterNode {
       options: task.options,
     };
     // Without a head the task stays here (or fails as infeasible there).
-    if (!this.link.send({ type: 'spill', task: wire })) this.node.declined(task.returnId);
+    if (!this.link.send({ type: 'spill', task: wire })) this.node.cluster.declined(task.returnId);
   }
 
   // ---- objects -----------------------------------------------------------------------------
@@ -292,7 +293,7 @@ export class ClusterNode {
           if (next.has(id)) continue;
           // A node that left: results kept for it will never be pulled, its tasks here are moot,
           // and pulls from it will not finish.
-          this.node.dropForeign((_, origin) => origin === id);
+          this.node.cluster.dropForeign((_, origin) => origin === id);
           this.#puller.forget(peer.dataUrl);
         }
         this.#view = next;
@@ -301,17 +302,17 @@ export class ClusterNode {
       }
       case 'run':
         this.#runsSeen = Math.max(this.#runsSeen, message.seq);
-        this.node.runForeign(message.origin, message.task, (id) => this.#fetch(id, message.sources[id] ?? []));
+        this.node.cluster.runForeign(message.origin, message.task, (id) => this.#fetch(id, message.sources[id] ?? []));
         return;
       case 'declined':
         this.#spillBlocked = true;
-        this.node.declined(message.returnId);
+        this.node.cluster.declined(message.returnId);
         return;
       case 'result':
         void this.#receiveResult(message.returnId, message.holderUrl, message.result);
         return;
       case 'cancel':
-        this.node.dropForeign((returnId) => returnId === message.returnId);
+        this.node.cluster.dropForeign((returnId) => returnId === message.returnId);
         return;
       case 'located':
         this.#locates.get(message.requestId)?.(message.holders);
@@ -329,7 +330,7 @@ export class ClusterNode {
   async #receiveResult(returnId: string, holderUrl: string, result: ClusterResult): Promise<void> {
     if (!isValidId(returnId)) return;
     if (!result.ok) {
-      this.node.failSpilled(returnId, fromWireFailure(result.failure));
+      this.node.cluster.failSpilled(returnId, fromWireFailure(result.failure));
       return;
     }
     // Pulled objects are held here until the result holds them (or the pull failed).
@@ -343,14 +344,14 @@ export class ClusterNode {
         contains.push(id);
       }
       if (result.bytes) {
-        this.node.finishSpilled(returnId, { size: result.size, bytes: result.bytes, contains });
+        this.node.cluster.finishSpilled(returnId, { size: result.size, bytes: result.bytes, contains });
         return;
       }
       await this.#pull(returnId, [holderUrl]);
-      if (!this.node.finishSpilled(returnId, { size: result.size, contains })) this.#discard(returnId);
+      if (!this.node.cluster.finishSpilled(returnId, { size: result.size, contains })) this.#discard(returnId);
     } catch (error) {
       debug('result %s could not be fetched: %o', returnId, error);
-      this.node.failSpilled(returnId, error as Error);
+      this.node.cluster.failSpilled(returnId, error as Error);
     } finally {
       for (const id of held) this.node.store.release(id);
       if (holderUrl) this.#puller.release(holderUrl, [returnId]);

@@ -1,23 +1,18 @@
 import type { NodeToWorker, WorkerToNode } from '@shoal/protocol';
 import type { Connection } from '../transport/connection.js';
-import type { Resources, Task } from '../scheduling/task.js';
 
 /**
  * What the node keeps for every process connected to it: a worker it spawned, or an attached
- * client. Message handling (holds, names, requests) works the same for both; only workers get
- * tasks.
+ * client. Holds, names and requests work the same for both; only workers get tasks (the worker's
+ * scheduling state is in WorkerSlot, see scheduling/worker-slot.ts).
  */
 export interface Peer {
   readonly pid: number;
   connection: Connection<WorkerToNode, NodeToWorker> | undefined;
   /** Refs this peer holds, by id, with counts: released if it goes away. */
   readonly holds: Map<string, number>;
-  /** Hashes of the functions this peer already has. */
+  /** Hashes of the functions this peer already has (it submits tasks with their source once). */
   readonly functions: Set<string>;
-  /** Tasks sent to it, in order (always empty for a client). */
-  readonly inflight: Task[];
-  lease: Readonly<Resources> | undefined;
-  blockedRequests: number;
   /** Names this peer watches. */
   readonly watching: Set<string>;
   /**
@@ -28,7 +23,7 @@ export interface Peer {
   /** Ids held for it when its get made this node fetch them, before its own `refs` hold came. */
   readonly heldAhead: Set<string>;
   /** A program on another machine (over WebSocket): it cannot map this machine's segments. */
-  readonly remote?: boolean;
+  readonly remote: boolean;
   send(message: NodeToWorker): void;
 }
 
@@ -38,13 +33,9 @@ export class ClientHandle implements Peer {
   connection: Connection<WorkerToNode, NodeToWorker> | undefined;
   readonly holds = new Map<string, number>();
   readonly functions = new Set<string>();
-  readonly inflight: Task[] = [];
-  lease: Readonly<Resources> | undefined = undefined;
-  blockedRequests = 0;
   readonly watching = new Set<string>();
   readonly pendingHolds = new Set<string>();
   readonly heldAhead = new Set<string>();
-
   readonly remote: boolean;
 
   constructor(pid: number, connection: Connection<WorkerToNode, NodeToWorker>, remote = false) {

@@ -6,7 +6,7 @@ import type { Task } from './task.js';
  * finished while queued (cancelled, failed, shutdown) are not searched for and removed; they stay
  * until they reach the head and are skipped there.
  */
-export class TaskQueue {
+export class ReadyQueue {
   #items: (Task | undefined)[] = [];
   #head = 0;
 

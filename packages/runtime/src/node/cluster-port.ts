@@ -1,0 +1,144 @@
+import { InfeasibleTaskError, ShoalError, type ClusterArg, type ClusterResult, type ClusterTask } from '@shoal/protocol';
+import type { ObjectStore } from '@shoal/store';
+import type { LocalScheduler, SpillTarget } from '../scheduling/local-scheduler.js';
+import type { Resources } from '../scheduling/resources.js';
+import type { Task } from '../scheduling/task.js';
+import { ForeignTasks } from './foreign-tasks.js';
+import type { ObjectService } from './object-service.js';
+
+/**
+ * What a node that is part of a cluster gets from its cluster agent (see cluster/node/cluster-node.ts).
+ * Without one the node is a cluster of one.
+ */
+export interface ClusterHooks {
+  /** Whether, by the head's last word, another node has room for `demand` now. */
+  hasRoomElsewhere(demand: Readonly<Resources>): boolean;
+  /** Hands a task that cannot start here to the head, with its arguments as they cross nodes. */
+  spill(task: Task, args: ClusterArg[]): void;
+  /** Fetches object `id` (made by node `owner`) into this node's store, which expects it. */
+  fetch(id: string, owner: string): void;
+  /** A task the head sent here ended: its result (kept here if in a segment) goes to `origin`. */
+  finished(origin: string, returnId: string, result: ClusterResult): void;
+  /** The submitter gave up on a spilled task. */
+  cancel(returnId: string): void;
+}
+
+/**
+ * The node as its cluster agent sees it (`node.cluster`): joining, tasks the head sent here for
+ * other nodes, and the outcome of tasks this node spilled to the head.
+ */
+export class ClusterPort {
+  readonly #store: ObjectStore;
+  readonly #scheduler: LocalScheduler;
+  readonly #objects: ObjectService;
+  readonly #acceptsTasks: () => boolean;
+  readonly #foreign: ForeignTasks;
+  #hooks: ClusterHooks | undefined;
+
+  constructor(store: ObjectStore, scheduler: LocalScheduler, objects: ObjectService, acceptsTasks: () => boolean) {
+    this.#store = store;
+    this.#scheduler = scheduler;
+    this.#objects = objects;
+    this.#acceptsTasks = acceptsTasks;
+    this.#foreign = new ForeignTasks(store, scheduler, (origin, returnId, result) => this.#hooks?.finished(origin, returnId, result));
+  }
+
+  /** Whether the node joined a cluster. */
+  get joined(): boolean {
+    return this.#hooks !== undefined;
+  }
+
+  /** Where the scheduler sends tasks that cannot start here (set once the node joined). */
+  spillTarget: SpillTarget | undefined;
+
+  /** Makes this node part of a cluster: tasks that cannot run here spill, missing objects are fetched. */
+  join(hooks: ClusterHooks): void {
+    this.#hooks = hooks;
+    this.#objects.fetch = (id, owner) => hooks.fetch(id, owner);
+    this.spillTarget = {
+      hasRoomElsewhere: (demand) => hooks.hasRoomElsewhere(demand),
+      spill: (task) => hooks.spill(task, this.#clusterArgs(task)),
+      cancel: (returnId) => hooks.cancel(returnId),
+    };
+  }
+
+  /** A task's arguments as they cross nodes: refs with their owner, size and (inline) bytes. */
+  #clusterArgs(task: Task): ClusterArg[] {
+    const store = this.#store;
+    return task.args.map((arg): ClusterArg => {
+      if ('value' in arg) return { value: arg.value };
+      const status = store.status(arg.ref);
+      const size = status.state === 'ready' ? status.size : 0;
+      const bytes = status.state === 'ready' ? status.bytes : undefined;
+      return bytes ? { ref: arg.ref, owner: store.sessionId, size, bytes } : { ref: arg.ref, owner: store.sessionId, size };
+    });
+  }
+
+  /** Runs a task the head placed here for node `origin` (see ForeignTasks). */
+  runForeign(origin: string, task: ClusterTask, fetch: (id: string, size: number) => void): void {
+    if (this.#acceptsTasks()) this.#foreign.run(origin, task, fetch);
+  }
+
+  /** The origin has its copy of these results (or left the cluster): stop keeping them. */
+  releaseKept(ids: readonly string[]): void {
+    this.#foreign.release(ids);
+  }
+
+  /** Stops foreign tasks, and drops kept results, for which `match(returnId, origin)` holds (all by default). */
+  dropForeign(match?: (returnId: string, origin: string) => boolean): void {
+    this.#foreign.drop(match);
+  }
+
+  /** A task this node spilled ended elsewhere; `result` is its value, already in this store if a segment. */
+  finishSpilled(returnId: string, result: { size: number; bytes?: Uint8Array; contains: readonly string[] }): boolean {
+    const task = this.#spilled(returnId);
+    if (!task) return false;
+    this.#scheduler.succeed(task, result);
+    return true;
+  }
+
+  /** A task this node spilled failed elsewhere (or could not be placed). */
+  failSpilled(returnId: string, error: Error): void {
+    const task = this.#spilled(returnId);
+    if (task) this.#scheduler.fail(task, error);
+  }
+
+  /** The head found no room elsewhere: run the spilled task here after all. */
+  declined(returnId: string): void {
+    const task = this.#spilled(returnId);
+    if (!task) return;
+    if (task.placement === 'elsewhere') {
+      this.#scheduler.fail(task, new InfeasibleTaskError(task.fn.name, 'no node of the cluster offers what it needs'));
+      return;
+    }
+    task.placement = 'local';
+    this.#scheduler.readyAgain(task);
+  }
+
+  /**
+   * The connection to the head dropped: tasks this node spilled may never report back. Each runs
+   * here instead if this node can ever run it (it may then run twice, like any retry), else fails.
+   */
+  reclaimSpilled(): void {
+    for (const task of [...this.#scheduler.tasks.values()]) {
+      if (task.state !== 'spilled') continue;
+      if (task.placement === 'elsewhere') {
+        this.#scheduler.fail(
+          task,
+          new ShoalError(
+            'ERR_HEAD_LOST',
+            `Task ${task.fn.name} was placed on another node by the head, and the connection to the head was lost. ` +
+              'Submit it again once the head is back.',
+          ),
+        );
+      } else {
+        this.declined(task.returnId);
+      }
+    }
+  }
+
+  #spilled(returnId: string): Task | undefined {
+    const task = this.#scheduler.tasks.get(returnId);
+    return task && task.state === 'spilled' ? task : undefined;
+  }
+}

@@ -1,0 +1,138 @@
+import { ShoalError, formatBytes, isValidId, type ObjectLocation, type ObjectPayload } from '@shoal/protocol';
+import type { ObjectStore } from '@shoal/store';
+import { encodeError } from '../thrown.js';
+import type { Peer } from './peer.js';
+import type { RefHolds } from './ref-holds.js';
+
+/** Largest frame of a remote driver's connection (its objects travel whole). */
+export const REMOTE_MAX_FRAME_BYTES = 1024 ** 3 + (1 << 20);
+/** Largest object a remote driver receives: one frame, less room for the message around it. */
+const REMOTE_MAX_OBJECT_BYTES = REMOTE_MAX_FRAME_BYTES - (1 << 20);
+
+/**
+ * The node's objects as its peers see them: where an object is (inline bytes, a segment to map,
+ * an error), who was told so (and must forget it when it is freed), objects arriving from peers,
+ * waiting for objects to settle, and — in a cluster — fetching objects other nodes made.
+ */
+export class ObjectService {
+  readonly #store: ObjectStore;
+  readonly #holds: RefHolds;
+  /** Peers that were told where a segment object is (they may cache a mapping of it). */
+  readonly #mappedBy = new Map<string, Set<Peer>>();
+  /** Brings object `id`, made by node `owner`, into this store (set when the node joins a cluster). */
+  fetch: ((id: string, owner: string) => void) | undefined;
+
+  constructor(store: ObjectStore, holds: RefHolds) {
+    this.#store = store;
+    this.#holds = holds;
+  }
+
+  /** Where `id` is, for `peer` (recorded: a peer told of a segment may map it, and is told to forget it). */
+  locate(id: string, peer?: Peer): ObjectLocation {
+    const status = this.#store.status(id);
+    switch (status.state) {
+      case 'ready':
+        if (status.bytes) return { kind: 'inline', bytes: status.bytes };
+        // A remote driver cannot map this machine's segments: it gets the bytes.
+        if (peer?.remote) {
+          if (status.size > REMOTE_MAX_OBJECT_BYTES) {
+            const tooLarge = new ShoalError(
+              'ERR_OBJECT_TOO_LARGE',
+              `Object ${id} is ${formatBytes(status.size)}: a program on a machine without a node receives each object ` +
+                'whole, up to 1 GiB. Read it in a task, or run the program on a machine with a node.',
+            );
+            return { kind: 'error', error: encodeError(tooLarge) };
+          }
+          return { kind: 'inline', bytes: this.#store.segmentBytes(id) };
+        }
+        if (peer) {
+          let peers = this.#mappedBy.get(id);
+          if (!peers) this.#mappedBy.set(id, (peers = new Set()));
+          peers.add(peer);
+        }
+        return { kind: 'segment', size: status.size };
+      case 'failed':
+        return { kind: 'error', error: encodeError(status.error) };
+      default:
+        return { kind: 'freed' };
+    }
+  }
+
+  /** A segment object was freed: peers that may have it mapped drop their cached mapping. */
+  forgetEverywhere(id: string): void {
+    const peers = this.#mappedBy.get(id);
+    if (!peers) return;
+    this.#mappedBy.delete(id);
+    for (const peer of peers) peer.send({ type: 'forget', ids: [id] });
+  }
+
+  /** The peer went away: nothing is sent to it any more. */
+  forget(peer: Peer): void {
+    for (const [id, peers] of this.#mappedBy) {
+      peers.delete(peer);
+      if (peers.size === 0) this.#mappedBy.delete(id);
+    }
+  }
+
+  /** An object a peer put: registered here, held for the peer from now on (counted here, never unheld). */
+  accept(peer: Peer, id: string, payload: ObjectPayload): void {
+    if (!isValidId(id) || this.#store.status(id).state !== 'freed') return;
+    try {
+      if (payload.bytes && payload.size >= this.#store.options.inlineThreshold) {
+        // A remote driver's large object: into a segment, as if it had written it here.
+        this.#store.registerBytes(id, payload.bytes, payload.contains);
+      } else {
+        this.#store.register(id, payload);
+      }
+    } catch (error) {
+      // No room (or /dev/shm full): the object exists as that failure, for whoever gets it.
+      this.#store.expect(id);
+      this.#holds.holdFor(peer, id);
+      this.#store.fail(id, error as Error);
+      return;
+    }
+    this.#holds.holdFor(peer, id);
+  }
+
+  /**
+   * Objects among `ids` made by another node (`owners[i]`) and not here are fetched; `peer`, if
+   * given, is the one asking (held for it at once, so the copy cannot be freed before it reads it).
+   */
+  fetchMissing(ids: readonly string[], owners: readonly (string | undefined)[], peer?: Peer): void {
+    const fetch = this.fetch;
+    if (!fetch) return;
+    ids.forEach((id, i) => {
+      const owner = owners[i];
+      if (owner === undefined || owner === this.#store.sessionId || this.#store.status(id).state !== 'freed') return;
+      this.#store.expect(id);
+      // Peers that said they hold a ref to it hold it now; the asker's hold may come later.
+      this.#holds.claimPending(id);
+      if (peer) this.#holds.holdAhead(peer, id);
+      fetch(id, owner);
+    });
+  }
+
+  /** Resolves with the ids among `ids` that settled, once `numReturns` have (or after `timeoutMs`). */
+  waitFor(ids: readonly string[], numReturns: number, timeoutMs: number | null): Promise<string[]> {
+    const want = Math.min(numReturns, ids.length);
+    return new Promise((resolve) => {
+      const settled = new Set<string>();
+      let done = false;
+      let timer: NodeJS.Timeout | undefined;
+      const finish = () => {
+        if (done) return;
+        done = true;
+        if (timer) clearTimeout(timer);
+        resolve(ids.filter((id) => settled.has(id)));
+      };
+      for (const id of ids) {
+        this.#store.onSettled(id, () => {
+          settled.add(id);
+          if (settled.size >= want) finish();
+        });
+      }
+      if (settled.size >= want) finish();
+      else if (timeoutMs !== null) timer = setTimeout(finish, timeoutMs);
+    });
+  }
+}

@@ -1,0 +1,118 @@
+import { createServer, type Server } from 'node:net';
+import { debuglog } from 'node:util';
+import { decodeWorkerMessage, type NodeToWorker, type WorkerToNode } from '@shoal/protocol';
+import { Connection, type MessageStream } from '../transport/connection.js';
+import type { WorkerHandle } from '../workers/worker-handle.js';
+import { REMOTE_MAX_FRAME_BYTES } from './object-service.js';
+import { ClientHandle, type Peer } from './peer.js';
+
+const debug = debuglog('shoal:node');
+
+/** What the server hands over once a connection said who it is. */
+export interface PeerServerEvents {
+  /** The worker process `pid`, if this node started it and it has no connection yet. */
+  unclaimedWorker(pid: number): WorkerHandle | undefined;
+  /** A worker connected: it takes tasks from now on. */
+  workerConnected(worker: WorkerHandle): void;
+  /** A program attached (it stores and gets, never runs tasks). */
+  clientAttached(client: ClientHandle): void;
+  /** A message from a process that said who it is. */
+  message(peer: Peer, message: WorkerToNode): void;
+  /** A process's connection closed. */
+  closed(peer: Peer): void;
+}
+
+/**
+ * The node's unix-socket server in the session directory, and the handshake on every connection:
+ * the first message must be `attach` (any process of this user may attach: the socket lives in a
+ * 0700 directory) or `ready` from one of this node's own worker processes; anything else closes it.
+ */
+export class PeerServer {
+  readonly socketPath: string;
+  readonly #server: Server;
+  readonly #events: PeerServerEvents;
+  readonly #welcome: Extract<NodeToWorker, { type: 'welcome' }>;
+  readonly #clients = new Set<ClientHandle>();
+
+  constructor(socketPath: string, welcome: Extract<NodeToWorker, { type: 'welcome' }>, events: PeerServerEvents) {
+    this.socketPath = socketPath;
+    this.#welcome = welcome;
+    this.#events = events;
+    this.#server = createServer((socket) => this.accept(socket));
+    this.#server.unref();
+  }
+
+  /** Attached programs connected now. */
+  clients(): Iterable<ClientHandle> {
+    return this.#clients;
+  }
+
+  /** Starts listening on the socket. */
+  listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.socketPath, () => {
+        this.#server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  /** Whether the server keeps the process alive. */
+  keepAlive(alive: boolean): void {
+    if (alive) this.#server.ref();
+    else this.#server.unref();
+  }
+
+  /**
+   * Serves a connection: a local socket, or (`remote`) a WebSocket from a program on a machine
+   * without a node, whose token the head checked. A remote program cannot map this machine's
+   * memory: its objects travel as bytes, in frames up to REMOTE_MAX_FRAME_BYTES.
+   */
+  accept(socket: MessageStream, remote = false): void {
+    let peer: Peer | undefined;
+    const connection: Connection<WorkerToNode, NodeToWorker> = new Connection<WorkerToNode, NodeToWorker>(
+      socket,
+      {
+        decode: decodeWorkerMessage,
+        message: (message) => {
+          if (peer) this.#events.message(peer, message);
+          else peer = this.#handshake(connection, message, remote);
+        },
+        close: (error) => {
+          if (error) debug('connection of process %d closed: %s', peer?.pid, error.message);
+          if (peer instanceof ClientHandle) this.#clients.delete(peer);
+          if (peer) this.#events.closed(peer);
+        },
+      },
+      remote ? REMOTE_MAX_FRAME_BYTES : undefined,
+    );
+  }
+
+  #handshake(connection: Connection<WorkerToNode, NodeToWorker>, message: WorkerToNode, remote: boolean): Peer | undefined {
+    if (message.type === 'attach' && Number.isSafeInteger(message.pid)) {
+      const client = new ClientHandle(message.pid, connection, remote);
+      this.#clients.add(client);
+      connection.socket.unref();
+      client.send(this.#welcome);
+      this.#events.clientAttached(client);
+      return client;
+    }
+    // Otherwise the first message must name one of this node's own worker processes.
+    const claimed = message.type === 'ready' && !remote ? this.#events.unclaimedWorker(message.pid) : undefined;
+    if (!claimed) {
+      connection.destroy(new Error('connection from an unknown process'));
+      return undefined;
+    }
+    claimed.claim(connection);
+    this.#events.workerConnected(claimed);
+    return claimed;
+  }
+
+  /** Closes every attached program's connection and stops listening. */
+  async close(): Promise<void> {
+    for (const client of this.#clients) client.connection?.destroy();
+    this.#clients.clear();
+    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+  }
+}

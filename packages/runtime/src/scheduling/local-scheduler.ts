@@ -1,0 +1,373 @@
+import { debuglog } from 'node:util';
+import {
+  InfeasibleTaskError,
+  ObjectFreedError,
+  RuntimeShutdownError,
+  TaskCancelledError,
+  TaskTimeoutError,
+  WorkerCrashedError,
+  type ObjectPayload,
+  type WireArg,
+} from '@shoal/protocol';
+import type { FunctionSource } from '../api/function-source.js';
+import type { ResolvedRemoteOptions } from '../options.js';
+import { place } from './policies/local-fit.js';
+import { firstStartable } from './policies/lookahead.js';
+import { pipelineTarget } from './policies/pipeline.js';
+import { stealFrom } from './policies/steal.js';
+import { ReadyQueue } from './ready-queue.js';
+import { acquire, demandOf, type Resources } from './resources.js';
+import { mayRetry } from './retry.js';
+import type { Task } from './task.js';
+import type { WorkerSlot } from './worker-slot.js';
+import { WorkerLeases, type LeaseEvents } from './worker-leases.js';
+
+const debug = debuglog('shoal:node');
+
+/** What the scheduler needs of the node's objects (the store, as the node hands it over). */
+export interface TaskObjects {
+  status(id: string): { readonly state: 'pending' | 'ready' | 'freed' } | { readonly state: 'failed'; readonly error: Error };
+  hold(id: string): boolean;
+  release(id: string): void;
+  onSettled(id: string, callback: () => void): void;
+  fail(id: string, error: Error): void;
+  register(id: string, payload: ObjectPayload): void;
+}
+
+/** What the scheduler asks of the node around it; it never touches a process or a socket itself. */
+export interface SchedulerHost extends LeaseEvents {
+  readonly objects: TaskObjects;
+  /** The node's workers (starting, idle, busy; dead ones are gone). */
+  workers(): Iterable<WorkerSlot>;
+  /** Every worker is busy but the head of the queue could run: start one more if allowed. */
+  spawnExtraWorker(): void;
+  /** A result nobody can want any more (cancelled, freed meanwhile): remove what it wrote. */
+  discardResult(returnId: string, result: ObjectPayload): void;
+  /** Whether pending tasks keep the process alive. */
+  keepAlive(alive: boolean): void;
+  /** In a cluster: the head placing tasks that cannot start here. */
+  cluster(): SpillTarget | undefined;
+}
+
+/** Where tasks go that this node cannot start (its cluster agent). */
+export interface SpillTarget {
+  /** Whether, by the head's last word, another node has room for `demand` now. */
+  hasRoomElsewhere(demand: Readonly<Resources>): boolean;
+  /** Hands a ready task to the head. */
+  spill(task: Task): void;
+  /** The submitter gave up on a spilled task. */
+  cancel(returnId: string): void;
+}
+
+/** A task as submitted to the scheduler. */
+export interface TaskSubmission {
+  readonly returnId: string;
+  readonly fn: FunctionSource;
+  readonly args: readonly WireArg[];
+  readonly deps: readonly string[];
+  readonly contains: readonly string[];
+  readonly options: ResolvedRemoteOptions;
+  readonly placement?: Task['placement'];
+}
+
+/**
+ * The node's local scheduler: every task from submission until its return object settles —
+ * waiting (for its arguments) → ready → queued on a worker → running → finished, or spilled to the
+ * head. It applies the policies in ./policies and owns the node's resource accounting; the workers'
+ * messages arrive through the `task…` methods. See docs/internals.md ("Leases, pipelining, recall").
+ */
+export class LocalScheduler {
+  readonly total: Readonly<Resources>;
+  readonly #host: SchedulerHost;
+  readonly #tasks = new Map<string, Task>();
+  readonly #leases: WorkerLeases;
+  readonly #ready = new ReadyQueue();
+  #nextTaskId = 1;
+  #stopped = false;
+
+  constructor(total: Readonly<Resources>, host: SchedulerHost) {
+    this.total = total;
+    this.#leases = new WorkerLeases(total, host);
+    this.#host = host;
+  }
+
+  /** Tasks not finished, by return id. */
+  get tasks(): ReadonlyMap<string, Task> {
+    return this.#tasks;
+  }
+
+  /** Resources free now, minus what tasks the head placed here but that have not started will take. */
+  available(): Resources {
+    const available = { ...this.#leases.available };
+    for (const task of this.#tasks.values()) {
+      if (task.placement === 'local' && (task.state === 'waiting' || task.state === 'ready')) acquire(available, task.demand);
+    }
+    return available;
+  }
+
+  /** Takes a task; it runs once its arguments are ready. */
+  submit(submission: TaskSubmission): void {
+    const { returnId, fn, deps, contains, options } = submission;
+    const demand = demandOf(options);
+    const task: Task = {
+      id: this.#nextTaskId++,
+      returnId,
+      fn,
+      args: submission.args,
+      deps,
+      contains,
+      options,
+      demand,
+      state: 'waiting',
+      unsettled: deps.length,
+      attempts: 0,
+      worker: undefined,
+      timer: undefined,
+      ending: undefined,
+      recalling: false,
+      placement: submission.placement ?? 'any',
+    };
+    const objects = this.#host.objects;
+    this.#tasks.set(returnId, task);
+    this.#host.keepAlive(true);
+    // The task holds what it will read: its arguments can't be freed under it.
+    for (const id of contains) objects.hold(id);
+    const missing = deps.filter((id) => !objects.hold(id));
+    const fit = place(demand, this.#leases.available, this.total);
+    if (fit.kind === 'infeasible') {
+      if (!this.#host.cluster() || task.placement === 'local') {
+        this.fail(task, new InfeasibleTaskError(fn.name, fit.reason));
+        return;
+      }
+      task.placement = 'elsewhere';
+    }
+    if (missing.length > 0) {
+      this.fail(task, new ObjectFreedError(missing[0]!, ` before task ${fn.name} that takes it could start`));
+      return;
+    }
+    if (deps.length === 0) {
+      this.#makeReady(task);
+      return;
+    }
+    for (const id of deps) {
+      objects.onSettled(id, () => {
+        task.unsettled -= 1;
+        if (task.unsettled === 0 && task.state === 'waiting') this.#makeReady(task);
+      });
+    }
+  }
+
+  #makeReady(task: Task): void {
+    for (const id of task.deps) {
+      const status = this.#host.objects.status(id);
+      if (status.state === 'failed') {
+        // Dependents fail with the very error of the task they depend on.
+        this.fail(task, status.error);
+        return;
+      }
+      if (status.state === 'freed') {
+        this.fail(task, new ObjectFreedError(id, ` before task ${task.fn.name} that takes it could start`));
+        return;
+      }
+    }
+    if (task.placement === 'elsewhere') {
+      this.#spill(task);
+      return;
+    }
+    task.state = 'ready';
+    this.#ready.push(task);
+    this.schedule();
+  }
+
+  #spill(task: Task): void {
+    task.state = 'spilled';
+    this.#host.cluster()!.spill(task);
+  }
+
+  /** Starts what can start: a pass over the ready queue. */
+  schedule(): void {
+    if (this.#stopped) return;
+    const cluster = this.#host.cluster();
+    for (this.#ready.dropStale(); this.#ready.length > 0; this.#ready.dropStale()) {
+      const next = this.#ready.at(0)!;
+      if (cluster && next.placement === 'any' && !this.#startable(next) && cluster.hasRoomElsewhere(next.demand)) {
+        // No room here, room on another node: the head places it (on the node holding most of
+        // its arguments among those with room).
+        this.#ready.shift();
+        this.#spill(next);
+        continue;
+      }
+      const worker = this.#idleWorker();
+      if (!worker) {
+        // Every worker is busy. If the head could run anyway, workers are blocked waiting on
+        // objects and lent their CPU back (or tasks take fractions of a CPU): start another and
+        // let the task wait for it. Otherwise queue it behind a running task.
+        if (place(next.demand, this.#leases.available, this.total).kind === 'placed') {
+          this.#host.spawnExtraWorker();
+          return;
+        }
+        const target = pipelineTarget(next, this.#host.workers());
+        if (!target) return;
+        this.#ready.shift();
+        this.#leases.send(next, target);
+        continue;
+      }
+      const index = firstStartable(this.#ready.length, (i) => this.#ready.at(i)!, (task) => this.#startable(task));
+      if (index < 0) return;
+      this.#leases.dispatch(this.#ready.removeAt(index)!, worker);
+    }
+    if (this.#idleWorker()) {
+      const steal = stealFrom(this.#host.workers());
+      if (steal) this.#leases.recall(steal.worker, steal.tasks);
+    }
+  }
+
+  #startable(task: Task): boolean {
+    return task.state === 'ready' && place(task.demand, this.#leases.available, this.total).kind === 'placed';
+  }
+
+  #idleWorker(): WorkerSlot | undefined {
+    for (const worker of this.#host.workers()) if (worker.state === 'idle') return worker;
+    return undefined;
+  }
+
+  /** The task `taskId` sent to `worker`, if it is still that worker's. */
+  taskOf(worker: WorkerSlot, taskId: number): Task | undefined {
+    return this.#leases.taskOf(worker, taskId);
+  }
+
+  #finish(task: Task): void {
+    this.#leases.detach(task);
+    task.state = 'finished';
+    this.#tasks.delete(task.returnId);
+    if (this.#tasks.size === 0 && !this.#stopped) this.#host.keepAlive(false);
+  }
+
+  /** The task is over for good: its holds go, its return object settles as failed. */
+  fail(task: Task, error: Error): void {
+    if (task.state === 'finished') return;
+    // A task still in the ready queue is skipped there once finished.
+    this.#finish(task);
+    this.#host.objects.fail(task.returnId, error);
+    this.#dropHolds(task);
+  }
+
+  /** The task produced `result` (here or, spilled, elsewhere). */
+  succeed(task: Task, result: ObjectPayload): void {
+    if (task.ending === 'cancel') {
+      this.#host.discardResult(task.returnId, result);
+      this.fail(task, new TaskCancelledError(task.fn.name));
+      return;
+    }
+    this.#finish(task);
+    if (this.#host.objects.status(task.returnId).state === 'pending') this.#host.objects.register(task.returnId, result);
+    else this.#host.discardResult(task.returnId, result);
+    this.#dropHolds(task);
+  }
+
+  #dropHolds(task: Task): void {
+    for (const id of task.deps) this.#host.objects.release(id);
+    for (const id of task.contains) this.#host.objects.release(id);
+  }
+
+  /** Puts tasks back at the front of the ready queue, in order. */
+  #requeue(tasks: Task[]): void {
+    for (const task of tasks) {
+      this.#leases.detach(task);
+      task.state = 'ready';
+      task.recalling = false;
+    }
+    this.#ready.unshift(tasks);
+  }
+
+  /** The task failed in a way that may be retried: run it again while `maxRetries` allows. */
+  retryOrFail(task: Task, error: Error): void {
+    if (mayRetry(task) && !this.#stopped) {
+      debug('retrying task %s (attempt %d): %s', task.fn.name, task.attempts + 1, error.message);
+      this.#requeue([task]);
+      this.schedule();
+      return;
+    }
+    this.fail(task, error);
+  }
+
+  /** Puts a task that was spilled, and came back, at the front of the ready queue. */
+  readyAgain(task: Task): void {
+    task.state = 'ready';
+    this.#ready.unshift([task]);
+    this.schedule();
+  }
+
+  /** Stops the task whose result is `returnId`: dropped if queued, its worker killed if running. */
+  cancel(returnId: string): void {
+    const task = this.#tasks.get(returnId);
+    if (!task || task.state === 'finished') return;
+    if (task.state === 'spilled') {
+      this.#host.cluster()?.cancel(returnId);
+      this.fail(task, new TaskCancelledError(task.fn.name));
+      return;
+    }
+    if (task.worker && (task.state === 'running' || task.state === 'queued')) {
+      task.ending = 'cancel';
+      // A queued task is recalled (and failed when the worker gives it back); a running one
+      // is stopped the only way a synchronous function can be: by killing its worker.
+      if (task.state === 'running') task.worker.kill();
+      else if (!task.recalling) this.#leases.recall(task.worker, [task]);
+      // (Already on its way back: 'recalled' fails it as cancelled.)
+      return;
+    }
+    this.fail(task, new TaskCancelledError(task.fn.name));
+    this.schedule();
+  }
+
+  /** A worker gave back queued tasks it had not started. */
+  tasksRecalled(worker: WorkerSlot, taskIds: readonly number[]): void {
+    const back: Task[] = [];
+    for (const id of taskIds) {
+      const task = this.taskOf(worker, id);
+      if (!task || task.state !== 'queued') continue;
+      if (task.ending === 'cancel') this.fail(task, new TaskCancelledError(task.fn.name));
+      else back.push(task);
+    }
+    this.#requeue(back);
+    this.schedule();
+  }
+
+  /**
+   * `worker` asked for objects `ids` and is answered when `settled` resolves. Meanwhile, if its
+   * running task waits on objects that are not ready, its CPU is lent so other tasks (often the
+   * ones it waits for) can run, and tasks queued behind it come back (they may be what it waits for).
+   */
+  whileBlocked<T>(worker: WorkerSlot | undefined, ids: readonly string[], settled: Promise<T>, reply: (value: T) => void): void {
+    const task = worker?.inflight[0];
+    const blocks =
+      worker !== undefined && task !== undefined && worker.lease !== undefined && ids.some((id) => this.#host.objects.status(id).state === 'pending');
+    if (blocks && this.#leases.block(worker)) this.schedule();
+    void settled.then((value) => {
+      if (blocks) this.#leases.unblock(worker, task);
+      reply(value);
+    });
+  }
+
+  /** A worker process exited: its queued tasks run elsewhere, its running one is retried or fails. */
+  workerExited(worker: WorkerSlot, code: number | null, signal: NodeJS.Signals | null): void {
+    const [task, ...queued] = worker.inflight;
+    // Tasks queued behind the one that was running never started: they simply run elsewhere.
+    this.#requeue(queued.filter((waiting) => waiting.ending !== 'cancel'));
+    for (const waiting of queued) {
+      if (waiting.ending === 'cancel') this.fail(waiting, new TaskCancelledError(waiting.fn.name));
+    }
+    if (task && task.state === 'running') {
+      if (task.ending === 'timeout') this.fail(task, new TaskTimeoutError(task.fn.name, task.options.timeoutMs ?? 0));
+      else if (task.ending === 'cancel') this.fail(task, new TaskCancelledError(task.fn.name));
+      else this.retryOrFail(task, new WorkerCrashedError(task.fn.name, code, signal, task.attempts));
+    }
+    this.#leases.endLease(worker);
+  }
+
+  /** The node is shutting down: every task fails with RuntimeShutdownError and nothing starts again. */
+  stop(): void {
+    this.#stopped = true;
+    for (const task of [...this.#tasks.values()]) this.fail(task, new RuntimeShutdownError(`Task ${task.fn.name} did not finish`));
+  }
+}

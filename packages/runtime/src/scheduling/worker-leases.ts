@@ -1,0 +1,132 @@
+import type { WireArg, ObjectLocation } from '@shoal/protocol';
+import { endLending, lend, unblock } from './cpu-lending.js';
+import { acquire, giveBack, type Resources } from './resources.js';
+import type { Task } from './task.js';
+import type { WorkerSlot } from './worker-slot.js';
+
+/** What {@link WorkerLeases} tells the node about workers it leases. */
+export interface LeaseEvents {
+  /** Where argument `id` is, for `worker` (which may then map it). */
+  locate(id: string, worker: WorkerSlot): ObjectLocation;
+  /** A worker got a lease / gave it back and went idle (the pool reaps extra idle workers). */
+  workerBusy(worker: WorkerSlot): void;
+  workerIdle(worker: WorkerSlot): void;
+}
+
+/**
+ * The node's resources and the workers' queues: leases taken and given back, tasks sent to a
+ * worker's queue, started at its head and taken off it, CPU lent while a running task waits. The
+ * scheduler decides; this keeps the books. The only code that changes `available`.
+ */
+export class WorkerLeases {
+  readonly #available: Resources;
+  readonly #running = new Map<number, Task>();
+  readonly #events: LeaseEvents;
+
+  constructor(total: Readonly<Resources>, events: LeaseEvents) {
+    this.#available = { ...total };
+    this.#events = events;
+  }
+
+  /** Resources not leased now (a snapshot for the policies). */
+  get available(): Readonly<Resources> {
+    return this.#available;
+  }
+
+  /** The task `taskId` sent to `worker`, if it is still that worker's. */
+  taskOf(worker: WorkerSlot, taskId: number): Task | undefined {
+    const task = this.#running.get(taskId);
+    return task && task.worker === worker ? task : undefined;
+  }
+
+  /** Gives an idle worker a lease on the task's resources and starts the task on it. */
+  dispatch(task: Task, worker: WorkerSlot): void {
+    acquire(this.#available, task.demand);
+    worker.lease = task.demand;
+    worker.state = 'busy';
+    this.#events.workerBusy(worker);
+    this.send(task, worker);
+  }
+
+  /** Sends the task to the worker's queue; it starts now if the worker has nothing else. */
+  send(task: Task, worker: WorkerSlot): void {
+    task.state = 'queued';
+    task.worker = worker;
+    worker.inflight.push(task);
+    this.#running.set(task.id, task);
+    const fn = worker.functions.has(task.fn.hash)
+      ? { hash: task.fn.hash, name: task.fn.name }
+      : { hash: task.fn.hash, name: task.fn.name, source: task.fn.source };
+    worker.functions.add(task.fn.hash);
+    const args = task.args.map((arg): WireArg => ('ref' in arg ? { ref: arg.ref, location: this.#events.locate(arg.ref, worker) } : arg));
+    worker.send({ type: 'execute', taskId: task.id, returnId: task.returnId, fn, args });
+    if (worker.inflight.length === 1) this.#start(task);
+  }
+
+  /** Asks a worker to give back queued tasks it has not started (it answers 'recalled'). */
+  recall(worker: WorkerSlot, tasks: readonly Task[]): void {
+    const ids: number[] = [];
+    for (const task of tasks) {
+      if (task.state !== 'queued' || task.recalling) continue;
+      task.recalling = true;
+      ids.push(task.id);
+    }
+    if (ids.length > 0) worker.send({ type: 'recall', taskIds: ids });
+  }
+
+  /** The task is at the head of its worker's queue: it runs now. */
+  #start(task: Task): void {
+    task.state = 'running';
+    task.attempts += 1;
+    const worker = task.worker!;
+    if (task.options.timeoutMs !== null) {
+      task.timer = setTimeout(() => {
+        task.ending = 'timeout';
+        worker.kill();
+      }, task.options.timeoutMs);
+    }
+  }
+
+  /**
+   * Takes the task off its worker. If it was running there, the worker moves on to its next
+   * queued task, or gives its lease back and becomes idle.
+   */
+  detach(task: Task): void {
+    const worker = task.worker;
+    if (task.timer) clearTimeout(task.timer);
+    task.timer = undefined;
+    this.#running.delete(task.id);
+    task.worker = undefined;
+    if (!worker) return;
+    const index = worker.inflight.indexOf(task);
+    if (index < 0) return;
+    worker.inflight.splice(index, 1);
+    if (index !== 0 || worker.state === 'dead') return;
+    endLending(this.#available, worker);
+    if (worker.inflight.length > 0) this.#start(worker.inflight[0]!);
+    else {
+      this.endLease(worker);
+      worker.state = 'idle';
+      this.#events.workerIdle(worker);
+    }
+  }
+
+  /** The worker gives its lease back (it is idle, or dead). */
+  endLease(worker: WorkerSlot): void {
+    endLending(this.#available, worker);
+    if (worker.lease) giveBack(this.#available, worker.lease);
+    worker.lease = undefined;
+  }
+
+  /** The worker's running task waits on objects: true if this lent its CPUs (then tasks queued behind it come back). */
+  block(worker: WorkerSlot): boolean {
+    if (!lend(this.#available, worker)) return false;
+    this.recall(worker, worker.inflight.slice(1));
+    return true;
+  }
+
+  /** One of the waiting requests of the worker's running `task` was answered. */
+  unblock(worker: WorkerSlot, task: Task): void {
+    if (worker.inflight[0] === task) unblock(this.#available, worker);
+  }
+}

@@ -1,0 +1,142 @@
+import { debuglog } from 'node:util';
+import type { WorkerSlot } from '../scheduling/worker-slot.js';
+import { WorkerHandle, type WorkerEnvironment } from './worker-handle.js';
+
+const debug = debuglog('shoal:node');
+
+/** Extra workers (started while others wait on objects) stop after this long idle. */
+const EXTRA_WORKER_IDLE_MS = 10_000;
+
+/** Sizes of a {@link WorkerPool}. */
+export interface WorkerPoolOptions {
+  /** Workers kept alive (prestarted, replaced when they die): ⌈numCpus⌉. */
+  readonly size: number;
+  /** Most workers alive at once, extra ones included (started while others wait on objects). */
+  readonly maxWorkers: number;
+}
+
+/**
+ * The node's worker processes: prestarted, replaced when they die, extra ones started while
+ * others wait on objects and stopped again after a while idle. Workers die with the node (killed
+ * on this process's exit; they also ask the kernel to kill them if it dies, see worker-main.ts).
+ */
+export class WorkerPool {
+  readonly #options: WorkerPoolOptions;
+  readonly #environment: WorkerEnvironment;
+  readonly #onExit: (worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void;
+  readonly #workers = new Set<WorkerHandle>();
+  readonly #byPid = new Map<number, WorkerHandle>();
+  #alive = false;
+  #closed = false;
+  readonly #killAllOnExit = () => this.killAll();
+
+  constructor(
+    options: WorkerPoolOptions,
+    environment: WorkerEnvironment,
+    onExit: (worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void,
+  ) {
+    this.#options = options;
+    this.#environment = environment;
+    this.#onExit = onExit;
+  }
+
+  /** Every worker not known to be dead. */
+  workers(): Iterable<WorkerHandle> {
+    return this.#workers;
+  }
+
+  /** Pids of the workers alive now. */
+  pids(): number[] {
+    return [...this.#workers].filter((worker) => worker.state !== 'dead').map((worker) => worker.pid);
+  }
+
+  /** The worker process `pid` this pool started, if it is alive and not connected yet. */
+  unclaimed(pid: number): WorkerHandle | undefined {
+    const worker = this.#byPid.get(pid);
+    return worker && !worker.connection ? worker : undefined;
+  }
+
+  /** Starts the prestarted workers; resolves once each has connected (or died). */
+  start(): Promise<void> {
+    process.on('exit', this.#killAllOnExit);
+    for (let i = 0; i < this.#options.size; i++) this.#spawn();
+    return Promise.all([...this.#workers].map((worker) => worker.connected)).then(() => {});
+  }
+
+  /** One more worker, if none is starting and the pool is below `maxWorkers`. */
+  spawnExtra(): void {
+    let alive = 0;
+    for (const worker of this.#workers) {
+      if (worker.state === 'starting') return;
+      if (worker.state !== 'dead') alive += 1;
+    }
+    if (alive < this.#options.maxWorkers) this.#spawn();
+  }
+
+  /** The worker took a lease: it is not idle any more. */
+  busy(worker: WorkerSlot): void {
+    const handle = worker as WorkerHandle;
+    if (handle.idleTimer) clearTimeout(handle.idleTimer);
+    handle.idleTimer = undefined;
+  }
+
+  /** The worker went idle: an extra one stops after a while unless it gets work. */
+  idle(worker: WorkerSlot): void {
+    const handle = worker as WorkerHandle;
+    if (this.#workers.size <= this.#options.size) return;
+    handle.idleTimer = setTimeout(() => {
+      if (handle.state === 'idle') handle.kill();
+    }, EXTRA_WORKER_IDLE_MS);
+    handle.idleTimer.unref();
+  }
+
+  /** Whether the workers (processes and connections) keep this process alive. */
+  keepAlive(alive: boolean): void {
+    this.#alive = alive;
+    for (const worker of this.#workers) worker.keepAlive(alive);
+  }
+
+  /** Asks every worker to exit, kills those still alive after `graceMs`; resolves when all are gone. */
+  async close(graceMs: number): Promise<void> {
+    this.#closed = true;
+    await Promise.all(
+      [...this.#workers].map((worker) => {
+        worker.send({ type: 'shutdown' });
+        worker.connection?.flush();
+        const force = setTimeout(() => worker.kill(), graceMs);
+        return worker.exited.finally(() => clearTimeout(force));
+      }),
+    );
+    process.off('exit', this.#killAllOnExit);
+  }
+
+  /** Kills every worker now. */
+  killAll(): void {
+    this.#closed = true;
+    for (const worker of this.#workers) worker.kill();
+  }
+
+  #spawn(): void {
+    const worker = WorkerHandle.spawn(this.#environment, (dead, code, signal) => this.#exited(dead, code, signal));
+    this.#workers.add(worker);
+    this.#byPid.set(worker.pid, worker);
+    worker.keepAlive(this.#alive);
+    debug('started worker %d', worker.pid);
+  }
+
+  #exited(worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
+    this.#workers.delete(worker);
+    this.#byPid.delete(worker.pid);
+    if (worker.idleTimer) clearTimeout(worker.idleTimer);
+    debug('worker %d exited (code %s, signal %s)', worker.pid, code, signal);
+    this.#onExit(worker, code, signal);
+  }
+
+  /** Starts a replacement when fewer than `size` workers are alive (not once the pool is closing). */
+  replenish(): void {
+    if (this.#closed) return;
+    let alive = 0;
+    for (const other of this.#workers) if (other.state !== 'dead') alive += 1;
+    if (alive < this.#options.size) this.#spawn();
+  }
+}
