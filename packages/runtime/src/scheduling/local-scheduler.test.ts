@@ -1,0 +1,256 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { NodeToWorker, ObjectPayload } from '@shoal/protocol';
+import { resolveRemoteOptions } from '../options.js';
+import { LocalScheduler, type SchedulerHost, type SpillTarget } from './local-scheduler.js';
+import type { WorkerSlot, WorkerState } from './worker-slot.js';
+
+/** The scheduler driven without processes: objects in a map, workers that record what they are sent. */
+class FakeObjects {
+  readonly states = new Map<string, { state: 'pending' | 'ready' | 'failed'; error?: Error; waiters: (() => void)[]; count: number }>();
+  status(id: string) {
+    const entry = this.states.get(id);
+    if (!entry) return { state: 'freed' as const };
+    return entry.state === 'failed' ? { state: 'failed' as const, error: entry.error! } : { state: entry.state };
+  }
+  expect(id: string) {
+    this.states.set(id, { state: 'pending', waiters: [], count: 0 });
+  }
+  ready(id: string) {
+    const entry = this.states.get(id) ?? { state: 'pending', waiters: [], count: 0 };
+    entry.state = 'ready';
+    this.states.set(id, entry);
+    for (const waiter of entry.waiters.splice(0)) waiter();
+  }
+  hold(id: string) {
+    const entry = this.states.get(id);
+    if (entry) entry.count += 1;
+    return entry !== undefined;
+  }
+  release(id: string) {
+    const entry = this.states.get(id);
+    if (entry) entry.count -= 1;
+  }
+  onSettled(id: string, callback: () => void) {
+    const entry = this.states.get(id);
+    if (entry?.state === 'pending') entry.waiters.push(callback);
+    else callback();
+  }
+  fail(id: string, error: Error) {
+    const entry = this.states.get(id) ?? { state: 'pending', waiters: [], count: 0 };
+    Object.assign(entry, { state: 'failed', error });
+    this.states.set(id, entry);
+    for (const waiter of entry.waiters.splice(0)) waiter();
+  }
+  register(id: string, _payload: ObjectPayload) {
+    this.ready(id);
+  }
+}
+
+class FakeWorker implements WorkerSlot {
+  state: WorkerState = 'idle';
+  readonly inflight: WorkerSlot['inflight'] = [];
+  lease: WorkerSlot['lease'];
+  blockedRequests = 0;
+  readonly functions = new Set<string>();
+  readonly sent: NodeToWorker[] = [];
+  killed = false;
+  constructor(readonly pid: number) {}
+  send(message: NodeToWorker) {
+    this.sent.push(message);
+  }
+  kill() {
+    this.killed = true;
+  }
+  executed(): string[] {
+    return this.sent.flatMap((message) => (message.type === 'execute' ? [message.returnId] : []));
+  }
+}
+
+function setup(options: { cpus?: number; workers?: number; cluster?: SpillTarget } = {}) {
+  const objects = new FakeObjects();
+  const workers = Array.from({ length: options.workers ?? 1 }, (_, i) => new FakeWorker(100 + i));
+  let extraWorkersAsked = 0;
+  const host: SchedulerHost = {
+    objects,
+    workers: () => workers,
+    spawnExtraWorker: () => (extraWorkersAsked += 1),
+    locate: () => ({ kind: 'segment', size: 1 }),
+    workerBusy: () => {},
+    workerIdle: () => {},
+    discardResult: () => {},
+    keepAlive: () => {},
+    cluster: () => options.cluster,
+  };
+  const scheduler = new LocalScheduler({ CPU: options.cpus ?? 1 }, host);
+  let next = 0;
+  const submit = (deps: string[] = [], remote: Parameters<typeof resolveRemoteOptions>[0] = {}) => {
+    const returnId = `r${next++}`;
+    objects.expect(returnId);
+    scheduler.submit({ returnId, fn: { source: '() => 1', hash: 'h', name: 'f' }, args: deps.map((ref) => ({ ref })), deps, contains: [], options: resolveRemoteOptions(remote) });
+    return returnId;
+  };
+  const finish = (worker: FakeWorker) => {
+    const task = worker.inflight[0]!;
+    scheduler.succeed(task, { size: 1, bytes: new Uint8Array(1), contains: [] });
+    scheduler.schedule();
+    return task.returnId;
+  };
+  return { objects, workers, scheduler, submit, finish, extraWorkersAsked: () => extraWorkersAsked };
+}
+
+describe('LocalScheduler', () => {
+  test('a task with no arguments goes to the idle worker, which then is busy with its lease', () => {
+    const { workers, submit } = setup();
+    const id = submit();
+    assert.deepEqual(workers[0]!.executed(), [id]);
+    assert.equal(workers[0]!.state, 'busy');
+    assert.deepEqual(workers[0]!.lease, { CPU: 1 });
+  });
+
+  test('a task waits for its argument, then runs', () => {
+    const { objects, workers, submit } = setup();
+    objects.expect('arg');
+    const id = submit(['arg']);
+    assert.deepEqual(workers[0]!.executed(), []);
+    objects.ready('arg');
+    assert.deepEqual(workers[0]!.executed(), [id]);
+  });
+
+  test('a task whose argument failed fails with that very error', () => {
+    const { objects, submit } = setup();
+    objects.expect('arg');
+    const id = submit(['arg']);
+    const error = new Error('upstream');
+    objects.fail('arg', error);
+    assert.equal(objects.status(id).state, 'failed');
+    assert.equal((objects.status(id) as { error: Error }).error, error);
+  });
+
+  test('with every CPU leased, tasks queue behind the running one (pipelining), up to the depth', () => {
+    const { workers, submit } = setup({ cpus: 1, workers: 1 });
+    const ids = Array.from({ length: 10 }, () => submit());
+    assert.deepEqual(workers[0]!.executed(), ids.slice(0, 8));
+    assert.equal(workers[0]!.inflight[0]!.state, 'running');
+    assert.equal(workers[0]!.inflight[1]!.state, 'queued');
+  });
+
+  test('finishing the running task starts the next queued one and leases stay balanced', () => {
+    const { workers, submit, finish, scheduler } = setup({ cpus: 1 });
+    submit();
+    submit();
+    finish(workers[0]!);
+    assert.equal(workers[0]!.inflight.length, 1);
+    assert.equal(workers[0]!.inflight[0]!.state, 'running');
+    finish(workers[0]!);
+    assert.equal(workers[0]!.state, 'idle');
+    assert.deepEqual(scheduler.available(), { CPU: 1 });
+  });
+
+  test('a running task that blocks on a pending object lends its CPU, its queue comes back, and an extra worker is asked for', async () => {
+    const { objects, workers, submit, scheduler, extraWorkersAsked } = setup({ cpus: 1, workers: 1 });
+    submit();
+    submit();
+    objects.expect('child');
+    const worker = workers[0]!;
+    let resolve!: (value: string) => void;
+    const settled = new Promise<string>((r) => (resolve = r));
+    const replies: string[] = [];
+    scheduler.whileBlocked(worker, ['child'], settled, (value) => replies.push(value));
+    assert.equal(worker.blockedRequests, 1);
+    const recall = worker.sent.find((message) => message.type === 'recall');
+    assert.ok(recall && recall.type === 'recall', 'the queued task is recalled');
+    assert.deepEqual(scheduler.available(), { CPU: 1 }, 'the CPU is lent');
+    assert.equal(extraWorkersAsked(), 0);
+    scheduler.tasksRecalled(worker, recall.taskIds);
+    assert.equal(extraWorkersAsked(), 1, 'the task that came back needs another worker: one is asked for');
+    resolve('answer');
+    await settled;
+    await new Promise((r) => setImmediate(r));
+    assert.deepEqual(replies, ['answer']);
+    assert.equal(worker.blockedRequests, 0);
+    assert.deepEqual(scheduler.available(), { CPU: 0 }, 'the CPU is taken back');
+  });
+
+  test('a request for objects that are ready lends nothing', () => {
+    const { objects, workers, submit, scheduler } = setup({ cpus: 1 });
+    submit();
+    objects.ready('here');
+    scheduler.whileBlocked(workers[0], ['here'], Promise.resolve(), () => {});
+    assert.equal(workers[0]!.blockedRequests, 0);
+    assert.deepEqual(scheduler.available(), { CPU: 0 });
+  });
+
+  test('a worker that dies mid-task: the task is retried, queued ones go back to the queue', () => {
+    const { workers, submit, scheduler } = setup({ cpus: 1, workers: 1 });
+    const first = submit();
+    const second = submit();
+    const worker = workers[0]!;
+    worker.state = 'dead';
+    scheduler.workerExited(worker, null, 'SIGKILL');
+    const retried = scheduler.tasks.get(first)!;
+    assert.equal(retried.state, 'ready');
+    assert.equal(scheduler.tasks.get(second)!.state, 'ready');
+    assert.equal(retried.attempts, 1);
+  });
+
+  test('retries run out: WorkerCrashedError', () => {
+    const { objects, workers, submit, scheduler } = setup({ cpus: 1, workers: 1 });
+    const id = submit([], { maxRetries: 0 });
+    const worker = workers[0]!;
+    worker.state = 'dead';
+    scheduler.workerExited(worker, 3, null);
+    const status = objects.status(id) as { state: string; error?: Error };
+    assert.equal(status.state, 'failed');
+    assert.equal(status.error?.name, 'WorkerCrashedError');
+  });
+
+  test('cancelling a queued task recalls it; its return fails as cancelled when it comes back', () => {
+    const { objects, workers, submit, scheduler } = setup({ cpus: 1 });
+    submit();
+    const queued = submit();
+    scheduler.cancel(queued);
+    const worker = workers[0]!;
+    const recall = worker.sent.find((message) => message.type === 'recall');
+    assert.ok(recall && recall.type === 'recall');
+    scheduler.tasksRecalled(worker, recall.taskIds);
+    assert.equal((objects.status(queued) as { error?: Error }).error?.name, 'TaskCancelledError');
+  });
+
+  test('cancelling a running task kills its worker', () => {
+    const { workers, submit, scheduler } = setup();
+    const id = submit();
+    scheduler.cancel(id);
+    assert.equal(workers[0]!.killed, true);
+  });
+
+  test('a demand the node can never meet is infeasible without a cluster, and spills with one', () => {
+    const alone = setup({ cpus: 1 });
+    const id = alone.submit([], { numCpus: 2 });
+    assert.equal((alone.objects.status(id) as { error?: Error }).error?.name, 'InfeasibleTaskError');
+    const spilled: string[] = [];
+    const cluster: SpillTarget = { hasRoomElsewhere: () => true, spill: (task) => spilled.push(task.returnId), cancel: () => {} };
+    const member = setup({ cpus: 1, cluster });
+    const big = member.submit([], { numCpus: 2 });
+    assert.deepEqual(spilled, [big]);
+    assert.equal(member.scheduler.tasks.get(big)!.state, 'spilled');
+  });
+
+  test('with no room here and room elsewhere a task spills instead of queueing', () => {
+    const spilled: string[] = [];
+    const cluster: SpillTarget = { hasRoomElsewhere: () => true, spill: (task) => spilled.push(task.returnId), cancel: () => {} };
+    const { submit, workers } = setup({ cpus: 1, cluster });
+    const first = submit();
+    const second = submit();
+    assert.deepEqual(workers[0]!.executed(), [first]);
+    assert.deepEqual(spilled, [second]);
+  });
+
+  test('stop fails every task with RuntimeShutdownError', () => {
+    const { objects, submit, scheduler } = setup();
+    const ids = [submit(), submit()];
+    scheduler.stop();
+    for (const id of ids) assert.equal((objects.status(id) as { error?: Error }).error?.name, 'RuntimeShutdownError');
+    assert.equal(scheduler.tasks.size, 0);
+  });
+});
