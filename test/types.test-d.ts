@@ -1,0 +1,36 @@
+// Type tests for the public API: checked by `tsc -p tsconfig.test.json` (npm test runs it before
+// the tests), never run. A wrong type fails the type check.
+import { expectTypeOf } from 'expect-type';
+import { get, remote, store, wait, type ObjectRef, type RemoteFunction, type WaitResult } from 'shoal';
+
+// remote() infers arguments and result.
+const add = remote((a: number, b: number) => a + b);
+expectTypeOf(add).toEqualTypeOf<RemoteFunction<[a: number, b: number], number>>();
+// A call returns a ref of the (awaited) result.
+expectTypeOf<ReturnType<typeof add>>().toEqualTypeOf<ObjectRef<number>>();
+// Async functions: the ref is of the resolved value, not of a promise.
+const fetchName = remote(async (id: string) => ({ id, name: 'x' }));
+expectTypeOf<ReturnType<typeof fetchName>>().toEqualTypeOf<ObjectRef<{ id: string; name: string }>>();
+// Each argument may be a value or a ref of it.
+expectTypeOf(add).parameter(0).toEqualTypeOf<number | ObjectRef<number>>();
+const sum = remote((values: Float64Array) => values.length);
+expectTypeOf(sum).parameter(0).toEqualTypeOf<Float64Array | ObjectRef<Float64Array>>();
+// Wrong argument types and counts do not compile.
+// @ts-expect-error a string is not a number
+expectTypeOf(add).toBeCallableWith('1', 2);
+// @ts-expect-error a ref of the wrong type
+expectTypeOf(add).toBeCallableWith(null as unknown as ObjectRef<string>, 2);
+// @ts-expect-error missing argument
+expectTypeOf(add).toBeCallableWith(1);
+// options() keeps the signature.
+expectTypeOf(add.options({ numCpus: 0.5 })).toEqualTypeOf<typeof add>();
+
+// get() and wait() carry the value types.
+expectTypeOf((r: ObjectRef<Float64Array>) => get(r)).returns.toEqualTypeOf<Promise<Float64Array>>();
+expectTypeOf((refs: readonly [ObjectRef<Float64Array>, ObjectRef<string>]) => get(refs)).returns.resolves.toEqualTypeOf<[Float64Array, string]>();
+expectTypeOf((refs: ObjectRef<number>[]) => wait(refs)).returns.resolves.toEqualTypeOf<WaitResult<number>>();
+
+// store.create hands out the typed array it was asked for, and seal() a ref of it.
+const writer = store.create(Int32Array, 100_000);
+expectTypeOf(writer.array).toEqualTypeOf<Int32Array<ArrayBuffer>>();
+expectTypeOf<Awaited<ReturnType<typeof writer.seal>>>().toEqualTypeOf<Int32Array<ArrayBuffer>>();
