@@ -25,3 +25,25 @@ export {
   writeToken,
   type DaemonInfo,
 } from './cluster/daemon/home.js';
+
+// What the public `shoal` package shows of the lower layers (it imports only this package).
+export {
+  GetTimeoutError,
+  InfeasibleTaskError,
+  ObjectLostError,
+  ObjectCorruptError,
+  ObjectFreedError,
+  ObjectNotFoundError,
+  ObjectRef,
+  ObjectStoreFullError,
+  RuntimeShutdownError,
+  SharedMemoryError,
+  ShoalError,
+  StoreClosedError,
+  TaskCancelledError,
+  TaskError,
+  TaskTimeoutError,
+  WorkerCrashedError,
+  type ObjectRefJSON,
+} from '@shoal/protocol';
+export type { ObjectWriter, StoreOptions, StoreStats, TypedArrayKind } from '@shoal/store';

@@ -32,5 +32,5 @@ export {
   TaskTimeoutError,
   WorkerCrashedError,
   type ObjectRefJSON,
-} from '@shoal/protocol';
-export type { ObjectWriter, StoreOptions, StoreStats, TypedArrayKind } from '@shoal/store';
+} from '@shoal/runtime';
+export type { ObjectWriter, StoreOptions, StoreStats, TypedArrayKind } from '@shoal/runtime';

@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import { ShoalError } from '@shoal/protocol';
+import { ShoalError } from '@shoal/runtime';
 import {
   NodeManager,
   attachToNode,
@@ -9,7 +9,7 @@ import {
   type Runtime,
   type NodeClient,
 } from '@shoal/runtime';
-import type { StoreOptions } from '@shoal/store';
+import type { StoreOptions } from '@shoal/runtime';
 
 /** Options of {@link init}: the node's resources and its object store, or a node to attach to. */
 export interface InitOptions extends StoreOptions, NodeOptions {

@@ -1,6 +1,6 @@
-import type { ObjectRef } from '@shoal/protocol';
+import type { ObjectRef } from '@shoal/runtime';
 import type { NamedVersion } from '@shoal/runtime';
-import type { ObjectWriter, StoreStats, TypedArrayKind } from '@shoal/store';
+import type { ObjectWriter, StoreStats, TypedArrayKind } from '@shoal/runtime';
 import { runtime } from './session.js';
 
 /** The object store API of this process's Shoal session. */

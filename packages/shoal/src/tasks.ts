@@ -1,4 +1,4 @@
-import { ObjectRef } from '@shoal/protocol';
+import { ObjectRef } from '@shoal/runtime';
 import { remote as makeRemote, type RemoteFunction, type RemoteOptions, type WaitResult } from '@shoal/runtime';
 import { runtime } from './session.js';
 
