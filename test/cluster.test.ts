@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { encodeMessage } from '@shoal/protocol';
 import { sweepStaleSessions } from '@shoal/store';
-import { closeCodeFor, daemonOf, runProgram, shoal } from './cluster-helpers.js';
+import { closeCodeFor, daemonOf, hasExited, runProgram, shoal } from './cluster-helpers.js';
 import { isAlive, until } from './runtime-helpers.js';
 
 const DRIVER = fileURLToPath(new URL('./fixtures/cluster-driver.ts', import.meta.url));
@@ -103,7 +103,7 @@ test('a head and a second node: start, status, auth, bad frames, a dying node, a
     const stopped = await shoal(homeA, ['stop']);
     assert.equal(stopped.code, 0);
     assert.match(stopped.stdout, /Stopped the Shoal daemon/);
-    assert.ok(!isAlive(a.pid));
+    assert.ok(hasExited(a.pid), 'stop returns once the daemon has exited');
     assert.ok(!existsSync(dirname(a.address.slice(5))), 'stop removes the session directory');
     assert.match((await shoal(homeA, ['stop'])).stdout, /No Shoal daemon is running/);
   } finally {

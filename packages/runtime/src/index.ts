@@ -25,3 +25,13 @@ export {
   writeToken,
   type DaemonInfo,
 } from './cluster/daemon/home.js';
+export {
+  DAEMON_ENTRY,
+  liveDaemon,
+  runDaemon,
+  startDaemon,
+  stopDaemon,
+  type DaemonStart,
+  type DaemonStop,
+} from './cluster/daemon/daemon-control.js';
+export { resolveDaemonOptions, type DaemonConfig, type DaemonOptions, type OptionLabel } from './cluster/daemon/daemon-options.js';
