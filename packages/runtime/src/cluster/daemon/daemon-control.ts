@@ -79,6 +79,8 @@ export function startDaemon(config: DaemonConfig, options: { readonly timeoutMs?
 /**
  * Runs a daemon in the foreground (containers, supervisors): its output is this process's, and
  * SIGINT/SIGTERM sent here are passed on. Resolves with its exit code.
+ * @example
+ * process.exit(await runDaemon({ home, token, join: 'ws://10.0.0.1:6380' }));
  */
 export async function runDaemon(config: DaemonConfig): Promise<number> {
   const daemon = spawn(process.execPath, [DAEMON_ENTRY], { stdio: 'inherit', env: daemonEnv(config) });
