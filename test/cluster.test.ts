@@ -61,6 +61,8 @@ test('a head and a second node: start, status, auth, bad frames, a dying node, a
     homes.push(homeC);
     const badJoin = await shoal(homeC, ['start', '--address', a.head, '--token', 'not-the-token']);
     assert.equal(badJoin.code, 1);
+    // Its last words, read back from its JSON log, as a sentence.
+    assert.match(badJoin.stderr, /the daemon exited \(code 1\) before it was ready: The head at \S+ refused the token\./);
 
     // Garbage and oversized frames close only their own connection.
     assert.equal(await closeCodeFor(a.head, [Buffer.from([0xc1, 0xff, 0x00, 0x13])]), 4002);
