@@ -1,8 +1,8 @@
 // Runs every test (unit tests beside the code, integration tests in test/) with Node's test
-// runner, then fails the run if anything was left behind: a /dev/shm/shoal-* directory or a
-// process started by the tests.
+// runner, then fails the run if anything was left behind: a /dev/shm/shoal-* directory, a
+// process marked `shoal-test-child`, or a daemon or worker process of this checkout.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -26,6 +26,29 @@ if (files.length === 0) {
   process.exit(2);
 }
 
+// Daemons and workers run these files of this checkout: other checkouts' (other engineers on
+// the machine, other branches) have other paths and are not this run's leftovers.
+const entries = ['packages/runtime/dist/cluster/daemon/daemon.js', 'packages/runtime/dist/workers/worker-main.js'].map((path) => join(root, path));
+
+/** Live (not zombie) processes running a daemon or worker entry of this checkout: pid → command line. */
+function entryProcesses() {
+  const found = new Map();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      if (!argv.some((arg) => entries.includes(arg))) continue;
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (stat[stat.lastIndexOf(')') + 2] !== 'Z') found.set(Number(name), argv.join(' ').trim());
+    } catch {
+      // Exited while we looked.
+    }
+  }
+  return found;
+}
+
+// Whatever ran before (a daemon someone started by hand from this checkout) is not the tests'.
+const entriesBefore = entryProcesses();
 const shmBefore = new Set(readdirSync('/dev/shm').filter((name) => name.startsWith('shoal-')));
 const result = spawnSync(
   process.execPath,
@@ -35,6 +58,7 @@ const result = spawnSync(
 
 const leaked = readdirSync('/dev/shm').filter((name) => name.startsWith('shoal-') && !shmBefore.has(name));
 const strays = spawnSync('pgrep', ['-f', 'shoal-test-child'], { encoding: 'utf8' }).stdout.trim();
+const strayEntries = [...entryProcesses()].filter(([pid]) => !entriesBefore.has(pid));
 let status = result.status ?? 1;
 if (leaked.length > 0) {
   console.error(`\nLeft in /dev/shm after the tests: ${leaked.join(', ')}`);
@@ -42,6 +66,10 @@ if (leaked.length > 0) {
 }
 if (strays) {
   console.error(`\nProcesses left running after the tests: ${strays.replace(/\n/g, ', ')}`);
+  status = status || 1;
+}
+if (strayEntries.length > 0) {
+  console.error(`\nDaemons or workers of this checkout left running after the tests:\n${strayEntries.map(([pid, command]) => `  ${pid} ${command}`).join('\n')}`);
   status = status || 1;
 }
 process.exit(status);

@@ -4,6 +4,7 @@ import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isRunning } from '@shoal/runtime';
 import { WebSocket } from 'ws';
 
 export const CLI = fileURLToPath(new URL('../packages/shoal/dist/cli.js', import.meta.url));
@@ -33,6 +34,13 @@ export interface Daemon {
   /** The head's ws:// address. */
   head: string;
 }
+
+/**
+ * Whether process `pid` has exited: gone, or a zombie (the runtime's `isRunning` counts zombies
+ * as exited). A stopped daemon's parent is init, which collects its exit status when it gets to
+ * it; until then `kill(pid, 0)` still finds it.
+ */
+export const hasExited = (pid: number): boolean => !isRunning(pid);
 
 export const daemonOf = (home: string): Daemon => JSON.parse(readFileSync(join(home, 'daemon.json'), 'utf8')) as Daemon;
 

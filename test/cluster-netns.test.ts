@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { sweepStaleSessions } from '@shoal/store';
+import { hasExited } from './cluster-helpers.js';
 import { isAlive, until } from './runtime-helpers.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -213,7 +214,7 @@ test('a head in one network namespace, a node in another: own IPs, a 64 MiB pull
       assert.equal(stopped.code, 0, stopped.stderr);
       assert.match(stopped.stdout, /Stopped the Shoal daemon/);
     }
-    assert.ok(!isAlive(a.pid) && !isAlive(b.pid));
+    assert.ok(hasExited(a.pid) && hasExited(b.pid), 'stop returns once the daemon has exited');
     for (const directory of sessionDirectories) assert.ok(!existsSync(directory), `stop removes ${directory}`);
   } finally {
     // Daemons first, politely (their own session directories go with them), from this namespace

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { encodeMessage } from '@shoal/protocol';
 import { sweepStaleSessions } from '@shoal/store';
-import { closeCodeFor, daemonOf, runProgram, shoal } from './cluster-helpers.js';
+import { closeCodeFor, daemonOf, hasExited, runProgram, shoal } from './cluster-helpers.js';
 import { isAlive, until } from './runtime-helpers.js';
 
 const DRIVER = fileURLToPath(new URL('./fixtures/cluster-driver.ts', import.meta.url));
@@ -61,6 +61,8 @@ test('a head and a second node: start, status, auth, bad frames, a dying node, a
     homes.push(homeC);
     const badJoin = await shoal(homeC, ['start', '--address', a.head, '--token', 'not-the-token']);
     assert.equal(badJoin.code, 1);
+    // Its last words, read back from its JSON log, as a sentence.
+    assert.match(badJoin.stderr, /the daemon exited \(code 1\) before it was ready: The head at \S+ refused the token\./);
 
     // Garbage and oversized frames close only their own connection.
     assert.equal(await closeCodeFor(a.head, [Buffer.from([0xc1, 0xff, 0x00, 0x13])]), 4002);
@@ -103,7 +105,7 @@ test('a head and a second node: start, status, auth, bad frames, a dying node, a
     const stopped = await shoal(homeA, ['stop']);
     assert.equal(stopped.code, 0);
     assert.match(stopped.stdout, /Stopped the Shoal daemon/);
-    assert.ok(!isAlive(a.pid));
+    assert.ok(hasExited(a.pid), 'stop returns once the daemon has exited');
     assert.ok(!existsSync(dirname(a.address.slice(5))), 'stop removes the session directory');
     assert.match((await shoal(homeA, ['stop'])).stdout, /No Shoal daemon is running/);
   } finally {

@@ -3,6 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
 const RESULTS_DIR = fileURLToPath(new URL('../results/', import.meta.url));
 
@@ -20,32 +21,36 @@ export const progress = (text: string): void => {
 // ---- flags ---------------------------------------------------------------------------------
 
 /**
- * Reads `--quick`, `--runs=N` and the integer flags named in `ints` (`--name=N`, `_` separators
- * allowed). Unknown flags are an error that lists the known ones, so a typo never silently runs
- * the default (which can take minutes).
+ * Reads `--quick`, `--runs=N` and the integer flags named in `ints` (`--name=N` or `--name N`,
+ * `_` separators allowed). Unknown flags are an error that lists the known ones, so a typo never
+ * silently runs the default (which can take minutes).
  */
 export function parseFlags<K extends string>(
   argv: readonly string[],
   ints: readonly K[],
 ): { quick: boolean; runs: number | undefined } & Record<K, number | undefined> {
-  const known = ['--quick', '--runs=N', ...ints.map((name) => `--${name}=N`)].join(', ');
+  const names = ['runs', ...ints];
+  const known = ['--quick', ...names.map((name) => `--${name}=N`)].join(', ');
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      options: { quick: { type: 'boolean' }, ...Object.fromEntries(names.map((name) => [name, { type: 'string' as const }])) },
+      strict: true,
+      allowPositionals: false,
+    });
+  } catch (error) {
+    throw new Error(`${(error as Error).message.replace(/\.$/, '')}; known: ${known}`, { cause: error });
+  }
   const values: Record<string, number | undefined> = {};
-  let quick = false;
-  for (const arg of argv) {
-    if (arg === '--quick') {
-      quick = true;
-      continue;
-    }
-    const match = /^--([a-z-]+)=(.*)$/.exec(arg);
-    const name = match?.[1];
-    if (!match || name === undefined || (name !== 'runs' && !(ints as readonly string[]).includes(name))) {
-      throw new Error(`Unknown argument \`${arg}\`; known: ${known}`);
-    }
-    const value = Number((match[2] ?? '').replaceAll('_', ''));
-    if (!Number.isSafeInteger(value) || value < 1) throw new Error(`Expected --${name}=N with N >= 1, got \`${arg}\``);
+  for (const name of names) {
+    const text = (parsed.values as Record<string, string | boolean | undefined>)[name];
+    if (typeof text !== 'string') continue;
+    const value = Number(text.replaceAll('_', ''));
+    if (!Number.isSafeInteger(value) || value < 1) throw new Error(`Expected --${name}=N with N >= 1, got \`--${name}=${text}\``);
     values[name] = value;
   }
-  return { ...(values as Record<K, number | undefined>), quick, runs: values['runs'] };
+  return { ...(values as Record<K, number | undefined>), quick: parsed.values.quick === true, runs: values['runs'] };
 }
 
 // ---- statistics ----------------------------------------------------------------------------

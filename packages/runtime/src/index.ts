@@ -25,6 +25,16 @@ export {
   writeToken,
   type DaemonInfo,
 } from './cluster/daemon/home.js';
+export {
+  DAEMON_ENTRY,
+  liveDaemon,
+  runDaemon,
+  startDaemon,
+  stopDaemon,
+  type DaemonStart,
+  type DaemonStop,
+} from './cluster/daemon/daemon-control.js';
+export { resolveDaemonOptions, type DaemonConfig, type DaemonOptions, type OptionLabel } from './cluster/daemon/daemon-options.js';
 
 // What the public `shoal` package shows of the lower layers (it imports only this package).
 export {

@@ -68,14 +68,16 @@ function checkKeys(what: string, options: object, known: readonly string[]): voi
   }
 }
 
-function nonNegativeNumber(name: string, value: unknown, integer: boolean): number {
+/** The rule for every count of CPUs or resource amount: a finite number >= 0 (`integer`: whole). */
+export function nonNegativeNumber(name: string, value: unknown, integer: boolean): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (integer && !Number.isInteger(value))) {
     throw new TypeError(`Expected \`${name}\` to be a non-negative ${integer ? 'integer' : 'number'}, got \`${show(value)}\``);
   }
   return value;
 }
 
-function resourceMap(name: string, value: unknown): Record<string, number> {
+/** The rule for a map of custom resources (`{ gpu: 1 }`): amounts >= 0, and no `CPU` key. */
+export function resourceMap(name: string, value: unknown): Record<string, number> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new TypeError(`Expected \`${name}\` to be an object of resource amounts like { gpu: 1 }, got \`${show(value)}\``);
   }

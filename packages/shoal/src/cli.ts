@@ -1,23 +1,24 @@
 #!/usr/bin/env node
 // The `shoal` command: start, inspect and stop this machine's Shoal daemon.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { openSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import {
   ensureHome,
-  isRunning,
+  liveDaemon,
   logPath,
   queryStatus,
-  readDaemon,
   readToken,
-  removeDaemon,
+  resolveDaemonOptions,
+  runDaemon,
   shoalHome,
+  startDaemon,
+  stopDaemon,
   writeToken,
-  type DaemonInfo,
+  type DaemonOptions,
+  type OptionLabel,
 } from '@shoal/runtime';
+import { UsageError } from './usage-error.js';
 
 const USAGE = `Usage: shoal <command> [options]
 
@@ -64,19 +65,6 @@ const STOP_USAGE = `Usage: shoal stop
 Stops this machine's Shoal daemon (the one in $SHOAL_HOME): its workers exit, its objects are
 freed and its session directory is removed. Other machines' nodes are not affected.`;
 
-class UsageError extends Error {}
-
-/** The daemon's last words (why it stopped), without its timestamp and pid prefix. */
-function lastLogLine(home: string): string {
-  try {
-    const lines = readFileSync(logPath(home), 'utf8').trim().split('\n');
-    const last = lines.filter((line) => !line.endsWith(': stopping')).pop() ?? '';
-    return last.replace(/^\S+ shoal daemon \d+: /, '') || 'it said nothing';
-  } catch {
-    return 'it left no log';
-  }
-}
-
 const print = (text: string): void => void process.stdout.write(`${text}\n`);
 // `shoal status | head` closes the pipe early: that is the reader's choice, not an error.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
@@ -101,11 +89,57 @@ function parse<T extends Record<string, { type: 'string' | 'boolean' }>>(args: s
   }
 }
 
-function liveDaemon(home: string): DaemonInfo | undefined {
-  const info = readDaemon(home);
-  if (info && isRunning(info.pid)) return info;
-  if (info) removeDaemon(home);
-  return undefined;
+/** The flag each daemon option is given with: the runtime's messages name it so. */
+const FLAGS: Readonly<Record<Parameters<OptionLabel>[0], string>> = {
+  head: '--head',
+  host: '--host',
+  port: '--port',
+  join: '--address',
+  numCpus: '--num-cpus',
+  resources: '--resources',
+  objectStoreMemory: '--object-store-memory',
+  nodeIp: '--node-ip',
+  dataPort: '--data-port',
+  heartbeatTimeoutMs: 'SHOAL_HEARTBEAT_TIMEOUT_MS',
+};
+
+/** A numeric flag as a number; text that is not one stays text, for the runtime to name in its message. */
+function numeric(text: string | undefined): number | string | undefined {
+  if (text === undefined) return undefined;
+  const value = Number(text);
+  return text.trim() === '' || Number.isNaN(value) ? text : value;
+}
+
+function daemonOptions(values: Record<string, string | boolean | undefined>, address: string | undefined): DaemonOptions {
+  let resources: DaemonOptions['resources'];
+  if (typeof values.resources === 'string') {
+    try {
+      resources = JSON.parse(values.resources) as DaemonOptions['resources'];
+    } catch {
+      throw new UsageError(`expected --resources to be JSON like '{"gpu":1}', got ${values.resources}`);
+    }
+  }
+  const text = (name: string) => (typeof values[name] === 'string' ? values[name] : undefined);
+  const given = (key: keyof DaemonOptions, value: unknown) => (value === undefined ? {} : { [key]: value });
+  // Values go to the runtime as given (a number or the text that is not one): it checks each.
+  const port = (numeric(text('port')) ?? 6380) as number;
+  try {
+    return resolveDaemonOptions(
+      {
+        ...(values.head ? { head: { host: text('host') ?? '127.0.0.1', port } } : { join: address }),
+        ...given('numCpus', numeric(text('num-cpus'))),
+        ...given('resources', resources),
+        ...given('objectStoreMemory', numeric(text('object-store-memory'))),
+        ...given('nodeIp', text('node-ip')),
+        ...given('dataPort', numeric(text('data-port'))),
+        ...given('heartbeatTimeoutMs', numeric(process.env.SHOAL_HEARTBEAT_TIMEOUT_MS || undefined)),
+      },
+      (key) => FLAGS[key],
+    );
+  } catch (error) {
+    if (error instanceof TypeError) throw new UsageError(error.message);
+    throw error;
+  }
 }
 
 async function start(args: string[]): Promise<void> {
@@ -131,33 +165,8 @@ async function start(args: string[]): Promise<void> {
   const address = values.address ?? (values.head ? undefined : process.env.SHOAL_ADDRESS);
   if (values.head && values.address) throw new UsageError('give either --head or --address, not both');
   if (!values.head && !address) throw new UsageError('give --head to start a cluster, or --address (or SHOAL_ADDRESS) to join one');
-  if (address !== undefined && !/^wss?:\/\/[^/]+$/.test(address)) {
-    throw new UsageError(`expected --address like ws://HOST:PORT, got ${JSON.stringify(address)}`);
-  }
-  const host = values.host ?? '127.0.0.1';
-  const port = values.port === undefined ? 6380 : Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`expected --port to be 0-65535, got ${values.port}`);
-  const numCpus = values['num-cpus'] === undefined ? undefined : Number(values['num-cpus']);
-  if (numCpus !== undefined && !(numCpus >= 0)) throw new UsageError(`expected --num-cpus to be a number >= 0, got ${values['num-cpus']}`);
-  let resources: Record<string, number> | undefined;
-  if (values.resources !== undefined) {
-    try {
-      resources = JSON.parse(values.resources) as Record<string, number>;
-    } catch {
-      throw new UsageError(`expected --resources to be JSON like '{"gpu":1}', got ${values.resources}`);
-    }
-  }
-
-  const objectStoreMemory = values['object-store-memory'] === undefined ? undefined : Number(values['object-store-memory']);
-  if (objectStoreMemory !== undefined && !(Number.isSafeInteger(objectStoreMemory) && objectStoreMemory > 0)) {
-    throw new UsageError(`expected --object-store-memory to be a number of bytes, got ${values['object-store-memory']}`);
-  }
-  const nodeIp = values['node-ip'];
-  if (nodeIp !== undefined && isIP(nodeIp) === 0) throw new UsageError(`expected --node-ip to be an IP address, got ${JSON.stringify(nodeIp)}`);
-  const dataPort = values['data-port'] === undefined ? undefined : Number(values['data-port']);
-  if (dataPort !== undefined && (!Number.isInteger(dataPort) || dataPort < 0 || dataPort > 65535)) {
-    throw new UsageError(`expected --data-port to be 0-65535, got ${values['data-port']}`);
-  }
+  const options = daemonOptions(values, address);
+  const host = options.head?.host ?? '127.0.0.1';
 
   let token = values.token ?? (process.env.SHOAL_TOKEN || undefined);
   if (values.head) {
@@ -176,48 +185,12 @@ async function start(args: string[]): Promise<void> {
     if (!token) throw new UsageError('joining a cluster needs its token: --token T or SHOAL_TOKEN');
   }
 
-  const config = {
-    home,
-    token,
-    ...(values.head ? { head: { host, port } } : { join: address }),
-    ...(numCpus === undefined ? {} : { numCpus }),
-    ...(resources === undefined ? {} : { resources }),
-    ...(nodeIp === undefined ? {} : { nodeIp }),
-    ...(objectStoreMemory === undefined ? {} : { objectStoreMemory }),
-    ...(dataPort === undefined ? {} : { dataPort }),
-    ...(process.env.SHOAL_HEARTBEAT_TIMEOUT_MS ? { heartbeatTimeoutMs: Number(process.env.SHOAL_HEARTBEAT_TIMEOUT_MS) } : {}),
-  };
-  const require = createRequire(import.meta.url);
-  const daemonPath = require.resolve('@shoal/runtime').replace(/index\.js$/, 'cluster/daemon/daemon.js');
-  if (values.foreground) {
-    // Containers and supervisors keep the daemon in the foreground and stop it with a signal.
-    const daemon = spawn(process.execPath, [daemonPath], {
-      stdio: 'inherit',
-      env: { ...process.env, SHOAL_DAEMON_CONFIG: JSON.stringify(config) },
-    });
-    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => daemon.kill(signal));
-    const code = await new Promise<number | null>((resolve) => daemon.once('exit', (exitCode) => resolve(exitCode)));
-    process.exit(code ?? 1);
-  }
-  const log = openSync(logPath(home), 'a', 0o600);
-  const daemon = spawn(process.execPath, [daemonPath], {
-    detached: true,
-    stdio: ['ignore', log, log],
-    env: { ...process.env, SHOAL_DAEMON_CONFIG: JSON.stringify(config) },
-  });
-  daemon.unref();
-  const exited = new Promise<number | null>((resolve) => daemon.once('exit', (code) => resolve(code)));
-
-  const deadline = Date.now() + 30_000;
-  let info: DaemonInfo | undefined;
-  while (!(info = readDaemon(home)) || info.pid !== daemon.pid) {
-    const code = await Promise.race([exited, new Promise<'wait'>((resolve) => setTimeout(() => resolve('wait'), 50))]);
-    if (code !== 'wait') fail(`the daemon exited (code ${code}) before it was ready: ${lastLogLine(home)}\n(full log: ${logPath(home)})`);
-    if (Date.now() > deadline) {
-      daemon.kill('SIGTERM');
-      fail(`the daemon did not become ready within 30 s; see ${logPath(home)}`);
-    }
-  }
+  const config = { home, token, ...options };
+  if (values.foreground) process.exit(await runDaemon(config));
+  const started = await startDaemon(config);
+  if (started.kind === 'exited') fail(`the daemon exited (code ${started.code}) before it was ready: ${started.lastWords}\n(full log: ${logPath(home)})`);
+  if (started.kind === 'timeout') fail(`the daemon did not become ready within ${started.timeoutMs / 1000} s; see ${logPath(home)}`);
+  const { info } = started;
   if (info.isHead) {
     print(`Shoal head and node started (pid ${info.pid}).`);
     print(`  head address:   ${info.head}`);
@@ -272,22 +245,12 @@ async function stop(args: string[]): Promise<void> {
   const values = parse(args, {});
   if (values.help) return print(STOP_USAGE);
   const home = shoalHome();
-  const info = liveDaemon(home);
-  if (!info) {
+  const stopped = await stopDaemon(home);
+  if (stopped.kind === 'none') {
     print(`No Shoal daemon is running for ${home}.`);
     return;
   }
-  process.kill(info.pid, 'SIGTERM');
-  const deadline = Date.now() + 15_000;
-  while (isRunning(info.pid)) {
-    if (Date.now() > deadline) {
-      process.kill(info.pid, 'SIGKILL');
-      break;
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  removeDaemon(home);
-  print(`Stopped the Shoal daemon (pid ${info.pid}${info.isHead ? ', the head' : ''}).`);
+  print(`Stopped the Shoal daemon (pid ${stopped.info.pid}${stopped.info.isHead ? ', the head' : ''}).`);
 }
 
 const [command, ...rest] = process.argv.slice(2);

@@ -1,29 +1,21 @@
-// A machine's Shoal daemon, started in the background by `shoal start`: a node (object store,
-// scheduler, worker processes) that joins a cluster's head, and with `--head` the head itself.
-// Configuration arrives as JSON in SHOAL_DAEMON_CONFIG; the daemon writes $SHOAL_HOME/daemon.json
-// once it serves, and removes it when it stops (SIGTERM/SIGINT).
+// A machine's Shoal daemon, started by `startDaemon` (daemon-control.ts, what `shoal start`
+// calls): a node (object store, scheduler, worker processes) that joins a cluster's head, and
+// with `head` the head itself. Its configuration arrives as JSON in SHOAL_DAEMON_CONFIG. Once it
+// serves, it writes $SHOAL_HOME/daemon.json and tells its starter over the IPC channel (when it
+// has one); it holds its lifeline socket open until its process exits, and removes daemon.json
+// when it stops (SIGTERM/SIGINT). It logs JSON lines to stderr.
+import { createServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
+import { rmSync } from 'node:fs';
 import { NodeManager } from '../../node/node-manager.js';
 import { ClusterNode } from '../node/cluster-node.js';
 import { Head } from '../head/head.js';
-import { removeDaemon, writeDaemon } from './home.js';
+import { lifelinePath, removeDaemon, writeDaemon, type DaemonInfo } from './home.js';
 import { wsStream } from '../../transport/ws-stream.js';
-
-interface DaemonConfig {
-  home: string;
-  token: string;
-  /** Set for the head's machine: where the head listens. */
-  head?: { host: string; port: number };
-  /** Set when joining: the head's address. */
-  join?: string;
-  numCpus?: number;
-  resources?: Record<string, number>;
-  heartbeatTimeoutMs?: number;
-  objectStoreMemory?: number;
-  /** The IP other nodes pull this node's objects from. */
-  nodeIp?: string;
-  dataPort?: number;
-}
+import { pino } from 'pino';
+import { logLines, STOPPING_MESSAGE } from './daemon-log.js';
+import type { DaemonConfig } from './daemon-options.js';
+import type { DaemonMessage } from './daemon-control.js';
 
 /** The head's own node is reached where the head listens; a wildcard bind picks the first external IPv4. */
 function headNodeIp(host: string): string {
@@ -34,12 +26,26 @@ function headNodeIp(host: string): string {
   return '127.0.0.1';
 }
 
-const log = (line: string) => process.stderr.write(`${new Date().toISOString()} shoal daemon ${process.pid}: ${line}\n`);
+// JSON lines on stderr, which `startDaemon` points at $SHOAL_HOME/daemon.log. Written
+// synchronously, so a line logged just before `process.exit` is in the file when the starter
+// reads the daemon's last words.
+const logger = pino({ base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
 const config = JSON.parse(process.env.SHOAL_DAEMON_CONFIG ?? 'null') as DaemonConfig | null;
 if (!config) {
-  log('SHOAL_DAEMON_CONFIG is not set; the daemon is started by `shoal start`, not by hand.');
+  logger.error({}, 'SHOAL_DAEMON_CONFIG is not set; the daemon is started by `shoal start`, not by hand.');
   process.exit(2);
 }
+process.on('uncaughtException', (error) => {
+  logger.error({ err: error }, `crashed: ${error.message}`);
+  process.exit(1);
+});
+
+// Bound first, so a daemon that has written daemon.json can always be waited on. A file left by
+// a daemon that was killed is stale: its owner is gone (the CLI checked before starting this one).
+const lifelinePathname = lifelinePath(config.home);
+rmSync(lifelinePathname, { force: true });
+const lifeline = createServer((connection) => connection.on('error', () => {}));
+await new Promise<void>((resolve, reject) => lifeline.once('error', reject).listen(lifelinePathname, resolve));
 
 const node = new NodeManager({
   ...(config.numCpus === undefined ? {} : { numCpus: config.numCpus }),
@@ -53,11 +59,13 @@ let stopping = false;
 async function stop(code: number): Promise<void> {
   if (stopping) return;
   stopping = true;
-  log('stopping');
+  logger.info({}, STOPPING_MESSAGE);
   await member?.close();
   await head?.close();
   await node.shutdown();
   removeDaemon(config!.home);
+  // The lifeline's connections stay open: the kernel closes them when this process is gone.
+  rmSync(lifelinePathname, { force: true });
   process.exit(code);
 }
 process.on('SIGTERM', () => void stop(0));
@@ -71,11 +79,11 @@ try {
       port: config.head.port,
       token: config.token,
       ...(config.heartbeatTimeoutMs === undefined ? {} : { heartbeatTimeoutMs: config.heartbeatTimeoutMs }),
-      log,
+      log: logLines(logger.child({ component: 'head' })),
       // Programs on machines without a node join through this one.
       onDriver: (socket) => node.acceptRemote(wsStream(socket)),
     });
-    log(`head listening on ${head.url}`);
+    logger.info({ head: head.url }, `head listening on ${head.url}`);
   }
   const headUrl = head?.url ?? config.join!;
   const nodeIp = config.nodeIp ?? (config.head ? headNodeIp(config.head.host) : undefined);
@@ -84,15 +92,19 @@ try {
     token: config.token,
     ...(nodeIp === undefined ? {} : { nodeIp }),
     ...(config.dataPort === undefined ? {} : { dataPort: config.dataPort }),
-    log,
+    log: logLines(logger.child({ component: 'cluster' })),
     onFatal: (error) => {
-      log(error.message);
+      logger.error({ err: error }, error.message);
       void stop(1);
     },
   });
-  writeDaemon(config.home, { pid: process.pid, address: node.address, head: headUrl, isHead: head !== undefined, nodeId: node.store.sessionId });
-  log(`node ${node.store.sessionId} serving at ${node.address}, member of ${headUrl}`);
+  const info: DaemonInfo = { pid: process.pid, address: node.address, head: headUrl, isHead: head !== undefined, nodeId: node.store.sessionId };
+  writeDaemon(config.home, info);
+  logger.info({ node: info.nodeId, address: node.address, head: headUrl }, `node ${info.nodeId} serving at ${node.address}, member of ${headUrl}`);
+  const ready: DaemonMessage = { type: 'ready', info };
+  // The starter disconnects once it has read this; the daemon lives on without it.
+  if (process.connected) process.send?.(ready);
 } catch (error) {
-  log(`could not start: ${(error as Error).message}`);
+  logger.error({ err: error }, `could not start: ${(error as Error).message}`);
   await stop(1);
 }

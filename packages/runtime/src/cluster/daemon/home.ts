@@ -63,16 +63,36 @@ export function removeDaemon(home: string): void {
   rmSync(file(home, 'daemon.json'), { force: true });
 }
 
+/**
+ * The daemon's lifeline: a unix socket it listens on for as long as it lives. Its connections
+ * close only when the daemon's process exits (the kernel closes its descriptors), which is how
+ * `shoal stop` learns that the daemon is gone without polling its pid.
+ */
+export function lifelinePath(home: string): string {
+  return file(home, 'daemon.sock');
+}
+
 export function logPath(home: string): string {
   return file(home, 'daemon.log');
 }
 
+/**
+ * Whether process `pid` runs. A zombie does not: it has exited and only waits for its parent
+ * (for a daemon, init) to collect its status, which can come a while after its exit.
+ */
 export function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  if (process.platform !== 'linux') return true;
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The state follows the command name, which is in parentheses and may itself hold some.
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return false;
   }
 }
 

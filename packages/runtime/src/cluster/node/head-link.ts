@@ -10,6 +10,7 @@ import {
   type NodeStatus,
   type ToHead,
 } from '@shoal/protocol';
+import { backoffDelay } from './backoff.js';
 
 /** How often a node reports to the head. */
 export const HEARTBEAT_INTERVAL_MS = 1000;
@@ -104,7 +105,9 @@ export interface HeadLinkHandlers {
 /**
  * A node's membership: registers with the head, heartbeats its report every second, and
  * reconnects (and registers again) whenever the connection drops — a restarted head or a
- * network blip — until closed. A refused token is final: `handlers.onFatal` is told and it stops.
+ * network blip — until closed, waiting longer after each failed attempt ({@link backoffDelay}:
+ * 100 ms doubling to 5 s, jittered) and starting over once registered again. A refused token is
+ * final: `handlers.onFatal` is told and it stops.
  */
 export class HeadLink {
   readonly url: string;
@@ -116,6 +119,8 @@ export class HeadLink {
   #retry: NodeJS.Timeout | undefined;
   #closed = false;
   #everConnected = false;
+  /** Attempts since the last registration: how long the next wait is. */
+  #failures = 0;
   /** Resolves on the first successful registration. */
   readonly registered: Promise<void>;
   #markRegistered: () => void = () => {};
@@ -146,7 +151,7 @@ export class HeadLink {
         this.#handlers.onFatal(error as Error);
         return;
       }
-      this.#retry = setTimeout(() => void this.#connect(), HEARTBEAT_INTERVAL_MS);
+      this.#reconnectLater();
       return;
     }
     if (this.#closed) {
@@ -163,7 +168,10 @@ export class HeadLink {
         socket.terminate();
         return;
       }
-      if (message.type === 'registered') this.#markRegistered();
+      if (message.type === 'registered') {
+        this.#failures = 0;
+        this.#markRegistered();
+      }
       else this.#handlers.onMessage?.(message);
     });
     socket.on('error', () => socket.terminate());
@@ -171,10 +179,14 @@ export class HeadLink {
       this.#handlers.onDisconnect?.();
       if (this.#heartbeat) clearInterval(this.#heartbeat);
       this.#socket = undefined;
-      if (!this.#closed) this.#retry = setTimeout(() => void this.#connect(), HEARTBEAT_INTERVAL_MS);
+      if (!this.#closed) this.#reconnectLater();
     });
     socket.send(encodeMessage({ type: 'register', node: this.#report() }));
     this.#heartbeat = setInterval(() => socket.send(encodeMessage({ type: 'heartbeat', node: this.#report() })), HEARTBEAT_INTERVAL_MS);
+  }
+
+  #reconnectLater(): void {
+    this.#retry = setTimeout(() => void this.#connect(), backoffDelay(this.#failures++));
   }
 
   /** Sends a message to the head; false when the head is not connected right now. */
