@@ -8,7 +8,10 @@ export interface MessageStream {
   on(event: 'data', listener: (chunk: Buffer) => void): unknown;
   on(event: 'error', listener: (error: Error) => void): unknown;
   on(event: 'close', listener: () => void): unknown;
-  write(data: Buffer): unknown;
+  /** The stream took everything written before it returned false: write again. */
+  on(event: 'drain', listener: () => void): unknown;
+  /** Returns false when the stream's buffer is full: nothing more should be written until 'drain'. */
+  write(data: Buffer): boolean;
   destroy(): unknown;
   /** Whether the stream keeps the process alive. */
   ref(): unknown;
@@ -17,16 +20,38 @@ export interface MessageStream {
 }
 
 /**
+ * Frames sent in one tick are joined into one write up to this many bytes; a larger frame (a big
+ * put from a remote driver, up to 1 GiB) is written as it is, not copied into a bigger buffer.
+ */
+const BATCH_BYTES = 1024 * 1024;
+
+/**
  * A message connection over a stream: length-prefixed msgpackr frames, with every
  * message sent in the same tick written in one `write` (batching matters when thousands of small
- * task messages are queued at once).
+ * task messages are queued at once). When the stream's buffer is full (`write` returned false),
+ * frames wait here, in order, until it drains, so a sender of large objects does not pile them
+ * up in the stream's memory.
+ *
+ * @example
+ * ```ts
+ * const connection = new Connection<NodeToWorker, WorkerToNode>(connect(path), {
+ *   decode: decodeNodeMessage,
+ *   message: (message) => client.handle(message),
+ *   close: (error) => client.closed(error),
+ * });
+ * connection.send({ type: 'attach', pid: process.pid });
+ * ```
  */
 export class Connection<In, Out> {
   readonly socket: MessageStream;
   readonly #decoder: FrameDecoder;
+  readonly #onClose: (error?: Error) => void;
+  readonly #flushSoon = () => this.flush();
   #queue: Buffer[] = [];
   #queuedBytes = 0;
   #flushScheduled = false;
+  /** The stream's buffer is full: wait for 'drain' before writing more. */
+  #blocked = false;
   #closed = false;
 
   constructor(
@@ -39,6 +64,7 @@ export class Connection<In, Out> {
     maxFrameBytes?: number,
   ) {
     this.socket = socket;
+    this.#onClose = handlers.close;
     this.#decoder = new FrameDecoder(maxFrameBytes);
     socket.setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => {
@@ -67,6 +93,10 @@ export class Connection<In, Out> {
         }
       }
     });
+    socket.on('drain', () => {
+      this.#blocked = false;
+      this.flush();
+    });
     socket.on('error', (error) => this.destroy(error));
     socket.on('close', () => {
       if (!this.#closed) {
@@ -74,10 +104,7 @@ export class Connection<In, Out> {
         handlers.close();
       }
     });
-    this.#onClose = handlers.close;
   }
-
-  readonly #onClose: (error?: Error) => void;
 
   get closed(): boolean {
     return this.#closed;
@@ -88,20 +115,43 @@ export class Connection<In, Out> {
     const frame = encodeFrame(message);
     this.#queue.push(frame);
     this.#queuedBytes += frame.length;
-    if (!this.#flushScheduled) {
+    // While blocked, 'drain' flushes.
+    if (!this.#flushScheduled && !this.#blocked) {
       this.#flushScheduled = true;
-      process.nextTick(() => this.flush());
+      process.nextTick(this.#flushSoon);
     }
   }
 
-  /** Writes everything queued now, as one write. */
+  /**
+   * Writes what is queued: as one write when it is small (the usual case), else in batches of
+   * at most BATCH_BYTES, stopping when the stream is full; the rest waits for 'drain'.
+   */
   flush(): void {
     this.#flushScheduled = false;
-    if (this.#queue.length === 0 || this.#closed) return;
-    const data = this.#queue.length === 1 ? this.#queue[0]! : Buffer.concat(this.#queue, this.#queuedBytes);
-    this.#queue = [];
-    this.#queuedBytes = 0;
-    this.socket.write(data);
+    if (this.#queue.length === 0 || this.#closed || this.#blocked) return;
+    if (this.#queuedBytes <= BATCH_BYTES || this.#queue.length === 1) {
+      const data = this.#queue.length === 1 ? this.#queue[0]! : Buffer.concat(this.#queue, this.#queuedBytes);
+      this.#queue = [];
+      this.#queuedBytes = 0;
+      this.#blocked = !this.socket.write(data);
+      return;
+    }
+    this.#writeBatches();
+  }
+
+  #writeBatches(): void {
+    const queue = this.#queue;
+    let start = 0;
+    while (start < queue.length && !this.#blocked) {
+      let end = start + 1;
+      let bytes = queue[start]!.length;
+      while (end < queue.length && bytes + queue[end]!.length <= BATCH_BYTES) bytes += queue[end++]!.length;
+      const data = end - start === 1 ? queue[start]! : Buffer.concat(queue.slice(start, end), bytes);
+      this.#queuedBytes -= bytes;
+      start = end;
+      this.#blocked = !this.socket.write(data);
+    }
+    this.#queue = start === queue.length ? [] : queue.slice(start);
   }
 
   destroy(error?: Error): void {

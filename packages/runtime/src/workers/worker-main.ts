@@ -1,11 +1,14 @@
 // Entry point of a worker process, spawned by a node (worker-handle.ts). It connects to its node's
-// unix socket, says which process it is, and runs the tasks it is sent until the node goes away.
+// unix socket, says which process it is, and runs the tasks it is sent (TaskExecutor) until the
+// node goes away or tells it to exit.
 import { connect } from 'node:net';
 import { decodeNodeMessage, type NodeToWorker, type WorkerToNode } from '@shoal/protocol';
 import { setParentDeathSignal } from '@shoal/shm';
 import { Connection } from '../transport/connection.js';
 import { setCurrentRuntime } from '../api/runtime.js';
 import { NodeClient } from '../client/node-client.js';
+import { LocalObjects } from '../client/object-io.js';
+import { TaskExecutor } from './task-executor.js';
 
 function setting(name: string): string {
   const value = process.env[name];
@@ -26,13 +29,31 @@ if (setParentDeathSignal('SIGKILL') !== nodePid) process.exit(1);
 const socket = connect(socketPath);
 const connection: Connection<NodeToWorker, WorkerToNode> = new Connection(socket, {
   decode: decodeNodeMessage,
-  message: (message) => runtime.handle(message),
+  message: (message) => {
+    switch (message.type) {
+      case 'execute':
+      case 'recall':
+        executor.handle(message);
+        return;
+      case 'shutdown':
+        process.exit(0);
+      default:
+        runtime.handle(message);
+    }
+  },
   close: () => process.exit(0),
 });
+const directory = setting('SHOAL_SESSION_DIR');
+const inlineThreshold = Number(setting('SHOAL_INLINE_THRESHOLD'));
+// One object I/O for both: a result written by a task and a get of the API share its mappings.
+const objects = new LocalObjects(directory, inlineThreshold);
+const executor = new TaskExecutor({ connection, objects });
 const runtime = new NodeClient(connection, {
   sessionId: setting('SHOAL_SESSION_ID'),
-  directory: setting('SHOAL_SESSION_DIR'),
-  inlineThreshold: Number(setting('SHOAL_INLINE_THRESHOLD')),
+  directory,
+  inlineThreshold,
+  objects,
+  onSubmit: (fn) => executor.learn(fn),
 });
 setCurrentRuntime(runtime);
 socket.once('connect', () => connection.send({ type: 'ready', pid: process.pid }));

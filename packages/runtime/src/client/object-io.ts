@@ -1,0 +1,187 @@
+import { accessSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  ObjectFreedError,
+  ObjectNotFoundError,
+  ShoalError,
+  decodeValue,
+  formatBytes,
+  writeInline,
+  type EncodedValue,
+  type ObjectLocation,
+  type ObjectPayload,
+  type ObjectRef,
+} from '@shoal/protocol';
+import { sliceBuffer } from '@shoal/shm';
+import { MappingCache, ObjectWriter, maxMapCount, writeEncodedSegment, type TypedArrayKind } from '@shoal/store';
+
+/** Largest object a program without a node of its own sends (one message; see REMOTE_MAX_FRAME_BYTES). */
+const REMOTE_OBJECT_LIMIT = 1024 ** 3;
+
+/** How a client announces an object made with `create()` once it is sealed. */
+export interface Publisher {
+  /** A small object, written in ordinary memory: put it as a value. */
+  publishInline(array: ArrayBufferView): ObjectRef;
+  /** The segment of `size` bytes is written: tell the node. */
+  publish(size: number): ObjectRef;
+}
+
+/**
+ * How a client reads and writes objects. A process on the node's machine reads and writes the
+ * node's segments directly ({@link LocalObjects}); a program that joined from a machine without a
+ * node has no shared memory and sends and receives every object as bytes ({@link RemoteObjects}).
+ * The client picks one when it is made, so no operation asks which kind of client it is.
+ */
+export interface ObjectIO {
+  /** What the node is told of object `id` (a put or a task result): a segment written here, or its bytes. */
+  payload(id: string, encoded: EncodedValue): ObjectPayload;
+  /** A writer for `create()`, to fill in place. */
+  create(id: string, kind: TypedArrayKind | number, length: number | undefined, publisher: Publisher): ObjectWriter<ArrayBufferView>;
+  /** The value of object `id`, found at `location` (the node's answer to a resolve). */
+  materialize(id: string, location: ObjectLocation): unknown;
+  /** The value of object `id` if it is in this machine's shared memory (`getSync`). */
+  readSync(id: string): unknown;
+  /** No ref to `id` remains here, or the node freed it: do not keep its mapping cached. */
+  forget(id: string): void;
+}
+
+/** Objects in the node's session directory, read and written in place (zero-copy). */
+export class LocalObjects implements ObjectIO {
+  readonly #directory: string;
+  readonly #inlineThreshold: number;
+  readonly #mappings = new MappingCache(Math.min(16384, Math.max(64, Math.floor(maxMapCount() / 4))));
+  readonly #segment = (id: string, size: number): unknown => {
+    const mapping = this.#mappings.map(id, join(this.#directory, id), size);
+    return decodeValue(new Uint8Array(mapping), { copy: false, sliceArrayBuffer: sliceBuffer, where: `object ${id}` });
+  };
+
+  /** `directory`: the node's session directory; objects from `inlineThreshold` bytes go to segments. */
+  constructor(directory: string, inlineThreshold: number) {
+    this.#directory = directory;
+    this.#inlineThreshold = inlineThreshold;
+  }
+
+  payload(id: string, encoded: EncodedValue): ObjectPayload {
+    const contains = encoded.refs.map((ref) => ref.id);
+    const size = encoded.layout.totalSize;
+    if (size >= this.#inlineThreshold) {
+      writeEncodedSegment(join(this.#directory, id), encoded);
+      return { size, contains };
+    }
+    return { size, bytes: writeInline(encoded), contains };
+  }
+
+  create(id: string, kind: TypedArrayKind | number, length: number | undefined, publisher: Publisher): ObjectWriter<ArrayBufferView> {
+    return objectWriter(kind, length, join(this.#directory, id), this.#inlineThreshold, publisher.publishInline, (size, mapping) => {
+      this.#mappings.adopt(id, mapping);
+      return publisher.publish(size);
+    });
+  }
+
+  materialize(id: string, location: ObjectLocation): unknown {
+    return valueAt(id, location, this.#segment);
+  }
+
+  readSync(id: string): unknown {
+    const path = join(this.#directory, id);
+    try {
+      accessSync(path);
+    } catch {
+      throw new ObjectNotFoundError(
+        id,
+        'inside a task, only objects in shared memory can be read synchronously; use `await get(ref)`.',
+      );
+    }
+    const mapping = this.#mappings.map(id, path);
+    return decodeValue(new Uint8Array(mapping), { copy: false, sliceArrayBuffer: sliceBuffer, where: `object ${id}` });
+  }
+
+  forget(id: string): void {
+    this.#mappings.forget(id);
+  }
+}
+
+/** Objects of a program on a machine without a node: each travels whole, as bytes, in one message. */
+export class RemoteObjects implements ObjectIO {
+  readonly #welcomed: () => boolean;
+
+  /** `welcomed`: whether the node accepted this program yet (before, puts are refused). */
+  constructor(welcomed: () => boolean) {
+    this.#welcomed = welcomed;
+  }
+
+  payload(_id: string, encoded: EncodedValue): ObjectPayload {
+    if (!this.#welcomed()) {
+      throw new ShoalError(
+        'ERR_NOT_CONNECTED',
+        'Cannot put an object before the node accepted this program: `await init({ address, token })` first.',
+      );
+    }
+    const contains = encoded.refs.map((ref) => ref.id);
+    const size = encoded.layout.totalSize;
+    if (size > REMOTE_OBJECT_LIMIT) {
+      throw new ShoalError(
+        'ERR_OBJECT_TOO_LARGE',
+        `Cannot store an object of ${formatBytes(size)}: a program on a machine without a node sends each object ` +
+          'whole, up to 1 GiB. Split it into several objects, or run the program on a machine with a node ' +
+          '(`shoal start --address ...`).',
+      );
+    }
+    return { size, bytes: writeInline(encoded), contains };
+  }
+
+  create(id: string, kind: TypedArrayKind | number, length: number | undefined, publisher: Publisher): ObjectWriter<ArrayBufferView> {
+    // There is no segment to write into: fill in memory, send at seal() (the path is never opened).
+    return objectWriter(kind, length, id, Number.POSITIVE_INFINITY, publisher.publishInline, (size) => publisher.publish(size));
+  }
+
+  materialize(id: string, location: ObjectLocation): unknown {
+    return valueAt(id, location, noSegment);
+  }
+
+  readSync(id: string): unknown {
+    throw new ObjectNotFoundError(
+      id,
+      'this program joined the cluster from a machine without a node, so no object is in its memory: use `await get(ref)`.',
+    );
+  }
+
+  forget(): void {}
+}
+
+function noSegment(id: string): never {
+  throw new Error(`The node sent object ${id} as a segment to a program without shared memory (this is a bug).`);
+}
+
+/** The value an object location describes; `segment` reads a segment of this machine. */
+function valueAt(id: string, location: ObjectLocation, segment: (id: string, size: number) => unknown): unknown {
+  switch (location.kind) {
+    case 'inline':
+      return decodeValue(location.bytes, { copy: true, where: `object ${id}` });
+    case 'segment':
+      return segment(id, location.size);
+    case 'error':
+      throw decodeValue(location.error, { copy: true, where: `the error of object ${id}` });
+    case 'freed':
+      throw new ObjectFreedError(id);
+  }
+}
+
+function objectWriter(
+  kind: TypedArrayKind | number,
+  length: number | undefined,
+  path: string,
+  inlineThreshold: number,
+  publishInline: (array: ArrayBufferView) => ObjectRef,
+  publish: (size: number, mapping: ArrayBuffer) => ObjectRef,
+): ObjectWriter<ArrayBufferView> {
+  const resolvedKind = typeof kind === 'number' ? 'Uint8Array' : kind.name;
+  const count = typeof kind === 'number' ? kind : (length ?? Number.NaN);
+  return new ObjectWriter(resolvedKind, count, path, {
+    inlineThreshold,
+    publishInline,
+    reserve: () => {},
+    unreserve: () => {},
+    publish,
+  });
+}
