@@ -7,10 +7,7 @@ import {
   TaskTimeoutError,
   WorkerCrashedError,
   type ObjectPayload,
-  type WireArg,
 } from '@shoal/protocol';
-import type { FunctionSource } from '../api/function-source.js';
-import type { ResolvedRemoteOptions } from '../options.js';
 import { place } from './policies/local-fit.js';
 import { firstStartable } from './policies/lookahead.js';
 import { pipelineTarget } from './policies/pipeline.js';
@@ -60,15 +57,9 @@ export interface SpillTarget {
 }
 
 /** A task as submitted to the scheduler. */
-export interface TaskSubmission {
-  readonly returnId: string;
-  readonly fn: FunctionSource;
-  readonly args: readonly WireArg[];
-  readonly deps: readonly string[];
-  readonly contains: readonly string[];
-  readonly options: ResolvedRemoteOptions;
+export type TaskSubmission = Pick<Task, 'returnId' | 'fn' | 'args' | 'deps' | 'contains' | 'options'> & {
   readonly placement?: Task['placement'];
-}
+};
 
 /**
  * The node's local scheduler: every task from submission until its return object settles —
