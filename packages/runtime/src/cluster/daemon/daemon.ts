@@ -8,6 +8,7 @@ import { ClusterNode } from '../node/cluster-node.js';
 import { Head } from '../head/head.js';
 import { removeDaemon, writeDaemon } from './home.js';
 import { wsStream } from '../../transport/ws-stream.js';
+import type { LogFn, Logger } from '../../log.js';
 
 interface DaemonConfig {
   home: string;
@@ -35,6 +36,9 @@ function headNodeIp(host: string): string {
 }
 
 const log = (line: string) => process.stderr.write(`${new Date().toISOString()} shoal daemon ${process.pid}: ${line}\n`);
+// The head logs through a Logger; its sentences go to the daemon log as the daemon's own lines.
+const line: LogFn = (_fields, message) => log(message);
+const headLogger: Logger = { info: line, warn: line, error: line };
 const config = JSON.parse(process.env.SHOAL_DAEMON_CONFIG ?? 'null') as DaemonConfig | null;
 if (!config) {
   log('SHOAL_DAEMON_CONFIG is not set; the daemon is started by `shoal start`, not by hand.');
@@ -71,7 +75,7 @@ try {
       port: config.head.port,
       token: config.token,
       ...(config.heartbeatTimeoutMs === undefined ? {} : { heartbeatTimeoutMs: config.heartbeatTimeoutMs }),
-      log,
+      logger: headLogger,
       // Programs on machines without a node join through this one.
       onDriver: (socket) => node.acceptRemote(wsStream(socket)),
     });
