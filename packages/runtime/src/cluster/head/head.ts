@@ -108,7 +108,7 @@ export class Head implements AsyncDisposable {
    * @throws ShoalError `ERR_HEAD_LISTEN` saying why it cannot listen (the head is then closed).
    */
   start(): Promise<void> {
-    if (this.#started) return this.#started;
+    if (this.#state === 'starting' || this.#state === 'running') return this.#started!;
     if (this.#state !== 'idle') return Promise.reject(new Error(`The head cannot start: it is ${this.#state}.`));
     this.#state = 'starting';
     this.#started = this.#server.listen().then(
