@@ -11,13 +11,15 @@ import { test } from 'node:test';
 import { WebSocket } from 'ws';
 import { decodeFromHead, decodeMessage, encodeMessage, type ClusterTask, type FromHead, type NodeReport, type ToHead } from '@shoal/protocol';
 import { Head } from '@shoal/runtime';
+// The same fake node reports as the head's unit tests.
+import { dataUrlOf, nodeReport } from '../packages/runtime/src/cluster/head/head-fakes.test.js';
 
 const TOKEN = 'placement-test-token';
 const A = 'nodeAAAAAAAA';
 const B = 'nodeBBBBBBBB';
 const C = 'nodeCCCCCCCC';
 const X = 'objectXXXXXXXXXXXXXXXX';
-const dataUrl = (nodeId: string) => `ws://127.0.0.1:1/${nodeId}`;
+const dataUrl = dataUrlOf;
 
 class FakeNode {
   readonly inbox: FromHead[] = [];
@@ -36,24 +38,7 @@ class FakeNode {
   static async join(url: string, nodeId: string, resources: Record<string, number>, available = resources): Promise<FakeNode> {
     const socket = new WebSocket(url, { perMessageDeflate: false });
     await new Promise((resolve) => socket.once('open', resolve));
-    const report: NodeReport = {
-      nodeId,
-      hostname: 'test',
-      pid: 1,
-      address: `unix:/nowhere/${nodeId}`,
-      dataUrl: dataUrl(nodeId),
-      resources,
-      available,
-      objects: 0,
-      objectBytes: 0,
-      capacityBytes: 0,
-      queuedTasks: 0,
-      runningTasks: 0,
-      workers: 1,
-      pulls: 0,
-      pulledBytes: 0,
-      runsSeen: 0,
-    };
+    const report = nodeReport(nodeId, { resources, available });
     const node = new FakeNode(socket, report);
     node.send({ type: 'hello', token: TOKEN, role: 'node' });
     node.send({ type: 'register', node: report });

@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { WebSocket } from 'ws';
-import { ShoalError, decodeFromHead, decodeMessage, encodeMessage, type NodeReport, type ToHead } from '@shoal/protocol';
+import { ShoalError, decodeFromHead, decodeMessage, encodeMessage, type ToHead } from '@shoal/protocol';
 import type { Logger } from '../../log.js';
+import { nodeReport } from './head-fakes.test.js';
 import { DRIVER_PATH, Head } from './head.js';
 
 const TOKEN = 'lifecycle-test-token';
@@ -37,25 +38,6 @@ function recorder() {
   return { logger, logged };
 }
 
-const report = (nodeId: string): NodeReport => ({
-  nodeId,
-  hostname: 'test',
-  pid: 1,
-  address: '',
-  dataUrl: `ws://127.0.0.1:1/${nodeId}`,
-  resources: { CPU: 1 },
-  available: { CPU: 1 },
-  objects: 0,
-  objectBytes: 0,
-  capacityBytes: 0,
-  queuedTasks: 0,
-  runningTasks: 0,
-  workers: 1,
-  pulls: 0,
-  pulledBytes: 0,
-  runsSeen: 0,
-});
-
 /** A node connected and registered with `head`. */
 async function registered(head: Head, nodeId: string): Promise<WebSocket> {
   const socket = new WebSocket(head.url, { perMessageDeflate: false });
@@ -68,7 +50,7 @@ async function registered(head: Head, nodeId: string): Promise<WebSocket> {
   await once(socket, 'open');
   const send = (message: ToHead) => socket.send(encodeMessage(message));
   send({ type: 'hello', token: TOKEN, role: 'node' });
-  send({ type: 'register', node: report(nodeId) });
+  send({ type: 'register', node: nodeReport(nodeId) });
   await done;
   return socket;
 }

@@ -1,46 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { FromHead, NodeReport } from '@shoal/protocol';
+import type { NodeReport } from '@shoal/protocol';
 import type { Logger } from '../../log.js';
-import { Membership, type MemberLink } from './membership.js';
+import { FakeLink, nodeReport } from './head-fakes.test.js';
+import { Membership } from './membership.js';
 
 const quiet: Logger = { info: () => {}, warn: () => {}, error: () => {} };
 
-/** A connection that records what is sent on it. */
-class FakeLink implements MemberLink {
-  readonly sent: FromHead[] = [];
-  open = true;
-  send(message: FromHead): boolean {
-    if (!this.open) return false;
-    this.sent.push(message);
-    return true;
-  }
-  terminate(): void {
-    this.open = false;
-  }
-}
-
-function report(nodeId: string, fields: Partial<NodeReport> = {}): NodeReport {
-  return {
-    nodeId,
-    hostname: 'test',
-    pid: 1,
-    address: `unix:/nowhere/${nodeId}`,
-    dataUrl: `ws://127.0.0.1:1/${nodeId}`,
-    resources: { CPU: 2 },
-    available: { CPU: 2 },
-    objects: 0,
-    objectBytes: 0,
-    capacityBytes: 0,
-    queuedTasks: 0,
-    runningTasks: 0,
-    workers: 1,
-    pulls: 0,
-    pulledBytes: 0,
-    runsSeen: 0,
-    ...fields,
-  };
-}
+/** A report with two CPUs, all free, unless `fields` say otherwise. */
+const report = (nodeId: string, fields: Partial<NodeReport> = {}): NodeReport => nodeReport(nodeId, { resources: { CPU: 2 }, available: { CPU: 2 }, ...fields });
 
 /** A membership on a clock the test moves, recording who departed. */
 function membership(heartbeatTimeoutMs = 5000) {

@@ -1,29 +1,13 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ClusterArg, ClusterTask, FromHead, NodeReport } from '@shoal/protocol';
+import type { ClusterArg, ClusterTask } from '@shoal/protocol';
 import type { Logger } from '../../log.js';
-import { Membership, type MemberLink } from './membership.js';
+import { FakeLink, dataUrlOf, nodeReport } from './head-fakes.test.js';
+import { Membership } from './membership.js';
 import { ObjectDirectory } from './object-directory.js';
 import { TaskForwarder } from './task-forwarder.js';
 
-/** A connection that records what is sent on it. */
-class FakeLink implements MemberLink {
-  readonly sent: FromHead[] = [];
-  open = true;
-  send(message: FromHead): boolean {
-    if (this.open) this.sent.push(message);
-    return this.open;
-  }
-  terminate(): void {
-    this.open = false;
-  }
-  /** What was sent since the last take. */
-  take(): FromHead[] {
-    return this.sent.splice(0);
-  }
-}
-
-const url = (nodeId: string) => `ws://127.0.0.1:1/${nodeId}`;
+const url = dataUrlOf;
 
 /** Members a (no room), b and c (room) and the forwarder over them; `warnings` records the log. */
 function cluster(resources: Record<string, Record<string, number>> = {}) {
@@ -36,25 +20,7 @@ function cluster(resources: Record<string, Record<string, number>> = {}) {
   const join = (nodeId: string, total: Record<string, number>, available = total) => {
     const link = new FakeLink();
     links.set(nodeId, link);
-    const report: NodeReport = {
-      nodeId,
-      hostname: 'test',
-      pid: 1,
-      address: '',
-      dataUrl: url(nodeId),
-      resources: total,
-      available,
-      objects: 0,
-      objectBytes: 0,
-      capacityBytes: 0,
-      queuedTasks: 0,
-      runningTasks: 0,
-      workers: 1,
-      pulls: 0,
-      pulledBytes: 0,
-      runsSeen: 0,
-    };
-    membership.report(report, link);
+    membership.report(nodeReport(nodeId, { resources: total, available }), link);
   };
   join('a', { CPU: 1 }, { CPU: 0 });
   join('b', resources.b ?? { CPU: 1 });
