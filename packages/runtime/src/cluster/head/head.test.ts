@@ -132,11 +132,24 @@ test('close() does not wait on a member that never answers the close handshake',
 
 test('close() while starting waits for the start, then closes the listener', async () => {
   const head = new Head({ port: 0, token: TOKEN });
-  const started = head.start();
+  // Runs as soon as it listens, before the close goes on.
+  const listened = head.start().then(() => head.port);
   await head.close();
-  await started;
+  const port = await listened;
+  assert.notEqual(port, 0);
   assert.equal(head.state, 'closed');
-  const socket = new WebSocket(head.url);
+  const socket = new WebSocket(`ws://127.0.0.1:${port}`);
+  const [error] = (await once(socket, 'error')) as [NodeJS.ErrnoException];
+  assert.equal(error.code, 'ECONNREFUSED');
+});
+
+test('destroy() after close() while starting still ends with nothing listening', async () => {
+  const head = new Head({ port: 0, token: TOKEN });
+  const listened = head.start().then(() => head.port);
+  const closing = head.close();
+  assert.equal(head.destroy(), closing);
+  await closing;
+  const socket = new WebSocket(`ws://127.0.0.1:${await listened}`);
   const [error] = (await once(socket, 'error')) as [NodeJS.ErrnoException];
   assert.equal(error.code, 'ECONNREFUSED');
 });

@@ -164,7 +164,8 @@ export class Head implements AsyncDisposable {
 
   #stop(abort: boolean): Promise<void> {
     if (this.#stopped) {
-      if (abort) void this.#server.destroy();
+      // After a start under way has settled, so that its listener is there to close.
+      if (abort) void this.#started?.catch(() => {}).then(() => this.#server.destroy());
       return this.#stopped;
     }
     const wasStarting = this.#state === 'starting';
