@@ -1,18 +1,30 @@
-// The head's placement of spilled tasks, driven by fake nodes speaking the head protocol: room
-// first, then the node holding most of the task's argument bytes; no room anywhere sends the task
-// back to its submitter (declined) or to any node that could ever run it; nothing feasible is an
-// InfeasibleTaskError; a dead target means placing the task again.
+// The head's handling of spilled tasks end to end, driven by fake nodes speaking the head protocol
+// over real sockets: the decision reaches the right node with the right message, results and
+// cancels are relayed, a dead node's tasks are placed again. The placement rules themselves are
+// table-tested in packages/runtime/src/cluster/head/placement-policy.test.ts.
+//
+// Messages on two connections arrive in no guaranteed order, so before a message on one fake
+// node's socket depends on something sent on another's, the test waits for the head's answer to
+// the first (a `located`, a `view`, a `run`): the head has applied it by then.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { WebSocket } from 'ws';
 import { decodeFromHead, decodeMessage, encodeMessage, type ClusterTask, type FromHead, type NodeReport, type ToHead } from '@shoal/protocol';
 import { Head } from '@shoal/runtime';
+// The same fake node reports as the head's unit tests.
+import { dataUrlOf, nodeReport } from '../packages/runtime/src/cluster/head/head-fakes.test.js';
 
 const TOKEN = 'placement-test-token';
+const A = 'nodeAAAAAAAA';
+const B = 'nodeBBBBBBBB';
+const C = 'nodeCCCCCCCC';
+const X = 'objectXXXXXXXXXXXXXXXX';
+const dataUrl = dataUrlOf;
 
 class FakeNode {
   readonly inbox: FromHead[] = [];
   readonly #waiters: (() => void)[] = [];
+  #requests = 0;
   constructor(
     readonly socket: WebSocket,
     readonly report: NodeReport,
@@ -26,24 +38,7 @@ class FakeNode {
   static async join(url: string, nodeId: string, resources: Record<string, number>, available = resources): Promise<FakeNode> {
     const socket = new WebSocket(url, { perMessageDeflate: false });
     await new Promise((resolve) => socket.once('open', resolve));
-    const report: NodeReport = {
-      nodeId,
-      hostname: 'test',
-      pid: 1,
-      address: `unix:/nowhere/${nodeId}`,
-      dataUrl: `ws://127.0.0.1:1/${nodeId}`,
-      resources,
-      available,
-      objects: 0,
-      objectBytes: 0,
-      capacityBytes: 0,
-      queuedTasks: 0,
-      runningTasks: 0,
-      workers: 1,
-      pulls: 0,
-      pulledBytes: 0,
-      runsSeen: 0,
-    };
+    const report = nodeReport(nodeId, { resources, available });
     const node = new FakeNode(socket, report);
     node.send({ type: 'hello', token: TOKEN, role: 'node' });
     node.send({ type: 'register', node: report });
@@ -53,6 +48,23 @@ class FakeNode {
 
   send(message: ToHead): void {
     this.socket.send(encodeMessage(message));
+  }
+
+  /** Reports now holding `objectId`, and returns once the head has recorded it. */
+  async holds(objectId: string, size: number): Promise<void> {
+    this.send({ type: 'objects', added: [[objectId, size]], removed: [] });
+    // Same socket, so the head handled `objects` before this `locate`.
+    const requestId = ++this.#requests;
+    this.send({ type: 'locate', requestId, ids: [objectId] });
+    const located = await this.next('located');
+    assert.equal(located.requestId, requestId);
+    assert.ok(located.holders[objectId]?.includes(this.report.dataUrl), `the head records ${this.report.nodeId} holding ${objectId}`);
+  }
+
+  /** Heartbeats having seen runs up to `runsSeen`, and returns once the head has applied it. */
+  async heartbeat(runsSeen: number): Promise<void> {
+    this.send({ type: 'heartbeat', node: { ...this.report, runsSeen } });
+    await this.next('view');
   }
 
   /** The next message of `type` (waiting up to 10 s for it). */
@@ -72,71 +84,131 @@ class FakeNode {
       });
     }
   }
+
+  [Symbol.dispose](): void {
+    this.socket.terminate();
+  }
 }
 
-function task(returnId: string, resources: Record<string, number> = {}, args: ClusterTask['args'] = []): ClusterTask {
+function task(returnId: string, resources: Record<string, number> = {}, args: ClusterTask['args'] = [], maxRetries = 1): ClusterTask {
   return {
     returnId,
     fn: { hash: 'h', name: 'work', source: '() => 1' },
     args,
-    options: { numCpus: 1, resources, maxRetries: 1, retryExceptions: false, timeoutMs: null },
+    options: { numCpus: 1, resources, maxRetries, retryExceptions: false, timeoutMs: null },
   };
 }
 
-test('the head places spilled tasks by room, then argument bytes; declines, falls back, refuses, re-places', { timeout: 30_000 }, async () => {
-  const head = await Head.start({ port: 0, token: TOKEN, log: () => {} });
-  const nodes: FakeNode[] = [];
-  try {
-    const a = await FakeNode.join(head.url, 'nodeAAAAAAAA', { CPU: 1 }, { CPU: 0 });
-    const b = await FakeNode.join(head.url, 'nodeBBBBBBBB', { CPU: 1 });
-    const c = await FakeNode.join(head.url, 'nodeCCCCCCCC', { CPU: 1, gpu: 1 });
-    nodes.push(a, b, c);
+/** A ref argument to object X, owned by A, 50 MB. */
+const onX = [{ ref: X, owner: A, size: 50_000_000 }];
 
-    // C holds a big object: a task on it goes to C, though B has room too.
-    c.send({ type: 'objects', added: [['objectXXXXXXXXXXXXXXXX', 50_000_000]], removed: [] });
-    a.send({ type: 'spill', task: task('return1xxxxxxxxxxxxxxx', {}, [{ ref: 'objectXXXXXXXXXXXXXXXX', owner: 'nodeAAAAAAAA', size: 50_000_000 }]) });
-    const run = await c.next('run');
-    assert.equal(run.task.returnId, 'return1xxxxxxxxxxxxxxx');
-    assert.equal(run.origin, 'nodeAAAAAAAA');
-    assert.deepEqual(run.sources.objectXXXXXXXXXXXXXXXX, ['ws://127.0.0.1:1/nodeAAAAAAAA', 'ws://127.0.0.1:1/nodeCCCCCCCC']);
+function failure(message: Extract<FromHead, { type: 'result' }>): { code: string; message: string } {
+  assert.ok(!message.result.ok, `${message.returnId} failed`);
+  return message.result.failure;
+}
 
-    // C is now taken (until its next report); a task with no arguments goes to B.
-    a.send({ type: 'spill', task: task('return2xxxxxxxxxxxxxxx') });
-    assert.equal((await b.next('run')).task.returnId, 'return2xxxxxxxxxxxxxxx');
+test('a spilled task runs on the node holding its argument, which it fetches from the owner first', { timeout: 30_000 }, async () => {
+  await using head = await Head.start({ port: 0, token: TOKEN });
+  using a = await FakeNode.join(head.url, A, { CPU: 1 }, { CPU: 0 });
+  using b = await FakeNode.join(head.url, B, { CPU: 1 });
+  using c = await FakeNode.join(head.url, C, { CPU: 1 });
 
-    // B reports before it received that run: still full, as far as the head is concerned.
-    b.send({ type: 'heartbeat', node: { ...b.report, runsSeen: 0 } });
-    await b.next('view');
+  await c.holds(X, 50_000_000);
+  a.send({ type: 'spill', task: task('return1xxxxxxxxxxxxxxx', {}, onX) });
+  const run = await c.next('run');
+  assert.equal(run.task.returnId, 'return1xxxxxxxxxxxxxxx');
+  assert.equal(run.origin, A);
+  assert.equal(run.seq, 1, 'the first run sent to C');
+  assert.deepEqual(run.sources[X], [dataUrl(A), dataUrl(C)]);
+  assert.ok(!b.inbox.some((message) => message.type === 'run'), 'B, which has room but not the argument, runs nothing');
+});
 
-    // No room left anywhere, and A could run it: A keeps it.
-    a.send({ type: 'spill', task: task('return3xxxxxxxxxxxxxxx') });
-    assert.equal((await a.next('declined')).returnId, 'return3xxxxxxxxxxxxxxx');
+test('a node stays taken by the runs sent to it until a report accounts for them', { timeout: 30_000 }, async () => {
+  await using head = await Head.start({ port: 0, token: TOKEN });
+  using a = await FakeNode.join(head.url, A, { CPU: 1 }, { CPU: 0 });
+  using b = await FakeNode.join(head.url, B, { CPU: 1 });
 
-    // A gpu task while C is busy: only C could ever run it, so it queues there.
-    a.send({ type: 'spill', task: task('return4xxxxxxxxxxxxxxx', { gpu: 1 }) });
-    assert.equal((await c.next('run')).task.returnId, 'return4xxxxxxxxxxxxxxx');
+  a.send({ type: 'spill', task: task('return1xxxxxxxxxxxxxxx') });
+  assert.equal((await b.next('run')).seq, 1);
 
-    // Nobody offers a tpu: infeasible, saying what each node offers.
-    a.send({ type: 'spill', task: task('return5xxxxxxxxxxxxxxx', { tpu: 1 }) });
-    const refused = await a.next('result');
-    assert.equal(refused.returnId, 'return5xxxxxxxxxxxxxxx');
-    assert.ok(!refused.result.ok && refused.result.failure.code === 'ERR_TASK_INFEASIBLE');
-    assert.match(refused.result.ok ? '' : refused.result.failure.message, /tpu 1[\s\S]*CPU 1, gpu 1/);
+  // No room elsewhere and A could run it: A keeps it.
+  a.send({ type: 'spill', task: task('return2xxxxxxxxxxxxxxx') });
+  assert.equal((await a.next('declined')).returnId, 'return2xxxxxxxxxxxxxxx');
 
-    // A result from B reaches the submitter with B's data address.
-    b.send({ type: 'result', origin: 'nodeAAAAAAAA', returnId: 'return2xxxxxxxxxxxxxxx', result: { ok: true, size: 3, bytes: new Uint8Array([1, 2, 3]), contains: [] } });
-    const result = await a.next('result');
-    assert.equal(result.holderUrl, 'ws://127.0.0.1:1/nodeBBBBBBBB');
+  // B reports before it received that run: still full, as far as the head is concerned.
+  await b.heartbeat(0);
+  a.send({ type: 'spill', task: task('return3xxxxxxxxxxxxxxx') });
+  assert.equal((await a.next('declined')).returnId, 'return3xxxxxxxxxxxxxxx');
 
-    // C dies with two tasks. No node has room (B is taken): the one A could run goes back to
-    // A; the gpu one has nowhere to go.
-    c.socket.terminate();
-    assert.equal((await a.next('declined')).returnId, 'return1xxxxxxxxxxxxxxx');
-    const lost = await a.next('result');
-    assert.equal(lost.returnId, 'return4xxxxxxxxxxxxxxx');
-    assert.ok(!lost.result.ok && lost.result.failure.code === 'ERR_NODE_DIED', 'its node died; it is not infeasible');
-  } finally {
-    for (const node of nodes) node.socket.terminate();
-    await head.close();
-  }
+  // Its next report has seen run 1 (and, as reported, a free CPU): it takes the next task.
+  await b.heartbeat(1);
+  a.send({ type: 'spill', task: task('return4xxxxxxxxxxxxxxx') });
+  const run = await b.next('run');
+  assert.equal(run.task.returnId, 'return4xxxxxxxxxxxxxxx');
+  assert.equal(run.seq, 2);
+});
+
+test('a task only a busy node could run queues there; one no node could run is infeasible, saying what each offers', { timeout: 30_000 }, async () => {
+  await using head = await Head.start({ port: 0, token: TOKEN });
+  using a = await FakeNode.join(head.url, A, { CPU: 1 }, { CPU: 0 });
+  using c = await FakeNode.join(head.url, C, { CPU: 1, gpu: 1 }, { CPU: 0, gpu: 1 });
+
+  a.send({ type: 'spill', task: task('return1xxxxxxxxxxxxxxx', { gpu: 1 }) });
+  assert.equal((await c.next('run')).task.returnId, 'return1xxxxxxxxxxxxxxx');
+
+  a.send({ type: 'spill', task: task('return2xxxxxxxxxxxxxxx', { tpu: 1 }) });
+  const refused = await a.next('result');
+  assert.equal(refused.returnId, 'return2xxxxxxxxxxxxxxx');
+  const { code, message } = failure(refused);
+  assert.equal(code, 'ERR_TASK_INFEASIBLE');
+  assert.match(message, /needs CPU 1, tpu 1.*test \(nodeAAAAAAAA\) offers CPU 1; test \(nodeCCCCCCCC\) offers CPU 1, gpu 1/);
+});
+
+test('the result of a forwarded task reaches its submitter with the holder; a cancel reaches the node running it', { timeout: 30_000 }, async () => {
+  await using head = await Head.start({ port: 0, token: TOKEN });
+  using a = await FakeNode.join(head.url, A, { CPU: 1 }, { CPU: 0 });
+  using b = await FakeNode.join(head.url, B, { CPU: 2 });
+
+  a.send({ type: 'spill', task: task('return1xxxxxxxxxxxxxxx') });
+  await b.next('run');
+  b.send({ type: 'result', origin: A, returnId: 'return1xxxxxxxxxxxxxxx', result: { ok: true, size: 3, bytes: new Uint8Array([1, 2, 3]), contains: [] } });
+  const result = await a.next('result');
+  assert.equal(result.returnId, 'return1xxxxxxxxxxxxxxx');
+  assert.equal(result.holder, B);
+  assert.equal(result.holderUrl, dataUrl(B));
+  assert.ok(result.result.ok);
+
+  a.send({ type: 'spill', task: task('return2xxxxxxxxxxxxxxx') });
+  await b.next('run');
+  a.send({ type: 'cancel', returnId: 'return2xxxxxxxxxxxxxxx' });
+  assert.equal((await b.next('cancel')).returnId, 'return2xxxxxxxxxxxxxxx');
+});
+
+test("a dead node's tasks are placed again, or fail with ERR_NODE_DIED when out of retries or of nodes", { timeout: 30_000 }, async () => {
+  await using head = await Head.start({ port: 0, token: TOKEN });
+  using a = await FakeNode.join(head.url, A, { CPU: 1 }, { CPU: 0 });
+  using b = await FakeNode.join(head.url, B, { CPU: 1 });
+  using c = await FakeNode.join(head.url, C, { CPU: 3, gpu: 1 });
+
+  // All three go to C: two for their argument, the third because only C has a gpu.
+  await c.holds(X, 50_000_000);
+  a.send({ type: 'spill', task: task('retriedxxxxxxxxxxxxxxx', {}, onX) });
+  a.send({ type: 'spill', task: task('noRetriesxxxxxxxxxxxxx', {}, onX, 0) });
+  a.send({ type: 'spill', task: task('gpuxxxxxxxxxxxxxxxxxxx', { gpu: 1 }) });
+  for (let runs = 0; runs < 3; runs++) await c.next('run');
+
+  c.socket.terminate();
+  const again = await b.next('run');
+  assert.equal(again.task.returnId, 'retriedxxxxxxxxxxxxxxx');
+  assert.deepEqual(again.sources[X], [dataUrl(A)], "C's copy went with it");
+
+  const outOfRetries = await a.next('result');
+  assert.equal(outOfRetries.returnId, 'noRetriesxxxxxxxxxxxxx');
+  assert.equal(failure(outOfRetries).code, 'ERR_NODE_DIED');
+  assert.match(failure(outOfRetries).message, /left the cluster on each of 1 attempt\(s\)/);
+
+  const outOfNodes = await a.next('result');
+  assert.equal(outOfNodes.returnId, 'gpuxxxxxxxxxxxxxxxxxxx');
+  assert.equal(failure(outOfNodes).code, 'ERR_NODE_DIED', 'its node died; it is not infeasible');
+  assert.match(failure(outOfNodes).message, /no node there now offers CPU 1, gpu 1/);
 });

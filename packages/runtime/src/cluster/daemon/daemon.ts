@@ -79,7 +79,7 @@ try {
       port: config.head.port,
       token: config.token,
       ...(config.heartbeatTimeoutMs === undefined ? {} : { heartbeatTimeoutMs: config.heartbeatTimeoutMs }),
-      log: logLines(logger.child({ component: 'head' })),
+      logger: logger.child({ component: 'head' }),
       // Programs on machines without a node join through this one.
       onDriver: (socket) => node.acceptRemote(wsStream(socket)),
     });

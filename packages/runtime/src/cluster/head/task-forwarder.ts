@@ -1,0 +1,145 @@
+import type { ClusterResult, ClusterTask } from '@shoal/protocol';
+import type { Logger } from '../../log.js';
+import { demandOf } from '../../scheduling/resources.js';
+import type { Membership } from './membership.js';
+import type { ObjectDirectory } from './object-directory.js';
+import { placeTask } from './placement-policy.js';
+
+/** A task the head sent to a node other than its submitter's. */
+interface Forwarded {
+  readonly task: ClusterTask;
+  readonly origin: string;
+  readonly target: string;
+  /** Nodes it was sent to that died under it. */
+  readonly lost: number;
+}
+
+/**
+ * The tasks nodes spill to the head, from placement to result: it asks the placement policy where
+ * each goes and sends it there (`run`, with where to fetch its arguments), declines it or fails
+ * it at its submitter; relays the result back; forwards cancels; and when a node dies, places its
+ * tasks again (up to their `maxRetries`) and cancels the tasks it had submitted.
+ *
+ * @example
+ * ```ts
+ * const forwarder = new TaskForwarder(membership, directory, logger);
+ * forwarder.spilled('nodeA', message.task); // a run to some node, or a declined/result to nodeA
+ * ```
+ */
+export class TaskForwarder {
+  readonly #membership: Membership;
+  readonly #directory: ObjectDirectory;
+  readonly #logger: Logger;
+  /** By return id. */
+  readonly #forwarded = new Map<string, Forwarded>();
+
+  constructor(membership: Membership, directory: ObjectDirectory, logger: Logger) {
+    this.#membership = membership;
+    this.#directory = directory;
+    this.#logger = logger;
+  }
+
+  /** Member `origin` cannot start `task` now: the head places it. */
+  spilled(origin: string, task: ClusterTask): void {
+    this.#place(origin, task, false);
+  }
+
+  /** A task sent to `target` ended there: its submitter gets the result. */
+  finished(target: string, returnId: string, result: ClusterResult): void {
+    const forwarded = this.#forwarded.get(returnId);
+    if (!forwarded || forwarded.target !== target) return;
+    this.#forwarded.delete(returnId);
+    const holderUrl = this.#membership.dataUrl(target) ?? '';
+    if (!this.#membership.send(forwarded.origin, { type: 'result', returnId, holder: target, holderUrl, result })) {
+      // Its submitter is gone: nobody will pull the result.
+      this.#membership.send(target, { type: 'cancel', returnId });
+    }
+  }
+
+  /** The submitter `origin` gives up on a task: the node running it stops it. */
+  cancelled(origin: string, returnId: string): void {
+    const forwarded = this.#forwarded.get(returnId);
+    if (forwarded?.origin !== origin) return;
+    this.#forwarded.delete(returnId);
+    this.#membership.send(forwarded.target, { type: 'cancel', returnId });
+  }
+
+  /** Member `nodeId` left: tasks running there are placed again (or fail), tasks it submitted stop. */
+  departed(nodeId: string): void {
+    for (const [returnId, forwarded] of [...this.#forwarded]) {
+      if (forwarded.origin === nodeId) {
+        this.#forwarded.delete(returnId);
+        this.#membership.send(forwarded.target, { type: 'cancel', returnId });
+        continue;
+      }
+      if (forwarded.target !== nodeId) continue;
+      const lost = forwarded.lost + 1;
+      const { task, origin } = forwarded;
+      if (lost <= task.options.maxRetries) {
+        this.#forwarded.set(returnId, { ...forwarded, lost });
+        this.#logger.warn(
+          { nodeId, task: task.fn.name, returnId, attempt: lost + 1 },
+          `task ${task.fn.name} was running on ${nodeId}: placing it again (attempt ${lost + 1})`,
+        );
+        this.#place(origin, task, true);
+        continue;
+      }
+      this.#failAtOrigin(
+        origin,
+        returnId,
+        'ERR_NODE_DIED',
+        `Task ${task.fn.name} failed: the node running it left the cluster on each of ${lost} attempt(s). ` +
+          'Raise `maxRetries` if nodes come and go.',
+      );
+    }
+  }
+
+  /** How many tasks are out on other nodes now. */
+  get size(): number {
+    return this.#forwarded.size;
+  }
+
+  /** `retry`: the node it ran on died, so the submitter is a candidate like any other. */
+  #place(origin: string, task: ClusterTask, retry: boolean): void {
+    const directory = this.#directory;
+    const decision = placeTask(
+      { members: this.#membership.snapshot(), holds: (objectId, nodeId) => directory.holds(objectId, nodeId) },
+      { task, origin, retry },
+    );
+    switch (decision.kind) {
+      case 'placed':
+        this.#run(origin, task, decision.nodeId);
+        return;
+      case 'declined':
+        // The submitter still has the task: it simply runs it itself.
+        this.#forwarded.delete(task.returnId);
+        this.#membership.send(origin, { type: 'declined', returnId: task.returnId });
+        return;
+      case 'infeasible':
+        this.#failAtOrigin(origin, task.returnId, decision.code, decision.reason);
+        return;
+    }
+  }
+
+  /** Sends `task` to run on `target`, with the nodes each of its fetched arguments is on. */
+  #run(origin: string, task: ClusterTask, target: string): void {
+    const seq = this.#membership.recordRun(target, demandOf(task.options));
+    const sources: Record<string, string[]> = {};
+    for (const arg of task.args) {
+      if ('ref' in arg && !arg.bytes) {
+        const urls = this.#membership.dataUrls(this.#directory.holders(arg.ref));
+        const ownerUrl = this.#membership.dataUrl(arg.owner);
+        sources[arg.ref] = ownerUrl && !urls.includes(ownerUrl) ? [ownerUrl, ...urls] : urls;
+      }
+    }
+    const lost = this.#forwarded.get(task.returnId)?.lost ?? 0;
+    this.#forwarded.set(task.returnId, { task, origin, target, lost });
+    this.#membership.send(target, { type: 'run', seq, origin, task, sources });
+  }
+
+  /** The task is over without running: its submitter gets the failure as its result. */
+  #failAtOrigin(origin: string, returnId: string, code: string, message: string): void {
+    this.#forwarded.delete(returnId);
+    this.#membership.send(origin, { type: 'result', returnId, holder: '', holderUrl: '', result: { ok: false, failure: { code, message } } });
+  }
+}
