@@ -15,7 +15,7 @@ import {
   writeInline,
   type EncodedValue,
 } from '@shoal/protocol';
-import { sliceBuffer, unlinkSegment, writeSegment } from '@shoal/shm';
+import { sliceBuffer, unlinkSegment, writeSegment } from './segment-files.js';
 import { writeEncodedSegment } from './segment-io.js';
 import { MappingCache } from './mapping-cache.js';
 import { ObjectWriter, type TypedArrayKind, resolveCreateArguments } from './object-writer.js';

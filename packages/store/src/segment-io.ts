@@ -1,5 +1,5 @@
 import { writeFrontBytes, type EncodedValue } from '@shoal/protocol';
-import { writeSegment } from '@shoal/shm';
+import { writeSegment } from './segment-files.js';
 
 /**
  * Writes an encoded value as a new segment file at `path`: front (prefix, table, header) and each
