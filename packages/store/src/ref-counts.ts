@@ -59,10 +59,4 @@ export class RefCounts {
     }
     return contains;
   }
-
-  /** Whether a settled object is unreferenced and must go now. */
-  unreferenced(id: string): boolean {
-    const entry = this.#table.get(id);
-    return entry !== undefined && entry.count <= 0;
-  }
 }
