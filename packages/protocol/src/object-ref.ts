@@ -24,9 +24,16 @@ export interface ObjectRefHooks {
 
 let hooks: ObjectRefHooks | undefined;
 
-/** Installs the process's ref hooks (done by the object store; not for application code). */
-export function setObjectRefHooks(next: ObjectRefHooks | undefined): void {
+/**
+ * Installs the process's ref hooks (done by the object store or a node client; not for
+ * application code). Returns a function that removes them again, only if they are still the
+ * ones installed: closing one store must not cut off the hooks another installed since.
+ */
+export function setObjectRefHooks(next: ObjectRefHooks | undefined): () => void {
   hooks = next;
+  return () => {
+    if (hooks === next) hooks = undefined;
+  };
 }
 
 /**

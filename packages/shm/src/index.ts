@@ -2,9 +2,10 @@
  * `@shoal/shm`: segment files in `/dev/shm`, mapped shared (for writing a new object) or
  * copy-on-write (for reading one), as ArrayBuffers that unmap themselves when collected.
  *
- * This is the only place Shoal touches the native addon. Every failure is a
- * {@link SharedMemoryError} naming the syscall, errno and path, with advice for the errors a user
- * can do something about (ENOSPC, EMFILE, ENOMEM, EACCES).
+ * This is the only place Shoal touches the native addon, and it depends on no other package.
+ * Every failed system call is a {@link ShmError} naming the syscall, errno and path;
+ * `@shoal/store`, the only user, turns it into the `SharedMemoryError` users see, and applies the
+ * per-process limit on mappings.
  *
  * @example
  * ```ts
@@ -29,6 +30,7 @@ export {
   sliceBuffer,
   unlinkSegment,
   writeSegment,
+  ShmError,
   type MapOptions,
   type OpenMode,
   type ShmStats,

@@ -1,6 +1,4 @@
-import { readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { SharedMemoryError, ShoalError } from '@shoal/protocol';
 import { native } from './native.js';
 
 /** How to open an existing segment. */
@@ -35,61 +33,35 @@ interface NativeError extends Error {
   syscall?: string;
 }
 
-function maxMapCount(): string {
-  try {
-    return readFileSync('/proc/sys/vm/max_map_count', 'utf8').trim();
-  } catch {
-    return 'unknown';
-  }
-}
+/**
+ * A failed system call on a segment file: which call, its errno and the path. Shm depends on no
+ * other package, so this is its own small error; `@shoal/store` turns it into the
+ * `SharedMemoryError` users see (with advice on what to do).
+ */
+export class ShmError extends Error {
+  /** The system error code, e.g. `'ENOSPC'`. */
+  readonly code: string;
+  /** The numeric errno. */
+  readonly errno: number;
+  /** The failed system call, e.g. `'mmap'`. */
+  readonly syscall: string;
+  /** The segment file the call was about. */
+  readonly path: string;
 
-// Half of the kernel's per-process map count: the rest is for V8, libraries and the allocator.
-// Reaching the kernel limit would make V8's own allocations fail and abort the process, so Shoal
-// refuses new segment mappings well before it.
-const MAPPING_LIMIT = Math.floor((Number(maxMapCount()) || 65530) / 2);
-
-function advice(code: string): string {
-  switch (code) {
-    case 'ENOSPC':
-      return (
-        'Shared memory (/dev/shm) is full. Free objects you no longer need, remove stale files ' +
-        "from /dev/shm, or enlarge it (`mount -o remount,size=16G /dev/shm`; in Docker `--shm-size`)."
-      );
-    case 'EMFILE':
-      return (
-        'This process has too many open files. Shoal closes segment files right after mapping them, ' +
-        'so something else holds descriptors: raise the limit (`ulimit -n 65536`) or close files.'
-      );
-    case 'ENFILE':
-      return 'The system-wide open-file table is full; close files in other processes or raise fs.file-max.';
-    case 'ENOMEM':
-      return (
-        `The process cannot map more memory: it hit vm.max_map_count (${maxMapCount()}) or ran out of ` +
-        'address space. Drop refs and views you no longer use so their mappings are collected, lower ' +
-        'the store\'s `maxMappings`, or raise the limit (`sysctl -w vm.max_map_count=262144`).'
-      );
-    case 'EACCES':
-    case 'EPERM':
-      return 'Permission denied: segments are private to the user that created them; run every Shoal process as that user.';
-    case 'ENOENT':
-      return 'The segment does not exist: the object was freed or its session ended.';
-    case 'EEXIST':
-      return 'A segment with this name already exists; object ids must be unique (this is a bug: please report it).';
-    case 'EFBIG':
-    case 'EINVAL':
-      return 'The size or mapping request was refused by the kernel; objects are limited by the size of /dev/shm and of address space.';
-    default:
-      return 'See the cause for the system error.';
+  constructor(details: { code: string; errno: number; syscall: string; path: string }, options?: { cause?: unknown }) {
+    super(`${details.syscall} failed for ${details.path} (${details.code})`, options);
+    this.name = 'ShmError';
+    this.code = details.code;
+    this.errno = details.errno;
+    this.syscall = details.syscall;
+    this.path = details.path;
   }
 }
 
 function fail(error: unknown, path: string): never {
   const e = error as NativeError;
   if (typeof e?.code !== 'string' || typeof e.syscall !== 'string') throw error;
-  throw new SharedMemoryError(
-    { errnoCode: e.code, errno: e.errno ?? 0, syscall: e.syscall, path, advice: advice(e.code) },
-    { cause: error },
-  );
+  throw new ShmError({ code: e.code, errno: e.errno ?? 0, syscall: e.syscall, path }, { cause: error });
 }
 
 /**
@@ -184,17 +156,6 @@ export function segmentSize(fd: number, path: string): number {
  * and unmaps it when garbage-collected (after every view of it is gone).
  */
 export function mapSegment(fd: number, length: number, options: MapOptions, path: string): ArrayBuffer {
-  const live = native.stats().mappings;
-  if (live >= MAPPING_LIMIT) {
-    throw new ShoalError(
-      'ERR_TOO_MANY_MAPPINGS',
-      `Cannot map ${path}: this process already has ${live} segment mappings alive (the limit is ${MAPPING_LIMIT}, ` +
-        `half of vm.max_map_count). Mappings of objects no longer in use are released by garbage collection, ` +
-        'which runs between event-loop turns: a long synchronous loop over many distinct objects keeps them ' +
-        'all alive. Await something now and then inside such a loop, drop views you no longer need, or raise ' +
-        'vm.max_map_count (`sysctl -w vm.max_map_count=262144`).',
-    );
-  }
   try {
     return native.map(fd, length, options.shared === true, options.populate === true);
   } catch (error) {

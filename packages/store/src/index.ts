@@ -1,6 +1,27 @@
 export { MappingCache } from './mapping-cache.js';
-export { ObjectStore, type ObjectPayload, type ObjectStatus, type StoreState, type StoreStats } from './object-store.js';
+export { ObjectStore, type StoreState, type StoreStats } from './object-store.js';
+export type { ObjectPayload, StoreEvents } from './object-lifecycle.js';
+export type { ObjectStatus } from './object-table.js';
+export { IncomingObject, type IncomingState } from './incoming-object.js';
+export { OutgoingObject } from './outgoing-object.js';
+export { SessionSegments } from './session-segments.js';
 export { ObjectWriter, type TypedArrayKind } from './object-writer.js';
-export { freeSpace, maxMapCount, resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions } from './options.js';
-export { SESSION_PREFIX, SessionDirectory, segmentPathOf, sweepStaleSessions } from './session-directory.js';
+export {
+  defaultMaxMappings,
+  freeSpace,
+  maxMapCount,
+  resolveStoreOptions,
+  type ResolvedStoreOptions,
+  type StoreOptions,
+} from './options.js';
+export {
+  SESSION_PREFIX,
+  SessionDirectory,
+  nodeSocketPath,
+  segmentPathOf,
+  sessionOfSocket,
+  sweepStaleSessions,
+} from './session-directory.js';
 export { writeEncodedSegment } from './segment-io.js';
+// Worker processes ask the kernel to end them with their node; the addon is reached only here.
+export { setParentDeathSignal } from './segment-files.js';

@@ -1,4 +1,4 @@
-import { closeSegment, mapSegment, openSegment, segmentSize } from '@shoal/shm';
+import { closeSegment, mapSegment, openSegment, segmentSize } from './segment-files.js';
 import { ObjectCorruptError } from '@shoal/protocol';
 
 /**

@@ -1,11 +1,8 @@
-import { accessSync } from 'node:fs';
 import { debuglog } from 'node:util';
 import {
   ObjectFreedError,
   ObjectNotFoundError,
   ObjectRef,
-  ObjectStoreFullError,
-  SharedMemoryError,
   StoreClosedError,
   decodeValue,
   encodeValue,
@@ -15,57 +12,19 @@ import {
   writeInline,
   type EncodedValue,
 } from '@shoal/protocol';
-import { sliceBuffer, unlinkSegment, writeSegment } from '@shoal/shm';
-import { writeEncodedSegment } from './segment-io.js';
-import { MappingCache } from './mapping-cache.js';
-import { ObjectWriter, type TypedArrayKind, resolveCreateArguments } from './object-writer.js';
+import type { IncomingObject } from './incoming-object.js';
+import { ObjectLifecycle, type ObjectPayload, type StoreEvents } from './object-lifecycle.js';
+import type { ObjectStatus } from './object-table.js';
+import { type ObjectWriter, type TypedArrayKind, resolveCreateArguments } from './object-writer.js';
 import { resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions } from './options.js';
-import { SessionDirectory, segmentPathOf } from './session-directory.js';
+import type { OutgoingObject } from './outgoing-object.js';
+import { SessionDirectory } from './session-directory.js';
+import { SessionSegments } from './session-segments.js';
 
 const debug = debuglog('shoal:store');
 
 /** Lifecycle of a store. */
 export type StoreState = 'running' | 'closed';
-
-/** A stored object made elsewhere (by a worker): its size and, when inline, its bytes. */
-export interface ObjectPayload {
-  readonly size: number;
-  /** The serialized object for inline objects; absent when its segment file was written. */
-  readonly bytes?: Uint8Array | undefined;
-  /** Ids of objects whose refs are nested in this one. */
-  readonly contains: readonly string[];
-}
-
-/** What the store knows of an object id. */
-export type ObjectStatus =
-  | { readonly state: 'pending' }
-  | {
-      readonly state: 'ready';
-      readonly size: number;
-      readonly bytes: Uint8Array | undefined;
-      /** Ids of the objects whose refs are nested in this one. */
-      readonly contains: readonly string[];
-    }
-  | { readonly state: 'failed'; readonly error: Error }
-  | { readonly state: 'freed' };
-
-interface Entry {
-  state: 'pending' | 'ready' | 'failed';
-  size: number;
-  /** The serialized object, for inline objects; undefined for segment objects. */
-  bytes: Uint8Array | undefined;
-  /** Why the object will never exist (the failure of the task that should have made it). */
-  error: Error | undefined;
-  /**
-   * Live ObjectRef instances in this process, holds by other processes and by pending tasks,
-   * plus stored objects that contain a ref to it.
-   */
-  count: number;
-  /** Ids of objects this one contains refs to, each counted once in that object's `count`. */
-  contains: readonly string[];
-  /** Callbacks waiting for a pending object to settle. */
-  waiters: (() => void)[] | undefined;
-}
 
 /** What a store holds right now. */
 export interface StoreStats {
@@ -75,7 +34,7 @@ export interface StoreStats {
   readonly objects: number;
   /** Objects held in segments. */
   readonly segments: number;
-  /** Bytes of segments, plus those reserved by unsealed `create` writers. */
+  /** Bytes of segments, plus those reserved by unsealed `create` writers and incoming objects. */
   readonly usedBytes: number;
   /** Bytes of inline objects (held in this process's memory, not counted against capacity). */
   readonly inlineBytes: number;
@@ -85,17 +44,18 @@ export interface StoreStats {
 }
 
 /**
- * The node-local object store: the authority over a session's objects.
+ * The node-local object store: the authority over a session's objects, and the only owner of
+ * their segment files (it creates, registers and unlinks every one).
  *
  * Small objects stay inline in memory; larger ones each get a segment file under
  * `/dev/shm/shoal-<session>/`, which every process on the machine maps copy-on-write to read
- * in place. Objects are reference-counted: each live {@link ObjectRef} in this process and each
- * stored object containing a ref counts once; at zero (or on {@link ObjectStore.free}) the
- * segment is unlinked. Pages stay alive for views still using them.
+ * in place. Objects are reference-counted (ref-counts.ts): at zero (or on
+ * {@link ObjectStore.free}) the segment is unlinked. Pages stay alive for views still using them.
  *
  * @example
  * ```ts
  * const store = new ObjectStore();
+ * store.on('delete', (id) => console.log('deleted', id));
  * const ref = store.put(new Float64Array(1_000_000).fill(1));
  * const array = store.getSync(ref); // a copy-on-write view of the segment
  * store.close();
@@ -105,29 +65,23 @@ export class ObjectStore {
   readonly options: ResolvedStoreOptions;
   readonly sessionId: string;
   readonly #directory: SessionDirectory;
-  readonly #objects = new Map<string, Entry>();
-  readonly #mappings: MappingCache;
-  readonly #refsDropped = new FinalizationRegistry<string>((id) => this.#release(id));
+  readonly #segments: SessionSegments;
+  readonly #objects: ObjectLifecycle;
+  readonly #removeRefHooks: () => void;
   #state: StoreState = 'running';
-  /** Told the id of every segment object deleted (so other processes can drop their mappings of it). */
-  onDelete: ((id: string) => void) | undefined;
-  /** Told the id and size of every segment object stored (a cluster's object directory). */
-  onAdd: ((id: string, size: number) => void) | undefined;
-  #used = 0;
-  #inlineBytes = 0;
-  #segments = 0;
+  readonly #slots: { add?: ((id: string, size: number) => void) | undefined; delete?: ((id: string) => void) | undefined } = {};
 
   constructor(options?: StoreOptions) {
     this.options = resolveStoreOptions(options);
     this.sessionId = this.options.sessionId ?? newSessionId();
     this.#directory = new SessionDirectory(this.options.shmRoot, this.sessionId, this.options.handleSignals);
-    this.#mappings = new MappingCache(this.options.maxMappings);
-    setObjectRefHooks({
-      track: (ref) => this.#track(ref),
-      untrack: (ref) => {
-        // Unregistering succeeds once: a ref released twice, or later collected, counts once.
-        if (this.#refsDropped.unregister(ref)) this.#release(ref.id);
-      },
+    this.#segments = new SessionSegments(this.#directory.path, this.options.maxMappings);
+    const directory = this.#directory;
+    this.#objects = new ObjectLifecycle(this.sessionId, this.options.objectStoreMemory, this.#segments, (id) => directory.segmentPath(id));
+    const refs = this.#objects.refs;
+    this.#removeRefHooks = setObjectRefHooks({
+      track: (ref) => refs.track(ref),
+      untrack: (ref) => refs.untrack(ref),
       get: (ref) => this.get(ref),
     });
     debug('session %s started in %s', this.sessionId, this.#directory.path);
@@ -140,6 +94,35 @@ export class ObjectStore {
   /** The session's segment directory. */
   get directory(): string {
     return this.#directory.path;
+  }
+
+  /** Listens to {@link StoreEvents}; listeners run synchronously, in the order added. */
+  on<E extends keyof StoreEvents>(event: E, listener: (...args: StoreEvents[E]) => void): this {
+    this.#objects.events.on(event, listener as never);
+    return this;
+  }
+
+  /** Stops a listener added with {@link ObjectStore.on}. */
+  off<E extends keyof StoreEvents>(event: E, listener: (...args: StoreEvents[E]) => void): this {
+    this.#objects.events.off(event, listener as never);
+    return this;
+  }
+
+  /** @deprecated The single slot before {@link ObjectStore.on}; goes once no caller uses it. */
+  get onAdd(): ((id: string, size: number) => void) | undefined {
+    return this.#slots.add;
+  }
+  set onAdd(listener: ((id: string, size: number) => void) | undefined) {
+    if (this.#slots.add) this.off('add', this.#slots.add);
+    if ((this.#slots.add = listener)) this.on('add', listener);
+  }
+  /** @deprecated The single slot before {@link ObjectStore.on}; goes once no caller uses it. */
+  get onDelete(): ((id: string) => void) | undefined {
+    return this.#slots.delete;
+  }
+  set onDelete(listener: ((id: string) => void) | undefined) {
+    if (this.#slots.delete) this.off('delete', this.#slots.delete);
+    if ((this.#slots.delete = listener)) this.on('delete', listener);
   }
 
   /**
@@ -160,22 +143,20 @@ export class ObjectStore {
     this.#assertRunning('put an object');
     const id = newObjectId();
     const size = encoded.layout.totalSize;
-    let bytes: Uint8Array | undefined;
+    const contains = encoded.refs.map((ref) => ref.id);
     if (size < this.options.inlineThreshold) {
-      bytes = writeInline(encoded);
-      this.#inlineBytes += size;
+      this.#objects.added(id, size, writeInline(encoded), contains);
     } else {
-      this.#reserve(size);
+      const capacity = this.#objects.capacity;
+      capacity.reserve(size);
       try {
-        this.#writeSegment(id, encoded);
+        this.#segments.writeEncoded(id, encoded);
       } catch (error) {
-        this.#used -= size;
+        capacity.unreserve(size);
         throw error;
       }
-      this.#segments += 1;
+      this.#objects.added(id, size, undefined, contains);
     }
-    this.#objects.set(id, ready(size, bytes, this.#retainContained(encoded.refs.map((ref) => ref.id))));
-    if (!bytes) this.onAdd?.(id, size);
     return new ObjectRef<T>(id, this.sessionId);
   }
 
@@ -196,19 +177,14 @@ export class ObjectStore {
     this.#assertRunning('create an object');
     const { kind, length: count } = resolveCreateArguments(typeOrBytes, length);
     const id = newObjectId();
-    return new ObjectWriter(kind, count, this.#directory.segmentPath(id), {
+    return this.#segments.create(id, kind, count, {
       inlineThreshold: this.options.inlineThreshold,
       publishInline: (array) => this.put(array),
-      reserve: (size) => this.#reserve(size),
-      unreserve: (size) => {
-        this.#used -= size;
-      },
-      publish: (size, mapping) => {
+      reserve: (size) => this.#objects.capacity.reserve(size),
+      unreserve: (size) => this.#objects.capacity.unreserve(size),
+      publish: (size) => {
         this.#assertRunning('seal an object');
-        this.#segments += 1;
-        this.#mappings.adopt(id, mapping);
-        this.#objects.set(id, ready(size, undefined, []));
-        this.onAdd?.(id, size);
+        this.#objects.added(id, size, undefined, []);
         return new ObjectRef(id, this.sessionId);
       },
     });
@@ -230,19 +206,15 @@ export class ObjectStore {
     if (!(ref instanceof ObjectRef)) {
       throw new TypeError(`Expected an ObjectRef, got \`${describe(ref)}\``);
     }
-    const where = `object ${ref.id}`;
-    if (ref.owner === this.sessionId) {
-      const entry = this.#objects.get(ref.id);
-      if (!entry) throw new ObjectFreedError(ref.id);
-      if (entry.state === 'failed') throw entry.error!;
-      if (entry.state === 'pending') {
-        throw new ObjectNotFoundError(ref.id, 'it is not ready yet (its task is still running); use `await get(ref)`.');
-      }
-      if (entry.bytes) return decodeValue(entry.bytes, { copy: true, where }) as T;
-      const mapping = this.#mappings.map(ref.id, this.#directory.segmentPath(ref.id), entry.size);
-      return decodeValue(new Uint8Array(mapping), { copy: false, sliceArrayBuffer: sliceBuffer, where }) as T;
+    if (ref.owner !== this.sessionId) return this.#segments.readOther(ref.id, ref.owner) as T;
+    const entry = this.#objects.table.get(ref.id);
+    if (!entry) throw new ObjectFreedError(ref.id);
+    if (entry.state === 'failed') throw entry.error!;
+    if (entry.state === 'pending') {
+      throw new ObjectNotFoundError(ref.id, 'it is not ready yet (its task is still running); use `await get(ref)`.');
     }
-    return this.#getForeign(ref, where);
+    if (entry.bytes) return decodeValue(entry.bytes, { copy: true, where: `object ${ref.id}` }) as T;
+    return this.#segments.read(ref.id, entry.size) as T;
   }
 
   /** The value of `ref`, once it is ready (see {@link ObjectStore.getSync}). */
@@ -253,61 +225,34 @@ export class ObjectStore {
 
   /** Resolves once the object is no longer pending (ready, failed or freed). */
   whenSettled(id: string): Promise<void> {
-    const entry = this.#objects.get(id);
-    if (!entry || entry.state !== 'pending') return Promise.resolve();
-    return new Promise((resolve) => (entry.waiters ??= []).push(resolve));
+    return this.#objects.table.whenSettled(id);
   }
 
   /** Calls `callback` once the object is no longer pending (at once if it is not). */
   onSettled(id: string, callback: () => void): void {
-    const entry = this.#objects.get(id);
-    if (!entry || entry.state !== 'pending') callback();
-    else (entry.waiters ??= []).push(callback);
+    this.#objects.table.onSettled(id, callback);
   }
 
   /** What the store knows of `id`. */
   status(id: string): ObjectStatus {
-    const entry = this.#objects.get(id);
-    if (!entry) return { state: 'freed' };
-    if (entry.state === 'pending') return { state: 'pending' };
-    if (entry.state === 'failed') return { state: 'failed', error: entry.error! };
-    return { state: 'ready', size: entry.size, bytes: entry.bytes, contains: entry.contains };
+    return this.#objects.table.status(id);
   }
 
   /** Declares an object that a task will produce; gets of it wait until it settles. */
   expect(id: string): void {
     this.#assertRunning('expect an object');
-    if (this.#objects.has(id)) throw new Error(`object ${id} already exists`);
-    this.#objects.set(id, { state: 'pending', size: 0, bytes: undefined, error: undefined, count: 0, contains: [], waiters: undefined });
+    this.#objects.table.expect(id);
   }
 
   /**
    * Records an object written by another process of this session (a worker's put or task
    * result): inline bytes, or a segment file it wrote into this session's directory. Settles a
-   * pending object of the same id.
+   * pending object of the same id. A segment that arrived through {@link ObjectStore.acceptIncoming}
+   * and is fully written is sealed instead (its reservation becomes the object).
    */
   register(id: string, payload: ObjectPayload): void {
     this.#assertRunning('register an object');
-    const existing = this.#objects.get(id);
-    if (existing && existing.state !== 'pending') throw new Error(`object ${id} already exists`);
-    const contains = this.#retainContained(payload.contains);
-    if (payload.bytes) {
-      this.#inlineBytes += payload.size;
-    } else {
-      // Written already: account for it even beyond capacity, rather than lose a result.
-      this.#used += payload.size;
-      this.#segments += 1;
-      this.onAdd?.(id, payload.size);
-    }
-    if (!existing) {
-      this.#objects.set(id, ready(payload.size, payload.bytes, contains));
-      return;
-    }
-    existing.state = 'ready';
-    existing.size = payload.size;
-    existing.bytes = payload.bytes;
-    existing.contains = contains;
-    this.#settle(id, existing);
+    this.#objects.register(id, payload);
   }
 
   /**
@@ -316,22 +261,52 @@ export class ObjectStore {
    */
   registerBytes(id: string, bytes: Uint8Array, contains: readonly string[]): void {
     this.#assertRunning('register an object');
-    this.#reserve(bytes.byteLength);
+    const capacity = this.#objects.capacity;
+    capacity.reserve(bytes.byteLength);
     try {
-      writeSegment(this.#directory.segmentPath(id), bytes.byteLength, [bytes], [0]);
+      this.#segments.writeBytes(id, bytes);
     } finally {
-      this.#used -= bytes.byteLength;
+      capacity.unreserve(bytes.byteLength);
     }
     this.register(id, { size: bytes.byteLength, contains });
   }
 
   /**
+   * Starts receiving object `id` of `size` bytes from elsewhere (another node): reserves its size
+   * and creates its segment, to be written chunk by chunk, then sealed or discarded.
+   * @param detail appended to the ObjectStoreFullError message (why the object was wanted).
+   * @throws ObjectStoreFullError when `size` does not fit in the capacity left now.
+   */
+  acceptIncoming(id: string, size: number, detail = ''): IncomingObject {
+    this.#assertRunning('accept an object');
+    return this.#objects.accept(id, size, detail);
+  }
+
+  /**
+   * Removes the segment file written for `id` that the store never registered: a task result
+   * nobody wants any more (cancelled, or freed meanwhile), or an incoming object. A registered
+   * object is left alone: it goes by reference counting only.
+   */
+  discardUnclaimed(id: string): void {
+    if (this.#state === 'running') this.#objects.discardUnclaimed(id);
+  }
+
+  /**
+   * Opens a stored segment object to send it elsewhere in chunks (a private mapping of its own,
+   * valid even if the object is freed meanwhile).
+   * @throws ObjectFreedError when there is no such segment object; SharedMemoryError when its
+   *   file cannot be mapped.
+   */
+  openForRead(id: string): OutgoingObject {
+    return this.#objects.openForRead(id);
+  }
+
+  /**
    * Throws ObjectStoreFullError unless an object of `size` bytes fits in the capacity left now
-   * (for objects written by others, such as pulls from other nodes, accounted when registered).
+   * (for objects written by others, accounted when registered).
    */
   assertRoom(size: number, detail = ''): void {
-    const capacity = this.options.objectStoreMemory;
-    if (this.#used + size > capacity) throw new ObjectStoreFullError(size, this.#used, capacity, detail);
+    this.#objects.capacity.assertRoom(size, detail);
   }
 
   /**
@@ -340,31 +315,24 @@ export class ObjectStore {
    * @throws ObjectFreedError when there is no such segment object.
    */
   segmentBytes(id: string): Uint8Array {
-    const entry = this.#objects.get(id);
+    const entry = this.#objects.table.get(id);
     if (!entry || entry.state !== 'ready' || entry.bytes) throw new ObjectFreedError(id);
-    return new Uint8Array(this.#mappings.map(id, this.#directory.segmentPath(id), entry.size));
+    return this.#segments.bytes(id, entry.size);
   }
 
   /** Settles a pending object as failed: gets of it throw `error`. */
   fail(id: string, error: Error): void {
-    const entry = this.#objects.get(id);
-    if (!entry || entry.state !== 'pending') return;
-    entry.state = 'failed';
-    entry.error = error;
-    this.#settle(id, entry);
+    this.#objects.fail(id, error);
   }
 
   /** Counts a reference held outside this process's ObjectRefs (another process, a pending task). */
   hold(id: string): boolean {
-    const entry = this.#objects.get(id);
-    if (!entry) return false;
-    entry.count += 1;
-    return true;
+    return this.#objects.refs.hold(id);
   }
 
   /** Drops a reference counted by {@link ObjectStore.hold}; the object goes when none is left. */
   release(id: string): void {
-    this.#release(id);
+    this.#objects.refs.release(id);
   }
 
   /**
@@ -381,41 +349,39 @@ export class ObjectStore {
   /** {@link ObjectStore.free} by id (for frees requested by other processes of the session). */
   freeId(id: string): boolean {
     if (this.#state === 'closed') return false;
-    return this.#delete(id);
+    return this.#objects.delete(id);
   }
 
   /** Whether the object is still held by this store. */
   has(ref: ObjectRef): boolean {
-    return ref.owner === this.sessionId && this.#objects.has(ref.id);
+    return ref.owner === this.sessionId && this.#objects.table.has(ref.id);
   }
 
   stats(): StoreStats {
+    const { table, capacity } = this.#objects;
     return {
       sessionId: this.sessionId,
       directory: this.#directory.path,
-      objects: this.#objects.size,
-      segments: this.#segments,
-      usedBytes: this.#used,
-      inlineBytes: this.#inlineBytes,
-      capacity: this.options.objectStoreMemory,
-      cachedMappings: this.#mappings.size,
+      objects: table.size,
+      segments: capacity.segments,
+      usedBytes: capacity.usedBytes,
+      inlineBytes: capacity.inlineBytes,
+      capacity: capacity.limit,
+      cachedMappings: this.#segments.cachedMappings,
     };
   }
 
   /**
-   * Drops every object and removes the session directory. Views already returned stay valid
-   * until collected. Idempotent.
+   * Drops every object (and every incoming one) and removes the session directory. Views
+   * already returned stay valid until collected. Idempotent.
    */
   close(): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#objects.clear();
-    this.#mappings.clear();
-    this.#used = 0;
-    this.#inlineBytes = 0;
-    this.#segments = 0;
+    this.#segments.clear();
     this.#directory.remove();
-    setObjectRefHooks(undefined);
+    this.#removeRefHooks();
     debug('session %s closed', this.sessionId);
   }
 
@@ -426,104 +392,6 @@ export class ObjectStore {
   #assertRunning(operation: string): void {
     if (this.#state !== 'running') throw new StoreClosedError(operation);
   }
-
-  #reserve(size: number): void {
-    const capacity = this.options.objectStoreMemory;
-    if (this.#used + size > capacity) throw new ObjectStoreFullError(size, this.#used, capacity);
-    this.#used += size;
-  }
-
-  #writeSegment(id: string, encoded: EncodedValue): void {
-    writeEncodedSegment(this.#directory.segmentPath(id), encoded);
-  }
-
-  #retainContained(ids: readonly string[]): string[] {
-    const contains: string[] = [];
-    for (const id of ids) {
-      if (this.hold(id)) contains.push(id);
-    }
-    return contains;
-  }
-
-  #settle(id: string, entry: Entry): void {
-    const waiters = entry.waiters;
-    entry.waiters = undefined;
-    if (entry.count <= 0) this.#delete(id);
-    if (waiters) for (const wake of waiters) wake();
-  }
-
-  #track(ref: ObjectRef): void {
-    if (ref.owner !== this.sessionId) return;
-    const entry = this.#objects.get(ref.id);
-    if (!entry) return;
-    entry.count += 1;
-    this.#refsDropped.register(ref, ref.id, ref);
-  }
-
-  #release(id: string): void {
-    const entry = this.#objects.get(id);
-    if (!entry) return;
-    entry.count -= 1;
-    // A pending object stays until its task settles it; #settle deletes it then if unreferenced.
-    if (entry.count <= 0 && entry.state !== 'pending') this.#delete(id);
-  }
-
-  #delete(id: string): boolean {
-    const entry = this.#objects.get(id);
-    if (!entry) return false;
-    this.#objects.delete(id);
-    if (entry.state !== 'ready') {
-      // Nothing was stored. A pending object freed now fails its waiters.
-      if (entry.state === 'pending') {
-        entry.state = 'failed';
-        entry.error = new ObjectFreedError(id);
-        const waiters = entry.waiters;
-        entry.waiters = undefined;
-        if (waiters) for (const wake of waiters) wake();
-      }
-    } else if (entry.bytes) {
-      this.#inlineBytes -= entry.size;
-    } else {
-      this.#used -= entry.size;
-      this.#segments -= 1;
-      this.#mappings.forget(id);
-      try {
-        unlinkSegment(this.#directory.segmentPath(id));
-      } catch (error) {
-        debug('unlink of %s failed: %o', id, error);
-      }
-    }
-    debug('freed %s (%d bytes)', id, entry.size);
-    if (entry.state === 'ready' && !entry.bytes) this.onDelete?.(id);
-    for (const contained of entry.contains) this.#release(contained);
-    return true;
-  }
-
-  #getForeign<T>(ref: ObjectRef<T>, where: string): T {
-    const path = segmentPathOf(this.options.shmRoot, ref.owner, ref.id);
-    try {
-      // A mapping kept from before must not outlive the object: check the segment still exists.
-      accessSync(path);
-      const mapping = this.#mappings.map(ref.id, path);
-      return decodeValue(new Uint8Array(mapping), { copy: false, sliceArrayBuffer: sliceBuffer, where }) as T;
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || (error instanceof SharedMemoryError && error.errnoCode === 'ENOENT')) {
-        this.#mappings.forget(ref.id);
-        throw new ObjectFreedError(
-          ref.id,
-          ` (or session ${ref.owner} ended, or it is a small object kept in that session's memory, which ` +
-            'only processes connected to the session can read)',
-          { cause: error },
-        );
-      }
-      throw error;
-    }
-  }
-}
-
-function ready(size: number, bytes: Uint8Array | undefined, contains: readonly string[]): Entry {
-  return { state: 'ready', size, bytes, error: undefined, count: 0, contains, waiters: undefined };
 }
 
 function describe(value: unknown): string {

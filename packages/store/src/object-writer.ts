@@ -1,5 +1,5 @@
 import { TYPED_ARRAY_CONSTRUCTORS, encodeViewShell, writeFront, type ObjectRef, type TypedArrayConstructor } from '@shoal/protocol';
-import { closeSegment, createSegment, fillSegment, mapSegment, remapPrivate, unlinkSegment } from '@shoal/shm';
+import { closeSegment, createSegment, fillSegment, mapSegment, remapPrivate, removeQuietly, unlinkSegment } from './segment-files.js';
 
 /** A TypedArray constructor that `store.create` accepts. */
 export type TypedArrayKind = TypedArrayConstructor;
@@ -140,15 +140,6 @@ export class ObjectWriter<A extends ArrayBufferView> {
 }
 
 function discard(fd: number, path: string, unreserve: () => void): void {
-  try {
-    closeSegment(fd, path);
-  } catch {
-    // The descriptor is gone either way.
-  }
-  try {
-    unlinkSegment(path);
-  } catch {
-    // The session directory may already be removed.
-  }
+  removeQuietly(fd, path);
   unreserve();
 }

@@ -63,14 +63,27 @@ function positiveInteger(name: string, value: unknown, min: number): number {
   return value;
 }
 
-/** The kernel's per-process limit on mappings, or 65530 (its default) when it cannot be read. */
-export function maxMapCount(): number {
+/** The kernel's per-process limit on mappings (`vm.max_map_count`), or undefined when it cannot be read. */
+export function readMaxMapCount(): number | undefined {
   try {
     const value = Number(readFileSync('/proc/sys/vm/max_map_count', 'utf8').trim());
-    return Number.isSafeInteger(value) && value > 0 ? value : 65530;
+    return Number.isSafeInteger(value) && value > 0 ? value : undefined;
   } catch {
-    return 65530;
+    return undefined;
   }
+}
+
+/** The kernel's per-process limit on mappings, or 65530 (its default) when it cannot be read. */
+export function maxMapCount(): number {
+  return readMaxMapCount() ?? 65530;
+}
+
+/**
+ * Segment mappings a process keeps cached unless told otherwise (the store's `maxMappings`, and
+ * the cache of a process that is not the store): a quarter of vm.max_map_count, 64 to 16384.
+ */
+export function defaultMaxMappings(): number {
+  return Math.min(16384, Math.max(64, Math.floor(maxMapCount() / 4)));
 }
 
 /** Free bytes of the file system at `path` (for tmpfs: of its size limit). */
@@ -119,7 +132,7 @@ export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOp
       options.inlineThreshold === undefined ? 100 * 1024 : positiveInteger('inlineThreshold', options.inlineThreshold, 0),
     maxMappings:
       options.maxMappings === undefined
-        ? Math.min(16384, Math.max(64, Math.floor(maxMapCount() / 4)))
+        ? defaultMaxMappings()
         : positiveInteger('maxMappings', options.maxMappings, 1),
     handleSignals: options.handleSignals ?? true,
   };

@@ -1,5 +1,5 @@
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { debuglog } from 'node:util';
 import { ShoalError } from '@shoal/protocol';
 
@@ -8,6 +8,8 @@ const debug = debuglog('shoal:store');
 /** Session directories are `<root>/shoal-<sessionId>`; this prefix is what a sweep looks for. */
 export const SESSION_PREFIX = 'shoal-';
 const OWNER_FILE = 'owner.json';
+/** The node's unix socket, in its session directory: other processes of the machine attach there. */
+const NODE_SOCKET = 'node.sock';
 /** A directory still without an owner file after this long was abandoned while being created. */
 const UNCLAIMED_GRACE_MS = 60_000;
 
@@ -179,4 +181,26 @@ export class SessionDirectory {
 /** The segment path of an object owned by session `owner` under `root`. */
 export function segmentPathOf(root: string, owner: string, objectId: string): string {
   return join(root, `${SESSION_PREFIX}${owner}`, objectId);
+}
+
+/** The path of the node socket in session directory `directory` (the node listens there). */
+export function nodeSocketPath(directory: string): string {
+  return join(directory, NODE_SOCKET);
+}
+
+/**
+ * The session whose node listens at socket `path` (`<root>/shoal-<id>/node.sock`): its id and
+ * directory, or undefined when `path` is not such a socket path.
+ *
+ * @example
+ * ```ts
+ * sessionOfSocket('/dev/shm/shoal-abc/node.sock'); // { sessionId: 'abc', directory: '/dev/shm/shoal-abc' }
+ * ```
+ */
+export function sessionOfSocket(path: string): { readonly sessionId: string; readonly directory: string } | undefined {
+  if (!path.startsWith('/') || !path.endsWith(`/${NODE_SOCKET}`)) return undefined;
+  const directory = dirname(path);
+  const name = basename(directory);
+  if (!name.startsWith(SESSION_PREFIX)) return undefined;
+  return { sessionId: name.slice(SESSION_PREFIX.length), directory };
 }

@@ -1,0 +1,108 @@
+import { closeSegment, fillSegment, removeQuietly } from './segment-files.js';
+
+/** Where an {@link IncomingObject} is in its life. */
+export type IncomingState = 'writing' | 'written' | 'sealed' | 'discarded';
+
+/** What an incoming object needs from its store. */
+export interface IncomingHost {
+  /** Registers the written object (its reservation becomes the stored segment). */
+  seal(incoming: IncomingObject, contains: readonly string[]): void;
+  /** Gives back the reservation of an object that will not be stored. */
+  discarded(incoming: IncomingObject): void;
+}
+
+/**
+ * An object arriving from elsewhere (another node), written chunk by chunk into a new segment of
+ * the store's session directory, then sealed (registered as ready) or discarded. Made by
+ * `store.acceptIncoming(id, size)`, which reserved its size in the capacity: until sealed it is
+ * counted but no get sees it.
+ *
+ * @example
+ * ```ts
+ * const incoming = store.acceptIncoming(id, size);
+ * try {
+ *   for await (const { offset, bytes } of chunks) incoming.write(bytes, offset);
+ *   incoming.seal([]);
+ * } catch (error) {
+ *   incoming.discard();
+ *   throw error;
+ * }
+ * ```
+ */
+export class IncomingObject {
+  readonly id: string;
+  /** Bytes the object takes (header included). */
+  readonly size: number;
+  readonly #path: string;
+  readonly #host: IncomingHost;
+  #fd: number;
+  #written = 0;
+  #state: IncomingState = 'writing';
+
+  /** @internal Made by `store.acceptIncoming`, with the segment already created. */
+  constructor(id: string, size: number, path: string, fd: number, host: IncomingHost) {
+    this.id = id;
+    this.size = size;
+    this.#path = path;
+    this.#fd = fd;
+    this.#host = host;
+  }
+
+  get state(): IncomingState {
+    return this.#state;
+  }
+
+  /** Bytes written so far. */
+  get written(): number {
+    return this.#written;
+  }
+
+  /**
+   * Writes `chunk` at byte `offset` (one pwrite, no copy). Chunks of a pull arrive in order: once
+   * `size` bytes are written the file is closed, so an object waiting to be sealed holds no
+   * descriptor.
+   * @throws RangeError when the chunk reaches past `size`; Error when no longer writing.
+   */
+  write(chunk: ArrayBufferView, offset: number): void {
+    if (this.#state !== 'writing') throw new Error(`Cannot write to incoming object ${this.id}: it is ${this.#state}.`);
+    if (offset < 0 || offset + chunk.byteLength > this.size) {
+      throw new RangeError(`Expected a chunk within the ${this.size} bytes of object ${this.id}, got ${chunk.byteLength} bytes at ${offset}`);
+    }
+    fillSegment(this.#fd, this.size, [chunk], [offset], this.#path);
+    this.#written += chunk.byteLength;
+    if (this.#written >= this.size) this.#close('written');
+  }
+
+  /**
+   * Registers the object as ready in the store, holding the objects whose refs it contains;
+   * gets of it (and of a pending entry of the same id) then see it.
+   * @throws Error when not all `size` bytes were written, or when already sealed or discarded.
+   */
+  seal(contains: readonly string[]): void {
+    if (this.#state === 'sealed' || this.#state === 'discarded') {
+      throw new Error(`Cannot seal incoming object ${this.id}: it is already ${this.#state}.`);
+    }
+    if (this.#written < this.size) {
+      throw new Error(`Cannot seal incoming object ${this.id}: ${this.#written} of its ${this.size} bytes were written.`);
+    }
+    if (this.#state === 'writing') this.#close('written');
+    this.#state = 'sealed';
+    this.#host.seal(this, contains);
+  }
+
+  /** Removes the file and gives back the reservation. Idempotent; does nothing once sealed. */
+  discard(): void {
+    if (this.#state === 'sealed' || this.#state === 'discarded') return;
+    removeQuietly(this.#fd, this.#path);
+    this.#fd = -1;
+    this.#state = 'discarded';
+    this.#host.discarded(this);
+  }
+
+  #close(state: IncomingState): void {
+    const fd = this.#fd;
+    this.#fd = -1;
+    this.#state = state;
+    closeSegment(fd, this.#path);
+  }
+}

@@ -1,0 +1,185 @@
+import { EventEmitter } from 'node:events';
+import { debuglog } from 'node:util';
+import { ObjectFreedError } from '@shoal/protocol';
+import { Capacity } from './capacity.js';
+import { IncomingObject } from './incoming-object.js';
+import { ObjectTable, wake, type Entry } from './object-table.js';
+import { RefCounts } from './ref-counts.js';
+import { closeSegment, createSegment, mapSegment, openSegment, removeQuietly, unlinkSegment } from './segment-files.js';
+import { OutgoingObject } from './outgoing-object.js';
+import type { SessionSegments } from './session-segments.js';
+
+const debug = debuglog('shoal:store');
+
+/** A stored object made elsewhere (by a worker): its size and, when inline, its bytes. */
+export interface ObjectPayload {
+  readonly size: number;
+  /** The serialized object for inline objects; absent when its segment file was written. */
+  readonly bytes?: Uint8Array | undefined;
+  /** Ids of objects whose refs are nested in this one. */
+  readonly contains: readonly string[];
+}
+
+/** The store's events: segment objects stored and deleted (inline objects are not announced). */
+export interface StoreEvents {
+  /** A segment object of `size` bytes was stored (a cluster's object directory learns of it). */
+  add: [id: string, size: number];
+  /** A segment object was deleted (other processes should drop their mappings of it). */
+  delete: [id: string];
+}
+
+/**
+ * How objects come and go, and the files that go with them: it keeps the object table, the
+ * reference counts and the capacity consistent with the segment files, and announces segment
+ * objects added and deleted. The store's façade checks arguments and state, then calls this.
+ */
+export class ObjectLifecycle {
+  readonly table = new ObjectTable();
+  readonly refs: RefCounts;
+  readonly capacity: Capacity;
+  readonly events = new EventEmitter<StoreEvents>();
+  readonly #segments: SessionSegments;
+  readonly #pathOf: (id: string) => string;
+  /** Objects arriving (written chunk by chunk), by id: their sizes are reserved. */
+  readonly #incoming = new Map<string, IncomingObject>();
+
+  constructor(sessionId: string, capacity: number, segments: SessionSegments, pathOf: (id: string) => string) {
+    this.capacity = new Capacity(capacity);
+    this.refs = new RefCounts(this.table, sessionId, (id) => this.delete(id));
+    this.#segments = segments;
+    this.#pathOf = pathOf;
+  }
+
+  /** Records a new object made in this process (inline, or a segment whose reservation it commits). */
+  added(id: string, size: number, bytes: Uint8Array | undefined, contains: readonly string[]): void {
+    if (bytes) this.capacity.addInline(size);
+    else this.capacity.commitSegment();
+    this.table.ready(id, undefined, size, bytes, this.refs.retainContained(contains));
+    if (!bytes) this.events.emit('add', id, size);
+  }
+
+  /** See `ObjectStore.register`. */
+  register(id: string, payload: ObjectPayload): void {
+    const incoming = payload.bytes ? undefined : this.#incoming.get(id);
+    if (incoming) return incoming.seal(payload.contains);
+    const existing = this.table.get(id);
+    if (existing && existing.state !== 'pending') throw new Error(`object ${id} already exists`);
+    const contains = this.refs.retainContained(payload.contains);
+    if (payload.bytes) {
+      this.capacity.addInline(payload.size);
+    } else {
+      // Written already: account for it even beyond capacity, rather than lose a result.
+      this.capacity.addSegment(payload.size);
+      this.events.emit('add', id, payload.size);
+    }
+    this.#settleReady(id, existing, payload.size, payload.bytes, contains);
+  }
+
+  /** See `ObjectStore.acceptIncoming`. */
+  accept(id: string, size: number, detail: string): IncomingObject {
+    if (this.#incoming.has(id)) throw new Error(`object ${id} is already arriving`);
+    this.capacity.reserve(size, detail);
+    const path = this.#pathOf(id);
+    let fd: number;
+    try {
+      fd = createSegment(path, size);
+    } catch (error) {
+      this.capacity.unreserve(size);
+      throw error;
+    }
+    const incoming = new IncomingObject(id, size, path, fd, {
+      seal: (sealed, contains) => this.#sealIncoming(sealed, path, contains),
+      discarded: (gone) => {
+        if (this.#incoming.get(id) !== gone) return;
+        this.#incoming.delete(id);
+        this.capacity.unreserve(size);
+      },
+    });
+    this.#incoming.set(id, incoming);
+    return incoming;
+  }
+
+  /** See `ObjectStore.discardUnclaimed`. */
+  discardUnclaimed(id: string): void {
+    const incoming = this.#incoming.get(id);
+    if (incoming) return incoming.discard();
+    const entry = this.table.get(id);
+    if (entry?.state === 'ready' && !entry.bytes) return;
+    removeQuietly(-1, this.#pathOf(id));
+  }
+
+  /** See `ObjectStore.openForRead`. */
+  openForRead(id: string): OutgoingObject {
+    const entry = this.table.get(id);
+    if (!entry || entry.state !== 'ready' || entry.bytes) throw new ObjectFreedError(id);
+    const path = this.#pathOf(id);
+    const fd = openSegment(path, 'read');
+    try {
+      return new OutgoingObject(id, entry.size, mapSegment(fd, entry.size, { shared: false }, path));
+    } finally {
+      closeSegment(fd, path);
+    }
+  }
+
+  /** Settles a pending object as failed. */
+  fail(id: string, error: Error): void {
+    const entry = this.table.get(id);
+    if (!entry || entry.state !== 'pending') return;
+    this.#settle(id, entry, this.table.fail(entry, error));
+  }
+
+  /** Deletes the object whatever holds it: its segment is unlinked. False when there was none. */
+  delete(id: string): boolean {
+    const entry = this.table.remove(id);
+    if (!entry) return false;
+    const segment = entry.state === 'ready' && !entry.bytes;
+    if (entry.state === 'ready' && entry.bytes) {
+      this.capacity.removeInline(entry.size);
+    } else if (segment) {
+      this.capacity.removeSegment(entry.size);
+      this.#segments.forget([id]);
+      try {
+        unlinkSegment(this.#pathOf(id));
+      } catch (error) {
+        debug('unlink of %s failed: %o', id, error);
+      }
+    }
+    debug('freed %s (%d bytes)', id, entry.size);
+    if (segment) this.events.emit('delete', id);
+    for (const contained of entry.contains) this.refs.release(contained);
+    return true;
+  }
+
+  /** Forgets every object, discarding those still arriving (the store closes). */
+  clear(): void {
+    for (const incoming of [...this.#incoming.values()]) incoming.discard();
+    this.table.clear();
+    this.capacity.reset();
+  }
+
+  #sealIncoming(incoming: IncomingObject, path: string, contains: readonly string[]): void {
+    const { id, size } = incoming;
+    this.#incoming.delete(id);
+    const existing = this.table.get(id);
+    if (existing && existing.state !== 'pending') {
+      removeQuietly(-1, path);
+      this.capacity.unreserve(size);
+      throw new Error(`object ${id} already exists`);
+    }
+    const held = this.refs.retainContained(contains);
+    this.capacity.commitSegment();
+    this.events.emit('add', id, size);
+    this.#settleReady(id, existing, size, undefined, held);
+  }
+
+  #settleReady(id: string, existing: Entry | undefined, size: number, bytes: Uint8Array | undefined, contains: readonly string[]): void {
+    const waiters = this.table.ready(id, existing, size, bytes, contains);
+    if (existing) this.#settle(id, existing, waiters);
+  }
+
+  /** A settled object nothing holds goes now; then whoever waited for it wakes. */
+  #settle(id: string, entry: Entry, waiters: (() => void)[] | undefined): void {
+    if (entry.count <= 0) this.delete(id);
+    wake(waiters);
+  }
+}

@@ -1,0 +1,133 @@
+import { ObjectFreedError } from '@shoal/protocol';
+
+/** What the store knows of an object id. */
+export type ObjectStatus =
+  | { readonly state: 'pending' }
+  | {
+      readonly state: 'ready';
+      readonly size: number;
+      readonly bytes: Uint8Array | undefined;
+      /** Ids of the objects whose refs are nested in this one. */
+      readonly contains: readonly string[];
+    }
+  | { readonly state: 'failed'; readonly error: Error }
+  | { readonly state: 'freed' };
+
+/** One object the store knows: where it is in its life, and what holds it. */
+export interface Entry {
+  state: 'pending' | 'ready' | 'failed';
+  size: number;
+  /** The serialized object, for inline objects; undefined for segment objects. */
+  bytes: Uint8Array | undefined;
+  /** Why the object will never exist (the failure of the task that should have made it). */
+  error: Error | undefined;
+  /**
+   * Live ObjectRef instances in this process, holds by other processes and by pending tasks,
+   * plus stored objects that contain a ref to it (see ref-counts.ts).
+   */
+  count: number;
+  /** Ids of objects this one contains refs to, each counted once in that object's `count`. */
+  contains: readonly string[];
+  /** Callbacks waiting for a pending object to settle. */
+  waiters: (() => void)[] | undefined;
+}
+
+/**
+ * The store's objects by id and the state machine of each: `pending` (a task will make it) →
+ * `ready` or `failed`; an id absent from the table is freed. The table decides nothing about
+ * counts, capacity or files: the store does, around it.
+ */
+export class ObjectTable {
+  readonly #entries = new Map<string, Entry>();
+
+  /** Number of objects known (pending, ready or failed). */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get(id: string): Entry | undefined {
+    return this.#entries.get(id);
+  }
+
+  has(id: string): boolean {
+    return this.#entries.has(id);
+  }
+
+  /** Adds an object that a task will produce. */
+  expect(id: string): void {
+    if (this.#entries.has(id)) throw new Error(`object ${id} already exists`);
+    this.#entries.set(id, { state: 'pending', size: 0, bytes: undefined, error: undefined, count: 0, contains: [], waiters: undefined });
+  }
+
+  /**
+   * Makes `id` ready: a new entry, or the pending `existing` one settled. Returns the waiters of
+   * a settled entry, for the caller to wake once it has decided whether the object stays.
+   */
+  ready(id: string, existing: Entry | undefined, size: number, bytes: Uint8Array | undefined, contains: readonly string[]): (() => void)[] | undefined {
+    if (!existing) {
+      this.#entries.set(id, { state: 'ready', size, bytes, error: undefined, count: 0, contains, waiters: undefined });
+      return undefined;
+    }
+    existing.state = 'ready';
+    existing.size = size;
+    existing.bytes = bytes;
+    existing.contains = contains;
+    return takeWaiters(existing);
+  }
+
+  /** Settles a pending entry as failed; returns its waiters (see {@link ObjectTable.ready}). */
+  fail(entry: Entry, error: Error): (() => void)[] | undefined {
+    entry.state = 'failed';
+    entry.error = error;
+    return takeWaiters(entry);
+  }
+
+  /** Resolves once the object is no longer pending (ready, failed or freed). */
+  whenSettled(id: string): Promise<void> {
+    const entry = this.#entries.get(id);
+    if (!entry || entry.state !== 'pending') return Promise.resolve();
+    return new Promise((resolve) => (entry.waiters ??= []).push(resolve));
+  }
+
+  /** Calls `callback` once the object is no longer pending (at once if it is not). */
+  onSettled(id: string, callback: () => void): void {
+    const entry = this.#entries.get(id);
+    if (!entry || entry.state !== 'pending') callback();
+    else (entry.waiters ??= []).push(callback);
+  }
+
+  status(id: string): ObjectStatus {
+    const entry = this.#entries.get(id);
+    if (!entry) return { state: 'freed' };
+    if (entry.state === 'pending') return { state: 'pending' };
+    if (entry.state === 'failed') return { state: 'failed', error: entry.error! };
+    return { state: 'ready', size: entry.size, bytes: entry.bytes, contains: entry.contains };
+  }
+
+  /**
+   * Removes `id` and returns what it was. A pending object removed now fails its waiters with
+   * ObjectFreedError (they are woken before this returns).
+   */
+  remove(id: string): Entry | undefined {
+    const entry = this.#entries.get(id);
+    if (!entry) return undefined;
+    this.#entries.delete(id);
+    if (entry.state === 'pending') wake(this.fail(entry, new ObjectFreedError(id)));
+    return entry;
+  }
+
+  clear(): void {
+    this.#entries.clear();
+  }
+}
+
+function takeWaiters(entry: Entry): (() => void)[] | undefined {
+  const waiters = entry.waiters;
+  entry.waiters = undefined;
+  return waiters;
+}
+
+/** Calls each waiter returned by {@link ObjectTable.ready} or {@link ObjectTable.fail}. */
+export function wake(waiters: (() => void)[] | undefined): void {
+  if (waiters) for (const waiter of waiters) waiter();
+}

@@ -1,0 +1,125 @@
+// The store's only door to @shoal/shm. Each call is the addon's, unchanged (same syscalls); a
+// failure comes back as the SharedMemoryError users see, with advice, and new mappings are
+// refused before the process nears the kernel's map count.
+import * as shm from '@shoal/shm';
+import { SharedMemoryError, ShoalError } from '@shoal/protocol';
+import { readMaxMapCount } from './options.js';
+
+export { setParentDeathSignal, shmStats, sliceBuffer, type MapOptions, type OpenMode } from '@shoal/shm';
+
+// Half of the kernel's per-process map count: the rest is for V8, libraries and the allocator.
+// Reaching the kernel limit would make V8's own allocations fail and abort the process, so Shoal
+// refuses new segment mappings well before it.
+const MAPPING_LIMIT = Math.floor((readMaxMapCount() ?? 65530) / 2);
+
+function advice(code: string): string {
+  switch (code) {
+    case 'ENOSPC':
+      return (
+        'Shared memory (/dev/shm) is full. Free objects you no longer need, remove stale files ' +
+        "from /dev/shm, or enlarge it (`mount -o remount,size=16G /dev/shm`; in Docker `--shm-size`)."
+      );
+    case 'EMFILE':
+      return (
+        'This process has too many open files. Shoal closes segment files right after mapping them, ' +
+        'so something else holds descriptors: raise the limit (`ulimit -n 65536`) or close files.'
+      );
+    case 'ENFILE':
+      return 'The system-wide open-file table is full; close files in other processes or raise fs.file-max.';
+    case 'ENOMEM':
+      return (
+        `The process cannot map more memory: it hit vm.max_map_count (${readMaxMapCount() ?? 'unknown'}) or ran out of ` +
+        'address space. Drop refs and views you no longer use so their mappings are collected, lower ' +
+        'the store\'s `maxMappings`, or raise the limit (`sysctl -w vm.max_map_count=262144`).'
+      );
+    case 'EACCES':
+    case 'EPERM':
+      return 'Permission denied: segments are private to the user that created them; run every Shoal process as that user.';
+    case 'ENOENT':
+      return 'The segment does not exist: the object was freed or its session ended.';
+    case 'EEXIST':
+      return 'A segment with this name already exists; object ids must be unique (this is a bug: please report it).';
+    case 'EFBIG':
+    case 'EINVAL':
+      return 'The size or mapping request was refused by the kernel; objects are limited by the size of /dev/shm and of address space.';
+    default:
+      return 'See the cause for the system error.';
+  }
+}
+
+/** Shm's own error as the SharedMemoryError users know (code `ERR_SHM_<errno>`, the native error as cause). */
+export function toSharedMemoryError(error: unknown): unknown {
+  if (!(error instanceof shm.ShmError)) return error;
+  return new SharedMemoryError(
+    { errnoCode: error.code, errno: error.errno, syscall: error.syscall, path: error.path, advice: advice(error.code) },
+    { cause: error.cause },
+  );
+}
+
+/** `fn` with shm's errors turned into SharedMemoryErrors. */
+function guarded<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
+  return (...args) => {
+    try {
+      return fn(...args);
+    } catch (error) {
+      throw toSharedMemoryError(error);
+    }
+  };
+}
+
+/** See `@shoal/shm`'s createSegment. */
+export const createSegment = guarded(shm.createSegment);
+/** See `@shoal/shm`'s openSegment. */
+export const openSegment = guarded(shm.openSegment);
+/** See `@shoal/shm`'s closeSegment. */
+export const closeSegment = guarded(shm.closeSegment);
+/** See `@shoal/shm`'s writeSegment. */
+export const writeSegment = guarded(shm.writeSegment);
+/** See `@shoal/shm`'s fillSegment. */
+export const fillSegment = guarded(shm.fillSegment);
+/** See `@shoal/shm`'s segmentSize. */
+export const segmentSize = guarded(shm.segmentSize);
+/** See `@shoal/shm`'s remapPrivate. */
+export const remapPrivate = guarded(shm.remapPrivate);
+/** See `@shoal/shm`'s unlinkSegment. */
+export const unlinkSegment = guarded(shm.unlinkSegment);
+
+/**
+ * See `@shoal/shm`'s mapSegment.
+ * @throws ShoalError `ERR_TOO_MANY_MAPPINGS` when this process already has half of
+ *   vm.max_map_count segment mappings alive.
+ */
+export function mapSegment(fd: number, length: number, options: shm.MapOptions, path: string): ArrayBuffer {
+  const live = shm.shmStats().mappings;
+  if (live >= MAPPING_LIMIT) {
+    throw new ShoalError(
+      'ERR_TOO_MANY_MAPPINGS',
+      `Cannot map ${path}: this process already has ${live} segment mappings alive (the limit is ${MAPPING_LIMIT}, ` +
+        `half of vm.max_map_count). Mappings of objects no longer in use are released by garbage collection, ` +
+        'which runs between event-loop turns: a long synchronous loop over many distinct objects keeps them ' +
+        'all alive. Await something now and then inside such a loop, drop views you no longer need, or raise ' +
+        'vm.max_map_count (`sysctl -w vm.max_map_count=262144`).',
+    );
+  }
+  try {
+    return shm.mapSegment(fd, length, options, path);
+  } catch (error) {
+    throw toSharedMemoryError(error);
+  }
+}
+
+/** Closes `fd` (if open) and removes `path`, ignoring failures: for cleanup while already failing or discarding. */
+export function removeQuietly(fd: number, path: string): void {
+  if (fd >= 0) {
+    try {
+      shm.closeSegment(fd, path);
+    } catch {
+      // The descriptor is gone either way.
+    }
+  }
+  try {
+    shm.unlinkSegment(path);
+  } catch {
+    // Already gone, or the session directory was removed.
+  }
+}
