@@ -1,5 +1,3 @@
-import { accessSync } from 'node:fs';
-import { join } from 'node:path';
 import {
   ObjectFreedError,
   ObjectNotFoundError,
@@ -12,8 +10,7 @@ import {
   type ObjectPayload,
   type ObjectRef,
 } from '@shoal/protocol';
-import { sliceBuffer } from '@shoal/shm';
-import { MappingCache, ObjectWriter, maxMapCount, writeEncodedSegment, type TypedArrayKind } from '@shoal/store';
+import { ObjectWriter, SessionSegments, type TypedArrayKind, type WriterHost } from '@shoal/store';
 
 /** Largest object a program without a node of its own sends (one message; see REMOTE_MAX_FRAME_BYTES). */
 const REMOTE_OBJECT_LIMIT = 1024 ** 3;
@@ -47,17 +44,13 @@ export interface ObjectIO {
 
 /** Objects in the node's session directory, read and written in place (zero-copy). */
 export class LocalObjects implements ObjectIO {
-  readonly #directory: string;
+  readonly #segments: SessionSegments;
   readonly #inlineThreshold: number;
-  readonly #mappings = new MappingCache(Math.min(16384, Math.max(64, Math.floor(maxMapCount() / 4))));
-  readonly #segment = (id: string, size: number): unknown => {
-    const mapping = this.#mappings.map(id, join(this.#directory, id), size);
-    return decodeValue(new Uint8Array(mapping), { copy: false, sliceArrayBuffer: sliceBuffer, where: `object ${id}` });
-  };
+  readonly #segment = (id: string, size: number): unknown => this.#segments.read(id, size);
 
   /** `directory`: the node's session directory; objects from `inlineThreshold` bytes go to segments. */
   constructor(directory: string, inlineThreshold: number) {
-    this.#directory = directory;
+    this.#segments = new SessionSegments(directory);
     this.#inlineThreshold = inlineThreshold;
   }
 
@@ -65,17 +58,15 @@ export class LocalObjects implements ObjectIO {
     const contains = encoded.refs.map((ref) => ref.id);
     const size = encoded.layout.totalSize;
     if (size >= this.#inlineThreshold) {
-      writeEncodedSegment(join(this.#directory, id), encoded);
+      this.#segments.writeEncoded(id, encoded);
       return { size, contains };
     }
     return { size, bytes: writeInline(encoded), contains };
   }
 
   create(id: string, kind: TypedArrayKind | number, length: number | undefined, publisher: Publisher): ObjectWriter<ArrayBufferView> {
-    return objectWriter(kind, length, join(this.#directory, id), this.#inlineThreshold, publisher.publishInline, (size, mapping) => {
-      this.#mappings.adopt(id, mapping);
-      return publisher.publish(size);
-    });
+    const { kind: resolvedKind, count } = writerShape(kind, length);
+    return this.#segments.create(id, resolvedKind, count, writerHost(this.#inlineThreshold, publisher));
   }
 
   materialize(id: string, location: ObjectLocation): unknown {
@@ -83,21 +74,19 @@ export class LocalObjects implements ObjectIO {
   }
 
   readSync(id: string): unknown {
-    const path = join(this.#directory, id);
     try {
-      accessSync(path);
+      this.#segments.check(id);
     } catch {
       throw new ObjectNotFoundError(
         id,
         'inside a task, only objects in shared memory can be read synchronously; use `await get(ref)`.',
       );
     }
-    const mapping = this.#mappings.map(id, path);
-    return decodeValue(new Uint8Array(mapping), { copy: false, sliceArrayBuffer: sliceBuffer, where: `object ${id}` });
+    return this.#segments.read(id);
   }
 
   forget(id: string): void {
-    this.#mappings.forget(id);
+    this.#segments.forget([id]);
   }
 }
 
@@ -132,7 +121,8 @@ export class RemoteObjects implements ObjectIO {
 
   create(id: string, kind: TypedArrayKind | number, length: number | undefined, publisher: Publisher): ObjectWriter<ArrayBufferView> {
     // There is no segment to write into: fill in memory, send at seal() (the path is never opened).
-    return objectWriter(kind, length, id, Number.POSITIVE_INFINITY, publisher.publishInline, (size) => publisher.publish(size));
+    const { kind: resolvedKind, count } = writerShape(kind, length);
+    return new ObjectWriter(resolvedKind, count, id, writerHost(Number.POSITIVE_INFINITY, publisher));
   }
 
   materialize(id: string, location: ObjectLocation): unknown {
@@ -167,21 +157,18 @@ function valueAt(id: string, location: ObjectLocation, segment: (id: string, siz
   }
 }
 
-function objectWriter(
-  kind: TypedArrayKind | number,
-  length: number | undefined,
-  path: string,
-  inlineThreshold: number,
-  publishInline: (array: ArrayBufferView) => ObjectRef,
-  publish: (size: number, mapping: ArrayBuffer) => ObjectRef,
-): ObjectWriter<ArrayBufferView> {
-  const resolvedKind = typeof kind === 'number' ? 'Uint8Array' : kind.name;
-  const count = typeof kind === 'number' ? kind : (length ?? Number.NaN);
-  return new ObjectWriter(resolvedKind, count, path, {
+/** `create(Float64Array, n)` or `create(bytes)`, as a writer's kind and element count. */
+function writerShape(kind: TypedArrayKind | number, length: number | undefined): { kind: string; count: number } {
+  return typeof kind === 'number' ? { kind: 'Uint8Array', count: kind } : { kind: kind.name, count: length ?? Number.NaN };
+}
+
+/** A writer's host for a client: capacity is the node's business (nothing reserved here). */
+function writerHost(inlineThreshold: number, publisher: Publisher): WriterHost {
+  return {
     inlineThreshold,
-    publishInline,
+    publishInline: (array) => publisher.publishInline(array),
     reserve: () => {},
     unreserve: () => {},
-    publish,
-  });
+    publish: (size) => publisher.publish(size),
+  };
 }

@@ -1,4 +1,3 @@
-import { join } from 'node:path';
 import { debuglog } from 'node:util';
 import {
   ObjectRef,
@@ -9,8 +8,7 @@ import {
   type WireArg,
   type WireTask,
 } from '@shoal/protocol';
-import { unlinkSegment } from '@shoal/shm';
-import { ObjectStore, type ObjectWriter, type StoreOptions, type StoreStats, type TypedArrayKind } from '@shoal/store';
+import { ObjectStore, nodeSocketPath, type ObjectWriter, type StoreOptions, type StoreStats, type TypedArrayKind } from '@shoal/store';
 import type { FunctionSource } from '../api/function-source.js';
 import type { NamedVersion, Runtime, WaitResult } from '../api/runtime.js';
 import { buildArgs } from '../api/task-args.js';
@@ -86,13 +84,13 @@ export class NodeManager implements Runtime {
     const { numCpus, resources, maxWorkers, ...storeOptions } = options;
     this.options = resolveNodeOptions(Object.fromEntries(Object.entries({ numCpus, resources, maxWorkers }).filter(([, v]) => v !== undefined)));
     this.store = new ObjectStore(storeOptions);
-    this.socketPath = join(this.store.directory, 'node.sock');
+    this.socketPath = nodeSocketPath(this.store.directory);
     this.address = `unix:${this.socketPath}`;
     const store = this.store;
     this.#holds = new RefHolds(store, () => this.#peers());
     this.#objects = new ObjectService(store, this.#holds);
     this.#names = new NameRegistry(store);
-    this.store.onDelete = (id) => this.#objects.forgetEverywhere(id);
+    this.store.on('delete', (id) => this.#objects.forgetEverywhere(id));
     this.#pool = new WorkerPool(
       { size: Math.ceil(this.options.numCpus), maxWorkers: this.options.maxWorkers },
       { socketPath: this.socketPath, sessionId: store.sessionId, sessionDirectory: store.directory, inlineThreshold: store.options.inlineThreshold },
@@ -108,12 +106,7 @@ export class NodeManager implements Runtime {
         workerBusy: (worker) => this.#pool.busy(worker),
         workerIdle: (worker) => this.#pool.idle(worker),
         discardResult: (returnId, result) => {
-          if (result.bytes) return;
-          try {
-            unlinkSegment(join(store.directory, returnId));
-          } catch {
-            // Already gone.
-          }
+          if (!result.bytes) store.discardUnclaimed(returnId);
         },
         keepAlive: (alive) => this.#keepAlive(alive),
         cluster: () => this.cluster.spillTarget,

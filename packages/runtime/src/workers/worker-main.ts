@@ -3,7 +3,7 @@
 // node goes away or tells it to exit.
 import { connect } from 'node:net';
 import { decodeNodeMessage, type NodeToWorker, type WorkerToNode } from '@shoal/protocol';
-import { setParentDeathSignal } from '@shoal/shm';
+import { setParentDeathSignal } from '@shoal/store';
 import { Connection } from '../transport/connection.js';
 import { setCurrentRuntime } from '../api/runtime.js';
 import { NodeClient } from '../client/node-client.js';
