@@ -17,6 +17,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ClusterNode, Head, NodeManager, wsStream } from '@shoal/runtime';
+import { until } from '../runtime-helpers.js';
 
 /** One node of an in-process cluster. */
 export interface NodeSpec {
@@ -151,6 +152,12 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
   try {
     // One at a time: each node's view of the others then settles in order.
     for (const spec of specs) members.push(await startMember(spec, head, token, log));
+    // A node learns of the others only from the head's answer to its next heartbeat; until then
+    // it would spill nothing. Tests start from a cluster whose nodes all know each other.
+    await until(
+      () => members.every((member) => members.every((other) => other === member || member.member.peers.includes(other.nodeId))),
+      'every node to see the others in its view',
+    );
   } catch (error) {
     await close();
     throw error;

@@ -107,6 +107,11 @@ export class ClusterNode implements AsyncDisposable {
     return this.#state;
   }
 
+  /** Ids of the other nodes of the cluster, as of the head's last view (sent with each heartbeat's answer). */
+  get peers(): readonly string[] {
+    return this.#peers.nodeIds;
+  }
+
   /** The server other nodes pull this node's objects from. */
   get data(): DataServer {
     if (!this.#data) throw new Error('the cluster node is not started (call start() first)');

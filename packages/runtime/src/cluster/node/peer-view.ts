@@ -19,6 +19,11 @@ export class PeerView {
   /** The head declined a spill since its last view: do not spill again until the next. */
   #spillBlocked = false;
 
+  /** Ids of the other nodes, as of the head's last view. */
+  get nodeIds(): string[] {
+    return [...this.#peers.keys()];
+  }
+
   /** Takes the head's new view; returns the peers of the old one that left. */
   update(nodes: readonly PeerReport[]): PeerReport[] {
     const next = new Map(nodes.map((peer) => [peer.nodeId, peer]));
