@@ -111,4 +111,9 @@ export default tseslint.config(
       patterns: [into(['node', 'workers', 'client', 'transfer'], 'The head knows nodes only by their messages.')],
     }),
   },
+  {
+    // Tests compose real parts (a real store under a data server): every layer but the addon.
+    files: [`${runtime}/**/*.test.ts`],
+    rules: restrict({ paths: [noShm] }),
+  },
 );

@@ -14,6 +14,8 @@ export { attachToNode, parseNodeAddress } from './client/attach.js';
 export { NodeClient } from './client/node-client.js';
 export { Head, type HeadOptions } from './cluster/head/head.js';
 export { HeadLink, connectToHead, queryStatus } from './cluster/node/head-link.js';
+export { ClusterNode, type ClusterNodeOptions, type ClusterNodeState } from './cluster/node/cluster-node.js';
+export { wsStream } from './transport/ws-stream.js';
 export {
   ensureHome,
   isRunning,

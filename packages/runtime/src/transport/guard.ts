@@ -42,7 +42,11 @@ export function guard<M extends { readonly type: string; readonly token?: unknow
     log(`closed a ${kind} from ${remote}: no hello within ${options.helloTimeoutMs} ms`);
     socket.close(CLOSE_TIMEOUT, 'authenticate first');
   }, options.helloTimeoutMs);
-  socket.on('error', () => socket.terminate());
+  // ws emits 'error' for what the peer sent (a frame over maxPayload, a bad frame) and has
+  // already started the closing handshake with the matching code (1009, 1002), cutting the
+  // connection itself if the peer does not answer in time. Terminating here would drop the close
+  // frame before it is written, and the peer would see 1006 instead of the reason.
+  socket.on('error', () => {});
   socket.on('close', (code) => {
     clearTimeout(timer);
     if (code === 1009) log(`closed a ${kind} from ${remote}: message too large`);

@@ -3,21 +3,24 @@
 // hooks through which the node manager spills tasks it cannot start and fetches arguments it lacks.
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { debuglog } from 'node:util';
-import { isValidId, type ClusterResult, type ClusterTask, type FromHead, type NodeReport, type PeerView } from '@shoal/protocol';
-import { unlinkSegment } from '@shoal/shm';
+import { isValidId, type ClusterResult, type ClusterTask, type FromHead, type NodeReport } from '@shoal/protocol';
 import type { NodeManager } from '../../node/node-manager.js';
 import type { Task } from '../../scheduling/task.js';
-import type { Resources } from '../../scheduling/resources.js';
 import { fromWireFailure } from '../../thrown.js';
+import { RequestTracker } from '../../transport/request-tracker.js';
 import { HeadLink } from './head-link.js';
-import { acquire, fits } from '../../scheduling/resources.js';
-import { DataServer, ObjectPuller, type PulledObject } from '../transfer/transfer.js';
+import { PeerView } from './peer-view.js';
+import { DataServer } from '../transfer/data-server.js';
+import { ObjectArrival, type Locations } from '../transfer/object-arrival.js';
+import { ObjectPuller } from '../transfer/object-puller.js';
 
 const debug = debuglog('shoal:cluster');
 
-/** Options of {@link ClusterNode.start}. */
+/** How long a node waits for the head to say where an object is before taking it for lost. */
+const LOCATE_TIMEOUT_MS = 10_000;
+
+/** Options of a {@link ClusterNode}. */
 export interface ClusterNodeOptions {
   /** The head's address, `ws://HOST:PORT`. */
   readonly headUrl: string;
@@ -30,6 +33,9 @@ export interface ClusterNodeOptions {
   /** Called when membership can never work (a refused token): the daemon stops. */
   readonly onFatal: (error: Error) => void;
 }
+
+/** Lifecycle of a {@link ClusterNode}. */
+export type ClusterNodeState = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
 
 /** The local address this machine uses to reach `url`'s host (the IP other nodes can reach it at). */
 export function localAddressToward(url: string): Promise<string> {
@@ -45,33 +51,101 @@ export function localAddressToward(url: string): Promise<string> {
   });
 }
 
-export class ClusterNode {
+/**
+ * Makes a {@link NodeManager} a member of a cluster: starts its data server, registers it with
+ * the head (and keeps it registered), tells the head which objects it holds, spills the tasks it
+ * cannot start, runs the tasks the head sends it, and pulls the objects those need.
+ *
+ * @example
+ * ```ts
+ * const node = new NodeManager({ numCpus: 2 });
+ * await node.ready();
+ * await using member = await ClusterNode.start(node, { headUrl, token, log: console.error, onFatal: console.error });
+ * ```
+ */
+export class ClusterNode implements AsyncDisposable {
   readonly node: NodeManager;
-  readonly link: HeadLink;
-  readonly data: DataServer;
-  readonly #puller: ObjectPuller;
   readonly #options: ClusterNodeOptions;
+  readonly #puller: ObjectPuller;
+  readonly #arrival: ObjectArrival;
   /** The other nodes, as of the head's last view. */
-  #view = new Map<string, PeerView>();
-  /** The head declined a spill since its last view: do not spill again until the next. */
-  #spillBlocked = false;
+  readonly #peers = new PeerView();
+  readonly #locates = new RequestTracker();
+  #state: ClusterNodeState = 'idle';
+  #data: DataServer | undefined;
+  #link: HeadLink | undefined;
+  #starting: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
   #added: [string, number][] = [];
   #removed: string[] = [];
   #flushTimer: NodeJS.Timeout | undefined;
-  readonly #locates = new Map<number, (holders: Readonly<Record<string, readonly string[]>>) => void>();
-  #nextLocate = 1;
   /** The seq of the last `run` the head sent here. */
   #runsSeen = 0;
-  readonly #arriving = new Map<string, Promise<void>>();
 
-  private constructor(node: NodeManager, data: DataServer, options: ClusterNodeOptions) {
+  constructor(node: NodeManager, options: ClusterNodeOptions) {
     this.node = node;
-    this.data = data;
     this.#options = options;
-    this.#puller = new ObjectPuller(node.store.directory, options.token, (size) =>
-      node.store.assertRoom(size, ', so an object from another node cannot be pulled here'),
+    this.#puller = new ObjectPuller(options.token, (id, size) =>
+      node.store.acceptIncoming(id, size, ', so an object from another node cannot be pulled here'),
     );
-    this.link = new HeadLink(options.headUrl, options.token, () => this.report(), {
+    this.#arrival = new ObjectArrival({
+      store: node.store,
+      puller: this.#puller,
+      locate: (ids) => this.#locate(ids),
+      ownUrl: () => this.data.url,
+    });
+  }
+
+  /** A started member: its data server listens and the head registered it. */
+  static async start(node: NodeManager, options: ClusterNodeOptions): Promise<ClusterNode> {
+    const member = new ClusterNode(node, options);
+    await member.start();
+    return member;
+  }
+
+  get state(): ClusterNodeState {
+    return this.#state;
+  }
+
+  /** Ids of the other nodes of the cluster, as of the head's last view (sent with each heartbeat's answer). */
+  get peers(): readonly string[] {
+    return this.#peers.nodeIds;
+  }
+
+  /** The server other nodes pull this node's objects from. */
+  get data(): DataServer {
+    if (!this.#data) throw new Error('the cluster node is not started (call start() first)');
+    return this.#data;
+  }
+
+  /** The control link to the head. */
+  get link(): HeadLink {
+    if (!this.#link) throw new Error('the cluster node is not started (call start() first)');
+    return this.#link;
+  }
+
+  /** Starts the data server and joins the head; resolves once registered. Idempotent. */
+  start(): Promise<void> {
+    this.#starting ??= this.#start();
+    return this.#starting;
+  }
+
+  async #start(): Promise<void> {
+    const { node } = this;
+    const options = this.#options;
+    this.#state = 'starting';
+    const host = options.nodeIp ?? (await localAddressToward(options.headUrl));
+    this.#data = new DataServer(node.store, {
+      host,
+      port: options.dataPort ?? 0,
+      token: options.token,
+      nodeId: node.store.sessionId,
+      log: options.log,
+      onRelease: (ids) => node.cluster.releaseKept(ids),
+    });
+    await this.#data.start();
+    if (this.#closing) return;
+    this.#link = new HeadLink(options.headUrl, options.token, () => this.report(), {
       onFatal: options.onFatal,
       onMessage: (message) => this.#onHead(message),
       // The head forgets what it placed for us and on us when we drop: take our tasks back, and
@@ -80,26 +154,23 @@ export class ClusterNode {
         node.cluster.reclaimSpilled();
         node.cluster.dropForeign();
         // The head forgets this node: its runs are numbered from 0 again, and questions in
-        // flight will not be answered.
+        // flight will not be answered (#locate answers them as "nobody knows").
         this.#runsSeen = 0;
-        for (const answer of this.#locates.values()) answer({});
-        this.#locates.clear();
+        this.#locates.failAll(new Error('the head connection dropped'));
       },
     });
-    const forget = node.store.onDelete;
-    node.store.onDelete = (id) => {
-      forget?.(id);
+    node.store.on('delete', (id) => {
       this.#removed.push(id);
       this.#scheduleFlush();
-    };
-    node.store.onAdd = (id, size) => {
+    });
+    node.store.on('add', (id, size) => {
       this.#added.push([id, size]);
       this.#scheduleFlush();
-    };
+    });
     node.cluster.join({
-      hasRoomElsewhere: (demand) => this.#reserveElsewhere(demand),
+      hasRoomElsewhere: (demand) => this.#peers.reserve(demand),
       spill: (task, args) => this.#spill(task, args),
-      fetch: (id, owner) => this.#fetch(id, this.#urlOf(owner)),
+      fetch: (id, owner) => this.#fetch(id, this.#peers.sourcesOf(owner)),
       finished: (origin, returnId, result) => {
         this.link.send({ type: 'result', origin, returnId, result });
       },
@@ -107,22 +178,8 @@ export class ClusterNode {
         this.link.send({ type: 'cancel', returnId });
       },
     });
-  }
-
-  /** Starts the data server and joins the head; resolves once registered. */
-  static async start(node: NodeManager, options: ClusterNodeOptions): Promise<ClusterNode> {
-    const host = options.nodeIp ?? (await localAddressToward(options.headUrl));
-    const data = await DataServer.start(node.store, {
-      host,
-      port: options.dataPort ?? 0,
-      token: options.token,
-      nodeId: node.store.sessionId,
-      log: options.log,
-      onRelease: (ids) => node.cluster.releaseKept(ids),
-    });
-    const member = new ClusterNode(node, data, options);
-    await member.link.registered;
-    return member;
+    await this.#link.registered;
+    if (this.#state === 'starting') this.#state = 'running';
   }
 
   /** What this node reports to the head with every heartbeat. */
@@ -139,27 +196,39 @@ export class ClusterNode {
     };
   }
 
-  async close(): Promise<void> {
+  /**
+   * Leaves the cluster: tells the head which objects went, closes the link, stops pulling, and
+   * lets the objects other nodes are pulling from here finish streaming. Idempotent. The node
+   * manager itself is the caller's to shut down.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close(false);
+    return this.#closing;
+  }
+
+  /** Leaves the cluster now: transfers from and to this node are cut. Idempotent. */
+  async destroy(): Promise<void> {
+    await this.#data?.destroy();
+    this.#closing ??= this.#close(true);
+    await this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #close(abort: boolean): Promise<void> {
+    this.#state = 'closing';
+    await this.#starting?.catch(() => {});
     if (this.#flushTimer) clearTimeout(this.#flushTimer);
-    this.link.close();
+    if (!abort) this.#flush();
+    this.#link?.close();
     this.#puller.close();
-    await this.data.close();
+    await (abort ? this.#data?.destroy() : this.#data?.close());
+    this.#state = 'closed';
   }
 
   // ---- spilling ----------------------------------------------------------------------------
-
-  /** Whether another node has room for `demand`; if so that room is counted as taken until the next view. */
-  #reserveElsewhere(demand: Readonly<Resources>): boolean {
-    if (this.#spillBlocked) return false;
-    for (const peer of this.#view.values()) {
-      if (!fits(demand, peer.available)) continue;
-      const available = { ...peer.available };
-      acquire(available, demand);
-      this.#view.set(peer.nodeId, { ...peer, available });
-      return true;
-    }
-    return false;
-  }
 
   #spill(task: Task, args: ClusterTask['args']): void {
     const wire: ClusterTask = {
@@ -174,104 +243,40 @@ export class ClusterNode {
 
   // ---- objects -----------------------------------------------------------------------------
 
-  #urlOf(nodeId: string): string[] {
-    const url = this.#view.get(nodeId)?.dataUrl;
-    return url ? [url] : [];
-  }
-
   /** Fetches `id` into the store (which expects it), from `sources` or wherever the head says. */
   #fetch(id: string, sources: readonly string[]): void {
-    void this.#arrive(id, sources, 0).catch((error: unknown) => this.node.store.fail(id, error as Error));
+    void this.#arrival.arrive(id, sources).catch((error: unknown) => this.node.store.fail(id, error as Error));
   }
 
-  /**
-   * Brings object `id` here: pulls it, then (children first) the objects it refers to, and
-   * registers it — into the entry that expects it, or as a new one. Concurrent calls for one id
-   * share one arrival, so the one file a merged pull wrote is registered once and never removed
-   * from under another caller.
-   */
-  #arrive(id: string, sources: readonly string[], depth: number): Promise<void> {
-    const existing = this.#arriving.get(id);
-    if (existing) return existing;
-    const arriving = (async () => {
-      const object = await this.#pull(id, sources);
-      const contains: string[] = [];
-      try {
-        for (const child of object.contains ?? []) {
-          if (!isValidId(child) || this.node.store.status(child).state !== 'freed') {
-            if (isValidId(child)) contains.push(child);
-            continue;
-          }
-          if (depth >= 64) throw new Error(`objects nested more than 64 refs deep, at ${id}`);
-          await this.#arrive(child, sources, depth + 1);
-          contains.push(child);
-        }
-      } catch (error) {
-        if (!object.bytes) this.#discard(id);
-        throw error;
-      }
-      const state = this.node.store.status(id).state;
-      if (state === 'pending' || state === 'freed') {
-        this.node.store.register(id, { size: object.size, bytes: object.bytes, contains });
-      } else if (!object.bytes) {
-        // Settled meanwhile as a failure (freed while pending): nobody will read the file.
-        this.#discard(id);
-      }
-    })().finally(() => this.#arriving.delete(id));
-    this.#arriving.set(id, arriving);
-    return arriving;
-  }
-
-  async #pull(id: string, sources: readonly string[]): Promise<PulledObject> {
-    let urls = [...sources];
-    try {
-      if (urls.length > 0) return await this.#puller.pull(id, urls, fromWireFailure);
-    } catch (error) {
-      if ((error as { code?: string }).code !== 'ERR_OBJECT_LOST') throw error;
-    }
-    // The owner could not send it: any other node holding a copy?
-    const located = await this.#locate([id]);
-    urls = (located[id] ?? []).filter((url) => url !== this.data.url && !sources.includes(url));
-    return this.#puller.pull(id, urls, fromWireFailure);
-  }
-
-  #locate(ids: string[]): Promise<Readonly<Record<string, readonly string[]>>> {
-    const requestId = this.#nextLocate++;
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#locates.delete(requestId);
-        resolve({});
-      }, 10_000);
-      timer.unref();
-      this.#locates.set(requestId, (holders) => {
-        clearTimeout(timer);
-        resolve(holders);
+  /** Where the head says copies of `ids` are; `{}` when it cannot say (no head now, or no answer in time). */
+  #locate(ids: string[]): Promise<Locations> {
+    return this.#locates
+      .request<Locations>(
+        (requestId) => {
+          if (!this.link.send({ type: 'locate', requestId, ids })) throw new Error('no head connection');
+        },
+        { signal: AbortSignal.timeout(LOCATE_TIMEOUT_MS) },
+      )
+      .catch((error: unknown) => {
+        debug('locate %o: no answer (%s)', ids, (error as Error).message);
+        return {};
       });
-      if (!this.link.send({ type: 'locate', requestId, ids })) {
-        this.#locates.get(requestId)!({});
-        this.#locates.delete(requestId);
-      }
-    });
-  }
-
-  #discard(id: string): void {
-    try {
-      unlinkSegment(join(this.node.store.directory, id));
-    } catch {
-      // Already gone.
-    }
   }
 
   #scheduleFlush(): void {
     if (this.#flushTimer) return;
     this.#flushTimer = setTimeout(() => {
       this.#flushTimer = undefined;
-      if (this.#added.length === 0 && this.#removed.length === 0) return;
-      this.link.send({ type: 'objects', added: this.#added, removed: this.#removed });
-      this.#added = [];
-      this.#removed = [];
+      this.#flush();
     }, 20);
     this.#flushTimer.unref();
+  }
+
+  #flush(): void {
+    if (this.#added.length === 0 && this.#removed.length === 0) return;
+    this.#link?.send({ type: 'objects', added: this.#added, removed: this.#removed });
+    this.#added = [];
+    this.#removed = [];
   }
 
   // ---- messages from the head ------------------------------------------------------------------
@@ -287,25 +292,20 @@ export class ClusterNode {
 
   #handleHead(message: FromHead): void {
     switch (message.type) {
-      case 'view': {
-        const next = new Map(message.nodes.map((peer) => [peer.nodeId, peer]));
-        for (const [id, peer] of this.#view) {
-          if (next.has(id)) continue;
+      case 'view':
+        for (const peer of this.#peers.update(message.nodes)) {
           // A node that left: results kept for it will never be pulled, its tasks here are moot,
           // and pulls from it will not finish.
-          this.node.cluster.dropForeign((_, origin) => origin === id);
+          this.node.cluster.dropForeign((_, origin) => origin === peer.nodeId);
           this.#puller.forget(peer.dataUrl);
         }
-        this.#view = next;
-        this.#spillBlocked = false;
         return;
-      }
       case 'run':
         this.#runsSeen = Math.max(this.#runsSeen, message.seq);
         this.node.cluster.runForeign(message.origin, message.task, (id) => this.#fetch(id, message.sources[id] ?? []));
         return;
       case 'declined':
-        this.#spillBlocked = true;
+        this.#peers.blockSpills();
         this.node.cluster.declined(message.returnId);
         return;
       case 'result':
@@ -315,8 +315,7 @@ export class ClusterNode {
         this.node.cluster.dropForeign((returnId) => returnId === message.returnId);
         return;
       case 'located':
-        this.#locates.get(message.requestId)?.(message.holders);
-        this.#locates.delete(message.requestId);
+        this.#locates.answer(message.requestId, message.holders);
         return;
       default:
         return;
@@ -339,7 +338,7 @@ export class ClusterNode {
       const contains: string[] = [];
       for (const { id, owner } of result.contains) {
         if (!isValidId(id)) continue;
-        if (this.node.store.status(id).state === 'freed') await this.#arrive(id, [holderUrl, ...this.#urlOf(owner)], 0);
+        if (this.node.store.status(id).state === 'freed') await this.#arrival.arrive(id, [holderUrl, ...this.#peers.sourcesOf(owner)]);
         if (this.node.store.hold(id)) held.push(id);
         contains.push(id);
       }
@@ -347,8 +346,8 @@ export class ClusterNode {
         this.node.cluster.finishSpilled(returnId, { size: result.size, bytes: result.bytes, contains });
         return;
       }
-      await this.#pull(returnId, [holderUrl]);
-      if (!this.node.cluster.finishSpilled(returnId, { size: result.size, contains })) this.#discard(returnId);
+      await this.#arrival.pull(returnId, [holderUrl]);
+      if (!this.node.cluster.finishSpilled(returnId, { size: result.size, contains })) this.#arrival.discard(returnId);
     } catch (error) {
       debug('result %s could not be fetched: %o', returnId, error);
       this.node.cluster.failSpilled(returnId, error as Error);
@@ -357,5 +356,4 @@ export class ClusterNode {
       if (holderUrl) this.#puller.release(holderUrl, [returnId]);
     }
   }
-
 }

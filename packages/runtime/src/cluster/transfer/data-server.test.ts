@@ -1,0 +1,137 @@
+// The data server and the puller against each other on loopback, with a real store: what
+// crosses, what a holder without the object answers, how bad connections are closed, and what
+// close() and destroy() do to transfers in flight.
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { WebSocket } from 'ws';
+import { ObjectLostError, ShoalError, encodeMessage, type WireFailure } from '@shoal/protocol';
+import { ObjectStore } from '@shoal/store';
+import { DataServer } from './data-server.js';
+import { ObjectPuller } from './object-puller.js';
+
+const TOKEN = 'data-server-test-token';
+
+/** A holder store in a temporary shm root, a data server for it, and a puller writing into a temporary directory. */
+async function setUp(): Promise<{ store: ObjectStore; server: DataServer; puller: ObjectPuller; into: string } & AsyncDisposable> {
+  const root = mkdtempSync('/dev/shm/shoal-test-root-');
+  // Marks the root as this process's, so other sessions' sweeps leave it alone.
+  writeFileSync(join(root, 'owner.json'), JSON.stringify({ pid: process.pid, startTime: null }));
+  const store = new ObjectStore({ shmRoot: root, handleSignals: false, objectStoreMemory: 256 * 1024 ** 2 });
+  // The puller's own store, in the same root: what it pulls arrives there.
+  const pulledInto = new ObjectStore({ shmRoot: root, handleSignals: false, objectStoreMemory: 256 * 1024 ** 2 });
+  const into = pulledInto.directory;
+  const server = await DataServer.start(store, { host: '127.0.0.1', token: TOKEN, nodeId: store.sessionId, log: () => {} });
+  const puller = new ObjectPuller(TOKEN, (id, size) => pulledInto.acceptIncoming(id, size));
+  return {
+    store,
+    server,
+    puller,
+    into,
+    async [Symbol.asyncDispose]() {
+      puller.close();
+      await server.destroy();
+      store.close();
+      pulledInto.close();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+const asError = (failure: WireFailure) => new ShoalError(failure.code, failure.message);
+
+/** Opens a raw connection, sends `frames`; resolves with the close code the server chose. */
+function closeCodeFor(url: string, frames: Buffer[]): Promise<number> {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(url, { perMessageDeflate: false });
+    socket.once('open', () => frames.forEach((frame) => socket.send(frame)));
+    socket.once('close', (code) => resolve(code));
+    socket.on('error', () => {});
+  });
+}
+
+test('an object in a segment crosses in chunks, byte for byte, beyond one credit window', async () => {
+  await using setup = await setUp();
+  const values = new Float64Array(5 * 1024 * 1024).map((_, i) => i * 0.5); // 40 MiB: more than the 16 MiB window
+  const ref = setup.store.put(values);
+  const pulled = await setup.puller.pull(ref.id, [setup.server.url], asError);
+  assert.equal(pulled.bytes, undefined, 'it came as a segment file');
+  assert.ok(readFileSync(join(setup.into, ref.id)).equals(readFileSync(join(setup.store.directory, ref.id))));
+  assert.deepEqual(setup.puller.stats, { pulls: 1, pulledBytes: pulled.size });
+});
+
+test('an inline object comes in one message; concurrent pulls of one object are one pull', async () => {
+  await using setup = await setUp();
+  const ref = setup.store.put({ small: [1, 2, 3] });
+  const [first, second] = await Promise.all([
+    setup.puller.pull(ref.id, [setup.server.url], asError),
+    setup.puller.pull(ref.id, [setup.server.url], asError),
+  ]);
+  assert.ok(first.bytes && first.bytes.length === first.size);
+  assert.equal(first, second);
+  assert.equal(setup.puller.stats.pulls, 1);
+});
+
+test('a holder without the object: ObjectLostError naming it; a failed object: its own failure', async () => {
+  await using setup = await setUp();
+  await assert.rejects(setup.puller.pull('missingXXXXXXXXXXXXXXX', [setup.server.url], asError), (error: unknown) => {
+    assert.ok(error instanceof ObjectLostError);
+    assert.match(error.message, /does not have it \(freed\)/);
+    return true;
+  });
+  setup.store.expect('failedXXXXXXXXXXXXXXXX');
+  setup.store.hold('failedXXXXXXXXXXXXXXXX'); // as a pending task's return is held
+  setup.store.fail('failedXXXXXXXXXXXXXXXX', new ShoalError('ERR_TASK_FAILED', 'the task threw'));
+  await assert.rejects(setup.puller.pull('failedXXXXXXXXXXXXXXXX', [setup.server.url], asError), { code: 'ERR_TASK_FAILED', message: 'the task threw' });
+});
+
+test('a pull fails over to the next holder; none left is ObjectLostError', async () => {
+  await using setup = await setUp();
+  const ref = setup.store.put(new Float64Array(100_000).fill(2));
+  const pulled = await setup.puller.pull(ref.id, ['ws://127.0.0.1:1', setup.server.url], asError);
+  assert.equal(pulled.size, setup.store.status(ref.id).state === 'ready' ? (setup.store.status(ref.id) as { size: number }).size : -1);
+  await assert.rejects(setup.puller.pull('otherXXXXXXXXXXXXXXXXX', [], asError), /no node of the cluster holds it/);
+});
+
+test('the data server closes garbage (4002), a pull before hello (4001) and an oversized frame (1009), and goes on serving', async () => {
+  await using setup = await setUp();
+  const { url } = setup.server;
+  assert.equal(await closeCodeFor(url, [Buffer.from([0xc1, 0xff, 0x00])]), 4002);
+  assert.equal(await closeCodeFor(url, [encodeMessage({ type: 'pull', requestId: 1, id: 'x'.repeat(21), window: 1 })]), 4001);
+  assert.equal(await closeCodeFor(url, [Buffer.alloc(2 << 20)]), 1009);
+  const ref = setup.store.put(new Float64Array(100_000).fill(3));
+  assert.ok((await setup.puller.pull(ref.id, [url], asError)).size > 0);
+});
+
+test('close() lets a transfer in flight finish, then refuses pulls; both close() and destroy() are idempotent', async () => {
+  await using setup = await setUp();
+  const ref = setup.store.put(new Float64Array(8 * 1024 * 1024).fill(4)); // 64 MiB: several windows
+  const pulling = setup.puller.pull(ref.id, [setup.server.url], asError);
+  // Closing once the holder has answered (the transfer streams): it still completes.
+  while (setup.server.state === 'running' && setup.puller.stats.pulls === 0) {
+    await new Promise((resolve) => setImmediate(resolve));
+    if (readdirNames(setup.into).includes(ref.id)) break;
+  }
+  const closing = setup.server.close();
+  assert.equal(setup.server.close(), closing, 'close() is idempotent');
+  assert.equal((await pulling).size, (setup.store.status(ref.id) as { size: number }).size);
+  await closing;
+  assert.equal(setup.server.state, 'closed');
+  await setup.server.destroy();
+  assert.equal(setup.server.state, 'closed');
+});
+
+test('destroy() cuts a transfer in flight: the pull fails over, and with no other holder the object is lost', async () => {
+  await using setup = await setUp();
+  const ref = setup.store.put(new Float64Array(8 * 1024 * 1024).fill(5));
+  const pulling = setup.puller.pull(ref.id, [setup.server.url], asError);
+  while (!readdirNames(setup.into).includes(ref.id)) await new Promise((resolve) => setImmediate(resolve));
+  await setup.server.destroy();
+  await assert.rejects(pulling, (error: unknown) => error instanceof ObjectLostError && /could send it/.test(error.message));
+  assert.ok(!readdirNames(setup.into).includes(ref.id), 'the partly written file is removed');
+});
+
+function readdirNames(directory: string): string[] {
+  return readdirSync(directory);
+}

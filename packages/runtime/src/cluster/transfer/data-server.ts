@@ -1,0 +1,264 @@
+// The holder side of object transfer: other nodes connect to a node's data server and pull its
+// objects. Bulk bytes travel as independent chunk messages (1 MiB by default) on a WebSocket of
+// their own, from the holder (the server side, so frames are not masked) within the credit
+// window each puller grants; see holder-connection.ts for the other end.
+import { type AddressInfo } from 'node:net';
+import { debuglog } from 'node:util';
+import { WebSocket, WebSocketServer } from 'ws';
+import { decodeToHolder, encodeMessage, type FromHolder, type ToHolder } from '@shoal/protocol';
+import type { ObjectStore, OutgoingObject } from '@shoal/store';
+import { toWireFailure } from '../../thrown.js';
+import { guard, wsUrl } from '../../transport/guard.js';
+
+const debug = debuglog('shoal:transfer');
+
+/** Bytes per chunk message. */
+export const CHUNK_BYTES = 1 << 20;
+/** Close code of the connections a closing data server ends (RFC 6455 "going away"). */
+const CLOSE_GOING_AWAY = 1001;
+
+/** Options of a {@link DataServer}. */
+export interface DataServerOptions {
+  readonly host: string;
+  /** 0 picks a free port. @default 0 */
+  readonly port?: number;
+  readonly token: string;
+  readonly nodeId: string;
+  /** Where rejected connections are reported. */
+  readonly log: (line: string) => void;
+  /** A puller released these ids (it has its own copy of a task result kept for it). */
+  readonly onRelease?: (ids: readonly string[]) => void;
+  /** How long {@link DataServer.close} lets transfers in flight finish before it cuts them. @default 10000 */
+  readonly drainTimeoutMs?: number;
+}
+
+/** Lifecycle of a {@link DataServer}. */
+export type DataServerState = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
+
+/** One object streaming to a puller. */
+interface Outgoing {
+  readonly requestId: number;
+  readonly object: OutgoingObject;
+  readonly size: number;
+  sent: number;
+  acked: number;
+  window: number;
+}
+
+/** One puller's connection and the objects streaming on it. */
+interface Puller {
+  readonly socket: WebSocket;
+  readonly outgoing: Map<number, Outgoing>;
+}
+
+/**
+ * Serves this node's objects to other nodes: authenticates each connection with the cluster
+ * token, then answers `pull`s from the store. A pending object is answered once it settles; a
+ * segment object is mapped (privately, read only in effect) and streamed within the puller's
+ * credit window. Bad input closes only the connection it came on.
+ *
+ * @example
+ * ```ts
+ * await using data = await DataServer.start(store, { host: '127.0.0.1', token, nodeId: store.sessionId, log: console.error });
+ * console.log(data.url); // ws://127.0.0.1:PORT, what other nodes pull from
+ * ```
+ */
+export class DataServer implements AsyncDisposable {
+  readonly #store: ObjectStore;
+  readonly #options: DataServerOptions;
+  readonly #pullers = new Set<Puller>();
+  #server: WebSocketServer | undefined;
+  #state: DataServerState = 'idle';
+  #starting: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+  /** Resolves the drain of {@link close} once no puller is left. */
+  #drained: (() => void) | undefined;
+
+  constructor(store: ObjectStore, options: DataServerOptions) {
+    this.#store = store;
+    this.#options = options;
+  }
+
+  /** A started data server. */
+  static async start(store: ObjectStore, options: DataServerOptions): Promise<DataServer> {
+    const server = new DataServer(store, options);
+    await server.start();
+    return server;
+  }
+
+  get state(): DataServerState {
+    return this.#state;
+  }
+
+  /** Listens; resolves once other nodes can connect. Idempotent. */
+  start(): Promise<void> {
+    if (this.#state === 'closing' || this.#state === 'closed') return Promise.reject(new Error('the data server was closed'));
+    this.#starting ??= this.#listen();
+    return this.#starting;
+  }
+
+  async #listen(): Promise<void> {
+    this.#state = 'starting';
+    const { host, port = 0 } = this.#options;
+    const server = new WebSocketServer({ host, port, perMessageDeflate: false, maxPayload: 1 << 20 });
+    this.#server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+    server.on('connection', (socket, request) => this.#accept(socket, request.socket.remoteAddress ?? 'unknown'));
+    if (this.#state === 'starting') this.#state = 'running';
+  }
+
+  /** The address other nodes pull from. */
+  get url(): string {
+    const address = this.#server?.address() as AddressInfo | undefined;
+    if (!address) throw new Error('the data server is not listening (call start() first)');
+    return wsUrl(address.address, address.port);
+  }
+
+  /**
+   * Stops accepting connections and pulls, lets the objects already streaming finish (at most
+   * `drainTimeoutMs`), then closes every connection. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#drain();
+    return this.#closing;
+  }
+
+  /** Cuts every connection now, transfers in flight included (their pullers fail over). Idempotent. */
+  destroy(): Promise<void> {
+    for (const puller of this.#pullers) puller.socket.terminate();
+    return this.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  async #drain(): Promise<void> {
+    this.#state = 'closing';
+    await this.#starting?.catch(() => {});
+    const server = this.#server;
+    if (server) {
+      const drained = new Promise<void>((resolve) => (this.#drained = resolve));
+      for (const puller of this.#pullers) this.#closeIfIdle(puller);
+      this.#checkDrained();
+      const timer = setTimeout(() => {
+        for (const puller of this.#pullers) puller.socket.terminate();
+      }, this.#options.drainTimeoutMs ?? 10_000);
+      timer.unref();
+      await drained;
+      clearTimeout(timer);
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    this.#state = 'closed';
+  }
+
+  #closeIfIdle(puller: Puller): void {
+    if (this.#state === 'closing' && puller.outgoing.size === 0) puller.socket.close(CLOSE_GOING_AWAY, 'data server closing');
+  }
+
+  #checkDrained(): void {
+    if (this.#pullers.size === 0) this.#drained?.();
+  }
+
+  #accept(socket: WebSocket, remote: string): void {
+    if (this.#state !== 'running') {
+      socket.close(CLOSE_GOING_AWAY, 'data server closing');
+      return;
+    }
+    const puller: Puller = { socket, outgoing: new Map() };
+    const { outgoing } = puller;
+    this.#pullers.add(puller);
+    const send = (message: FromHolder) => socket.send(encodeMessage(message));
+    socket.on('close', () => {
+      outgoing.clear();
+      this.#pullers.delete(puller);
+      this.#checkDrained();
+    });
+    const pump = (transfer: Outgoing) => {
+      while (transfer.sent < transfer.size && transfer.sent - transfer.acked < transfer.window) {
+        if (socket.readyState !== WebSocket.OPEN) return;
+        const length = Math.min(CHUNK_BYTES, transfer.size - transfer.sent);
+        send({ type: 'chunk', requestId: transfer.requestId, offset: transfer.sent, length });
+        // A view of the mapping: ws writes it to the socket without copying (server frames are
+        // not masked); the view keeps the mapping alive until written.
+        socket.send(transfer.object.chunk(transfer.sent, length));
+        transfer.sent += length;
+      }
+      if (transfer.sent >= transfer.size) {
+        outgoing.delete(transfer.requestId);
+        this.#closeIfIdle(puller);
+      }
+    };
+    guard<ToHolder>(socket, {
+      remote,
+      kind: 'data connection',
+      token: this.#options.token,
+      helloTimeoutMs: 5000,
+      log: this.#options.log,
+      decode: decodeToHolder,
+      welcome: () => send({ type: 'welcome', nodeId: this.#options.nodeId }),
+      message: (message) => {
+        switch (message.type) {
+          case 'pull':
+            // A closing server starts no new transfer: the puller asks another holder.
+            if (this.#state !== 'running') {
+              send({ type: 'missing', requestId: message.requestId, reason: 'closing' });
+              return;
+            }
+            void this.#serve(message, send, (transfer) => {
+              outgoing.set(transfer.requestId, transfer);
+              pump(transfer);
+            });
+            return;
+          case 'ack': {
+            const transfer = outgoing.get(message.requestId);
+            if (!transfer) return;
+            transfer.acked = Math.min(transfer.sent, transfer.acked + message.bytes);
+            pump(transfer);
+            return;
+          }
+          case 'release':
+            this.#options.onRelease?.(message.ids);
+            return;
+          case 'hello':
+            return;
+        }
+      },
+    });
+  }
+
+  async #serve(
+    message: Extract<ToHolder, { type: 'pull' }>,
+    send: (message: FromHolder) => void,
+    stream: (transfer: Outgoing) => void,
+  ): Promise<void> {
+    const { requestId, id } = message;
+    await this.#store.whenSettled(id);
+    const status = this.#store.status(id);
+    if (status.state === 'failed') {
+      send({ type: 'missing', requestId, reason: 'failed', failure: toWireFailure(status.error) });
+      return;
+    }
+    if (status.state !== 'ready') {
+      send({ type: 'missing', requestId, reason: 'freed' });
+      return;
+    }
+    if (status.bytes) {
+      send({ type: 'object', requestId, size: status.size, bytes: status.bytes, contains: status.contains });
+      return;
+    }
+    let object: OutgoingObject;
+    try {
+      object = this.#store.openForRead(id);
+    } catch (error) {
+      debug('cannot serve %s: %o', id, error);
+      send({ type: 'missing', requestId, reason: 'freed' });
+      return;
+    }
+    send({ type: 'object', requestId, size: status.size, contains: status.contains });
+    stream({ requestId, object, size: status.size, sent: 0, acked: 0, window: message.window });
+  }
+}

@@ -1,0 +1,126 @@
+// Fetches the objects a node needs from the nodes that hold them: pull-based and direct (the
+// head only says where objects are), one data connection per holder (holder-connection.ts).
+import { debuglog } from 'node:util';
+import PQueue from 'p-queue';
+import { ObjectLostError, ShoalError, type WireFailure } from '@shoal/protocol';
+import type { IncomingObject } from '@shoal/store';
+import { HolderConnection, type PulledObject } from './holder-connection.js';
+import { PullFailure } from './pull-failure.js';
+
+export type { PulledObject } from './holder-connection.js';
+
+const debug = debuglog('shoal:transfer');
+
+/** Objects pulled at once; further pulls queue (the cap on bytes in flight is this x the window). */
+export const CONCURRENT_PULLS = 4;
+
+/** Counts of what a {@link ObjectPuller} fetched. */
+export interface PullStats {
+  pulls: number;
+  pulledBytes: number;
+}
+
+/**
+ * Fetches objects from other nodes into this node's session directory. Concurrent pulls of one
+ * object are merged into one; at most {@link CONCURRENT_PULLS} objects stream at once; a pull that
+ * fails at one holder is retried at the next, and fails with ObjectLostError when none is left
+ * (or with the object's own failure when its task failed).
+ *
+ * @example
+ * ```ts
+ * const puller = new ObjectPuller(token, (id, size) => store.acceptIncoming(id, size));
+ * const object = await puller.pull(id, ['ws://10.0.0.2:7001'], fromWireFailure);
+ * puller.close();
+ * ```
+ */
+export class ObjectPuller {
+  readonly stats: PullStats = { pulls: 0, pulledBytes: 0 };
+  readonly #token: string;
+  readonly #accept: (id: string, size: number) => IncomingObject;
+  readonly #connections = new Map<string, HolderConnection>();
+  readonly #inflight = new Map<string, Promise<PulledObject>>();
+  readonly #queue = new PQueue({ concurrency: CONCURRENT_PULLS });
+  #closed = false;
+
+  /** `accept` starts an object arriving in this node's store (`store.acceptIncoming`); it throws when there is no room. */
+  constructor(token: string, accept: (id: string, size: number) => IncomingObject) {
+    this.#token = token;
+    this.#accept = accept;
+  }
+
+  /** Fetches object `id` from the first of `sources` (data URLs) that has it. */
+  pull(id: string, sources: readonly string[], failure: (failure: WireFailure) => Error): Promise<PulledObject> {
+    const existing = this.#inflight.get(id);
+    if (existing) return existing;
+    const pulling = this.#queue
+      .add(() => this.#pullFrom(id, [...new Set(sources)], failure), { throwOnTimeout: true })
+      .finally(() => this.#inflight.delete(id));
+    this.#inflight.set(id, pulling);
+    return pulling;
+  }
+
+  /** Tells the holder at `url` it may drop the copies it kept for this node. */
+  release(url: string, ids: readonly string[]): void {
+    void this.#connection(url)
+      .then((connection) => connection.release(ids))
+      .catch((error: unknown) => debug('release at %s failed: %o', url, error));
+  }
+
+  /** Drops the connection to a holder that left the cluster: its pulls fail over to other holders. */
+  forget(url: string): void {
+    this.#connections.get(url)?.close();
+    this.#connections.delete(url);
+  }
+
+  /** Drops queued pulls and cuts every connection (pulls in flight fail). Idempotent. */
+  close(): void {
+    this.#closed = true;
+    this.#queue.clear();
+    for (const connection of this.#connections.values()) connection.close();
+    this.#connections.clear();
+  }
+
+  async #pullFrom(id: string, sources: string[], failure: (failure: WireFailure) => Error): Promise<PulledObject> {
+    const tried: string[] = [];
+    for (const url of sources) {
+      if (this.#closed) break;
+      try {
+        const connection = await this.#connection(url);
+        const object = await connection.pull(id);
+        this.stats.pulls += 1;
+        this.stats.pulledBytes += object.size;
+        return object;
+      } catch (error) {
+        if (error instanceof PullFailure && error.failure) throw failure(error.failure);
+        // This node's own trouble (a full /dev/shm): another holder would not help.
+        if (error instanceof ShoalError) throw error;
+        tried.push(`${url}: ${(error as Error).message}`);
+        debug('pull of %s from %s failed: %s', id, url, (error as Error).message);
+      }
+    }
+    throw new ObjectLostError(
+      id,
+      sources.length === 0
+        ? 'no node of the cluster holds it any more.'
+        : `no node holding it could send it (${tried.join('; ')}).`,
+    );
+  }
+
+  async #connection(url: string): Promise<HolderConnection> {
+    let connection = this.#connections.get(url);
+    if (!connection || connection.closed) {
+      const made = new HolderConnection(
+        url,
+        this.#token,
+        () => {
+          if (this.#connections.get(url) === made) this.#connections.delete(url);
+        },
+        this.#accept,
+      );
+      this.#connections.set(url, made);
+      connection = made;
+    }
+    await connection.ready;
+    return connection;
+  }
+}
