@@ -1,11 +1,11 @@
 import { connect } from 'node:net';
-import { basename, dirname } from 'node:path';
 import { WebSocket } from 'ws';
 import { ShoalError, decodeNodeMessage, type NodeToWorker, type WorkerToNode } from '@shoal/protocol';
 import { DRIVER_MAX_PAYLOAD, DRIVER_PATH, TOKEN_HEADER } from '../cluster/head/head.js';
 import { isRunning, readDaemon, readToken, shoalHome } from '../cluster/daemon/home.js';
 import { wsStream } from '../transport/ws-stream.js';
 import { Connection, type MessageStream } from '../transport/connection.js';
+import { sessionOfSocket } from '@shoal/store';
 import { NodeClient } from './node-client.js';
 import { REMOTE_MAX_FRAME_BYTES } from '../node/node-manager.js';
 
@@ -26,7 +26,7 @@ export function parseNodeAddress(address: unknown): string {
     throw new ShoalError('ERR_NO_LOCAL_NODE', `No node of the cluster at ${address} runs on this machine (SHOAL_HOME=${shoalHome()}).`);
   }
   const path = address.startsWith('unix://') ? address.slice('unix://'.length) : address.startsWith('unix:') ? address.slice('unix:'.length) : '';
-  if (!path.startsWith('/') || !path.endsWith('/node.sock') || !basename(dirname(path)).startsWith('shoal-')) {
+  if (!sessionOfSocket(path)) {
     throw new TypeError(
       `Expected \`address\` to be a node address like 'unix:/dev/shm/shoal-<id>/node.sock', got \`${JSON.stringify(address)}\``,
     );
@@ -54,11 +54,11 @@ export function attachToNode(address: string, token?: string): NodeClient {
     return joinRemotely(address, token ?? (process.env.SHOAL_TOKEN || readToken(shoalHome())));
   }
   const path = parseNodeAddress(address);
-  const directory = dirname(path);
+  const { sessionId, directory } = sessionOfSocket(path)!;
   const socket = connect(path);
   return clientOver(
     socket,
-    { sessionId: basename(directory).slice('shoal-'.length), directory, inlineThreshold: DEFAULT_INLINE_THRESHOLD },
+    { sessionId, directory, inlineThreshold: DEFAULT_INLINE_THRESHOLD },
     (error) => {
       if (!error) return undefined;
       const code = (error as NodeJS.ErrnoException).code;

@@ -1,4 +1,3 @@
-import { accessSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -21,8 +20,7 @@ import {
   type WireArg,
   type WorkerToNode,
 } from '@shoal/protocol';
-import { sliceBuffer } from '@shoal/shm';
-import { MappingCache, ObjectWriter, maxMapCount, writeEncodedSegment, type StoreStats, type TypedArrayKind } from '@shoal/store';
+import { SessionSegments, type ObjectWriter, type StoreStats, type TypedArrayKind } from '@shoal/store';
 import type { Connection } from '../transport/connection.js';
 import { compileFunction, type FunctionSource } from '../api/function-source.js';
 import { encodeError } from '../thrown.js';
@@ -61,7 +59,7 @@ export class NodeClient implements Runtime {
   readonly directory: string;
   readonly inlineThreshold: number;
   readonly #connection: Connection<NodeToWorker, WorkerToNode>;
-  readonly #mappings = new MappingCache(Math.min(16384, Math.max(64, Math.floor(maxMapCount() / 4))));
+  readonly #segments: SessionSegments;
   readonly #functions = new Map<string, (...args: unknown[]) => unknown>();
   #queue: Extract<NodeToWorker, { type: 'execute' }>[] = [];
   #busy = false;
@@ -98,6 +96,7 @@ export class NodeClient implements Runtime {
     this.#setAwaited(1);
     this.sessionId = settings.sessionId;
     this.directory = settings.directory;
+    this.#segments = new SessionSegments(settings.directory);
     this.inlineThreshold = settings.inlineThreshold;
     // Tasks that `require()` resolve from the directory the program was started in.
     this.#require = createRequire(pathToFileURL(join(process.cwd(), 'noop.js')));
@@ -152,7 +151,7 @@ export class NodeClient implements Runtime {
         return;
       }
       case 'forget':
-        for (const id of message.ids) this.#mappings.forget(id);
+        this.#segments.forget(message.ids);
         return;
       case 'welcome':
         if (this.remote) this.sessionId = message.sessionId;
@@ -217,7 +216,7 @@ export class NodeClient implements Runtime {
       const encoded = encodeValue(result, 'result');
       const contains = encoded.refs.map((ref) => ref.id);
       if (encoded.layout.totalSize >= this.inlineThreshold) {
-        writeEncodedSegment(join(this.directory, message.returnId), encoded);
+        this.#segments.writeEncoded(message.returnId, encoded);
         this.#connection.send({ type: 'done', taskId: message.taskId, result: { size: encoded.layout.totalSize, contains } });
       } else {
         const bytes = writeInline(encoded);
@@ -255,10 +254,8 @@ export class NodeClient implements Runtime {
     switch (location.kind) {
       case 'inline':
         return decodeValue(location.bytes, { copy: true, where: `object ${id}` });
-      case 'segment': {
-        const mapping = this.#mappings.map(id, join(this.directory, id), location.size);
-        return decodeValue(new Uint8Array(mapping), { copy: false, sliceArrayBuffer: sliceBuffer, where: `object ${id}` });
-      }
+      case 'segment':
+        return this.#segments.read(id, location.size);
       case 'error':
         throw decodeValue(location.error, { copy: true, where: `the error of object ${id}` });
       case 'freed':
@@ -288,7 +285,7 @@ export class NodeClient implements Runtime {
       }
     }
     if (size >= this.inlineThreshold && !this.remote) {
-      writeEncodedSegment(join(this.directory, id), encoded);
+      this.#segments.writeEncoded(id, encoded);
       this.#connection.send({ type: 'put', id, payload: { size, contains } });
     } else {
       this.#connection.send({ type: 'put', id, payload: { size, bytes: writeInline(encoded), contains } });
@@ -301,14 +298,13 @@ export class NodeClient implements Runtime {
     const id = newObjectId();
     const resolvedKind = typeof kind === 'number' ? 'Uint8Array' : kind.name;
     const count = typeof kind === 'number' ? kind : (length ?? Number.NaN);
-    return new ObjectWriter(resolvedKind, count, join(this.directory, id), {
+    return this.#segments.create(id, resolvedKind, count, {
       // Over the network there is no segment to write into: fill in memory, send at seal().
       inlineThreshold: this.remote ? Number.POSITIVE_INFINITY : this.inlineThreshold,
       publishInline: (array) => this.put(array),
       reserve: () => {},
       unreserve: () => {},
-      publish: (size, mapping) => {
-        this.#mappings.adopt(id, mapping);
+      publish: (size) => {
         this.#connection.send({ type: 'put', id, payload: { size, contains: [] } });
         this.#heldByNode.add(id);
         return new ObjectRef(id, this.sessionId);
@@ -329,17 +325,15 @@ export class NodeClient implements Runtime {
         'this program joined the cluster from a machine without a node, so no object is in its memory: use `await get(ref)`.',
       );
     }
-    const path = join(this.directory, ref.id);
     try {
-      accessSync(path);
+      this.#segments.check(ref.id);
     } catch {
       throw new ObjectNotFoundError(
         ref.id,
         'inside a task, only objects in shared memory can be read synchronously; use `await get(ref)`.',
       );
     }
-    const mapping = this.#mappings.map(ref.id, path);
-    return decodeValue(new Uint8Array(mapping), { copy: false, sliceArrayBuffer: sliceBuffer, where: `object ${ref.id}` }) as T;
+    return this.#segments.read(ref.id) as T;
   }
 
   free(ref: ObjectRef): boolean {
@@ -476,7 +470,7 @@ export class NodeClient implements Runtime {
     }
     this.#counts.delete(id);
     // No ref to it remains here: do not keep its mapping cached (views still keep it alive).
-    this.#mappings.forget(id);
+    this.#segments.forget([id]);
     this.#releases.push(id);
     this.#scheduleRefs();
   }

@@ -1,5 +1,4 @@
 import { createServer, type Server } from 'node:net';
-import { join } from 'node:path';
 import { debuglog } from 'node:util';
 import {
   InfeasibleTaskError,
@@ -26,8 +25,7 @@ import {
   type WireTask,
   type WorkerToNode,
 } from '@shoal/protocol';
-import { unlinkSegment } from '@shoal/shm';
-import { ObjectStore, type ObjectWriter, type StoreOptions, type StoreStats, type TypedArrayKind } from '@shoal/store';
+import { ObjectStore, nodeSocketPath, type ObjectWriter, type StoreOptions, type StoreStats, type TypedArrayKind } from '@shoal/store';
 import { Connection, type MessageStream } from '../transport/connection.js';
 import type { FunctionSource } from '../api/function-source.js';
 import { resolveNodeOptions, type NodeOptions, type ResolvedNodeOptions, type ResolvedRemoteOptions } from '../options.js';
@@ -119,8 +117,8 @@ export class NodeManager implements Runtime {
     this.store = new ObjectStore(storeOptions);
     this.#total = { CPU: this.options.numCpus, ...this.options.resources };
     this.#available = { ...this.#total };
-    this.store.onDelete = (id) => this.#forgetEverywhere(id);
-    this.socketPath = join(this.store.directory, 'node.sock');
+    this.store.on('delete', (id) => this.#forgetEverywhere(id));
+    this.socketPath = nodeSocketPath(this.store.directory);
     this.address = `unix:${this.socketPath}`;
     this.#server = createServer((socket) => this.#accept(socket));
     this.#listening = new Promise((resolve, reject) => {
@@ -805,12 +803,7 @@ export class NodeManager implements Runtime {
 
   /** A result nobody can want (cancelled or freed meanwhile): remove the segment it wrote. */
   #discardResult(task: Task, result: { bytes?: Uint8Array }): void {
-    if (result.bytes) return;
-    try {
-      unlinkSegment(join(this.store.directory, task.returnId));
-    } catch {
-      // Already gone.
-    }
+    if (!result.bytes) this.store.discardUnclaimed(task.returnId);
   }
 
   #dropHolds(task: Task): void {

@@ -2,7 +2,7 @@
 // unix socket, says which process it is, and runs the tasks it is sent until the node goes away.
 import { connect } from 'node:net';
 import { decodeNodeMessage, type NodeToWorker, type WorkerToNode } from '@shoal/protocol';
-import { setParentDeathSignal } from '@shoal/shm';
+import { setParentDeathSignal } from '@shoal/store';
 import { Connection } from '../transport/connection.js';
 import { setCurrentRuntime } from '../api/runtime.js';
 import { NodeClient } from '../client/node-client.js';

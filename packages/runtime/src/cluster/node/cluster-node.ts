@@ -3,10 +3,8 @@
 // hooks through which the node manager spills tasks it cannot start and fetches arguments it lacks.
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import { debuglog } from 'node:util';
 import { isValidId, type ClusterResult, type ClusterTask, type FromHead, type NodeReport, type PeerView } from '@shoal/protocol';
-import { unlinkSegment } from '@shoal/shm';
 import type { NodeManager } from '../../node/node-manager.js';
 import type { Resources, Task } from '../../scheduling/task.js';
 import { fromWireFailure } from '../../thrown.js';
@@ -67,8 +65,8 @@ export class ClusterNode {
     this.node = node;
     this.data = data;
     this.#options = options;
-    this.#puller = new ObjectPuller(node.store.directory, options.token, (size) =>
-      node.store.assertRoom(size, ', so an object from another node cannot be pulled here'),
+    this.#puller = new ObjectPuller(options.token, (id, size) =>
+      node.store.acceptIncoming(id, size, ', so an object from another node cannot be pulled here'),
     );
     this.link = new HeadLink(options.headUrl, options.token, () => this.report(), {
       onFatal: options.onFatal,
@@ -85,16 +83,14 @@ export class ClusterNode {
         this.#locates.clear();
       },
     });
-    const forget = node.store.onDelete;
-    node.store.onDelete = (id) => {
-      forget?.(id);
+    node.store.on('delete', (id) => {
       this.#removed.push(id);
       this.#scheduleFlush();
-    };
-    node.store.onAdd = (id, size) => {
+    });
+    node.store.on('add', (id, size) => {
       this.#added.push([id, size]);
       this.#scheduleFlush();
-    };
+    });
     node.joinCluster({
       hasRoomElsewhere: (demand) => this.#reserveElsewhere(demand),
       spill: (task, args) => this.#spill(task, args),
@@ -254,11 +250,7 @@ export class ClusterNode {
   }
 
   #discard(id: string): void {
-    try {
-      unlinkSegment(join(this.node.store.directory, id));
-    } catch {
-      // Already gone.
-    }
+    this.node.store.discardUnclaimed(id);
   }
 
   #scheduleFlush(): void {

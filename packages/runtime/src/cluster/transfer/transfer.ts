@@ -4,7 +4,6 @@
 // (1 MiB by default) on a WebSocket of their own, from the holder (the server side, so frames are
 // not masked) straight into a new segment file on the puller (pwrite at the chunk's offset).
 import { type AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { debuglog } from 'node:util';
 import PQueue from 'p-queue';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -19,8 +18,7 @@ import {
   type ToHolder,
   type WireFailure,
 } from '@shoal/protocol';
-import { closeSegment, createSegment, fillSegment, mapSegment, openSegment, unlinkSegment } from '@shoal/shm';
-import type { ObjectStore } from '@shoal/store';
+import type { IncomingObject, ObjectStore, OutgoingObject } from '@shoal/store';
 import { toWireFailure } from '../../thrown.js';
 import { guard, wsUrl } from '../../transport/guard.js';
 
@@ -48,7 +46,7 @@ export interface DataServerOptions {
 
 interface Outgoing {
   readonly requestId: number;
-  readonly mapping: ArrayBuffer;
+  readonly object: OutgoingObject;
   readonly size: number;
   sent: number;
   acked: number;
@@ -104,7 +102,7 @@ export class DataServer {
         send({ type: 'chunk', requestId: transfer.requestId, offset: transfer.sent, length });
         // A view of the mapping: ws writes it to the socket without copying (server frames are
         // not masked); the view keeps the mapping alive until written.
-        socket.send(Buffer.from(transfer.mapping, transfer.sent, length));
+        socket.send(transfer.object.chunk(transfer.sent, length));
         transfer.sent += length;
       }
       if (transfer.sent >= transfer.size) outgoing.delete(transfer.requestId);
@@ -162,30 +160,26 @@ export class DataServer {
       send({ type: 'object', requestId, size: status.size, bytes: status.bytes, contains: status.contains });
       return;
     }
-    const path = join(this.#store.directory, id);
-    let mapping: ArrayBuffer;
+    let object: OutgoingObject;
     try {
-      const fd = openSegment(path, 'read');
-      try {
-        mapping = mapSegment(fd, status.size, { shared: false }, path);
-      } finally {
-        closeSegment(fd, path);
-      }
+      object = this.#store.openForRead(id);
     } catch (error) {
       debug('cannot serve %s: %o', id, error);
       send({ type: 'missing', requestId, reason: 'freed' });
       return;
     }
     send({ type: 'object', requestId, size: status.size, contains: status.contains });
-    stream({ requestId, mapping, size: status.size, sent: 0, acked: 0, window: message.window });
+    stream({ requestId, object, size: status.size, sent: 0, acked: 0, window: message.window });
   }
 }
 
 /** An object fetched from another node into this node's session directory. */
 export interface PulledObject {
   readonly size: number;
-  /** The serialized object when it is inline; otherwise the segment file was written. */
+  /** The serialized object when it is inline. */
   readonly bytes?: Uint8Array;
+  /** Otherwise the segment, written: registered by `store.register` of its id, or discarded. */
+  readonly incoming?: IncomingObject;
   /** Ids of the objects it refers to. */
   readonly contains?: readonly string[];
 }
@@ -202,10 +196,9 @@ class PullFailure extends Error {
 
 interface Incoming {
   readonly id: string;
-  readonly path: string;
   resolve(object: PulledObject): void;
   reject(error: Error): void;
-  fd: number | undefined;
+  file: IncomingObject | undefined;
   size: number;
   received: number;
   contains: readonly string[] | undefined;
@@ -228,11 +221,11 @@ class HolderConnection {
   readonly #pinger: NodeJS.Timeout;
   closed = false;
 
-  readonly #checkRoom: (size: number) => void;
+  readonly #accept: (id: string, size: number) => IncomingObject;
 
-  constructor(url: string, token: string, onClose: () => void, checkRoom: (size: number) => void) {
+  constructor(url: string, token: string, onClose: () => void, accept: (id: string, size: number) => IncomingObject) {
     this.url = url;
-    this.#checkRoom = checkRoom;
+    this.#accept = accept;
     this.#socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 5000, maxPayload: 64 << 20 });
     this.ready = new Promise((resolve, reject) => {
       this.#socket.once('open', () => this.#send({ type: 'hello', token }));
@@ -277,10 +270,10 @@ class HolderConnection {
     });
   }
 
-  pull(id: string, path: string): Promise<PulledObject> {
+  pull(id: string): Promise<PulledObject> {
     return new Promise((resolve, reject) => {
       const requestId = this.#nextRequest++;
-      this.#requests.set(requestId, { id, path, resolve, reject, fd: undefined, size: 0, received: 0, contains: undefined, discarding: false });
+      this.#requests.set(requestId, { id, resolve, reject, file: undefined, size: 0, received: 0, contains: undefined, discarding: false });
       this.#send({ type: 'pull', requestId, id, window: PULL_WINDOW_BYTES });
     });
   }
@@ -311,7 +304,7 @@ class HolderConnection {
       request.reject(new PullFailure(`${this.url} does not have it (${message.reason})`, message.failure));
       return;
     }
-    if (request.fd !== undefined || request.discarding) throw new TypeError(`a second answer to request ${message.requestId}`);
+    if (request.file !== undefined || request.discarding) throw new TypeError(`a second answer to request ${message.requestId}`);
     // 'object': inline bytes, or the size of the segment about to stream.
     if (message.bytes) {
       this.#requests.delete(message.requestId);
@@ -321,8 +314,7 @@ class HolderConnection {
     request.size = message.size;
     request.contains = message.contains;
     try {
-      this.#checkRoom(message.size);
-      request.fd = createSegment(request.path, message.size);
+      request.file = this.#accept(request.id, message.size);
     } catch (error) {
       // No room here: this pull fails now; its chunks still come and are dropped, so the
       // other pulls on this connection go on.
@@ -334,26 +326,20 @@ class HolderConnection {
     if (message.size === 0) this.#finish(message.requestId, request);
   }
 
-  /** Closes and removes a partly written file. */
+  /** Discards a partly written object. */
   #abandon(request: Incoming): void {
-    if (request.fd === undefined) return;
-    try {
-      closeSegment(request.fd, request.path);
-      unlinkSegment(request.path);
-    } catch {
-      // Already gone.
-    }
-    request.fd = undefined;
+    request.file?.discard();
+    request.file = undefined;
   }
 
   #write(chunk: { requestId: number; offset: number; length: number }, data: Buffer): void {
     const request = this.#requests.get(chunk.requestId);
-    if (!request || (request.fd === undefined && !request.discarding)) throw new TypeError(`a chunk for unknown request ${chunk.requestId}`);
+    if (!request || (request.file === undefined && !request.discarding)) throw new TypeError(`a chunk for unknown request ${chunk.requestId}`);
     // Chunks come in order, each right after the last: anything else would leave holes.
     if (data.length !== chunk.length || chunk.length === 0 || chunk.offset !== request.received || chunk.offset + chunk.length > request.size) {
       throw new TypeError('a chunk out of order or out of bounds');
     }
-    if (!request.discarding) fillSegment(request.fd!, request.size, [data], [chunk.offset], request.path);
+    if (!request.discarding) request.file!.write(data, chunk.offset);
     request.received += data.length;
     this.#send({ type: 'ack', requestId: chunk.requestId, bytes: data.length });
     if (request.received < request.size) return;
@@ -363,9 +349,9 @@ class HolderConnection {
 
   #finish(requestId: number, request: Incoming): void {
     this.#requests.delete(requestId);
-    closeSegment(request.fd!, request.path);
-    request.fd = undefined;
-    request.resolve({ size: request.size, ...(request.contains ? { contains: request.contains } : {}) });
+    const incoming = request.file!;
+    request.file = undefined;
+    request.resolve({ size: request.size, incoming, ...(request.contains ? { contains: request.contains } : {}) });
   }
 
   #fail(error: Error): void {
@@ -392,20 +378,18 @@ export interface PullStats {
  */
 export class ObjectPuller {
   readonly stats: PullStats = { pulls: 0, pulledBytes: 0 };
-  readonly #directory: string;
   readonly #token: string;
   readonly #connections = new Map<string, HolderConnection>();
   readonly #inflight = new Map<string, Promise<PulledObject>>();
   readonly #queue = new PQueue({ concurrency: CONCURRENT_PULLS });
   #closed = false;
 
-  readonly #checkRoom: (size: number) => void;
+  readonly #accept: (id: string, size: number) => IncomingObject;
 
-  /** `checkRoom` throws when an object of that size does not fit in this node's store. */
-  constructor(directory: string, token: string, checkRoom: (size: number) => void = () => {}) {
-    this.#directory = directory;
+  /** `accept` starts an object arriving in this node's store (`store.acceptIncoming`); it throws when there is no room. */
+  constructor(token: string, accept: (id: string, size: number) => IncomingObject) {
     this.#token = token;
-    this.#checkRoom = checkRoom;
+    this.#accept = accept;
   }
 
   /** Fetches object `id` from the first of `sources` (data URLs) that has it. */
@@ -445,7 +429,7 @@ export class ObjectPuller {
       if (this.#closed) break;
       try {
         const connection = await this.#connection(url);
-        const object = await connection.pull(id, join(this.#directory, id));
+        const object = await connection.pull(id);
         this.stats.pulls += 1;
         this.stats.pulledBytes += object.size;
         return object;
@@ -474,7 +458,7 @@ export class ObjectPuller {
         () => {
           if (this.#connections.get(url) === made) this.#connections.delete(url);
         },
-        this.#checkRoom,
+        this.#accept,
       );
       this.#connections.set(url, made);
       connection = made;
