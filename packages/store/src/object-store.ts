@@ -69,7 +69,6 @@ export class ObjectStore {
   readonly #objects: ObjectLifecycle;
   readonly #removeRefHooks: () => void;
   #state: StoreState = 'running';
-  readonly #slots: { add?: ((id: string, size: number) => void) | undefined; delete?: ((id: string) => void) | undefined } = {};
 
   constructor(options?: StoreOptions) {
     this.options = resolveStoreOptions(options);
@@ -106,23 +105,6 @@ export class ObjectStore {
   off<E extends keyof StoreEvents>(event: E, listener: (...args: StoreEvents[E]) => void): this {
     this.#objects.events.off(event, listener as never);
     return this;
-  }
-
-  /** @deprecated The single slot before {@link ObjectStore.on}; goes once no caller uses it. */
-  get onAdd(): ((id: string, size: number) => void) | undefined {
-    return this.#slots.add;
-  }
-  set onAdd(listener: ((id: string, size: number) => void) | undefined) {
-    if (this.#slots.add) this.off('add', this.#slots.add);
-    if ((this.#slots.add = listener)) this.on('add', listener);
-  }
-  /** @deprecated The single slot before {@link ObjectStore.on}; goes once no caller uses it. */
-  get onDelete(): ((id: string) => void) | undefined {
-    return this.#slots.delete;
-  }
-  set onDelete(listener: ((id: string) => void) | undefined) {
-    if (this.#slots.delete) this.off('delete', this.#slots.delete);
-    if ((this.#slots.delete = listener)) this.on('delete', listener);
   }
 
   /**
