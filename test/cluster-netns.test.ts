@@ -161,13 +161,13 @@ test('a head in one network namespace, a node in another: own IPs, a 64 MiB pull
     const received = rxBytes(nsB, 'veth0') - receivedBefore;
     const result = JSON.parse(transfer.stdout) as {
       local: string;
-      first: { hash: string; length: number; ppid: number };
-      second: { hash: string; length: number; ppid: number };
+      first: { hash: string; length: number; node: string };
+      second: { hash: string; length: number; node: string };
     };
     for (const run of [result.first, result.second]) {
       assert.equal(run.hash, result.local, 'B computed the checksum of the bytes A put');
       assert.equal(run.length, BYTES / 8);
-      assert.equal(run.ppid, b.pid, 'the task ran on node B');
+      assert.equal(run.node, nodeB.nodeId, 'the task ran on node B');
     }
     assert.ok(received >= BYTES, `B's veth received ${received} bytes, less than the ${BYTES}-byte object`);
     // Status shows what each node said in its last heartbeat (every second): wait for B's next.

@@ -19,6 +19,7 @@ import type { MessageStream } from '../transport/connection.js';
 import { WorkerHandle } from '../workers/worker-handle.js';
 import { WorkerPool } from '../workers/worker-pool.js';
 import { ClusterPort } from './cluster-port.js';
+import { nodeLoad, type NodeLoad } from './node-load.js';
 import { NameRegistry } from './names.js';
 import { ObjectService } from './object-service.js';
 import type { Peer } from './peer.js';
@@ -175,30 +176,8 @@ export class NodeManager implements Runtime {
   }
 
   /** Resources, load and objects of this node right now (what it reports to its head). */
-  load(): {
-    resources: Record<string, number>;
-    available: Record<string, number>;
-    objects: number;
-    objectBytes: number;
-    capacityBytes: number;
-    queuedTasks: number;
-    runningTasks: number;
-    workers: number;
-  } {
-    const stats = this.store.stats();
-    let running = 0;
-    for (const task of this.#scheduler.tasks.values()) if (task.state === 'running') running += 1;
-    return {
-      resources: { ...this.#scheduler.total },
-      // Tasks the head placed here that have not started are room already taken, as far as the head is concerned.
-      available: this.#scheduler.available(),
-      objects: stats.objects,
-      objectBytes: stats.usedBytes + stats.inlineBytes,
-      capacityBytes: stats.capacity,
-      queuedTasks: this.#scheduler.tasks.size - running,
-      runningTasks: running,
-      workers: this.workerPids().length,
-    };
+  load(): NodeLoad {
+    return nodeLoad(this.store.stats(), this.#scheduler, this.workerPids().length);
   }
 
   /** Worker processes alive now (for tests and status). */
