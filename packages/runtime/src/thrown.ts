@@ -12,6 +12,7 @@ import {
   decodeValue,
   encodeValue,
   writeInline,
+  type ShoalErrorCode,
   type WireFailure,
 } from '@shoal/protocol';
 
@@ -59,7 +60,7 @@ export function fromWireFailure(failure: WireFailure): Error {
       return new WorkerCrashedError(taskName, failure.exitCode ?? null, failure.signal ?? null, failure.attempts ?? 1);
     default: {
       const Known = KNOWN[failure.code];
-      const error = Known ? Object.create(Known.prototype as object) as ShoalError : new ShoalError(failure.code, failure.message);
+      const error = Known ? Object.create(Known.prototype as object) as ShoalError : new ShoalError(failure.code as ShoalErrorCode, failure.message);
       if (Known) {
         // Same class, same message: built without its constructor, which would reword it.
         Object.assign(error, { name: Known.name, code: failure.code, message: failure.message });
