@@ -100,3 +100,4 @@ export {
   type ToHead,
 } from './head-protocol.js';
 export { decodeFromHolder, decodeToHolder, type FromHolder, type ToHolder } from './data-protocol.js';
+export { decodeThrown, encodeError, fromWireFailure, toWireFailure } from './wire-errors.js';
