@@ -1,8 +1,11 @@
 import { Packr } from 'msgpackr';
 import { FrameError } from './errors.js';
+import { DEFAULT_MAX_FRAME_BYTES } from './limits.js';
 
 // FrameError lives with the other errors; it stays importable from here, where it is thrown.
 export { FrameError };
+// Its limit lives with the others in limits.ts, and stays importable from here.
+export { DEFAULT_MAX_FRAME_BYTES };
 
 /**
  * Length-prefixed msgpackr frames for local sockets: `[u32 little-endian length][payload]`.
@@ -10,8 +13,6 @@ export { FrameError };
  */
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
 
-/** Frames larger than this close the connection (a peer gone wrong, or not a Shoal peer). */
-export const DEFAULT_MAX_FRAME_BYTES = 256 * 1024 * 1024;
 const PREFIX = 4;
 
 /** Encodes one message as a frame. */

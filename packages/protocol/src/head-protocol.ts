@@ -127,10 +127,8 @@ export type FromHead =
   /** Answer to `locate`: data URLs of the nodes holding each object. */
   | { readonly type: 'located'; readonly requestId: number; readonly holders: Readonly<Record<string, readonly string[]>> };
 
-/** Close codes the head uses (4000-4999 is the application range). */
-export const CLOSE_BAD_TOKEN = 4001;
-export const CLOSE_PROTOCOL_ERROR = 4002;
-export const CLOSE_TIMEOUT = 4003;
+// The close codes the head uses are in limits.ts (and stay importable from here).
+export { CLOSE_BAD_TOKEN, CLOSE_PROTOCOL_ERROR, CLOSE_TIMEOUT } from './limits.js';
 
 const TO_HEAD = new Set(['hello', 'register', 'heartbeat', 'status', 'spill', 'result', 'cancel', 'objects', 'locate']);
 const FROM_HEAD = new Set(['welcome', 'registered', 'status', 'view', 'run', 'declined', 'result', 'cancel', 'located']);

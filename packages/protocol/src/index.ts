@@ -68,7 +68,7 @@ export {
   type DecodeOptions,
   type EncodedValue,
 } from './serialize.js';
-export { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, decodeMessage, encodeFrame, encodeMessage } from './framing.js';
+export { FrameDecoder, decodeMessage, encodeFrame, encodeMessage } from './framing.js';
 export {
   decodeNodeMessage,
   decodeWorkerMessage,
@@ -82,9 +82,6 @@ export {
   type WorkerToNode,
 } from './worker-protocol.js';
 export {
-  CLOSE_BAD_TOKEN,
-  CLOSE_PROTOCOL_ERROR,
-  CLOSE_TIMEOUT,
   decodeFromHead,
   decodeToHead,
   type ClusterArg,
@@ -101,3 +98,22 @@ export {
 } from './head-protocol.js';
 export { decodeFromHolder, decodeToHolder, type FromHolder, type ToHolder } from './data-protocol.js';
 export { decodeThrown, encodeError, fromWireFailure, toWireFailure } from './wire-errors.js';
+export {
+  CHUNK_BYTES,
+  CLOSE_BAD_TOKEN,
+  CLOSE_PROTOCOL_ERROR,
+  CLOSE_TIMEOUT,
+  CONCURRENT_PULLS,
+  DATA_SERVER_MAX_PAYLOAD_BYTES,
+  DEFAULT_MAX_FRAME_BYTES,
+  DRIVER_PATH,
+  HANDSHAKE_TIMEOUT_MS,
+  HEAD_MAX_PAYLOAD_BYTES,
+  HELLO_TIMEOUT_MS,
+  PULLER_MAX_PAYLOAD_BYTES,
+  PULL_WINDOW_BYTES,
+  REMOTE_ENVELOPE_BYTES,
+  REMOTE_MAX_FRAME_BYTES,
+  REMOTE_OBJECT_LIMIT_BYTES,
+  TOKEN_HEADER,
+} from './limits.js';
