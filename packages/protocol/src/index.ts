@@ -80,7 +80,7 @@ export {
   type WireTask,
   type WireTaskOptions,
   type WorkerToNode,
-} from './worker-protocol.js';
+} from './local-protocol.js';
 export {
   decodeFromHead,
   decodeToHead,
