@@ -67,7 +67,7 @@ export {
   writeInline,
   type DecodeOptions,
   type EncodedValue,
-} from './serialize.js';
+} from './serialize/index.js';
 export { FrameDecoder, decodeMessage, encodeFrame, encodeMessage } from './framing.js';
 export {
   decodeNodeMessage,

@@ -6,7 +6,7 @@
  */
 import { ShoalError, TaskError, UnknownError, WorkerCrashedError, errorClassOf, type ShoalErrorCode } from './errors.js';
 import type { WireFailure } from './head-protocol.js';
-import { decodeValue, encodeValue, writeInline } from './serialize.js';
+import { decodeValue, encodeValue, writeInline } from './serialize/index.js';
 
 /**
  * Encodes an error (or anything thrown) for the wire, falling back to its name and message when
