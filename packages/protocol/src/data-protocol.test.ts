@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { decodeFromHolder, decodeToHolder, type FromHolder, type ToHolder } from './data-protocol.js';
-import { BadMessageError } from './errors.js';
-import { decodeMessage, encodeMessage } from './framing.js';
+import { rejects, wire } from './schema.test-helpers.js';
 
 const ID = 'Zq3kP9xT2mWv8LcR0001';
 
@@ -18,11 +17,6 @@ const FROM_HOLDER: { readonly [T in FromHolder['type']]: Extract<FromHolder, { t
   chunk: { type: 'chunk', requestId: 1, offset: 1 << 20, length: 1 << 20 },
   missing: { type: 'missing', requestId: 1, reason: 'failed', failure: { code: 'ERR_TASK_FAILED', message: 'boom', thrown: Buffer.from([0]) } },
 };
-
-const wire = (message: unknown): unknown => decodeMessage(encodeMessage(message));
-function rejects(decode: (raw: unknown) => unknown, raw: unknown, pattern: RegExp): void {
-  assert.throws(() => decode(wire(raw)), (error: unknown) => error instanceof BadMessageError && pattern.test(error.message));
-}
 
 describe('data protocol', () => {
   test('every message type decodes, through msgpack, to what was sent', () => {

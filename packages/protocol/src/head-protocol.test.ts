@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { BadMessageError } from './errors.js';
-import { decodeMessage, encodeMessage } from './framing.js';
 import { decodeFromHead, decodeToHead, type ClusterTask, type FromHead, type NodeReport, type ToHead } from './head-protocol.js';
+import { rejects, wire } from './schema.test-helpers.js';
 
 const ID = 'Zq3kP9xT2mWv8LcR0001';
 const NODE = 'K3mX9qLp2ZtA';
@@ -64,17 +63,18 @@ const FROM_HEAD: { readonly [T in FromHead['type']]: Extract<FromHead, { type: T
   located: { type: 'located', requestId: 1, holders: { [ID]: ['ws://127.0.0.1:40002'] } },
 };
 
-const wire = (message: unknown): unknown => decodeMessage(encodeMessage(message));
-function rejects(decode: (raw: unknown) => unknown, raw: unknown, pattern: RegExp): void {
-  assert.throws(() => decode(wire(raw)), (error: unknown) => error instanceof BadMessageError && pattern.test(error.message));
-}
-
 describe('head protocol: to the head', () => {
   test('every message type decodes, through msgpack, to what was sent', () => {
     for (const message of Object.values(TO_HEAD)) assert.deepEqual(decodeToHead(wire(message)), wire(message));
   });
 
+  test('a report whose available resources dipped below zero is still a report', () => {
+    const overlapping = { type: 'heartbeat', node: { ...report, available: { CPU: -1, gpu: 0.30000000000000004 } } };
+    assert.deepEqual(decodeToHead(wire(overlapping)), overlapping);
+  });
+
   test('a wrong field is refused naming the message and the field', () => {
+    rejects(decodeToHead, { type: 'spill', task: { ...task, options: { ...task.options, resources: { CPU: -1 } } } }, /`spill` .*`task\.options\.resources/);
     rejects(decodeToHead, { type: 'welcome', clusterId: 'x' }, /from a head client: type `welcome`/);
     rejects(decodeToHead, { type: 'hello', token: 'secret', role: 'driver' }, /`hello` .*`role`/);
     rejects(decodeToHead, { type: 'hello', role: 'node' }, /`hello` .*`token`/);

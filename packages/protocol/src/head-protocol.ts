@@ -38,7 +38,7 @@ const NodeReportSchema = Type.Object({
 export type NodeReport = MessageOf<typeof NodeReportSchema>;
 
 /** Milliseconds since the head last heard from it. */
-const NodeStatusSchema = Type.Composite([NodeReportSchema, Type.Object({ lastSeenMs: Amount })]);
+const NodeStatusSchema = Type.Composite([NodeReportSchema, Type.Object({ lastSeenMs: Type.Number() })]);
 /** A node as the head sees it (status output). */
 export type NodeStatus = MessageOf<typeof NodeStatusSchema>;
 

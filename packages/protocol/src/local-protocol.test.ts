@@ -1,17 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { BadMessageError } from './errors.js';
-import { decodeMessage, encodeMessage } from './framing.js';
 import { decodeNodeMessage, decodeWorkerMessage, type NodeToWorker, type WorkerToNode } from './local-protocol.js';
+import { rejects, wire } from './schema.test-helpers.js';
 
 const ID = 'Zq3kP9xT2mWv8LcR0001';
 const OTHER = 'Zq3kP9xT2mWv8LcR0002';
 const SESSION = 'K3mX9qLp2ZtA';
 const bytes = Buffer.from([1, 2, 3]);
 const options = { numCpus: 1, resources: { gpu: 0.5 }, maxRetries: 3, retryExceptions: ['TypeError'], timeoutMs: null };
-
-/** Through msgpack and back, as on the socket. */
-const wire = (message: unknown): unknown => decodeMessage(encodeMessage(message));
 
 /** One valid message of each type a worker or client sends; the type makes a missing one a compile error. */
 const TO_NODE: { readonly [T in WorkerToNode['type']]: Extract<WorkerToNode, { type: T }> } = {
@@ -58,11 +54,6 @@ const FROM_NODE: { readonly [T in NodeToWorker['type']]: Extract<NodeToWorker, {
   'looked-up': { type: 'looked-up', requestId: 2, id: null, version: 0 },
   named: { type: 'named', name: 'models/latest', id: ID, version: 2 },
 };
-
-/** Asserts that decoding throws a BadMessageError whose message matches. */
-function rejects(decode: (raw: unknown) => unknown, raw: unknown, pattern: RegExp): void {
-  assert.throws(() => decode(wire(raw)), (error: unknown) => error instanceof BadMessageError && pattern.test(error.message));
-}
 
 describe('local protocol: worker and client -> node', () => {
   test('every message type decodes, through msgpack, to what was sent', () => {

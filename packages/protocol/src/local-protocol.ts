@@ -7,7 +7,7 @@
  * {@link decodeWorkerMessage} / {@link decodeNodeMessage} check every field once at the edge.
  */
 import { Type } from '@sinclair/typebox';
-import { Amount, Bytes, Count, Id, byId, Name, Resources, decoderOf, message, type MessageOf, type UnionOf } from './schema.js';
+import { Amount, Bytes, Count, Demand, Id, byId, Name, decoderOf, message, type MessageOf, type UnionOf } from './schema.js';
 
 const ObjectLocationSchema = Type.Union([
   /** Inline: the serialized bytes themselves. */
@@ -47,7 +47,7 @@ export type WireFunction = MessageOf<typeof WireFunctionSchema>;
 /** A task's options as they travel (resolved: every default applied). */
 export const WireTaskOptionsSchema = Type.Object({
   numCpus: Amount,
-  resources: Resources,
+  resources: Demand,
   maxRetries: Count,
   retryExceptions: Type.Union([Type.Boolean(), Type.Array(Type.String())]),
   timeoutMs: Type.Union([Amount, Type.Null()]),

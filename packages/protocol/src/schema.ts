@@ -33,8 +33,13 @@ export function byId<V extends TSchema>(value: V) {
   return Type.Record(Id, value, { additionalProperties: false });
 }
 
-/** Resources by name. */
-export const Resources = Type.Record(Type.String(), Amount);
+/** What a task needs, by resource name: amounts are non-negative. */
+export const Demand = Type.Record(Type.String(), Amount);
+/**
+ * Resources by name as a node reports them. Any finite amount: what is `available` can dip below
+ * zero while the head's placements and the node's own tasks overlap, and sums of fractions drift.
+ */
+export const Resources = Type.Record(Type.String(), Type.Number());
 
 /** The schema of one message: its `type` literal and its fields. */
 export function message<T extends string, P extends Record<string, TSchema>>(type: T, fields: P) {
