@@ -2,32 +2,7 @@ import { ObjectCorruptError } from '../errors.js';
 import { isValidId } from '../ids.js';
 import { readLayout, type Layout } from '../layout.js';
 import { ObjectRef } from '../object-ref.js';
-import {
-  ARRAY_BUFFER,
-  BACKREF,
-  BIGINT,
-  BOXED,
-  DATE,
-  ERROR,
-  ERROR_TYPES,
-  ILL_FORMED_STRING,
-  KEYED,
-  MAP,
-  MAX_ARRAY_LENGTH,
-  NEG_ZERO,
-  REF,
-  REGEXP,
-  SET,
-  SPARSE,
-  TYPED_ARRAYS,
-  Tagged,
-  VIEW,
-  VIEW_KINDS,
-  isLength,
-  isTuple,
-  packr,
-  type ViewKind,
-} from './tags.js';
+import { ERROR_TYPES, MAX_ARRAY_LENGTH, TAG, TYPED_ARRAYS, Tagged, VIEW_KINDS, isLength, isTuple, packr, type ViewKind } from './tags.js';
 
 // Stored bytes -> value: the header decoded, then every Tagged node revived, views made over
 // the bytes in place unless a copy is asked for. Anything malformed is ObjectCorruptError.
@@ -85,34 +60,34 @@ class Reviver {
   #tagged(node: Tagged): unknown {
     const data = node.data;
     switch (node.tag) {
-      case NEG_ZERO:
+      case TAG.NEG_ZERO:
         return -0;
-      case BIGINT:
+      case TAG.BIGINT:
         if (typeof data !== 'string') break;
         return BigInt(data);
-      case BACKREF: {
+      case TAG.BACKREF: {
         if (!isLength(data) || data >= this.#objects.length) break;
         return this.#objects[data];
       }
-      case DATE:
+      case TAG.DATE:
         if (typeof data !== 'number') break;
         return this.#register(new Date(data));
-      case REGEXP:
+      case TAG.REGEXP:
         if (!isTuple(data, 2) || typeof data[0] !== 'string' || typeof data[1] !== 'string') break;
         return this.#register(new RegExp(data[0], data[1]));
-      case MAP: {
+      case TAG.MAP: {
         if (!Array.isArray(data) || data.length % 2 !== 0) break;
         const map = this.#register(new Map<unknown, unknown>());
         for (let i = 0; i < data.length; i += 2) map.set(this.revive(data[i]), this.revive(data[i + 1]));
         return map;
       }
-      case SET: {
+      case TAG.SET: {
         if (!Array.isArray(data)) break;
         const set = this.#register(new Set<unknown>());
         for (const entry of data) set.add(this.revive(entry));
         return set;
       }
-      case SPARSE: {
+      case TAG.SPARSE: {
         if (!Array.isArray(data) || data.length % 2 !== 1 || !isLength(data[0]) || data[0] > MAX_ARRAY_LENGTH) break;
         const array = this.#register(new Array<unknown>(data[0]));
         for (let i = 1; i < data.length; i += 2) {
@@ -122,7 +97,7 @@ class Reviver {
         }
         return array;
       }
-      case KEYED: {
+      case TAG.KEYED: {
         if (!Array.isArray(data) || data.length % 2 !== 0) break;
         const object = this.#register({} as Record<string, unknown>);
         for (let i = 0; i < data.length; i += 2) {
@@ -135,9 +110,9 @@ class Reviver {
         }
         return object;
       }
-      case ERROR:
+      case TAG.ERROR:
         return this.#error(data);
-      case ARRAY_BUFFER: {
+      case TAG.ARRAY_BUFFER: {
         if (typeof data !== 'number') break;
         const [offset, length] = this.#buffer(data);
         if (this.#options.copy || !this.#options.sliceArrayBuffer) {
@@ -145,20 +120,20 @@ class Reviver {
         }
         return this.#register(this.#options.sliceArrayBuffer(this.#base, offset, length));
       }
-      case VIEW:
+      case TAG.VIEW:
         return this.#view(data);
-      case REF: {
+      case TAG.REF: {
         if (!isTuple(data, 2)) break;
         const [id, owner] = data;
         if (!isValidId(id) || !isValidId(owner)) break;
         return this.#register(new ObjectRef(id, owner));
       }
-      case BOXED: {
+      case TAG.BOXED: {
         const primitive = this.revive(data);
         if (!['string', 'number', 'boolean', 'bigint'].includes(typeof primitive)) break;
         return this.#register(Object(primitive));
       }
-      case ILL_FORMED_STRING:
+      case TAG.ILL_FORMED_STRING:
         if (!Array.isArray(data) || !data.every((unit) => typeof unit === 'number')) break;
         return String.fromCharCode(...(data as number[]));
       default:

@@ -1,28 +1,6 @@
 import { planLayout, frontLength, writeFront, type Layout } from '../layout.js';
 import { ObjectRef } from '../object-ref.js';
-import {
-  ARRAY_BUFFER,
-  BACKREF,
-  BIGINT,
-  BOXED,
-  DATE,
-  ERROR,
-  ERROR_OWN_FIELDS,
-  ILL_FORMED_STRING,
-  KEYED,
-  MAP,
-  MAX_DEPTH,
-  NEG_ZERO_NODE,
-  REF,
-  REGEXP,
-  SET,
-  SPARSE,
-  TYPED_ARRAYS,
-  Tagged,
-  VIEW,
-  VIEW_KIND_INDEX,
-  packr,
-} from './tags.js';
+import { ERROR_OWN_FIELDS, MAX_DEPTH, NEG_ZERO_NODE, TAG, TYPED_ARRAYS, Tagged, VIEW_KIND_INDEX, packr } from './tags.js';
 import { describeFunction, describeKey, describeObject, formatPath, type PathSegment } from './value-path.js';
 
 // Value -> header plus out-of-band buffers (see tags.ts for the header's vocabulary).
@@ -66,7 +44,7 @@ class Encoder {
       case 'undefined':
         return value;
       case 'bigint':
-        return new Tagged(BIGINT, value.toString());
+        return new Tagged(TAG.BIGINT, value.toString());
       case 'object':
         return value === null ? null : this.#object(value);
       case 'function':
@@ -85,7 +63,7 @@ class Encoder {
 
   #object(object: object): unknown {
     const seen = this.#seen.get(object);
-    if (seen !== undefined) return new Tagged(BACKREF, seen);
+    if (seen !== undefined) return new Tagged(TAG.BACKREF, seen);
     this.#seen.set(object, this.#seen.size);
     if (++this.#depth > MAX_DEPTH) {
       this.#fail(`nested more than ${MAX_DEPTH} levels deep, which Shoal refuses to store; flatten the structure`);
@@ -102,7 +80,7 @@ class Encoder {
     if (ArrayBuffer.isView(object)) return this.#view(object);
     if (object instanceof ObjectRef) {
       this.refs.push(object);
-      return new Tagged(REF, [object.id, object.owner]);
+      return new Tagged(TAG.REF, [object.id, object.owner]);
     }
     if (object instanceof Map) {
       const entries: unknown[] = [];
@@ -112,20 +90,20 @@ class Encoder {
         entries.push(this.#child({ text: `.get(${describeKey(key)})` }, value));
         index += 1;
       }
-      return new Tagged(MAP, entries);
+      return new Tagged(TAG.MAP, entries);
     }
     if (object instanceof Set) {
       const entries: unknown[] = [];
       let index = 0;
       for (const value of object) entries.push(this.#child({ text: `.values()[${index++}]` }, value));
-      return new Tagged(SET, entries);
+      return new Tagged(TAG.SET, entries);
     }
-    if (object instanceof Date) return new Tagged(DATE, object.getTime());
-    if (object instanceof RegExp) return new Tagged(REGEXP, [object.source, object.flags]);
+    if (object instanceof Date) return new Tagged(TAG.DATE, object.getTime());
+    if (object instanceof RegExp) return new Tagged(TAG.REGEXP, [object.source, object.flags]);
     if (object instanceof Error) return this.#error(object);
-    if (object instanceof ArrayBuffer) return new Tagged(ARRAY_BUFFER, this.buffers.push(new Uint8Array(object)) - 1);
+    if (object instanceof ArrayBuffer) return new Tagged(TAG.ARRAY_BUFFER, this.buffers.push(new Uint8Array(object)) - 1);
     if (object instanceof Boolean || object instanceof Number || object instanceof String || object instanceof BigInt) {
-      return new Tagged(BOXED, this.value(object.valueOf()));
+      return new Tagged(TAG.BOXED, this.value(object.valueOf()));
     }
     if (typeof SharedArrayBuffer !== 'undefined' && object instanceof SharedArrayBuffer) {
       return this.#fail(
@@ -147,7 +125,7 @@ class Encoder {
       // objects as an explicit key/value list.
       const entries: unknown[] = [];
       for (const key of keys) entries.push(this.value(key), this.#child(key, object[key]));
-      return new Tagged(KEYED, entries);
+      return new Tagged(TAG.KEYED, entries);
     }
     const result: Record<string, unknown> = {};
     for (const key of keys) result[key] = this.#child(key, object[key]);
@@ -174,7 +152,7 @@ class Encoder {
         entries.push(index, this.#child(index, array[index]));
       }
     }
-    return new Tagged(SPARSE, entries);
+    return new Tagged(TAG.SPARSE, entries);
   }
 
   #view(view: ArrayBufferView): unknown {
@@ -185,7 +163,7 @@ class Encoder {
     if (kindIndex === undefined) return this.#fail(`${kind} cannot be stored. ${SUPPORTED}`);
     const index = this.buffers.push(new Uint8Array(view.buffer, view.byteOffset, view.byteLength)) - 1;
     const length = kind === 'DataView' || kind === 'Buffer' ? view.byteLength : (view as Uint8Array).length;
-    return new Tagged(VIEW, [kindIndex, index, length]);
+    return new Tagged(TAG.VIEW, [kindIndex, index, length]);
   }
 
   #error(error: Error): unknown {
@@ -196,7 +174,7 @@ class Encoder {
       if (!ERROR_OWN_FIELDS.has(key)) props.push(key, this.#child(key, (error as unknown as Record<string, unknown>)[key]));
     }
     const stack = typeof error.stack === 'string' ? error.stack : undefined;
-    return new Tagged(ERROR, [String(error.name), String(error.message), stack, hasCause, cause, props]);
+    return new Tagged(TAG.ERROR, [String(error.name), String(error.message), stack, hasCause, cause, props]);
   }
 
   #fail(message: string): never {
@@ -207,7 +185,7 @@ class Encoder {
 function illFormed(text: string): Tagged {
   const units = new Array<number>(text.length);
   for (let i = 0; i < text.length; i++) units[i] = text.charCodeAt(i);
-  return new Tagged(ILL_FORMED_STRING, units);
+  return new Tagged(TAG.ILL_FORMED_STRING, units);
 }
 
 /**
@@ -257,6 +235,6 @@ export function encodeViewShell(kind: string, length: number): { header: Uint8Ar
   const ctor = TYPED_ARRAYS[kind];
   const kindIndex = VIEW_KIND_INDEX.get(kind);
   if (!ctor || kindIndex === undefined) throw new TypeError(`Expected a TypedArray constructor, got \`${kind}\``);
-  const header = packr.pack(new Tagged(VIEW, [kindIndex, 0, length])) as Uint8Array;
+  const header = packr.pack(new Tagged(TAG.VIEW, [kindIndex, 0, length])) as Uint8Array;
   return { header, layout: planLayout(header.byteLength, [length * ctor.BYTES_PER_ELEMENT]) };
 }

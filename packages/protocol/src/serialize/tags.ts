@@ -42,23 +42,26 @@ export const packr = new Packr({
   useToJSON: false,
 });
 
-export const NEG_ZERO = 0;
-export const BIGINT = 1;
-export const SPARSE = 2;
-export const MAP = 3;
-export const SET = 4;
-export const DATE = 5;
-export const REGEXP = 6;
-export const ERROR = 7;
-export const ARRAY_BUFFER = 8;
-export const VIEW = 9;
-export const REF = 10;
-export const BACKREF = 11;
-export const BOXED = 12;
-export const KEYED = 13;
-export const ILL_FORMED_STRING = 14;
+/** The tag numbers of {@link Tagged} nodes: stored in every header, so never renumber one. */
+export const TAG = {
+  NEG_ZERO: 0,
+  BIGINT: 1,
+  SPARSE: 2,
+  MAP: 3,
+  SET: 4,
+  DATE: 5,
+  REGEXP: 6,
+  ERROR: 7,
+  ARRAY_BUFFER: 8,
+  VIEW: 9,
+  REF: 10,
+  BACKREF: 11,
+  BOXED: 12,
+  KEYED: 13,
+  ILL_FORMED_STRING: 14,
+} as const;
 
-export const NEG_ZERO_NODE = new Tagged(NEG_ZERO, 0);
+export const NEG_ZERO_NODE = new Tagged(TAG.NEG_ZERO, 0);
 
 /** View kinds by index in the header; `Buffer` is Node's, decoded as a Buffer again. */
 export const VIEW_KINDS = [
