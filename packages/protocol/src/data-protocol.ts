@@ -8,63 +8,47 @@
  * `window` bytes of credit and returns it with `ack` as it writes chunks out: that caps the bytes
  * in flight per pull.
  */
-import type { WireFailure } from './head-protocol.js';
+import { Type } from '@sinclair/typebox';
+import { WireFailureSchema } from './head-protocol.js';
+import { Bytes, Count, Id, decoderOf, message, type UnionOf } from './schema.js';
 
-export type ToHolder =
-  | { readonly type: 'hello'; readonly token: string }
-  | { readonly type: 'pull'; readonly requestId: number; readonly id: string; readonly window: number }
-  | { readonly type: 'ack'; readonly requestId: number; readonly bytes: number }
+const TO_HOLDER = {
+  hello: message('hello', { token: Type.String() }),
+  /** `window`: the credit, in bytes, the holder may send ahead of acks (at least one byte). */
+  pull: message('pull', { requestId: Count, id: Id, window: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) }),
+  ack: message('ack', { requestId: Count, bytes: Count }),
   /** The puller has its own copy now: the holder drops the hold it kept for it (task results). */
-  | { readonly type: 'release'; readonly ids: readonly string[] };
+  release: message('release', { ids: Type.Array(Id) }),
+};
+/** Messages from a puller to a holder's data server. */
+export type ToHolder = UnionOf<typeof TO_HOLDER>;
 
-export type FromHolder =
-  | { readonly type: 'welcome'; readonly nodeId: string }
-  | {
-      readonly type: 'object';
-      readonly requestId: number;
-      readonly size: number;
-      /** The serialized object, when it is inline (no chunks follow). */
-      readonly bytes?: Uint8Array;
-      /** Ids of the objects whose refs are nested in this one (the holder has them too). */
-      readonly contains?: readonly string[];
-    }
+const FROM_HOLDER = {
+  welcome: message('welcome', { nodeId: Id }),
+  object: message('object', {
+    requestId: Count,
+    size: Count,
+    /** The serialized object, when it is inline (no chunks follow). */
+    bytes: Type.Optional(Bytes),
+    /** Ids of the objects whose refs are nested in this one (the holder has them too). */
+    contains: Type.Optional(Type.Array(Id)),
+  }),
   /** The next binary message holds `length` bytes of the object at `offset`. */
-  | { readonly type: 'chunk'; readonly requestId: number; readonly offset: number; readonly length: number }
+  chunk: message('chunk', { requestId: Count, offset: Count, length: Count }),
   /** The holder does not have the object (`freed`), or it is the failure of its task. */
-  | { readonly type: 'missing'; readonly requestId: number; readonly reason: string; readonly failure?: WireFailure };
+  missing: message('missing', { requestId: Count, reason: Type.String(), failure: Type.Optional(WireFailureSchema) }),
+};
+/** Messages from a holder to a puller. */
+export type FromHolder = UnionOf<typeof FROM_HOLDER>;
 
-const TO_HOLDER = new Set(['hello', 'pull', 'ack', 'release']);
-const FROM_HOLDER = new Set(['welcome', 'object', 'chunk', 'missing']);
+/**
+ * Validates a message received by a holder (every field).
+ * @throws BadMessageError naming the message and the field that is wrong.
+ */
+export const decodeToHolder: (raw: unknown) => ToHolder = decoderOf('a puller', TO_HOLDER);
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
-const isCount = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
-
-/** Validates a message received by a holder. @throws TypeError saying what is wrong. */
-export function decodeToHolder(message: unknown): ToHolder {
-  if (!isRecord(message) || !TO_HOLDER.has(message.type as string)) throw new TypeError('unknown data message');
-  const ok =
-    (message.type === 'hello' && typeof message.token === 'string') ||
-    (message.type === 'pull' && isCount(message.requestId) && typeof message.id === 'string' && isCount(message.window) && message.window > 0) ||
-    (message.type === 'ack' && isCount(message.requestId) && isCount(message.bytes)) ||
-    (message.type === 'release' && Array.isArray(message.ids) && message.ids.every((id) => typeof id === 'string'));
-  if (!ok) throw new TypeError(`malformed ${String(message.type)}`);
-  return message as ToHolder;
-}
-
-/** Validates a message received by a puller. @throws TypeError saying what is wrong. */
-export function decodeFromHolder(message: unknown): FromHolder {
-  if (!isRecord(message) || !FROM_HOLDER.has(message.type as string)) throw new TypeError('unknown data message');
-  const ok =
-    (message.type === 'welcome' && typeof message.nodeId === 'string') ||
-    (message.type === 'object' &&
-      isCount(message.requestId) &&
-      isCount(message.size) &&
-      (message.contains === undefined || (Array.isArray(message.contains) && message.contains.every((id) => typeof id === 'string')))) ||
-    (message.type === 'chunk' && isCount(message.requestId) && isCount(message.offset) && isCount(message.length)) ||
-    (message.type === 'missing' && isCount(message.requestId) && typeof message.reason === 'string');
-  if (!ok) throw new TypeError(`malformed ${String(message.type)}`);
-  return message as FromHolder;
-}
+/**
+ * Validates a message received by a puller (every field).
+ * @throws BadMessageError naming the message and the field that is wrong.
+ */
+export const decodeFromHolder: (raw: unknown) => FromHolder = decoderOf('a holder', FROM_HOLDER);

@@ -1,5 +1,11 @@
 import { Packr } from 'msgpackr';
-import { ShoalError } from './errors.js';
+import { FrameError } from './errors.js';
+import { DEFAULT_MAX_FRAME_BYTES } from './limits.js';
+
+// FrameError lives with the other errors; it stays importable from here, where it is thrown.
+export { FrameError };
+// Its limit lives with the others in limits.ts, and stays importable from here.
+export { DEFAULT_MAX_FRAME_BYTES };
 
 /**
  * Length-prefixed msgpackr frames for local sockets: `[u32 little-endian length][payload]`.
@@ -7,16 +13,7 @@ import { ShoalError } from './errors.js';
  */
 const packr = new Packr({ useRecords: false, moreTypes: false, bundleStrings: false });
 
-/** Frames larger than this close the connection (a peer gone wrong, or not a Shoal peer). */
-export const DEFAULT_MAX_FRAME_BYTES = 256 * 1024 * 1024;
 const PREFIX = 4;
-
-/** A frame could not be read: too large or undecodable. The connection must be closed. */
-export class FrameError extends ShoalError {
-  constructor(detail: string, options?: { cause?: unknown }) {
-    super('ERR_BAD_FRAME', `Received a bad frame: ${detail}. Closing the connection.`, options);
-  }
-}
 
 /** Encodes one message as a frame. */
 export function encodeFrame(message: unknown): Buffer {

@@ -4,216 +4,148 @@
  * must be `hello` with the cluster token; anything else closes the connection.
  */
 
-import type { WireTaskOptions } from './worker-protocol.js';
+import { Type } from '@sinclair/typebox';
+import { ShippedFunctionSchema, WireTaskOptionsSchema } from './local-protocol.js';
+import { Amount, Bytes, Count, Id, byId, Resources, decoderOf, message, type MessageOf, type UnionOf } from './schema.js';
 
+const HeadRoleSchema = Type.Union([Type.Literal('node'), Type.Literal('cli')]);
 /** Who is connecting to the head. */
-export type HeadRole = 'node' | 'cli';
+export type HeadRole = MessageOf<typeof HeadRoleSchema>;
 
-/** A node's resources and load, as it reports them. */
-export interface NodeReport {
-  readonly nodeId: string;
-  readonly hostname: string;
-  readonly pid: number;
+const NodeReportSchema = Type.Object({
+  nodeId: Id,
+  hostname: Type.String(),
+  pid: Count,
   /** Where processes on the node's machine attach (its unix socket address). */
-  readonly address: string;
+  address: Type.String(),
   /** Where other nodes pull this node's objects (its data server, `ws://IP:PORT`). */
-  readonly dataUrl: string;
-  readonly resources: Readonly<Record<string, number>>;
-  readonly available: Readonly<Record<string, number>>;
-  readonly objects: number;
-  readonly objectBytes: number;
-  readonly capacityBytes: number;
-  readonly queuedTasks: number;
-  readonly runningTasks: number;
-  readonly workers: number;
+  dataUrl: Type.String(),
+  resources: Resources,
+  available: Resources,
+  objects: Count,
+  objectBytes: Count,
+  capacityBytes: Count,
+  queuedTasks: Count,
+  runningTasks: Count,
+  workers: Count,
   /** Objects this node pulled from other nodes, and their bytes, since it started. */
-  readonly pulls: number;
-  readonly pulledBytes: number;
+  pulls: Count,
+  pulledBytes: Count,
   /** The `seq` of the last `run` the node received (its `available` accounts for it). */
-  readonly runsSeen: number;
-}
+  runsSeen: Count,
+});
+/** A node's resources and load, as it reports them. */
+export type NodeReport = MessageOf<typeof NodeReportSchema>;
 
+/** Milliseconds since the head last heard from it. */
+const NodeStatusSchema = Type.Composite([NodeReportSchema, Type.Object({ lastSeenMs: Type.Number() })]);
 /** A node as the head sees it (status output). */
-export interface NodeStatus extends NodeReport {
-  /** Milliseconds since the head last heard from it. */
-  readonly lastSeenMs: number;
-}
+export type NodeStatus = MessageOf<typeof NodeStatusSchema>;
 
+const ClusterArgSchema = Type.Union([
+  Type.Object({ value: Bytes }),
+  Type.Object({ ref: Id, owner: Id, size: Count, bytes: Type.Optional(Bytes) }),
+]);
 /**
  * A task argument as it crosses nodes: a value inline, or a ref with what is needed to fetch it
  * (its owner node, its size, and its bytes when it is small).
  */
-export type ClusterArg =
-  | { readonly value: Uint8Array }
-  | { readonly ref: string; readonly owner: string; readonly size: number; readonly bytes?: Uint8Array };
+export type ClusterArg = MessageOf<typeof ClusterArgSchema>;
 
+const ClusterTaskSchema = Type.Object({
+  returnId: Id,
+  fn: ShippedFunctionSchema,
+  args: Type.Array(ClusterArgSchema),
+  options: WireTaskOptionsSchema,
+});
 /** A task that leaves its submitter's node ("spills") to run on another. */
-export interface ClusterTask {
-  readonly returnId: string;
-  readonly fn: { readonly hash: string; readonly name: string; readonly source: string };
-  readonly args: readonly ClusterArg[];
-  readonly options: WireTaskOptions;
-}
+export type ClusterTask = MessageOf<typeof ClusterTaskSchema>;
 
-/** Why a task or object failed, across nodes: enough to rebuild the same error class. */
-export interface WireFailure {
-  readonly code: string;
-  readonly message: string;
-  readonly taskName?: string;
+/** Why a task or object failed, across nodes: enough to rebuild the same error class (wire-errors.ts). */
+export const WireFailureSchema = Type.Object({
+  code: Type.String(),
+  message: Type.String(),
+  taskName: Type.Optional(Type.String()),
   /** The value a task threw, encoded (TaskError). */
-  readonly thrown?: Uint8Array;
-  readonly exitCode?: number | null;
-  readonly signal?: string | null;
-  readonly attempts?: number;
-  readonly timeoutMs?: number;
-}
+  thrown: Type.Optional(Bytes),
+  exitCode: Type.Optional(Type.Union([Type.Integer(), Type.Null()])),
+  signal: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  attempts: Type.Optional(Count),
+  timeoutMs: Type.Optional(Amount),
+});
+export type WireFailure = MessageOf<typeof WireFailureSchema>;
 
-/** How a task that ran on another node ended. */
-export type ClusterResult =
-  | { readonly ok: true; readonly size: number; readonly bytes?: Uint8Array; readonly contains: readonly ClusterContained[] }
-  | { readonly ok: false; readonly failure: WireFailure };
-
+const ClusterContainedSchema = Type.Object({ id: Id, owner: Id });
 /** A ref nested in a result: its id and the node that owns it. */
-export interface ClusterContained {
-  readonly id: string;
-  readonly owner: string;
-}
+export type ClusterContained = MessageOf<typeof ClusterContainedSchema>;
 
+const ClusterResultSchema = Type.Union([
+  Type.Object({ ok: Type.Literal(true), size: Count, bytes: Type.Optional(Bytes), contains: Type.Array(ClusterContainedSchema) }),
+  Type.Object({ ok: Type.Literal(false), failure: WireFailureSchema }),
+]);
+/** How a task that ran on another node ended. */
+export type ClusterResult = MessageOf<typeof ClusterResultSchema>;
+
+const PeerViewSchema = Type.Object({ nodeId: Id, dataUrl: Type.String(), total: Resources, available: Resources });
 /** Another node as a node sees it (sent after every heartbeat). */
-export interface PeerView {
-  readonly nodeId: string;
-  readonly dataUrl: string;
-  readonly total: Readonly<Record<string, number>>;
-  readonly available: Readonly<Record<string, number>>;
-}
+export type PeerView = MessageOf<typeof PeerViewSchema>;
 
-export type ToHead =
-  | { readonly type: 'hello'; readonly token: string; readonly role: HeadRole }
-  | { readonly type: 'register'; readonly node: NodeReport }
-  | { readonly type: 'heartbeat'; readonly node: NodeReport }
-  | { readonly type: 'status' }
+/** Data URLs of the nodes holding each object, by object id. */
+const HoldersSchema = byId(Type.Array(Type.String()));
+
+const TO_HEAD = {
+  hello: message('hello', { token: Type.String(), role: HeadRoleSchema }),
+  register: message('register', { node: NodeReportSchema }),
+  heartbeat: message('heartbeat', { node: NodeReportSchema }),
+  status: message('status', {}),
   /** A task the node cannot start now: the head places it elsewhere, or declines. */
-  | { readonly type: 'spill'; readonly task: ClusterTask }
+  spill: message('spill', { task: ClusterTaskSchema }),
   /** A task the head sent here ended (the result stays here until the submitter pulled it). */
-  | { readonly type: 'result'; readonly origin: string; readonly returnId: string; readonly result: ClusterResult }
+  result: message('result', { origin: Id, returnId: Id, result: ClusterResultSchema }),
   /** The submitter gives up on a task (cancel). */
-  | { readonly type: 'cancel'; readonly returnId: string }
+  cancel: message('cancel', { returnId: Id }),
   /** Segment objects this node now holds, and ones it no longer holds (the object directory). */
-  | { readonly type: 'objects'; readonly added: readonly (readonly [string, number])[]; readonly removed: readonly string[] }
+  objects: message('objects', { added: Type.Array(Type.Tuple([Id, Count])), removed: Type.Array(Id) }),
   /** Which nodes hold these objects. */
-  | { readonly type: 'locate'; readonly requestId: number; readonly ids: readonly string[] };
+  locate: message('locate', { requestId: Count, ids: Type.Array(Id) }),
+};
+/** Messages to the head, from nodes and CLI commands. */
+export type ToHead = UnionOf<typeof TO_HEAD>;
 
-export type FromHead =
-  | { readonly type: 'welcome'; readonly clusterId: string }
-  | { readonly type: 'registered'; readonly nodeId: string }
-  | { readonly type: 'status'; readonly clusterId: string; readonly nodes: readonly NodeStatus[] }
+const FROM_HEAD = {
+  welcome: message('welcome', { clusterId: Id }),
+  registered: message('registered', { nodeId: Id }),
+  status: message('status', { clusterId: Id, nodes: Type.Array(NodeStatusSchema) }),
   /** The other nodes, after each heartbeat. */
-  | { readonly type: 'view'; readonly nodes: readonly PeerView[] }
-  /** Run this task here for the node `origin`. */
-  | {
-      readonly type: 'run';
-      /** Numbers the runs sent to this node, so its reports say which ones they account for. */
-      readonly seq: number;
-      readonly origin: string;
-      readonly task: ClusterTask;
-      readonly sources: Readonly<Record<string, readonly string[]>>;
-    }
+  view: message('view', { nodes: Type.Array(PeerViewSchema) }),
+  /**
+   * Run this task here for the node `origin`. `seq` numbers the runs sent to this node, so its
+   * reports say which ones they account for.
+   */
+  run: message('run', { seq: Count, origin: Id, task: ClusterTaskSchema, sources: HoldersSchema }),
   /** No other node has room now: keep the task and run it here. */
-  | { readonly type: 'declined'; readonly returnId: string }
-  /** A task this node spilled ended; `holder` has the result if it is not inline. */
-  | { readonly type: 'result'; readonly returnId: string; readonly holder: string; readonly holderUrl: string; readonly result: ClusterResult }
+  declined: message('declined', { returnId: Id }),
+  /** A task this node spilled ended; `holder` (a node id, empty when none) has the result if it is not inline. */
+  result: message('result', { returnId: Id, holder: Type.String(), holderUrl: Type.String(), result: ClusterResultSchema }),
   /** Stop this task (its submitter cancelled it or left). */
-  | { readonly type: 'cancel'; readonly returnId: string }
+  cancel: message('cancel', { returnId: Id }),
   /** Answer to `locate`: data URLs of the nodes holding each object. */
-  | { readonly type: 'located'; readonly requestId: number; readonly holders: Readonly<Record<string, readonly string[]>> };
+  located: message('located', { requestId: Count, holders: HoldersSchema }),
+};
+/** Messages from the head, to nodes and CLI commands. */
+export type FromHead = UnionOf<typeof FROM_HEAD>;
 
-/** Close codes the head uses (4000-4999 is the application range). */
-export const CLOSE_BAD_TOKEN = 4001;
-export const CLOSE_PROTOCOL_ERROR = 4002;
-export const CLOSE_TIMEOUT = 4003;
+/**
+ * Validates a message received by the head (every field).
+ * @throws BadMessageError naming the message and the field that is wrong.
+ */
+export const decodeToHead: (raw: unknown) => ToHead = decoderOf('a head client', TO_HEAD);
 
-const TO_HEAD = new Set(['hello', 'register', 'heartbeat', 'status', 'spill', 'result', 'cancel', 'objects', 'locate']);
-const FROM_HEAD = new Set(['welcome', 'registered', 'status', 'view', 'run', 'declined', 'result', 'cancel', 'located']);
+/**
+ * Validates a message received from the head (every field).
+ * @throws BadMessageError naming the message and the field that is wrong.
+ */
+export const decodeFromHead: (raw: unknown) => FromHead = decoderOf('the head', FROM_HEAD);
 
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
-
-function isNodeReport(value: unknown): value is NodeReport {
-  if (!isRecord(value)) return false;
-  return (
-    typeof value.nodeId === 'string' &&
-    typeof value.hostname === 'string' &&
-    typeof value.pid === 'number' &&
-    typeof value.address === 'string' &&
-    typeof value.dataUrl === 'string' &&
-    isRecord(value.resources) &&
-    isRecord(value.available) &&
-    ['objects', 'objectBytes', 'capacityBytes', 'queuedTasks', 'runningTasks', 'workers', 'pulls', 'pulledBytes', 'runsSeen'].every(
-      (key) => typeof value[key] === 'number',
-    )
-  );
-}
-
-function isClusterTask(value: unknown): value is ClusterTask {
-  if (!isRecord(value) || typeof value.returnId !== 'string' || !isRecord(value.fn) || !isRecord(value.options)) return false;
-  const fn = value.fn;
-  if (typeof fn.hash !== 'string' || typeof fn.name !== 'string' || typeof fn.source !== 'string') return false;
-  if (!Array.isArray(value.args)) return false;
-  return value.args.every(
-    (arg) =>
-      isRecord(arg) &&
-      (arg.value instanceof Uint8Array ||
-        (typeof arg.ref === 'string' && typeof arg.owner === 'string' && typeof arg.size === 'number')),
-  );
-}
-
-/** Validates a message received by the head. @throws TypeError saying what is wrong. */
-export function decodeToHead(message: unknown): ToHead {
-  if (!isRecord(message) || !TO_HEAD.has(message.type as string)) {
-    throw new TypeError(`unknown message type \`${isRecord(message) ? String(message.type) : typeof message}\``);
-  }
-  switch (message.type) {
-    case 'hello':
-      if (typeof message.token !== 'string' || (message.role !== 'node' && message.role !== 'cli')) {
-        throw new TypeError('malformed hello');
-      }
-      break;
-    case 'register':
-    case 'heartbeat':
-      if (!isNodeReport(message.node)) throw new TypeError(`malformed ${message.type}`);
-      break;
-    case 'spill':
-      if (!isClusterTask(message.task)) throw new TypeError('malformed spill');
-      break;
-    case 'result':
-      if (typeof message.origin !== 'string' || typeof message.returnId !== 'string' || !isRecord(message.result)) {
-        throw new TypeError('malformed result');
-      }
-      break;
-    case 'cancel':
-      if (typeof message.returnId !== 'string') throw new TypeError('malformed cancel');
-      break;
-    case 'objects':
-      if (!Array.isArray(message.added) || !Array.isArray(message.removed)) throw new TypeError('malformed objects');
-      if (!message.added.every((entry) => Array.isArray(entry) && typeof entry[0] === 'string' && typeof entry[1] === 'number')) {
-        throw new TypeError('malformed objects');
-      }
-      if (!message.removed.every((id) => typeof id === 'string')) throw new TypeError('malformed objects');
-      break;
-    case 'locate':
-      if (typeof message.requestId !== 'number' || !Array.isArray(message.ids) || !message.ids.every((id) => typeof id === 'string')) {
-        throw new TypeError('malformed locate');
-      }
-      break;
-  }
-  return message as ToHead;
-}
-
-/** Validates a message received from the head. @throws TypeError saying what is wrong. */
-export function decodeFromHead(message: unknown): FromHead {
-  if (!isRecord(message) || !FROM_HEAD.has(message.type as string)) {
-    throw new TypeError(`unknown message type \`${isRecord(message) ? String(message.type) : typeof message}\``);
-  }
-  return message as FromHead;
-}
+// The close codes the head uses are in limits.ts (and stay importable from here).
+export { CLOSE_BAD_TOKEN, CLOSE_PROTOCOL_ERROR, CLOSE_TIMEOUT } from './limits.js';

@@ -6,7 +6,8 @@ const ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 const objectId = customAlphabet(ALPHABET, 20);
 const sessionId = customAlphabet(ALPHABET, 12);
 
-const ID_PATTERN = /^[0-9A-Za-z_-]{1,64}$/;
+/** What {@link isValidId} accepts; message schemas check ids with it too. */
+export const ID_PATTERN = /^[0-9A-Za-z_-]{1,64}$/;
 
 /** A new object id: 20 alphanumeric characters (~119 bits). */
 export function newObjectId(): string {
@@ -23,7 +24,8 @@ export function isValidId(id: unknown): id is string {
   return typeof id === 'string' && ID_PATTERN.test(id);
 }
 
-const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/;
+/** What {@link checkObjectName} accepts; message schemas check names with it too. */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/;
 
 /**
  * Checks the name of a named object: 1–200 characters of letters, digits and `. _ : / -`,

@@ -1,20 +1,47 @@
 export {
+  AlreadyInitializedError,
+  AttachFailedError,
+  BadMessageError,
+  BadTokenError,
+  BindFailedError,
+  ERROR_CLASSES,
+  FrameError,
   GetTimeoutError,
+  HeadClosedError,
+  HeadListenError,
+  HeadLostError,
+  HeadProtocolError,
+  HeadUnreachableError,
+  InWorkerError,
   InfeasibleTaskError,
-  ObjectLostError,
-  RuntimeShutdownError,
-  TaskCancelledError,
-  TaskError,
-  TaskTimeoutError,
-  WorkerCrashedError,
+  NoLocalNodeError,
+  NoTokenError,
+  NodeDiedError,
+  NotAvailableError,
+  NotConnectedError,
   ObjectCorruptError,
   ObjectFreedError,
+  ObjectLostError,
   ObjectNotFoundError,
   ObjectStoreFullError,
+  ObjectTooLargeError,
+  RuntimeShutdownError,
+  SessionDirectoryError,
   SharedMemoryError,
   ShoalError,
   StoreClosedError,
+  TaskCancelledError,
+  TaskError,
+  TaskTimeoutError,
+  TooManyMappingsError,
+  UnknownError,
+  WorkerCrashedError,
+  errorClassOf,
   formatBytes,
+  type AttachFailure,
+  type ShoalErrorClass,
+  type ShoalErrorCode,
+  type ShoalErrorOptions,
 } from './errors.js';
 export { checkObjectName, isValidId, newObjectId, newSessionId } from './ids.js';
 export {
@@ -40,8 +67,8 @@ export {
   writeInline,
   type DecodeOptions,
   type EncodedValue,
-} from './serialize.js';
-export { DEFAULT_MAX_FRAME_BYTES, FrameDecoder, FrameError, decodeMessage, encodeFrame, encodeMessage } from './framing.js';
+} from './serialize/index.js';
+export { FrameDecoder, decodeMessage, encodeFrame, encodeMessage } from './framing.js';
 export {
   decodeNodeMessage,
   decodeWorkerMessage,
@@ -53,11 +80,8 @@ export {
   type WireTask,
   type WireTaskOptions,
   type WorkerToNode,
-} from './worker-protocol.js';
+} from './local-protocol.js';
 export {
-  CLOSE_BAD_TOKEN,
-  CLOSE_PROTOCOL_ERROR,
-  CLOSE_TIMEOUT,
   decodeFromHead,
   decodeToHead,
   type ClusterArg,
@@ -73,3 +97,23 @@ export {
   type ToHead,
 } from './head-protocol.js';
 export { decodeFromHolder, decodeToHolder, type FromHolder, type ToHolder } from './data-protocol.js';
+export { decodeThrown, encodeError, fromWireFailure, toWireFailure } from './wire-errors.js';
+export {
+  CHUNK_BYTES,
+  CLOSE_BAD_TOKEN,
+  CLOSE_PROTOCOL_ERROR,
+  CLOSE_TIMEOUT,
+  CONCURRENT_PULLS,
+  DATA_SERVER_MAX_PAYLOAD_BYTES,
+  DEFAULT_MAX_FRAME_BYTES,
+  DRIVER_PATH,
+  HANDSHAKE_TIMEOUT_MS,
+  HEAD_MAX_PAYLOAD_BYTES,
+  HELLO_TIMEOUT_MS,
+  PULLER_MAX_PAYLOAD_BYTES,
+  PULL_WINDOW_BYTES,
+  REMOTE_ENVELOPE_BYTES,
+  REMOTE_MAX_FRAME_BYTES,
+  REMOTE_OBJECT_LIMIT_BYTES,
+  TOKEN_HEADER,
+} from './limits.js';

@@ -15,7 +15,7 @@ import {
   writeFrontBytes,
   writeInline,
   type DecodeOptions,
-} from './serialize.js';
+} from './serialize/index.js';
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -943,7 +943,7 @@ describe('unsupported values are rejected with the path in the message', () => {
   test('Maps, Sets and error causes nested fewer than MAX_DEPTH levels never overflow the stack with a RangeError', () => {
     // Run in a fresh process: how deep recursion gets before overflowing depends on whether the
     // code is optimized yet, and a fresh process is the worst (and most deterministic) case.
-    const serialize = new URL('./serialize.ts', import.meta.url).href;
+    const serialize = new URL('./serialize/index.ts', import.meta.url).href;
     const script = `
       const { encodeValue, writeInline, decodeValue, MAX_DEPTH } = await import(${JSON.stringify(serialize)});
       const results = [];

@@ -1,0 +1,44 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { decodeFromHolder, decodeToHolder, type FromHolder, type ToHolder } from './data-protocol.js';
+import { rejects, wire } from './schema.test-helpers.js';
+
+const ID = 'Zq3kP9xT2mWv8LcR0001';
+
+const TO_HOLDER: { readonly [T in ToHolder['type']]: Extract<ToHolder, { type: T }> } = {
+  hello: { type: 'hello', token: 'secret' },
+  pull: { type: 'pull', requestId: 1, id: ID, window: 16 << 20 },
+  ack: { type: 'ack', requestId: 1, bytes: 1 << 20 },
+  release: { type: 'release', ids: [ID] },
+};
+const FROM_HOLDER: { readonly [T in FromHolder['type']]: Extract<FromHolder, { type: T }> } = {
+  welcome: { type: 'welcome', nodeId: 'K3mX9qLp2ZtA' },
+  object: { type: 'object', requestId: 1, size: 3, bytes: Buffer.from([1, 2, 3]), contains: [ID] },
+  chunk: { type: 'chunk', requestId: 1, offset: 1 << 20, length: 1 << 20 },
+  missing: { type: 'missing', requestId: 1, reason: 'failed', failure: { code: 'ERR_TASK_FAILED', message: 'boom', thrown: Buffer.from([0]) } },
+};
+
+describe('data protocol', () => {
+  test('every message type decodes, through msgpack, to what was sent', () => {
+    for (const message of Object.values(TO_HOLDER)) assert.deepEqual(decodeToHolder(wire(message)), wire(message));
+    for (const message of Object.values(FROM_HOLDER)) assert.deepEqual(decodeFromHolder(wire(message)), wire(message));
+    assert.deepEqual(decodeFromHolder(wire({ type: 'object', requestId: 2, size: 1 << 30 })), { type: 'object', requestId: 2, size: 1 << 30 });
+  });
+
+  test('a puller message with a wrong field is refused naming it', () => {
+    rejects(decodeToHolder, { type: 'object', requestId: 1, size: 1 }, /from a puller: type `object`/);
+    rejects(decodeToHolder, { ...TO_HOLDER.pull, window: 0 }, /`pull` .*`window`/);
+    rejects(decodeToHolder, { ...TO_HOLDER.pull, id: '../../etc/passwd' }, /`pull` .*`id`/);
+    rejects(decodeToHolder, { ...TO_HOLDER.ack, bytes: -1 }, /`ack` .*`bytes`/);
+    rejects(decodeToHolder, { type: 'release', ids: [1] }, /`release` .*`ids\.0`/);
+    rejects(decodeToHolder, { type: 'hello' }, /`hello` .*`token`/);
+  });
+
+  test('a holder message with a wrong field is refused naming it', () => {
+    rejects(decodeFromHolder, { ...FROM_HOLDER.object, bytes: 'abc' }, /`object` .*`bytes`/);
+    rejects(decodeFromHolder, { ...FROM_HOLDER.object, contains: 'abc' }, /`object` .*`contains`/);
+    rejects(decodeFromHolder, { ...FROM_HOLDER.chunk, offset: 2 ** 60 }, /`chunk` .*`offset`/);
+    rejects(decodeFromHolder, { ...FROM_HOLDER.missing, failure: { code: 'ERR_X' } }, /`missing` .*`failure\.message`/);
+    rejects(decodeFromHolder, { type: 'welcome', nodeId: '' }, /`welcome` .*`nodeId`/);
+  });
+});

@@ -1,0 +1,99 @@
+/**
+ * Every size limit, chunk size, close code and wire path of Shoal's connections, in one place:
+ * both ends of a boundary must agree on them, and a limit changed on one side only shows up as a
+ * connection closed with 1009 on the other. Each says why it has the value it has.
+ */
+
+const MiB = 1 << 20;
+const GiB = 1024 ** 3;
+
+// --- Local sockets (node <-> workers and attached processes) --------------------------------------
+
+/**
+ * Largest frame on a node's unix socket. Objects above the inline threshold go through shared
+ * memory, so frames carry only control messages and small values; a frame this large means a
+ * peer gone wrong (or not a Shoal peer), and the connection is closed rather than buffered.
+ */
+export const DEFAULT_MAX_FRAME_BYTES = 256 * MiB;
+
+// --- Remote drivers (a program on a machine without a node, through the head) ---------------------
+
+/**
+ * Largest object a program on a machine without a node sends or receives. It has no shared
+ * memory with the node, so each object travels whole in one message: the limit keeps one message
+ * from holding both ends' memory for too long. Its errors (ObjectTooLargeError) name 1 GiB.
+ */
+export const REMOTE_OBJECT_LIMIT_BYTES = GiB;
+
+/** Room in a remote driver's message for the envelope around an object of the full limit. */
+export const REMOTE_ENVELOPE_BYTES = MiB;
+
+/**
+ * Largest message (WebSocket payload, and frame on the node's side of the bridge) of a remote
+ * driver's connection: one object of the full limit plus its envelope.
+ */
+export const REMOTE_MAX_FRAME_BYTES = REMOTE_OBJECT_LIMIT_BYTES + REMOTE_ENVELOPE_BYTES;
+
+/** The head's path remote drivers connect to (nodes and CLI commands use `/`). */
+export const DRIVER_PATH = '/driver';
+
+/**
+ * The HTTP header a remote driver sends the cluster token in: checked at the upgrade, so a wrong
+ * token is refused with 401 before a WebSocket exists.
+ */
+export const TOKEN_HEADER = 'x-shoal-token';
+
+// --- The head's control connections (nodes, CLI commands) ------------------------------------------
+
+/**
+ * Default largest message on a control connection to the head. Tasks that spill carry their
+ * small arguments inline and heartbeats carry a node's report, so 16 MiB is far above any real
+ * message while bounding what an unauthenticated peer can make the head buffer.
+ */
+export const HEAD_MAX_PAYLOAD_BYTES = 16 * MiB;
+
+/**
+ * How long a new connection (to the head, or to a data server) has to say `hello` with the token
+ * before it is closed: long enough for a loaded machine, short enough that idle sockets do not pile up.
+ */
+export const HELLO_TIMEOUT_MS = 5000;
+
+/** How long a WebSocket's opening handshake may take before the connect fails (head links, pulls). */
+export const HANDSHAKE_TIMEOUT_MS = 5000;
+
+/** Close code (application range 4000-4999): the hello had a wrong or missing token. */
+export const CLOSE_BAD_TOKEN = 4001;
+/** Close code: a message did not decode, or is not one the protocol allows. */
+export const CLOSE_PROTOCOL_ERROR = 4002;
+/** Close code: no hello within {@link HELLO_TIMEOUT_MS}. */
+export const CLOSE_TIMEOUT = 4003;
+
+// --- Node <-> node object transfer (data-protocol.ts) ---------------------------------------------
+
+/**
+ * Bytes per chunk of a segment object. Large enough that per-message overhead is small next to
+ * the copy, small enough that one chunk never stalls the socket for other pulls.
+ */
+export const CHUNK_BYTES = MiB;
+
+/**
+ * Bytes a puller lets a holder send ahead of what it has written, per pull (the credit window):
+ * enough to keep a fast link busy, and the cap on one pull's memory in flight.
+ */
+export const PULL_WINDOW_BYTES = 16 * MiB;
+
+/** Objects a node pulls at once; further pulls queue. Bytes in flight are at most this x the window. */
+export const CONCURRENT_PULLS = 4;
+
+/**
+ * Largest message a data server accepts from a puller: only hello, pull, ack and release, all
+ * tiny, so anything above one chunk's size is not a Shoal puller.
+ */
+export const DATA_SERVER_MAX_PAYLOAD_BYTES = CHUNK_BYTES;
+
+/**
+ * Largest message a puller accepts from a holder: a chunk (CHUNK_BYTES), or an inline object's
+ * bytes in its `object` answer, which stay far below this; the margin is for a holder with a
+ * larger inline threshold.
+ */
+export const PULLER_MAX_PAYLOAD_BYTES = 64 * MiB;
