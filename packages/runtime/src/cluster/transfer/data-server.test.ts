@@ -6,7 +6,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { WebSocket } from 'ws';
-import { ObjectLostError, ShoalError, encodeMessage, type WireFailure } from '@shoal/protocol';
+import { ObjectLostError, TaskError, encodeMessage, fromWireFailure, type WireFailure } from '@shoal/protocol';
 import { ObjectStore } from '@shoal/store';
 import { DataServer } from './data-server.js';
 import { ObjectPuller } from './object-puller.js';
@@ -39,7 +39,7 @@ async function setUp(): Promise<{ store: ObjectStore; server: DataServer; puller
   };
 }
 
-const asError = (failure: WireFailure) => new ShoalError(failure.code, failure.message);
+const asError = (failure: WireFailure): Error => fromWireFailure(failure);
 
 /** Opens a raw connection, sends `frames`; resolves with the close code the server chose. */
 function closeCodeFor(url: string, frames: Buffer[]): Promise<number> {
@@ -82,8 +82,12 @@ test('a holder without the object: ObjectLostError naming it; a failed object: i
   });
   setup.store.expect('failedXXXXXXXXXXXXXXXX');
   setup.store.hold('failedXXXXXXXXXXXXXXXX'); // as a pending task's return is held
-  setup.store.fail('failedXXXXXXXXXXXXXXXX', new ShoalError('ERR_TASK_FAILED', 'the task threw'));
-  await assert.rejects(setup.puller.pull('failedXXXXXXXXXXXXXXXX', [setup.server.url], asError), { code: 'ERR_TASK_FAILED', message: 'the task threw' });
+  setup.store.fail('failedXXXXXXXXXXXXXXXX', new TaskError('f', new Error('the task threw')));
+  await assert.rejects(setup.puller.pull('failedXXXXXXXXXXXXXXXX', [setup.server.url], asError), {
+    name: 'TaskError',
+    code: 'ERR_TASK_FAILED',
+    message: 'Task f failed: Error: the task threw',
+  });
 });
 
 test('a pull fails over to the next holder; none left is ObjectLostError', async () => {
