@@ -38,24 +38,8 @@ export {
 } from './cluster/daemon/daemon-control.js';
 export { resolveDaemonOptions, type DaemonConfig, type DaemonOptions, type OptionLabel } from './cluster/daemon/daemon-options.js';
 
-// What the public `shoal` package shows of the lower layers (it imports only this package).
-export {
-  GetTimeoutError,
-  InfeasibleTaskError,
-  ObjectLostError,
-  ObjectCorruptError,
-  ObjectFreedError,
-  ObjectNotFoundError,
-  ObjectRef,
-  ObjectStoreFullError,
-  RuntimeShutdownError,
-  SharedMemoryError,
-  ShoalError,
-  StoreClosedError,
-  TaskCancelledError,
-  TaskError,
-  TaskTimeoutError,
-  WorkerCrashedError,
-  type ObjectRefJSON,
-} from '@shoal/protocol';
+// What the public `shoal` package shows of the lower layers (it imports only this package):
+// every error class (also at '@shoal/runtime/errors'), refs, and the store's public types.
+export * from './errors.js';
+export { ObjectRef, type ObjectRefJSON } from '@shoal/protocol';
 export type { ObjectWriter, StoreOptions, StoreStats, TypedArrayKind } from '@shoal/store';

@@ -14,23 +14,6 @@ export { init, shutdown, type InitOptions, type ShoalSession } from './session.j
 export { store, type Store } from './store.js';
 export { cancel, get, remote, wait, type WaitOptions } from './tasks.js';
 export type { NamedVersion, RemoteArgs, RemoteFunction, RemoteOptions, WaitResult } from '@shoal/runtime';
-export {
-  GetTimeoutError,
-  InfeasibleTaskError,
-  ObjectLostError,
-  ObjectCorruptError,
-  ObjectFreedError,
-  ObjectNotFoundError,
-  ObjectRef,
-  ObjectStoreFullError,
-  RuntimeShutdownError,
-  SharedMemoryError,
-  ShoalError,
-  StoreClosedError,
-  TaskCancelledError,
-  TaskError,
-  TaskTimeoutError,
-  WorkerCrashedError,
-  type ObjectRefJSON,
-} from '@shoal/runtime';
+export * from '@shoal/runtime/errors';
+export { ObjectRef, type ObjectRefJSON } from '@shoal/runtime';
 export type { ObjectWriter, StoreOptions, StoreStats, TypedArrayKind } from '@shoal/runtime';
