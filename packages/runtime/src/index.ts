@@ -40,7 +40,9 @@ export { resolveDaemonOptions, type DaemonConfig, type DaemonOptions, type Optio
 
 // What the public `shoal` package shows of the lower layers (it imports only this package).
 export {
+  AlreadyInitializedError,
   GetTimeoutError,
+  InWorkerError,
   InfeasibleTaskError,
   ObjectLostError,
   ObjectCorruptError,

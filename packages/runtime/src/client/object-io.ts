@@ -1,9 +1,9 @@
 import {
   ObjectFreedError,
+  NotConnectedError,
   ObjectNotFoundError,
-  ShoalError,
+  ObjectTooLargeError,
   decodeValue,
-  formatBytes,
   writeInline,
   type EncodedValue,
   type ObjectLocation,
@@ -101,20 +101,12 @@ export class RemoteObjects implements ObjectIO {
 
   payload(_id: string, encoded: EncodedValue): ObjectPayload {
     if (!this.#welcomed()) {
-      throw new ShoalError(
-        'ERR_NOT_CONNECTED',
-        'Cannot put an object before the node accepted this program: `await init({ address, token })` first.',
-      );
+      throw new NotConnectedError('put an object');
     }
     const contains = encoded.refs.map((ref) => ref.id);
     const size = encoded.layout.totalSize;
     if (size > REMOTE_OBJECT_LIMIT) {
-      throw new ShoalError(
-        'ERR_OBJECT_TOO_LARGE',
-        `Cannot store an object of ${formatBytes(size)}: a program on a machine without a node sends each object ` +
-          'whole, up to 1 GiB. Split it into several objects, or run the program on a machine with a node ' +
-          '(`shoal start --address ...`).',
-      );
+      throw new ObjectTooLargeError({ size });
     }
     return { size, bytes: writeInline(encoded), contains };
   }

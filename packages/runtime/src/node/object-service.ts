@@ -1,4 +1,4 @@
-import { ShoalError, formatBytes, isValidId, type ObjectLocation, type ObjectPayload } from '@shoal/protocol';
+import { ObjectTooLargeError, isValidId, type ObjectLocation, type ObjectPayload } from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
 import { encodeError } from '../thrown.js';
 import type { Peer } from './peer.js';
@@ -36,12 +36,7 @@ export class ObjectService {
         // A remote driver cannot map this machine's segments: it gets the bytes.
         if (peer?.remote) {
           if (status.size > REMOTE_MAX_OBJECT_BYTES) {
-            const tooLarge = new ShoalError(
-              'ERR_OBJECT_TOO_LARGE',
-              `Object ${id} is ${formatBytes(status.size)}: a program on a machine without a node receives each object ` +
-                'whole, up to 1 GiB. Read it in a task, or run the program on a machine with a node.',
-            );
-            return { kind: 'error', error: encodeError(tooLarge) };
+            return { kind: 'error', error: encodeError(new ObjectTooLargeError({ size: status.size, objectId: id })) };
           }
           return { kind: 'inline', bytes: this.#store.segmentBytes(id) };
         }

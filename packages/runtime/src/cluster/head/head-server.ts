@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { CLOSE_PROTOCOL_ERROR, ShoalError, decodeToHead, encodeMessage, type HeadRole, type ToHead } from '@shoal/protocol';
+import { CLOSE_PROTOCOL_ERROR, HeadListenError, decodeToHead, encodeMessage, type HeadRole, type ToHead } from '@shoal/protocol';
 import type { Logger } from '../../log.js';
 import { guard, sameToken } from '../../transport/guard.js';
 import type { MemberLink } from './membership.js';
@@ -98,7 +98,7 @@ export class HeadServer {
               : error.code === 'EACCES'
                 ? `port ${port} needs privileges; use a port above 1023`
                 : error.message;
-        reject(new ShoalError('ERR_HEAD_LISTEN', `The head cannot listen on ${host}:${port}: ${why}.`, { cause: error }));
+        reject(new HeadListenError(host, port, why, { cause: error }));
       };
       this.#http.once('error', failed);
       this.#http.listen(port, host, () => {
