@@ -4,15 +4,16 @@ import {
   AttachFailedError,
   BadTokenError,
   NoLocalNodeError,
+  DRIVER_PATH,
   NoTokenError,
+  REMOTE_MAX_FRAME_BYTES,
+  TOKEN_HEADER,
   decodeNodeMessage, type NodeToWorker, type WorkerToNode } from '@shoal/protocol';
-import { DRIVER_MAX_PAYLOAD, DRIVER_PATH, TOKEN_HEADER } from '../cluster/head/head.js';
 import { isRunning, readDaemon, readToken, shoalHome } from '../cluster/daemon/home.js';
 import { wsStream } from '../transport/ws-stream.js';
 import { Connection, type MessageStream } from '../transport/connection.js';
 import { sessionOfSocket } from '@shoal/store';
 import { NodeClient } from './node-client.js';
-import { REMOTE_MAX_FRAME_BYTES } from '../node/node-manager.js';
 
 /** Inline threshold assumed until the node's welcome says otherwise (it only steers put's choice). */
 const DEFAULT_INLINE_THRESHOLD = 100 * 1024;
@@ -107,7 +108,7 @@ function joinRemotely(headUrl: string, token: string | undefined): NodeClient {
   const url = `${headUrl.replace(/\/+$/, '')}${DRIVER_PATH}`;
   const socket = new WebSocket(url, {
     perMessageDeflate: false,
-    maxPayload: DRIVER_MAX_PAYLOAD,
+    maxPayload: REMOTE_MAX_FRAME_BYTES,
     headers: { [TOKEN_HEADER]: token },
     // A zero mask makes ws skip masking the puts this program sends (its JavaScript XOR runs at
     // ~0.2 GB/s; measured on loopback: 0.20 GB/s masked, 1.2 GB/s not). Masking protects

@@ -3,6 +3,7 @@ import {
   NotConnectedError,
   ObjectNotFoundError,
   ObjectTooLargeError,
+  REMOTE_OBJECT_LIMIT_BYTES,
   decodeValue,
   writeInline,
   type EncodedValue,
@@ -12,8 +13,6 @@ import {
 } from '@shoal/protocol';
 import { ObjectWriter, SessionSegments, type TypedArrayKind, type WriterHost } from '@shoal/store';
 
-/** Largest object a program without a node of its own sends (one message; see REMOTE_MAX_FRAME_BYTES). */
-const REMOTE_OBJECT_LIMIT = 1024 ** 3;
 
 /** How a client announces an object made with `create()` once it is sealed. */
 export interface Publisher {
@@ -105,7 +104,7 @@ export class RemoteObjects implements ObjectIO {
     }
     const contains = encoded.refs.map((ref) => ref.id);
     const size = encoded.layout.totalSize;
-    if (size > REMOTE_OBJECT_LIMIT) {
+    if (size > REMOTE_OBJECT_LIMIT_BYTES) {
       throw new ObjectTooLargeError({ size });
     }
     return { size, bytes: writeInline(encoded), contains };

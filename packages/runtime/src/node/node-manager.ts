@@ -27,7 +27,6 @@ import { PeerRouter } from './peer-router.js';
 import { PeerServer } from './peer-server.js';
 import { RefHolds } from './ref-holds.js';
 
-export { REMOTE_MAX_FRAME_BYTES } from './object-service.js';
 export type { ClusterHooks } from './cluster-port.js';
 
 const debug = debuglog('shoal:node');

@@ -1,13 +1,8 @@
-import { ObjectTooLargeError, isValidId, type ObjectLocation, type ObjectPayload } from '@shoal/protocol';
+import { ObjectTooLargeError, REMOTE_OBJECT_LIMIT_BYTES, isValidId, type ObjectLocation, type ObjectPayload } from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
 import { encodeError } from '../thrown.js';
 import type { Peer } from './peer.js';
 import type { RefHolds } from './ref-holds.js';
-
-/** Largest frame of a remote driver's connection (its objects travel whole). */
-export const REMOTE_MAX_FRAME_BYTES = 1024 ** 3 + (1 << 20);
-/** Largest object a remote driver receives: one frame, less room for the message around it. */
-const REMOTE_MAX_OBJECT_BYTES = REMOTE_MAX_FRAME_BYTES - (1 << 20);
 
 /**
  * The node's objects as its peers see them: where an object is (inline bytes, a segment to map,
@@ -35,7 +30,7 @@ export class ObjectService {
         if (status.bytes) return { kind: 'inline', bytes: status.bytes };
         // A remote driver cannot map this machine's segments: it gets the bytes.
         if (peer?.remote) {
-          if (status.size > REMOTE_MAX_OBJECT_BYTES) {
+          if (status.size > REMOTE_OBJECT_LIMIT_BYTES) {
             return { kind: 'error', error: encodeError(new ObjectTooLargeError({ size: status.size, objectId: id })) };
           }
           return { kind: 'inline', bytes: this.#store.segmentBytes(id) };

@@ -2,6 +2,7 @@ import { WebSocket } from 'ws';
 import {
   BadTokenError,
   CLOSE_BAD_TOKEN,
+  HANDSHAKE_TIMEOUT_MS,
   HeadClosedError,
   HeadProtocolError,
   HeadUnreachableError,
@@ -32,7 +33,7 @@ function describeClose(url: string, code: number, reason: string): ShoalError {
  */
 export function connectToHead(url: string, token: string, role: 'node' | 'cli'): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 5000 });
+    const socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
     const fail = (error: Error) => {
       socket.removeAllListeners();
       socket.on('error', () => {});

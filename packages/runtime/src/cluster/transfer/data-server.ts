@@ -5,15 +5,13 @@
 import { type AddressInfo } from 'node:net';
 import { debuglog } from 'node:util';
 import { WebSocket, WebSocketServer } from 'ws';
-import { decodeToHolder, encodeMessage, type FromHolder, type ToHolder } from '@shoal/protocol';
+import { CHUNK_BYTES, DATA_SERVER_MAX_PAYLOAD_BYTES, HELLO_TIMEOUT_MS, decodeToHolder, encodeMessage, type FromHolder, type ToHolder } from '@shoal/protocol';
 import type { ObjectStore, OutgoingObject } from '@shoal/store';
 import { toWireFailure } from '../../thrown.js';
 import { guard, wsUrl } from '../../transport/guard.js';
 
 const debug = debuglog('shoal:transfer');
 
-/** Bytes per chunk message. */
-export const CHUNK_BYTES = 1 << 20;
 /** Close code of the connections a closing data server ends (RFC 6455 "going away"). */
 const CLOSE_GOING_AWAY = 1001;
 
@@ -100,7 +98,7 @@ export class DataServer implements AsyncDisposable {
   async #listen(): Promise<void> {
     this.#state = 'starting';
     const { host, port = 0 } = this.#options;
-    const server = new WebSocketServer({ host, port, perMessageDeflate: false, maxPayload: 1 << 20 });
+    const server = new WebSocketServer({ host, port, perMessageDeflate: false, maxPayload: DATA_SERVER_MAX_PAYLOAD_BYTES });
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
@@ -196,7 +194,7 @@ export class DataServer implements AsyncDisposable {
       remote,
       kind: 'data connection',
       token: this.#options.token,
-      helloTimeoutMs: 5000,
+      helloTimeoutMs: HELLO_TIMEOUT_MS,
       log: this.#options.log,
       decode: decodeToHolder,
       welcome: () => send({ type: 'welcome', nodeId: this.#options.nodeId }),
