@@ -1,8 +1,7 @@
-import { ObjectFreedError, isValidId, type ClusterResult, type ClusterTask, type WireArg } from '@shoal/protocol';
+import { ObjectFreedError, isValidId, toWireFailure, type ClusterResult, type ClusterTask, type WireArg } from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
 import type { FunctionSource } from '../api/function-source.js';
 import type { LocalScheduler } from '../scheduling/local-scheduler.js';
-import { toWireFailure } from '../thrown.js';
 
 /** Where a finished foreign task's result goes: the cluster agent reports it to the head. */
 export type ForeignFinished = (origin: string, returnId: string, result: ClusterResult) => void;

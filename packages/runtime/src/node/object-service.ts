@@ -1,6 +1,12 @@
-import { ObjectTooLargeError, REMOTE_OBJECT_LIMIT_BYTES, isValidId, type ObjectLocation, type ObjectPayload } from '@shoal/protocol';
+import {
+  ObjectTooLargeError,
+  REMOTE_OBJECT_LIMIT_BYTES,
+  encodeError,
+  isValidId,
+  type ObjectLocation,
+  type ObjectPayload,
+} from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
-import { encodeError } from '../thrown.js';
 import type { Peer } from './peer.js';
 import type { RefHolds } from './ref-holds.js';
 

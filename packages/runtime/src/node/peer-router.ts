@@ -1,8 +1,7 @@
-import { TaskCancelledError, TaskError, checkObjectName, type WireTask, type WorkerToNode } from '@shoal/protocol';
+import { TaskCancelledError, TaskError, checkObjectName, decodeThrown, type WireTask, type WorkerToNode } from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
 import type { LocalScheduler } from '../scheduling/local-scheduler.js';
 import { retriesException } from '../scheduling/retry.js';
-import { decodeThrown } from '../thrown.js';
 import { WorkerHandle } from '../workers/worker-handle.js';
 import type { NameRegistry } from './names.js';
 import type { ObjectService } from './object-service.js';

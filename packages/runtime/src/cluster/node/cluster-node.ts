@@ -4,10 +4,9 @@
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { debuglog } from 'node:util';
-import { isValidId, type ClusterResult, type ClusterTask, type FromHead, type NodeReport } from '@shoal/protocol';
+import { fromWireFailure, isValidId, type ClusterResult, type ClusterTask, type FromHead, type NodeReport } from '@shoal/protocol';
 import type { NodeManager } from '../../node/node-manager.js';
 import type { Task } from '../../scheduling/task.js';
-import { fromWireFailure } from '../../thrown.js';
 import { RequestTracker } from '../../transport/request-tracker.js';
 import { HeadLink } from './head-link.js';
 import { PeerView } from './peer-view.js';

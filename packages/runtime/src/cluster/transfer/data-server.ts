@@ -5,9 +5,17 @@
 import { type AddressInfo } from 'node:net';
 import { debuglog } from 'node:util';
 import { WebSocket, WebSocketServer } from 'ws';
-import { CHUNK_BYTES, DATA_SERVER_MAX_PAYLOAD_BYTES, HELLO_TIMEOUT_MS, decodeToHolder, encodeMessage, type FromHolder, type ToHolder } from '@shoal/protocol';
+import {
+  CHUNK_BYTES,
+  DATA_SERVER_MAX_PAYLOAD_BYTES,
+  HELLO_TIMEOUT_MS,
+  decodeToHolder,
+  encodeMessage,
+  toWireFailure,
+  type FromHolder,
+  type ToHolder,
+} from '@shoal/protocol';
 import type { ObjectStore, OutgoingObject } from '@shoal/store';
-import { toWireFailure } from '../../thrown.js';
 import { guard, wsUrl } from '../../transport/guard.js';
 
 const debug = debuglog('shoal:transfer');
