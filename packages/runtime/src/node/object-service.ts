@@ -2,7 +2,6 @@ import {
   ObjectTooLargeError,
   REMOTE_OBJECT_LIMIT_BYTES,
   encodeError,
-  isValidId,
   type ObjectLocation,
   type ObjectPayload,
 } from '@shoal/protocol';
@@ -72,7 +71,7 @@ export class ObjectService {
 
   /** An object a peer put: registered here, held for the peer from now on (counted here, never unheld). */
   accept(peer: Peer, id: string, payload: ObjectPayload): void {
-    if (!isValidId(id) || this.#store.status(id).state !== 'freed') return;
+    if (this.#store.status(id).state !== 'freed') return;
     try {
       if (payload.bytes && payload.size >= this.#store.options.inlineThreshold) {
         // A remote driver's large object: into a segment, as if it had written it here.

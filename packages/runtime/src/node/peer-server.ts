@@ -89,7 +89,7 @@ export class PeerServer {
   }
 
   #handshake(connection: Connection<WorkerToNode, NodeToWorker>, message: WorkerToNode, remote: boolean): Peer | undefined {
-    if (message.type === 'attach' && Number.isSafeInteger(message.pid)) {
+    if (message.type === 'attach') {
       const client = new ClientHandle(message.pid, connection, remote);
       this.#clients.add(client);
       connection.socket.unref();

@@ -18,6 +18,9 @@ export function wsUrl(host: string, port: number): string {
   return `ws://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
+/** The hello among a boundary's messages: its schema guarantees the token is a string. */
+type HelloOf<M> = Extract<M, { readonly type: 'hello'; readonly token: string }>;
+
 export interface GuardOptions<M extends { readonly type: string }> {
   /** The peer's address, for the log. */
   readonly remote: string;
@@ -29,13 +32,13 @@ export interface GuardOptions<M extends { readonly type: string }> {
   /** Validates a decoded message. @throws TypeError saying what is wrong. */
   readonly decode: (raw: unknown) => M;
   /** The peer authenticated with this hello. */
-  readonly welcome: (hello: Extract<M, { readonly type: 'hello' }>) => void;
+  readonly welcome: (hello: HelloOf<M>) => void;
   /** Any later message. */
   readonly message: (message: M) => void;
 }
 
 /** Guards a freshly accepted socket: see the file's comment. */
-export function guard<M extends { readonly type: string; readonly token?: unknown }>(socket: WebSocket, options: GuardOptions<M>): void {
+export function guard<M extends { readonly type: string }>(socket: WebSocket, options: GuardOptions<M>): void {
   const { remote, kind, log } = options;
   let authenticated = false;
   const timer = setTimeout(() => {
@@ -65,13 +68,13 @@ export function guard<M extends { readonly type: string; readonly token?: unknow
       options.message(message);
       return;
     }
-    if (message.type !== 'hello' || typeof message.token !== 'string' || !sameToken(message.token, options.token)) {
+    if (message.type !== 'hello' || !sameToken((message as HelloOf<M>).token, options.token)) {
       log(`rejected a ${kind} from ${remote}: ${message.type === 'hello' ? 'wrong token' : 'no hello'}`);
       socket.close(CLOSE_BAD_TOKEN, 'wrong or missing token');
       return;
     }
     authenticated = true;
     clearTimeout(timer);
-    options.welcome(message as Extract<M, { readonly type: 'hello' }>);
+    options.welcome(message as HelloOf<M>);
   });
 }

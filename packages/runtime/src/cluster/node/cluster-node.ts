@@ -4,7 +4,7 @@
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { debuglog } from 'node:util';
-import { fromWireFailure, isValidId, type ClusterResult, type ClusterTask, type FromHead, type NodeReport } from '@shoal/protocol';
+import { fromWireFailure, type ClusterResult, type ClusterTask, type FromHead, type NodeReport } from '@shoal/protocol';
 import type { NodeManager } from '../../node/node-manager.js';
 import type { Task } from '../../scheduling/task.js';
 import { RequestTracker } from '../../transport/request-tracker.js';
@@ -326,7 +326,6 @@ export class ClusterNode implements AsyncDisposable {
    * refers to (recursively), are pulled here; then the other node may drop its copies.
    */
   async #receiveResult(returnId: string, holderUrl: string, result: ClusterResult): Promise<void> {
-    if (!isValidId(returnId)) return;
     if (!result.ok) {
       this.node.cluster.failSpilled(returnId, fromWireFailure(result.failure));
       return;
@@ -336,7 +335,6 @@ export class ClusterNode implements AsyncDisposable {
     try {
       const contains: string[] = [];
       for (const { id, owner } of result.contains) {
-        if (!isValidId(id)) continue;
         if (this.node.store.status(id).state === 'freed') await this.#arrival.arrive(id, [holderUrl, ...this.#peers.sourcesOf(owner)]);
         if (this.node.store.hold(id)) held.push(id);
         contains.push(id);
