@@ -202,7 +202,7 @@ export class HeadServer {
       kind: 'connection',
       token: this.#options.token,
       helloTimeoutMs: this.#options.helloTimeoutMs,
-      log: (line) => logger.warn({ remote }, line),
+      logger,
       decode: decodeToHead,
       welcome: (hello) => {
         socket.send(encodeMessage({ type: 'welcome', clusterId }));

@@ -16,6 +16,7 @@ import {
   type ToHolder,
 } from '@shoal/protocol';
 import type { ObjectStore, OutgoingObject } from '@shoal/store';
+import { debugLogger, type Logger } from '../../log.js';
 import { guard, wsUrl } from '../../transport/guard.js';
 
 const debug = debuglog('shoal:transfer');
@@ -30,8 +31,8 @@ export interface DataServerOptions {
   readonly port?: number;
   readonly token: string;
   readonly nodeId: string;
-  /** Where rejected connections are reported. */
-  readonly log: (line: string) => void;
+  /** Where rejected connections are reported. @default debugLogger('transfer') (NODE_DEBUG=shoal:transfer) */
+  readonly logger?: Logger;
   /** A puller released these ids (it has its own copy of a task result kept for it). */
   readonly onRelease?: (ids: readonly string[]) => void;
   /** How long {@link DataServer.close} lets transfers in flight finish before it cuts them. @default 10000 */
@@ -65,13 +66,14 @@ interface Puller {
  *
  * @example
  * ```ts
- * await using data = await DataServer.start(store, { host: '127.0.0.1', token, nodeId: store.sessionId, log: console.error });
+ * await using data = await DataServer.start(store, { host: '127.0.0.1', token, nodeId: store.sessionId, logger: pino() });
  * console.log(data.url); // ws://127.0.0.1:PORT, what other nodes pull from
  * ```
  */
 export class DataServer implements AsyncDisposable {
   readonly #store: ObjectStore;
   readonly #options: DataServerOptions;
+  readonly #logger: Logger;
   readonly #pullers = new Set<Puller>();
   #server: WebSocketServer | undefined;
   #state: DataServerState = 'idle';
@@ -83,6 +85,7 @@ export class DataServer implements AsyncDisposable {
   constructor(store: ObjectStore, options: DataServerOptions) {
     this.#store = store;
     this.#options = options;
+    this.#logger = options.logger ?? debugLogger('transfer');
   }
 
   /** A started data server. */
@@ -203,7 +206,7 @@ export class DataServer implements AsyncDisposable {
       kind: 'data connection',
       token: this.#options.token,
       helloTimeoutMs: HELLO_TIMEOUT_MS,
-      log: this.#options.log,
+      logger: this.#logger,
       decode: decodeToHolder,
       welcome: () => send({ type: 'welcome', nodeId: this.#options.nodeId }),
       message: (message) => {
