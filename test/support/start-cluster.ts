@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ClusterNode, Head, NodeManager, wsStream } from '@shoal/runtime';
+import { ClusterNode, Head, NodeManager, wsStream, type Logger } from '@shoal/runtime';
 import { until } from '../runtime-helpers.js';
 
 /** One node of an in-process cluster. */
@@ -71,6 +71,12 @@ function temporaryShmRoot(): string {
   return root;
 }
 
+/** A {@link Logger} that hands each message, after `prefix`, to `log` (the levels and fields are not kept). */
+function linesLogger(log: (line: string) => void, prefix: string): Logger {
+  const write = (_fields: unknown, line: string) => log(`${prefix}${line}`);
+  return { info: write, warn: write, error: write };
+}
+
 async function startMember(spec: NodeSpec, head: Head, token: string, log: (line: string) => void): Promise<ClusterMember> {
   const shmRoot = temporaryShmRoot();
   const node = new NodeManager({
@@ -88,7 +94,7 @@ async function startMember(spec: NodeSpec, head: Head, token: string, log: (line
       headUrl: head.url,
       token,
       nodeIp: '127.0.0.1',
-      log: (line) => log(`node ${node.store.sessionId}: ${line}`),
+      logger: linesLogger(log, `node ${node.store.sessionId}: `),
       onFatal: (error) => log(`node ${node.store.sessionId} fatal: ${error.message}`),
     });
   } catch (error) {
@@ -135,7 +141,7 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
     port: 0,
     token,
     heartbeatTimeoutMs,
-    logger: { info: (_fields, line) => log(`head: ${line}`), warn: (_fields, line) => log(`head: ${line}`), error: (_fields, line) => log(`head: ${line}`) },
+    logger: linesLogger(log, 'head: '),
     // As the daemon does: programs joining through the head are served by the first node.
     onDriver: (socket) => members[0]?.node.acceptRemote(wsStream(socket)),
   });

@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import { ShoalError } from '@shoal/runtime';
+import { AlreadyInitializedError, InWorkerError } from '@shoal/runtime';
 import {
   NodeManager,
   attachToNode,
@@ -118,15 +118,11 @@ function attach(address: string, options: InitOptions): Embedded {
  */
 export async function init(options: InitOptions = {}): Promise<ShoalSession> {
   if (currentRuntime()?.kind === 'worker') {
-    throw new ShoalError('ERR_IN_WORKER', 'init() cannot be called inside a task: the task already runs in a Shoal worker.');
+    throw new InWorkerError();
   }
   if (embedded) {
     if (!isDeepStrictEqual(embedded.options, options)) {
-      throw new ShoalError(
-        'ERR_ALREADY_INITIALIZED',
-        'Shoal is already running in this process with other options (init() was called before, or Shoal ' +
-          'was used, which starts it with the defaults). Call shutdown() before init() with new options.',
-      );
+      throw new AlreadyInitializedError();
     }
   } else {
     embedded = start(options);

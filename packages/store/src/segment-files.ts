@@ -2,7 +2,7 @@
 // failure comes back as the SharedMemoryError users see, with advice, and new mappings are
 // refused before the process nears the kernel's map count.
 import * as shm from '@shoal/shm';
-import { SharedMemoryError, ShoalError } from '@shoal/protocol';
+import { SharedMemoryError, TooManyMappingsError } from '@shoal/protocol';
 import { readMaxMapCount } from './options.js';
 
 export { setParentDeathSignal, shmStats, sliceBuffer, type MapOptions, type OpenMode } from '@shoal/shm';
@@ -92,14 +92,7 @@ export const unlinkSegment = guarded(shm.unlinkSegment);
 export function mapSegment(fd: number, length: number, options: shm.MapOptions, path: string): ArrayBuffer {
   const live = shm.shmStats().mappings;
   if (live >= MAPPING_LIMIT) {
-    throw new ShoalError(
-      'ERR_TOO_MANY_MAPPINGS',
-      `Cannot map ${path}: this process already has ${live} segment mappings alive (the limit is ${MAPPING_LIMIT}, ` +
-        `half of vm.max_map_count). Mappings of objects no longer in use are released by garbage collection, ` +
-        'which runs between event-loop turns: a long synchronous loop over many distinct objects keeps them ' +
-        'all alive. Await something now and then inside such a loop, drop views you no longer need, or raise ' +
-        'vm.max_map_count (`sysctl -w vm.max_map_count=262144`).',
-    );
+    throw new TooManyMappingsError(path, live, MAPPING_LIMIT);
   }
   try {
     return shm.mapSegment(fd, length, options, path);

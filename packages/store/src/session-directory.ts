@@ -1,7 +1,7 @@
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { debuglog } from 'node:util';
-import { ShoalError } from '@shoal/protocol';
+import { SessionDirectoryError } from '@shoal/protocol';
 
 const debug = debuglog('shoal:store');
 
@@ -147,16 +147,7 @@ export class SessionDirectory {
     } catch (error) {
       rmSync(this.path, { recursive: true, force: true });
       const code = (error as NodeJS.ErrnoException).code;
-      throw new ShoalError(
-        'ERR_SESSION_DIRECTORY',
-        `Cannot create the session directory ${this.path} (${code ?? 'error'}). ` +
-          (code === 'EEXIST'
-            ? 'Another session uses this id; pick another `sessionId` or leave it unset.'
-            : code === 'ENOENT'
-              ? `${root} does not exist; Shoal needs a tmpfs there (or set \`shmRoot\`).`
-              : `Check that ${root} exists and is writable by this user.`),
-        { cause: error },
-      );
+      throw new SessionDirectoryError(this.path, root, code, { cause: error });
     }
     this.#cleanup = () => this.remove();
     cleanups.add(this.#cleanup);

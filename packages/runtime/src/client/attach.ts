@@ -1,13 +1,19 @@
 import { connect } from 'node:net';
 import { WebSocket } from 'ws';
-import { ShoalError, decodeNodeMessage, type NodeToWorker, type WorkerToNode } from '@shoal/protocol';
-import { DRIVER_MAX_PAYLOAD, DRIVER_PATH, TOKEN_HEADER } from '../cluster/head/head.js';
+import {
+  AttachFailedError,
+  BadTokenError,
+  NoLocalNodeError,
+  DRIVER_PATH,
+  NoTokenError,
+  REMOTE_MAX_FRAME_BYTES,
+  TOKEN_HEADER,
+  decodeNodeMessage, type NodeToWorker, type WorkerToNode } from '@shoal/protocol';
 import { isRunning, readDaemon, readToken, shoalHome } from '../cluster/daemon/home.js';
 import { wsStream } from '../transport/ws-stream.js';
 import { Connection, type MessageStream } from '../transport/connection.js';
 import { sessionOfSocket } from '@shoal/store';
 import { NodeClient } from './node-client.js';
-import { REMOTE_MAX_FRAME_BYTES } from '../node/node-manager.js';
 
 /** Inline threshold assumed until the node's welcome says otherwise (it only steers put's choice). */
 const DEFAULT_INLINE_THRESHOLD = 100 * 1024;
@@ -23,7 +29,7 @@ export function parseNodeAddress(address: unknown): string {
     // A driver on a machine that runs a node of this cluster uses that node, zero-copy.
     const local = localNodeOf(address);
     if (local) return parseNodeAddress(local);
-    throw new ShoalError('ERR_NO_LOCAL_NODE', `No node of the cluster at ${address} runs on this machine (SHOAL_HOME=${shoalHome()}).`);
+    throw new NoLocalNodeError(address, shoalHome());
   }
   const path = address.startsWith('unix://') ? address.slice('unix://'.length) : address.startsWith('unix:') ? address.slice('unix:'.length) : '';
   if (!sessionOfSocket(path)) {
@@ -61,17 +67,8 @@ export function attachToNode(address: string, token?: string): NodeClient {
     { sessionId, directory, inlineThreshold: DEFAULT_INLINE_THRESHOLD },
     (error) => {
       if (!error) return undefined;
-      const code = (error as NodeJS.ErrnoException).code;
-      return new ShoalError(
-        'ERR_ATTACH_FAILED',
-        `Cannot attach to the Shoal node at ${address} (${code ?? error.message}). ` +
-          (code === 'ENOENT' || code === 'ECONNREFUSED'
-            ? 'Is the node running? Its process prints the address as `session.address` after init().'
-            : code === 'EACCES'
-              ? 'The node belongs to another user: attach as the user that started it.'
-              : ''),
-        { cause: error },
-      );
+      const errnoCode = (error as NodeJS.ErrnoException).code;
+      return new AttachFailedError({ to: 'node', address, errnoCode, reason: error.message }, { cause: error });
     },
   );
 }
@@ -106,16 +103,12 @@ function clientOver(
 /** Joins the cluster at `headUrl` from a machine without a node (see {@link attachToNode}). */
 function joinRemotely(headUrl: string, token: string | undefined): NodeClient {
   if (!token) {
-    throw new ShoalError(
-      'ERR_NO_TOKEN',
-      `Joining ${headUrl} from a machine without a node needs the cluster token: init({ address, token }) or SHOAL_TOKEN ` +
-        '(on the head\'s machine it is in $SHOAL_HOME/token).',
-    );
+    throw new NoTokenError(headUrl);
   }
   const url = `${headUrl.replace(/\/+$/, '')}${DRIVER_PATH}`;
   const socket = new WebSocket(url, {
     perMessageDeflate: false,
-    maxPayload: DRIVER_MAX_PAYLOAD,
+    maxPayload: REMOTE_MAX_FRAME_BYTES,
     headers: { [TOKEN_HEADER]: token },
     // A zero mask makes ws skip masking the puts this program sends (its JavaScript XOR runs at
     // ~0.2 GB/s; measured on loopback: 0.20 GB/s masked, 1.2 GB/s not). Masking protects
@@ -125,12 +118,8 @@ function joinRemotely(headUrl: string, token: string | undefined): NodeClient {
   });
   let refused: Error | undefined;
   socket.on('unexpected-response', (_request, response) => {
-    refused = new ShoalError(
-      response.statusCode === 401 ? 'ERR_BAD_TOKEN' : 'ERR_ATTACH_FAILED',
-      response.statusCode === 401
-        ? `The head at ${headUrl} refused the token. Use the cluster's token (on the head's machine it is in $SHOAL_HOME/token).`
-        : `The head at ${headUrl} cannot serve programs from other machines (HTTP ${response.statusCode}).`,
-    );
+    const { statusCode = 0 } = response;
+    refused = statusCode === 401 ? new BadTokenError(headUrl) : new AttachFailedError({ to: 'head', headUrl, statusCode });
     socket.terminate();
   });
   return clientOver(
@@ -138,7 +127,7 @@ function joinRemotely(headUrl: string, token: string | undefined): NodeClient {
     { sessionId: '', directory: '', inlineThreshold: DEFAULT_INLINE_THRESHOLD, remote: true },
     (error) =>
       refused ??
-      (error && new ShoalError('ERR_ATTACH_FAILED', `Cannot join the cluster at ${headUrl} (${error.message}). Is the head running?`, { cause: error })),
+      (error && new AttachFailedError({ to: 'head', headUrl, reason: error.message }, { cause: error })),
     REMOTE_MAX_FRAME_BYTES,
   );
 }

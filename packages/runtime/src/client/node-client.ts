@@ -1,9 +1,10 @@
 import {
+  BindFailedError,
+  NotAvailableError,
   ObjectFreedError,
   ObjectNotFoundError,
   ObjectRef,
   RuntimeShutdownError,
-  ShoalError,
   checkObjectName,
   encodeValue,
   newObjectId,
@@ -124,7 +125,7 @@ export class NodeClient implements Runtime {
         this.#answer(message.requestId, message.ready);
         return;
       case 'bound':
-        this.#answer(message.requestId, message.error === undefined ? message.version : new ShoalError('ERR_BIND_FAILED', message.error));
+        this.#answer(message.requestId, message.error === undefined ? message.version : new BindFailedError(message.error));
         return;
       case 'looked-up':
         this.#answer(message.requestId, message);
@@ -219,7 +220,7 @@ export class NodeClient implements Runtime {
   }
 
   stats(): StoreStats {
-    throw new ShoalError('ERR_NOT_AVAILABLE', 'store.stats() is available in the driver, not inside tasks.');
+    throw new NotAvailableError('stats');
   }
 
   submit(fn: FunctionSource, args: readonly unknown[], options: ResolvedRemoteOptions): ObjectRef {
@@ -298,7 +299,7 @@ export class NodeClient implements Runtime {
 
   async shutdown(): Promise<void> {
     if (this.kind === 'worker') {
-      throw new ShoalError('ERR_NOT_AVAILABLE', 'shutdown() cannot be called inside a task; the driver shuts Shoal down.');
+      throw new NotAvailableError('shutdown');
     }
     // An attached process only disconnects: the node and its objects belong to another process.
     this.#connection.destroy();

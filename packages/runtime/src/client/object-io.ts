@@ -1,9 +1,10 @@
 import {
   ObjectFreedError,
+  NotConnectedError,
   ObjectNotFoundError,
-  ShoalError,
+  ObjectTooLargeError,
+  REMOTE_OBJECT_LIMIT_BYTES,
   decodeValue,
-  formatBytes,
   writeInline,
   type EncodedValue,
   type ObjectLocation,
@@ -12,8 +13,6 @@ import {
 } from '@shoal/protocol';
 import { ObjectWriter, SessionSegments, type TypedArrayKind, type WriterHost } from '@shoal/store';
 
-/** Largest object a program without a node of its own sends (one message; see REMOTE_MAX_FRAME_BYTES). */
-const REMOTE_OBJECT_LIMIT = 1024 ** 3;
 
 /** How a client announces an object made with `create()` once it is sealed. */
 export interface Publisher {
@@ -101,20 +100,12 @@ export class RemoteObjects implements ObjectIO {
 
   payload(_id: string, encoded: EncodedValue): ObjectPayload {
     if (!this.#welcomed()) {
-      throw new ShoalError(
-        'ERR_NOT_CONNECTED',
-        'Cannot put an object before the node accepted this program: `await init({ address, token })` first.',
-      );
+      throw new NotConnectedError('put an object');
     }
     const contains = encoded.refs.map((ref) => ref.id);
     const size = encoded.layout.totalSize;
-    if (size > REMOTE_OBJECT_LIMIT) {
-      throw new ShoalError(
-        'ERR_OBJECT_TOO_LARGE',
-        `Cannot store an object of ${formatBytes(size)}: a program on a machine without a node sends each object ` +
-          'whole, up to 1 GiB. Split it into several objects, or run the program on a machine with a node ' +
-          '(`shoal start --address ...`).',
-      );
+    if (size > REMOTE_OBJECT_LIMIT_BYTES) {
+      throw new ObjectTooLargeError({ size });
     }
     return { size, bytes: writeInline(encoded), contains };
   }

@@ -1,4 +1,4 @@
-import { InfeasibleTaskError, ShoalError, type ClusterArg, type ClusterResult, type ClusterTask } from '@shoal/protocol';
+import { HeadLostError, InfeasibleTaskError, type ClusterArg, type ClusterResult, type ClusterTask } from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
 import type { LocalScheduler, SpillTarget } from '../scheduling/local-scheduler.js';
 import type { Resources } from '../scheduling/resources.js';
@@ -125,11 +125,7 @@ export class ClusterPort {
       if (task.placement === 'elsewhere') {
         this.#scheduler.fail(
           task,
-          new ShoalError(
-            'ERR_HEAD_LOST',
-            `Task ${task.fn.name} was placed on another node by the head, and the connection to the head was lost. ` +
-              'Submit it again once the head is back.',
-          ),
+          new HeadLostError(task.fn.name),
         );
       } else {
         this.declined(task.returnId);

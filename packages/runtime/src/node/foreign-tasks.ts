@@ -1,8 +1,7 @@
-import { ObjectFreedError, isValidId, type ClusterResult, type ClusterTask, type WireArg } from '@shoal/protocol';
+import { ObjectFreedError, toWireFailure, type ClusterResult, type ClusterTask, type WireArg } from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
 import type { FunctionSource } from '../api/function-source.js';
 import type { LocalScheduler } from '../scheduling/local-scheduler.js';
-import { toWireFailure } from '../thrown.js';
 
 /** Where a finished foreign task's result goes: the cluster agent reports it to the head. */
 export type ForeignFinished = (origin: string, returnId: string, result: ClusterResult) => void;
@@ -27,7 +26,7 @@ export class ForeignTasks {
 
   /** Runs `task` for node `origin`; `fetch` is told of arguments to bring here. */
   run(origin: string, task: ClusterTask, fetch: (id: string, size: number) => void): void {
-    if (this.#scheduler.tasks.has(task.returnId) || !isValidId(task.returnId)) return;
+    if (this.#scheduler.tasks.has(task.returnId)) return;
     if (this.#store.status(task.returnId).state !== 'freed') {
       // It ran here already (the head lost sight of this node meanwhile and placed it again):
       // the result is still here, kept for the origin; report it once more.
@@ -42,7 +41,6 @@ export class ForeignTasks {
         args.push({ value: arg.value });
         continue;
       }
-      if (!isValidId(arg.ref)) continue;
       if (this.#store.status(arg.ref).state === 'freed') {
         if (arg.bytes) this.#store.register(arg.ref, { size: arg.size, bytes: arg.bytes, contains: [] });
         else {

@@ -3,7 +3,6 @@ import {
   ObjectRef,
   RuntimeShutdownError,
   checkObjectName,
-  isValidId,
   newObjectId,
   type WireArg,
   type WireTask,
@@ -27,7 +26,6 @@ import { PeerRouter } from './peer-router.js';
 import { PeerServer } from './peer-server.js';
 import { RefHolds } from './ref-holds.js';
 
-export { REMOTE_MAX_FRAME_BYTES } from './object-service.js';
 export type { ClusterHooks } from './cluster-port.js';
 
 const debug = debuglog('shoal:node');
@@ -225,7 +223,7 @@ export class NodeManager implements Runtime {
 
   /** A task submitted by a worker (nested) or an attached program. */
   #submitFromPeer(peer: Peer, wire: WireTask): void {
-    if (!isValidId(wire.returnId) || !this.#acceptsTasks()) return;
+    if (!this.#acceptsTasks()) return;
     this.store.expect(wire.returnId);
     // The submitter holds the result's ref from now on: counted here rather than by a later
     // `refs` message, which a fast task could otherwise beat (its result freed on arrival).
@@ -249,7 +247,7 @@ export class NodeManager implements Runtime {
       const refs = args.filter((arg) => 'ref' in arg);
       this.#objects.fetchMissing(
         refs.map((arg) => arg.ref),
-        refs.map((arg) => (typeof arg.owner === 'string' ? arg.owner : undefined)),
+        refs.map((arg) => arg.owner),
       );
     }
     this.#scheduler.submit({ returnId, fn, args, deps, contains, options });

@@ -1,13 +1,13 @@
-import { ShoalError, formatBytes, isValidId, type ObjectLocation, type ObjectPayload } from '@shoal/protocol';
+import {
+  ObjectTooLargeError,
+  REMOTE_OBJECT_LIMIT_BYTES,
+  encodeError,
+  type ObjectLocation,
+  type ObjectPayload,
+} from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
-import { encodeError } from '../thrown.js';
 import type { Peer } from './peer.js';
 import type { RefHolds } from './ref-holds.js';
-
-/** Largest frame of a remote driver's connection (its objects travel whole). */
-export const REMOTE_MAX_FRAME_BYTES = 1024 ** 3 + (1 << 20);
-/** Largest object a remote driver receives: one frame, less room for the message around it. */
-const REMOTE_MAX_OBJECT_BYTES = REMOTE_MAX_FRAME_BYTES - (1 << 20);
 
 /**
  * The node's objects as its peers see them: where an object is (inline bytes, a segment to map,
@@ -35,13 +35,8 @@ export class ObjectService {
         if (status.bytes) return { kind: 'inline', bytes: status.bytes };
         // A remote driver cannot map this machine's segments: it gets the bytes.
         if (peer?.remote) {
-          if (status.size > REMOTE_MAX_OBJECT_BYTES) {
-            const tooLarge = new ShoalError(
-              'ERR_OBJECT_TOO_LARGE',
-              `Object ${id} is ${formatBytes(status.size)}: a program on a machine without a node receives each object ` +
-                'whole, up to 1 GiB. Read it in a task, or run the program on a machine with a node.',
-            );
-            return { kind: 'error', error: encodeError(tooLarge) };
+          if (status.size > REMOTE_OBJECT_LIMIT_BYTES) {
+            return { kind: 'error', error: encodeError(new ObjectTooLargeError({ size: status.size, objectId: id })) };
           }
           return { kind: 'inline', bytes: this.#store.segmentBytes(id) };
         }
@@ -76,7 +71,7 @@ export class ObjectService {
 
   /** An object a peer put: registered here, held for the peer from now on (counted here, never unheld). */
   accept(peer: Peer, id: string, payload: ObjectPayload): void {
-    if (!isValidId(id) || this.#store.status(id).state !== 'freed') return;
+    if (this.#store.status(id).state !== 'freed') return;
     try {
       if (payload.bytes && payload.size >= this.#store.options.inlineThreshold) {
         // A remote driver's large object: into a segment, as if it had written it here.

@@ -1,8 +1,7 @@
-import { TaskCancelledError, TaskError, checkObjectName, type WireTask, type WorkerToNode } from '@shoal/protocol';
+import { TaskCancelledError, TaskError, decodeThrown, type WireTask, type WorkerToNode } from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
 import type { LocalScheduler } from '../scheduling/local-scheduler.js';
 import { retriesException } from '../scheduling/retry.js';
-import { decodeThrown } from '../thrown.js';
 import { WorkerHandle } from '../workers/worker-handle.js';
 import type { NameRegistry } from './names.js';
 import type { ObjectService } from './object-service.js';
@@ -78,7 +77,7 @@ export class PeerRouter {
         return;
       case 'resolve':
         // Objects made by other nodes are fetched here first, and held for the asker.
-        if (Array.isArray(message.owners)) objects.fetchMissing(message.ids, message.owners, peer);
+        if (message.owners !== undefined) objects.fetchMissing(message.ids, message.owners, peer);
         scheduler.whileBlocked(worker, message.ids, objects.waitFor(message.ids, message.ids.length, null), () => {
           const locations: Record<string, ReturnType<ObjectService['locate']>> = {};
           for (const id of message.ids) locations[id] = objects.locate(id, peer);
@@ -103,7 +102,7 @@ export class PeerRouter {
         let version = 0;
         let error: string | undefined;
         try {
-          version = names.bind(checkObjectName(message.name), message.id);
+          version = names.bind(message.name, message.id);
         } catch (cause) {
           error = (cause as Error).message;
         }
@@ -111,7 +110,7 @@ export class PeerRouter {
         return;
       }
       case 'lookup': {
-        const binding = typeof message.name === 'string' ? names.get(message.name) : undefined;
+        const binding = names.get(message.name);
         // Held for the asker until it drops its ref, so a replacement meanwhile cannot free it.
         if (binding) holds.holdFor(peer, binding.id);
         peer.send(
@@ -122,7 +121,6 @@ export class PeerRouter {
         return;
       }
       case 'watch':
-        if (typeof message.name !== 'string') return;
         names.watchFor(peer, message.name, (binding) => {
           // Held for the watcher until it drops its ref: it may read the version a while later.
           holds.holdFor(peer, binding.id);

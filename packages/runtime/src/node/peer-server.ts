@@ -1,9 +1,8 @@
 import { createServer, type Server } from 'node:net';
 import { debuglog } from 'node:util';
-import { decodeWorkerMessage, type NodeToWorker, type WorkerToNode } from '@shoal/protocol';
+import { REMOTE_MAX_FRAME_BYTES, decodeWorkerMessage, type NodeToWorker, type WorkerToNode } from '@shoal/protocol';
 import { Connection, type MessageStream } from '../transport/connection.js';
 import type { WorkerHandle } from '../workers/worker-handle.js';
-import { REMOTE_MAX_FRAME_BYTES } from './object-service.js';
 import { ClientHandle, type Peer } from './peer.js';
 
 const debug = debuglog('shoal:node');
@@ -90,7 +89,7 @@ export class PeerServer {
   }
 
   #handshake(connection: Connection<WorkerToNode, NodeToWorker>, message: WorkerToNode, remote: boolean): Peer | undefined {
-    if (message.type === 'attach' && Number.isSafeInteger(message.pid)) {
+    if (message.type === 'attach') {
       const client = new ClientHandle(message.pid, connection, remote);
       this.#clients.add(client);
       connection.socket.unref();

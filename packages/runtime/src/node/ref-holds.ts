@@ -1,4 +1,3 @@
-import { isValidId } from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
 import type { Peer } from './peer.js';
 
@@ -48,7 +47,7 @@ export class RefHolds {
       // Counted already, when this peer's get made this node fetch it.
       if (peer.heldAhead.delete(id)) continue;
       // A ref to an object this node does not have (yet): counted if it is fetched here.
-      if (!this.holdFor(peer, id) && isValidId(id)) peer.pendingHolds.add(id);
+      if (!this.holdFor(peer, id)) peer.pendingHolds.add(id);
     }
     for (const id of release) {
       const count = peer.holds.get(id);

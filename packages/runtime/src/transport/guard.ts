@@ -18,6 +18,9 @@ export function wsUrl(host: string, port: number): string {
   return `ws://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
+/** The hello among a boundary's messages: its schema guarantees the token is a string. */
+type HelloOf<M> = Extract<M, { readonly type: 'hello'; readonly token: string }>;
+
 export interface GuardOptions<M extends { readonly type: string }> {
   /** The peer's address, for the log. */
   readonly remote: string;
@@ -25,21 +28,26 @@ export interface GuardOptions<M extends { readonly type: string }> {
   readonly kind: string;
   readonly token: string;
   readonly helloTimeoutMs: number;
-  readonly log: (line: string) => void;
+  /**
+   * Where closed and rejected connections are reported (warn, with `remote`, `kind` and `reason`).
+   * The warn of runtime's `Logger` (transport/ imports nothing of the runtime, so it is spelled out).
+   */
+  readonly logger: { readonly warn: (fields: Readonly<Record<string, unknown>>, message: string) => void };
   /** Validates a decoded message. @throws TypeError saying what is wrong. */
   readonly decode: (raw: unknown) => M;
   /** The peer authenticated with this hello. */
-  readonly welcome: (hello: Extract<M, { readonly type: 'hello' }>) => void;
+  readonly welcome: (hello: HelloOf<M>) => void;
   /** Any later message. */
   readonly message: (message: M) => void;
 }
 
 /** Guards a freshly accepted socket: see the file's comment. */
-export function guard<M extends { readonly type: string; readonly token?: unknown }>(socket: WebSocket, options: GuardOptions<M>): void {
-  const { remote, kind, log } = options;
+export function guard<M extends { readonly type: string }>(socket: WebSocket, options: GuardOptions<M>): void {
+  const { remote, kind, logger } = options;
+  const log = (reason: string, message: string) => logger.warn({ remote, kind, reason }, message);
   let authenticated = false;
   const timer = setTimeout(() => {
-    log(`closed a ${kind} from ${remote}: no hello within ${options.helloTimeoutMs} ms`);
+    log('no hello', `closed a ${kind} from ${remote}: no hello within ${options.helloTimeoutMs} ms`);
     socket.close(CLOSE_TIMEOUT, 'authenticate first');
   }, options.helloTimeoutMs);
   // ws emits 'error' for what the peer sent (a frame over maxPayload, a bad frame) and has
@@ -49,7 +57,7 @@ export function guard<M extends { readonly type: string; readonly token?: unknow
   socket.on('error', () => {});
   socket.on('close', (code) => {
     clearTimeout(timer);
-    if (code === 1009) log(`closed a ${kind} from ${remote}: message too large`);
+    if (code === 1009) log('message too large', `closed a ${kind} from ${remote}: message too large`);
   });
   socket.on('message', (data, isBinary) => {
     let message: M;
@@ -57,7 +65,7 @@ export function guard<M extends { readonly type: string; readonly token?: unknow
       if (!isBinary) throw new TypeError('text frames are not part of the protocol');
       message = options.decode(decodeMessage(data as Buffer));
     } catch (error) {
-      log(`closed a ${kind} from ${remote}: ${(error as Error).message}`);
+      log('malformed message', `closed a ${kind} from ${remote}: ${(error as Error).message}`);
       socket.close(CLOSE_PROTOCOL_ERROR, 'malformed message');
       return;
     }
@@ -65,13 +73,14 @@ export function guard<M extends { readonly type: string; readonly token?: unknow
       options.message(message);
       return;
     }
-    if (message.type !== 'hello' || typeof message.token !== 'string' || !sameToken(message.token, options.token)) {
-      log(`rejected a ${kind} from ${remote}: ${message.type === 'hello' ? 'wrong token' : 'no hello'}`);
+    if (message.type !== 'hello' || !sameToken((message as HelloOf<M>).token, options.token)) {
+      const reason = message.type === 'hello' ? 'wrong token' : 'no hello';
+      log(reason, `rejected a ${kind} from ${remote}: ${reason}`);
       socket.close(CLOSE_BAD_TOKEN, 'wrong or missing token');
       return;
     }
     authenticated = true;
     clearTimeout(timer);
-    options.welcome(message as Extract<M, { readonly type: 'hello' }>);
+    options.welcome(message as HelloOf<M>);
   });
 }

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { test } from 'node:test';
-import { decodeValue, encodeValue, writeInline, type WorkerToNode } from '@shoal/protocol';
+import { decodeThrown, decodeValue, encodeValue, writeInline, type WorkerToNode } from '@shoal/protocol';
 import { RemoteObjects } from '../client/object-io.js';
-import { decodeThrown } from '../thrown.js';
 import { TaskExecutor, type TaskMessage } from './task-executor.js';
 
 // Objects as bytes: every result is inline, so the executor runs with no node and no segment.

@@ -1,10 +1,9 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { decodeValue, encodeValue, type NodeToWorker, type WireArg, type WorkerToNode } from '@shoal/protocol';
+import { decodeValue, encodeError, encodeValue, type NodeToWorker, type WireArg, type WorkerToNode } from '@shoal/protocol';
 import { compileFunction, type FunctionSource } from '../api/function-source.js';
 import type { ObjectIO } from '../client/object-io.js';
-import { encodeError } from '../thrown.js';
 
 type Execute = Extract<NodeToWorker, { type: 'execute' }>;
 

@@ -1,7 +1,6 @@
 // The daemon's log as its readers see it: JSON lines (pino's), one object per line with `pid`
 // and `msg`. (The daemon creates the logger itself: pino stays out of the CLI's start-up.)
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import type { Logger } from '../../log.js';
 import { logPath } from './home.js';
 
 /** The message of the daemon's line announcing an orderly stop: not why it stopped. */
@@ -9,11 +8,6 @@ export const STOPPING_MESSAGE = 'stopping';
 
 /** How much of the log's end is read for the last words: lines are short, logs can be long. */
 const TAIL_BYTES = 64 * 1024;
-
-/** Today's string-taking `log` options (the head's, the cluster node's) on top of a {@link Logger}. */
-export function logLines(logger: Logger): (line: string) => void {
-  return (line) => logger.info({}, line);
-}
 
 function tail(path: string): string {
   const fd = openSync(path, 'r');

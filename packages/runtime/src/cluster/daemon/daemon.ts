@@ -13,7 +13,7 @@ import { Head } from '../head/head.js';
 import { lifelinePath, removeDaemon, writeDaemon, type DaemonInfo } from './home.js';
 import { wsStream } from '../../transport/ws-stream.js';
 import { pino } from 'pino';
-import { logLines, STOPPING_MESSAGE } from './daemon-log.js';
+import { STOPPING_MESSAGE } from './daemon-log.js';
 import type { DaemonConfig } from './daemon-options.js';
 import type { DaemonMessage } from './daemon-control.js';
 
@@ -92,7 +92,7 @@ try {
     token: config.token,
     ...(nodeIp === undefined ? {} : { nodeIp }),
     ...(config.dataPort === undefined ? {} : { dataPort: config.dataPort }),
-    log: logLines(logger.child({ component: 'cluster' })),
+    logger: logger.child({ component: 'cluster' }),
     onFatal: (error) => {
       logger.error({ err: error }, error.message);
       void stop(1);

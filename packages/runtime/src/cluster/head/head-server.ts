@@ -1,16 +1,16 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { CLOSE_PROTOCOL_ERROR, ShoalError, decodeToHead, encodeMessage, type HeadRole, type ToHead } from '@shoal/protocol';
+import {
+  CLOSE_PROTOCOL_ERROR,
+  DRIVER_PATH,
+  HeadListenError,
+  REMOTE_MAX_FRAME_BYTES,
+  TOKEN_HEADER,
+  decodeToHead, encodeMessage, type HeadRole, type ToHead } from '@shoal/protocol';
 import type { Logger } from '../../log.js';
 import { guard, sameToken } from '../../transport/guard.js';
 import type { MemberLink } from './membership.js';
-
-/** Path drivers on machines without a node connect to; they send the token in this header. */
-export const DRIVER_PATH = '/driver';
-export const TOKEN_HEADER = 'x-shoal-token';
-/** Largest message of a driver connection: objects travel whole in one (up to 1 GiB). */
-export const DRIVER_MAX_PAYLOAD = 1024 ** 3 + (1 << 20);
 
 /** "Going away": the head is shutting down (RFC 6455). */
 const CLOSE_GOING_AWAY = 1001;
@@ -76,7 +76,7 @@ export class HeadServer {
       response.writeHead(426, { 'content-type': 'text/plain' }).end('This is a Shoal head: connect with a WebSocket.\n');
     });
     this.#server = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: options.maxPayload });
-    this.#drivers = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: DRIVER_MAX_PAYLOAD });
+    this.#drivers = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: REMOTE_MAX_FRAME_BYTES });
     this.#server.on('connection', (socket: WebSocket, request: IncomingMessage) => this.#accept(socket, request.socket.remoteAddress ?? 'unknown'));
     this.#http.on('upgrade', (request: IncomingMessage, socket: Socket, head: Buffer) => this.#upgrade(request, socket, head));
   }
@@ -98,7 +98,7 @@ export class HeadServer {
               : error.code === 'EACCES'
                 ? `port ${port} needs privileges; use a port above 1023`
                 : error.message;
-        reject(new ShoalError('ERR_HEAD_LISTEN', `The head cannot listen on ${host}:${port}: ${why}.`, { cause: error }));
+        reject(new HeadListenError(host, port, why, { cause: error }));
       };
       this.#http.once('error', failed);
       this.#http.listen(port, host, () => {
@@ -202,7 +202,7 @@ export class HeadServer {
       kind: 'connection',
       token: this.#options.token,
       helloTimeoutMs: this.#options.helloTimeoutMs,
-      log: (line) => logger.warn({ remote }, line),
+      logger,
       decode: decodeToHead,
       welcome: (hello) => {
         socket.send(encodeMessage({ type: 'welcome', clusterId }));

@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { test } from 'node:test';
 import { WebSocket } from 'ws';
-import { ShoalError, decodeFromHead, decodeMessage, encodeMessage, type ToHead } from '@shoal/protocol';
+import { DRIVER_PATH, ShoalError, decodeFromHead, decodeMessage, encodeMessage, type ToHead } from '@shoal/protocol';
 import type { Logger } from '../../log.js';
 import { nodeReport } from './head-fakes.test.js';
-import { DRIVER_PATH, Head } from './head.js';
+import { Head } from './head.js';
 
 const TOKEN = 'lifecycle-test-token';
 

@@ -1,13 +1,11 @@
 import type { WebSocket } from 'ws';
-import { newSessionId, type NodeStatus, type ToHead } from '@shoal/protocol';
+import { HEAD_MAX_PAYLOAD_BYTES, HELLO_TIMEOUT_MS, newSessionId, type NodeStatus, type ToHead } from '@shoal/protocol';
 import { debugLogger, type Logger } from '../../log.js';
 import { wsUrl } from '../../transport/guard.js';
 import { HeadServer, type HeadConnection } from './head-server.js';
 import { Membership } from './membership.js';
 import { ObjectDirectory } from './object-directory.js';
 import { TaskForwarder } from './task-forwarder.js';
-
-export { DRIVER_MAX_PAYLOAD, DRIVER_PATH, TOKEN_HEADER } from './head-server.js';
 
 /** Options of a {@link Head}. */
 export interface HeadOptions {
@@ -87,8 +85,8 @@ export class Head implements AsyncDisposable {
       host: this.host,
       port: options.port ?? 6380,
       token: options.token,
-      helloTimeoutMs: options.helloTimeoutMs ?? 5000,
-      maxPayload: options.maxPayload ?? 16 * 1024 * 1024,
+      helloTimeoutMs: options.helloTimeoutMs ?? HELLO_TIMEOUT_MS,
+      maxPayload: options.maxPayload ?? HEAD_MAX_PAYLOAD_BYTES,
       clusterId: this.clusterId,
       logger: this.#logger,
       onDriver: options.onDriver,

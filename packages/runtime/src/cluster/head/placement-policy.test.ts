@@ -242,8 +242,8 @@ for (const row of rows) {
       return;
     }
     assert.ok(decision.kind === 'infeasible', `expected infeasible, got ${JSON.stringify(decision)}`);
-    assert.equal(decision.code, expected.code);
-    assert.match(decision.reason, expected.reason);
+    assert.equal(decision.error.code, expected.code);
+    assert.match(decision.error.message, expected.reason);
   });
 }
 

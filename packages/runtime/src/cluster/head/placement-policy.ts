@@ -1,7 +1,7 @@
 // Where the head sends a task its submitter could not start: a pure function of the membership
 // and object directory as they are now. The task forwarder applies the decision; nothing here
 // sends, logs or throws for lack of capacity.
-import type { ClusterTask } from '@shoal/protocol';
+import { InfeasibleTaskError, NodeDiedError, type ClusterTask } from '@shoal/protocol';
 import { acquire, demandOf, describeResources, fits, type Resources } from '../../scheduling/resources.js';
 
 /** A member of the cluster as placement sees it. */
@@ -41,14 +41,14 @@ export interface PlacementRequest {
  *   loaded node that could ever run it (it queues there);
  * - `declined`: no other node has room now and the origin could run it: the origin keeps it
  *   (the "wait" of a scheduling policy; the head tells it with a `declined` message);
- * - `infeasible`: no node of the cluster could ever run it. `code` is `ERR_NODE_DIED` on a retry
- *   (the node that could run it is the one that left), else `ERR_TASK_INFEASIBLE`; `reason` is
- *   the message the submitter's caller sees.
+ * - `infeasible`: no node of the cluster could ever run it. `error` is a NodeDiedError on a retry
+ *   (the node that could run it is the one that left), else an InfeasibleTaskError: what the
+ *   submitter's caller gets.
  */
 export type Placement =
   | { readonly kind: 'placed'; readonly nodeId: string }
   | { readonly kind: 'declined' }
-  | { readonly kind: 'infeasible'; readonly code: 'ERR_TASK_INFEASIBLE' | 'ERR_NODE_DIED'; readonly reason: string };
+  | { readonly kind: 'infeasible'; readonly error: InfeasibleTaskError | NodeDiedError };
 
 /** What a member may still take now: its last report minus what was sent to it since. */
 export function roomOf(member: Pick<MemberSnapshot, 'available' | 'sentSinceReport'>): Resources {
@@ -106,20 +106,15 @@ export function placeTask(snapshot: PlacementSnapshot, request: PlacementRequest
   if (retry) {
     // The node that could run it left, and no other can: that is the node's death, not a task
     // that can never run.
-    return {
-      kind: 'infeasible',
-      code: 'ERR_NODE_DIED',
-      reason:
-        `Task ${task.fn.name} failed: the node running it left the cluster, and no node there now offers ` +
-        `${describeResources(demand)}. Start one (or restart the one that left) and submit it again.`,
-    };
+    return { kind: 'infeasible', error: new NodeDiedError(task.fn.name, { demand: describeResources(demand) }) };
   }
   const offers = snapshot.members.map((member) => `${member.hostname} (${member.nodeId}) offers ${describeResources(member.resources)}`);
   return {
     kind: 'infeasible',
-    code: 'ERR_TASK_INFEASIBLE',
-    reason:
-      `Task ${task.fn.name} can never run: it needs ${describeResources(demand)}, and no node of the cluster offers that: ` +
-      `${offers.join('; ') || 'no nodes'}. Start a node that does (\`shoal start --address ... --num-cpus N --resources '{...}'\`).`,
+    error: new InfeasibleTaskError(
+      task.fn.name,
+      `it needs ${describeResources(demand)}, and no node of the cluster offers that: ${offers.join('; ') || 'no nodes'}. ` +
+        "Start a node that does (`shoal start --address ... --num-cpus N --resources '{...}'`).",
+    ),
   };
 }

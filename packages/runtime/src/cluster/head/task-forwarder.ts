@@ -1,4 +1,4 @@
-import type { ClusterResult, ClusterTask } from '@shoal/protocol';
+import { NodeDiedError, toWireFailure, type ClusterResult, type ClusterTask } from '@shoal/protocol';
 import type { Logger } from '../../log.js';
 import { demandOf } from '../../scheduling/resources.js';
 import type { Membership } from './membership.js';
@@ -84,13 +84,7 @@ export class TaskForwarder {
         this.#place(origin, task, true);
         continue;
       }
-      this.#failAtOrigin(
-        origin,
-        returnId,
-        'ERR_NODE_DIED',
-        `Task ${task.fn.name} failed: the node running it left the cluster on each of ${lost} attempt(s). ` +
-          'Raise `maxRetries` if nodes come and go.',
-      );
+      this.#failAtOrigin(origin, returnId, new NodeDiedError(task.fn.name, { attempts: lost }));
     }
   }
 
@@ -116,7 +110,7 @@ export class TaskForwarder {
         this.#membership.send(origin, { type: 'declined', returnId: task.returnId });
         return;
       case 'infeasible':
-        this.#failAtOrigin(origin, task.returnId, decision.code, decision.reason);
+        this.#failAtOrigin(origin, task.returnId, decision.error);
         return;
     }
   }
@@ -138,8 +132,8 @@ export class TaskForwarder {
   }
 
   /** The task is over without running: its submitter gets the failure as its result. */
-  #failAtOrigin(origin: string, returnId: string, code: string, message: string): void {
+  #failAtOrigin(origin: string, returnId: string, error: Error): void {
     this.#forwarded.delete(returnId);
-    this.#membership.send(origin, { type: 'result', returnId, holder: '', holderUrl: '', result: { ok: false, failure: { code, message } } });
+    this.#membership.send(origin, { type: 'result', returnId, holder: '', holderUrl: '', result: { ok: false, failure: toWireFailure(error) } });
   }
 }

@@ -4,10 +4,10 @@
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { debuglog } from 'node:util';
-import { isValidId, type ClusterResult, type ClusterTask, type FromHead, type NodeReport } from '@shoal/protocol';
+import { fromWireFailure, type ClusterResult, type ClusterTask, type FromHead, type NodeReport } from '@shoal/protocol';
+import { debugLogger, type Logger } from '../../log.js';
 import type { NodeManager } from '../../node/node-manager.js';
 import type { Task } from '../../scheduling/task.js';
-import { fromWireFailure } from '../../thrown.js';
 import { RequestTracker } from '../../transport/request-tracker.js';
 import { HeadLink } from './head-link.js';
 import { PeerView } from './peer-view.js';
@@ -29,7 +29,8 @@ export interface ClusterNodeOptions {
   readonly nodeIp?: string;
   /** Port of the data server. @default 0 (any free port) */
   readonly dataPort?: number;
-  readonly log: (line: string) => void;
+  /** Where the node reports what an operator should see. @default debugLogger('cluster') (NODE_DEBUG=shoal:cluster) */
+  readonly logger?: Logger;
   /** Called when membership can never work (a refused token): the daemon stops. */
   readonly onFatal: (error: Error) => void;
 }
@@ -60,12 +61,13 @@ export function localAddressToward(url: string): Promise<string> {
  * ```ts
  * const node = new NodeManager({ numCpus: 2 });
  * await node.ready();
- * await using member = await ClusterNode.start(node, { headUrl, token, log: console.error, onFatal: console.error });
+ * await using member = await ClusterNode.start(node, { headUrl, token, logger: pino(), onFatal: console.error });
  * ```
  */
 export class ClusterNode implements AsyncDisposable {
   readonly node: NodeManager;
   readonly #options: ClusterNodeOptions;
+  readonly #logger: Logger;
   readonly #puller: ObjectPuller;
   readonly #arrival: ObjectArrival;
   /** The other nodes, as of the head's last view. */
@@ -85,6 +87,7 @@ export class ClusterNode implements AsyncDisposable {
   constructor(node: NodeManager, options: ClusterNodeOptions) {
     this.node = node;
     this.#options = options;
+    this.#logger = options.logger ?? debugLogger('cluster');
     this.#puller = new ObjectPuller(options.token, (id, size) =>
       node.store.acceptIncoming(id, size, ', so an object from another node cannot be pulled here'),
     );
@@ -140,7 +143,7 @@ export class ClusterNode implements AsyncDisposable {
       port: options.dataPort ?? 0,
       token: options.token,
       nodeId: node.store.sessionId,
-      log: options.log,
+      logger: this.#logger,
       onRelease: (ids) => node.cluster.releaseKept(ids),
     });
     await this.#data.start();
@@ -286,7 +289,7 @@ export class ClusterNode implements AsyncDisposable {
       this.#handleHead(message);
     } catch (error) {
       // A message that does not fit this node's state must not take the node down.
-      this.#options.log(`ignored a ${message.type} from the head: ${(error as Error).message}`);
+      this.#logger.warn({ type: message.type, err: error }, `ignored a ${message.type} from the head: ${(error as Error).message}`);
     }
   }
 
@@ -327,7 +330,6 @@ export class ClusterNode implements AsyncDisposable {
    * refers to (recursively), are pulled here; then the other node may drop its copies.
    */
   async #receiveResult(returnId: string, holderUrl: string, result: ClusterResult): Promise<void> {
-    if (!isValidId(returnId)) return;
     if (!result.ok) {
       this.node.cluster.failSpilled(returnId, fromWireFailure(result.failure));
       return;
@@ -337,7 +339,6 @@ export class ClusterNode implements AsyncDisposable {
     try {
       const contains: string[] = [];
       for (const { id, owner } of result.contains) {
-        if (!isValidId(id)) continue;
         if (this.node.store.status(id).state === 'freed') await this.#arrival.arrive(id, [holderUrl, ...this.#peers.sourcesOf(owner)]);
         if (this.node.store.hold(id)) held.push(id);
         contains.push(id);

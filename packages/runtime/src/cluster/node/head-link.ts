@@ -1,6 +1,11 @@
 import { WebSocket } from 'ws';
 import {
+  BadTokenError,
   CLOSE_BAD_TOKEN,
+  HANDSHAKE_TIMEOUT_MS,
+  HeadClosedError,
+  HeadProtocolError,
+  HeadUnreachableError,
   ShoalError,
   decodeFromHead,
   decodeMessage,
@@ -17,13 +22,9 @@ export const HEARTBEAT_INTERVAL_MS = 1000;
 
 function describeClose(url: string, code: number, reason: string): ShoalError {
   if (code === CLOSE_BAD_TOKEN) {
-    return new ShoalError(
-      'ERR_BAD_TOKEN',
-      `The head at ${url} refused the token. Use the cluster's token (--token or SHOAL_TOKEN; on the head's ` +
-        'machine it is in $SHOAL_HOME/token).',
-    );
+    return new BadTokenError(url, '--token or SHOAL_TOKEN');
   }
-  return new ShoalError('ERR_HEAD_CLOSED', `The head at ${url} closed the connection (${code}${reason ? `: ${reason}` : ''}).`);
+  return new HeadClosedError(url, code, reason);
 }
 
 /**
@@ -32,7 +33,7 @@ function describeClose(url: string, code: number, reason: string): ShoalError {
  */
 export function connectToHead(url: string, token: string, role: 'node' | 'cli'): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 5000 });
+    const socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
     const fail = (error: Error) => {
       socket.removeAllListeners();
       socket.on('error', () => {});
@@ -45,11 +46,11 @@ export function connectToHead(url: string, token: string, role: 'node' | 'cli'):
       try {
         message = decodeFromHead(decodeMessage(data as Buffer));
       } catch (error) {
-        fail(new ShoalError('ERR_HEAD_PROTOCOL', `The head at ${url} sent something unexpected.`, { cause: error }));
+        fail(new HeadProtocolError(url, 'sent something unexpected', { cause: error }));
         return;
       }
       if (message.type !== 'welcome') {
-        fail(new ShoalError('ERR_HEAD_PROTOCOL', `The head at ${url} did not welcome this connection.`));
+        fail(new HeadProtocolError(url, 'did not welcome this connection'));
         return;
       }
       socket.removeAllListeners('close');
@@ -58,14 +59,7 @@ export function connectToHead(url: string, token: string, role: 'node' | 'cli'):
     });
     socket.once('close', (code, reason) => fail(describeClose(url, code, reason.toString())));
     socket.once('error', (error) =>
-      fail(
-        new ShoalError(
-          'ERR_HEAD_UNREACHABLE',
-          `Cannot reach the head at ${url} (${(error as NodeJS.ErrnoException).code ?? error.message}). Is it running? ` +
-            '`shoal start --head` prints its address.',
-          { cause: error },
-        ),
-      ),
+      fail(new HeadUnreachableError(url, (error as NodeJS.ErrnoException).code ?? error.message, { cause: error })),
     );
   });
 }

@@ -22,7 +22,7 @@ async function setUp(): Promise<{ store: ObjectStore; server: DataServer; puller
   // The puller's own store, in the same root: what it pulls arrives there.
   const pulledInto = new ObjectStore({ shmRoot: root, handleSignals: false, objectStoreMemory: 256 * 1024 ** 2 });
   const into = pulledInto.directory;
-  const server = await DataServer.start(store, { host: '127.0.0.1', token: TOKEN, nodeId: store.sessionId, log: () => {} });
+  const server = await DataServer.start(store, { host: '127.0.0.1', token: TOKEN, nodeId: store.sessionId });
   const puller = new ObjectPuller(TOKEN, (id, size) => pulledInto.acceptIncoming(id, size));
   return {
     store,

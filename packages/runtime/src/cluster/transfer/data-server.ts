@@ -5,15 +5,22 @@
 import { type AddressInfo } from 'node:net';
 import { debuglog } from 'node:util';
 import { WebSocket, WebSocketServer } from 'ws';
-import { decodeToHolder, encodeMessage, type FromHolder, type ToHolder } from '@shoal/protocol';
+import {
+  CHUNK_BYTES,
+  DATA_SERVER_MAX_PAYLOAD_BYTES,
+  HELLO_TIMEOUT_MS,
+  decodeToHolder,
+  encodeMessage,
+  toWireFailure,
+  type FromHolder,
+  type ToHolder,
+} from '@shoal/protocol';
 import type { ObjectStore, OutgoingObject } from '@shoal/store';
-import { toWireFailure } from '../../thrown.js';
+import { debugLogger, type Logger } from '../../log.js';
 import { guard, wsUrl } from '../../transport/guard.js';
 
 const debug = debuglog('shoal:transfer');
 
-/** Bytes per chunk message. */
-export const CHUNK_BYTES = 1 << 20;
 /** Close code of the connections a closing data server ends (RFC 6455 "going away"). */
 const CLOSE_GOING_AWAY = 1001;
 
@@ -24,8 +31,8 @@ export interface DataServerOptions {
   readonly port?: number;
   readonly token: string;
   readonly nodeId: string;
-  /** Where rejected connections are reported. */
-  readonly log: (line: string) => void;
+  /** Where rejected connections are reported. @default debugLogger('transfer') (NODE_DEBUG=shoal:transfer) */
+  readonly logger?: Logger;
   /** A puller released these ids (it has its own copy of a task result kept for it). */
   readonly onRelease?: (ids: readonly string[]) => void;
   /** How long {@link DataServer.close} lets transfers in flight finish before it cuts them. @default 10000 */
@@ -59,13 +66,14 @@ interface Puller {
  *
  * @example
  * ```ts
- * await using data = await DataServer.start(store, { host: '127.0.0.1', token, nodeId: store.sessionId, log: console.error });
+ * await using data = await DataServer.start(store, { host: '127.0.0.1', token, nodeId: store.sessionId, logger: pino() });
  * console.log(data.url); // ws://127.0.0.1:PORT, what other nodes pull from
  * ```
  */
 export class DataServer implements AsyncDisposable {
   readonly #store: ObjectStore;
   readonly #options: DataServerOptions;
+  readonly #logger: Logger;
   readonly #pullers = new Set<Puller>();
   #server: WebSocketServer | undefined;
   #state: DataServerState = 'idle';
@@ -77,6 +85,7 @@ export class DataServer implements AsyncDisposable {
   constructor(store: ObjectStore, options: DataServerOptions) {
     this.#store = store;
     this.#options = options;
+    this.#logger = options.logger ?? debugLogger('transfer');
   }
 
   /** A started data server. */
@@ -100,7 +109,7 @@ export class DataServer implements AsyncDisposable {
   async #listen(): Promise<void> {
     this.#state = 'starting';
     const { host, port = 0 } = this.#options;
-    const server = new WebSocketServer({ host, port, perMessageDeflate: false, maxPayload: 1 << 20 });
+    const server = new WebSocketServer({ host, port, perMessageDeflate: false, maxPayload: DATA_SERVER_MAX_PAYLOAD_BYTES });
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
@@ -196,8 +205,8 @@ export class DataServer implements AsyncDisposable {
       remote,
       kind: 'data connection',
       token: this.#options.token,
-      helloTimeoutMs: 5000,
-      log: this.#options.log,
+      helloTimeoutMs: HELLO_TIMEOUT_MS,
+      logger: this.#logger,
       decode: decodeToHolder,
       welcome: () => send({ type: 'welcome', nodeId: this.#options.nodeId }),
       message: (message) => {

@@ -3,13 +3,16 @@
 // the object inline or its size, followed by chunks this end writes straight into a new segment
 // file (pwrite at the chunk's offset) and acknowledges, which opens the holder's credit window.
 import { WebSocket } from 'ws';
-import { ShoalError, decodeFromHolder, decodeMessage, encodeMessage, type FromHolder, type ToHolder } from '@shoal/protocol';
+import {
+  HANDSHAKE_TIMEOUT_MS,
+  PULLER_MAX_PAYLOAD_BYTES,
+  PULL_WINDOW_BYTES,
+  ShoalError,
+  decodeFromHolder, decodeMessage, encodeMessage, type FromHolder, type ToHolder } from '@shoal/protocol';
 import type { IncomingObject } from '@shoal/store';
 import { RequestTracker } from '../../transport/request-tracker.js';
 import { PullFailure } from './pull-failure.js';
 
-/** Bytes a puller lets a holder send ahead of what it has written (per pull). */
-export const PULL_WINDOW_BYTES = 16 << 20;
 /** A holder that sends nothing, pongs included, for this long is taken for dead (its pulls fail over). */
 const LIVENESS_MS = 10_000;
 
@@ -63,7 +66,7 @@ export class HolderConnection {
   constructor(url: string, token: string, onClose: () => void, accept: (id: string, size: number) => IncomingObject) {
     this.url = url;
     this.#accept = accept;
-    this.#socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 5000, maxPayload: 64 << 20 });
+    this.#socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, maxPayload: PULLER_MAX_PAYLOAD_BYTES });
     this.ready = new Promise((resolve, reject) => {
       this.#socket.once('open', () => this.#send({ type: 'hello', token }));
       this.#socket.once('error', (error) => reject(new PullFailure('unreachable', `cannot reach ${url}: ${error.message}`, { cause: error })));

@@ -1,8 +1,7 @@
 // Bringing an object this node needs into its store: pulled from the node that made it, or from
 // wherever the head says a copy is, together with the objects it refers to.
-import { isValidId } from '@shoal/protocol';
+import { fromWireFailure } from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
-import { fromWireFailure } from '../../thrown.js';
 import type { ObjectPuller, PulledObject } from './object-puller.js';
 
 /** Data URLs of the nodes holding each object, by id (what the head's `locate` answers). */
@@ -52,8 +51,8 @@ export class ObjectArrival {
       const contains: string[] = [];
       try {
         for (const child of object.contains ?? []) {
-          if (!isValidId(child) || store.status(child).state !== 'freed') {
-            if (isValidId(child)) contains.push(child);
+          if (store.status(child).state !== 'freed') {
+            contains.push(child);
             continue;
           }
           if (depth >= MAX_DEPTH) throw new Error(`objects nested more than 64 refs deep, at ${id}`);

@@ -2,7 +2,7 @@
 // head only says where objects are), one data connection per holder (holder-connection.ts).
 import { debuglog } from 'node:util';
 import PQueue from 'p-queue';
-import { ObjectLostError, ShoalError, type WireFailure } from '@shoal/protocol';
+import { CONCURRENT_PULLS, ObjectLostError, ShoalError, type WireFailure } from '@shoal/protocol';
 import type { IncomingObject } from '@shoal/store';
 import { HolderConnection, type PulledObject } from './holder-connection.js';
 import { PullFailure } from './pull-failure.js';
@@ -11,8 +11,6 @@ export type { PulledObject } from './holder-connection.js';
 
 const debug = debuglog('shoal:transfer');
 
-/** Objects pulled at once; further pulls queue (the cap on bytes in flight is this x the window). */
-export const CONCURRENT_PULLS = 4;
 
 /** Counts of what a {@link ObjectPuller} fetched. */
 export interface PullStats {
