@@ -28,6 +28,7 @@ const SAMPLES: { readonly [C in keyof typeof errors.ERROR_CLASSES]: () => errors
   ERR_NODE_DIED: () => new errors.NodeDiedError('sum', { attempts: 2 }),
   ERR_HEAD_LOST: () => new errors.HeadLostError('sum'),
   ERR_RUNTIME_SHUTDOWN: () => new errors.RuntimeShutdownError('get'),
+  ERR_WORKER_SPAWN: () => new errors.WorkerSpawnError(),
   ERR_GET_TIMEOUT: () => new errors.GetTimeoutError(10, 2),
   ERR_IN_WORKER: () => new errors.InWorkerError(),
   ERR_ALREADY_INITIALIZED: () => new errors.AlreadyInitializedError(),

@@ -19,6 +19,7 @@ export type ShoalErrorCode =
   // Tasks and the session
   | 'ERR_TASK_FAILED'
   | 'ERR_WORKER_CRASHED'
+  | 'ERR_WORKER_SPAWN'
   | 'ERR_TASK_TIMEOUT'
   | 'ERR_TASK_CANCELLED'
   | 'ERR_TASK_INFEASIBLE'

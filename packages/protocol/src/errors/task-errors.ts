@@ -116,6 +116,18 @@ export class HeadLostError extends ShoalError {
   }
 }
 
+/** The node could not start a worker process (the operating system refused the spawn). */
+export class WorkerSpawnError extends ShoalError {
+  static readonly code = 'ERR_WORKER_SPAWN';
+  constructor(options?: ShoalErrorOptions) {
+    super(
+      WorkerSpawnError.code,
+      'Could not start a worker process (spawn failed). Check the limits on processes and memory (ulimit -u, free memory) and try again.',
+      options,
+    );
+  }
+}
+
 /** The runtime was shut down while the task or get was pending. */
 export class RuntimeShutdownError extends ShoalError {
   static readonly code = 'ERR_RUNTIME_SHUTDOWN';

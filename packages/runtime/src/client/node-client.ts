@@ -297,13 +297,35 @@ export class NodeClient implements Runtime {
     );
   }
 
+  /** The {@link Runtime}'s name for {@link close}; not available inside a task. */
   async shutdown(): Promise<void> {
     if (this.kind === 'worker') {
       throw new NotAvailableError('shutdown');
     }
-    // An attached process only disconnects: the node and its objects belong to another process.
+    await this.close();
+  }
+
+  /**
+   * Disconnects from the node: what this process still has to say (refs it released, frees) is
+   * written first; requests in flight then fail with RuntimeShutdownError. An attached process
+   * only disconnects: the node and its objects belong to another process. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#connection.flush();
     this.#connection.destroy();
     this.closed();
+  }
+
+  /** Disconnects at once, dropping what was not written yet. Idempotent. */
+  async destroy(): Promise<void> {
+    if (this.#closed) return;
+    this.#connection.destroy();
+    this.closed();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
   }
 
   #request<T>(message: Request): Promise<T> {

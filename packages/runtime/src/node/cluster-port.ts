@@ -40,7 +40,11 @@ export class ClusterPort {
     this.#scheduler = scheduler;
     this.#objects = objects;
     this.#acceptsTasks = acceptsTasks;
-    this.#foreign = new ForeignTasks(store, scheduler, (origin, returnId, result) => this.#hooks?.finished(origin, returnId, result));
+    this.#foreign = new ForeignTasks({
+      store,
+      scheduler,
+      finished: (origin, returnId, result) => this.#hooks?.finished(origin, returnId, result),
+    });
   }
 
   /** Whether the node joined a cluster. */

@@ -18,10 +18,9 @@ export class ForeignTasks {
   /** Task results kept for the node that submitted them: returnId -> origin. */
   readonly #keptFor = new Map<string, string>();
 
-  constructor(store: ObjectStore, scheduler: LocalScheduler, finished: ForeignFinished) {
-    this.#store = store;
-    this.#scheduler = scheduler;
-    this.#finished = finished;
+  /** `finished` reports each foreign task's result (the cluster agent sends it to the head). */
+  constructor(parts: { readonly store: ObjectStore; readonly scheduler: LocalScheduler; readonly finished: ForeignFinished }) {
+    ({ store: this.#store, scheduler: this.#scheduler, finished: this.#finished } = parts);
   }
 
   /** Runs `task` for node `origin`; `fetch` is told of arguments to bring here. */

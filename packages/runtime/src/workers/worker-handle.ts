@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import type { NodeToWorker, WorkerToNode } from '@shoal/protocol';
+import { WorkerSpawnError, type NodeToWorker, type WorkerToNode } from '@shoal/protocol';
 import type { Connection } from '../transport/connection.js';
 import type { Peer } from '../node/peer.js';
 import type { Resources } from '../scheduling/resources.js';
@@ -66,7 +66,7 @@ export class WorkerHandle implements Peer, WorkerSlot {
   /** Takes over `child`, a worker process just started; `onExit` runs once when it exits. */
   constructor(child: ChildProcess, onExit: (worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void) {
     this.child = child;
-    if (this.child.pid === undefined) throw new Error('Could not start a worker process (spawn failed).');
+    if (this.child.pid === undefined) throw new WorkerSpawnError();
     this.pid = this.child.pid;
     this.connected = new Promise((resolve) => (this.#connected = resolve));
     this.exited = new Promise((resolve) => {

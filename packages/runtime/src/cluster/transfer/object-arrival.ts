@@ -55,7 +55,7 @@ export class ObjectArrival {
             contains.push(child);
             continue;
           }
-          if (depth >= MAX_DEPTH) throw new Error(`objects nested more than 64 refs deep, at ${id}`);
+          if (depth >= MAX_DEPTH) throw new RangeError(`Expected objects to nest refs at most ${MAX_DEPTH} deep, got deeper at ${id}: store the inner objects' refs side by side instead.`);
           await this.arrive(child, sources, depth + 1);
           contains.push(child);
         }
