@@ -43,7 +43,7 @@ import type { ReceiveRequest, ReceiverMessage } from './cluster-tcp-receiver.js'
 import type { SendReply, SendRequest } from './cluster-tcp-sender.js';
 import { cpuSnapshot, interferenceBetween, isDisturbed, type CpuSnapshot, type Interference } from './interference.js';
 import { killAtExit, removeAtExit, Scope } from './lifecycle.js';
-import { treeTicks } from './proc.js';
+import { readProcStat, treeTicks } from './proc.js';
 
 const CLI = join(dirname(createRequire(import.meta.url).resolve('shoal')), 'cli.js');
 const DRIVER = fileURLToPath(new URL('./cluster-driver.js', import.meta.url));
@@ -179,13 +179,13 @@ function daemonPids(home: string): Set<number> {
   return pids;
 }
 
+/**
+ * Whether process `pid` still runs. A stopped daemon is not this process's child (it was started
+ * detached): it may linger a moment as a zombie until init reaps it, which is not running.
+ */
 function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  const stat = readProcStat(pid);
+  return stat !== undefined && stat.state !== 'Z' && stat.state !== 'X';
 }
 
 /** The environment of a `shoal` command or the driver for `home`: none of the caller's cluster. */
