@@ -99,3 +99,38 @@ test('large batches go out in parts, each after the previous one drained', async
   );
   assert.deepEqual(stream.messages(), sent);
 });
+
+/** A socket-like stream that reports its backlog: "full" past a small mark, like net.Socket's 16 KiB. */
+class BackloggedStream extends FakeStream {
+  writableLength = 0;
+  override write(data: Buffer): boolean {
+    super.write(data);
+    this.writableLength += data.length;
+    return this.writableLength < 16 * 1024;
+  }
+}
+
+test('a stream past its small high-water mark but with a modest backlog keeps being written', async () => {
+  const stream = new BackloggedStream(1_000_000);
+  const connection = over(stream);
+  connection.send({ n: 0, pad: 'x'.repeat(32 * 1024) });
+  await nextTurn();
+  connection.send({ n: 1 });
+  await nextTurn();
+  assert.equal(stream.writes.length, 2, 'the second tick is written without waiting for drain');
+});
+
+test('a stream whose backlog is large waits for drain', async () => {
+  const stream = new BackloggedStream(1_000_000);
+  const connection = over(stream);
+  stream.writableLength = 64 * 1024 * 1024;
+  connection.send({ n: 0 });
+  await nextTurn();
+  connection.send({ n: 1 });
+  await nextTurn();
+  assert.equal(stream.writes.length, 1, 'nothing more until drain');
+  stream.writableLength = 0;
+  stream.drain();
+  assert.equal(stream.writes.length, 2);
+  assert.deepEqual(stream.messages().map((message) => message.n), [0, 1]);
+});

@@ -12,6 +12,8 @@ export interface MessageStream {
   on(event: 'drain', listener: () => void): unknown;
   /** Returns false when the stream's buffer is full: nothing more should be written until 'drain'. */
   write(data: Buffer): boolean;
+  /** Bytes written and not yet handed to the kernel, where the stream knows (net.Socket does). */
+  readonly writableLength?: number;
   destroy(): unknown;
   /** Whether the stream keeps the process alive. */
   ref(): unknown;
@@ -24,6 +26,13 @@ export interface MessageStream {
  * put from a remote driver, up to 1 GiB) is written as it is, not copied into a bigger buffer.
  */
 const BATCH_BYTES = 1024 * 1024;
+/**
+ * A local socket's write() says "full" past its 16 KiB high-water mark, which thousands of small
+ * task messages pass in one tick. Waiting for 'drain' each time leaves the peer idle while the
+ * kernel empties the buffer (measured: -6% task throughput), so writing stops only once this
+ * much is queued in the stream; a stream that does not report its backlog stops at its "full".
+ */
+const BACKLOG_BYTES = 8 * 1024 * 1024;
 
 /**
  * A message connection over a stream: length-prefixed msgpackr frames, with every
@@ -133,7 +142,7 @@ export class Connection<In, Out> {
       const data = this.#queue.length === 1 ? this.#queue[0]! : Buffer.concat(this.#queue, this.#queuedBytes);
       this.#queue = [];
       this.#queuedBytes = 0;
-      this.#blocked = !this.socket.write(data);
+      this.#blocked = this.#full(this.socket.write(data));
       return;
     }
     this.#writeBatches();
@@ -149,9 +158,15 @@ export class Connection<In, Out> {
       const data = end - start === 1 ? queue[start]! : Buffer.concat(queue.slice(start, end), bytes);
       this.#queuedBytes -= bytes;
       start = end;
-      this.#blocked = !this.socket.write(data);
+      this.#blocked = this.#full(this.socket.write(data));
     }
     this.#queue = start === queue.length ? [] : queue.slice(start);
+  }
+
+  /** Whether to wait for 'drain' after a write that returned `written`. */
+  #full(written: boolean): boolean {
+    if (written) return false;
+    return (this.socket.writableLength ?? Number.POSITIVE_INFINITY) >= BACKLOG_BYTES;
   }
 
   destroy(error?: Error): void {
