@@ -1,22 +1,13 @@
 // A head stopped and started again as it was first started (no --token): its nodes stay members.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { sweepStaleSessions } from '@shoal/store';
 import { daemonOf, shoal } from './cluster-helpers.js';
+import { freePort } from './helpers.js';
 import { isAlive, until } from './runtime-helpers.js';
-
-/** A port nothing listens on (it did a moment ago): the head must come back on the same one. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 async function nodePids(home: string): Promise<number[]> {
   const run = await shoal(home, ['status', '--json']);
@@ -34,6 +25,7 @@ test('a head started again without --token reuses its stored token: its node sta
       pids.push(daemonOf(homeA).pid);
       return daemonOf(homeA);
     };
+    // The head must come back on the same port.
     const port = await freePort();
     const head = await startHead();
     const token = readFileSync(join(homeA, 'token'), 'utf8').trim();
