@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
 import { fork } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ObjectNotFoundError, ShoalError, init, shutdown, store } from 'shoal';
 import { cleanUp, start } from './runtime-helpers.js';
-import { eventually } from './helpers.js';
+import { eventually, freePort } from './helpers.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/attach-child.ts', import.meta.url));
 
@@ -60,15 +59,6 @@ test('named objects: versions, watch, and the old version freed once nothing hol
   await assert.rejects(store.putNamed('bad name!', 1), TypeError);
   await assert.rejects(store.putNamed('', 1), TypeError);
 });
-
-/** A port nothing listens on (it did a moment ago). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 test('attaching to a node that is not there, or to a cluster address, fails clearly', async () => {
   await assert.rejects(init({ address: 'unix:/dev/shm/shoal-doesnotexist/node.sock' }), (error: unknown) => {

@@ -1,5 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 const CHILD = fileURLToPath(new URL('./fixtures/child.ts', import.meta.url));
@@ -59,6 +60,15 @@ export async function eventually(check: () => boolean, what: string, attempts = 
 /** Session directories in /dev/shm. */
 export function sessionDirectories(): string[] {
   return readdirSync('/dev/shm').filter((name) => name.startsWith('shoal-'));
+}
+
+/** A port nothing listens on (it did a moment ago). */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 export { existsSync };

@@ -16,6 +16,14 @@ const GiB = 1024 ** 3;
  */
 export const DEFAULT_MAX_FRAME_BYTES = 256 * MiB;
 
+/**
+ * Most ids one message from a worker or an attached program may list (a `resolve`, `wait`, `free`
+ * or `refs`). The node answers a `resolve` with a map keyed by those ids, and msgpackr encodes a
+ * map of at most 65,535 keys: a longer list once made the answer fail to encode in a callback,
+ * which took the node's process down. Senders split longer lists (RefTracker does).
+ */
+export const MAX_IDS_PER_MESSAGE = 65_535;
+
 // --- Remote drivers (a program on a machine without a node, through the head) ---------------------
 
 /**

@@ -7,7 +7,11 @@
  * {@link decodeWorkerMessage} / {@link decodeNodeMessage} check every field once at the edge.
  */
 import { Type } from '@sinclair/typebox';
+import { MAX_IDS_PER_MESSAGE } from './limits.js';
 import { Amount, Bytes, Count, Demand, Id, byId, Name, decoderOf, message, type MessageOf, type UnionOf } from './schema.js';
+
+/** A list of ids a node answers or acts on one by one: at most MAX_IDS_PER_MESSAGE of them. */
+const IdList = Type.Array(Id, { maxItems: MAX_IDS_PER_MESSAGE });
 
 const ObjectLocationSchema = Type.Union([
   /** Inline: the serialized bytes themselves. */
@@ -80,11 +84,11 @@ const TO_NODE = {
   put: message('put', { id: Id, payload: ObjectPayloadSchema }),
   submit: message('submit', { task: WireTaskSchema }),
   /** `owners[i]`: the session that made `ids[i]`, for objects the node must fetch from another node. */
-  resolve: message('resolve', { requestId: Count, ids: Type.Array(Id), owners: Type.Optional(Type.Array(Id)) }),
-  wait: message('wait', { requestId: Count, ids: Type.Array(Id), numReturns: Count, timeoutMs: Type.Union([Amount, Type.Null()]) }),
+  resolve: message('resolve', { requestId: Count, ids: IdList, owners: Type.Optional(IdList) }),
+  wait: message('wait', { requestId: Count, ids: IdList, numReturns: Count, timeoutMs: Type.Union([Amount, Type.Null()]) }),
   cancel: message('cancel', { id: Id }),
-  free: message('free', { ids: Type.Array(Id) }),
-  refs: message('refs', { hold: Type.Array(Id), release: Type.Array(Id) }),
+  free: message('free', { ids: IdList }),
+  refs: message('refs', { hold: IdList, release: IdList }),
   /** Answer to `recall`: the queued tasks it gave back (not started yet). */
   recalled: message('recalled', { taskIds: Type.Array(Count) }),
 };

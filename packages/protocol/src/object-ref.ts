@@ -23,6 +23,8 @@ export interface ObjectRefHooks {
 }
 
 let hooks: ObjectRefHooks | undefined;
+/** The owner of the last ref made, known to be a valid id. */
+let lastOwner: string | undefined;
 
 /**
  * Installs the process's ref hooks (done by the object store or a node client; not for
@@ -58,8 +60,18 @@ export class ObjectRef<T = unknown> implements PromiseLike<T> {
   /** The session (node) whose store holds the object. */
   readonly owner: string;
 
-  /** @internal Refs are made by the store (`store.put`), by tasks, or by {@link ObjectRef.from}. */
+  /**
+   * @internal Refs are made by the store (`store.put`), by tasks, or by {@link ObjectRef.from}.
+   * @throws TypeError when `id` or `owner` is not an id: a ref's id becomes a file name, so a
+   * forged one (`../../x`) must never reach the store.
+   */
   constructor(id: string, owner: string) {
+    checkId('id', id);
+    // The owner is nearly always this process's session: checked once, not at every ref.
+    if (owner !== lastOwner) {
+      checkId('owner', owner);
+      lastOwner = owner;
+    }
     this.id = id;
     this.owner = owner;
     hooks?.track(this);
@@ -125,6 +137,12 @@ export class ObjectRef<T = unknown> implements PromiseLike<T> {
 
   [Symbol.for('nodejs.util.inspect.custom')](): string {
     return `ObjectRef { id: '${this.id}' }`;
+  }
+}
+
+function checkId(field: string, value: unknown): void {
+  if (!isValidId(value)) {
+    throw new TypeError(`Expected \`${field}\` to be an id of 1-64 characters of [0-9A-Za-z_-], got \`${safeString(value)}\``);
   }
 }
 

@@ -32,7 +32,7 @@ Run \`shoal <command> --help\` for a command's options.
 Environment: SHOAL_HOME (state directory, default ~/.shoal), SHOAL_ADDRESS (head address),
 SHOAL_TOKEN (cluster token).`;
 
-const START_USAGE = `Usage: shoal start --head [--host 127.0.0.1] [--port 6380] [--token T] [--num-cpus N] [--resources JSON]
+const START_USAGE = `Usage: shoal start --head [--host 127.0.0.1] [--port 6380] [--token T | --new-token] [--num-cpus N] [--resources JSON]
        shoal start --address ws://HOST:PORT --token T [--num-cpus N] [--resources JSON] [--node-ip IP]
 
 Starts this machine's Shoal daemon in the background: a node (object store and worker
@@ -43,7 +43,10 @@ processes) and, with --head, the cluster's head. Prints the head's address and h
   --port P           port of the head (default 6380; 0 picks a free one)
   --address URL      the head to join (or SHOAL_ADDRESS)
   --token T          the cluster token (or SHOAL_TOKEN; a new head makes one and keeps it in
-                     $SHOAL_HOME/token, mode 0600, where commands on this machine find it)
+                     $SHOAL_HOME/token, mode 0600, where commands on this machine find it; a
+                     head started again uses that one, so its nodes stay members)
+  --new-token        with --head: make a new token even if $SHOAL_HOME/token has one (nodes
+                     that have the old one are refused)
   --num-cpus N       CPUs this node offers (default: all)
   --resources JSON   custom resources this node offers, e.g. '{"gpu":1}'
   --object-store-memory BYTES
@@ -149,6 +152,7 @@ async function start(args: string[]): Promise<void> {
     port: { type: 'string' },
     address: { type: 'string' },
     token: { type: 'string' },
+    'new-token': { type: 'boolean' },
     'num-cpus': { type: 'string' },
     resources: { type: 'string' },
     'node-ip': { type: 'string' },
@@ -177,6 +181,8 @@ async function start(args: string[]): Promise<void> {
         2,
       );
     }
+    // A head started again keeps its token, or every node of the cluster would be refused (and exit).
+    if (!values['new-token']) token ??= readToken(home);
     // Hex: a token must never start with '-', or `--token <token>` would read as an option.
     token ??= randomBytes(24).toString('hex');
     writeToken(home, token);

@@ -1,5 +1,6 @@
 import {
   BindFailedError,
+  MAX_IDS_PER_MESSAGE,
   NotAvailableError,
   ObjectFreedError,
   ObjectNotFoundError,
@@ -236,6 +237,9 @@ export class NodeClient implements Runtime {
   }
 
   async wait(refs: readonly ObjectRef[], numReturns: number, timeoutMs: number | null): Promise<WaitResult> {
+    if (refs.length > MAX_IDS_PER_MESSAGE) {
+      throw new RangeError(`Expected at most ${MAX_IDS_PER_MESSAGE} refs to wait on at once, got \`${refs.length}\`: wait on fewer at a time`);
+    }
     const ready = new Set(
       await this.#request<string[]>({ type: 'wait', ids: refs.map((ref) => ref.id), numReturns, timeoutMs }),
     );

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { test } from 'node:test';
-import { ObjectRef } from '@shoal/protocol';
+import { MAX_IDS_PER_MESSAGE, ObjectRef } from '@shoal/protocol';
 import { RefTracker } from './ref-tracker.js';
 
 // No ref hooks are installed in this process: the tests call track() as ObjectRef's constructor would.
@@ -78,4 +78,13 @@ test('an object the node holds for us already needs no hold, and is released lik
   make('put');
   await nextTurn();
   assert.deepEqual(sent[1], { hold: ['put'], release: ['put'] });
+});
+
+test('a turn with more ids than one message may list is split, every hold before any release', async () => {
+  const { refs, sent, make } = tracker();
+  const made = Array.from({ length: MAX_IDS_PER_MESSAGE + 10 }, (_, i) => make(`r${i}`));
+  for (const ref of made.slice(0, 5)) refs.untrack(ref);
+  await nextTurn();
+  assert.ok(sent.every((message) => message.hold.length + message.release.length <= MAX_IDS_PER_MESSAGE), 'no message lists more than the limit');
+  assert.deepEqual(sent.map((message) => [message.hold.length, message.release.length]), [[MAX_IDS_PER_MESSAGE, 0], [10, 0], [0, 5]]);
 });

@@ -1,4 +1,4 @@
-import type { ObjectRef } from '@shoal/protocol';
+import { MAX_IDS_PER_MESSAGE, type ObjectRef } from '@shoal/protocol';
 
 /** What a {@link RefTracker} reports to. */
 export interface RefTrackerOptions {
@@ -14,7 +14,8 @@ export interface RefTrackerOptions {
  * by garbage collection or `ref.release()`) gives it back. Holds and releases of one event-loop
  * turn travel together in one `refs` message, sent on the next turn so that a `put` or `submit`
  * sent in this turn reaches the node before the hold of its ref. The node applies a message's
- * holds before its releases, so an object released and held again in one turn stays alive.
+ * holds before its releases, so an object released and held again in one turn stays alive; a turn
+ * with more ids than one message may list sends all its holds before its releases.
  *
  * @example
  * ```ts
@@ -86,7 +87,13 @@ export class RefTracker {
       const release = this.#releases;
       this.#holds = [];
       this.#releases = [];
-      if (hold.length > 0 || release.length > 0) this.#send(hold, release);
+      if (hold.length + release.length <= MAX_IDS_PER_MESSAGE) {
+        if (hold.length > 0 || release.length > 0) this.#send(hold, release);
+        return;
+      }
+      // More than one message may list: every hold goes before any release, as in one message.
+      for (let i = 0; i < hold.length; i += MAX_IDS_PER_MESSAGE) this.#send(hold.slice(i, i + MAX_IDS_PER_MESSAGE), []);
+      for (let i = 0; i < release.length; i += MAX_IDS_PER_MESSAGE) this.#send([], release.slice(i, i + MAX_IDS_PER_MESSAGE));
     });
   }
 }

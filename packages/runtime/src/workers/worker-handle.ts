@@ -11,6 +11,18 @@ const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url))
 
 export type { WorkerState } from '../scheduling/worker-slot.js';
 
+/**
+ * Variables a node's own process may have that carry the cluster token (SHOAL_TOKEN, and the
+ * daemon's config, which includes it): a task runs any code it was sent, so workers never see them.
+ */
+const SECRET_VARIABLES = ['SHOAL_TOKEN', 'SHOAL_DAEMON_CONFIG'];
+
+function withoutSecrets(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const copy = { ...env };
+  for (const name of SECRET_VARIABLES) delete copy[name];
+  return copy;
+}
+
 /** Settings a worker process reads from its environment. */
 export interface WorkerEnvironment {
   readonly socketPath: string;
@@ -52,7 +64,7 @@ export class WorkerHandle implements Peer, WorkerSlot {
     const child = spawn(process.execPath, [WORKER_ENTRY], {
       stdio: ['ignore', 'inherit', 'inherit'],
       env: {
-        ...process.env,
+        ...withoutSecrets(process.env),
         SHOAL_NODE_SOCKET: environment.socketPath,
         SHOAL_SESSION_ID: environment.sessionId,
         SHOAL_SESSION_DIR: environment.sessionDirectory,
