@@ -17,6 +17,7 @@ export {
   type EncodedValue,
 } from './serialize/index.js';
 export { FrameDecoder, decodeMessage, encodeFrame, encodeMessage } from './framing.js';
+export { HELLO_MAX_DEPTH, decodeHello } from './hello-decode.js';
 export {
   decodeNodeMessage,
   decodeWorkerMessage,
@@ -57,6 +58,7 @@ export {
   DRIVER_PATH,
   HANDSHAKE_TIMEOUT_MS,
   HEAD_MAX_PAYLOAD_BYTES,
+  HELLO_MAX_BYTES,
   HELLO_TIMEOUT_MS,
   MAX_IDS_PER_MESSAGE,
   PULLER_MAX_PAYLOAD_BYTES,

@@ -1,10 +1,14 @@
 // What every cluster WebSocket server does before it trusts a peer (the head's control
 // connections and each node's data server): the first message must be a hello with the cluster
 // token, in time; every message must be binary and decode; bad input closes that connection only,
-// with a reason, and is logged.
+// with a reason, and is logged. Nothing but the hello is parsed before the token is checked: the
+// server accepts at most HELLO_MAX_BYTES per message until then (ws refuses a larger frame from
+// its header, 1009), the hello is read by the strict decoder (no extensions, no records), and
+// only an authenticated connection gets its real message limit and the full codec.
 import { timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
-import { CLOSE_BAD_TOKEN, CLOSE_PROTOCOL_ERROR, CLOSE_TIMEOUT, decodeMessage } from '@shoal/protocol';
+import { CLOSE_BAD_TOKEN, CLOSE_PROTOCOL_ERROR, CLOSE_TIMEOUT, HELLO_MAX_BYTES, decodeHello, decodeMessage } from '@shoal/protocol';
 
 /** Compares tokens in constant time. */
 export function sameToken(given: string, expected: string): boolean {
@@ -18,6 +22,36 @@ export function wsUrl(host: string, port: number): string {
   return `ws://${host.includes(':') ? `[${host}]` : host}:${port}`;
 }
 
+/**
+ * Whether a WebSocket upgrade may go on, by its `Origin` header: a browser sends one with every
+ * WebSocket it opens, Shoal's own clients (Node's ws) send none. Refusing the ones not allowed
+ * keeps a web page the user opens from reaching a head or data server on loopback.
+ */
+export function originAllowed(request: IncomingMessage, allowedOrigins: readonly string[]): boolean {
+  const origin = request.headers.origin;
+  return origin === undefined || allowedOrigins.includes(origin);
+}
+
+/**
+ * The WebSocket server option every guarded server starts its connections with: nothing larger
+ * than a hello before the token is checked ({@link guard} raises it once it is).
+ */
+export const PRE_AUTH_MAX_PAYLOAD = HELLO_MAX_BYTES;
+
+/**
+ * Raises the message limit of an accepted socket. ws takes `maxPayload` once per server and has
+ * no public way to change it per connection, so this sets its receiver's limit, which it reads
+ * at every frame header; it fails loudly (rather than leaving authenticated peers at the hello's
+ * limit) if a ws upgrade changed that shape.
+ */
+function raiseMaxPayload(socket: WebSocket, maxPayload: number): void {
+  const receiver = (socket as unknown as { _receiver?: { _maxPayload?: unknown } })._receiver;
+  if (!receiver || typeof receiver._maxPayload !== 'number') {
+    throw new Error('ws no longer keeps its message limit in `_receiver._maxPayload`: update raiseMaxPayload in transport/guard.ts');
+  }
+  receiver._maxPayload = maxPayload;
+}
+
 /** The hello among a boundary's messages: its schema guarantees the token is a string. */
 type HelloOf<M> = Extract<M, { readonly type: 'hello'; readonly token: string }>;
 
@@ -28,6 +62,11 @@ export interface GuardOptions<M extends { readonly type: string }> {
   readonly kind: string;
   readonly token: string;
   readonly helloTimeoutMs: number;
+  /**
+   * The message limit once the peer authenticated (the server itself was created with
+   * {@link PRE_AUTH_MAX_PAYLOAD}).
+   */
+  readonly maxPayload: number;
   /**
    * Where closed and rejected connections are reported (warn, with `remote`, `kind` and `reason`).
    * The warn of runtime's `Logger` (transport/ imports nothing of the runtime, so it is spelled out).
@@ -54,16 +93,18 @@ export function guard<M extends { readonly type: string }>(socket: WebSocket, op
   // already started the closing handshake with the matching code (1009, 1002), cutting the
   // connection itself if the peer does not answer in time. Terminating here would drop the close
   // frame before it is written, and the peer would see 1006 instead of the reason.
-  socket.on('error', () => {});
-  socket.on('close', (code) => {
-    clearTimeout(timer);
-    if (code === 1009) log('message too large', `closed a ${kind} from ${remote}: message too large`);
+  socket.on('error', (error: Error & { code?: string }) => {
+    if (error.code !== 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return;
+    if (authenticated) log('message too large', `closed a ${kind} from ${remote}: message too large`);
+    else log('hello too large', `closed a ${kind} from ${remote}: a first message above ${HELLO_MAX_BYTES} bytes (authenticate first)`);
   });
+  socket.on('close', () => clearTimeout(timer));
   socket.on('message', (data, isBinary) => {
     let message: M;
     try {
       if (!isBinary) throw new TypeError('text frames are not part of the protocol');
-      message = options.decode(decodeMessage(data as Buffer));
+      const bytes = data as Buffer;
+      message = options.decode(authenticated ? decodeMessage(bytes) : decodeHello(bytes));
     } catch (error) {
       log('malformed message', `closed a ${kind} from ${remote}: ${(error as Error).message}`);
       socket.close(CLOSE_PROTOCOL_ERROR, 'malformed message');
@@ -81,6 +122,7 @@ export function guard<M extends { readonly type: string }>(socket: WebSocket, op
     }
     authenticated = true;
     clearTimeout(timer);
+    raiseMaxPayload(socket, options.maxPayload);
     options.welcome(message as HelloOf<M>);
   });
 }

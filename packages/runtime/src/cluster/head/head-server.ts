@@ -9,7 +9,7 @@ import {
   TOKEN_HEADER,
   decodeToHead, encodeMessage, type HeadRole, type ToHead } from '@shoal/protocol';
 import type { Logger } from '../../log.js';
-import { guard, sameToken } from '../../transport/guard.js';
+import { PRE_AUTH_MAX_PAYLOAD, guard, originAllowed, sameToken } from '../../transport/guard.js';
 import type { MemberLink } from './membership.js';
 
 /** "Going away": the head is shutting down (RFC 6455). */
@@ -39,7 +39,10 @@ export interface HeadServerOptions {
   readonly port: number;
   readonly token: string;
   readonly helloTimeoutMs: number;
+  /** The message limit of an authenticated connection (before, it is a hello's: HELLO_MAX_BYTES). */
   readonly maxPayload: number;
+  /** `Origin` headers whose upgrades are accepted; an upgrade with any other is refused (403). */
+  readonly allowedOrigins: readonly string[];
   readonly clusterId: string;
   readonly logger: Logger;
   /** Where `/driver` connections go once their token is checked; without it they are refused. */
@@ -75,7 +78,7 @@ export class HeadServer {
     this.#http = createServer((_request, response) => {
       response.writeHead(426, { 'content-type': 'text/plain' }).end('This is a Shoal head: connect with a WebSocket.\n');
     });
-    this.#server = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: options.maxPayload });
+    this.#server = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: PRE_AUTH_MAX_PAYLOAD });
     this.#drivers = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: REMOTE_MAX_FRAME_BYTES });
     this.#server.on('connection', (socket: WebSocket, request: IncomingMessage) => this.#accept(socket, request.socket.remoteAddress ?? 'unknown'));
     this.#http.on('upgrade', (request: IncomingMessage, socket: Socket, head: Buffer) => this.#upgrade(request, socket, head));
@@ -166,20 +169,24 @@ export class HeadServer {
       socket.destroy();
       return;
     }
-    const path = (request.url ?? '/').split('?')[0];
-    if (path !== DRIVER_PATH) {
-      this.#server.handleUpgrade(request, socket, head, (ws) => this.#server.emit('connection', ws, request));
-      return;
-    }
     const { logger, onDriver } = this.#options;
+    const path = (request.url ?? '/').split('?')[0];
     const remote = request.socket.remoteAddress ?? 'unknown';
-    const token = request.headers[TOKEN_HEADER];
     const refuse = (status: string, why: string) => {
-      logger.warn({ remote, reason: why }, `refused a driver connection from ${remote}: ${why}`);
+      logger.warn({ remote, reason: why }, `refused a ${path === DRIVER_PATH ? 'driver ' : ''}connection from ${remote}: ${why}`);
       // The client may reset the connection before it reads the answer.
       socket.on('error', () => socket.destroy());
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
     };
+    if (!originAllowed(request, this.#options.allowedOrigins)) {
+      refuse('403 Forbidden', `its Origin \`${request.headers.origin}\` is not allowed (a web page; allow it with \`allowedOrigins\`)`);
+      return;
+    }
+    if (path !== DRIVER_PATH) {
+      this.#server.handleUpgrade(request, socket, head, (ws) => this.#server.emit('connection', ws, request));
+      return;
+    }
+    const token = request.headers[TOKEN_HEADER];
     if (typeof token !== 'string' || !sameToken(token, this.#options.token)) {
       refuse('401 Unauthorized', 'wrong or missing token');
       return;
@@ -202,6 +209,7 @@ export class HeadServer {
       kind: 'connection',
       token: this.#options.token,
       helloTimeoutMs: this.#options.helloTimeoutMs,
+      maxPayload: this.#options.maxPayload,
       logger,
       decode: decodeToHead,
       welcome: (hello) => {

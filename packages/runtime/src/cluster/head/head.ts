@@ -22,6 +22,13 @@ export interface HeadOptions {
   /** Larger messages close their connection. @default 16 MiB */
   readonly maxPayload?: number;
   /**
+   * `Origin` headers (`'https://dashboard.example'`) whose WebSocket upgrades are accepted. A
+   * browser sends one with every WebSocket it opens and Shoal's own clients send none, so by
+   * default every upgrade with an `Origin` is refused (403): a web page must not reach the head.
+   * @default []
+   */
+  readonly allowedOrigins?: readonly string[];
+  /**
    * Where the head reports rejected connections and membership changes (fields `nodeId`,
    * `remote`, `reason`). @default debugLogger('head'): `NODE_DEBUG=shoal:head`
    */
@@ -87,6 +94,7 @@ export class Head implements AsyncDisposable {
       token: options.token,
       helloTimeoutMs: options.helloTimeoutMs ?? HELLO_TIMEOUT_MS,
       maxPayload: options.maxPayload ?? HEAD_MAX_PAYLOAD_BYTES,
+      allowedOrigins: options.allowedOrigins ?? [],
       clusterId: this.clusterId,
       logger: this.#logger,
       onDriver: options.onDriver,

@@ -17,7 +17,7 @@ import {
 } from '@shoal/protocol';
 import type { ObjectStore, OutgoingObject } from '@shoal/store';
 import { debugLogger, type Logger } from '../../log.js';
-import { guard, wsUrl } from '../../transport/guard.js';
+import { PRE_AUTH_MAX_PAYLOAD, guard, originAllowed, wsUrl } from '../../transport/guard.js';
 
 const debug = debuglog('shoal:transfer');
 
@@ -37,6 +37,11 @@ export interface DataServerOptions {
   readonly onRelease?: (ids: readonly string[]) => void;
   /** How long {@link DataServer.close} lets transfers in flight finish before it cuts them. @default 10000 */
   readonly drainTimeoutMs?: number;
+  /**
+   * `Origin` headers whose WebSocket upgrades are accepted; any other is refused (403), so a web
+   * page cannot reach the data port (Shoal's pullers send none). @default []
+   */
+  readonly allowedOrigins?: readonly string[];
 }
 
 /** Lifecycle of a {@link DataServer}. */
@@ -108,8 +113,21 @@ export class DataServer implements AsyncDisposable {
 
   async #listen(): Promise<void> {
     this.#state = 'starting';
-    const { host, port = 0 } = this.#options;
-    const server = new WebSocketServer({ host, port, perMessageDeflate: false, maxPayload: DATA_SERVER_MAX_PAYLOAD_BYTES });
+    const { host, port = 0, allowedOrigins = [] } = this.#options;
+    const server = new WebSocketServer({
+      host,
+      port,
+      perMessageDeflate: false,
+      maxPayload: PRE_AUTH_MAX_PAYLOAD,
+      verifyClient: ({ req }, accept) => {
+        if (originAllowed(req, allowedOrigins)) return accept(true);
+        this.#logger.warn(
+          { remote: req.socket.remoteAddress, kind: 'data connection', reason: 'origin not allowed' },
+          `refused a data connection from ${req.socket.remoteAddress}: its Origin \`${req.headers.origin}\` is not allowed`,
+        );
+        accept(false, 403, 'Forbidden');
+      },
+    });
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('listening', resolve);
@@ -206,6 +224,7 @@ export class DataServer implements AsyncDisposable {
       kind: 'data connection',
       token: this.#options.token,
       helloTimeoutMs: HELLO_TIMEOUT_MS,
+      maxPayload: DATA_SERVER_MAX_PAYLOAD_BYTES,
       logger: this.#logger,
       decode: decodeToHolder,
       welcome: () => send({ type: 'welcome', nodeId: this.#options.nodeId }),
