@@ -27,6 +27,7 @@ export function extraWorker(workers: Iterable<Pick<WorkerSlot, 'state' | 'blocke
     if (worker.state === 'busy' && worker.blockedRequests > 0) blocked += 1;
   }
   if (alive < limits.maxWorkers) return 'spawn';
-  if (blocked < alive) return 'wait';
+  // (No worker at all with maxWorkers 0: a store-only node never runs tasks, it does not fail them.)
+  if (blocked < alive || alive === 0) return 'wait';
   return alive < limits.maxBlockedWorkers ? 'spawn' : 'over-cap';
 }
