@@ -38,12 +38,21 @@ export interface NodeOptions {
   readonly resources?: Readonly<Record<string, number>>;
   /** Most worker processes at once (extra ones start when workers block waiting on others). @default max(4 x numCpus, 16) */
   readonly maxWorkers?: number;
+  /**
+   * The hard cap on worker processes once every worker is blocked waiting on other tasks'
+   * results (nested tasks that await their children): past `maxWorkers` the node starts more, up
+   * to this many, so that the children can run. Past it the newest task waiting to start fails
+   * with `WorkerLimitError` (naming this cap) rather than everything waiting forever.
+   * @default max(4 x maxWorkers, 64)
+   */
+  readonly maxBlockedWorkers?: number;
 }
 
 export interface ResolvedNodeOptions {
   readonly numCpus: number;
   readonly resources: Readonly<Record<string, number>>;
   readonly maxWorkers: number;
+  readonly maxBlockedWorkers: number;
 }
 
 export function show(value: unknown): string {
@@ -116,7 +125,7 @@ export function resolveRemoteOptions(options: RemoteOptions = {}): ResolvedRemot
   };
 }
 
-const NODE_KEYS = ['numCpus', 'resources', 'maxWorkers'] as const;
+const NODE_KEYS = ['numCpus', 'resources', 'maxWorkers', 'maxBlockedWorkers'] as const;
 export const NODE_OPTION_KEYS: readonly string[] = NODE_KEYS;
 
 /** Validates node options and applies defaults. */
@@ -130,9 +139,17 @@ export function resolveNodeOptions(options: NodeOptions = {}): ResolvedNodeOptio
   if (maxWorkers < Math.ceil(numCpus)) {
     throw new TypeError(`Expected \`maxWorkers\` to be at least numCpus (${Math.ceil(numCpus)}), got \`${maxWorkers}\``);
   }
+  const maxBlockedWorkers =
+    options.maxBlockedWorkers === undefined
+      ? (maxWorkers === 0 ? 0 : Math.max(4 * maxWorkers, 64))
+      : nonNegativeNumber('maxBlockedWorkers', options.maxBlockedWorkers, true);
+  if (maxBlockedWorkers < maxWorkers) {
+    throw new TypeError(`Expected \`maxBlockedWorkers\` to be at least maxWorkers (${maxWorkers}), got \`${maxBlockedWorkers}\``);
+  }
   return {
     numCpus,
     resources: options.resources === undefined ? {} : resourceMap('resources', options.resources),
     maxWorkers,
+    maxBlockedWorkers,
   };
 }

@@ -128,6 +128,23 @@ export class WorkerSpawnError extends ShoalError {
   }
 }
 
+/**
+ * Every worker process of the node was blocked waiting on other tasks' results (nested tasks)
+ * and the node already ran `cap` of them (`maxBlockedWorkers`): the newest task waiting to start
+ * fails instead of waiting forever.
+ */
+export class WorkerLimitError extends ShoalError {
+  static readonly code = 'ERR_WORKER_LIMIT';
+  constructor(taskName: string, cap: number) {
+    super(
+      WorkerLimitError.code,
+      `Task ${taskName} could not start: all ${cap} worker processes of the node (\`maxBlockedWorkers\`) are ` +
+        "blocked waiting on other tasks' results, so no worker is left to run it. Have tasks await fewer " +
+        'nested tasks at once, or raise `maxBlockedWorkers` in init().',
+    );
+  }
+}
+
 /** The runtime was shut down while the task or get was pending. */
 export class RuntimeShutdownError extends ShoalError {
   static readonly code = 'ERR_RUNTIME_SHUTDOWN';

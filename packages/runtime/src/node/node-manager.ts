@@ -80,8 +80,10 @@ export class NodeManager implements Runtime {
   #alive = false;
 
   constructor(options: NodeManagerOptions = {}) {
-    const { numCpus, resources, maxWorkers, ...storeOptions } = options;
-    this.options = resolveNodeOptions(Object.fromEntries(Object.entries({ numCpus, resources, maxWorkers }).filter(([, v]) => v !== undefined)));
+    const { numCpus, resources, maxWorkers, maxBlockedWorkers, ...storeOptions } = options;
+    this.options = resolveNodeOptions(
+      Object.fromEntries(Object.entries({ numCpus, resources, maxWorkers, maxBlockedWorkers }).filter(([, v]) => v !== undefined)),
+    );
     this.store = new ObjectStore(storeOptions);
     this.socketPath = nodeSocketPath(this.store.directory);
     this.address = `unix:${this.socketPath}`;
@@ -91,7 +93,7 @@ export class NodeManager implements Runtime {
     this.#names = new NameRegistry(store);
     this.store.on('delete', (id) => this.#objects.forgetEverywhere(id));
     this.#pool = new WorkerPool(
-      { size: Math.ceil(this.options.numCpus), maxWorkers: this.options.maxWorkers },
+      { size: Math.ceil(this.options.numCpus) },
       { socketPath: this.socketPath, sessionId: store.sessionId, sessionDirectory: store.directory, inlineThreshold: store.options.inlineThreshold },
       (worker, code, signal) => this.#workerExited(worker, code, signal),
     );
@@ -104,12 +106,14 @@ export class NodeManager implements Runtime {
         locate: (id, worker) => this.#objects.locate(id, worker as WorkerHandle),
         workerBusy: (worker) => this.#pool.busy(worker),
         workerIdle: (worker) => this.#pool.idle(worker),
+        discardPartialResult: (returnId) => store.discardUnclaimed(returnId),
         discardResult: (returnId, result) => {
           if (!result.bytes) store.discardUnclaimed(returnId);
         },
         keepAlive: (alive) => this.#keepAlive(alive),
         cluster: () => this.cluster.spillTarget,
       },
+      this.options,
     );
     this.cluster = new ClusterPort(store, this.#scheduler, this.#objects, () => this.#acceptsTasks());
     this.#router = new PeerRouter({

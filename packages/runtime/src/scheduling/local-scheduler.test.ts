@@ -67,10 +67,11 @@ class FakeWorker implements WorkerSlot {
   }
 }
 
-function setup(options: { cpus?: number; workers?: number; cluster?: SpillTarget } = {}) {
+function setup(options: { cpus?: number; workers?: number; cluster?: SpillTarget; maxWorkers?: number; maxBlockedWorkers?: number } = {}) {
   const objects = new FakeObjects();
   const workers = Array.from({ length: options.workers ?? 1 }, (_, i) => new FakeWorker(100 + i));
   let extraWorkersAsked = 0;
+  const partialsDiscarded: string[] = [];
   const host: SchedulerHost = {
     objects,
     workers: () => workers,
@@ -79,10 +80,12 @@ function setup(options: { cpus?: number; workers?: number; cluster?: SpillTarget
     workerBusy: () => {},
     workerIdle: () => {},
     discardResult: () => {},
+    discardPartialResult: (returnId) => partialsDiscarded.push(returnId),
     keepAlive: () => {},
     cluster: () => options.cluster,
   };
-  const scheduler = new LocalScheduler({ CPU: options.cpus ?? 1 }, host);
+  const maxWorkers = options.maxWorkers ?? 16;
+  const scheduler = new LocalScheduler({ CPU: options.cpus ?? 1 }, host, { maxWorkers, maxBlockedWorkers: options.maxBlockedWorkers ?? 64 });
   let next = 0;
   const submit = (deps: string[] = [], remote: Parameters<typeof resolveRemoteOptions>[0] = {}) => {
     const returnId = `r${next++}`;
@@ -96,7 +99,7 @@ function setup(options: { cpus?: number; workers?: number; cluster?: SpillTarget
     scheduler.schedule();
     return task.returnId;
   };
-  return { objects, workers, scheduler, submit, finish, extraWorkersAsked: () => extraWorkersAsked };
+  return { objects, workers, scheduler, submit, finish, partialsDiscarded, extraWorkersAsked: () => extraWorkersAsked };
 }
 
 describe('LocalScheduler', () => {
@@ -182,7 +185,7 @@ describe('LocalScheduler', () => {
   });
 
   test('a worker that dies mid-task: the task is retried, queued ones go back to the queue', () => {
-    const { workers, submit, scheduler } = setup({ cpus: 1, workers: 1 });
+    const { workers, submit, scheduler, partialsDiscarded } = setup({ cpus: 1, workers: 1 });
     const first = submit();
     const second = submit();
     const worker = workers[0]!;
@@ -192,6 +195,7 @@ describe('LocalScheduler', () => {
     assert.equal(retried.state, 'ready');
     assert.equal(scheduler.tasks.get(second)!.state, 'ready');
     assert.equal(retried.attempts, 1);
+    assert.deepEqual(partialsDiscarded, [first], 'what the dead attempt wrote of its result is removed before the retry');
   });
 
   test('retries run out: WorkerCrashedError', () => {
@@ -244,6 +248,37 @@ describe('LocalScheduler', () => {
     const second = submit();
     assert.deepEqual(workers[0]!.executed(), [first]);
     assert.deepEqual(spilled, [second]);
+  });
+
+  test('every worker blocked at maxWorkers: more start up to maxBlockedWorkers, then the newest task fails naming the cap', () => {
+    const { objects, workers, submit, scheduler, extraWorkersAsked } = setup({ cpus: 1, workers: 1, maxWorkers: 1, maxBlockedWorkers: 2 });
+    const block = (worker: FakeWorker, child: string) => {
+      objects.expect(child);
+      scheduler.whileBlocked(worker, [child], new Promise(() => {}), () => {});
+      // Tasks queued behind the blocked one come back to the ready queue.
+      const recall = worker.sent.findLast((message) => message.type === 'recall');
+      if (recall?.type === 'recall') scheduler.tasksRecalled(worker, recall.taskIds);
+    };
+    submit();
+    // The only worker runs a task that is not waiting: the next one queues behind it, nothing starts.
+    const second = submit();
+    assert.equal(extraWorkersAsked(), 0, 'at maxWorkers with a worker making progress, no extra worker');
+    // Its task blocks on a child: past maxWorkers, one more worker is started for the queue.
+    block(workers[0]!, 'child-0');
+    assert.equal(extraWorkersAsked(), 1, 'every worker blocked: one beyond maxWorkers');
+    const extra = new FakeWorker(200);
+    workers.push(extra);
+    scheduler.schedule();
+    assert.deepEqual(extra.executed(), [second]);
+    // Both workers (the hard cap) blocked, and one more task ready: it fails rather than hangs.
+    block(extra, 'child-1');
+    const third = submit();
+    assert.equal(extraWorkersAsked(), 1, 'no worker beyond maxBlockedWorkers');
+    const status = objects.status(third) as { state: string; error?: Error };
+    assert.equal(status.state, 'failed');
+    assert.equal(status.error?.name, 'WorkerLimitError');
+    assert.match(status.error!.message, /all 2 worker processes .*`maxBlockedWorkers`/);
+    assert.equal(scheduler.tasks.get(second)!.state, 'running', 'only the newest task fails');
   });
 
   test('stop fails every task with RuntimeShutdownError', () => {

@@ -6,8 +6,10 @@ import {
   TaskCancelledError,
   TaskTimeoutError,
   WorkerCrashedError,
+  WorkerLimitError,
   type ObjectPayload,
 } from '@shoal/protocol';
+import { extraWorker, type WorkerLimits } from './policies/extra-worker.js';
 import { place } from './policies/local-fit.js';
 import { firstStartable } from './policies/lookahead.js';
 import { pipelineTarget } from './policies/pipeline.js';
@@ -36,10 +38,12 @@ export interface SchedulerHost extends LeaseEvents {
   readonly objects: TaskObjects;
   /** The node's workers (starting, idle, busy; dead ones are gone). */
   workers(): Iterable<WorkerSlot>;
-  /** Every worker is busy but the head of the queue could run: start one more if allowed. */
+  /** Start one more worker (the scheduler decided it may: see policies/extra-worker.ts). */
   spawnExtraWorker(): void;
   /** A result nobody can want any more (cancelled, freed meanwhile): remove what it wrote. */
   discardResult(returnId: string, result: ObjectPayload): void;
+  /** The worker running the task died: remove whatever it wrote of its result (a retry writes it anew). */
+  discardPartialResult(returnId: string): void;
   /** Whether pending tasks keep the process alive. */
   keepAlive(alive: boolean): void;
   /** In a cluster: the head placing tasks that cannot start here. */
@@ -70,14 +74,16 @@ export type TaskSubmission = Pick<Task, 'returnId' | 'fn' | 'args' | 'deps' | 'c
 export class LocalScheduler {
   readonly total: Readonly<Resources>;
   readonly #host: SchedulerHost;
+  readonly #limits: WorkerLimits;
   readonly #tasks = new Map<string, Task>();
   readonly #leases: WorkerLeases;
   readonly #ready = new ReadyQueue();
   #nextTaskId = 1;
   #stopped = false;
 
-  constructor(total: Readonly<Resources>, host: SchedulerHost) {
+  constructor(total: Readonly<Resources>, host: SchedulerHost, limits: WorkerLimits) {
     this.total = total;
+    this.#limits = limits;
     this.#leases = new WorkerLeases(total, host);
     this.#host = host;
   }
@@ -194,7 +200,9 @@ export class LocalScheduler {
         // objects and lent their CPU back (or tasks take fractions of a CPU): start another and
         // let the task wait for it. Otherwise queue it behind a running task.
         if (place(next.demand, this.#leases.available, this.total).kind === 'placed') {
-          this.#host.spawnExtraWorker();
+          const decision = extraWorker(this.#host.workers(), this.#limits);
+          if (decision === 'spawn') this.#host.spawnExtraWorker();
+          if (decision === 'over-cap') this.#failNewest();
           return;
         }
         const target = pipelineTarget(next, this.#host.workers());
@@ -211,6 +219,22 @@ export class LocalScheduler {
       const steal = stealFrom(this.#host.workers());
       if (steal) this.#leases.recall(steal.worker, steal.tasks);
     }
+  }
+
+  /**
+   * Every worker, up to the hard cap, is blocked waiting on objects: the newest ready task fails
+   * (typically a child some blocked parent waits for, which then sees the error and frees its
+   * worker) rather than every task waiting forever.
+   */
+  #failNewest(): void {
+    let newest: Task | undefined;
+    for (let i = 0; i < this.#ready.length; i++) {
+      const task = this.#ready.at(i)!;
+      if (task.state === 'ready' && (!newest || task.id > newest.id)) newest = task;
+    }
+    if (!newest) return;
+    debug('every one of %d workers is blocked: failing task %s', this.#limits.maxBlockedWorkers, newest.fn.name);
+    this.fail(newest, new WorkerLimitError(newest.fn.name, this.#limits.maxBlockedWorkers));
   }
 
   #startable(task: Task): boolean {
@@ -349,6 +373,9 @@ export class LocalScheduler {
       if (waiting.ending === 'cancel') this.fail(waiting, new TaskCancelledError(waiting.fn.name));
     }
     if (task && task.state === 'running') {
+      // It may have died while writing its result: reclaim the half-written file before a
+      // retry writes the same name again (and so that a failure leaves nothing behind).
+      this.#host.discardPartialResult(task.returnId);
       if (task.ending === 'timeout') this.fail(task, new TaskTimeoutError(task.fn.name, task.options.timeoutMs ?? 0));
       else if (task.ending === 'cancel') this.fail(task, new TaskCancelledError(task.fn.name));
       else this.retryOrFail(task, new WorkerCrashedError(task.fn.name, code, signal, task.attempts));

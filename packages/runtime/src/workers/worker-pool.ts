@@ -11,8 +11,6 @@ const EXTRA_WORKER_IDLE_MS = 10_000;
 export interface WorkerPoolOptions {
   /** Workers kept alive (prestarted, replaced when they die): ⌈numCpus⌉. */
   readonly size: number;
-  /** Most workers alive at once, extra ones included (started while others wait on objects). */
-  readonly maxWorkers: number;
 }
 
 /**
@@ -63,14 +61,9 @@ export class WorkerPool {
     return Promise.all([...this.#workers].map((worker) => worker.connected)).then(() => {});
   }
 
-  /** One more worker, if none is starting and the pool is below `maxWorkers`. */
+  /** One more worker (the scheduler decides when, and how many at most: policies/extra-worker.ts). */
   spawnExtra(): void {
-    let alive = 0;
-    for (const worker of this.#workers) {
-      if (worker.state === 'starting') return;
-      if (worker.state !== 'dead') alive += 1;
-    }
-    if (alive < this.#options.maxWorkers) this.#spawn();
+    if (!this.#closed) this.#spawn();
   }
 
   /** The worker took a lease: it is not idle any more. */
