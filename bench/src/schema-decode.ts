@@ -1,13 +1,10 @@
 // What validating a message costs on the task path, to choose the schema library of
 // @shoal/protocol: msgpackr bytes of an 'execute', 'done', 'submit' and 'refs' message (as a
-// node and its workers exchange them) decoded and validated N times, with valibot, with typebox's
-// compiled validators, and with the hand decoder the protocol had before (which checked `type`
-// only). The schemas validate every field, as the protocol's do. Rounds alternate the
-// decoders; the last row of each message is @shoal/protocol's own decoder as the node and its
-// workers run it. The table shows medians in ns per message and the ratio to unpacking alone.
+// node and its workers exchange them) decoded and validated N times: with valibot schemas of the
+// same fields, with the hand decoder the protocol had before (which checked `type` only), and
+// with @shoal/protocol's own decoder (typebox, compiled) as the node and its workers run it.
+// Rounds alternate the decoders. The table shows medians in ns per message and the ratio to unpacking alone.
 //   node bench/dist/schema-decode.js [--quick] [--runs=N] [--n=N]
-import { Type, type TSchema } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { decodeNodeMessage, decodeWorkerMessage } from '@shoal/protocol';
 import { Packr } from 'msgpackr';
 import * as v from 'valibot';
@@ -69,38 +66,6 @@ const valibot: Record<Kind, v.GenericSchema> = {
   refs: v.object({ type: v.literal('refs'), hold: v.array(vId), release: v.array(vId) }),
 };
 
-// ---- typebox, compiled --------------------------------------------------------------------
-const tId = Type.String({ pattern: ID.source });
-const tCount = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
-const tBytes = Type.Uint8Array();
-const tArg = Type.Union([Type.Object({ value: tBytes }), Type.Object({ ref: tId, owner: Type.Optional(tId) })]);
-const tFn = Type.Object({ hash: Type.String(), name: Type.String(), source: Type.Optional(Type.String()) });
-const typeboxSchemas: Record<Kind, TSchema> = {
-  execute: Type.Object({ type: Type.Literal('execute'), taskId: tCount, returnId: tId, fn: tFn, args: Type.Array(tArg) }),
-  done: Type.Object({ type: Type.Literal('done'), taskId: tCount, result: Type.Object({ size: tCount, bytes: Type.Optional(tBytes), contains: Type.Array(tId) }) }),
-  submit: Type.Object({
-    type: Type.Literal('submit'),
-    task: Type.Object({
-      returnId: tId,
-      fn: Type.Object({ hash: Type.String(), name: Type.String(), source: Type.String() }),
-      args: Type.Array(tArg),
-      contains: Type.Array(tId),
-      options: Type.Object({
-        numCpus: Type.Number({ minimum: 0 }),
-        resources: Type.Record(Type.String(), Type.Number()),
-        maxRetries: tCount,
-        retryExceptions: Type.Union([Type.Boolean(), Type.Array(Type.String())]),
-        timeoutMs: Type.Union([Type.Number(), Type.Null()]),
-      }),
-    }),
-  }),
-  refs: Type.Object({ type: Type.Literal('refs'), hold: Type.Array(tId), release: Type.Array(tId) }),
-};
-const typebox = Object.fromEntries(KINDS.map((kind) => [kind, TypeCompiler.Compile(typeboxSchemas[kind])])) as Record<
-  Kind,
-  ReturnType<typeof TypeCompiler.Compile>
->;
-
 // ---- the decoders measured ----------------------------------------------------------------
 const TYPES = new Set(['ready', 'attach', 'done', 'failed', 'put', 'submit', 'resolve', 'wait', 'cancel', 'free', 'refs', 'execute']);
 type Decoder = (message: unknown) => unknown;
@@ -116,11 +81,8 @@ const DECODERS: Record<string, Decoder> = {
     if (!v.is(valibot[typeOf(message)], message)) throw new TypeError('bad');
     return message;
   },
-  'typebox compiled': (message) => {
-    if (!typebox[typeOf(message)].Check(message)) throw new TypeError('bad');
-    return message;
-  },
-  // What the node and its workers run now: typebox schemas of every message, compiled.
+  // What the node and its workers run: typebox schemas of every message, compiled (the
+  // protocol's own, not a copy of them), and the field named when one is wrong.
   '@shoal/protocol decoder': (message) => (typeOf(message) === 'execute' ? decodeNodeMessage(message) : decodeWorkerMessage(message)),
 };
 const NAMES = Object.keys(DECODERS);
