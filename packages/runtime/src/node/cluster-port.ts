@@ -1,7 +1,7 @@
 import { HeadLostError, InfeasibleTaskError, type ClusterArg, type ClusterResult, type ClusterTask } from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
 import type { LocalScheduler, SpillTarget } from '../scheduling/local-scheduler.js';
-import type { Resources } from '../scheduling/resources.js';
+import { describeResources, type Resources } from '../scheduling/resources.js';
 import type { Task } from '../scheduling/task.js';
 import { ForeignTasks } from './foreign-tasks.js';
 import type { ObjectService } from './object-service.js';
@@ -111,12 +111,8 @@ export class ClusterPort {
   declined(returnId: string): void {
     const task = this.#spilled(returnId);
     if (!task) return;
-    if (task.placement === 'elsewhere') {
-      this.#scheduler.fail(task, new InfeasibleTaskError(task.fn.name, 'no node of the cluster offers what it needs'));
-      return;
-    }
-    task.placement = 'local';
-    this.#scheduler.readyAgain(task);
+    this.#runHere(task);
+    this.#scheduler.schedule();
   }
 
   /**
@@ -126,15 +122,21 @@ export class ClusterPort {
   reclaimSpilled(): void {
     for (const task of [...this.#scheduler.tasks.values()]) {
       if (task.state !== 'spilled') continue;
-      if (task.placement === 'elsewhere') {
-        this.#scheduler.fail(
-          task,
-          new HeadLostError(task.fn.name),
-        );
-      } else {
-        this.declined(task.returnId);
-      }
+      if (task.placement === 'elsewhere') this.#scheduler.fail(task, new HeadLostError(task.fn.name));
+      else this.#runHere(task);
     }
+    this.#scheduler.schedule();
+  }
+
+  /** A spilled task back on this node: ready again, or infeasible if this node can never run it either. */
+  #runHere(task: Task): void {
+    if (task.placement === 'elsewhere') {
+      const needs = `it needs ${describeResources(task.demand)}, and no node of the cluster offers that`;
+      this.#scheduler.fail(task, new InfeasibleTaskError(task.fn.name, `${needs}; start a node that does, or ask for less`));
+      return;
+    }
+    task.placement = 'local';
+    this.#scheduler.readyAgain(task);
   }
 
   #spilled(returnId: string): Task | undefined {

@@ -1,7 +1,6 @@
-import { TaskCancelledError, TaskError, decodeThrown, type WireTask, type WorkerToNode } from '@shoal/protocol';
+import { decodeThrown, type WireTask, type WorkerToNode } from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
 import type { LocalScheduler } from '../scheduling/local-scheduler.js';
-import { retriesException } from '../scheduling/retry.js';
 import { WorkerHandle } from '../workers/worker-handle.js';
 import type { NameRegistry } from './names.js';
 import type { ObjectService } from './object-service.js';
@@ -48,11 +47,7 @@ export class PeerRouter {
       }
       case 'failed': {
         const task = scheduler.taskOf(worker, message.taskId);
-        if (!task) return true;
-        const thrown = decodeThrown(message.error);
-        if (task.ending === 'cancel') scheduler.fail(task, new TaskCancelledError(task.fn.name));
-        else if (retriesException(task, thrown)) scheduler.retryOrFail(task, new TaskError(task.fn.name, thrown));
-        else scheduler.fail(task, new TaskError(task.fn.name, thrown));
+        if (task) scheduler.taskFailed(task, decodeThrown(message.error));
         scheduler.schedule();
         return true;
       }

@@ -4,6 +4,7 @@ import {
   ObjectFreedError,
   RuntimeShutdownError,
   TaskCancelledError,
+  TaskError,
   TaskTimeoutError,
   WorkerCrashedError,
   WorkerLimitError,
@@ -16,7 +17,7 @@ import { pipelineTarget } from './policies/pipeline.js';
 import { stealFrom } from './policies/steal.js';
 import { ReadyQueue } from './ready-queue.js';
 import { acquire, demandOf, type Resources } from './resources.js';
-import { mayRetry } from './retry.js';
+import { mayRetry, retriesException } from './retry.js';
 import type { Task } from './task.js';
 import type { WorkerSlot } from './worker-slot.js';
 import { WorkerLeases, type LeaseEvents } from './worker-leases.js';
@@ -295,22 +296,33 @@ export class LocalScheduler {
     this.#ready.unshift(tasks);
   }
 
-  /** The task failed in a way that may be retried: run it again while `maxRetries` allows. */
+  /**
+   * The task failed in a way that may be retried: it goes back to the front of the ready queue
+   * while `maxRetries` allows (the caller schedules once for everything that happened).
+   */
   retryOrFail(task: Task, error: Error): void {
     if (mayRetry(task) && !this.#stopped) {
       debug('retrying task %s (attempt %d): %s', task.fn.name, task.attempts + 1, error.message);
       this.#requeue([task]);
-      this.schedule();
       return;
     }
     this.fail(task, error);
   }
 
-  /** Puts a task that was spilled, and came back, at the front of the ready queue. */
+  /**
+   * The task's function threw `thrown` on its worker: a cancelled task fails as cancelled, one
+   * whose `retryExceptions` covers it is retried, any other fails with the TaskError.
+   */
+  taskFailed(task: Task, thrown: unknown): void {
+    if (task.ending === 'cancel') this.fail(task, new TaskCancelledError(task.fn.name));
+    else if (retriesException(task, thrown)) this.retryOrFail(task, new TaskError(task.fn.name, thrown));
+    else this.fail(task, new TaskError(task.fn.name, thrown));
+  }
+
+  /** Puts a task that was spilled, and came back, at the front of the ready queue (the caller schedules). */
   readyAgain(task: Task): void {
     task.state = 'ready';
     this.#ready.unshift([task]);
-    this.schedule();
   }
 
   /** Stops the task whose result is `returnId`: dropped if queued, its worker killed if running. */

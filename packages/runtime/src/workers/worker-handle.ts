@@ -78,8 +78,14 @@ export class WorkerHandle implements Peer, WorkerSlot {
   /** Takes over `child`, a worker process just started; `onExit` runs once when it exits. */
   constructor(child: ChildProcess, onExit: (worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void) {
     this.child = child;
-    if (this.child.pid === undefined) throw new WorkerSpawnError();
-    this.pid = this.child.pid;
+    if (child.pid === undefined) {
+      // The spawn failed (EAGAIN, ENOMEM): its 'error' comes later, and must find a listener or
+      // it would end this process; it is the cause of what the caller gets now.
+      const error = new WorkerSpawnError();
+      child.once('error', (cause) => (error.cause ??= cause));
+      throw error;
+    }
+    this.pid = child.pid;
     this.connected = new Promise((resolve) => (this.#connected = resolve));
     this.exited = new Promise((resolve) => {
       this.child.once('exit', (code, signal) => {
@@ -89,13 +95,8 @@ export class WorkerHandle implements Peer, WorkerSlot {
         resolve();
       });
     });
-    this.child.once('error', () => {
-      // 'exit' follows (or the spawn failed and exit never comes: treat as dead).
-      if (this.child.exitCode === null && this.child.signalCode === null && this.child.pid === undefined) {
-        this.state = 'dead';
-        this.#connected();
-      }
-    });
+    // A running worker's 'error' (a failed kill, say) is followed by 'exit', which cleans up.
+    this.child.once('error', () => {});
   }
 
   /** The worker process said ready on `connection`: it takes tasks from now on. */

@@ -57,13 +57,18 @@ export class WorkerPool {
   /** Starts the prestarted workers; resolves once each has connected (or died). */
   start(): Promise<void> {
     process.on('exit', this.#killAllOnExit);
-    for (let i = 0; i < this.#options.size; i++) this.#spawn();
+    try {
+      for (let i = 0; i < this.#options.size; i++) this.#spawn();
+    } catch (error) {
+      // Not even the prestarted workers: the node cannot run tasks, and start() says why.
+      return Promise.reject(error as Error);
+    }
     return Promise.all([...this.#workers].map((worker) => worker.connected)).then(() => {});
   }
 
   /** One more worker (the scheduler decides when, and how many at most: policies/extra-worker.ts). */
   spawnExtra(): void {
-    if (!this.#closed) this.#spawn();
+    if (!this.#closed) this.#trySpawn();
   }
 
   /** The worker took a lease: it is not idle any more. */
@@ -109,6 +114,19 @@ export class WorkerPool {
     for (const worker of this.#workers) worker.kill();
   }
 
+  /**
+   * Spawns, unless the operating system refuses: then the node goes on with the workers it has
+   * (the tasks wait; the next replacement or extra worker tries again) instead of failing the
+   * scheduling pass or the message that caused it.
+   */
+  #trySpawn(): void {
+    try {
+      this.#spawn();
+    } catch (error) {
+      debug('could not start a worker: %s', (error as Error).message);
+    }
+  }
+
   #spawn(): void {
     const worker = WorkerHandle.spawn(this.#environment, (dead, code, signal) => this.#exited(dead, code, signal));
     this.#workers.add(worker);
@@ -130,6 +148,6 @@ export class WorkerPool {
     if (this.#closed) return;
     let alive = 0;
     for (const other of this.#workers) if (other.state !== 'dead') alive += 1;
-    if (alive < this.#options.size) this.#spawn();
+    if (alive < this.#options.size) this.#trySpawn();
   }
 }
