@@ -11,8 +11,11 @@ import type { ObjectService } from './object-service.js';
  * Without one the node is a cluster of one.
  */
 export interface ClusterHooks {
-  /** Whether, by the head's last word, another node has room for `demand` now. */
-  hasRoomElsewhere(demand: Readonly<Resources>): boolean;
+  /**
+   * Whether, by the head's last word, another node has room for `demand` now — and if so, that
+   * room counts as taken until the next view (so call it only when the task will spill).
+   */
+  reserveElsewhere(demand: Readonly<Resources>): boolean;
   /** Hands a task that cannot start here to the head, with its arguments as they cross nodes. */
   spill(task: Task, args: ClusterArg[]): void;
   /** Fetches object `id` (made by node `owner`) into this node's store, which expects it. */
@@ -60,7 +63,7 @@ export class ClusterPort {
     this.#hooks = hooks;
     this.#objects.fetch = (id, owner) => hooks.fetch(id, owner);
     this.spillTarget = {
-      hasRoomElsewhere: (demand) => hooks.hasRoomElsewhere(demand),
+      reserveElsewhere: (demand) => hooks.reserveElsewhere(demand),
       spill: (task) => hooks.spill(task, this.#clusterArgs(task)),
       cancel: (returnId) => hooks.cancel(returnId),
     };

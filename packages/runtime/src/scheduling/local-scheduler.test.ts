@@ -233,7 +233,7 @@ describe('LocalScheduler', () => {
     const id = alone.submit([], { numCpus: 2 });
     assert.equal((alone.objects.status(id) as { error?: Error }).error?.name, 'InfeasibleTaskError');
     const spilled: string[] = [];
-    const cluster: SpillTarget = { hasRoomElsewhere: () => true, spill: (task) => spilled.push(task.returnId), cancel: () => {} };
+    const cluster: SpillTarget = { reserveElsewhere: () => true, spill: (task) => spilled.push(task.returnId), cancel: () => {} };
     const member = setup({ cpus: 1, cluster });
     const big = member.submit([], { numCpus: 2 });
     assert.deepEqual(spilled, [big]);
@@ -242,7 +242,7 @@ describe('LocalScheduler', () => {
 
   test('with no room here and room elsewhere a task spills instead of queueing', () => {
     const spilled: string[] = [];
-    const cluster: SpillTarget = { hasRoomElsewhere: () => true, spill: (task) => spilled.push(task.returnId), cancel: () => {} };
+    const cluster: SpillTarget = { reserveElsewhere: () => true, spill: (task) => spilled.push(task.returnId), cancel: () => {} };
     const { submit, workers } = setup({ cpus: 1, cluster });
     const first = submit();
     const second = submit();

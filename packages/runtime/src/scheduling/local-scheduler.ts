@@ -53,8 +53,11 @@ export interface SchedulerHost extends LeaseEvents {
 
 /** Where tasks go that this node cannot start (its cluster agent). */
 export interface SpillTarget {
-  /** Whether, by the head's last word, another node has room for `demand` now. */
-  hasRoomElsewhere(demand: Readonly<Resources>): boolean;
+  /**
+   * Whether, by the head's last word, another node has room for `demand` now — and if so, that
+   * room counts as taken until the next view (so call it only when the task will spill).
+   */
+  reserveElsewhere(demand: Readonly<Resources>): boolean;
   /** Hands a ready task to the head. */
   spill(task: Task): void;
   /** The submitter gave up on a spilled task. */
@@ -188,7 +191,7 @@ export class LocalScheduler {
     const cluster = this.#host.cluster();
     for (this.#ready.dropStale(); this.#ready.length > 0; this.#ready.dropStale()) {
       const next = this.#ready.at(0)!;
-      if (cluster && next.placement === 'any' && !this.#startable(next) && cluster.hasRoomElsewhere(next.demand)) {
+      if (cluster && next.placement === 'any' && !this.#startable(next) && cluster.reserveElsewhere(next.demand)) {
         // No room here, room on another node: the head places it (on the node holding most of
         // its arguments among those with room).
         this.#ready.shift();

@@ -20,7 +20,6 @@ export interface LeaseEvents {
  */
 export class WorkerLeases {
   readonly #available: Resources;
-  readonly #running = new Map<number, Task>();
   readonly #events: LeaseEvents;
 
   constructor(total: Readonly<Resources>, events: LeaseEvents) {
@@ -35,8 +34,9 @@ export class WorkerLeases {
 
   /** The task `taskId` sent to `worker`, if it is still that worker's. */
   taskOf(worker: WorkerSlot, taskId: number): Task | undefined {
-    const task = this.#running.get(taskId);
-    return task && task.worker === worker ? task : undefined;
+    // A worker's queue is a few tasks long (PIPELINE_DEPTH): no second index of them is kept.
+    for (const task of worker.inflight) if (task.id === taskId) return task;
+    return undefined;
   }
 
   /** Gives an idle worker a lease on the task's resources and starts the task on it. */
@@ -53,7 +53,6 @@ export class WorkerLeases {
     task.state = 'queued';
     task.worker = worker;
     worker.inflight.push(task);
-    this.#running.set(task.id, task);
     const fn = worker.functions.has(task.fn.hash)
       ? { hash: task.fn.hash, name: task.fn.name }
       : { hash: task.fn.hash, name: task.fn.name, source: task.fn.source };
@@ -95,7 +94,6 @@ export class WorkerLeases {
     const worker = task.worker;
     if (task.timer) clearTimeout(task.timer);
     task.timer = undefined;
-    this.#running.delete(task.id);
     task.worker = undefined;
     if (!worker) return;
     const index = worker.inflight.indexOf(task);

@@ -171,7 +171,7 @@ export class ClusterNode implements AsyncDisposable {
       this.#scheduleFlush();
     });
     node.cluster.join({
-      hasRoomElsewhere: (demand) => this.#peers.reserve(demand),
+      reserveElsewhere: (demand) => this.#peers.reserve(demand),
       spill: (task, args) => this.#spill(task, args),
       fetch: (id, owner) => this.#fetch(id, this.#peers.sourcesOf(owner)),
       finished: (origin, returnId, result) => {
