@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { FrameDecoder, FrameError, encodeFrame } from './framing.js';
+import { FrameError } from './errors.js';
+import { FrameDecoder, encodeFrame } from './framing.js';
 
 /** Runs `body` counting the bytes Buffer.concat copies meanwhile (how the decoder joins chunks). */
 function countingCopies<T>(body: () => T): { result: T; copied: number } {

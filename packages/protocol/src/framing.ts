@@ -2,10 +2,6 @@ import { Packr } from 'msgpackr';
 import { FrameError } from './errors.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './limits.js';
 
-// FrameError lives with the other errors; it stays importable from here, where it is thrown.
-export { FrameError };
-// Its limit lives with the others in limits.ts, and stays importable from here.
-export { DEFAULT_MAX_FRAME_BYTES };
 
 /**
  * Length-prefixed msgpackr frames for local sockets: `[u32 little-endian length][payload]`.

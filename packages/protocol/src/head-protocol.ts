@@ -148,4 +148,3 @@ export const decodeToHead: (raw: unknown) => ToHead = decoderOf('a head client',
 export const decodeFromHead: (raw: unknown) => FromHead = decoderOf('the head', FROM_HEAD);
 
 // The close codes the head uses are in limits.ts (and stay importable from here).
-export { CLOSE_BAD_TOKEN, CLOSE_PROTOCOL_ERROR, CLOSE_TIMEOUT } from './limits.js';

@@ -50,6 +50,7 @@ export { decodeThrown, encodeError, fromWireFailure, toWireFailure } from './wir
 export {
   CHUNK_BYTES,
   CLOSE_BAD_TOKEN,
+  CLOSE_GOING_AWAY,
   CLOSE_PROTOCOL_ERROR,
   CLOSE_TIMEOUT,
   CONCURRENT_PULLS,

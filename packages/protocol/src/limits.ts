@@ -79,6 +79,8 @@ export const HELLO_MAX_BYTES = 4 * 1024;
 export const HANDSHAKE_TIMEOUT_MS = 5000;
 
 /** Close code (application range 4000-4999): the hello had a wrong or missing token. */
+/** A server that is closing says so (RFC 6455 "going away"); its peers reconnect elsewhere or later. */
+export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_BAD_TOKEN = 4001;
 /** Close code: a message did not decode, or is not one the protocol allows. */
 export const CLOSE_PROTOCOL_ERROR = 4002;

@@ -1,6 +1,6 @@
 export { MappingCache } from './mapping-cache.js';
 export { ObjectStore, type StoreState, type StoreStats } from './object-store.js';
-export type { ObjectPayload, StoreEvents } from './object-lifecycle.js';
+export type { StoreEvents } from './object-lifecycle.js';
 export type { ObjectStatus } from './object-table.js';
 export { IncomingObject, type IncomingState } from './incoming-object.js';
 export { OutgoingObject } from './outgoing-object.js';

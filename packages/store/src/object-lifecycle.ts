@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
-import { ObjectFreedError } from '@shoal/protocol';
+import { ObjectFreedError, type ObjectPayload } from '@shoal/protocol';
 import { Capacity } from './capacity.js';
 import { IncomingObject } from './incoming-object.js';
 import { ObjectTable, wake, type Entry } from './object-table.js';
@@ -10,15 +10,6 @@ import { OutgoingObject } from './outgoing-object.js';
 import type { SessionSegments } from './session-segments.js';
 
 const debug = debuglog('shoal:store');
-
-/** A stored object made elsewhere (by a worker): its size and, when inline, its bytes. */
-export interface ObjectPayload {
-  readonly size: number;
-  /** The serialized object for inline objects; absent when its segment file was written. */
-  readonly bytes?: Uint8Array | undefined;
-  /** Ids of objects whose refs are nested in this one. */
-  readonly contains: readonly string[];
-}
 
 /** The store's events: segment objects stored and deleted (inline objects are not announced). */
 export interface StoreEvents {

@@ -11,9 +11,10 @@ import {
   setObjectRefHooks,
   writeInline,
   type EncodedValue,
+  type ObjectPayload,
 } from '@shoal/protocol';
 import type { IncomingObject } from './incoming-object.js';
-import { ObjectLifecycle, type ObjectPayload, type StoreEvents } from './object-lifecycle.js';
+import { ObjectLifecycle, type StoreEvents } from './object-lifecycle.js';
 import type { ObjectStatus } from './object-table.js';
 import { type ObjectWriter, type TypedArrayKind, resolveCreateArguments } from './object-writer.js';
 import { resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions } from './options.js';

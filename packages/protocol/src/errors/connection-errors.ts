@@ -17,7 +17,12 @@ export class FrameError extends ShoalError {
 export class BadMessageError extends ShoalError {
   static readonly code = 'ERR_BAD_MESSAGE';
   constructor(detail: string, options?: ShoalErrorOptions) {
-    super(BadMessageError.code, detail, options);
+    super(
+      BadMessageError.code,
+      `${detail}. The peer runs another version of Shoal, or is not a Shoal process: its connection is closed ` +
+        '(run the same Shoal version on every machine and process of a cluster).',
+      options,
+    );
   }
 }
 

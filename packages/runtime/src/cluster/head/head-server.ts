@@ -2,18 +2,22 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import {
+  CLOSE_GOING_AWAY,
   CLOSE_PROTOCOL_ERROR,
   DRIVER_PATH,
   HeadListenError,
   REMOTE_MAX_FRAME_BYTES,
   TOKEN_HEADER,
-  decodeToHead, encodeMessage, type HeadRole, type ToHead } from '@shoal/protocol';
+  decodeToHead,
+  encodeMessage,
+  type HeadRole,
+  type ToHead,
+} from '@shoal/protocol';
 import type { Logger } from '../../log.js';
 import { PRE_AUTH_MAX_PAYLOAD, guard, originAllowed, sameToken } from '../../transport/guard.js';
 import type { MemberLink } from './membership.js';
 
 /** "Going away": the head is shutting down (RFC 6455). */
-const CLOSE_GOING_AWAY = 1001;
 /**
  * How long `close()` lets peers answer the close handshake before dropping them: a peer that
  * vanished would otherwise hold the shutdown for ws's own 30 s, and `shoal stop` kills a daemon

@@ -7,6 +7,7 @@ import { debuglog } from 'node:util';
 import { WebSocket, WebSocketServer } from 'ws';
 import {
   CHUNK_BYTES,
+  CLOSE_GOING_AWAY,
   DATA_SERVER_MAX_PAYLOAD_BYTES,
   HELLO_TIMEOUT_MS,
   decodeToHolder,
@@ -22,7 +23,6 @@ import { PRE_AUTH_MAX_PAYLOAD, guard, originAllowed, wsUrl } from '../../transpo
 const debug = debuglog('shoal:transfer');
 
 /** Close code of the connections a closing data server ends (RFC 6455 "going away"). */
-const CLOSE_GOING_AWAY = 1001;
 
 /** Options of a {@link DataServer}. */
 export interface DataServerOptions {

@@ -1,6 +1,6 @@
 // Bringing an object this node needs into its store: pulled from the node that made it, or from
 // wherever the head says a copy is, together with the objects it refers to.
-import { fromWireFailure } from '@shoal/protocol';
+import { ObjectLostError, fromWireFailure } from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
 import type { ObjectPuller, PulledObject } from './object-puller.js';
 
@@ -81,7 +81,7 @@ export class ObjectArrival {
     try {
       if (sources.length > 0) return await puller.pull(id, [...sources], fromWireFailure);
     } catch (error) {
-      if ((error as { code?: string }).code !== 'ERR_OBJECT_LOST') throw error;
+      if (!(error instanceof ObjectLostError)) throw error;
     }
     const located = await this.#options.locate([id]);
     const ownUrl = this.#options.ownUrl();
