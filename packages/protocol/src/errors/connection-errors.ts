@@ -108,8 +108,9 @@ export class HeadClosedError extends ShoalError {
 /** The head answered with something that is not the protocol: `what` says what it did. */
 export class HeadProtocolError extends ShoalError {
   static readonly code = 'ERR_HEAD_PROTOCOL';
-  constructor(url: string, what: 'sent something unexpected' | 'did not welcome this connection', options?: ShoalErrorOptions) {
-    super(HeadProtocolError.code, `The head at ${url} ${what}.`, options);
+  /** `what` completes "The head at URL …" (e.g. `did not welcome this connection`). */
+  constructor(url: string, what: string, options?: ShoalErrorOptions) {
+    super(HeadProtocolError.code, `The head at ${url} ${what}. Check that it is a Shoal head of the same version as this program, and that it is not stalled.`, options);
   }
 }
 

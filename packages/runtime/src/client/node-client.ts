@@ -316,8 +316,9 @@ export class NodeClient implements Runtime {
    */
   async close(): Promise<void> {
     if (this.#closed) return;
-    this.#connection.flush();
-    this.#connection.destroy();
+    // The refs released this turn would otherwise go out after it, on a closed connection.
+    this.#refs.flush();
+    this.#connection.end();
     this.closed();
   }
 

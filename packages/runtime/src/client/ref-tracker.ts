@@ -81,19 +81,22 @@ export class RefTracker {
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
     // After the current tick, so a put or submit message precedes the hold of its ref.
-    setImmediate(() => {
-      this.#flushScheduled = false;
-      const hold = this.#holds;
-      const release = this.#releases;
-      this.#holds = [];
-      this.#releases = [];
-      if (hold.length + release.length <= MAX_IDS_PER_MESSAGE) {
-        if (hold.length > 0 || release.length > 0) this.#send(hold, release);
-        return;
-      }
-      // More than one message may list: every hold goes before any release, as in one message.
-      for (let i = 0; i < hold.length; i += MAX_IDS_PER_MESSAGE) this.#send(hold.slice(i, i + MAX_IDS_PER_MESSAGE), []);
-      for (let i = 0; i < release.length; i += MAX_IDS_PER_MESSAGE) this.#send([], release.slice(i, i + MAX_IDS_PER_MESSAGE));
-    });
+    setImmediate(() => this.flush());
+  }
+
+  /** Sends the holds and releases of this turn now (they are otherwise sent after it). */
+  flush(): void {
+    this.#flushScheduled = false;
+    const hold = this.#holds;
+    const release = this.#releases;
+    this.#holds = [];
+    this.#releases = [];
+    if (hold.length + release.length <= MAX_IDS_PER_MESSAGE) {
+      if (hold.length > 0 || release.length > 0) this.#send(hold, release);
+      return;
+    }
+    // More than one message may list: every hold goes before any release, as in one message.
+    for (let i = 0; i < hold.length; i += MAX_IDS_PER_MESSAGE) this.#send(hold.slice(i, i + MAX_IDS_PER_MESSAGE), []);
+    for (let i = 0; i < release.length; i += MAX_IDS_PER_MESSAGE) this.#send([], release.slice(i, i + MAX_IDS_PER_MESSAGE));
   }
 }

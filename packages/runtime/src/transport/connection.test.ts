@@ -134,3 +134,19 @@ test('a stream whose backlog is large waits for drain', async () => {
   assert.equal(stream.writes.length, 2);
   assert.deepEqual(stream.messages().map((message) => message.n), [0, 1]);
 });
+
+test('end() writes what is queued, even past backpressure, then ends the stream', async () => {
+  const stream = new FakeStream(1) as FakeStream & { ended?: boolean; end?: () => void };
+  stream.end = () => (stream.ended = true);
+  const connection = over(stream);
+  connection.send({ n: 0 });
+  await nextTurn(); // the stream is now "full"
+  connection.send({ n: 1 });
+  connection.send({ n: 2 });
+  connection.end();
+  assert.equal(stream.ended, true);
+  assert.deepEqual(stream.messages().map((message) => message.n), [0, 1, 2]);
+  connection.send({ n: 3 });
+  await nextTurn();
+  assert.deepEqual(stream.messages().map((message) => message.n), [0, 1, 2], 'nothing is sent after end()');
+});

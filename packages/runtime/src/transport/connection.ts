@@ -15,6 +15,8 @@ export interface MessageStream {
   /** Bytes written and not yet handed to the kernel, where the stream knows (net.Socket does). */
   readonly writableLength?: number;
   destroy(): unknown;
+  /** Closes after what was written has gone out (a socket's FIN, a WebSocket's close frame). */
+  end?(): unknown;
   /** Whether the stream keeps the process alive. */
   ref(): unknown;
   unref(): unknown;
@@ -167,6 +169,23 @@ export class Connection<In, Out> {
   #full(written: boolean): boolean {
     if (written) return false;
     return (this.socket.writableLength ?? Number.POSITIVE_INFINITY) >= BACKLOG_BYTES;
+  }
+
+  /**
+   * Closes gracefully: everything queued is written (past backpressure: the stream buffers it),
+   * then the stream ends once it has gone out. A stream without `end` is destroyed.
+   */
+  end(): void {
+    if (this.#closed) return;
+    if (this.#queue.length > 0) {
+      this.socket.write(this.#queue.length === 1 ? this.#queue[0]! : Buffer.concat(this.#queue, this.#queuedBytes));
+      this.#queue = [];
+      this.#queuedBytes = 0;
+    }
+    this.#closed = true;
+    if (this.socket.end) this.socket.end();
+    else this.socket.destroy();
+    this.#onClose();
   }
 
   destroy(error?: Error): void {

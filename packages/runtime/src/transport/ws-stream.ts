@@ -62,6 +62,8 @@ export function wsStream(socket: WebSocket, tcp?: Socket): MessageStream {
       return false;
     },
     destroy: () => socket.terminate(),
+    // ws sends the close frame after the messages queued before it.
+    end: () => socket.close(),
     ref: () => {
       referenced = true;
       apply();

@@ -5,6 +5,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, openSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { lastWords } from './daemon-log.js';
 import type { DaemonConfig } from './daemon-options.js';
@@ -114,6 +115,11 @@ async function within(closed: Promise<unknown>, ms: number): Promise<boolean> {
   }
 }
 
+/** Resolves once process `pid` (not a child of this one) no longer runs; checks every 50 ms. */
+async function gone(pid: number): Promise<void> {
+  while (isRunning(pid)) await delay(50);
+}
+
 function signal(pid: number, name: NodeJS.Signals): void {
   try {
     process.kill(pid, name);
@@ -135,7 +141,9 @@ export async function stopDaemon(home: string, options: { readonly graceMs?: num
   const lifeline = await openLifeline(home);
   lifeline?.on('error', () => {});
   lifeline?.resume();
-  const exited = new Promise<void>((resolve) => (lifeline ? lifeline.once('close', () => resolve()) : resolve()));
+  // The lifeline's close is the exit. A daemon without one (started by an older Shoal, or one
+  // already closing it) can only be watched: its pid is checked until it is gone.
+  const exited = lifeline ? new Promise<void>((resolve) => lifeline.once('close', () => resolve())) : gone(info.pid);
   signal(info.pid, 'SIGTERM');
   let killed = false;
   if (!(await within(exited, options.graceMs ?? 15_000))) {

@@ -64,21 +64,35 @@ export function connectToHead(url: string, token: string, role: 'node' | 'cli'):
   });
 }
 
+/** How long `shoal status` waits for the head's answer once connected. */
+const STATUS_TIMEOUT_MS = 10_000;
+
 /** Asks the head for the cluster's nodes (what `shoal status` prints). */
 export async function queryStatus(url: string, token: string): Promise<{ clusterId: string; nodes: NodeStatus[] }> {
   const socket = await connectToHead(url, token, 'cli');
   try {
     return await new Promise((resolve, reject) => {
+      // A head that takes the question but never answers must not hang `shoal status`.
+      const timer = setTimeout(() => reject(new HeadProtocolError(url, `did not answer a status query within ${STATUS_TIMEOUT_MS / 1000} s`)), STATUS_TIMEOUT_MS);
+      const settle = () => clearTimeout(timer);
       socket.once('message', (data) => {
+        settle();
         try {
           const message = decodeFromHead(decodeMessage(data as Buffer));
-          if (message.type !== 'status') throw new TypeError(`expected status, got ${message.type}`);
+          if (message.type !== 'status') throw new HeadProtocolError(url, `answered a status query with ${message.type}`);
           resolve({ clusterId: message.clusterId, nodes: [...message.nodes] });
         } catch (error) {
           reject(error as Error);
         }
       });
-      socket.once('close', (code, reason) => reject(describeClose(url, code, reason.toString())));
+      socket.once('close', (code, reason) => {
+        settle();
+        reject(describeClose(url, code, reason.toString()));
+      });
+      socket.once('error', (error) => {
+        settle();
+        reject(new HeadUnreachableError(url, (error as NodeJS.ErrnoException).code ?? error.message, { cause: error }));
+      });
       socket.send(encodeMessage({ type: 'status' }));
     });
   } finally {
