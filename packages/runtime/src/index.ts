@@ -20,6 +20,7 @@ export { wsStream } from './transport/ws-stream.js';
 export {
   ensureHome,
   isRunning,
+  liveDaemon,
   logPath,
   readDaemon,
   readToken,
@@ -30,7 +31,6 @@ export {
 } from './cluster/daemon/home.js';
 export {
   DAEMON_ENTRY,
-  liveDaemon,
   runDaemon,
   startDaemon,
   stopDaemon,

@@ -9,7 +9,7 @@ import {
   REMOTE_MAX_FRAME_BYTES,
   TOKEN_HEADER,
   decodeNodeMessage, type NodeToWorker, type WorkerToNode } from '@shoal/protocol';
-import { isRunning, readDaemon, readToken, shoalHome } from '../cluster/daemon/home.js';
+import { liveDaemon, readToken, shoalHome } from '../cluster/daemon/home.js';
 import { wsStream } from '../transport/ws-stream.js';
 import { Connection, type MessageStream } from '../transport/connection.js';
 import { sessionOfSocket } from '@shoal/store';
@@ -42,8 +42,8 @@ export function parseNodeAddress(address: unknown): string {
 
 /** The unix address of this machine's node of the cluster whose head is at `headUrl`, if one runs. */
 function localNodeOf(headUrl: string): string | undefined {
-  const daemon = readDaemon(shoalHome());
-  return daemon && daemon.head === headUrl && isRunning(daemon.pid) ? daemon.address : undefined;
+  const daemon = liveDaemon(shoalHome());
+  return daemon?.head === headUrl ? daemon.address : undefined;
 }
 
 /**

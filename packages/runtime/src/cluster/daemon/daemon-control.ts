@@ -9,7 +9,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { lastWords } from './daemon-log.js';
 import type { DaemonConfig } from './daemon-options.js';
-import { isRunning, lifelinePath, logPath, readDaemon, removeDaemon, type DaemonInfo } from './home.js';
+import { isRunning, lifelinePath, liveDaemon, logPath, removeDaemon, type DaemonInfo } from './home.js';
 
 /** The daemon's entry module: `node <DAEMON_ENTRY>` with SHOAL_DAEMON_CONFIG set runs a daemon. */
 export const DAEMON_ENTRY: string = fileURLToPath(new URL('./daemon.js', import.meta.url));
@@ -30,14 +30,6 @@ export type DaemonStop = { readonly kind: 'none' } | { readonly kind: 'stopped';
 const KILL_WAIT_MS = 5000;
 
 const daemonEnv = (config: DaemonConfig) => ({ ...process.env, SHOAL_DAEMON_CONFIG: JSON.stringify(config) });
-
-/** The daemon running for `home`, if one does; a daemon.json whose process is gone is removed. */
-export function liveDaemon(home: string): DaemonInfo | undefined {
-  const info = readDaemon(home);
-  if (info && isRunning(info.pid)) return info;
-  if (info) removeDaemon(home);
-  return undefined;
-}
 
 /**
  * Starts a daemon in the background, detached from this process (it outlives it), with its

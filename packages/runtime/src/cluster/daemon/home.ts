@@ -96,3 +96,10 @@ export function isRunning(pid: number): boolean {
   }
 }
 
+/** The daemon running for `home`, if one does; a daemon.json whose process is gone is removed. */
+export function liveDaemon(home: string): DaemonInfo | undefined {
+  const info = readDaemon(home);
+  if (info && isRunning(info.pid)) return info;
+  if (info) removeDaemon(home);
+  return undefined;
+}
