@@ -12,7 +12,8 @@ import { Type } from '@sinclair/typebox';
 import { WireFailureSchema } from './head-protocol.js';
 import { Bytes, Count, Id, decoderOf, message, type UnionOf } from './schema.js';
 
-const TO_HOLDER = {
+/** The schemas of this direction's messages, by type (the fuzz tests generate messages from them). */
+export const TO_HOLDER = {
   hello: message('hello', { token: Type.String() }),
   /** `window`: the credit, in bytes, the holder may send ahead of acks (at least one byte). */
   pull: message('pull', { requestId: Count, id: Id, window: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) }),
@@ -23,7 +24,8 @@ const TO_HOLDER = {
 /** Messages from a puller to a holder's data server. */
 export type ToHolder = UnionOf<typeof TO_HOLDER>;
 
-const FROM_HOLDER = {
+/** The schemas of this direction's messages, by type (the fuzz tests generate messages from them). */
+export const FROM_HOLDER = {
   welcome: message('welcome', { nodeId: Id }),
   object: message('object', {
     requestId: Count,

@@ -1,6 +1,7 @@
 import { Packr } from 'msgpackr';
 import { FrameError } from './errors.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './limits.js';
+import { checkMessageBytes } from './message-check.js';
 
 
 /**
@@ -40,6 +41,11 @@ export class FrameDecoder {
 
   constructor(maxFrameBytes = DEFAULT_MAX_FRAME_BYTES) {
     this.maxFrameBytes = maxFrameBytes;
+  }
+
+  /** Bytes held for an incomplete frame: at most `maxFrameBytes` plus its 4-byte prefix. */
+  get bufferedBytes(): number {
+    return this.#pendingBytes;
   }
 
   push(chunk: Buffer): unknown[] {
@@ -87,6 +93,8 @@ export class FrameDecoder {
 }
 
 function decodePayload(payload: Uint8Array): unknown {
+  // Before msgpackr: its extensions and records would build what no Shoal message holds.
+  checkMessageBytes(payload);
   try {
     return packr.unpack(payload);
   } catch (error) {

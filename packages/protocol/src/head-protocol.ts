@@ -93,7 +93,8 @@ export type PeerView = MessageOf<typeof PeerViewSchema>;
 /** Data URLs of the nodes holding each object, by object id. */
 const HoldersSchema = byId(Type.Array(Type.String()));
 
-const TO_HEAD = {
+/** The schemas of this direction's messages, by type (the fuzz tests generate messages from them). */
+export const TO_HEAD = {
   hello: message('hello', { token: Type.String(), role: HeadRoleSchema }),
   register: message('register', { node: NodeReportSchema }),
   heartbeat: message('heartbeat', { node: NodeReportSchema }),
@@ -112,7 +113,8 @@ const TO_HEAD = {
 /** Messages to the head, from nodes and CLI commands. */
 export type ToHead = UnionOf<typeof TO_HEAD>;
 
-const FROM_HEAD = {
+/** The schemas of this direction's messages, by type (the fuzz tests generate messages from them). */
+export const FROM_HEAD = {
   welcome: message('welcome', { clusterId: Id }),
   registered: message('registered', { nodeId: Id }),
   status: message('status', { clusterId: Id, nodes: Type.Array(NodeStatusSchema) }),

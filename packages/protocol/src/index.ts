@@ -17,6 +17,7 @@ export {
   type EncodedValue,
 } from './serialize/index.js';
 export { FrameDecoder, decodeMessage, encodeFrame, encodeMessage } from './framing.js';
+export { checkMessageBytes } from './message-check.js';
 export { HELLO_MAX_DEPTH, decodeHello } from './hello-decode.js';
 export {
   decodeNodeMessage,
@@ -62,6 +63,7 @@ export {
   HELLO_MAX_BYTES,
   HELLO_TIMEOUT_MS,
   MAX_IDS_PER_MESSAGE,
+  MESSAGE_MAX_DEPTH,
   PULLER_MAX_PAYLOAD_BYTES,
   PULL_WINDOW_BYTES,
   REMOTE_ENVELOPE_BYTES,

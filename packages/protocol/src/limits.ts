@@ -24,6 +24,13 @@ export const DEFAULT_MAX_FRAME_BYTES = 256 * MiB;
  */
 export const MAX_IDS_PER_MESSAGE = 65_535;
 
+/**
+ * How deep a message may nest arrays and maps (message-check.ts). The deepest real message (a
+ * spilled task's arguments inside `run`) nests 5; a deeper one is not a Shoal peer's, and each
+ * level is a byte of input that the decoder and the schema check recurse on.
+ */
+export const MESSAGE_MAX_DEPTH = 32;
+
 // --- Remote drivers (a program on a machine without a node, through the head) ---------------------
 
 /**

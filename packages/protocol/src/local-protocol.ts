@@ -72,7 +72,8 @@ const WireTaskSchema = Type.Object({
 /** A task as submitted from a worker (nested task) or a client. */
 export type WireTask = MessageOf<typeof WireTaskSchema>;
 
-const TO_NODE = {
+/** The schemas of this direction's messages, by type (the fuzz tests generate messages from them). */
+export const TO_NODE = {
   ready: message('ready', { pid: Count }),
   attach: message('attach', { pid: Count }),
   bind: message('bind', { requestId: Count, name: Name, id: Id }),
@@ -96,7 +97,8 @@ const TO_NODE = {
 /** Messages from a worker or an attached client to the node. */
 export type WorkerToNode = UnionOf<typeof TO_NODE>;
 
-const FROM_NODE = {
+/** The schemas of this direction's messages, by type (the fuzz tests generate messages from them). */
+export const FROM_NODE = {
   execute: message('execute', { taskId: Count, returnId: Id, fn: WireFunctionSchema, args: Type.Array(WireArgSchema) }),
   resolved: message('resolved', { requestId: Count, locations: byId(ObjectLocationSchema) }),
   waited: message('waited', { requestId: Count, ready: Type.Array(Id) }),
