@@ -1,47 +1,11 @@
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
 import { afterEach, test } from 'node:test';
-import { FrameDecoder, MAX_IDS_PER_MESSAGE, encodeFrame, newObjectId } from '@shoal/protocol';
+import { MAX_IDS_PER_MESSAGE, newObjectId } from '@shoal/protocol';
 import { store } from 'shoal';
-import { LIVENESS_MS, cleanUp, start } from './runtime-helpers.js';
+import { cleanUp, start } from './runtime-helpers.js';
+import { attachRaw } from './support/attach-raw.js';
 
 afterEach(cleanUp);
-
-/** A program attached to the node's socket by hand, sending whatever it is told to. */
-async function attachRaw(socketPath: string) {
-  const socket: Socket = connect(socketPath);
-  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-  const decoder = new FrameDecoder();
-  const received: Record<string, unknown>[] = [];
-  let notify = () => {};
-  socket.on('data', (chunk) => {
-    received.push(...(decoder.push(chunk) as Record<string, unknown>[]));
-    notify();
-  });
-  socket.on('error', () => {});
-  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-  const client = {
-    socket,
-    closed,
-    send: (message: unknown) => socket.write(encodeFrame(message)),
-    /** The next message of `type` (a liveness bound, not a timing assertion). */
-    async next(type: string): Promise<Record<string, unknown>> {
-      const deadline = Date.now() + LIVENESS_MS;
-      for (;;) {
-        const index = received.findIndex((message) => message.type === type);
-        if (index >= 0) return received.splice(index, 1)[0]!;
-        if (Date.now() > deadline || socket.destroyed) throw new Error(`no \`${type}\` message came`);
-        await new Promise<void>((resolve) => {
-          notify = resolve;
-          setTimeout(resolve, 50);
-        });
-      }
-    },
-  };
-  client.send({ type: 'attach', pid: process.pid });
-  await client.next('welcome');
-  return client;
-}
 
 test('a malformed resolve or put closes only its own connection: the node, its accounting and other clients carry on', async () => {
   const session = await start({ numCpus: 0 });

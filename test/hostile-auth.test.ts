@@ -3,138 +3,42 @@
 // pausing the head or a node, while a legitimate driver runs tasks through both; WebSocket
 // upgrades from a web page (an `Origin` header) are refused unless allowed.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { WebSocket } from 'ws';
 import { Packr } from 'msgpackr';
 import { CLOSE_PROTOCOL_ERROR, encodeMessage } from '@shoal/protocol';
 import { Head, queryStatus } from '@shoal/runtime';
+import { errorRecords, sendUnauthenticated, upgradeStatus } from './support/hostile-peers.js';
 import { startCluster } from './support/start-cluster.js';
+import { eventLoopMonitor, startSteadyDriver } from './support/steady-driver.js';
 
-const DRIVER = fileURLToPath(new URL('./fixtures/cluster-cross.ts', import.meta.url));
 const MiB = 1 << 20;
-
-/**
- * `bytes` of one msgpack array of Error extensions: each 14 bytes makes an Error in the full
- * decoder (16 MiB of them took it 6 s and 800 MB of heap).
- */
-function errorRecords(bytes: number): Buffer {
-  const one = new Packr({ moreTypes: true, useRecords: false }).pack(new Error(''));
-  const count = Math.floor((bytes - 5) / one.length);
-  const message = Buffer.alloc(5 + count * one.length);
-  message[0] = 0xdd; // array32
-  message.writeUInt32BE(count, 1);
-  for (let i = 0; i < count; i++) one.copy(message, 5 + i * one.length);
-  return message;
-}
-
-interface Refusal {
-  readonly code: number;
-  /** From the moment the message was all written (or the close, if that came first) to the close. */
-  readonly closedAfterMs: number;
-}
-
-/** Sends `message` unauthenticated on a fresh connection; resolves when the server closed it. */
-function sendUnauthenticated(url: string, message: Buffer): Promise<Refusal> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, { perMessageDeflate: false });
-    let sentAt: number | undefined;
-    socket.once('open', () => socket.send(message, () => (sentAt ??= performance.now())));
-    socket.once('close', (code) => {
-      const closedAt = performance.now();
-      resolve({ code, closedAfterMs: Math.max(0, closedAt - (sentAt ?? closedAt)) });
-    });
-    socket.once('error', (error) => {
-      if (socket.readyState !== WebSocket.CLOSED && socket.readyState !== WebSocket.CLOSING) reject(error);
-    });
-  });
-}
-
-/** The longest gap between ticks of a 10 ms timer in this process (where the head and nodes run). */
-function eventLoopMonitor(): { stop(): number } {
-  let last = performance.now();
-  let longest = 0;
-  const timer = setInterval(() => {
-    const now = performance.now();
-    longest = Math.max(longest, now - last);
-    last = now;
-  }, 10);
-  return {
-    stop() {
-      clearInterval(timer);
-      return longest;
-    },
-  };
-}
-
-/** The HTTP status a WebSocket upgrade to `url` gets (101 when it opens). */
-function upgradeStatus(url: string, headers: Record<string, string> = {}): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, { perMessageDeflate: false, headers });
-    socket.once('open', () => {
-      socket.close();
-      resolve(101);
-    });
-    socket.once('unexpected-response', (_request, response) => {
-      resolve(response.statusCode ?? 0);
-      response.destroy();
-    });
-    socket.once('error', (error) => {
-      if (!/Unexpected server response/.test(error.message)) reject(error);
-    });
-  });
-}
 
 test('unauthenticated messages built to blow up the decoder are refused at once, and a running driver does not notice', { timeout: 120_000 }, async (t) => {
   await using cluster = await startCluster({ nodes: [{}, { resources: { gpu: 1 } }] });
   const [a] = cluster.nodes;
-  const directory = mkdtempSync(join(tmpdir(), 'shoal-hostile-'));
-  const stop = join(directory, 'stop');
-  const driver = spawn(process.execPath, ['--import', 'tsx', DRIVER, a!.address, 'steady', stop]);
-  let out = '';
-  let err = '';
-  driver.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  driver.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-  const exited = new Promise<number | null>((resolve) => driver.once('exit', resolve));
-  try {
-    await new Promise<void>((resolve, reject) => {
-      const check = () => (out.includes('running\n') ? resolve() : undefined);
-      driver.stdout.on('data', check);
-      void exited.then((code) => reject(new Error(`the driver exited with ${code} before running: ${err}`)));
-    });
-    const monitor = eventLoopMonitor();
-    // The head's real limit is 16 MiB, a data port's 1 MiB: the largest each took before.
-    const head = await Promise.all([0, 1].map(() => sendUnauthenticated(cluster.url, errorRecords(16 * MiB - 64))));
-    const data = await Promise.all([0, 1, 2, 3, 4, 5].map(() => sendUnauthenticated(a!.dataUrl, errorRecords(MiB - 64))));
-    // Let a few more tasks run after the attack, through heartbeats the head would have missed.
-    await new Promise((resolve) => setTimeout(resolve, 2000));
-    const longestPauseMs = monitor.stop();
-    writeFileSync(stop, '');
-    assert.equal(await exited, 0, err);
-    const run = JSON.parse(out.slice(out.indexOf('\n') + 1)) as { ok: number; failures: string[]; slowestMs: number };
+  await using driver = await startSteadyDriver(a!.address);
+  const monitor = eventLoopMonitor();
+  // The head's real limit is 16 MiB, a data port's 1 MiB: the largest each took before.
+  const head = await Promise.all([0, 1].map(() => sendUnauthenticated(cluster.url, errorRecords(16 * MiB - 64))));
+  const data = await Promise.all([0, 1, 2, 3, 4, 5].map(() => sendUnauthenticated(a!.dataUrl, errorRecords(MiB - 64))));
+  // Let a few more tasks run after the attack, through heartbeats the head would have missed.
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const longestPauseMs = monitor.stop();
+  const run = await driver.finish();
 
-    const slowestRefusal = Math.max(...[...head, ...data].map((refusal) => refusal.closedAfterMs));
-    t.diagnostic(`tasks ${run.ok}, failed ${run.failures.length}, slowest task ${run.slowestMs} ms, longest pause ${longestPauseMs.toFixed(0)} ms, slowest refusal ${slowestRefusal.toFixed(1)} ms`);
-    for (const refusal of [...head, ...data]) {
-      // 1009 (too big); 1006 when the server's close came while the client was still writing.
-      assert.ok([1009, 1006].includes(refusal.code), `closed with ${refusal.code}`);
-      assert.ok(refusal.closedAfterMs < 100, `closed ${refusal.closedAfterMs.toFixed(0)} ms after the message arrived`);
-    }
-    assert.ok(longestPauseMs < 1000, `the head's event loop paused for ${longestPauseMs.toFixed(0)} ms`);
-    assert.deepEqual(run.failures, [], 'no task of the legitimate driver failed');
-    assert.ok(run.ok > 0);
-    assert.ok(run.slowestMs < 1000, `a task took ${run.slowestMs} ms`);
-    assert.equal((await queryStatus(cluster.url, cluster.token)).nodes.length, 2, 'both nodes are still in the cluster');
-    assert.ok(cluster.log.some((line) => /a first message above 4096 bytes/.test(line)), 'the refusals are logged');
-  } finally {
-    if (driver.exitCode === null && driver.signalCode === null) driver.kill('SIGKILL');
-    await exited;
-    rmSync(directory, { recursive: true, force: true });
+  const slowestRefusal = Math.max(...[...head, ...data].map((refusal) => refusal.closedAfterMs));
+  t.diagnostic(`tasks ${run.ok}, failed ${run.failures.length}, slowest task ${run.slowestMs} ms, longest pause ${longestPauseMs.toFixed(0)} ms, slowest refusal ${slowestRefusal.toFixed(1)} ms`);
+  for (const refusal of [...head, ...data]) {
+    // 1009 (too big); 1006 when the server's close came while the client was still writing.
+    assert.ok([1009, 1006].includes(refusal.code), `closed with ${refusal.code}`);
+    assert.ok(refusal.closedAfterMs < 100, `closed ${refusal.closedAfterMs.toFixed(0)} ms after the message arrived`);
   }
+  assert.ok(longestPauseMs < 1000, `the head's event loop paused for ${longestPauseMs.toFixed(0)} ms`);
+  assert.deepEqual(run.failures, [], 'no task of the legitimate driver failed');
+  assert.ok(run.ok > 0);
+  assert.ok(run.slowestMs < 1000, `a task took ${run.slowestMs} ms`);
+  assert.equal((await queryStatus(cluster.url, cluster.token)).nodes.length, 2, 'both nodes are still in the cluster');
+  assert.ok(cluster.log.some((line) => /a first message above 4096 bytes/.test(line)), 'the refusals are logged');
 });
 
 test('before the token, a small message that is not a plain-msgpack hello closes its connection', { timeout: 60_000 }, async () => {
