@@ -7,7 +7,7 @@
 // with the same options (what decodeMessage was before the check): heap after decode, ratio to
 // the input. Last, what the check costs on the task path (ns per message, both decoders).
 //   node --expose-gc bench/dist/message-amplification.js [--quick]
-import { DATA_SERVER_MAX_PAYLOAD_BYTES, HEAD_MAX_PAYLOAD_BYTES, decodeMessage, encodeMessage } from '@shoal/protocol';
+import { DATA_SERVER_MAX_PAYLOAD_BYTES, HEAD_MAX_PAYLOAD_BYTES, checkMessageBytes, decodeMessage, encodeMessage } from '@shoal/protocol';
 import { Packr } from 'msgpackr';
 import { fmt, fmtInt, gc, median, parseFlags, renderTable, writeResults } from './common.js';
 
@@ -98,13 +98,15 @@ const costRows = Object.entries(taskPath).map(([type, message]) => {
   const bytes = encodeMessage(message);
   const alone: number[] = [];
   const checked: number[] = [];
+  const check: number[] = [];
   for (let run = 0; run < 7; run++) {
     alone.push(timed((b) => unchecked.unpack(b), bytes));
     checked.push(timed(decodeMessage, bytes));
+    check.push(timed(checkMessageBytes, bytes));
   }
-  return [type, fmtInt(bytes.length), fmt(median(alone)), fmt(median(checked))];
+  return [type, fmtInt(bytes.length), fmt(median(alone)), fmt(median(checked)), fmt(median(check))];
 });
 process.stdout.write(`Decoding a task-path message, ${n} times, median of 7 runs (ns/message)\n`);
-process.stdout.write(`${renderTable(['message', 'bytes', 'msgpackr alone', 'decodeMessage'], costRows)}\n`);
+process.stdout.write(`${renderTable(['message', 'bytes', 'msgpackr alone', 'decodeMessage', 'the check alone'], costRows)}\n`);
 const file = writeResults(quick ? 'message-amplification-quick' : 'message-amplification', { date: new Date().toISOString(), rows: report, taskPath: costRows });
 process.stdout.write(`wrote ${file}\n`);

@@ -19,6 +19,19 @@ import { MESSAGE_MAX_DEPTH } from './limits.js';
 const FIXEXT1 = 0xd4;
 /** Bytes after the type byte of the fixed-size numbers, 0xca (float 32) to 0xd3 (int 64). */
 const NUMBER_BYTES = [4, 8, 1, 2, 4, 8, 1, 2, 4, 8];
+/**
+ * Bytes of the length field of the types 0xc4 to 0xdf that have one: bin, str, array and map
+ * (8, 16, 32 bits); 0 for extensions (0xc7-0xc9, 0xd4-0xd8: refused) and the fixed-size numbers.
+ */
+const LENGTH_BYTES = [1, 2, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 4, 2, 4, 2, 4];
+
+/** The big-endian unsigned integer of `size` bytes at `at` (a pure function: a closure over the walk's position made every step slower). */
+function uintAt(bytes: Uint8Array, at: number, size: number): number {
+  if (at + size > bytes.length) refuse('ends in the middle of a value');
+  let value = 0;
+  for (let i = 0; i < size; i++) value = value * 256 + bytes[at + i]!;
+  return value;
+}
 
 function refuse(detail: string): never {
   throw new FrameError(`its payload ${detail}`);
@@ -34,13 +47,6 @@ export function checkMessageBytes(bytes: Uint8Array, maxDepth = MESSAGE_MAX_DEPT
   const open: number[] = [];
   let left = 1;
   let at = 0;
-  const uint = (size: number): number => {
-    if (at + size > end) refuse('ends in the middle of a value');
-    let value = 0;
-    for (let i = 0; i < size; i++) value = value * 256 + bytes[at + i]!;
-    at += size;
-    return value;
-  };
   for (;;) {
     while (left === 0) {
       if (open.length === 0) return;
@@ -55,19 +61,22 @@ export function checkMessageBytes(bytes: Uint8Array, maxDepth = MESSAGE_MAX_DEPT
     else if (byte <= 0x8f) values = (byte & 0x0f) * 2;
     else if (byte <= 0x9f) values = byte & 0x0f;
     else if (byte <= 0xbf) skip = byte & 0x1f;
-    else if (byte === 0xc4 || byte === 0xd9) skip = uint(1);
-    else if (byte === 0xc5 || byte === 0xda) skip = uint(2);
-    else if (byte === 0xc6 || byte === 0xdb) skip = uint(4);
     else if (byte >= 0xca && byte <= 0xd3) skip = NUMBER_BYTES[byte - 0xca]!;
-    else if (byte === 0xdc) values = uint(2);
-    else if (byte === 0xdd) values = uint(4);
-    else if (byte === 0xde) values = uint(2) * 2;
-    else if (byte === 0xdf) values = uint(4) * 2;
     else if (byte === FIXEXT1 && bytes[at] === 0 && bytes[at + 1] === 0) skip = 2;
-    else if (byte >= 0xc7 && byte <= 0xd8 && byte !== 0xd9 && at < end) {
-      const type = byte >= 0xd4 ? bytes[at]! : bytes[at + [1, 2, 4][byte - 0xc7]!];
-      refuse(`has a value of msgpack extension type ${type === undefined ? '(cut off)' : `0x${type.toString(16)}`}, which Shoal's messages never carry (they carry plain values and binary data)`);
-    } else refuse(byte === 0xc1 ? 'has the byte 0xc1, which msgpack never uses' : 'ends in the middle of a value');
+    else {
+      // bin, str, array and map with a length field of 1, 2 or 4 bytes; extensions; 0xc1.
+      const lengthBytes = LENGTH_BYTES[byte - 0xc4] ?? 0;
+      if (lengthBytes === 0) {
+        if (byte === 0xc1) refuse('has the byte 0xc1, which msgpack never uses');
+        // ext 8/16/32 (0xc7-0xc9) put their length before the type byte, fixext (0xd4-0xd8) do not.
+        const type = byte >= 0xd4 ? bytes[at] : bytes[at + [1, 2, 4][byte - 0xc7]!];
+        refuse(`has a value of msgpack extension type ${type === undefined ? '(cut off)' : `0x${type.toString(16)}`}, which Shoal's messages never carry (they carry plain values and binary data)`);
+      }
+      const length = uintAt(bytes, at, lengthBytes);
+      at += lengthBytes;
+      if (byte >= 0xdc) values = byte >= 0xde ? length * 2 : length;
+      else skip = length;
+    }
     if (skip > end - at) refuse('ends in the middle of a value');
     at += skip;
     if (values === 0) continue;
