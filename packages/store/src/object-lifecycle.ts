@@ -33,6 +33,8 @@ export class ObjectLifecycle {
   readonly #pathOf: (id: string) => string;
   /** Objects arriving (written chunk by chunk), by id: their sizes are reserved. */
   readonly #incoming = new Map<string, IncomingObject>();
+  /** Room granted to writers in other processes before they write a segment, by object id (bytes). */
+  readonly #grants = new Map<string, number>();
 
   constructor(sessionId: string, capacity: number, segments: SessionSegments, pathOf: (id: string) => string) {
     this.capacity = new Capacity(capacity);
@@ -55,15 +57,48 @@ export class ObjectLifecycle {
     if (incoming) return incoming.seal(payload.contains);
     const existing = this.table.get(id);
     if (existing && existing.state !== 'pending') throw new Error(`object ${id} already exists`);
-    const contains = this.refs.retainContained(payload.contains);
-    if (payload.bytes) {
-      this.capacity.addInline(payload.size);
-    } else {
-      // Written already: account for it even beyond capacity, rather than lose a result.
-      this.capacity.addSegment(payload.size);
-      this.events.emit('add', id, payload.size);
+    if (!payload.bytes) {
+      try {
+        this.#chargeWritten(id, payload.size);
+      } catch (error) {
+        // No room: the file goes; a pending object (a task's result) is that failure.
+        removeQuietly(-1, this.#pathOf(id));
+        if (existing?.state !== 'pending') throw error;
+        this.fail(id, error as Error);
+        return;
+      }
     }
+    const contains = this.refs.retainContained(payload.contains);
+    if (payload.bytes) this.capacity.addInline(payload.size);
+    else this.events.emit('add', id, payload.size);
     this.#settleReady(id, existing, payload.size, payload.bytes, contains);
+  }
+
+  /** See `ObjectStore.reserveRoom`. */
+  grant(id: string, size: number, detail: string): void {
+    // A retry of the same task asks again: its earlier grant is replaced, not added to.
+    this.releaseGrant(id);
+    this.capacity.reserve(size, detail);
+    this.#grants.set(id, size);
+  }
+
+  /** See `ObjectStore.releaseRoom`. */
+  releaseGrant(id: string): void {
+    const size = this.#grants.get(id);
+    if (size === undefined) return;
+    this.#grants.delete(id);
+    this.capacity.unreserve(size);
+  }
+
+  /**
+   * A segment another process wrote is charged: its grant becomes the object's bytes; without
+   * one (or beyond it) it must fit now, or ObjectStoreFullError.
+   */
+  #chargeWritten(id: string, size: number): void {
+    const granted = this.#grants.get(id) ?? 0;
+    this.releaseGrant(id);
+    this.capacity.assertRoom(size, granted > 0 ? ` (${granted} bytes were reserved for it)` : ' (written by another process of the session)');
+    this.capacity.addSegment(size);
   }
 
   /** See `ObjectStore.acceptIncoming`. */
@@ -92,6 +127,7 @@ export class ObjectLifecycle {
 
   /** See `ObjectStore.discardUnclaimed`. */
   discardUnclaimed(id: string): void {
+    this.releaseGrant(id);
     const incoming = this.#incoming.get(id);
     if (incoming) return incoming.discard();
     const entry = this.table.get(id);
@@ -114,6 +150,7 @@ export class ObjectLifecycle {
 
   /** Settles a pending object as failed. */
   fail(id: string, error: Error): void {
+    this.releaseGrant(id);
     const entry = this.table.get(id);
     if (!entry || entry.state !== 'pending') return;
     this.#settle(id, entry, this.table.fail(entry, error));
@@ -144,6 +181,7 @@ export class ObjectLifecycle {
   /** Forgets every object, discarding those still arriving (the store closes). */
   clear(): void {
     for (const incoming of [...this.#incoming.values()]) incoming.discard();
+    this.#grants.clear();
     this.table.clear();
     this.capacity.reset();
   }

@@ -230,7 +230,9 @@ export class ObjectStore {
   /**
    * Records an object written by another process of this session (a worker's put or task
    * result): inline bytes, or a segment file it wrote into this session's directory. Settles a
-   * pending object of the same id. A segment that arrived through {@link ObjectStore.acceptIncoming}
+   * pending object of the same id. A segment is charged against the room reserved for it
+   * ({@link ObjectStore.reserveRoom}); what was not reserved must fit now, or its file is removed
+   * and a pending object settles as ObjectStoreFullError (otherwise that error is thrown). A segment that arrived through {@link ObjectStore.acceptIncoming}
    * and is fully written is sealed instead (its reservation becomes the object).
    */
   register(id: string, payload: ObjectPayload): void {
@@ -252,6 +254,23 @@ export class ObjectStore {
       capacity.unreserve(bytes.byteLength);
     }
     this.register(id, { size: bytes.byteLength, contains });
+  }
+
+  /**
+   * Reserves room for a segment of `size` bytes that another process of the session is about to
+   * write as object `id` (a worker's task result): the grant is the object's charge once it is
+   * registered, and is given back by {@link ObjectStore.releaseRoom}, {@link ObjectStore.discardUnclaimed}
+   * or {@link ObjectStore.fail}. Asking again for the same id replaces the grant.
+   * @throws ObjectStoreFullError when `size` does not fit in the capacity left now.
+   */
+  reserveRoom(id: string, size: number, detail = ''): void {
+    this.#assertRunning('reserve room for an object');
+    this.#objects.grant(id, size, detail);
+  }
+
+  /** Gives back the room reserved for `id` by {@link ObjectStore.reserveRoom} (its writer went away). */
+  releaseRoom(id: string): void {
+    if (this.#state === 'running') this.#objects.releaseGrant(id);
   }
 
   /**

@@ -17,6 +17,8 @@ import type { RefHolds } from './ref-holds.js';
 export class ObjectService {
   readonly #store: ObjectStore;
   readonly #holds: RefHolds;
+  /** Who is writing each object room was reserved for (given back if that peer goes away first). */
+  readonly #grantedTo = new Map<string, Peer>();
   /** Peers that were told where a segment object is (they may cache a mapping of it). */
   readonly #mappedBy = new Map<string, Set<Peer>>();
   /** Brings object `id`, made by node `owner`, into this store (set when the node joins a cluster). */
@@ -61,8 +63,35 @@ export class ObjectService {
     for (const peer of peers) peer.send({ type: 'forget', ids: [id] });
   }
 
-  /** The peer went away: nothing is sent to it any more. */
+  /**
+   * Reserves room for object `id` of `size` bytes that `peer` is about to write (see
+   * `store.reserveRoom`). Returns the encoded refusal, or undefined when granted. A task result
+   * that is refused is that failure at once (whoever gets it sees ObjectStoreFullError).
+   */
+  reserve(peer: Peer, id: string, size: number): Uint8Array | undefined {
+    try {
+      this.#store.reserveRoom(id, size, ', so this result cannot be stored');
+    } catch (error) {
+      if (this.#store.status(id).state === 'pending') this.#store.fail(id, error as Error);
+      return encodeError(error);
+    }
+    // A retry on another worker takes the grant over: the dead one's cleanup must not release it.
+    this.#grantedTo.set(id, peer);
+    return undefined;
+  }
+
+  /** `peer` finished writing `id` (its put or its task result arrived): the grant is the object's now. */
+  written(id: string): void {
+    this.#grantedTo.delete(id);
+  }
+
+  /** The peer went away: nothing is sent to it any more, and room it was granted is given back. */
   forget(peer: Peer): void {
+    for (const [id, writer] of this.#grantedTo) {
+      if (writer !== peer) continue;
+      this.#grantedTo.delete(id);
+      this.#store.releaseRoom(id);
+    }
     for (const [id, peers] of this.#mappedBy) {
       peers.delete(peer);
       if (peers.size === 0) this.#mappedBy.delete(id);
@@ -71,6 +100,7 @@ export class ObjectService {
 
   /** An object a peer put: registered here, held for the peer from now on (counted here, never unheld). */
   accept(peer: Peer, id: string, payload: ObjectPayload): void {
+    this.written(id);
     if (this.#store.status(id).state !== 'freed') return;
     try {
       if (payload.bytes && payload.size >= this.#store.options.inlineThreshold) {

@@ -41,7 +41,10 @@ export class PeerRouter {
     switch (message.type) {
       case 'done': {
         const task = scheduler.taskOf(worker, message.taskId);
-        if (task) scheduler.succeed(task, message.result);
+        if (task) {
+          this.#services.objects.written(task.returnId);
+          scheduler.succeed(task, message.result);
+        }
         scheduler.schedule();
         return true;
       }
@@ -84,6 +87,11 @@ export class PeerRouter {
           peer.send({ type: 'waited', requestId: message.requestId, ready }),
         );
         return;
+      case 'reserve': {
+        const error = objects.reserve(peer, message.id, message.size);
+        peer.send(error === undefined ? { type: 'reserved', requestId: message.requestId } : { type: 'reserved', requestId: message.requestId, error });
+        return;
+      }
       case 'cancel':
         scheduler.cancel(message.id);
         return;
