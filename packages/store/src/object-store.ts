@@ -131,7 +131,7 @@ export class ObjectStore {
       this.#objects.added(id, size, writeInline(encoded), contains);
     } else {
       const capacity = this.#objects.capacity;
-      capacity.reserve(size);
+      this.#objects.reserve(size);
       try {
         this.#segments.writeEncoded(id, encoded);
       } catch (error) {
@@ -163,7 +163,7 @@ export class ObjectStore {
     return this.#segments.create(id, kind, count, {
       inlineThreshold: this.options.inlineThreshold,
       publishInline: (array) => this.put(array),
-      reserve: (size) => this.#objects.capacity.reserve(size),
+      reserve: (size) => this.#objects.reserve(size),
       unreserve: (size) => this.#objects.capacity.unreserve(size),
       publish: (size) => {
         this.#assertRunning('seal an object');
@@ -247,7 +247,7 @@ export class ObjectStore {
   registerBytes(id: string, bytes: Uint8Array, contains: readonly string[]): void {
     this.#assertRunning('register an object');
     const capacity = this.#objects.capacity;
-    capacity.reserve(bytes.byteLength);
+    this.#objects.reserve(bytes.byteLength);
     try {
       this.#segments.writeBytes(id, bytes);
     } finally {
@@ -257,11 +257,10 @@ export class ObjectStore {
   }
 
   /**
-   * Reserves room for a segment of `size` bytes that another process of the session is about to
-   * write as object `id` (a worker's task result): the grant is the object's charge once it is
-   * registered, and is given back by {@link ObjectStore.releaseRoom}, {@link ObjectStore.discardUnclaimed}
-   * or {@link ObjectStore.fail}. Asking again for the same id replaces the grant.
-   * @throws ObjectStoreFullError when `size` does not fit in the capacity left now.
+   * Reserves room for a segment of `size` bytes another process is about to write as object `id`
+   * (a task result): its charge once registered, given back by `releaseRoom`, `discardUnclaimed`
+   * or `fail`. Asking again for the same id replaces the grant.
+   * @throws ObjectStoreFullError when `size` does not fit, even after a collection.
    */
   reserveRoom(id: string, size: number, detail = ''): void {
     this.#assertRunning('reserve room for an object');
@@ -301,14 +300,6 @@ export class ObjectStore {
    */
   openForRead(id: string): OutgoingObject {
     return this.#objects.openForRead(id);
-  }
-
-  /**
-   * Throws ObjectStoreFullError unless an object of `size` bytes fits in the capacity left now
-   * (for objects written by others, accounted when registered).
-   */
-  assertRoom(size: number, detail = ''): void {
-    this.#objects.capacity.assertRoom(size, detail);
   }
 
   /**
