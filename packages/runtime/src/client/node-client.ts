@@ -16,7 +16,7 @@ import {
   type ObjectLocation,
   type WorkerToNode,
 } from '@shoal/protocol';
-import type { ObjectWriter, StoreStats, TypedArrayKind } from '@shoal/store';
+import { collectGarbage, type ObjectWriter, type StoreStats, type TypedArrayKind } from '@shoal/store';
 import type { Connection } from '../transport/connection.js';
 import { RequestTracker } from '../transport/request-tracker.js';
 import type { FunctionSource } from '../api/function-source.js';
@@ -145,6 +145,9 @@ export class NodeClient implements Runtime {
         }
         return;
       }
+      case 'collect':
+        void this.#collect(message.round);
+        return;
       case 'forget':
         for (const id of message.ids) this.#objects.forget(id);
         return;
@@ -163,6 +166,16 @@ export class NodeClient implements Runtime {
         // A worker's entry gives these to its task executor and to the process; a client ignores them.
         return;
     }
+  }
+
+  /** The node is short of room: refs this process dropped are counted out now, not at some later GC. */
+  async #collect(round: number): Promise<void> {
+    collectGarbage();
+    // Finalization callbacks run in a task after the collection: let them, then send their releases.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    await new Promise((resolve) => setImmediate(resolve));
+    this.#refs.flush();
+    if (!this.#closed) this.#connection.send({ type: 'collected', round });
   }
 
   #answer(requestId: number, value: unknown): void {

@@ -23,6 +23,8 @@ export class ObjectService {
   readonly #mappedBy = new Map<string, Set<Peer>>();
   /** Brings object `id`, made by node `owner`, into this store (set when the node joins a cluster). */
   fetch: ((id: string, owner: string) => void) | undefined;
+  /** Asks the node's other processes to collect garbage (a {@link CollectionRound}); set by the node. */
+  collectPeers: (() => Promise<void>) | undefined;
 
   constructor(store: ObjectStore, holds: RefHolds) {
     this.#store = store;
@@ -68,16 +70,31 @@ export class ObjectService {
    * `store.reserveRoom`). Returns the encoded refusal, or undefined when granted. A task result
    * that is refused is that failure at once (whoever gets it sees ObjectStoreFullError).
    */
-  reserve(peer: Peer, id: string, size: number): Uint8Array | undefined {
-    try {
-      this.#store.reserveRoom(id, size, ', so this result cannot be stored');
-    } catch (error) {
-      if (this.#store.status(id).state === 'pending') this.#store.fail(id, error as Error);
-      return encodeError(error);
+  async reserve(peer: Peer, id: string, size: number): Promise<Uint8Array | undefined> {
+    let refusal = this.#tryReserve(id, size);
+    // The other processes may hold refs they dropped long ago: ask them to collect, then retry.
+    if (refusal && this.collectPeers) {
+      await this.collectPeers();
+      // It went away meanwhile: a grant now would have nobody to give it back.
+      if (peer.connection === undefined) return encodeError(refusal);
+      refusal = this.#tryReserve(id, size);
+    }
+    if (refusal) {
+      if (this.#store.status(id).state === 'pending') this.#store.fail(id, refusal);
+      return encodeError(refusal);
     }
     // A retry on another worker takes the grant over: the dead one's cleanup must not release it.
     this.#grantedTo.set(id, peer);
     return undefined;
+  }
+
+  #tryReserve(id: string, size: number): Error | undefined {
+    try {
+      this.#store.reserveRoom(id, size, ', so this result cannot be stored');
+      return undefined;
+    } catch (error) {
+      return error as Error;
+    }
   }
 
   /** `peer` finished writing `id` (its put or its task result arrived): the grant is the object's now. */

@@ -2,6 +2,7 @@ import { decodeThrown, type WireTask, type WorkerToNode } from '@shoal/protocol'
 import type { ObjectStore } from '@shoal/store';
 import type { LocalScheduler } from '../scheduling/local-scheduler.js';
 import { WorkerHandle } from '../workers/worker-handle.js';
+import type { CollectionRound } from './collection-round.js';
 import type { NameRegistry } from './names.js';
 import type { ObjectService } from './object-service.js';
 import type { Peer } from './peer.js';
@@ -14,6 +15,7 @@ export interface RouterServices {
   readonly objects: ObjectService;
   readonly holds: RefHolds;
   readonly names: NameRegistry;
+  readonly collection: CollectionRound;
   /** A task submitted by a peer (a nested task, or one from an attached program). */
   submit(peer: Peer, task: WireTask): void;
 }
@@ -88,10 +90,14 @@ export class PeerRouter {
         );
         return;
       case 'reserve': {
-        const error = objects.reserve(peer, message.id, message.size);
-        peer.send(error === undefined ? { type: 'reserved', requestId: message.requestId } : { type: 'reserved', requestId: message.requestId, error });
+        void objects.reserve(peer, message.id, message.size).then((error) =>
+          peer.send(error === undefined ? { type: 'reserved', requestId: message.requestId } : { type: 'reserved', requestId: message.requestId, error }),
+        );
         return;
       }
+      case 'collected':
+        this.#services.collection.answered(peer, message.round);
+        return;
       case 'cancel':
         scheduler.cancel(message.id);
         return;
