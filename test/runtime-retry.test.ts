@@ -42,10 +42,10 @@ describe('a worker killed while writing a large result', () => {
     remember(victim);
     const session = sessionDirectory();
     const path = join(session, ref.id);
-    // A busy wait (this process is the node: it cannot see the result meanwhile) until the
-    // result's file exists, then the kill lands while the worker is still filling it.
+    // Polled every turn (this process is the node: it answers the result's room request in
+    // between) until the result's file exists, then the kill lands while the worker fills it.
     const deadline = Date.now() + 20_000;
-    while (!existsSync(path) && Date.now() < deadline);
+    while (!existsSync(path) && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
     assert.ok(existsSync(path), 'the first attempt started writing its result');
     process.kill(victim, 'SIGKILL');
     const result = await get(ref);

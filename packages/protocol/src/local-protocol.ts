@@ -87,6 +87,10 @@ export const TO_NODE = {
   /** `owners[i]`: the session that made `ids[i]`, for objects the node must fetch from another node. */
   resolve: message('resolve', { requestId: Count, ids: IdList, owners: Type.Optional(IdList) }),
   wait: message('wait', { requestId: Count, ids: IdList, numReturns: Count, timeoutMs: Type.Union([Amount, Type.Null()]) }),
+  /** Asks for room for a segment of `size` bytes about to be written as object `id` (a task result), before writing it. */
+  reserve: message('reserve', { requestId: Count, id: Id, size: Count }),
+  /** Answer to `collect`, sent after the `refs` releases of what the collection found dropped. */
+  collected: message('collected', { round: Count }),
   cancel: message('cancel', { id: Id }),
   free: message('free', { ids: IdList }),
   refs: message('refs', { hold: IdList, release: IdList }),
@@ -109,6 +113,10 @@ export const FROM_NODE = {
   shutdown: message('shutdown', {}),
   /** Answer to `attach`: where the session's segments are. */
   welcome: message('welcome', { sessionId: Id, directory: Type.String(), inlineThreshold: Count }),
+  /** Answer to `reserve`: the room is held for the object, or the encoded ObjectStoreFullError. */
+  reserved: message('reserved', { requestId: Count, error: Type.Optional(Bytes) }),
+  /** The store is short of room: collect garbage, send the releases of refs dropped, then `collected`. */
+  collect: message('collect', { round: Count }),
   /** Answer to `bind`: the name's new version, or why it failed. */
   bound: message('bound', { requestId: Count, version: Count, error: Type.Optional(Type.String()) }),
   /** Answer to `lookup`: the current binding (id null when the name is unbound). */

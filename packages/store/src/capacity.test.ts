@@ -16,7 +16,7 @@ test('a reservation beyond the capacity is refused with the sizes and the reason
   assert.equal(capacity.usedBytes, 100);
 });
 
-test('segments are counted when committed, and written ones even beyond the capacity', () => {
+test('segments are counted when committed or added', () => {
   const capacity = new Capacity(10);
   capacity.reserve(10);
   capacity.commitSegment();
@@ -27,5 +27,15 @@ test('segments are counted when committed, and written ones even beyond the capa
   capacity.removeInline(3);
   assert.deepEqual([capacity.usedBytes, capacity.segments, capacity.inlineBytes], [10, 1, 0]);
   capacity.reset();
+  assert.deepEqual([capacity.usedBytes, capacity.segments, capacity.inlineBytes], [0, 0, 0]);
+});
+
+test('a size that is NaN, negative or fractional never touches the books', () => {
+  const capacity = new Capacity(100);
+  for (const size of [Number.NaN, -1, 0.5, Number.POSITIVE_INFINITY]) {
+    assert.throws(() => capacity.reserve(size), RangeError);
+    assert.throws(() => capacity.addSegment(size), RangeError);
+    assert.throws(() => capacity.addInline(size), RangeError);
+  }
   assert.deepEqual([capacity.usedBytes, capacity.segments, capacity.inlineBytes], [0, 0, 0]);
 });

@@ -36,6 +36,7 @@ export class Capacity {
    * message (why the object was wanted).
    */
   assertRoom(size: number, detail = ''): void {
+    checkSize(size);
     if (this.#used + size > this.limit) throw new ObjectStoreFullError(size, this.#used, this.limit, detail);
   }
 
@@ -55,11 +56,9 @@ export class Capacity {
     this.#segments += 1;
   }
 
-  /**
-   * A segment another process already wrote (a worker's result): counted even beyond the
-   * capacity, rather than lose it.
-   */
+  /** A segment another process wrote, which fits (see {@link Capacity.assertRoom}). */
   addSegment(size: number): void {
+    checkSize(size);
     this.#used += size;
     this.#segments += 1;
   }
@@ -70,6 +69,7 @@ export class Capacity {
   }
 
   addInline(size: number): void {
+    checkSize(size);
     this.#inlineBytes += size;
   }
 
@@ -82,5 +82,12 @@ export class Capacity {
     this.#used = 0;
     this.#inlineBytes = 0;
     this.#segments = 0;
+  }
+}
+
+/** A size from elsewhere must never make the books NaN, negative or fractional. */
+function checkSize(size: number): void {
+  if (!Number.isSafeInteger(size) || size < 0) {
+    throw new RangeError(`Expected an object size to be a non-negative integer, got \`${size}\``);
   }
 }

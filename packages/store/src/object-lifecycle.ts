@@ -1,7 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
-import { ObjectFreedError, type ObjectPayload } from '@shoal/protocol';
+import { ObjectFreedError, ObjectStoreFullError, type ObjectPayload } from '@shoal/protocol';
 import { Capacity } from './capacity.js';
+import { collectGarbage } from './collect-garbage.js';
 import { IncomingObject } from './incoming-object.js';
 import { ObjectTable, wake, type Entry } from './object-table.js';
 import { RefCounts } from './ref-counts.js';
@@ -10,6 +11,9 @@ import { OutgoingObject } from './outgoing-object.js';
 import type { SessionSegments } from './session-segments.js';
 
 const debug = debuglog('shoal:store');
+
+/** A collection that freed nothing is not run again for this long (each is a full GC). */
+const COLLECTION_INTERVAL_MS = 100;
 
 /** The store's events: segment objects stored and deleted (inline objects are not announced). */
 export interface StoreEvents {
@@ -33,12 +37,45 @@ export class ObjectLifecycle {
   readonly #pathOf: (id: string) => string;
   /** Objects arriving (written chunk by chunk), by id: their sizes are reserved. */
   readonly #incoming = new Map<string, IncomingObject>();
+  #lastCollection = Number.NEGATIVE_INFINITY;
+  #lastCollectionFreed = false;
+  /** Room granted to writers in other processes before they write a segment, by object id (bytes). */
+  readonly #grants = new Map<string, number>();
 
   constructor(sessionId: string, capacity: number, segments: SessionSegments, pathOf: (id: string) => string) {
     this.capacity = new Capacity(capacity);
     this.refs = new RefCounts(this.table, sessionId, (id) => this.delete(id));
     this.#segments = segments;
     this.#pathOf = pathOf;
+  }
+
+  /**
+   * Takes `size` bytes of the capacity for an object about to be written. When they do not fit,
+   * refs this process dropped may still be waiting for a collection that may never come (a small
+   * heap gives V8 no reason to run one): one is run now, the refs it found dead count out at once
+   * (their objects go), and the reservation is tried again.
+   * @throws ObjectStoreFullError when it does not fit even then.
+   */
+  reserve(size: number, detail = ''): void {
+    this.makeRoom(size, detail);
+    this.capacity.reserve(size, detail);
+  }
+
+  /** Collects dropped refs (see {@link ObjectLifecycle.reserve}) unless `size` fits already; never throws for room. */
+  makeRoom(size: number, detail = ''): void {
+    try {
+      this.capacity.assertRoom(size, detail);
+      return;
+    } catch (error) {
+      if (!(error instanceof ObjectStoreFullError)) throw error;
+    }
+    const now = Date.now();
+    // A store that is really full must not pay a full collection per refused put.
+    if (now - this.#lastCollection < COLLECTION_INTERVAL_MS && !this.#lastCollectionFreed) return;
+    this.#lastCollection = now;
+    collectGarbage();
+    this.#lastCollectionFreed = this.refs.sweep() > 0;
+    debug('collected garbage for %d bytes: %s', size, this.#lastCollectionFreed ? 'refs were dropped' : 'nothing was dropped');
   }
 
   /** Records a new object made in this process (inline, or a segment whose reservation it commits). */
@@ -55,21 +92,55 @@ export class ObjectLifecycle {
     if (incoming) return incoming.seal(payload.contains);
     const existing = this.table.get(id);
     if (existing && existing.state !== 'pending') throw new Error(`object ${id} already exists`);
-    const contains = this.refs.retainContained(payload.contains);
-    if (payload.bytes) {
-      this.capacity.addInline(payload.size);
-    } else {
-      // Written already: account for it even beyond capacity, rather than lose a result.
-      this.capacity.addSegment(payload.size);
-      this.events.emit('add', id, payload.size);
+    if (!payload.bytes) {
+      try {
+        this.#chargeWritten(id, payload.size);
+      } catch (error) {
+        // No room: the file goes; a pending object (a task's result) is that failure.
+        removeQuietly(-1, this.#pathOf(id));
+        if (existing?.state !== 'pending') throw error;
+        this.fail(id, error as Error);
+        return;
+      }
     }
+    const contains = this.refs.retainContained(payload.contains);
+    if (payload.bytes) this.capacity.addInline(payload.size);
+    else this.events.emit('add', id, payload.size);
     this.#settleReady(id, existing, payload.size, payload.bytes, contains);
+  }
+
+  /** See `ObjectStore.reserveRoom`. */
+  grant(id: string, size: number, detail: string): void {
+    // A retry of the same task asks again: its earlier grant is replaced, not added to.
+    this.releaseGrant(id);
+    this.reserve(size, detail);
+    this.#grants.set(id, size);
+  }
+
+  /** See `ObjectStore.releaseRoom`. */
+  releaseGrant(id: string): void {
+    const size = this.#grants.get(id);
+    if (size === undefined) return;
+    this.#grants.delete(id);
+    this.capacity.unreserve(size);
+  }
+
+  /**
+   * A segment another process wrote is charged: its grant becomes the object's bytes; without
+   * one (or beyond it) it must fit now, or ObjectStoreFullError.
+   */
+  #chargeWritten(id: string, size: number): void {
+    const granted = this.#grants.get(id) ?? 0;
+    this.releaseGrant(id);
+    this.makeRoom(size);
+    this.capacity.assertRoom(size, granted > 0 ? ` (${granted} bytes were reserved for it)` : ' (written by another process of the session)');
+    this.capacity.addSegment(size);
   }
 
   /** See `ObjectStore.acceptIncoming`. */
   accept(id: string, size: number, detail: string): IncomingObject {
     if (this.#incoming.has(id)) throw new Error(`object ${id} is already arriving`);
-    this.capacity.reserve(size, detail);
+    this.reserve(size, detail);
     const path = this.#pathOf(id);
     let fd: number;
     try {
@@ -92,6 +163,7 @@ export class ObjectLifecycle {
 
   /** See `ObjectStore.discardUnclaimed`. */
   discardUnclaimed(id: string): void {
+    this.releaseGrant(id);
     const incoming = this.#incoming.get(id);
     if (incoming) return incoming.discard();
     const entry = this.table.get(id);
@@ -114,6 +186,7 @@ export class ObjectLifecycle {
 
   /** Settles a pending object as failed. */
   fail(id: string, error: Error): void {
+    this.releaseGrant(id);
     const entry = this.table.get(id);
     if (!entry || entry.state !== 'pending') return;
     this.#settle(id, entry, this.table.fail(entry, error));
@@ -144,6 +217,7 @@ export class ObjectLifecycle {
   /** Forgets every object, discarding those still arriving (the store closes). */
   clear(): void {
     for (const incoming of [...this.#incoming.values()]) incoming.discard();
+    this.#grants.clear();
     this.table.clear();
     this.capacity.reset();
   }

@@ -131,7 +131,7 @@ export class ObjectStore {
       this.#objects.added(id, size, writeInline(encoded), contains);
     } else {
       const capacity = this.#objects.capacity;
-      capacity.reserve(size);
+      this.#objects.reserve(size);
       try {
         this.#segments.writeEncoded(id, encoded);
       } catch (error) {
@@ -163,7 +163,7 @@ export class ObjectStore {
     return this.#segments.create(id, kind, count, {
       inlineThreshold: this.options.inlineThreshold,
       publishInline: (array) => this.put(array),
-      reserve: (size) => this.#objects.capacity.reserve(size),
+      reserve: (size) => this.#objects.reserve(size),
       unreserve: (size) => this.#objects.capacity.unreserve(size),
       publish: (size) => {
         this.#assertRunning('seal an object');
@@ -230,7 +230,9 @@ export class ObjectStore {
   /**
    * Records an object written by another process of this session (a worker's put or task
    * result): inline bytes, or a segment file it wrote into this session's directory. Settles a
-   * pending object of the same id. A segment that arrived through {@link ObjectStore.acceptIncoming}
+   * pending object of the same id. A segment is charged against the room reserved for it
+   * ({@link ObjectStore.reserveRoom}); what was not reserved must fit now, or its file is removed
+   * and a pending object settles as ObjectStoreFullError (otherwise that error is thrown). A segment that arrived through {@link ObjectStore.acceptIncoming}
    * and is fully written is sealed instead (its reservation becomes the object).
    */
   register(id: string, payload: ObjectPayload): void {
@@ -245,13 +247,29 @@ export class ObjectStore {
   registerBytes(id: string, bytes: Uint8Array, contains: readonly string[]): void {
     this.#assertRunning('register an object');
     const capacity = this.#objects.capacity;
-    capacity.reserve(bytes.byteLength);
+    this.#objects.reserve(bytes.byteLength);
     try {
       this.#segments.writeBytes(id, bytes);
     } finally {
       capacity.unreserve(bytes.byteLength);
     }
     this.register(id, { size: bytes.byteLength, contains });
+  }
+
+  /**
+   * Reserves room for a segment of `size` bytes another process is about to write as object `id`
+   * (a task result): its charge once registered, given back by `releaseRoom`, `discardUnclaimed`
+   * or `fail`. Asking again for the same id replaces the grant.
+   * @throws ObjectStoreFullError when `size` does not fit, even after a collection.
+   */
+  reserveRoom(id: string, size: number, detail = ''): void {
+    this.#assertRunning('reserve room for an object');
+    this.#objects.grant(id, size, detail);
+  }
+
+  /** Gives back the room reserved for `id` by {@link ObjectStore.reserveRoom} (its writer went away). */
+  releaseRoom(id: string): void {
+    if (this.#state === 'running') this.#objects.releaseGrant(id);
   }
 
   /**
@@ -282,14 +300,6 @@ export class ObjectStore {
    */
   openForRead(id: string): OutgoingObject {
     return this.#objects.openForRead(id);
-  }
-
-  /**
-   * Throws ObjectStoreFullError unless an object of `size` bytes fits in the capacity left now
-   * (for objects written by others, accounted when registered).
-   */
-  assertRoom(size: number, detail = ''): void {
-    this.#objects.capacity.assertRoom(size, detail);
   }
 
   /**

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { ObjectRef } from '@shoal/protocol';
+import { collectGarbage } from './collect-garbage.js';
 import { ObjectTable } from './object-table.js';
 import { RefCounts } from './ref-counts.js';
 
@@ -39,4 +41,22 @@ test('contained refs are held only for objects that exist', () => {
   table.ready('a', undefined, 1, undefined, []);
   assert.deepEqual(refs.retainContained(['a', 'gone']), ['a']);
   assert.equal(table.get('a')?.count, 1);
+});
+
+test('a sweep after a collection counts a dropped segment ref out at once, and its finalizer then counts nothing', async () => {
+  const { table, refs, dropped } = counted();
+  table.ready('s', undefined, 1 << 20, undefined, []);
+  refs.hold('s');
+  // Made in another function and another turn: nothing but the registry and the sweep see it.
+  (() => refs.track(new ObjectRef('s', 'session')))();
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(table.get('s')?.count, 2);
+  collectGarbage();
+  assert.equal(refs.sweep(), 1, 'the dropped ref is found dead');
+  assert.equal(table.get('s')?.count, 1, 'counted out once, the hold remains');
+  // Its finalization callback runs later and must not count it out a second time.
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal(table.get('s')?.count, 1);
+  assert.equal(refs.sweep(), 0);
+  assert.deepEqual(dropped, []);
 });

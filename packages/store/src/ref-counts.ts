@@ -1,6 +1,14 @@
 import type { ObjectRef } from '@shoal/protocol';
 import type { ObjectTable } from './object-table.js';
 
+/** One counted ObjectRef: released once, by `release()`, its collection, or a sweep. */
+interface Cell {
+  readonly id: string;
+  released: boolean;
+  /** Set for refs to segment objects: a sweep after a collection finds them dead at once. */
+  weak?: WeakRef<ObjectRef>;
+}
+
 /**
  * Reference counting over the object table. An object's count is the live ObjectRef instances of
  * this process (each counted once, until `release()` or collection), the holds of other processes
@@ -12,7 +20,10 @@ export class RefCounts {
   readonly #table: ObjectTable;
   readonly #sessionId: string;
   readonly #drop: (id: string) => void;
-  readonly #refsDropped = new FinalizationRegistry<string>((id) => this.release(id));
+  readonly #refsDropped = new FinalizationRegistry<Cell>((cell) => this.#collected(cell));
+  /** Cells of refs to segment objects (the ones that take capacity), for {@link RefCounts.sweep}. */
+  readonly #segmentRefs = new Set<Cell>();
+  readonly #cells = new WeakMap<ObjectRef, Cell>();
 
   /** `drop` is called with each id whose count reached zero. */
   constructor(table: ObjectTable, sessionId: string, drop: (id: string) => void) {
@@ -27,12 +38,46 @@ export class RefCounts {
     const entry = this.#table.get(ref.id);
     if (!entry) return;
     entry.count += 1;
-    this.#refsDropped.register(ref, ref.id, ref);
+    const cell: Cell = { id: ref.id, released: false };
+    // Segments, and results still pending (a task's result is often one): what takes capacity.
+    if (entry.state === 'pending' || (entry.state === 'ready' && !entry.bytes)) {
+      cell.weak = new WeakRef(ref);
+      this.#segmentRefs.add(cell);
+      this.#cells.set(ref, cell);
+    }
+    this.#refsDropped.register(ref, cell, ref);
   }
 
   /** A ref released by hand: counted out now, once (a later collection of it counts nothing). */
   untrack(ref: ObjectRef): void {
-    if (this.#refsDropped.unregister(ref)) this.release(ref.id);
+    if (!this.#refsDropped.unregister(ref)) return;
+    const cell = this.#cells.get(ref);
+    if (cell) this.#segmentRefs.delete(cell);
+    this.release(ref.id);
+  }
+
+  /**
+   * Right after a garbage collection: counts out, now, the refs to segment objects it collected,
+   * instead of when their finalization callbacks run (a later turn, too late for a put waiting
+   * synchronously for room). Returns how many refs were counted out.
+   */
+  sweep(): number {
+    let swept = 0;
+    for (const cell of this.#segmentRefs) {
+      if (cell.weak?.deref() !== undefined) continue;
+      this.#segmentRefs.delete(cell);
+      cell.released = true;
+      swept += 1;
+      this.release(cell.id);
+    }
+    return swept;
+  }
+
+  #collected(cell: Cell): void {
+    if (cell.released) return;
+    cell.released = true;
+    this.#segmentRefs.delete(cell);
+    this.release(cell.id);
   }
 
   /** Counts a reference held outside this process's ObjectRefs; false when there is no such object. */

@@ -7,6 +7,7 @@ import {
   ObjectRef,
   RuntimeShutdownError,
   checkObjectName,
+  decodeThrown,
   encodeValue,
   newObjectId,
   setObjectRefHooks,
@@ -15,7 +16,7 @@ import {
   type ObjectLocation,
   type WorkerToNode,
 } from '@shoal/protocol';
-import type { ObjectWriter, StoreStats, TypedArrayKind } from '@shoal/store';
+import { collectGarbage, type ObjectWriter, type StoreStats, type TypedArrayKind } from '@shoal/store';
 import type { Connection } from '../transport/connection.js';
 import { RequestTracker } from '../transport/request-tracker.js';
 import type { FunctionSource } from '../api/function-source.js';
@@ -30,6 +31,7 @@ type Request =
   | { type: 'resolve'; ids: readonly string[]; owners?: readonly string[] }
   | { type: 'wait'; ids: readonly string[]; numReturns: number; timeoutMs: number | null }
   | { type: 'bind'; name: string; id: string }
+  | { type: 'reserve'; id: string; size: number }
   | { type: 'lookup'; name: string };
 
 /** How a {@link NodeClient} reaches its node's objects, and what it tells its worker side. */
@@ -125,6 +127,9 @@ export class NodeClient implements Runtime {
       case 'waited':
         this.#answer(message.requestId, message.ready);
         return;
+      case 'reserved':
+        this.#answer(message.requestId, message.error === undefined ? undefined : toError(decodeThrown(message.error)));
+        return;
       case 'bound':
         this.#answer(message.requestId, message.error === undefined ? message.version : new BindFailedError(message.error));
         return;
@@ -140,6 +145,9 @@ export class NodeClient implements Runtime {
         }
         return;
       }
+      case 'collect':
+        void this.#collect(message.round);
+        return;
       case 'forget':
         for (const id of message.ids) this.#objects.forget(id);
         return;
@@ -158,6 +166,16 @@ export class NodeClient implements Runtime {
         // A worker's entry gives these to its task executor and to the process; a client ignores them.
         return;
     }
+  }
+
+  /** The node is short of room: refs this process dropped are counted out now, not at some later GC. */
+  async #collect(round: number): Promise<void> {
+    collectGarbage();
+    // Finalization callbacks run in a task after the collection: let them, then send their releases.
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    await new Promise((resolve) => setImmediate(resolve));
+    this.#refs.flush();
+    if (!this.#closed) this.#connection.send({ type: 'collected', round });
   }
 
   #answer(requestId: number, value: unknown): void {
@@ -191,6 +209,15 @@ export class NodeClient implements Runtime {
     this.#connection.send({ type: 'put', id, payload: this.#objects.payload(id, encoded) });
     this.#refs.heldByNode(id);
     return new ObjectRef<T>(id, this.sessionId);
+  }
+
+  /**
+   * Asks the node for room for a segment of `size` bytes about to be written as object `id` (a
+   * task result), before any byte is written.
+   * @throws ObjectStoreFullError (rejects) when the node's store has no room for it.
+   */
+  reserve(id: string, size: number): Promise<void> {
+    return this.#request<void>({ type: 'reserve', id, size });
   }
 
   create(kind: TypedArrayKind | number, length?: number): ObjectWriter<ArrayBufferView> {
@@ -338,4 +365,9 @@ export class NodeClient implements Runtime {
     this.#setAwaited(1);
     return this.#requests.request<T>((requestId) => this.#connection.send({ ...message, requestId }));
   }
+}
+
+/** What the node sent as an error, as one (a refusal must reject, whatever was encoded). */
+function toError(thrown: unknown): Error {
+  return thrown instanceof Error ? thrown : new Error(String(thrown));
 }

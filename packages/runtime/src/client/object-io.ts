@@ -31,6 +31,8 @@ export interface Publisher {
 export interface ObjectIO {
   /** What the node is told of object `id` (a put or a task result): a segment written here, or its bytes. */
   payload(id: string, encoded: EncodedValue): ObjectPayload;
+  /** Bytes of shared memory writing `encoded` takes (0 when it travels inline): the room to reserve first. */
+  segmentBytes(encoded: EncodedValue): number;
   /** A writer for `create()`, to fill in place. */
   create(id: string, kind: TypedArrayKind | number, length: number | undefined, publisher: Publisher): ObjectWriter<ArrayBufferView>;
   /** The value of object `id`, found at `location` (the node's answer to a resolve). */
@@ -61,6 +63,11 @@ export class LocalObjects implements ObjectIO {
       return { size, contains };
     }
     return { size, bytes: writeInline(encoded), contains };
+  }
+
+  segmentBytes(encoded: EncodedValue): number {
+    const size = encoded.layout.totalSize;
+    return size >= this.#inlineThreshold ? size : 0;
   }
 
   create(id: string, kind: TypedArrayKind | number, length: number | undefined, publisher: Publisher): ObjectWriter<ArrayBufferView> {
@@ -108,6 +115,10 @@ export class RemoteObjects implements ObjectIO {
       throw new ObjectTooLargeError({ size });
     }
     return { size, bytes: writeInline(encoded), contains };
+  }
+
+  segmentBytes(): number {
+    return 0;
   }
 
   create(id: string, kind: TypedArrayKind | number, length: number | undefined, publisher: Publisher): ObjectWriter<ArrayBufferView> {

@@ -22,6 +22,7 @@ import { nodeLoad, type NodeLoad } from './node-load.js';
 import { NameRegistry } from './names.js';
 import { ObjectService } from './object-service.js';
 import type { Peer } from './peer.js';
+import { CollectionRound } from './collection-round.js';
 import { PeerRouter } from './peer-router.js';
 import { PeerServer } from './peer-server.js';
 import { RefHolds } from './ref-holds.js';
@@ -68,6 +69,7 @@ export class NodeManager implements Runtime {
   readonly #pool: WorkerPool;
   readonly #server: PeerServer;
   readonly #router: PeerRouter;
+  readonly #collection: CollectionRound;
   readonly #holds: RefHolds;
   readonly #objects: ObjectService;
   readonly #names: NameRegistry;
@@ -90,6 +92,8 @@ export class NodeManager implements Runtime {
     const store = this.store;
     this.#holds = new RefHolds(store, () => this.#peers());
     this.#objects = new ObjectService(store, this.#holds);
+    this.#collection = new CollectionRound(() => this.#peers(), () => store.stats().usedBytes);
+    this.#objects.collectPeers = () => this.#collection.run();
     this.#names = new NameRegistry(store);
     this.store.on('delete', (id) => this.#objects.forgetEverywhere(id));
     this.#pool = new WorkerPool(
@@ -122,6 +126,7 @@ export class NodeManager implements Runtime {
       objects: this.#objects,
       holds: this.#holds,
       names: this.#names,
+      collection: this.#collection,
       submit: (peer, task) => this.#submitFromPeer(peer, task),
     });
     this.#server = new PeerServer(
@@ -361,6 +366,7 @@ export class NodeManager implements Runtime {
   /** Releases what a peer that went away held: its refs, its watches, its mappings. */
   #forgetPeer(peer: Peer): void {
     this.#holds.forget(peer);
+    this.#collection.forget(peer);
     this.#names.forget(peer);
     this.#objects.forget(peer);
   }

@@ -17,10 +17,14 @@ import type { RefHolds } from './ref-holds.js';
 export class ObjectService {
   readonly #store: ObjectStore;
   readonly #holds: RefHolds;
+  /** Who is writing each object room was reserved for (given back if that peer goes away first). */
+  readonly #grantedTo = new Map<string, Peer>();
   /** Peers that were told where a segment object is (they may cache a mapping of it). */
   readonly #mappedBy = new Map<string, Set<Peer>>();
   /** Brings object `id`, made by node `owner`, into this store (set when the node joins a cluster). */
   fetch: ((id: string, owner: string) => void) | undefined;
+  /** Asks the node's other processes to collect garbage (a {@link CollectionRound}); set by the node. */
+  collectPeers: (() => Promise<void>) | undefined;
 
   constructor(store: ObjectStore, holds: RefHolds) {
     this.#store = store;
@@ -61,8 +65,50 @@ export class ObjectService {
     for (const peer of peers) peer.send({ type: 'forget', ids: [id] });
   }
 
-  /** The peer went away: nothing is sent to it any more. */
+  /**
+   * Reserves room for object `id` of `size` bytes that `peer` is about to write (see
+   * `store.reserveRoom`). Returns the encoded refusal, or undefined when granted. A task result
+   * that is refused is that failure at once (whoever gets it sees ObjectStoreFullError).
+   */
+  async reserve(peer: Peer, id: string, size: number): Promise<Uint8Array | undefined> {
+    let refusal = this.#tryReserve(id, size);
+    // The other processes may hold refs they dropped long ago: ask them to collect, then retry.
+    if (refusal && this.collectPeers) {
+      await this.collectPeers();
+      // It went away meanwhile: a grant now would have nobody to give it back.
+      if (peer.connection === undefined) return encodeError(refusal);
+      refusal = this.#tryReserve(id, size);
+    }
+    if (refusal) {
+      if (this.#store.status(id).state === 'pending') this.#store.fail(id, refusal);
+      return encodeError(refusal);
+    }
+    // A retry on another worker takes the grant over: the dead one's cleanup must not release it.
+    this.#grantedTo.set(id, peer);
+    return undefined;
+  }
+
+  #tryReserve(id: string, size: number): Error | undefined {
+    try {
+      this.#store.reserveRoom(id, size, ', so this result cannot be stored');
+      return undefined;
+    } catch (error) {
+      return error as Error;
+    }
+  }
+
+  /** `peer` finished writing `id` (its put or its task result arrived): the grant is the object's now. */
+  written(id: string): void {
+    this.#grantedTo.delete(id);
+  }
+
+  /** The peer went away: nothing is sent to it any more, and room it was granted is given back. */
   forget(peer: Peer): void {
+    for (const [id, writer] of this.#grantedTo) {
+      if (writer !== peer) continue;
+      this.#grantedTo.delete(id);
+      this.#store.releaseRoom(id);
+    }
     for (const [id, peers] of this.#mappedBy) {
       peers.delete(peer);
       if (peers.size === 0) this.#mappedBy.delete(id);
@@ -71,6 +117,7 @@ export class ObjectService {
 
   /** An object a peer put: registered here, held for the peer from now on (counted here, never unheld). */
   accept(peer: Peer, id: string, payload: ObjectPayload): void {
+    this.written(id);
     if (this.#store.status(id).state !== 'freed') return;
     try {
       if (payload.bytes && payload.size >= this.#store.options.inlineThreshold) {

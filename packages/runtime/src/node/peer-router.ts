@@ -2,6 +2,7 @@ import { decodeThrown, type WireTask, type WorkerToNode } from '@shoal/protocol'
 import type { ObjectStore } from '@shoal/store';
 import type { LocalScheduler } from '../scheduling/local-scheduler.js';
 import { WorkerHandle } from '../workers/worker-handle.js';
+import type { CollectionRound } from './collection-round.js';
 import type { NameRegistry } from './names.js';
 import type { ObjectService } from './object-service.js';
 import type { Peer } from './peer.js';
@@ -14,6 +15,7 @@ export interface RouterServices {
   readonly objects: ObjectService;
   readonly holds: RefHolds;
   readonly names: NameRegistry;
+  readonly collection: CollectionRound;
   /** A task submitted by a peer (a nested task, or one from an attached program). */
   submit(peer: Peer, task: WireTask): void;
 }
@@ -41,7 +43,10 @@ export class PeerRouter {
     switch (message.type) {
       case 'done': {
         const task = scheduler.taskOf(worker, message.taskId);
-        if (task) scheduler.succeed(task, message.result);
+        if (task) {
+          this.#services.objects.written(task.returnId);
+          scheduler.succeed(task, message.result);
+        }
         scheduler.schedule();
         return true;
       }
@@ -83,6 +88,15 @@ export class PeerRouter {
         scheduler.whileBlocked(worker, message.ids, objects.waitFor(message.ids, message.numReturns, message.timeoutMs), (ready) =>
           peer.send({ type: 'waited', requestId: message.requestId, ready }),
         );
+        return;
+      case 'reserve': {
+        void objects.reserve(peer, message.id, message.size).then((error) =>
+          peer.send(error === undefined ? { type: 'reserved', requestId: message.requestId } : { type: 'reserved', requestId: message.requestId, error }),
+        );
+        return;
+      }
+      case 'collected':
+        this.#services.collection.answered(peer, message.round);
         return;
       case 'cancel':
         scheduler.cancel(message.id);

@@ -17,6 +17,11 @@ export interface TaskExecutorOptions {
   /** Reads the arguments and writes the results. */
   readonly objects: ObjectIO;
   /**
+   * Reserves room at the node for a result segment of `size` bytes before it is written.
+   * @default no reservation (the node then checks the room when the result arrives)
+   */
+  readonly reserve?: (id: string, size: number) => Promise<void>;
+  /**
    * Resolves `require()` in task code.
    * @default a require of the directory the worker was started in
    */
@@ -39,6 +44,7 @@ export interface TaskExecutorOptions {
 export class TaskExecutor {
   readonly #connection: { send(message: WorkerToNode): void };
   readonly #objects: ObjectIO;
+  readonly #reserve: ((id: string, size: number) => Promise<void>) | undefined;
   readonly #require: NodeJS.Require;
   readonly #functions = new Map<string, (...args: unknown[]) => unknown>();
   #queue: Execute[] = [];
@@ -47,6 +53,7 @@ export class TaskExecutor {
   constructor(options: TaskExecutorOptions) {
     this.#connection = options.connection;
     this.#objects = options.objects;
+    this.#reserve = options.reserve;
     // Tasks that `require()` resolve from the directory the program was started in.
     this.#require = options.require ?? createRequire(pathToFileURL(join(process.cwd(), 'noop.js')));
   }
@@ -101,6 +108,9 @@ export class TaskExecutor {
     }
     try {
       const encoded = encodeValue(result, 'result');
+      // Room first: the node refuses a result that does not fit before a byte of it is written.
+      const size = this.#objects.segmentBytes(encoded);
+      if (size > 0 && this.#reserve) await this.#reserve(message.returnId, size);
       this.#connection.send({ type: 'done', taskId: message.taskId, result: this.#objects.payload(message.returnId, encoded) });
     } catch (error) {
       this.#connection.send({ type: 'failed', taskId: message.taskId, error: encodeError(error) });

@@ -47,7 +47,7 @@ const directory = setting('SHOAL_SESSION_DIR');
 const inlineThreshold = Number(setting('SHOAL_INLINE_THRESHOLD'));
 // One object I/O for both: a result written by a task and a get of the API share its mappings.
 const objects = new LocalObjects(directory, inlineThreshold);
-const executor = new TaskExecutor({ connection, objects });
+const executor = new TaskExecutor({ connection, objects, reserve: (id, size) => runtime.reserve(id, size) });
 const runtime = new NodeClient(connection, {
   sessionId: setting('SHOAL_SESSION_ID'),
   directory,

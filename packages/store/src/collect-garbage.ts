@@ -1,0 +1,18 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
+let gc: (() => void) | undefined;
+
+/**
+ * Runs a full garbage collection now, synchronously, without `--expose-gc` on the command line:
+ * the flag is set at run time and `gc` taken from a fresh context (the known way; Node 20+). The
+ * store calls it only when an object does not fit, as Java's direct-buffer allocator calls
+ * `System.gc()` before failing: dropped refs then count out, and their objects go.
+ */
+export function collectGarbage(): void {
+  if (!gc) {
+    setFlagsFromString('--expose-gc');
+    gc = runInNewContext('gc') as () => void;
+  }
+  gc();
+}
