@@ -24,4 +24,4 @@ export {
 } from './session-directory.js';
 export { writeEncodedSegment } from './segment-io.js';
 // Worker processes ask the kernel to end them with their node; the addon is reached only here.
-export { setParentDeathSignal } from './segment-files.js';
+export { descriptorUsage, raiseDescriptorLimit, setParentDeathSignal, type DescriptorUsage } from './segment-files.js';
