@@ -12,10 +12,12 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { sweepStaleSessions } from '@shoal/store';
 import { WebSocket } from 'ws';
+import { NodeManager } from '@shoal/runtime';
 import { CLI, daemonOf, runProgram, shoal, type Run } from './cluster-helpers.js';
 import { isAlive, until } from './runtime-helpers.js';
 
 const DRIVER = fileURLToPath(new URL('fixtures/budget-driver.ts', import.meta.url));
+const EXHAUST = fileURLToPath(new URL('fixtures/exhaust-descriptors.ts', import.meta.url));
 
 /** `shoal <args>` under `ulimit` commands (`ulimit -Sn 512 && ulimit -Hn 1024`): the daemon it starts inherits them. */
 function shoalLimited(home: string, limits: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
@@ -132,4 +134,42 @@ test('shoal start --allowed-origin: the head and the data port refuse a web page
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--allowed-origin.*origin like/);
   });
+});
+
+test('a connection to the node socket that never says who it is is closed at the hello deadline', { timeout: 60_000 }, async () => {
+  const node = new NodeManager({ numCpus: 1 });
+  try {
+    await node.ready();
+    const started = Date.now();
+    const socket = connect(node.address.slice('unix:'.length));
+    socket.on('error', () => {});
+    socket.resume();
+    const closedAt = await new Promise<number>((resolve) => {
+      const timer = setTimeout(() => resolve(Number.POSITIVE_INFINITY), 20_000);
+      socket.once('close', () => {
+        clearTimeout(timer);
+        resolve(Date.now());
+      });
+    });
+    socket.destroy();
+    assert.ok(closedAt - started < 20_000, 'closed within 20 s (the deadline is 5 s)');
+  } finally {
+    await node.shutdown();
+  }
+});
+
+test('out of descriptors, a put fails with DescriptorsExhaustedError saying what to raise, not ERR_SHM_EMFILE', { timeout: 60_000 }, async () => {
+  const run = await new Promise<Run>((resolve) => {
+    execFile(
+      'bash',
+      ['-c', 'ulimit -n 256 && exec "$0" "$@"', process.execPath, '--import', 'tsx', EXHAUST],
+      { timeout: 30_000 },
+      (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+  assert.equal(run.code, 0, run.stderr);
+  const result = JSON.parse(run.stdout) as { name: string; code: string; message: string };
+  assert.equal(result.code, 'ERR_DESCRIPTORS_EXHAUSTED');
+  assert.equal(result.name, 'DescriptorsExhaustedError');
+  assert.match(result.message, /File descriptors exhausted \(EMFILE\) at open .*limit 256\. Raise this process's limit \(`ulimit -n/);
 });
