@@ -28,6 +28,9 @@ const NodeReportSchema = Type.Object({
   queuedTasks: Count,
   runningTasks: Count,
   workers: Count,
+  /** File descriptors open in the node's process, and its soft limit (`ulimit -n`; absent when unlimited). */
+  openFiles: Type.Optional(Count),
+  fileLimit: Type.Optional(Count),
   /** Objects this node pulled from other nodes, and their bytes, since it started. */
   pulls: Count,
   pulledBytes: Count,

@@ -85,14 +85,44 @@ export const HELLO_MAX_BYTES = 4 * 1024;
 /** How long a WebSocket's opening handshake may take before the connect fails (head links, pulls). */
 export const HANDSHAKE_TIMEOUT_MS = 5000;
 
-/** Close code (application range 4000-4999): the hello had a wrong or missing token. */
 /** A server that is closing says so (RFC 6455 "going away"); its peers reconnect elsewhere or later. */
 export const CLOSE_GOING_AWAY = 1001;
+/** Close code (application range 4000-4999): the hello had a wrong or missing token. */
 export const CLOSE_BAD_TOKEN = 4001;
 /** Close code: a message did not decode, or is not one the protocol allows. */
 export const CLOSE_PROTOCOL_ERROR = 4002;
 /** Close code: no hello within {@link HELLO_TIMEOUT_MS}. */
 export const CLOSE_TIMEOUT = 4003;
+/** Close code: an authenticated connection carried nothing for its listener's idle timeout; reconnect when needed. */
+export const CLOSE_IDLE = 4004;
+
+// --- Budgets of every listener (head, data server, attach socket) ---------------------------------
+
+/**
+ * Default most connections one listener holds at once, authenticated or not. Each is a file
+ * descriptor of the daemon, so the budget keeps a flood of connections that never authenticate
+ * from taking the descriptors its tasks and segments need (a daemon raises its soft limit to the
+ * hard one, typically far above this; under `ulimit -n 1024` two listeners' budgets stay below it
+ * only because one source gets {@link MAX_CONNECTIONS_PER_SOURCE}).
+ */
+export const MAX_CONNECTIONS = 1024;
+
+/**
+ * Default most connections one source address holds on one TCP listener (the head, a data
+ * server). A node makes one to the head and one to each other node's data server, a CLI command
+ * one to the head: even a cluster whose nodes all run on one machine (one address) stays far
+ * below this, while one host cannot take a listener's whole budget.
+ */
+export const MAX_CONNECTIONS_PER_SOURCE = 64;
+
+/**
+ * Default time an authenticated data connection may carry no message and no transfer before its
+ * data server closes it ({@link CLOSE_IDLE}): pullers connect again on their next pull, so an idle
+ * connection only holds a descriptor on both ends. (Control connections to the head carry a
+ * heartbeat every second and the attach socket's clients are long-lived drivers: neither is
+ * closed for idleness; both have the handshake deadline.)
+ */
+export const DATA_IDLE_TIMEOUT_MS = 5 * 60_000;
 
 // --- Node <-> node object transfer (data-protocol.ts) ---------------------------------------------
 

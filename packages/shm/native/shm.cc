@@ -11,12 +11,14 @@
 #include <napi.h>
 
 #include <atomic>
+#include <cmath>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
 #include <string>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -324,6 +326,28 @@ Napi::Value SetParentDeathSignal(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(getppid()));
 }
 
+// descriptorLimit(raise): this process's RLIMIT_NOFILE as { soft, hard }. With `raise`, the soft
+// limit is first set to the hard one (what Go's runtime and Ray do at start): the default soft
+// limit of 1024 is far below what a node serving many connections and segments needs, and only
+// the hard limit is the administrator's choice. Node has no API for either.
+Napi::Value DescriptorLimit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  struct rlimit limit;
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return ThrowErrno(env, errno, "getrlimit");
+  if (info.Length() > 0 && info[0].ToBoolean().Value() && limit.rlim_cur != limit.rlim_max) {
+    struct rlimit raised = {limit.rlim_max, limit.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &raised) != 0) return ThrowErrno(env, errno, "setrlimit");
+    limit = raised;
+  }
+  auto number = [&](rlim_t value) {
+    return value == RLIM_INFINITY ? Napi::Number::New(env, INFINITY) : Napi::Number::New(env, static_cast<double>(value));
+  };
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("soft", number(limit.rlim_cur));
+  result.Set("hard", number(limit.rlim_max));
+  return result;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
@@ -336,6 +360,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("slice", Napi::Function::New(env, SliceBuffer, "slice"));
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   exports.Set("setParentDeathSignal", Napi::Function::New(env, SetParentDeathSignal, "setParentDeathSignal"));
+  exports.Set("descriptorLimit", Napi::Function::New(env, DescriptorLimit, "descriptorLimit"));
   return exports;
 }
 

@@ -35,3 +35,4 @@ export {
   type OpenMode,
   type ShmStats,
 } from './segment.js';
+export { descriptorUsage, raiseDescriptorLimit, type DescriptorUsage } from './descriptors.js';

@@ -13,6 +13,7 @@ export interface NativeShm {
   slice(buffer: ArrayBuffer, offset: number, length: number): ArrayBuffer;
   stats(): { mappings: number; mappedBytes: number; pageSize: number };
   setParentDeathSignal(signal: number): number;
+  descriptorLimit(raise: boolean): { soft: number; hard: number };
 }
 
 function load(): NativeShm {

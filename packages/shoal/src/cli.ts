@@ -55,12 +55,17 @@ processes) and, with --head, the cluster's head. Prints the head's address and h
   --node-ip IP       the address other nodes pull this node's objects from (default: the
                      address this machine reaches the head from; the head's --host for a head)
   --data-port P      port of this node's object transfer server (default 0: any free port)
+  --allowed-origin URL
+                     a browser origin (https://dashboard.example) whose WebSocket connections
+                     the head and the data server accept; repeatable. By default any connection
+                     with an Origin header (a web page) is refused with 403
   --foreground       run in the foreground until stopped (for containers and supervisors)`;
 
 const STATUS_USAGE = `Usage: shoal status [--address ws://HOST:PORT] [--token T] [--json]
 
 Shows the cluster's nodes: CPUs used/total, custom resources, objects and bytes per store,
-queued and running tasks. The address and token default to SHOAL_ADDRESS / SHOAL_TOKEN, then to
+queued and running tasks, and file descriptors open in each node's process of its limit (a
+daemon raises its soft limit to the hard one at start). The address and token default to SHOAL_ADDRESS / SHOAL_TOKEN, then to
 this machine's daemon and $SHOAL_HOME/token.`;
 
 const STOP_USAGE = `Usage: shoal stop
@@ -84,7 +89,7 @@ function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 }
 
-function parse<T extends Record<string, { type: 'string' | 'boolean' }>>(args: string[], options: T) {
+function parse<T extends Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>>(args: string[], options: T) {
   try {
     return parseArgs({ args, options: { ...options, help: { type: 'boolean' as const } }, strict: true, allowPositionals: false }).values;
   } catch (error) {
@@ -104,6 +109,7 @@ const FLAGS: Readonly<Record<Parameters<OptionLabel>[0], string>> = {
   nodeIp: '--node-ip',
   dataPort: '--data-port',
   heartbeatTimeoutMs: 'SHOAL_HEARTBEAT_TIMEOUT_MS',
+  allowedOrigins: '--allowed-origin',
 };
 
 /** A numeric flag as a number; text that is not one stays text, for the runtime to name in its message. */
@@ -113,7 +119,7 @@ function numeric(text: string | undefined): number | string | undefined {
   return text.trim() === '' || Number.isNaN(value) ? text : value;
 }
 
-function daemonOptions(values: Record<string, string | boolean | undefined>, address: string | undefined): DaemonOptions {
+function daemonOptions(values: Record<string, string | boolean | string[] | undefined>, address: string | undefined): DaemonOptions {
   let resources: DaemonOptions['resources'];
   if (typeof values.resources === 'string') {
     try {
@@ -136,6 +142,7 @@ function daemonOptions(values: Record<string, string | boolean | undefined>, add
         ...given('nodeIp', text('node-ip')),
         ...given('dataPort', numeric(text('data-port'))),
         ...given('heartbeatTimeoutMs', numeric(process.env.SHOAL_HEARTBEAT_TIMEOUT_MS || undefined)),
+        ...given('allowedOrigins', values['allowed-origin']),
       },
       (key) => FLAGS[key],
     );
@@ -158,6 +165,7 @@ async function start(args: string[]): Promise<void> {
     'node-ip': { type: 'string' },
     'object-store-memory': { type: 'string' },
     'data-port': { type: 'string' },
+    'allowed-origin': { type: 'string', multiple: true },
     foreground: { type: 'boolean' },
   });
   if (values.help) return print(START_USAGE);
@@ -241,7 +249,8 @@ async function status(args: string[]): Promise<void> {
       `  node ${node.nodeId} on ${node.hostname} (pid ${node.pid}): CPU ${Math.max(0, total - free)}/${total}` +
         `${custom ? `, ${custom}` : ''}; ${node.workers} workers; ${node.objects} objects, ${gb(node.objectBytes)} of ` +
         `${gb(node.capacityBytes)}; pulled ${node.pulls} objects (${gb(node.pulledBytes)}); ` +
-        `tasks ${node.queuedTasks} queued, ${node.runningTasks} running; seen ${node.lastSeenMs} ms ago`,
+        `tasks ${node.queuedTasks} queued, ${node.runningTasks} running; ` +
+        `file descriptors ${node.openFiles ?? '?'} open of ${node.fileLimit ?? 'unlimited'}; seen ${node.lastSeenMs} ms ago`,
     );
   }
   print(`Total: CPU ${used}/${cpus}`);

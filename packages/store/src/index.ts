@@ -25,4 +25,4 @@ export {
 export { writeEncodedSegment } from './segment-io.js';
 export { collectGarbage } from './collect-garbage.js';
 // Worker processes ask the kernel to end them with their node; the addon is reached only here.
-export { setParentDeathSignal } from './segment-files.js';
+export { descriptorUsage, raiseDescriptorLimit, setParentDeathSignal, type DescriptorUsage } from './segment-files.js';

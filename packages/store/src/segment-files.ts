@@ -2,10 +2,10 @@
 // failure comes back as the SharedMemoryError users see, with advice, and new mappings are
 // refused before the process nears the kernel's map count.
 import * as shm from '@shoal/shm';
-import { SharedMemoryError, TooManyMappingsError } from '@shoal/protocol';
+import { DescriptorsExhaustedError, SharedMemoryError, TooManyMappingsError } from '@shoal/protocol';
 import { readMaxMapCount } from './options.js';
 
-export { setParentDeathSignal, shmStats, sliceBuffer, type MapOptions, type OpenMode } from '@shoal/shm';
+export { descriptorUsage, raiseDescriptorLimit, setParentDeathSignal, shmStats, sliceBuffer, type DescriptorUsage, type MapOptions, type OpenMode } from '@shoal/shm';
 
 // Half of the kernel's per-process map count: the rest is for V8, libraries and the allocator.
 // Reaching the kernel limit would make V8's own allocations fail and abort the process, so Shoal
@@ -19,13 +19,6 @@ function advice(code: string): string {
         'Shared memory (/dev/shm) is full. Free objects you no longer need, remove stale files ' +
         "from /dev/shm, or enlarge it (`mount -o remount,size=16G /dev/shm`; in Docker `--shm-size`)."
       );
-    case 'EMFILE':
-      return (
-        'This process has too many open files. Shoal closes segment files right after mapping them, ' +
-        'so something else holds descriptors: raise the limit (`ulimit -n 65536`) or close files.'
-      );
-    case 'ENFILE':
-      return 'The system-wide open-file table is full; close files in other processes or raise fs.file-max.';
     case 'ENOMEM':
       return (
         `The process cannot map more memory: it hit vm.max_map_count (${readMaxMapCount() ?? 'unknown'}) or ran out of ` +
@@ -50,6 +43,11 @@ function advice(code: string): string {
 /** Shm's own error as the SharedMemoryError users know (code `ERR_SHM_<errno>`, the native error as cause). */
 export function toSharedMemoryError(error: unknown): unknown {
   if (!(error instanceof shm.ShmError)) return error;
+  // Out of descriptors is the process's trouble, not the segment's: its own error says what to raise.
+  if (error.code === 'EMFILE' || error.code === 'ENFILE') {
+    const { open, limit } = shm.descriptorUsage();
+    return new DescriptorsExhaustedError({ what: `${error.syscall} ${error.path}`, errnoCode: error.code, open, limit }, { cause: error.cause });
+  }
   return new SharedMemoryError(
     { errnoCode: error.code, errno: error.errno, syscall: error.syscall, path: error.path, advice: advice(error.code) },
     { cause: error.cause },

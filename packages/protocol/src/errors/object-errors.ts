@@ -166,3 +166,37 @@ export class BindFailedError extends ShoalError {
     super(BindFailedError.code, reason);
   }
 }
+
+/**
+ * This process ran out of file descriptors (EMFILE, or the system's table: ENFILE) opening a
+ * segment file or accepting a connection. Not a lost object: the object is fine, the process
+ * cannot open anything more until some descriptor is closed.
+ */
+export class DescriptorsExhaustedError extends ShoalError {
+  static readonly code = 'ERR_DESCRIPTORS_EXHAUSTED';
+  /** Descriptors open when it happened (undefined when even counting them failed). */
+  readonly open: number | undefined;
+  /** The process's soft limit (`ulimit -n`). */
+  readonly limit: number | undefined;
+
+  /**
+   * @param what - what failed, e.g. `'open /dev/shm/shoal-x/abc'` or `'accept on the data port'`.
+   * @param errnoCode - `'EMFILE'` (this process's limit) or `'ENFILE'` (the system's).
+   */
+  constructor(details: { what: string; errnoCode: string; open?: number | undefined; limit?: number | undefined }, options?: ShoalErrorOptions) {
+    const { what, errnoCode, open, limit } = details;
+    const counts = `${open ?? 'all'} open, limit ${limit ?? 'unknown'}`;
+    super(
+      DescriptorsExhaustedError.code,
+      `File descriptors exhausted (${errnoCode}) at ${what}: ${counts}. ` +
+        (errnoCode === 'ENFILE'
+          ? 'The whole system is out of open files: raise fs.file-max (`sysctl -w fs.file-max=…`) or stop what holds them.'
+          : 'Raise this process\'s limit (`ulimit -n <hard limit>` before starting it, `LimitNOFILE=` in a systemd unit; ' +
+            'a Shoal daemon raises its soft limit to the hard one itself) or find what holds them (`ls /proc/<pid>/fd`); ' +
+            'connections that never authenticate are refused by the listeners\' budgets.'),
+      options,
+    );
+    this.open = open;
+    this.limit = limit;
+  }
+}

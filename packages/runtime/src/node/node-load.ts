@@ -1,4 +1,4 @@
-import type { StoreStats } from '@shoal/store';
+import type { DescriptorUsage, StoreStats } from '@shoal/store';
 import type { LocalScheduler } from '../scheduling/local-scheduler.js';
 
 /** A node's resources, load and objects right now: what it reports to its head with every heartbeat. */
@@ -11,10 +11,17 @@ export interface NodeLoad {
   queuedTasks: number;
   runningTasks: number;
   workers: number;
+  /** File descriptors open in the node's process (absent when even counting them failed). */
+  openFiles?: number;
+  /** Its soft descriptor limit (absent when unlimited). */
+  fileLimit?: number;
 }
 
-/** The load of a node whose store reports `stats`, with `scheduler` and `workers` processes alive. */
-export function nodeLoad(stats: StoreStats, scheduler: LocalScheduler, workers: number): NodeLoad {
+/**
+ * The load of a node whose store reports `stats`, with `scheduler` and `workers` processes alive
+ * and its process's `descriptors`.
+ */
+export function nodeLoad(stats: StoreStats, scheduler: LocalScheduler, workers: number, descriptors: DescriptorUsage): NodeLoad {
   let running = 0;
   for (const task of scheduler.tasks.values()) if (task.state === 'running') running += 1;
   return {
@@ -27,5 +34,7 @@ export function nodeLoad(stats: StoreStats, scheduler: LocalScheduler, workers: 
     queuedTasks: scheduler.tasks.size - running,
     runningTasks: running,
     workers,
+    ...(descriptors.open === undefined ? {} : { openFiles: descriptors.open }),
+    ...(Number.isFinite(descriptors.limit) ? { fileLimit: descriptors.limit } : {}),
   };
 }

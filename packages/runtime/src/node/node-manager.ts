@@ -19,6 +19,7 @@ import { WorkerHandle } from '../workers/worker-handle.js';
 import { WorkerPool } from '../workers/worker-pool.js';
 import { ClusterPort } from './cluster-port.js';
 import { nodeLoad, type NodeLoad } from './node-load.js';
+import { descriptorUsage } from './descriptors.js';
 import { NameRegistry } from './names.js';
 import { ObjectService } from './object-service.js';
 import type { Peer } from './peer.js';
@@ -184,7 +185,7 @@ export class NodeManager implements Runtime {
 
   /** Resources, load and objects of this node right now (what it reports to its head). */
   load(): NodeLoad {
-    return nodeLoad(this.store.stats(), this.#scheduler, this.workerPids().length);
+    return nodeLoad(this.store.stats(), this.#scheduler, this.workerPids().length, descriptorUsage());
   }
 
   /** Worker processes alive now (for tests and status). */

@@ -1,11 +1,13 @@
 import { createServer, type Server } from 'node:net';
 import { debuglog } from 'node:util';
-import { REMOTE_MAX_FRAME_BYTES, decodeWorkerMessage, type NodeToWorker, type WorkerToNode } from '@shoal/protocol';
+import { HELLO_TIMEOUT_MS, MAX_CONNECTIONS, REMOTE_MAX_FRAME_BYTES, decodeWorkerMessage, type NodeToWorker, type WorkerToNode } from '@shoal/protocol';
+import { ConnectionBudget } from '../transport/connection-budget.js';
 import { Connection, type MessageStream } from '../transport/connection.js';
 import type { WorkerHandle } from '../workers/worker-handle.js';
 import { ClientHandle, type Peer } from './peer.js';
 
 const debug = debuglog('shoal:node');
+const debugLog = { warn: (fields: Readonly<Record<string, unknown>>, message: string) => debug('%s %o', message, fields) };
 
 /** What the server hands over once a connection said who it is. */
 export interface PeerServerEvents {
@@ -25,6 +27,11 @@ export interface PeerServerEvents {
  * The node's unix-socket server in the session directory, and the handshake on every connection:
  * the first message must be `attach` (any process of this user may attach: the socket lives in a
  * 0700 directory) or `ready` from one of this node's own worker processes; anything else closes it.
+ * A connection that has not said who it is within HELLO_TIMEOUT_MS is closed, and at most
+ * MAX_CONNECTIONS are held at once (workers and attached programs together; more are refused):
+ * a process of this user that opens connections and sends nothing cannot take the node's
+ * descriptors. Attached programs are long-lived drivers, so a connection that said who it is
+ * is never closed for being idle.
  */
 export class PeerServer {
   readonly socketPath: string;
@@ -32,12 +39,21 @@ export class PeerServer {
   readonly #events: PeerServerEvents;
   readonly #welcome: Extract<NodeToWorker, { type: 'welcome' }>;
   readonly #clients = new Set<ClientHandle>();
+  readonly #budget = new ConnectionBudget({
+    kind: 'connection to the node socket',
+    maxConnections: MAX_CONNECTIONS,
+    // Every peer of a unix socket is this machine's (and this user's): the total is the budget.
+    maxConnectionsPerSource: Infinity,
+    handshakeTimeoutMs: HELLO_TIMEOUT_MS,
+    logger: debugLog,
+  });
 
   constructor(socketPath: string, welcome: Extract<NodeToWorker, { type: 'welcome' }>, events: PeerServerEvents) {
     this.socketPath = socketPath;
     this.#welcome = welcome;
     this.#events = events;
-    this.#server = createServer((socket) => this.accept(socket));
+    this.#server = createServer();
+    this.#budget.watch(this.#server, (socket) => this.accept(socket));
     this.#server.unref();
   }
 
@@ -89,6 +105,8 @@ export class PeerServer {
   }
 
   #handshake(connection: Connection<WorkerToNode, NodeToWorker>, message: WorkerToNode, remote: boolean): Peer | undefined {
+    // Said who it is: the handshake deadline is lifted (a remote peer's socket is not counted here).
+    this.#budget.settle(connection.socket);
     if (message.type === 'attach') {
       const client = new ClientHandle(message.pid, connection, remote);
       this.#clients.add(client);
@@ -112,6 +130,7 @@ export class PeerServer {
   async close(): Promise<void> {
     for (const client of this.#clients) client.connection?.destroy();
     this.#clients.clear();
+    this.#budget.close();
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
 }

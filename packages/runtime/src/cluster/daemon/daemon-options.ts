@@ -19,6 +19,12 @@ export interface DaemonOptions {
   readonly dataPort?: number;
   /** The head removes a node silent for this long. @default 5000 */
   readonly heartbeatTimeoutMs?: number;
+  /**
+   * Browser `Origin`s (`'https://dashboard.example'`) whose WebSocket upgrades the head and the
+   * data server accept; an upgrade with any other `Origin` is refused (403), so a web page the
+   * user opens cannot reach them. Shoal's own clients send none. @default []
+   */
+  readonly allowedOrigins?: readonly string[];
 }
 
 /** Everything a daemon process is started with: its options, its home and the cluster token. */
@@ -47,6 +53,21 @@ function positiveInteger(name: string, value: unknown): number {
     throw new TypeError(`Expected \`${name}\` to be a positive integer, got \`${show(value)}\``);
   }
   return value;
+}
+
+/** Origins as a browser sends them: scheme, host and port, no path (`new URL(o).origin === o`). */
+function originList(name: string, value: unknown): readonly string[] {
+  if (!Array.isArray(value)) throw new TypeError(`Expected \`${name}\` to be a list of origins, got \`${show(value)}\``);
+  for (const origin of value) {
+    let parsed: string | undefined;
+    try {
+      parsed = typeof origin === 'string' ? new URL(origin).origin : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    if (parsed !== origin) throw new TypeError(`Expected \`${name}\` to be an origin like https://dashboard.example (scheme, host, port; no path), got \`${show(origin)}\``);
+  }
+  return value as string[];
 }
 
 /**
@@ -81,5 +102,6 @@ export function resolveDaemonOptions(options: DaemonOptions, label: OptionLabel 
     }),
     ...given('dataPort', portNumber),
     ...given('heartbeatTimeoutMs', positiveInteger),
+    ...given('allowedOrigins', originList),
   };
 }

@@ -7,6 +7,7 @@
 import { createServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { rmSync } from 'node:fs';
+import { raiseDescriptorLimit } from '../../node/descriptors.js';
 import { NodeManager } from '../../node/node-manager.js';
 import { ClusterNode } from '../node/cluster-node.js';
 import { Head } from '../head/head.js';
@@ -39,6 +40,12 @@ process.on('uncaughtException', (error) => {
   logger.error({ err: error }, `crashed: ${error.message}`);
   process.exit(1);
 });
+
+// A node holds a descriptor per connection and per segment it streams; the default soft limit
+// (often 1024) is far below what the administrator allows (the hard limit). Raised before any
+// worker is spawned, so they inherit it too. `shoal status` shows the limit each node runs with.
+const descriptors = raiseDescriptorLimit();
+logger.info(descriptors, `file descriptor limit ${descriptors.limit} (hard limit ${descriptors.hardLimit})`);
 
 // Bound first, so a daemon that has written daemon.json can always be waited on. A file left by
 // a daemon that was killed is stale: its owner is gone (the CLI checked before starting this one).
@@ -79,6 +86,7 @@ try {
       port: config.head.port,
       token: config.token,
       ...(config.heartbeatTimeoutMs === undefined ? {} : { heartbeatTimeoutMs: config.heartbeatTimeoutMs }),
+      ...(config.allowedOrigins === undefined ? {} : { allowedOrigins: config.allowedOrigins }),
       logger: logger.child({ component: 'head' }),
       // Programs on machines without a node join through this one.
       onDriver: (socket) => node.acceptRemote(wsStream(socket)),
@@ -92,6 +100,7 @@ try {
     token: config.token,
     ...(nodeIp === undefined ? {} : { nodeIp }),
     ...(config.dataPort === undefined ? {} : { dataPort: config.dataPort }),
+    ...(config.allowedOrigins === undefined ? {} : { allowedOrigins: config.allowedOrigins }),
     logger: logger.child({ component: 'cluster' }),
     onFatal: (error) => {
       logger.error({ err: error }, error.message);

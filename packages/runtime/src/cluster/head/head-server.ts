@@ -6,6 +6,8 @@ import {
   CLOSE_PROTOCOL_ERROR,
   DRIVER_PATH,
   HeadListenError,
+  MAX_CONNECTIONS,
+  MAX_CONNECTIONS_PER_SOURCE,
   REMOTE_MAX_FRAME_BYTES,
   TOKEN_HEADER,
   decodeToHead,
@@ -14,10 +16,10 @@ import {
   type ToHead,
 } from '@shoal/protocol';
 import type { Logger } from '../../log.js';
+import { ConnectionBudget, httpRefusal, type BudgetLimits } from '../../transport/connection-budget.js';
 import { PRE_AUTH_MAX_PAYLOAD, guard, originAllowed, sameToken } from '../../transport/guard.js';
 import type { MemberLink } from './membership.js';
 
-/** "Going away": the head is shutting down (RFC 6455). */
 /**
  * How long `close()` lets peers answer the close handshake before dropping them: a peer that
  * vanished would otherwise hold the shutdown for ws's own 30 s, and `shoal stop` kills a daemon
@@ -47,6 +49,8 @@ export interface HeadServerOptions {
   readonly maxPayload: number;
   /** `Origin` headers whose upgrades are accepted; an upgrade with any other is refused (403). */
   readonly allowedOrigins: readonly string[];
+  /** Connections held at once, in total and per source address (defaults: 1024, 64). */
+  readonly budget?: BudgetLimits;
   readonly clusterId: string;
   readonly logger: Logger;
   /** Where `/driver` connections go once their token is checked; without it they are refused. */
@@ -73,6 +77,7 @@ export class HeadServer {
   readonly #http: Server;
   readonly #server: WebSocketServer;
   readonly #drivers: WebSocketServer;
+  readonly #budget: ConnectionBudget;
   #state: 'idle' | 'listening' | 'closing' | 'closed' = 'idle';
   #closed: Promise<void> | undefined;
 
@@ -85,6 +90,17 @@ export class HeadServer {
     this.#server = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: PRE_AUTH_MAX_PAYLOAD });
     this.#drivers = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: REMOTE_MAX_FRAME_BYTES });
     this.#server.on('connection', (socket: WebSocket, request: IncomingMessage) => this.#accept(socket, request.socket.remoteAddress ?? 'unknown'));
+    // A connection must have upgraded within the hello timeout (then the guard's hello deadline
+    // applies, or /driver's token was checked), or it is closed.
+    this.#budget = new ConnectionBudget({
+      kind: 'connection to the head',
+      maxConnections: options.budget?.maxConnections ?? MAX_CONNECTIONS,
+      maxConnectionsPerSource: options.budget?.maxConnectionsPerSource ?? MAX_CONNECTIONS_PER_SOURCE,
+      handshakeTimeoutMs: options.helloTimeoutMs,
+      logger: options.logger,
+      refusal: httpRefusal,
+    });
+    this.#budget.watch(this.#http);
     this.#http.on('upgrade', (request: IncomingMessage, socket: Socket, head: Buffer) => this.#upgrade(request, socket, head));
   }
 
@@ -114,7 +130,10 @@ export class HeadServer {
       });
     });
     this.#state = 'listening';
-    this.#http.on('error', (error) => logger.error({ err: error }, `the head's server failed: ${error.message}`));
+    this.#http.on('error', (error: NodeJS.ErrnoException) => {
+      // Out of descriptors on accept is the budget's to report (once per burst).
+      if (error.code !== 'EMFILE' && error.code !== 'ENFILE') logger.error({ err: error }, `the head's server failed: ${error.message}`);
+    });
   }
 
   /** The port it listens on (before it listens, the one it was asked for). */
@@ -151,6 +170,7 @@ export class HeadServer {
     this.#closed = closed.then(() => {
       this.#server.close();
       this.#drivers.close();
+      this.#budget.close();
       this.#state = 'closed';
     });
     return this.#closed;
@@ -186,6 +206,7 @@ export class HeadServer {
       refuse('403 Forbidden', `its Origin \`${request.headers.origin}\` is not allowed (a web page; allow it with \`allowedOrigins\`)`);
       return;
     }
+    this.#budget.settle(socket);
     if (path !== DRIVER_PATH) {
       this.#server.handleUpgrade(request, socket, head, (ws) => this.#server.emit('connection', ws, request));
       return;

@@ -1,6 +1,7 @@
 import type { WebSocket } from 'ws';
 import { HEAD_MAX_PAYLOAD_BYTES, HELLO_TIMEOUT_MS, newSessionId, type NodeStatus, type ToHead } from '@shoal/protocol';
 import { debugLogger, type Logger } from '../../log.js';
+import type { BudgetLimits } from '../../transport/connection-budget.js';
 import { wsUrl } from '../../transport/guard.js';
 import { HeadServer, type HeadConnection } from './head-server.js';
 import { Membership } from './membership.js';
@@ -28,6 +29,11 @@ export interface HeadOptions {
    * @default []
    */
   readonly allowedOrigins?: readonly string[];
+  /**
+   * Connections the head holds at once, in total and per source address; more are refused (503).
+   * @default { maxConnections: 1024, maxConnectionsPerSource: 64 }
+   */
+  readonly budget?: BudgetLimits;
   /**
    * Where the head reports rejected connections and membership changes (fields `nodeId`,
    * `remote`, `reason`). @default debugLogger('head'): `NODE_DEBUG=shoal:head`
@@ -95,6 +101,7 @@ export class Head implements AsyncDisposable {
       helloTimeoutMs: options.helloTimeoutMs ?? HELLO_TIMEOUT_MS,
       maxPayload: options.maxPayload ?? HEAD_MAX_PAYLOAD_BYTES,
       allowedOrigins: options.allowedOrigins ?? [],
+      ...(options.budget ? { budget: options.budget } : {}),
       clusterId: this.clusterId,
       logger: this.#logger,
       onDriver: options.onDriver,

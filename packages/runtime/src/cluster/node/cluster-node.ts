@@ -29,6 +29,8 @@ export interface ClusterNodeOptions {
   readonly nodeIp?: string;
   /** Port of the data server. @default 0 (any free port) */
   readonly dataPort?: number;
+  /** Browser `Origin`s the data server accepts upgrades from (any other is refused, 403). @default [] */
+  readonly allowedOrigins?: readonly string[];
   /** Where the node reports what an operator should see. @default debugLogger('cluster') (NODE_DEBUG=shoal:cluster) */
   readonly logger?: Logger;
   /** Called when membership can never work (a refused token): the daemon stops. */
@@ -145,6 +147,7 @@ export class ClusterNode implements AsyncDisposable {
       nodeId: node.store.sessionId,
       logger: this.#logger,
       onRelease: (ids) => node.cluster.releaseKept(ids),
+      ...(options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {}),
     });
     await this.#data.start();
     if (this.#closing) return;

@@ -3,18 +3,19 @@
 // close() and destroy() do to transfers in flight.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { WebSocket } from 'ws';
 import { ObjectLostError, TaskError, encodeMessage, fromWireFailure, type WireFailure } from '@shoal/protocol';
 import { ObjectStore } from '@shoal/store';
-import { DataServer } from './data-server.js';
+import { DataServer, type DataServerOptions } from './data-server.js';
 import { ObjectPuller } from './object-puller.js';
 
 const TOKEN = 'data-server-test-token';
 
 /** A holder store in a temporary shm root, a data server for it, and a puller writing into a temporary directory. */
-async function setUp(): Promise<{ store: ObjectStore; server: DataServer; puller: ObjectPuller; into: string } & AsyncDisposable> {
+async function setUp(options: Partial<DataServerOptions> = {}): Promise<{ store: ObjectStore; server: DataServer; puller: ObjectPuller; into: string } & AsyncDisposable> {
   const root = mkdtempSync('/dev/shm/shoal-test-root-');
   // Marks the root as this process's, so other sessions' sweeps leave it alone.
   writeFileSync(join(root, 'owner.json'), JSON.stringify({ pid: process.pid, startTime: null }));
@@ -22,7 +23,7 @@ async function setUp(): Promise<{ store: ObjectStore; server: DataServer; puller
   // The puller's own store, in the same root: what it pulls arrives there.
   const pulledInto = new ObjectStore({ shmRoot: root, handleSignals: false, objectStoreMemory: 256 * 1024 ** 2 });
   const into = pulledInto.directory;
-  const server = await DataServer.start(store, { host: '127.0.0.1', token: TOKEN, nodeId: store.sessionId });
+  const server = await DataServer.start(store, { host: '127.0.0.1', token: TOKEN, nodeId: store.sessionId, ...options });
   const puller = new ObjectPuller(TOKEN, (id, size) => pulledInto.acceptIncoming(id, size));
   return {
     store,
@@ -139,3 +140,65 @@ test('destroy() cuts a transfer in flight: the pull fails over, and with no othe
 function readdirNames(directory: string): string[] {
   return readdirSync(directory);
 }
+
+/** Resolves with the close code of an authenticated raw connection, or 'open' if it lasts `ms`. */
+function closeAfterHello(url: string, ms: number): Promise<number | 'open'> {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(url, { perMessageDeflate: false });
+    const timer = setTimeout(() => {
+      resolve('open');
+      socket.terminate();
+    }, ms);
+    socket.once('open', () => socket.send(encodeMessage({ type: 'hello', token: TOKEN })));
+    socket.once('close', (code) => {
+      clearTimeout(timer);
+      resolve(code);
+    });
+    socket.on('error', () => {});
+  });
+}
+
+test('an authenticated data connection that carries nothing past idleTimeoutMs is closed (4004); the next pull connects again', async () => {
+  await using setup = await setUp({ idleTimeoutMs: 200 });
+  assert.equal(await closeAfterHello(setup.server.url, 5000), 4004);
+  const ref = setup.store.put(new Float64Array(100_000).fill(4));
+  assert.equal((await setup.puller.pull(ref.id, [setup.server.url], asError)).size > 0, true);
+  // The puller's connection is closed as idle in turn; a pull after that opens a new one.
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  const other = setup.store.put(new Float64Array(100_000).fill(5));
+  assert.ok((await setup.puller.pull(other.id, [setup.server.url], asError)).size > 0);
+});
+
+test('connections past maxConnectionsPerSource are refused with 503 and the reason; one closed makes room', async () => {
+  await using setup = await setUp({ budget: { maxConnectionsPerSource: 2 } });
+  const { hostname, port } = new URL(setup.server.url);
+  const held = await Promise.all(
+    [0, 1].map(
+      () =>
+        new Promise<Socket>((resolve) => {
+          const socket = connect({ host: hostname, port: Number(port) }, () => resolve(socket));
+          socket.on('error', () => {});
+        }),
+    ),
+  );
+  const refused = await new Promise<{ status: number | undefined; body: string }>((resolve) => {
+    const socket = new WebSocket(setup.server.url, { perMessageDeflate: false });
+    socket.once('unexpected-response', (_request, response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      response.on('end', () => resolve({ status: response.statusCode, body }));
+    });
+    socket.once('open', () => {
+      resolve({ status: 101, body: '' });
+      socket.terminate();
+    });
+    socket.on('error', () => {});
+  });
+  assert.equal(refused.status, 503);
+  assert.match(refused.body, /holds 2 connections, the limit per source address \(maxConnectionsPerSource 2\)/);
+  held[0]!.destroy();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const ref = setup.store.put(new Float64Array(100_000).fill(1));
+  assert.ok((await setup.puller.pull(ref.id, [setup.server.url], asError)).size > 0);
+  held[1]!.destroy();
+});

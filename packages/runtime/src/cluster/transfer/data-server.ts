@@ -2,13 +2,18 @@
 // objects. Bulk bytes travel as independent chunk messages (1 MiB by default) on a WebSocket of
 // their own, from the holder (the server side, so frames are not masked) within the credit
 // window each puller grants; see holder-connection.ts for the other end.
+import { createServer, type Server } from 'node:http';
 import { type AddressInfo } from 'node:net';
 import { debuglog } from 'node:util';
 import { WebSocket, WebSocketServer } from 'ws';
 import {
   CHUNK_BYTES,
   CLOSE_GOING_AWAY,
+  CLOSE_IDLE,
+  DATA_IDLE_TIMEOUT_MS,
   DATA_SERVER_MAX_PAYLOAD_BYTES,
+  MAX_CONNECTIONS,
+  MAX_CONNECTIONS_PER_SOURCE,
   HELLO_TIMEOUT_MS,
   decodeToHolder,
   encodeMessage,
@@ -18,11 +23,10 @@ import {
 } from '@shoal/protocol';
 import type { ObjectStore, OutgoingObject } from '@shoal/store';
 import { debugLogger, type Logger } from '../../log.js';
+import { ConnectionBudget, httpRefusal, type BudgetLimits } from '../../transport/connection-budget.js';
 import { PRE_AUTH_MAX_PAYLOAD, guard, originAllowed, wsUrl } from '../../transport/guard.js';
 
 const debug = debuglog('shoal:transfer');
-
-/** Close code of the connections a closing data server ends (RFC 6455 "going away"). */
 
 /** Options of a {@link DataServer}. */
 export interface DataServerOptions {
@@ -42,6 +46,16 @@ export interface DataServerOptions {
    * page cannot reach the data port (Shoal's pullers send none). @default []
    */
   readonly allowedOrigins?: readonly string[];
+  /**
+   * Connections held at once, in total and per source address; more are refused (503).
+   * @default { maxConnections: 1024, maxConnectionsPerSource: 64 }
+   */
+  readonly budget?: BudgetLimits;
+  /**
+   * An authenticated connection with no message and nothing in flight for this long is closed
+   * (4004): its puller connects again on its next pull. @default 300000 (5 min)
+   */
+  readonly idleTimeoutMs?: number;
 }
 
 /** Lifecycle of a {@link DataServer}. */
@@ -61,6 +75,10 @@ interface Outgoing {
 interface Puller {
   readonly socket: WebSocket;
   readonly outgoing: Map<number, Outgoing>;
+  /** Pulls waiting for their object to settle (a long task's result): not idle while any wait. */
+  waiting: number;
+  /** When its last message came (Date.now()). */
+  lastMessage: number;
 }
 
 /**
@@ -81,6 +99,9 @@ export class DataServer implements AsyncDisposable {
   readonly #logger: Logger;
   readonly #pullers = new Set<Puller>();
   #server: WebSocketServer | undefined;
+  #http: Server | undefined;
+  #budget: ConnectionBudget | undefined;
+  #idleSweep: NodeJS.Timeout | undefined;
   #state: DataServerState = 'idle';
   #starting: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
@@ -113,10 +134,22 @@ export class DataServer implements AsyncDisposable {
 
   async #listen(): Promise<void> {
     this.#state = 'starting';
-    const { host, port = 0, allowedOrigins = [] } = this.#options;
+    const { host, port = 0, allowedOrigins = [], budget: limits } = this.#options;
+    // Its own HTTP server, so that the budget sees every TCP connection, upgraded or not.
+    const http = createServer((_request, response) => {
+      response.writeHead(426, { 'content-type': 'text/plain' }).end('This is a Shoal data server: connect with a WebSocket.\n');
+    });
+    const budget = new ConnectionBudget({
+      kind: 'data connection',
+      maxConnections: limits?.maxConnections ?? MAX_CONNECTIONS,
+      maxConnectionsPerSource: limits?.maxConnectionsPerSource ?? MAX_CONNECTIONS_PER_SOURCE,
+      handshakeTimeoutMs: HELLO_TIMEOUT_MS,
+      logger: this.#logger,
+      refusal: httpRefusal,
+    });
+    budget.watch(http);
     const server = new WebSocketServer({
-      host,
-      port,
+      server: http,
       perMessageDeflate: false,
       maxPayload: PRE_AUTH_MAX_PAYLOAD,
       verifyClient: ({ req }, accept) => {
@@ -129,12 +162,35 @@ export class DataServer implements AsyncDisposable {
       },
     });
     this.#server = server;
+    this.#http = http;
+    this.#budget = budget;
     await new Promise<void>((resolve, reject) => {
-      server.once('listening', resolve);
-      server.once('error', reject);
+      http.once('error', reject);
+      http.listen(port, host, () => {
+        http.off('error', reject);
+        resolve();
+      });
     });
-    server.on('connection', (socket, request) => this.#accept(socket, request.socket.remoteAddress ?? 'unknown'));
+    server.on('connection', (socket, request) => {
+      // Upgraded: the guard's hello deadline takes over from the budget's.
+      budget.settle(request.socket);
+      this.#accept(socket, request.socket.remoteAddress ?? 'unknown');
+    });
+    const idleMs = this.#options.idleTimeoutMs ?? DATA_IDLE_TIMEOUT_MS;
+    this.#idleSweep = setInterval(() => this.#closeIdle(idleMs), Math.max(10, Math.min(idleMs / 2, 30_000)));
+    this.#idleSweep.unref();
     if (this.#state === 'starting') this.#state = 'running';
+  }
+
+  /** Closes authenticated connections that carried nothing for `idleMs` (see DataServerOptions.idleTimeoutMs). */
+  #closeIdle(idleMs: number): void {
+    const now = Date.now();
+    for (const puller of this.#pullers) {
+      if (puller.outgoing.size > 0 || puller.waiting > 0 || now - puller.lastMessage < idleMs) continue;
+      if (puller.socket.readyState !== WebSocket.OPEN) continue;
+      debug('closing a data connection idle for %d ms', now - puller.lastMessage);
+      puller.socket.close(CLOSE_IDLE, 'idle: connect again when needed');
+    }
   }
 
   /** The address other nodes pull from. */
@@ -166,8 +222,10 @@ export class DataServer implements AsyncDisposable {
   async #drain(): Promise<void> {
     this.#state = 'closing';
     await this.#starting?.catch(() => {});
+    clearInterval(this.#idleSweep);
     const server = this.#server;
-    if (server) {
+    const http = this.#http;
+    if (server && http) {
       const drained = new Promise<void>((resolve) => (this.#drained = resolve));
       for (const puller of this.#pullers) this.#closeIfIdle(puller);
       this.#checkDrained();
@@ -178,6 +236,10 @@ export class DataServer implements AsyncDisposable {
       await drained;
       clearTimeout(timer);
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      // Sockets that never upgraded (refused, or still in their handshake) go with the listener.
+      http.closeAllConnections();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      this.#budget?.close();
     }
     this.#state = 'closed';
   }
@@ -195,7 +257,7 @@ export class DataServer implements AsyncDisposable {
       socket.close(CLOSE_GOING_AWAY, 'data server closing');
       return;
     }
-    const puller: Puller = { socket, outgoing: new Map() };
+    const puller: Puller = { socket, outgoing: new Map(), waiting: 0, lastMessage: Date.now() };
     const { outgoing } = puller;
     this.#pullers.add(puller);
     const send = (message: FromHolder) => socket.send(encodeMessage(message));
@@ -229,6 +291,7 @@ export class DataServer implements AsyncDisposable {
       decode: decodeToHolder,
       welcome: () => send({ type: 'welcome', nodeId: this.#options.nodeId }),
       message: (message) => {
+        puller.lastMessage = Date.now();
         switch (message.type) {
           case 'pull':
             // A closing server starts no new transfer: the puller asks another holder.
@@ -236,9 +299,13 @@ export class DataServer implements AsyncDisposable {
               send({ type: 'missing', requestId: message.requestId, reason: 'closing' });
               return;
             }
+            puller.waiting += 1;
             void this.#serve(message, send, (transfer) => {
               outgoing.set(transfer.requestId, transfer);
               pump(transfer);
+            }).finally(() => {
+              puller.waiting -= 1;
+              puller.lastMessage = Date.now();
             });
             return;
           case 'ack': {

@@ -4,6 +4,7 @@
 // file (pwrite at the chunk's offset) and acknowledges, which opens the holder's credit window.
 import { WebSocket } from 'ws';
 import {
+  CLOSE_IDLE,
   HANDSHAKE_TIMEOUT_MS,
   PULLER_MAX_PAYLOAD_BYTES,
   PULL_WINDOW_BYTES,
@@ -105,7 +106,7 @@ export class HolderConnection {
     this.#socket.on('error', () => this.#socket.terminate());
     this.#socket.on('close', (code, reason) => {
       this.#closed = true;
-      this.#fail(new PullFailure('closed', `the connection to ${url} closed (${code}${reason.length ? ` ${reason.toString()}` : ''})`));
+      this.#fail(new PullFailure(code === CLOSE_IDLE ? 'idle' : 'closed', `the connection to ${url} closed (${code}${reason.length ? ` ${reason.toString()}` : ''})`));
       onClose();
     });
   }

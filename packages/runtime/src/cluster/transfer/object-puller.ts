@@ -83,8 +83,7 @@ export class ObjectPuller {
     for (const url of sources) {
       if (this.#closed) break;
       try {
-        const connection = await this.#connection(url);
-        const object = await connection.pull(id);
+        const object = await this.#pullOnce(url, id);
         this.stats.pulls += 1;
         this.stats.pulledBytes += object.size;
         return object;
@@ -102,6 +101,19 @@ export class ObjectPuller {
         ? 'no node of the cluster holds it any more.'
         : `no node holding it could send it (${tried.join('; ')}).`,
     );
+  }
+
+  /**
+   * Pulls `id` from `url`, asking once more on a new connection when the holder closed the
+   * old one as idle just as the pull went out (the two crossed on the wire).
+   */
+  async #pullOnce(url: string, id: string): Promise<PulledObject> {
+    try {
+      return await (await this.#connection(url)).pull(id);
+    } catch (error) {
+      if (!(error instanceof PullFailure) || error.code !== 'idle') throw error;
+      return (await this.#connection(url)).pull(id);
+    }
   }
 
   async #connection(url: string): Promise<HolderConnection> {

@@ -4,11 +4,12 @@ import type { WireFailure } from '@shoal/protocol';
  * Why a pull from one holder failed:
  * - `unreachable`: the data connection could not be opened;
  * - `closed`: the connection closed (before or during the pull);
+ * - `idle`: the holder closed it as idle (4004) as this pull was on its way: asking again on a new connection is right;
  * - `unresponsive`: the holder stopped answering pings;
  * - `protocol`: the holder sent something that breaks the data protocol;
  * - `missing`: the holder answered that it does not have the object (see {@link PullFailure.failure}).
  */
-export type PullFailureCode = 'unreachable' | 'closed' | 'unresponsive' | 'protocol' | 'missing';
+export type PullFailureCode = 'unreachable' | 'closed' | 'idle' | 'unresponsive' | 'protocol' | 'missing';
 
 /**
  * A pull from one holder did not give the object. Internal to the transfer layer: the
