@@ -17,6 +17,11 @@ export interface HeadOptions {
   readonly token: string;
   /** A node not heard from for this long is removed. @default 5000 */
   readonly heartbeatTimeoutMs?: number;
+  /**
+   * A node that does not acknowledge a task sent to it within this long is told to drop it, and
+   * the task is placed elsewhere. @default 5000
+   */
+  readonly runAckTimeoutMs?: number;
   /** A connection that does not authenticate within this long is closed. @default 5000 */
   readonly helloTimeoutMs?: number;
   /** Larger messages close their connection. @default 16 MiB */
@@ -87,7 +92,7 @@ export class Head implements AsyncDisposable {
       logger: this.#logger,
       departed: (nodeId) => this.#departed(nodeId),
     });
-    this.#forwarder = new TaskForwarder(this.#membership, this.#directory, this.#logger);
+    this.#forwarder = new TaskForwarder(this.#membership, this.#directory, this.#logger, options.runAckTimeoutMs);
     this.#server = new HeadServer({
       host: this.host,
       port: options.port ?? 6380,
@@ -177,6 +182,7 @@ export class Head implements AsyncDisposable {
     const wasStarting = this.#state === 'starting';
     if (this.#state !== 'closed') this.#state = 'closing';
     clearInterval(this.#sweeper);
+    this.#forwarder.close();
     this.#stopped = (async () => {
       // A failed start is already closed; a start under way finishes first so its listener closes.
       if (wasStarting) await this.#started!.catch(() => {});
@@ -214,6 +220,19 @@ export class Head implements AsyncDisposable {
     const nodeId = report.nodeId;
     if (peer.nodeId !== undefined && peer.nodeId !== nodeId) return false;
     if (peer.nodeId === undefined) {
+      if (this.#membership.has(nodeId)) {
+        // The id is bound to the connection that registered it while that one lives: a token
+        // holder must not take over a live node's tasks. A node whose old connection is only
+        // half-open retries (backoff) and gets in once heartbeats time the old one out.
+        // (A close reason has at most 123 bytes.)
+        const reason = `node id ${nodeId} is taken by a live connection; retry once it closed or missed heartbeats`;
+        this.#logger.warn(
+          { nodeId, remote: connection.remote, reason },
+          `refused a registration of ${nodeId} from ${connection.remote}: that node is connected (it may register again once its connection closed or missed heartbeats for ${this.#heartbeatTimeoutMs} ms)`,
+        );
+        connection.reject(reason);
+        return true;
+      }
       peer.nodeId = nodeId;
       const { remote } = connection;
       this.#logger.info({ nodeId, remote, hostname: report.hostname, pid: report.pid }, `node ${nodeId} joined from ${remote} (${report.hostname}, pid ${report.pid})`);
@@ -230,6 +249,9 @@ export class Head implements AsyncDisposable {
     switch (message.type) {
       case 'spill':
         this.#forwarder.spilled(nodeId, message.task);
+        return true;
+      case 'accepted':
+        this.#forwarder.accepted(nodeId, message.returnId, message.seq);
         return true;
       case 'result':
         this.#forwarder.finished(nodeId, message.returnId, message.result);

@@ -33,6 +33,8 @@ export interface PlacementRequest {
   readonly origin: string;
   /** The node it was sent to died: the origin now competes for it like any other node. */
   readonly retry: boolean;
+  /** Nodes not to send it to (they did not acknowledge it when it was sent to them). */
+  readonly avoid?: readonly string[];
 }
 
 /**
@@ -80,9 +82,10 @@ export function argumentBytesOn(task: ClusterTask, nodeId: string, holds: Placem
 export function placeTask(snapshot: PlacementSnapshot, request: PlacementRequest): Placement {
   const { task, origin, retry } = request;
   const demand = demandOf(task.options);
+  const avoided = (member: MemberSnapshot) => request.avoid?.includes(member.nodeId) ?? false;
   let best: { nodeId: string; bytes: number; cpu: number } | undefined;
   for (const member of snapshot.members) {
-    if (member.nodeId === origin && !retry) continue;
+    if ((member.nodeId === origin && !retry) || avoided(member)) continue;
     const room = roomOf(member);
     if (!fits(demand, room)) continue;
     const bytes = argumentBytesOn(task, member.nodeId, snapshot.holds);
@@ -97,7 +100,7 @@ export function placeTask(snapshot: PlacementSnapshot, request: PlacementRequest
   // Nobody has room: queue it where the fewest tasks wait, among the nodes that could run it.
   let fallback: { nodeId: string; queued: number } | undefined;
   for (const member of snapshot.members) {
-    if (!fits(demand, member.resources)) continue;
+    if (!fits(demand, member.resources) || avoided(member)) continue;
     const queued = member.queuedTasks + member.sentSinceReport.length;
     if (!fallback || queued < fallback.queued) fallback = { nodeId: member.nodeId, queued };
   }

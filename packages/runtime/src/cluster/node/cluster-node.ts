@@ -151,6 +151,7 @@ export class ClusterNode implements AsyncDisposable {
     this.#link = new HeadLink(options.headUrl, options.token, () => this.report(), {
       onFatal: options.onFatal,
       onMessage: (message) => this.#onHead(message),
+      onRefused: (error) => this.#logger.warn({ err: error }, `the head refused this node's registration (retrying): ${error.message}`),
       // The head forgets what it placed for us and on us when we drop: take our tasks back, and
       // stop keeping results nobody will ask for.
       onDisconnect: () => {
@@ -305,6 +306,8 @@ export class ClusterNode implements AsyncDisposable {
         return;
       case 'run':
         this.#runsSeen = Math.max(this.#runsSeen, message.seq);
+        // Before running it: a run the head hears nothing of in time is placed elsewhere.
+        this.link.send({ type: 'accepted', seq: message.seq, returnId: message.task.returnId });
         this.node.cluster.runForeign(message.origin, message.task, (id) => this.#fetch(id, message.sources[id] ?? []));
         return;
       case 'declined':
