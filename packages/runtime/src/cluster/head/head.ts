@@ -1,8 +1,9 @@
 import type { WebSocket } from 'ws';
-import { HEAD_MAX_PAYLOAD_BYTES, HELLO_TIMEOUT_MS, newSessionId, type NodeStatus, type ToHead } from '@shoal/protocol';
+import { HEAD_MAX_PAYLOAD_BYTES, HELLO_TIMEOUT_MS, HeadListenError, newSessionId, type NodeStatus, type ToHead } from '@shoal/protocol';
 import { debugLogger, type Logger } from '../../log.js';
 import { wsUrl } from '../../transport/guard.js';
 import { HeadServer, type HeadConnection } from './head-server.js';
+import { exposureProblem } from './loopback.js';
 import { Membership } from './membership.js';
 import { ObjectDirectory } from './object-directory.js';
 import { TaskForwarder } from './task-forwarder.js';
@@ -13,7 +14,10 @@ export interface HeadOptions {
   readonly host?: string;
   /** Port to listen on; 0 picks a free one. @default 6380 */
   readonly port?: number;
-  /** The cluster token every connection must present first. */
+  /**
+   * The cluster token every connection must present first: at least 8 characters, and at least
+   * 16 when `host` is not a loopback address (`MIN_EXPOSED_TOKEN_LENGTH`).
+   */
   readonly token: string;
   /** A node not heard from for this long is removed. @default 5000 */
   readonly heartbeatTimeoutMs?: number;
@@ -74,6 +78,7 @@ export class Head implements AsyncDisposable {
   readonly #membership: Membership;
   readonly #directory = new ObjectDirectory();
   readonly #forwarder: TaskForwarder;
+  readonly #token: string;
   #state: HeadState = 'idle';
   #started: Promise<void> | undefined;
   #stopped: Promise<void> | undefined;
@@ -85,6 +90,7 @@ export class Head implements AsyncDisposable {
       throw new TypeError('Expected `token` to be a string of at least 8 characters');
     }
     this.host = options.host ?? '127.0.0.1';
+    this.#token = options.token;
     this.#logger = options.logger ?? debugLogger('head');
     this.#heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5000;
     this.#membership = new Membership({
@@ -116,11 +122,19 @@ export class Head implements AsyncDisposable {
 
   /**
    * Listens on `host:port`; resolves once it does. Calling it again returns the same promise.
-   * @throws ShoalError `ERR_HEAD_LISTEN` saying why it cannot listen (the head is then closed).
+   * @throws ShoalError `ERR_HEAD_LISTEN` saying why it cannot listen (the head is then closed),
+   * among them a non-loopback `host` with a token shorter than 16 characters.
    */
   start(): Promise<void> {
     if (this.#state === 'starting' || this.#state === 'running') return this.#started!;
     if (this.#state !== 'idle') return Promise.reject(new Error(`The head cannot start: it is ${this.#state}.`));
+    // Here rather than in the CLI, so that a head started from the API follows the rule too.
+    const problem = exposureProblem(this.host, this.#token);
+    if (problem) {
+      this.#state = 'closed';
+      this.#started = Promise.reject(new HeadListenError(this.host, this.port, problem));
+      return this.#started;
+    }
     this.#state = 'starting';
     this.#started = this.#server.listen().then(
       () => {
