@@ -132,7 +132,7 @@ export class TaskForwarder {
   #place(origin: string, task: ClusterTask, retry: boolean, avoid: readonly string[] = []): void {
     const directory = this.#directory;
     const decision = placeTask(
-      { members: this.#membership.snapshot(), holds: (objectId, nodeId) => directory.holds(objectId, nodeId) },
+      { members: this.#membership.snapshot(), holds: (objectId, nodeId) => directory.holds(objectId, nodeId), dropped: this.#membership.dropped() },
       { task, origin, retry, avoid },
     );
     switch (decision.kind) {

@@ -4,7 +4,7 @@
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { debuglog } from 'node:util';
-import { fromWireFailure, type ClusterResult, type ClusterTask, type FromHead, type NodeReport } from '@shoal/protocol';
+import { HeadUnreachableError, fromWireFailure, type ClusterResult, type ClusterTask, type FromHead, type NodeReport } from '@shoal/protocol';
 import { debugLogger, type Logger } from '../../log.js';
 import type { NodeManager } from '../../node/node-manager.js';
 import type { Task } from '../../scheduling/task.js';
@@ -137,7 +137,10 @@ export class ClusterNode implements AsyncDisposable {
     const { node } = this;
     const options = this.#options;
     this.#state = 'starting';
-    const host = options.nodeIp ?? (await localAddressToward(options.headUrl));
+    const host = options.nodeIp ?? (await localAddressToward(options.headUrl).catch((error: unknown) => {
+      // The head's address is the first thing this reaches: say so, as the link would.
+      throw new HeadUnreachableError(options.headUrl, (error as NodeJS.ErrnoException).code ?? (error as Error).message, { cause: error });
+    }));
     this.#data = new DataServer(node.store, {
       host,
       port: options.dataPort ?? 0,
