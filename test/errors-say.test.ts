@@ -1,34 +1,25 @@
 // Errors that say what happened, each made to happen for real: the node a driver is attached to
 // is killed; a node is stalled (SIGSTOP) until the head drops it; the head is not there.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { HeadUnreachableError, NodeDisconnectedError, NodeUnresponsiveError, get, init, remote, shutdown } from 'shoal';
-import { sweepStaleSessions } from '@shoal/store';
-import { daemonOf, shoal } from './cluster-helpers.js';
+import { daemonOf, shoal, withHomes } from './cluster-helpers.js';
 import { freePort } from './helpers.js';
-import { isAlive, until } from './runtime-helpers.js';
+import { until } from './runtime-helpers.js';
 
 const noEnv = { SHOAL_TOKEN: '', SHOAL_ADDRESS: '' };
 
-/** Runs `body` with fresh SHOAL_HOMEs; stops (or kills) their daemons and removes them after. */
-async function withHomes(count: number, body: (homes: string[], pids: number[]) => Promise<void>): Promise<void> {
-  const homes = Array.from({ length: count }, (_, index) => mkdtempSync(join(tmpdir(), `shoal-home-${index}-`)));
-  const pids: number[] = [];
-  try {
-    await body(homes, pids);
-  } finally {
-    await shutdown();
-    for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGCONT');
-    for (const home of homes) await shoal(home, ['stop']);
-    for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-    await until(() => pids.every((pid) => !isAlive(pid)), 'the daemons to be gone');
-    sweepStaleSessions('/dev/shm');
-    for (const home of homes) rmSync(home, { recursive: true, force: true });
-  }
-}
+/** Like {@link withHomes}, with this process detached from Shoal first. */
+const withHomesAttached = (count: number, body: (homes: string[], pids: number[]) => Promise<void>) =>
+  withHomes(count, async (homes, pids) => {
+    try {
+      await body(homes, pids);
+    } finally {
+      await shutdown();
+    }
+  });
 
 async function startHead(home: string, pids: number[], extra: string[] = []): Promise<ReturnType<typeof daemonOf>> {
   const run = await shoal(home, ['start', '--head', '--port', '0', '--num-cpus', '1', ...extra], noEnv);
@@ -43,7 +34,7 @@ async function memberCount(home: string): Promise<number> {
 }
 
 test("a driver whose node was killed is told that node closed its connection, not that Shoal was shut down", { timeout: 120_000 }, async () => {
-  await withHomes(1, async ([home], pids) => {
+  await withHomesAttached(1, async ([home], pids) => {
     const daemon = await startHead(home!, pids);
     await init({ address: daemon.address });
     const slow = remote(async () => {
@@ -68,9 +59,9 @@ test("a driver whose node was killed is told that node closed its connection, no
 });
 
 test('a task only a node dropped for missed heartbeats could run says so, not that it can never run', { timeout: 120_000 }, async () => {
-  await withHomes(2, async ([homeA, homeB], pids) => {
+  await withHomesAttached(2, async ([homeA, homeB], pids) => {
     const head = await startHead(homeA!, pids);
-    const token = (await import('node:fs')).readFileSync(join(homeA!, 'token'), 'utf8').trim();
+    const token = readFileSync(join(homeA!, 'token'), 'utf8').trim();
     const joined = await shoal(homeB!, ['start', '--address', head.head, '--token', token, '--num-cpus', '1', '--resources', '{"gpu":1}'], noEnv);
     assert.equal(joined.code, 0, joined.stderr);
     const stalled = daemonOf(homeB!).pid;
@@ -99,7 +90,7 @@ test('a task only a node dropped for missed heartbeats could run says so, not th
 });
 
 test('a node or driver that cannot reach the head is told the head is unreachable', { timeout: 60_000 }, async () => {
-  await withHomes(1, async ([home]) => {
+  await withHomesAttached(1, async ([home]) => {
     const nowhere = `ws://127.0.0.1:${await freePort()}`;
     const node = await shoal(home!, ['start', '--address', nowhere, '--token', 'unreachable-head-token'], noEnv);
     assert.notEqual(node.code, 0);
