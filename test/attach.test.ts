@@ -75,7 +75,7 @@ test('attaching to a node that is not there, or to a cluster address, fails clea
     const port = await freePort();
     await assert.rejects(
       init({ address: `ws://127.0.0.1:${port}`, token: 'some-token' }),
-      (error: unknown) => error instanceof ShoalError && error.code === 'ERR_ATTACH_FAILED' && /Is the head running\?/.test(error.message),
+      (error: unknown) => error instanceof ShoalError && error.code === 'ERR_HEAD_UNREACHABLE' && /Cannot reach the head at .* Is it running\?/.test(error.message),
     );
   } finally {
     rmSync(process.env.SHOAL_HOME, { recursive: true, force: true });

@@ -1,11 +1,14 @@
 // What the cluster tests share: running the `shoal` CLI with a SHOAL_HOME, reading a home's
 // daemon.json, and probing how a server closes a raw WebSocket.
 import { execFile, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isRunning } from '@shoal/runtime';
+import { sweepStaleSessions } from '@shoal/store';
 import { WebSocket } from 'ws';
+import { isAlive, until } from './runtime-helpers.js';
 
 export const CLI = fileURLToPath(new URL('../packages/shoal/dist/cli.js', import.meta.url));
 
@@ -66,4 +69,20 @@ export function runProgram(script: string, args: string[], env: Record<string, s
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.once('exit', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** Runs `body` with fresh SHOAL_HOMEs; after, stops their daemons (killing those that stay, stopped ones too), sweeps their sessions and removes the homes. */
+export async function withHomes(count: number, body: (homes: string[], pids: number[]) => Promise<void>): Promise<void> {
+  const homes = Array.from({ length: count }, (_, index) => mkdtempSync(join(tmpdir(), `shoal-home-${index}-`)));
+  const pids: number[] = [];
+  try {
+    await body(homes, pids);
+  } finally {
+    for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGCONT');
+    for (const home of homes) await shoal(home, ['stop']);
+    for (const pid of pids) if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    await until(() => pids.every((pid) => !isAlive(pid)), 'the daemons to be gone');
+    sweepStaleSessions('/dev/shm');
+    for (const home of homes) rmSync(home, { recursive: true, force: true });
+  }
 }

@@ -8,87 +8,15 @@
 // the first (a `located`, a `view`, a `run`): the head has applied it by then.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { WebSocket } from 'ws';
-import { decodeFromHead, decodeMessage, encodeMessage, type ClusterTask, type FromHead, type NodeReport, type ToHead } from '@shoal/protocol';
+import type { ClusterTask, FromHead } from '@shoal/protocol';
 import { Head } from '@shoal/runtime';
-// The same fake node reports as the head's unit tests.
-import { dataUrlOf, nodeReport } from '../packages/runtime/src/cluster/head/head-fakes.test.js';
-
-const TOKEN = 'placement-test-token';
+import { dataUrlOf } from '../packages/runtime/src/cluster/head/head-fakes.test.js';
+import { FAKE_TOKEN as TOKEN, FakeNode } from './head-fake-node.js';
 const A = 'nodeAAAAAAAA';
 const B = 'nodeBBBBBBBB';
 const C = 'nodeCCCCCCCC';
 const X = 'objectXXXXXXXXXXXXXXXX';
 const dataUrl = dataUrlOf;
-
-class FakeNode {
-  readonly inbox: FromHead[] = [];
-  readonly #waiters: (() => void)[] = [];
-  #requests = 0;
-  constructor(
-    readonly socket: WebSocket,
-    readonly report: NodeReport,
-  ) {
-    socket.on('message', (data: Buffer) => {
-      this.inbox.push(decodeFromHead(decodeMessage(data)));
-      for (const wake of this.#waiters.splice(0)) wake();
-    });
-  }
-
-  static async join(url: string, nodeId: string, resources: Record<string, number>, available = resources): Promise<FakeNode> {
-    const socket = new WebSocket(url, { perMessageDeflate: false });
-    await new Promise((resolve) => socket.once('open', resolve));
-    const report = nodeReport(nodeId, { resources, available });
-    const node = new FakeNode(socket, report);
-    node.send({ type: 'hello', token: TOKEN, role: 'node' });
-    node.send({ type: 'register', node: report });
-    await node.next('registered');
-    return node;
-  }
-
-  send(message: ToHead): void {
-    this.socket.send(encodeMessage(message));
-  }
-
-  /** Reports now holding `objectId`, and returns once the head has recorded it. */
-  async holds(objectId: string, size: number): Promise<void> {
-    this.send({ type: 'objects', added: [[objectId, size]], removed: [] });
-    // Same socket, so the head handled `objects` before this `locate`.
-    const requestId = ++this.#requests;
-    this.send({ type: 'locate', requestId, ids: [objectId] });
-    const located = await this.next('located');
-    assert.equal(located.requestId, requestId);
-    assert.ok(located.holders[objectId]?.includes(this.report.dataUrl), `the head records ${this.report.nodeId} holding ${objectId}`);
-  }
-
-  /** Heartbeats having seen runs up to `runsSeen`, and returns once the head has applied it. */
-  async heartbeat(runsSeen: number): Promise<void> {
-    this.send({ type: 'heartbeat', node: { ...this.report, runsSeen } });
-    await this.next('view');
-  }
-
-  /** The next message of `type` (waiting up to 10 s for it). */
-  async next<T extends FromHead['type']>(type: T): Promise<Extract<FromHead, { type: T }>> {
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const index = this.inbox.findIndex((message) => message.type === type);
-      if (index >= 0) return this.inbox.splice(index, 1)[0] as Extract<FromHead, { type: T }>;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`${this.report.nodeId} got no ${type}; it has ${JSON.stringify(this.inbox.map((m) => m.type))}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        this.#waiters.push(() => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    }
-  }
-
-  [Symbol.dispose](): void {
-    this.socket.terminate();
-  }
-}
 
 function task(returnId: string, resources: Record<string, number> = {}, args: ClusterTask['args'] = [], maxRetries = 1): ClusterTask {
   return {

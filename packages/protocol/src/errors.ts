@@ -4,7 +4,7 @@
  * crossed nodes). The registry is checked against the code union at compile time, so a new code
  * cannot be added without its class being registered here.
  */
-import { AttachFailedError, BadMessageError, BadTokenError, FrameError, HeadClosedError, HeadListenError, HeadProtocolError, HeadUnreachableError, NoLocalNodeError, NoTokenError, UnknownError } from './errors/connection-errors.js';
+import { AttachFailedError, BadMessageError, BadTokenError, FrameError, HeadClosedError, HeadListenError, HeadProtocolError, HeadUnreachableError, NoLocalNodeError, NodeDisconnectedError, NoTokenError, UnknownError } from './errors/connection-errors.js';
 import { BindFailedError, DescriptorsExhaustedError, ObjectCorruptError, ObjectFreedError, ObjectLostError, ObjectNotFoundError, ObjectStoreFullError, ObjectTooLargeError, SessionDirectoryError, SharedMemoryError, StoreClosedError, TooManyMappingsError } from './errors/object-errors.js';
 import type { ShoalError, ShoalErrorCode } from './errors/shoal-error.js';
 import {
@@ -14,6 +14,7 @@ import {
   InWorkerError,
   InfeasibleTaskError,
   NodeDiedError,
+  NodeUnresponsiveError,
   NotAvailableError,
   NotConnectedError,
   RuntimeShutdownError,
@@ -62,6 +63,8 @@ export const ERROR_CLASSES = {
   ERR_TASK_CANCELLED: TaskCancelledError,
   ERR_TASK_INFEASIBLE: InfeasibleTaskError,
   ERR_NODE_DIED: NodeDiedError,
+  ERR_NODE_UNRESPONSIVE: NodeUnresponsiveError,
+  ERR_NODE_DISCONNECTED: NodeDisconnectedError,
   ERR_HEAD_LOST: HeadLostError,
   ERR_RUNTIME_SHUTDOWN: RuntimeShutdownError,
   ERR_WORKER_SPAWN: WorkerSpawnError,

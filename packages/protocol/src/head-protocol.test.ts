@@ -39,6 +39,7 @@ const TO_HEAD: { readonly [T in ToHead['type']]: Extract<ToHead, { type: T }> } 
   heartbeat: { type: 'heartbeat', node: report },
   status: { type: 'status' },
   spill: { type: 'spill', task },
+  accepted: { type: 'accepted', seq: 3, returnId: ID },
   result: { type: 'result', origin: NODE, returnId: ID, result: { ok: true, size: 2, bytes, contains: [{ id: ID, owner: NODE }] } },
   cancel: { type: 'cancel', returnId: ID },
   objects: { type: 'objects', added: [[ID, 4096]], removed: ['Zq3kP9xT2mWv8LcR0003'] },

@@ -104,6 +104,11 @@ export const TO_HEAD = {
   status: message('status', {}),
   /** A task the node cannot start now: the head places it elsewhere, or declines. */
   spill: message('spill', { task: ClusterTaskSchema }),
+  /**
+   * This node took the `run` numbered `seq` (task `returnId`). A run not acknowledged in time is
+   * placed again elsewhere, and a late acknowledgement is answered with `cancel`.
+   */
+  accepted: message('accepted', { seq: Count, returnId: Id }),
   /** A task the head sent here ended (the result stays here until the submitter pulled it). */
   result: message('result', { origin: Id, returnId: Id, result: ClusterResultSchema }),
   /** The submitter gives up on a task (cancel). */

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // The `shoal` command: start, inspect and stop this machine's Shoal daemon.
 import { randomBytes } from 'node:crypto';
-import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import {
   ensureHome,
+  isLoopback,
   liveDaemon,
   logPath,
   queryStatus,
@@ -44,7 +44,8 @@ processes) and, with --head, the cluster's head. Prints the head's address and h
   --address URL      the head to join (or SHOAL_ADDRESS)
   --token T          the cluster token (or SHOAL_TOKEN; a new head makes one and keeps it in
                      $SHOAL_HOME/token, mode 0600, where commands on this machine find it; a
-                     head started again uses that one, so its nodes stay members)
+                     head started again uses that one, so its nodes stay members; a joining
+                     node keeps the one it was given there too)
   --new-token        with --head: make a new token even if $SHOAL_HOME/token has one (nodes
                      that have the old one are refused)
   --num-cpus N       CPUs this node offers (default: all)
@@ -83,10 +84,6 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
 function fail(message: string, code = 1): never {
   process.stderr.write(`shoal: ${message}\n`);
   process.exit(code);
-}
-
-function isLoopback(host: string): boolean {
-  return host === 'localhost' || host === '::1' || (isIP(host) === 4 && host.startsWith('127.'));
 }
 
 function parse<T extends Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>>(args: string[], options: T) {
@@ -197,6 +194,8 @@ async function start(args: string[]): Promise<void> {
   } else {
     token ??= readToken(home);
     if (!token) throw new UsageError('joining a cluster needs its token: --token T or SHOAL_TOKEN');
+    // Kept (mode 0600) as a head keeps its own, so `shoal status` on this machine needs no --token.
+    writeToken(home, token);
   }
 
   const config = { home, token, ...options };

@@ -89,6 +89,21 @@ export class BadTokenError extends ShoalError {
   }
 }
 
+/**
+ * The node this program was connected to (attached, or joined through) closed the connection
+ * without this program asking: it died or was stopped, and what was awaited from it is lost.
+ */
+export class NodeDisconnectedError extends ShoalError {
+  static readonly code = 'ERR_NODE_DISCONNECTED';
+  constructor(node: string) {
+    super(
+      NodeDisconnectedError.code,
+      `The Shoal node ${node} closed its connection to this program: it died or was stopped, and what this program awaited from it is lost. ` +
+        "Check the node's daemon log ($SHOAL_HOME/daemon.log) and `shoal status`; once it runs again (`shoal start`), call init() again.",
+    );
+  }
+}
+
 /** The head could not be reached; `reason` is the errno code or the socket's message. */
 export class HeadUnreachableError extends ShoalError {
   static readonly code = 'ERR_HEAD_UNREACHABLE';

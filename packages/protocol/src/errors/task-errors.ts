@@ -104,6 +104,22 @@ export class NodeDiedError extends ShoalError {
   }
 }
 
+/**
+ * No node of the cluster offers what a task needs now, and the one that did was dropped by the
+ * head for missed heartbeats (stalled, overloaded or stopped): not a task that can never run.
+ */
+export class NodeUnresponsiveError extends ShoalError {
+  static readonly code = 'ERR_NODE_UNRESPONSIVE';
+  constructor(taskName: string, detail: { demand: string; nodes: readonly string[]; heartbeatTimeoutMs: number }) {
+    super(
+      NodeUnresponsiveError.code,
+      `Task ${taskName} needs ${detail.demand}, which only ${detail.nodes.join(', ')} offered, and the head dropped ` +
+        `${detail.nodes.length === 1 ? 'it' : 'them'} after no heartbeat for ${detail.heartbeatTimeoutMs} ms (stalled, overloaded or stopped). ` +
+        "Check that node's daemon log and `shoal status`; a node that recovers rejoins by itself, then submit the task again.",
+    );
+  }
+}
+
 /** The head placed a task on another node, and this node lost its connection to the head. */
 export class HeadLostError extends ShoalError {
   static readonly code = 'ERR_HEAD_LOST';

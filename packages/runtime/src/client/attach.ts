@@ -3,6 +3,7 @@ import { WebSocket } from 'ws';
 import {
   AttachFailedError,
   BadTokenError,
+  HeadUnreachableError,
   NoLocalNodeError,
   DRIVER_PATH,
   NoTokenError,
@@ -127,7 +128,10 @@ function joinRemotely(headUrl: string, token: string | undefined): NodeClient {
     { sessionId: '', directory: '', inlineThreshold: DEFAULT_INLINE_THRESHOLD, remote: true },
     (error) =>
       refused ??
-      (error && new AttachFailedError({ to: 'head', headUrl, reason: error.message }, { cause: error })),
+      (error && (error as NodeJS.ErrnoException).code !== undefined
+        ? // No connection at all (refused, no route, no such host): the head is unreachable.
+          new HeadUnreachableError(headUrl, (error as NodeJS.ErrnoException).code!, { cause: error })
+        : error && new AttachFailedError({ to: 'head', headUrl, reason: error.message }, { cause: error })),
     REMOTE_MAX_FRAME_BYTES,
   );
 }

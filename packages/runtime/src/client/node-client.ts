@@ -5,6 +5,7 @@ import {
   ObjectFreedError,
   ObjectNotFoundError,
   ObjectRef,
+  NodeDisconnectedError,
   RuntimeShutdownError,
   checkObjectName,
   decodeThrown,
@@ -89,6 +90,10 @@ export class NodeClient implements Runtime {
   /** Requests and watch iterators someone is awaiting: while any, the socket keeps the process alive. */
   #awaited = 0;
   #closed = false;
+  /** Set when this program closes the connection itself (shutdown), not the node. */
+  #closing = false;
+  /** Why requests fail once the node closed the connection under this program. */
+  #lost: NodeDisconnectedError | undefined;
   #welcomed: { resolve(): void; reject(error: Error): void } | undefined;
 
   constructor(connection: Connection<NodeToWorker, WorkerToNode>, settings: NodeClientSettings, kind: 'worker' | 'attached' = 'worker') {
@@ -184,9 +189,12 @@ export class NodeClient implements Runtime {
 
   /** The connection to the node is gone: everything pending fails, and so does what follows. */
   closed(cause?: Error): void {
+    if (this.#closed) return;
     this.#closed = true;
-    this.#welcomed?.reject(cause ?? new RuntimeShutdownError('The Shoal node closed the connection'));
-    this.#requests.failAll(new RuntimeShutdownError('Lost the connection to the Shoal node'));
+    // Not shut down by this program: its node went away, which is what it must be told.
+    if (!this.#closing) this.#lost = new NodeDisconnectedError(this.remote ? `serving this program at the head (node ${this.sessionId || 'unknown'})` : `${this.sessionId} (unix:${this.directory}/node.sock)`);
+    this.#welcomed?.reject(cause ?? this.#lost ?? new RuntimeShutdownError('The Shoal node closed the connection'));
+    this.#requests.failAll(this.#lost ?? new RuntimeShutdownError('Lost the connection to the Shoal node'));
   }
 
   /** Attached clients let the process exit when nothing is awaited from the node. */
@@ -345,6 +353,7 @@ export class NodeClient implements Runtime {
     if (this.#closed) return;
     // The refs released this turn would otherwise go out after it, on a closed connection.
     this.#refs.flush();
+    this.#closing = true;
     this.#connection.end();
     this.closed();
   }
@@ -352,6 +361,7 @@ export class NodeClient implements Runtime {
   /** Disconnects at once, dropping what was not written yet. Idempotent. */
   async destroy(): Promise<void> {
     if (this.#closed) return;
+    this.#closing = true;
     this.#connection.destroy();
     this.closed();
   }
@@ -361,7 +371,7 @@ export class NodeClient implements Runtime {
   }
 
   #request<T>(message: Request): Promise<T> {
-    if (this.#closed) return Promise.reject(new RuntimeShutdownError('The connection to the Shoal node is closed'));
+    if (this.#closed) return Promise.reject(this.#lost ?? new RuntimeShutdownError('The connection to the Shoal node is closed'));
     this.#setAwaited(1);
     return this.#requests.request<T>((requestId) => this.#connection.send({ ...message, requestId }));
   }

@@ -1,9 +1,10 @@
 import type { WebSocket } from 'ws';
-import { HEAD_MAX_PAYLOAD_BYTES, HELLO_TIMEOUT_MS, newSessionId, type NodeStatus, type ToHead } from '@shoal/protocol';
+import { HEAD_MAX_PAYLOAD_BYTES, HELLO_TIMEOUT_MS, HeadListenError, newSessionId, type NodeStatus, type ToHead } from '@shoal/protocol';
 import { debugLogger, type Logger } from '../../log.js';
 import type { BudgetLimits } from '../../transport/connection-budget.js';
 import { wsUrl } from '../../transport/guard.js';
 import { HeadServer, type HeadConnection } from './head-server.js';
+import { exposureProblem } from './loopback.js';
 import { Membership } from './membership.js';
 import { ObjectDirectory } from './object-directory.js';
 import { TaskForwarder } from './task-forwarder.js';
@@ -14,10 +15,18 @@ export interface HeadOptions {
   readonly host?: string;
   /** Port to listen on; 0 picks a free one. @default 6380 */
   readonly port?: number;
-  /** The cluster token every connection must present first. */
+  /**
+   * The cluster token every connection must present first: at least 8 characters, and at least
+   * 16 when `host` is not a loopback address (`MIN_EXPOSED_TOKEN_LENGTH`).
+   */
   readonly token: string;
   /** A node not heard from for this long is removed. @default 5000 */
   readonly heartbeatTimeoutMs?: number;
+  /**
+   * A node that does not acknowledge a task sent to it within this long is told to drop it, and
+   * the task is placed elsewhere. @default 5000
+   */
+  readonly runAckTimeoutMs?: number;
   /** A connection that does not authenticate within this long is closed. @default 5000 */
   readonly helloTimeoutMs?: number;
   /** Larger messages close their connection. @default 16 MiB */
@@ -75,6 +84,7 @@ export class Head implements AsyncDisposable {
   readonly #membership: Membership;
   readonly #directory = new ObjectDirectory();
   readonly #forwarder: TaskForwarder;
+  readonly #token: string;
   #state: HeadState = 'idle';
   #started: Promise<void> | undefined;
   #stopped: Promise<void> | undefined;
@@ -86,6 +96,7 @@ export class Head implements AsyncDisposable {
       throw new TypeError('Expected `token` to be a string of at least 8 characters');
     }
     this.host = options.host ?? '127.0.0.1';
+    this.#token = options.token;
     this.#logger = options.logger ?? debugLogger('head');
     this.#heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? 5000;
     this.#membership = new Membership({
@@ -93,7 +104,7 @@ export class Head implements AsyncDisposable {
       logger: this.#logger,
       departed: (nodeId) => this.#departed(nodeId),
     });
-    this.#forwarder = new TaskForwarder(this.#membership, this.#directory, this.#logger);
+    this.#forwarder = new TaskForwarder(this.#membership, this.#directory, this.#logger, options.runAckTimeoutMs);
     this.#server = new HeadServer({
       host: this.host,
       port: options.port ?? 6380,
@@ -118,11 +129,19 @@ export class Head implements AsyncDisposable {
 
   /**
    * Listens on `host:port`; resolves once it does. Calling it again returns the same promise.
-   * @throws ShoalError `ERR_HEAD_LISTEN` saying why it cannot listen (the head is then closed).
+   * @throws ShoalError `ERR_HEAD_LISTEN` saying why it cannot listen (the head is then closed),
+   * among them a non-loopback `host` with a token shorter than 16 characters.
    */
   start(): Promise<void> {
     if (this.#state === 'starting' || this.#state === 'running') return this.#started!;
     if (this.#state !== 'idle') return Promise.reject(new Error(`The head cannot start: it is ${this.#state}.`));
+    // Here rather than in the CLI, so that a head started from the API follows the rule too.
+    const problem = exposureProblem(this.host, this.#token);
+    if (problem) {
+      this.#state = 'closed';
+      this.#started = Promise.reject(new HeadListenError(this.host, this.port, problem));
+      return this.#started;
+    }
     this.#state = 'starting';
     this.#started = this.#server.listen().then(
       () => {
@@ -184,6 +203,7 @@ export class Head implements AsyncDisposable {
     const wasStarting = this.#state === 'starting';
     if (this.#state !== 'closed') this.#state = 'closing';
     clearInterval(this.#sweeper);
+    this.#forwarder.close();
     this.#stopped = (async () => {
       // A failed start is already closed; a start under way finishes first so its listener closes.
       if (wasStarting) await this.#started!.catch(() => {});
@@ -221,6 +241,19 @@ export class Head implements AsyncDisposable {
     const nodeId = report.nodeId;
     if (peer.nodeId !== undefined && peer.nodeId !== nodeId) return false;
     if (peer.nodeId === undefined) {
+      if (this.#membership.has(nodeId)) {
+        // The id is bound to the connection that registered it while that one lives: a token
+        // holder must not take over a live node's tasks. A node whose old connection is only
+        // half-open retries (backoff) and gets in once heartbeats time the old one out.
+        // (A close reason has at most 123 bytes.)
+        const reason = `node id ${nodeId} is taken by a live connection; retry once it closed or missed heartbeats`;
+        this.#logger.warn(
+          { nodeId, remote: connection.remote, reason },
+          `refused a registration of ${nodeId} from ${connection.remote}: that node is connected (it may register again once its connection closed or missed heartbeats for ${this.#heartbeatTimeoutMs} ms)`,
+        );
+        connection.reject(reason);
+        return true;
+      }
       peer.nodeId = nodeId;
       const { remote } = connection;
       this.#logger.info({ nodeId, remote, hostname: report.hostname, pid: report.pid }, `node ${nodeId} joined from ${remote} (${report.hostname}, pid ${report.pid})`);
@@ -237,6 +270,9 @@ export class Head implements AsyncDisposable {
     switch (message.type) {
       case 'spill':
         this.#forwarder.spilled(nodeId, message.task);
+        return true;
+      case 'accepted':
+        this.#forwarder.accepted(nodeId, message.returnId, message.seq);
         return true;
       case 'result':
         this.#forwarder.finished(nodeId, message.returnId, message.result);

@@ -1,7 +1,12 @@
 import type { FromHead, NodeReport, NodeStatus, PeerView } from '@shoal/protocol';
 import type { Logger } from '../../log.js';
 import type { Resources } from '../../scheduling/resources.js';
-import { roomOf, type MemberSnapshot } from './placement-policy.js';
+import { roomOf, type DroppedSnapshot, type MemberSnapshot } from './placement-policy.js';
+
+/** How long the head remembers a node it dropped for missed heartbeats (to explain failures). */
+const DROPPED_MEMORY_MS = 10 * 60_000;
+/** At most this many such nodes are remembered. */
+const DROPPED_MEMORY_COUNT = 256;
 
 /** What the membership needs of a node's connection to the head. */
 export interface MemberLink {
@@ -47,6 +52,8 @@ interface Member {
  */
 export class Membership {
   readonly #members = new Map<string, Member>();
+  /** Nodes dropped for missed heartbeats, until they rejoin or are forgotten: by node id. */
+  readonly #dropped = new Map<string, DroppedSnapshot & { readonly at: number }>();
   readonly #options: MembershipOptions;
   readonly #now: () => number;
 
@@ -58,6 +65,7 @@ export class Membership {
   /** A register or heartbeat of the node behind `link`: its report replaces the last one. */
   report(report: NodeReport, link: MemberLink): void {
     const previous = this.#members.get(report.nodeId);
+    this.#dropped.delete(report.nodeId);
     this.#members.set(report.nodeId, {
       report,
       lastSeen: this.#now(),
@@ -85,8 +93,29 @@ export class Membership {
       if (member.lastSeen >= deadline) continue;
       this.#members.delete(nodeId);
       member.link.terminate();
+      this.#rememberDropped(member);
       logger.warn({ nodeId, reason: 'no heartbeat', heartbeatTimeoutMs }, `node ${nodeId} removed: no heartbeat for ${heartbeatTimeoutMs} ms`);
       this.#options.departed(nodeId);
+    }
+  }
+
+  /**
+   * The nodes dropped for missed heartbeats in the last {@link DROPPED_MEMORY_MS} that have not
+   * rejoined: a task only they could run failed because they went silent, not because it never can.
+   */
+  dropped(): DroppedSnapshot[] {
+    const since = this.#now() - DROPPED_MEMORY_MS;
+    for (const [nodeId, dropped] of this.#dropped) if (dropped.at < since) this.#dropped.delete(nodeId);
+    return [...this.#dropped.values()].map(({ at: _at, ...dropped }) => dropped);
+  }
+
+  #rememberDropped(member: Member): void {
+    const { nodeId, hostname, resources } = member.report;
+    this.#dropped.set(nodeId, { nodeId, hostname, resources, heartbeatTimeoutMs: this.#options.heartbeatTimeoutMs, at: this.#now() });
+    // The oldest go first (a Map keeps insertion order).
+    for (const oldest of this.#dropped.keys()) {
+      if (this.#dropped.size <= DROPPED_MEMORY_COUNT) break;
+      this.#dropped.delete(oldest);
     }
   }
 

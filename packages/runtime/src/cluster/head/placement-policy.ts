@@ -1,7 +1,7 @@
 // Where the head sends a task its submitter could not start: a pure function of the membership
 // and object directory as they are now. The task forwarder applies the decision; nothing here
 // sends, logs or throws for lack of capacity.
-import { InfeasibleTaskError, NodeDiedError, type ClusterTask } from '@shoal/protocol';
+import { InfeasibleTaskError, NodeDiedError, NodeUnresponsiveError, type ClusterTask } from '@shoal/protocol';
 import { acquire, demandOf, describeResources, fits, type Resources } from '../../scheduling/resources.js';
 
 /** A member of the cluster as placement sees it. */
@@ -18,12 +18,23 @@ export interface MemberSnapshot {
   readonly queuedTasks: number;
 }
 
+/** A node the head dropped for missed heartbeats, as placement remembers it. */
+export interface DroppedSnapshot {
+  readonly nodeId: string;
+  readonly hostname: string;
+  readonly resources: Readonly<Resources>;
+  /** The silence after which it was dropped. */
+  readonly heartbeatTimeoutMs: number;
+}
+
 /** The state placement decides over. */
 export interface PlacementSnapshot {
   /** The members in the order they joined: of equally good nodes, the earlier one wins. */
   readonly members: readonly MemberSnapshot[];
   /** Whether `nodeId` holds a copy of object `objectId` (the object directory). */
   readonly holds: (objectId: string, nodeId: string) => boolean;
+  /** Nodes recently dropped for missed heartbeats (not members now). @default [] */
+  readonly dropped?: readonly DroppedSnapshot[];
 }
 
 /** A task to place. */
@@ -33,6 +44,8 @@ export interface PlacementRequest {
   readonly origin: string;
   /** The node it was sent to died: the origin now competes for it like any other node. */
   readonly retry: boolean;
+  /** Nodes not to send it to (they did not acknowledge it when it was sent to them). */
+  readonly avoid?: readonly string[];
 }
 
 /**
@@ -41,14 +54,14 @@ export interface PlacementRequest {
  *   loaded node that could ever run it (it queues there);
  * - `declined`: no other node has room now and the origin could run it: the origin keeps it
  *   (the "wait" of a scheduling policy; the head tells it with a `declined` message);
- * - `infeasible`: no node of the cluster could ever run it. `error` is a NodeDiedError on a retry
- *   (the node that could run it is the one that left), else an InfeasibleTaskError: what the
- *   submitter's caller gets.
+ * - `infeasible`: no node of the cluster could run it now. `error` is a NodeUnresponsiveError
+ *   when a node dropped for missed heartbeats could have, a NodeDiedError on a retry (the node that
+ *   could run it is the one that left), else an InfeasibleTaskError: what the submitter's caller gets.
  */
 export type Placement =
   | { readonly kind: 'placed'; readonly nodeId: string }
   | { readonly kind: 'declined' }
-  | { readonly kind: 'infeasible'; readonly error: InfeasibleTaskError | NodeDiedError };
+  | { readonly kind: 'infeasible'; readonly error: InfeasibleTaskError | NodeDiedError | NodeUnresponsiveError };
 
 /** What a member may still take now: its last report minus what was sent to it since. */
 export function roomOf(member: Pick<MemberSnapshot, 'available' | 'sentSinceReport'>): Resources {
@@ -80,9 +93,10 @@ export function argumentBytesOn(task: ClusterTask, nodeId: string, holds: Placem
 export function placeTask(snapshot: PlacementSnapshot, request: PlacementRequest): Placement {
   const { task, origin, retry } = request;
   const demand = demandOf(task.options);
+  const avoided = (member: MemberSnapshot) => request.avoid?.includes(member.nodeId) ?? false;
   let best: { nodeId: string; bytes: number; cpu: number } | undefined;
   for (const member of snapshot.members) {
-    if (member.nodeId === origin && !retry) continue;
+    if ((member.nodeId === origin && !retry) || avoided(member)) continue;
     const room = roomOf(member);
     if (!fits(demand, room)) continue;
     const bytes = argumentBytesOn(task, member.nodeId, snapshot.holds);
@@ -97,12 +111,24 @@ export function placeTask(snapshot: PlacementSnapshot, request: PlacementRequest
   // Nobody has room: queue it where the fewest tasks wait, among the nodes that could run it.
   let fallback: { nodeId: string; queued: number } | undefined;
   for (const member of snapshot.members) {
-    if (!fits(demand, member.resources)) continue;
+    if (!fits(demand, member.resources) || avoided(member)) continue;
     const queued = member.queuedTasks + member.sentSinceReport.length;
     if (!fallback || queued < fallback.queued) fallback = { nodeId: member.nodeId, queued };
   }
   if (fallback) return { kind: 'placed', nodeId: fallback.nodeId };
 
+  // A node went silent, not a task that can never run: say so.
+  const silent = (snapshot.dropped ?? []).filter((dropped) => fits(demand, dropped.resources));
+  if (silent.length > 0) {
+    return {
+      kind: 'infeasible',
+      error: new NodeUnresponsiveError(task.fn.name, {
+        demand: describeResources(demand),
+        nodes: silent.map((dropped) => `${dropped.hostname} (${dropped.nodeId})`),
+        heartbeatTimeoutMs: Math.max(...silent.map((dropped) => dropped.heartbeatTimeoutMs)),
+      }),
+    };
+  }
   if (retry) {
     // The node that could run it left, and no other can: that is the node's death, not a task
     // that can never run.

@@ -12,13 +12,25 @@ interface Forwarded {
   readonly target: string;
   /** Nodes it was sent to that died under it. */
   readonly lost: number;
+  /** The `seq` of the run sent to `target`, which its `accepted` must name. */
+  readonly seq: number;
+  /** Nodes it was sent to that did not acknowledge it in time: it is not sent there again. */
+  readonly avoid: readonly string[];
+  /** Until `target` acknowledges the run: then places it again elsewhere. */
+  timer: NodeJS.Timeout | undefined;
 }
+
+/** How long a node has to acknowledge a run, unless the head is told otherwise. */
+export const RUN_ACK_TIMEOUT_MS = 5000;
 
 /**
  * The tasks nodes spill to the head, from placement to result: it asks the placement policy where
  * each goes and sends it there (`run`, with where to fetch its arguments), declines it or fails
  * it at its submitter; relays the result back; forwards cancels; and when a node dies, places its
- * tasks again (up to their `maxRetries`) and cancels the tasks it had submitted.
+ * tasks again (up to their `maxRetries`) and cancels the tasks it had submitted. A node that does
+ * not acknowledge a run (`accepted`) within `runAckTimeoutMs` is told to drop it and the run is
+ * placed elsewhere; only the node the head last sent it to may then acknowledge or finish it (any
+ * other is answered with `cancel`), so it cannot run, or finish, twice.
  *
  * @example
  * ```ts
@@ -30,13 +42,15 @@ export class TaskForwarder {
   readonly #membership: Membership;
   readonly #directory: ObjectDirectory;
   readonly #logger: Logger;
+  readonly #runAckTimeoutMs: number;
   /** By return id. */
   readonly #forwarded = new Map<string, Forwarded>();
 
-  constructor(membership: Membership, directory: ObjectDirectory, logger: Logger) {
+  constructor(membership: Membership, directory: ObjectDirectory, logger: Logger, runAckTimeoutMs = RUN_ACK_TIMEOUT_MS) {
     this.#membership = membership;
     this.#directory = directory;
     this.#logger = logger;
+    this.#runAckTimeoutMs = runAckTimeoutMs;
   }
 
   /** Member `origin` cannot start `task` now: the head places it. */
@@ -47,8 +61,12 @@ export class TaskForwarder {
   /** A task sent to `target` ended there: its submitter gets the result. */
   finished(target: string, returnId: string, result: ClusterResult): void {
     const forwarded = this.#forwarded.get(returnId);
-    if (!forwarded || forwarded.target !== target) return;
-    this.#forwarded.delete(returnId);
+    if (!forwarded || forwarded.target !== target) {
+      // A node the task was taken from (it acknowledged too late): nobody wants its result.
+      this.#membership.send(target, { type: 'cancel', returnId });
+      return;
+    }
+    this.#forget(returnId);
     const holderUrl = this.#membership.dataUrl(target) ?? '';
     if (!this.#membership.send(forwarded.origin, { type: 'result', returnId, holder: target, holderUrl, result })) {
       // Its submitter is gone: nobody will pull the result.
@@ -56,11 +74,22 @@ export class TaskForwarder {
     }
   }
 
+  /** Member `target` took run `seq` of task `returnId`; a node it no longer belongs to must drop it. */
+  accepted(target: string, returnId: string, seq: number): void {
+    const forwarded = this.#forwarded.get(returnId);
+    if (forwarded?.target === target && forwarded.seq === seq) {
+      clearTimeout(forwarded.timer);
+      forwarded.timer = undefined;
+      return;
+    }
+    this.#membership.send(target, { type: 'cancel', returnId });
+  }
+
   /** The submitter `origin` gives up on a task: the node running it stops it. */
   cancelled(origin: string, returnId: string): void {
     const forwarded = this.#forwarded.get(returnId);
     if (forwarded?.origin !== origin) return;
-    this.#forwarded.delete(returnId);
+    this.#forget(returnId);
     this.#membership.send(forwarded.target, { type: 'cancel', returnId });
   }
 
@@ -68,7 +97,7 @@ export class TaskForwarder {
   departed(nodeId: string): void {
     for (const [returnId, forwarded] of [...this.#forwarded]) {
       if (forwarded.origin === nodeId) {
-        this.#forwarded.delete(returnId);
+        this.#forget(returnId);
         this.#membership.send(forwarded.target, { type: 'cancel', returnId });
         continue;
       }
@@ -76,16 +105,22 @@ export class TaskForwarder {
       const lost = forwarded.lost + 1;
       const { task, origin } = forwarded;
       if (lost <= task.options.maxRetries) {
-        this.#forwarded.set(returnId, { ...forwarded, lost });
+        clearTimeout(forwarded.timer);
+        this.#forwarded.set(returnId, { ...forwarded, lost, timer: undefined });
         this.#logger.warn(
           { nodeId, task: task.fn.name, returnId, attempt: lost + 1 },
           `task ${task.fn.name} was running on ${nodeId}: placing it again (attempt ${lost + 1})`,
         );
-        this.#place(origin, task, true);
+        this.#place(origin, task, true, forwarded.avoid);
         continue;
       }
       this.#failAtOrigin(origin, returnId, new NodeDiedError(task.fn.name, { attempts: lost }));
     }
+  }
+
+  /** Stops waiting for acknowledgements (the head is closing). */
+  close(): void {
+    for (const forwarded of this.#forwarded.values()) clearTimeout(forwarded.timer);
   }
 
   /** How many tasks are out on other nodes now. */
@@ -94,19 +129,19 @@ export class TaskForwarder {
   }
 
   /** `retry`: the node it ran on died, so the submitter is a candidate like any other. */
-  #place(origin: string, task: ClusterTask, retry: boolean): void {
+  #place(origin: string, task: ClusterTask, retry: boolean, avoid: readonly string[] = []): void {
     const directory = this.#directory;
     const decision = placeTask(
-      { members: this.#membership.snapshot(), holds: (objectId, nodeId) => directory.holds(objectId, nodeId) },
-      { task, origin, retry },
+      { members: this.#membership.snapshot(), holds: (objectId, nodeId) => directory.holds(objectId, nodeId), dropped: this.#membership.dropped() },
+      { task, origin, retry, avoid },
     );
     switch (decision.kind) {
       case 'placed':
-        this.#run(origin, task, decision.nodeId);
+        this.#run(origin, task, decision.nodeId, avoid);
         return;
       case 'declined':
         // The submitter still has the task: it simply runs it itself.
-        this.#forwarded.delete(task.returnId);
+        this.#forget(task.returnId);
         this.#membership.send(origin, { type: 'declined', returnId: task.returnId });
         return;
       case 'infeasible':
@@ -116,7 +151,7 @@ export class TaskForwarder {
   }
 
   /** Sends `task` to run on `target`, with the nodes each of its fetched arguments is on. */
-  #run(origin: string, task: ClusterTask, target: string): void {
+  #run(origin: string, task: ClusterTask, target: string, avoid: readonly string[]): void {
     const seq = this.#membership.recordRun(target, demandOf(task.options));
     const sources: Record<string, string[]> = {};
     for (const arg of task.args) {
@@ -127,13 +162,35 @@ export class TaskForwarder {
       }
     }
     const lost = this.#forwarded.get(task.returnId)?.lost ?? 0;
-    this.#forwarded.set(task.returnId, { task, origin, target, lost });
+    const timer = setTimeout(() => this.#unacknowledged(task.returnId, seq), this.#runAckTimeoutMs);
+    timer.unref();
+    this.#forwarded.set(task.returnId, { task, origin, target, lost, seq, avoid, timer });
     this.#membership.send(target, { type: 'run', seq, origin, task, sources });
+  }
+
+  /** `target` did not take the run in time (it swallowed it, or is stalled): it goes elsewhere. */
+  #unacknowledged(returnId: string, seq: number): void {
+    const forwarded = this.#forwarded.get(returnId);
+    if (forwarded?.seq !== seq || forwarded.timer === undefined) return;
+    const { task, origin, target } = forwarded;
+    forwarded.timer = undefined;
+    this.#logger.warn(
+      { nodeId: target, task: task.fn.name, returnId, runAckTimeoutMs: this.#runAckTimeoutMs },
+      `node ${target} did not acknowledge task ${task.fn.name} within ${this.#runAckTimeoutMs} ms: placing it elsewhere`,
+    );
+    // In case it took the run after all: it must not run it beside the new placement.
+    this.#membership.send(target, { type: 'cancel', returnId });
+    this.#place(origin, task, forwarded.lost > 0, [...forwarded.avoid, target]);
+  }
+
+  #forget(returnId: string): void {
+    clearTimeout(this.#forwarded.get(returnId)?.timer);
+    this.#forwarded.delete(returnId);
   }
 
   /** The task is over without running: its submitter gets the failure as its result. */
   #failAtOrigin(origin: string, returnId: string, error: Error): void {
-    this.#forwarded.delete(returnId);
+    this.#forget(returnId);
     this.#membership.send(origin, { type: 'result', returnId, holder: '', holderUrl: '', result: { ok: false, failure: toWireFailure(error) } });
   }
 }

@@ -4,7 +4,7 @@
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { debuglog } from 'node:util';
-import { fromWireFailure, type ClusterResult, type ClusterTask, type FromHead, type NodeReport } from '@shoal/protocol';
+import { HeadUnreachableError, fromWireFailure, type ClusterResult, type ClusterTask, type FromHead, type NodeReport } from '@shoal/protocol';
 import { debugLogger, type Logger } from '../../log.js';
 import type { NodeManager } from '../../node/node-manager.js';
 import type { Task } from '../../scheduling/task.js';
@@ -139,7 +139,10 @@ export class ClusterNode implements AsyncDisposable {
     const { node } = this;
     const options = this.#options;
     this.#state = 'starting';
-    const host = options.nodeIp ?? (await localAddressToward(options.headUrl));
+    const host = options.nodeIp ?? (await localAddressToward(options.headUrl).catch((error: unknown) => {
+      // The head's address is the first thing this reaches: say so, as the link would.
+      throw new HeadUnreachableError(options.headUrl, (error as NodeJS.ErrnoException).code ?? (error as Error).message, { cause: error });
+    }));
     this.#data = new DataServer(node.store, {
       host,
       port: options.dataPort ?? 0,
@@ -154,6 +157,7 @@ export class ClusterNode implements AsyncDisposable {
     this.#link = new HeadLink(options.headUrl, options.token, () => this.report(), {
       onFatal: options.onFatal,
       onMessage: (message) => this.#onHead(message),
+      onRefused: (error) => this.#logger.warn({ err: error }, `the head refused this node's registration (retrying): ${error.message}`),
       // The head forgets what it placed for us and on us when we drop: take our tasks back, and
       // stop keeping results nobody will ask for.
       onDisconnect: () => {
@@ -308,6 +312,8 @@ export class ClusterNode implements AsyncDisposable {
         return;
       case 'run':
         this.#runsSeen = Math.max(this.#runsSeen, message.seq);
+        // Before running it: a run the head hears nothing of in time is placed elsewhere.
+        this.link.send({ type: 'accepted', seq: message.seq, returnId: message.task.returnId });
         this.node.cluster.runForeign(message.origin, message.task, (id) => this.#fetch(id, message.sources[id] ?? []));
         return;
       case 'declined':

@@ -2,6 +2,7 @@ import { WebSocket } from 'ws';
 import {
   BadTokenError,
   CLOSE_BAD_TOKEN,
+  CLOSE_PROTOCOL_ERROR,
   HANDSHAKE_TIMEOUT_MS,
   HeadClosedError,
   HeadProtocolError,
@@ -106,6 +107,11 @@ export interface HeadLinkHandlers {
   readonly onFatal: (error: Error) => void;
   /** A message from the head other than `registered`. */
   readonly onMessage?: (message: FromHead) => void;
+  /**
+   * The head closed the connection before registering this node (another live connection holds
+   * its id, or it did not accept a message): it is retried with backoff.
+   */
+  readonly onRefused?: (error: Error) => void;
   /** The connection dropped (it is retried): anything the head was doing for this node is lost. */
   readonly onDisconnect?: () => void;
 }
@@ -168,6 +174,7 @@ export class HeadLink {
     }
     this.#socket = socket;
     this.#everConnected = true;
+    let registered = false;
     socket.on('message', (data) => {
       let message: FromHead;
       try {
@@ -177,13 +184,15 @@ export class HeadLink {
         return;
       }
       if (message.type === 'registered') {
+        registered = true;
         this.#failures = 0;
         this.#markRegistered();
       }
       else this.#handlers.onMessage?.(message);
     });
     socket.on('error', () => socket.terminate());
-    socket.on('close', () => {
+    socket.on('close', (code, reason) => {
+      if (!registered && code === CLOSE_PROTOCOL_ERROR) this.#handlers.onRefused?.(describeClose(this.url, code, reason.toString()));
       this.#handlers.onDisconnect?.();
       if (this.#heartbeat) clearInterval(this.#heartbeat);
       this.#socket = undefined;
