@@ -16,3 +16,13 @@ export function collectGarbage(): void {
   }
   gc();
 }
+
+/**
+ * Resolves once the finalization callbacks a collection queued have run: V8 runs them in a task
+ * after the collection (a timer turn, then a check turn here), not within it. Refs counted by
+ * their finalizers count out by then.
+ */
+export async function afterFinalizers(): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  await new Promise((resolve) => setImmediate(resolve));
+}

@@ -17,7 +17,7 @@ import {
   type ObjectLocation,
   type WorkerToNode,
 } from '@shoal/protocol';
-import { collectGarbage, type ObjectWriter, type StoreStats, type TypedArrayKind } from '@shoal/store';
+import { afterFinalizers, collectGarbage, type ObjectWriter, type StoreStats, type TypedArrayKind } from '@shoal/store';
 import type { Connection } from '../transport/connection.js';
 import { RequestTracker } from '../transport/request-tracker.js';
 import type { FunctionSource } from '../api/function-source.js';
@@ -177,8 +177,7 @@ export class NodeClient implements Runtime {
   async #collect(round: number): Promise<void> {
     collectGarbage();
     // Finalization callbacks run in a task after the collection: let them, then send their releases.
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    await new Promise((resolve) => setImmediate(resolve));
+    await afterFinalizers();
     this.#refs.flush();
     if (!this.#closed) this.#connection.send({ type: 'collected', round });
   }

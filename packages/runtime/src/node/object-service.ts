@@ -5,7 +5,7 @@ import {
   type ObjectLocation,
   type ObjectPayload,
 } from '@shoal/protocol';
-import type { ObjectStore } from '@shoal/store';
+import { afterFinalizers, type ObjectStore } from '@shoal/store';
 import type { Peer } from './peer.js';
 import type { RefHolds } from './ref-holds.js';
 
@@ -73,8 +73,10 @@ export class ObjectService {
   async reserve(peer: Peer, id: string, size: number): Promise<Uint8Array | undefined> {
     let refusal = this.#tryReserve(id, size);
     // The other processes may hold refs they dropped long ago: ask them to collect, then retry.
-    if (refusal && this.collectPeers) {
-      await this.collectPeers();
+    if (refusal) {
+      // This process's own refs collected by the refused reservation's GC count out when their
+      // finalizers run (refs to results are not swept at once): a turn later.
+      await Promise.all([this.collectPeers?.(), afterFinalizers()]);
       // It went away meanwhile: a grant now would have nobody to give it back.
       if (peer.connection === undefined) return encodeError(refusal);
       refusal = this.#tryReserve(id, size);
@@ -178,3 +180,4 @@ export class ObjectService {
     });
   }
 }
+
