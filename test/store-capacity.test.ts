@@ -32,6 +32,24 @@ test('a 100 MiB task result into a 64 MiB store fails with ObjectStoreFullError 
   assert.equal((await get(small()))[0], 1);
 });
 
+test('a result refused room is retried under retryExceptions, and the retry that fits is its result', { timeout: 60_000 }, async () => {
+  const session = await start({ numCpus: 1, objectStoreMemory: 64 * MiB });
+  const marker = join(session.directory, 'node-test-attempts');
+  // The first attempt's 100 MiB can never fit; the retry's 1 MiB does.
+  const shrinking = remote(
+    (path: string) => {
+      const fs = require('node:fs') as typeof import('node:fs');
+      const first = !fs.existsSync(path);
+      fs.writeFileSync(path, 'x');
+      return new Uint8Array((first ? 100 : 1) * 1024 * 1024).fill(first ? 1 : 2);
+    },
+    { retryExceptions: true, maxRetries: 2 },
+  );
+  const result = await get(shrinking(marker));
+  assert.equal(result.byteLength, MiB, 'the retry’s result, not the refusal');
+  assert.equal(result[0], 2);
+});
+
 test('two 40 MiB results at once into a 64 MiB store: one is stored, the other fails cleanly', { timeout: 60_000 }, async () => {
   const session = await start({ numCpus: 2, objectStoreMemory: 64 * MiB });
   const forty = remote(async (fill: number) => {
@@ -87,6 +105,14 @@ test('an attached put beyond the capacity fails, and a bad reservation size clos
   await assert.rejects(get(ref), isFull);
   assert.deepEqual(segmentFiles(session), [], 'the refused put’s file is removed');
   assert.equal(store.stats().usedBytes, 0);
+
+  // Room is reserved only by a worker, for the result of a task it runs: an attached program's
+  // request is refused and takes nothing (it could otherwise grow the books, or replace another
+  // writer's grant, with ids of its choosing).
+  socket.write(encodeFrame({ type: 'reserve', requestId: 3, id: newObjectId(), size: 8 * MiB }));
+  await until(() => received.some((message) => message.type === 'reserved'), 'the reservation answer', LIVENESS_MS);
+  assert.ok((received.find((message) => message.type === 'reserved') as { error?: Uint8Array }).error, 'the reservation is refused');
+  assert.equal(store.stats().usedBytes, 0, 'and nothing is reserved');
 
   // A reservation whose size is not a count never reaches the books: the connection closes.
   socket.write(encodeFrame({ type: 'reserve', requestId: 2, id: newObjectId(), size: -1 }));

@@ -6,7 +6,7 @@ import { collectGarbage } from './collect-garbage.js';
 import { IncomingObject } from './incoming-object.js';
 import { ObjectTable, wake, type Entry } from './object-table.js';
 import { RefCounts } from './ref-counts.js';
-import { closeSegment, createSegment, mapSegment, openSegment, removeQuietly, unlinkSegment } from './segment-files.js';
+import { checkWrittenSize, closeSegment, createSegment, mapSegment, openSegment, removeQuietly, unlinkSegment } from './segment-files.js';
 import { OutgoingObject } from './outgoing-object.js';
 import type { SessionSegments } from './session-segments.js';
 
@@ -90,13 +90,22 @@ export class ObjectLifecycle {
   register(id: string, payload: ObjectPayload): void {
     const incoming = payload.bytes ? undefined : this.#incoming.get(id);
     if (incoming) return incoming.seal(payload.contains);
+    if (payload.bytes) {
+      // The size is what capacity counts: it must be the bytes'. A grant for a segment result
+      // whose retry came back inline is given back (no segment will charge it).
+      if (payload.bytes.byteLength !== payload.size) {
+        throw new RangeError(`Object ${id} says it has ${payload.size} bytes but carries ${payload.bytes.byteLength}`);
+      }
+      this.releaseGrant(id);
+    }
     const existing = this.table.get(id);
     if (existing && existing.state !== 'pending') throw new Error(`object ${id} already exists`);
     if (!payload.bytes) {
       try {
         this.#chargeWritten(id, payload.size);
       } catch (error) {
-        // No room: the file goes; a pending object (a task's result) is that failure.
+        // No room, or a file that is not what its writer said: the file goes; a pending object (a
+        // task's result) is that failure.
         removeQuietly(-1, this.#pathOf(id));
         if (existing?.state !== 'pending') throw error;
         this.fail(id, error as Error);
@@ -132,6 +141,7 @@ export class ObjectLifecycle {
   #chargeWritten(id: string, size: number): void {
     const granted = this.#grants.get(id) ?? 0;
     this.releaseGrant(id);
+    checkWrittenSize(this.#pathOf(id), size, `object ${id}`);
     this.makeRoom(size);
     this.capacity.assertRoom(size, granted > 0 ? ` (${granted} bytes were reserved for it)` : ' (written by another process of the session)');
     this.capacity.addSegment(size);

@@ -1,8 +1,9 @@
 // The store's only door to @shoal/shm. Each call is the addon's, unchanged (same syscalls); a
 // failure comes back as the SharedMemoryError users see, with advice, and new mappings are
 // refused before the process nears the kernel's map count.
+import { statSync } from 'node:fs';
 import * as shm from '@shoal/shm';
-import { DescriptorsExhaustedError, SharedMemoryError, TooManyMappingsError } from '@shoal/protocol';
+import { DescriptorsExhaustedError, ObjectCorruptError, SharedMemoryError, TooManyMappingsError } from '@shoal/protocol';
 import { readMaxMapCount } from './options.js';
 
 export { descriptorUsage, raiseDescriptorLimit, setParentDeathSignal, shmStats, sliceBuffer, type DescriptorUsage, type MapOptions, type OpenMode } from '@shoal/shm';
@@ -113,4 +114,20 @@ export function removeQuietly(fd: number, path: string): void {
   } catch {
     // Already gone, or the session directory was removed.
   }
+}
+
+/**
+ * Checks that segment file `path`, written by another process, holds exactly `size` bytes: the
+ * size it is charged by is the writer's word, and a file longer than it would take memory nobody
+ * counts (one stat per segment registered).
+ * @throws ObjectCorruptError when it does not, or there is no such file.
+ */
+export function checkWrittenSize(path: string, size: number, where: string): void {
+  let actual: number;
+  try {
+    actual = statSync(path).size;
+  } catch (error) {
+    throw new ObjectCorruptError(where, `its segment file cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+  if (actual !== size) throw new ObjectCorruptError(where, `its segment file holds ${actual} bytes, its writer said ${size}`);
 }

@@ -17,6 +17,8 @@ import type { RefHolds } from './ref-holds.js';
 export class ObjectService {
   readonly #store: ObjectStore;
   readonly #holds: RefHolds;
+  /** Results whose reservation was refused, until their task's outcome arrives ({@link ObjectService.refused}). */
+  readonly #refused = new Map<string, Error>();
   /** Who is writing each object room was reserved for (given back if that peer goes away first). */
   readonly #grantedTo = new Map<string, Peer>();
   /** Peers that were told where a segment object is (they may cache a mapping of it). */
@@ -82,7 +84,9 @@ export class ObjectService {
       refusal = this.#tryReserve(id, size);
     }
     if (refusal) {
-      if (this.#store.status(id).state === 'pending') this.#store.fail(id, refusal);
+      // The worker reports the task failed with this refusal; the scheduler then fails it with
+      // the refusal itself, or retries it (retryExceptions): the result is not settled here.
+      this.#refused.set(id, refusal);
       return encodeError(refusal);
     }
     // A retry on another worker takes the grant over: the dead one's cleanup must not release it.
@@ -100,6 +104,16 @@ export class ObjectService {
   }
 
   /** `peer` finished writing `id` (its put or its task result arrived): the grant is the object's now. */
+  /**
+   * The refusal, when the task making result `id` failed because its result was refused room
+   * (asked once, when its outcome arrives): the failure is then the refusal itself.
+   */
+  refused(id: string): Error | undefined {
+    const refusal = this.#refused.get(id);
+    this.#refused.delete(id);
+    return refusal;
+  }
+
   written(id: string): void {
     this.#grantedTo.delete(id);
   }

@@ -1,4 +1,4 @@
-import { decodeThrown, type WireTask, type WorkerToNode } from '@shoal/protocol';
+import { decodeThrown, encodeError, type WireTask, type WorkerToNode } from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
 import type { LocalScheduler } from '../scheduling/local-scheduler.js';
 import { WorkerHandle } from '../workers/worker-handle.js';
@@ -52,8 +52,20 @@ export class PeerRouter {
       }
       case 'failed': {
         const task = scheduler.taskOf(worker, message.taskId);
-        if (task) scheduler.taskFailed(task, decodeThrown(message.error));
+        if (task) scheduler.taskFailed(task, decodeThrown(message.error), this.#services.objects.refused(task.returnId));
         scheduler.schedule();
+        return true;
+      }
+      case 'reserve': {
+        // Room for the result of a task this worker runs, and nothing else: a grant is charged to
+        // an object id, and one for a stranger's id would take or replace another writer's room.
+        const ours = message.size > 0 && worker.inflight.some((task) => task.returnId === message.id);
+        const answer = ours
+          ? this.#services.objects.reserve(worker, message.id, message.size)
+          : Promise.resolve(encodeError(new RangeError(`A worker may reserve room only for the result of a task it runs (object ${message.id}, ${message.size} bytes)`)));
+        void answer.then((error) =>
+          worker.send(error === undefined ? { type: 'reserved', requestId: message.requestId } : { type: 'reserved', requestId: message.requestId, error }),
+        );
         return true;
       }
       case 'recalled':
@@ -89,12 +101,11 @@ export class PeerRouter {
           peer.send({ type: 'waited', requestId: message.requestId, ready }),
         );
         return;
-      case 'reserve': {
-        void objects.reserve(peer, message.id, message.size).then((error) =>
-          peer.send(error === undefined ? { type: 'reserved', requestId: message.requestId } : { type: 'reserved', requestId: message.requestId, error }),
-        );
+      case 'reserve':
+        // Only a worker's task result is written after a reservation (attached programs' puts
+        // are checked when they arrive).
+        peer.send({ type: 'reserved', requestId: message.requestId, error: encodeError(new RangeError('Only a worker reserves room, for the result of a task it runs')) });
         return;
-      }
       case 'collected':
         this.#services.collection.answered(peer, message.round);
         return;

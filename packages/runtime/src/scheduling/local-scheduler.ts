@@ -313,13 +313,17 @@ export class LocalScheduler {
   }
 
   /**
-   * The task's function threw `thrown` on its worker: a cancelled task fails as cancelled, one
-   * whose `retryExceptions` covers it is retried, any other fails with the TaskError.
+   * The task's function threw `thrown` on its worker (or its result was refused room: then
+   * `refusal` is why): a cancelled task fails as cancelled, one whose `retryExceptions` covers it
+   * is retried, any other fails with the TaskError.
    */
-  taskFailed(task: Task, thrown: unknown): void {
+  taskFailed(task: Task, thrown: unknown, refusal?: Error): void {
+    // A result the node had no room for fails as that refusal (ObjectStoreFullError), which is not
+    // the task's own error; retryExceptions may still retry it, as room may come back.
+    const error = refusal ?? new TaskError(task.fn.name, thrown);
     if (task.ending === 'cancel') this.fail(task, new TaskCancelledError(task.fn.name));
-    else if (retriesException(task, thrown)) this.retryOrFail(task, new TaskError(task.fn.name, thrown));
-    else this.fail(task, new TaskError(task.fn.name, thrown));
+    else if (retriesException(task, thrown)) this.retryOrFail(task, error);
+    else this.fail(task, error);
   }
 
   /** Puts a task that was spilled, and came back, at the front of the ready queue (the caller schedules). */
