@@ -17,7 +17,7 @@ import {
 } from '@shoal/protocol';
 import type { Logger } from '../../log.js';
 import { ConnectionBudget, httpRefusal, type BudgetLimits } from '../../transport/connection-budget.js';
-import { PRE_AUTH_MAX_PAYLOAD, guard, originAllowed, sameToken } from '../../transport/guard.js';
+import { PRE_AUTH_MAX_PAYLOAD, closeWith, guard, originAllowed, sameToken } from '../../transport/guard.js';
 import type { MemberLink } from './membership.js';
 
 /**
@@ -236,6 +236,7 @@ export class HeadServer {
       helloTimeoutMs: this.#options.helloTimeoutMs,
       maxPayload: this.#options.maxPayload,
       logger,
+      internalError: logger.error,
       decode: decodeToHead,
       welcome: (hello) => {
         socket.send(encodeMessage({ type: 'welcome', clusterId }));
@@ -255,7 +256,7 @@ function connectionOver(socket: WebSocket, remote: string, role: HeadRole): Head
       socket.send(encodeMessage(message));
       return true;
     },
-    reject: (reason) => socket.close(CLOSE_PROTOCOL_ERROR, reason),
+    reject: (reason) => closeWith(socket, CLOSE_PROTOCOL_ERROR, reason),
     terminate: () => socket.terminate(),
     onClose: (listener) => void socket.once('close', listener),
   };

@@ -288,6 +288,7 @@ export class DataServer implements AsyncDisposable {
       helloTimeoutMs: HELLO_TIMEOUT_MS,
       maxPayload: DATA_SERVER_MAX_PAYLOAD_BYTES,
       logger: this.#logger,
+      internalError: this.#logger.error,
       decode: decodeToHolder,
       welcome: () => send({ type: 'welcome', nodeId: this.#options.nodeId }),
       message: (message) => {
