@@ -29,7 +29,7 @@ test("a token holder registering with a live node's id is refused and gets none 
   impostor.send({ type: 'register', node: impostor.report });
   const { code, reason } = await impostor.closed;
   assert.equal(code, CLOSE_PROTOCOL_ERROR);
-  assert.match(reason, new RegExp(`node id ${B} is taken by a live connection`));
+  assert.match(reason, /that node id is taken by a live connection/);
 
   a.send({ type: 'spill', task: task('spilledxxxxxxxxxxxxxxx') });
   assert.equal((await b.next('run')).task.returnId, 'spilledxxxxxxxxxxxxxxx', 'the real B still gets its tasks');
@@ -41,6 +41,22 @@ test("a token holder registering with a live node's id is refused and gets none 
   await b.closed;
   using again = await FakeNode.join(head.url, B, { CPU: 1 });
   assert.ok(head.nodes().some((node) => node.nodeId === again.report.nodeId));
+});
+
+test('registering the longest id twice is refused with a short reason, and the head lives on', { timeout: 30_000 }, async () => {
+  // A reason naming a 64-character id passed the 123 bytes a close frame holds: ws threw, and the
+  // daemon died of it.
+  const long = 'L'.repeat(64);
+  await using head = await Head.start({ port: 0, token: TOKEN });
+  using first = await FakeNode.join(head.url, long, { CPU: 1 });
+  using second = await FakeNode.connect(head.url, long, { CPU: 1 });
+  second.send({ type: 'register', node: second.report });
+  const { code, reason } = await second.closed;
+  assert.equal(code, CLOSE_PROTOCOL_ERROR);
+  assert.ok(Buffer.byteLength(reason) <= 123);
+  using _other = await FakeNode.join(head.url, B, { CPU: 1 });
+  assert.deepEqual(head.nodes().map((node) => node.nodeId).sort(), [B, long].sort(), 'the head still takes nodes');
+  assert.equal(first.socket.readyState, first.socket.OPEN, 'the first holder of the id is still connected');
 });
 
 test('a run a node never acknowledges is placed again elsewhere; its late ack is answered with a cancel', { timeout: 30_000 }, async () => {

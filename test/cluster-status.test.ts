@@ -1,6 +1,6 @@
 // `shoal status` on a joined node's machine finds the cluster and its token without being told.
 import assert from 'node:assert/strict';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { daemonOf, shoal, withHomes } from './cluster-helpers.js';
@@ -22,6 +22,32 @@ test("`shoal status` on a joined node's machine works without --token", { timeou
     assert.equal(status.code, 0, status.stderr);
     const pidsSeen = (JSON.parse(status.stdout) as { nodes: { pid: number }[] }).nodes.map((member) => member.pid).sort();
     assert.deepEqual(pidsSeen, [head.pid, node.pid].sort());
-    assert.equal(statSync(join(homeB!, 'token')).mode & 0o777, 0o600, "the joined node's token is private");
+    assert.equal(readFileSync(join(homeB!, 'joined-token'), 'utf8').trim(), token);
+    assert.equal(statSync(join(homeB!, 'joined-token')).mode & 0o777, 0o600, "the joined node's token is private");
+    assert.ok(!existsSync(join(homeB!, 'token')), 'it is kept apart from a head token');
+  });
+});
+
+test("joining with a mistyped token on a head's machine leaves the head's token alone", { timeout: 120_000 }, async () => {
+  const noToken = { SHOAL_TOKEN: '', SHOAL_ADDRESS: '' };
+  await withHomes(2, async ([homeA, homeC], pids) => {
+    const first = await shoal(homeA!, ['start', '--head', '--port', '0', '--num-cpus', '1'], noToken);
+    assert.equal(first.code, 0, first.stderr);
+    pids.push(daemonOf(homeA!).pid);
+    const token = readFileSync(join(homeA!, 'token'), 'utf8').trim();
+    assert.equal((await shoal(homeA!, ['stop'])).code, 0);
+
+    // Another cluster's head, which refuses the typo.
+    const other = await shoal(homeC!, ['start', '--head', '--port', '0', '--num-cpus', '1'], noToken);
+    assert.equal(other.code, 0, other.stderr);
+    pids.push(daemonOf(homeC!).pid);
+    const typo = await shoal(homeA!, ['start', '--address', daemonOf(homeC!).head, '--token', 'not-the-token', '--num-cpus', '1'], noToken);
+    assert.notEqual(typo.code, 0, 'the join fails');
+    assert.ok(!existsSync(join(homeA!, 'joined-token')), 'a token the head did not take is not kept');
+
+    const again = await shoal(homeA!, ['start', '--head', '--port', '0', '--num-cpus', '1'], noToken);
+    assert.equal(again.code, 0, again.stderr);
+    pids.push(daemonOf(homeA!).pid);
+    assert.equal(readFileSync(join(homeA!, 'token'), 'utf8').trim(), token, 'the head started again with its own token');
   });
 });

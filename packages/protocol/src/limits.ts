@@ -87,6 +87,8 @@ export const HANDSHAKE_TIMEOUT_MS = 5000;
 
 /** A server that is closing says so (RFC 6455 "going away"); its peers reconnect elsewhere or later. */
 export const CLOSE_GOING_AWAY = 1001;
+/** A server hit a bug handling a message (RFC 6455 "internal error"): only that connection ends. */
+export const CLOSE_INTERNAL_ERROR = 1011;
 /** Close code (application range 4000-4999): the hello had a wrong or missing token. */
 export const CLOSE_BAD_TOKEN = 4001;
 /** Close code: a message did not decode, or is not one the protocol allows. */

@@ -29,6 +29,7 @@ export {
   shoalHome,
   writeToken,
   type DaemonInfo,
+  type TokenKind,
 } from './cluster/daemon/home.js';
 export {
   DAEMON_ENTRY,

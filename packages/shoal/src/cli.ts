@@ -45,7 +45,7 @@ processes) and, with --head, the cluster's head. Prints the head's address and h
   --token T          the cluster token (or SHOAL_TOKEN; a new head makes one and keeps it in
                      $SHOAL_HOME/token, mode 0600, where commands on this machine find it; a
                      head started again uses that one, so its nodes stay members; a joining
-                     node keeps the one it was given there too)
+                     node keeps the one the head took in $SHOAL_HOME/joined-token)
   --new-token        with --head: make a new token even if $SHOAL_HOME/token has one (nodes
                      that have the old one are refused)
   --num-cpus N       CPUs this node offers (default: all)
@@ -67,7 +67,7 @@ const STATUS_USAGE = `Usage: shoal status [--address ws://HOST:PORT] [--token T]
 Shows the cluster's nodes: CPUs used/total, custom resources, objects and bytes per store,
 queued and running tasks, and file descriptors open in each node's process of its limit (a
 daemon raises its soft limit to the hard one at start). The address and token default to SHOAL_ADDRESS / SHOAL_TOKEN, then to
-this machine's daemon and $SHOAL_HOME/token.`;
+this machine's daemon and its token ($SHOAL_HOME/joined-token on a joined node, else $SHOAL_HOME/token).`;
 
 const STOP_USAGE = `Usage: shoal stop
 
@@ -187,16 +187,15 @@ async function start(args: string[]): Promise<void> {
       );
     }
     // A head started again keeps its token, or every node of the cluster would be refused (and exit).
-    if (!values['new-token']) token ??= readToken(home);
+    if (!values['new-token']) token ??= readToken(home, 'head');
     // Hex: a token must never start with '-', or `--token <token>` would read as an option.
     token ??= randomBytes(24).toString('hex');
     writeToken(home, token);
   } else {
-    token ??= readToken(home);
+    token ??= readToken(home, 'joined') ?? readToken(home, 'head');
     if (!token) throw new UsageError('joining a cluster needs its token: --token T or SHOAL_TOKEN');
-    // Kept (mode 0600) as a head keeps its own, so `shoal status` on this machine needs no --token.
-    writeToken(home, token);
   }
+  // A joiner's token is stored by the daemon once the head took it (daemon.ts), apart from a head's.
 
   const config = { home, token, ...options };
   if (values.foreground) process.exit(await runDaemon(config));

@@ -8,6 +8,7 @@ import {
   DRIVER_PATH,
   NoTokenError,
   REMOTE_MAX_FRAME_BYTES,
+  ShoalError,
   TOKEN_HEADER,
   decodeNodeMessage, type NodeToWorker, type WorkerToNode } from '@shoal/protocol';
 import { liveDaemon, readToken, shoalHome } from '../cluster/daemon/home.js';
@@ -126,12 +127,20 @@ function joinRemotely(headUrl: string, token: string | undefined): NodeClient {
   return clientOver(
     wsStream(socket),
     { sessionId: '', directory: '', inlineThreshold: DEFAULT_INLINE_THRESHOLD, remote: true },
-    (error) =>
-      refused ??
-      (error && (error as NodeJS.ErrnoException).code !== undefined
-        ? // No connection at all (refused, no route, no such host): the head is unreachable.
-          new HeadUnreachableError(headUrl, (error as NodeJS.ErrnoException).code!, { cause: error })
-        : error && new AttachFailedError({ to: 'head', headUrl, reason: error.message }, { cause: error })),
+    (error) => refused ?? (error && remoteFailure(headUrl, error)),
     REMOTE_MAX_FRAME_BYTES,
   );
+}
+
+/**
+ * What a program sees when its connection to the head at `headUrl` failed: HeadUnreachableError
+ * only for a socket error (ECONNREFUSED, EHOSTUNREACH, ENOTFOUND: no connection at all). A
+ * Shoal error (a bad frame) stays itself, and anything else (ws's WS_ERR_*) is an
+ * AttachFailedError: the head was reached, so "is it running?" would mislead.
+ */
+export function remoteFailure(headUrl: string, error: Error): Error {
+  if (error instanceof ShoalError) return error;
+  const { code, syscall } = error as NodeJS.ErrnoException;
+  if (syscall !== undefined || (code !== undefined && /^E[A-Z]+$/.test(code))) return new HeadUnreachableError(headUrl, code ?? syscall!, { cause: error });
+  return new AttachFailedError({ to: 'head', headUrl, reason: error.message }, { cause: error });
 }

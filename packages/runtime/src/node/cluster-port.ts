@@ -81,9 +81,17 @@ export class ClusterPort {
     });
   }
 
-  /** Runs a task the head placed here for node `origin` (see ForeignTasks). */
-  runForeign(origin: string, task: ClusterTask, fetch: (id: string, size: number) => void): void {
-    if (this.#acceptsTasks()) this.#foreign.run(origin, task, fetch);
+  /**
+   * Runs a task the head placed here for node `origin` (see ForeignTasks), calling `acknowledge`
+   * first: a result already here is reported at once, and must not reach the head before the
+   * acknowledgement. Returns false, calling nothing, once this node no longer accepts tasks (it is
+   * closing): a run acknowledged then would be waited for by the head forever.
+   */
+  runForeign(origin: string, task: ClusterTask, fetch: (id: string, size: number) => void, acknowledge: () => void): boolean {
+    if (!this.#acceptsTasks()) return false;
+    acknowledge();
+    this.#foreign.run(origin, task, fetch);
+    return true;
   }
 
   /** The origin has its copy of these results (or left the cluster): stop keeping them. */

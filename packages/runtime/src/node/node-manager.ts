@@ -147,6 +147,7 @@ export class NodeManager implements Runtime {
           else this.#forgetPeer(peer);
         },
       },
+      this.options.maxBlockedWorkers,
     );
   }
 

@@ -28,27 +28,34 @@ export interface PeerServerEvents {
  * the first message must be `attach` (any process of this user may attach: the socket lives in a
  * 0700 directory) or `ready` from one of this node's own worker processes; anything else closes it.
  * A connection that has not said who it is within HELLO_TIMEOUT_MS is closed, and at most
- * MAX_CONNECTIONS are held at once (workers and attached programs together; more are refused):
- * a process of this user that opens connections and sends nothing cannot take the node's
- * descriptors. Attached programs are long-lived drivers, so a connection that said who it is
+ * `maxWorkers` + MAX_CONNECTIONS are held at once (workers and attached programs together; more
+ * are refused): a process of this user that opens connections and sends nothing cannot take the
+ * node's descriptors, and the node's own workers, up to `maxBlockedWorkers` of them, always fit. Attached programs are long-lived drivers, so a connection that said who it is
  * is never closed for being idle.
  */
 export class PeerServer {
   readonly socketPath: string;
+  /** Connections it holds at once, workers and attached programs together. */
+  readonly maxConnections: number;
   readonly #server: Server;
   readonly #events: PeerServerEvents;
   readonly #welcome: Extract<NodeToWorker, { type: 'welcome' }>;
   readonly #clients = new Set<ClientHandle>();
-  readonly #budget = new ConnectionBudget({
-    kind: 'connection to the node socket',
-    maxConnections: MAX_CONNECTIONS,
-    // Every peer of a unix socket is this machine's (and this user's): the total is the budget.
-    maxConnectionsPerSource: Infinity,
-    handshakeTimeoutMs: HELLO_TIMEOUT_MS,
-    logger: debugLog,
-  });
+  readonly #budget: ConnectionBudget;
 
-  constructor(socketPath: string, welcome: Extract<NodeToWorker, { type: 'welcome' }>, events: PeerServerEvents) {
+  /** `maxWorkers`: the most worker processes the node runs at once (its `maxBlockedWorkers`). */
+  constructor(socketPath: string, welcome: Extract<NodeToWorker, { type: 'welcome' }>, events: PeerServerEvents, maxWorkers: number) {
+    // Room for every worker the node may start (nested tasks: up to max(4 x maxWorkers, 64)),
+    // beside the MAX_CONNECTIONS attached programs and strays get.
+    this.maxConnections = maxWorkers + MAX_CONNECTIONS;
+    this.#budget = new ConnectionBudget({
+      kind: 'connection to the node socket',
+      maxConnections: this.maxConnections,
+      // Every peer of a unix socket is this machine's (and this user's): the total is the budget.
+      maxConnectionsPerSource: Infinity,
+      handshakeTimeoutMs: HELLO_TIMEOUT_MS,
+      logger: debugLog,
+    });
     this.socketPath = socketPath;
     this.#welcome = welcome;
     this.#events = events;

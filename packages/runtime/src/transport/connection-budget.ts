@@ -3,7 +3,9 @@
 // `ulimit -n 1024`, failing its tasks. Every listener (the head, each data server, the attach
 // socket) counts its connections in total and per source address, refuses those past a budget at
 // once (a reason the peer can read, then closed), and closes any that has not finished its
-// handshake within a deadline. The peer cannot raise any of these.
+// handshake within a deadline. The peer cannot raise any of these. An authenticated connection
+// counts against the total only: it proved it holds the token, and many legitimate drivers may
+// share one address (a NAT).
 import type { Server, Socket } from 'node:net';
 import { DescriptorsExhaustedError } from '@shoal/protocol';
 import { BurstLog, type WarnLogger } from './burst-log.js';
@@ -55,6 +57,8 @@ export class ConnectionBudget {
   #total = 0;
   readonly #perSource = new Map<string, number>();
   readonly #deadlines = new Map<object, NodeJS.Timeout>();
+  /** The source each connection counts against, until it closes or authenticates. */
+  readonly #sourceOf = new Map<object, string>();
 
   constructor(options: ConnectionBudgetOptions) {
     this.#options = options;
@@ -105,14 +109,26 @@ export class ConnectionBudget {
     }, handshakeTimeoutMs);
     deadline.unref();
     this.#deadlines.set(socket, deadline);
+    this.#sourceOf.set(socket, source);
     socket.once('close', () => {
-      this.settle(socket);
+      this.authenticated(socket);
       this.#total -= 1;
-      const left = (this.#perSource.get(source) ?? 1) - 1;
-      if (left === 0) this.#perSource.delete(source);
-      else this.#perSource.set(source, left);
     });
     return true;
+  }
+
+  /**
+   * The connection proved it holds the token: it is settled (see {@link settle}) and no longer
+   * counts against its source's limit, only the total. Unknown sockets, and a second call, are ignored.
+   */
+  authenticated(socket: object): void {
+    this.settle(socket);
+    const source = this.#sourceOf.get(socket);
+    if (source === undefined) return;
+    this.#sourceOf.delete(socket);
+    const left = (this.#perSource.get(source) ?? 1) - 1;
+    if (left === 0) this.#perSource.delete(source);
+    else this.#perSource.set(source, left);
   }
 
   /**

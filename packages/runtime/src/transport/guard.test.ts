@@ -2,10 +2,14 @@ import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
-import { CLOSE_PROTOCOL_ERROR, HELLO_MAX_BYTES, encodeMessage } from '@shoal/protocol';
-import { PRE_AUTH_MAX_PAYLOAD, guard } from './guard.js';
+import { CLOSE_INTERNAL_ERROR, CLOSE_PROTOCOL_ERROR, HELLO_MAX_BYTES, encodeMessage } from '@shoal/protocol';
+import { CLOSE_REASON_MAX_BYTES, PRE_AUTH_MAX_PAYLOAD, closeWith, guard } from './guard.js';
 
 type Message = { readonly type: 'hello'; readonly token: string } | { readonly type: 'data'; readonly bytes: Uint8Array };
+
+/** Data of this many bytes makes the handler throw (a bug of ours); of LONG_REASON, close with a long reason. */
+const POISON = 13;
+const LONG_REASON = 7;
 
 /** A guarded server that answers each later message with its byte count. */
 async function server(maxPayload: number): Promise<{ url: string; warnings: string[] } & AsyncDisposable> {
@@ -22,7 +26,12 @@ async function server(maxPayload: number): Promise<{ url: string; warnings: stri
       logger: { warn: (_fields, message) => warnings.push(message) },
       decode: (raw) => raw as Message,
       welcome: () => socket.send('welcome'),
-      message: (message) => socket.send(String(message.type === 'data' ? message.bytes.length : -1)),
+      message: (message) => {
+        const length = message.type === 'data' ? message.bytes.length : -1;
+        if (length === POISON) throw new Error('a handler bug');
+        if (length === LONG_REASON) closeWith(socket, CLOSE_PROTOCOL_ERROR, `node id ${'é'.repeat(100)} is taken`);
+        else socket.send(String(length));
+      },
     }),
   );
   return {
@@ -33,7 +42,7 @@ async function server(maxPayload: number): Promise<{ url: string; warnings: stri
 }
 
 /** Sends `messages` in order; resolves with what came back and the close code, or when `answers` came. */
-function exchange(url: string, messages: Buffer[], answers: number): Promise<{ answers: string[]; code: number | undefined }> {
+function exchange(url: string, messages: Buffer[], answers: number): Promise<{ answers: string[]; code: number | undefined; reason?: string }> {
   return new Promise((resolve) => {
     const socket = new WebSocket(url);
     const got: string[] = [];
@@ -45,7 +54,7 @@ function exchange(url: string, messages: Buffer[], answers: number): Promise<{ a
         resolve({ answers: got, code: undefined });
       }
     });
-    socket.once('close', (code) => resolve({ answers: got, code }));
+    socket.once('close', (code, reason) => resolve({ answers: got, code, reason: String(reason) }));
     socket.on('error', () => {});
   });
 }
@@ -61,4 +70,33 @@ test('the guard takes only a small plain hello before the token, then the real l
   assert.ok(guarded.warnings.some((line) => line.includes(`a first message above ${HELLO_MAX_BYTES} bytes`)));
   // A small first message with binary data (which only the full codec reads) is refused too.
   assert.equal((await exchange(guarded.url, [encodeMessage({ type: 'data', bytes: Buffer.alloc(10) })], 1)).code, CLOSE_PROTOCOL_ERROR);
+});
+
+test('a handler that throws closes only its own connection (1011), and the server goes on', async () => {
+  await using guarded = await server(1 << 20);
+  const hello = encodeMessage({ type: 'hello', token: 'the-token' });
+  const data = (length: number) => encodeMessage({ type: 'data', bytes: Buffer.alloc(length) });
+  const other = new WebSocket(guarded.url);
+  await new Promise((resolve) => other.once('open', resolve));
+  other.send(hello);
+
+  const poisoned = await exchange(guarded.url, [hello, data(POISON)], 3);
+  assert.equal(poisoned.code, CLOSE_INTERNAL_ERROR);
+  assert.ok(guarded.warnings.some((line) => line.includes('handling its message failed') && line.includes('a handler bug')));
+  // The connection that was open all along still gets answers, and new ones are served.
+  const answer = new Promise((resolve) => other.on('message', (reply) => String(reply) !== 'welcome' && resolve(String(reply))));
+  other.send(data(5));
+  assert.equal(await answer, '5');
+  other.close();
+  assert.deepEqual((await exchange(guarded.url, [hello, data(3)], 2)).answers, ['welcome', '3']);
+});
+
+test('closeWith cuts a long reason to what a close frame holds, on a character boundary', async () => {
+  await using guarded = await server(1 << 20);
+  const hello = encodeMessage({ type: 'hello', token: 'the-token' });
+  const { code, reason } = await exchange(guarded.url, [hello, encodeMessage({ type: 'data', bytes: Buffer.alloc(LONG_REASON) })], 3);
+  assert.equal(code, CLOSE_PROTOCOL_ERROR);
+  assert.ok(reason !== undefined && reason.startsWith('node id éé'));
+  assert.ok(Buffer.byteLength(reason) <= CLOSE_REASON_MAX_BYTES && Buffer.byteLength(reason) >= CLOSE_REASON_MAX_BYTES - 1);
+  assert.ok(!reason.includes('\uFFFD'));
 });

@@ -8,7 +8,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
-import { CLOSE_BAD_TOKEN, CLOSE_PROTOCOL_ERROR, CLOSE_TIMEOUT, HELLO_MAX_BYTES, decodeHello, decodeMessage } from '@shoal/protocol';
+import { CLOSE_BAD_TOKEN, CLOSE_INTERNAL_ERROR, CLOSE_PROTOCOL_ERROR, CLOSE_TIMEOUT, HELLO_MAX_BYTES, decodeHello, decodeMessage } from '@shoal/protocol';
 
 /** Compares tokens in constant time. */
 export function sameToken(given: string, expected: string): boolean {
@@ -20,6 +20,21 @@ export function sameToken(given: string, expected: string): boolean {
 /** `ws://host:port`, with an IPv6 host in brackets. */
 export function wsUrl(host: string, port: number): string {
   return `ws://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** The most bytes a WebSocket close reason may have (RFC 6455: a 125-byte control payload less the code). */
+export const CLOSE_REASON_MAX_BYTES = 123;
+
+/**
+ * Closes `socket` with `reason` cut to {@link CLOSE_REASON_MAX_BYTES} of UTF-8 (on a character
+ * boundary): ws throws a RangeError for a longer one, and a reason may carry what a peer sent.
+ */
+export function closeWith(socket: WebSocket, code: number, reason: string): void {
+  let cut = reason;
+  while (Buffer.byteLength(cut) > CLOSE_REASON_MAX_BYTES) cut = cut.slice(0, -1);
+  // A lone high surrogate left by the cut would be sent as U+FFFD's three bytes.
+  if (/[\uD800-\uDBFF]$/.test(cut)) cut = cut.slice(0, -1);
+  socket.close(code, cut);
 }
 
 /**
@@ -78,6 +93,11 @@ export interface GuardOptions<M extends { readonly type: string }> {
   readonly welcome: (hello: HelloOf<M>) => void;
   /** Any later message. */
   readonly message: (message: M) => void;
+  /**
+   * Where a `welcome` or `message` handler that threw is reported (it is a bug of ours, not of the
+   * peer's; that connection is closed with 1011). Defaults to `logger.warn`.
+   */
+  readonly internalError?: (fields: Readonly<Record<string, unknown>>, message: string) => void;
 }
 
 /** Guards a freshly accepted socket: see the file's comment. */
@@ -111,7 +131,7 @@ export function guard<M extends { readonly type: string }>(socket: WebSocket, op
       return;
     }
     if (authenticated) {
-      options.message(message);
+      handled(() => options.message(message));
       return;
     }
     if (message.type !== 'hello' || !sameToken((message as HelloOf<M>).token, options.token)) {
@@ -123,6 +143,17 @@ export function guard<M extends { readonly type: string }>(socket: WebSocket, op
     authenticated = true;
     clearTimeout(timer);
     raiseMaxPayload(socket, options.maxPayload);
-    options.welcome(message as HelloOf<M>);
+    handled(() => options.welcome(message as HelloOf<M>));
   });
+  // A throw out of a 'message' listener is an uncaught exception: it would end the whole process
+  // (every other peer's connection with it) for what one connection sent.
+  function handled(handle: () => void): void {
+    try {
+      handle();
+    } catch (error) {
+      const report = options.internalError ?? logger.warn;
+      report({ remote, kind, reason: 'internal error', error }, `closed a ${kind} from ${remote}: handling its message failed: ${(error as Error).stack ?? String(error)}`);
+      closeWith(socket, CLOSE_INTERNAL_ERROR, 'internal error');
+    }
+  }
 }

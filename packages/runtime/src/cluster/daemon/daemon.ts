@@ -11,7 +11,7 @@ import { raiseDescriptorLimit } from '../../node/descriptors.js';
 import { NodeManager } from '../../node/node-manager.js';
 import { ClusterNode } from '../node/cluster-node.js';
 import { Head } from '../head/head.js';
-import { lifelinePath, removeDaemon, writeDaemon, type DaemonInfo } from './home.js';
+import { lifelinePath, removeDaemon, writeDaemon, writeToken, type DaemonInfo } from './home.js';
 import { wsStream } from '../../transport/ws-stream.js';
 import { pino } from 'pino';
 import { STOPPING_MESSAGE } from './daemon-log.js';
@@ -109,6 +109,9 @@ try {
   });
   const info: DaemonInfo = { pid: process.pid, address: node.address, head: headUrl, isHead: head !== undefined, nodeId: node.store.sessionId };
   writeDaemon(config.home, info);
+  // Only now that the head took it (a mistyped token never gets here), and apart from a head's
+  // own token: kept so that `shoal status` on this machine needs no --token.
+  if (!info.isHead) writeToken(config.home, config.token, 'joined');
   logger.info({ node: info.nodeId, address: node.address, head: headUrl }, `node ${info.nodeId} serving at ${node.address}, member of ${headUrl}`);
   const ready: DaemonMessage = { type: 'ready', info };
   // The starter disconnects once it has read this; the daemon lives on without it.

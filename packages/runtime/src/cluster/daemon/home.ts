@@ -34,16 +34,35 @@ export function writePrivate(path: string, text: string): void {
   renameSync(temporary, path);
 }
 
-export function readToken(home: string): string | undefined {
-  try {
-    return readFileSync(file(home, 'token'), 'utf8').trim() || undefined;
-  } catch {
-    return undefined;
+/**
+ * Which stored token: the one this machine's head made or was given (`token`, reused when the
+ * head starts again), or the one this machine last joined a cluster with (`joined-token`). They
+ * are kept apart so that joining with a mistyped token cannot replace the head's.
+ */
+export type TokenKind = 'head' | 'joined';
+
+const TOKEN_FILES: Readonly<Record<TokenKind, string>> = { head: 'token', joined: 'joined-token' };
+
+/**
+ * A stored token: of `kind`, or by default the one of the cluster this machine's daemon belongs
+ * to (the joined one first when the daemon description says it is no head), else either.
+ */
+export function readToken(home: string, kind?: TokenKind): string | undefined {
+  const order: readonly TokenKind[] = kind ? [kind] : readDaemon(home)?.isHead === false ? ['joined', 'head'] : ['head', 'joined'];
+  for (const which of order) {
+    try {
+      const token = readFileSync(file(home, TOKEN_FILES[which]), 'utf8').trim();
+      if (token) return token;
+    } catch {
+      // Not stored: the next kind.
+    }
   }
+  return undefined;
 }
 
-export function writeToken(home: string, token: string): void {
-  writePrivate(file(home, 'token'), `${token}\n`);
+/** Stores `token` as this machine's token of `kind` (mode 0600). */
+export function writeToken(home: string, token: string, kind: TokenKind = 'head'): void {
+  writePrivate(file(home, TOKEN_FILES[kind]), `${token}\n`);
 }
 
 export function readDaemon(home: string): DaemonInfo | undefined {

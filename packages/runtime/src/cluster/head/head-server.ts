@@ -17,7 +17,7 @@ import {
 } from '@shoal/protocol';
 import type { Logger } from '../../log.js';
 import { ConnectionBudget, httpRefusal, type BudgetLimits } from '../../transport/connection-budget.js';
-import { PRE_AUTH_MAX_PAYLOAD, guard, originAllowed, sameToken } from '../../transport/guard.js';
+import { PRE_AUTH_MAX_PAYLOAD, closeWith, guard, originAllowed, sameToken } from '../../transport/guard.js';
 import type { MemberLink } from './membership.js';
 
 /**
@@ -89,7 +89,7 @@ export class HeadServer {
     });
     this.#server = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: PRE_AUTH_MAX_PAYLOAD });
     this.#drivers = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: REMOTE_MAX_FRAME_BYTES });
-    this.#server.on('connection', (socket: WebSocket, request: IncomingMessage) => this.#accept(socket, request.socket.remoteAddress ?? 'unknown'));
+    this.#server.on('connection', (socket: WebSocket, request: IncomingMessage) => this.#accept(socket, request.socket.remoteAddress ?? 'unknown', request.socket));
     // A connection must have upgraded within the hello timeout (then the guard's hello deadline
     // applies, or /driver's token was checked), or it is closed.
     this.#budget = new ConnectionBudget({
@@ -220,13 +220,15 @@ export class HeadServer {
       refuse('503 Service Unavailable', 'no node runs beside this head');
       return;
     }
+    this.#budget.authenticated(socket);
     this.#drivers.handleUpgrade(request, socket, head, (ws) => {
       logger.info({ remote }, `a driver joined from ${remote}`);
       onDriver(ws);
     });
   }
 
-  #accept(socket: WebSocket, remote: string): void {
+  /** `raw`: the TCP socket under `socket`, which the budget counts. */
+  #accept(socket: WebSocket, remote: string, raw: object): void {
     const { logger, clusterId } = this.#options;
     let handle: ((message: ToHead) => void) | undefined;
     guard<ToHead>(socket, {
@@ -236,8 +238,10 @@ export class HeadServer {
       helloTimeoutMs: this.#options.helloTimeoutMs,
       maxPayload: this.#options.maxPayload,
       logger,
+      internalError: logger.error,
       decode: decodeToHead,
       welcome: (hello) => {
+        this.#budget.authenticated(raw);
         socket.send(encodeMessage({ type: 'welcome', clusterId }));
         handle = this.#options.connect(connectionOver(socket, remote, hello.role));
       },
@@ -255,7 +259,7 @@ function connectionOver(socket: WebSocket, remote: string, role: HeadRole): Head
       socket.send(encodeMessage(message));
       return true;
     },
-    reject: (reason) => socket.close(CLOSE_PROTOCOL_ERROR, reason),
+    reject: (reason) => closeWith(socket, CLOSE_PROTOCOL_ERROR, reason),
     terminate: () => socket.terminate(),
     onClose: (listener) => void socket.once('close', listener),
   };

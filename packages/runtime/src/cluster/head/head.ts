@@ -245,8 +245,8 @@ export class Head implements AsyncDisposable {
         // The id is bound to the connection that registered it while that one lives: a token
         // holder must not take over a live node's tasks. A node whose old connection is only
         // half-open retries (backoff) and gets in once heartbeats time the old one out.
-        // (A close reason has at most 123 bytes.)
-        const reason = `node id ${nodeId} is taken by a live connection; retry once it closed or missed heartbeats`;
+        // The reason names no id: the node knows its own, and a close reason has at most 123 bytes.
+        const reason = 'that node id is taken by a live connection; retry once it closed or missed heartbeats';
         this.#logger.warn(
           { nodeId, remote: connection.remote, reason },
           `refused a registration of ${nodeId} from ${connection.remote}: that node is connected (it may register again once its connection closed or missed heartbeats for ${this.#heartbeatTimeoutMs} ms)`,

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { mock, test } from 'node:test';
 import type { ClusterArg, ClusterTask } from '@shoal/protocol';
 import type { Logger } from '../../log.js';
 import { FakeLink, dataUrlOf, nodeReport } from './head-fakes.test.js';
@@ -150,4 +150,44 @@ test('a task placed again with no other node able to run it fails as a death, no
   assert.ok(lost?.type === 'result' && !lost.result.ok);
   assert.equal(lost.result.failure.code, 'ERR_NODE_DIED');
   assert.match(lost.result.failure.message, /no node there now offers CPU 1, gpu 1/);
+});
+
+test('a run its only able node is slow to acknowledge is neither failed nor cancelled; it completes once acknowledged', () => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  try {
+    const { forwarder, link, warnings } = cluster({ b: { CPU: 1, gpu: 1 } });
+    forwarder.spilled('a', task('r1', [], { resources: { gpu: 1 } }));
+    const [run] = link('b').take();
+    assert.ok(run?.type === 'run');
+    // Two ack timeouts pass: no other node has a gpu, so the head keeps waiting for b.
+    mock.timers.tick(5000);
+    mock.timers.tick(5000);
+    assert.deepEqual(link('a').take(), [], 'the submitter got no failure');
+    assert.deepEqual(link('b').take(), [], 'b was not told to drop it');
+    assert.deepEqual(warnings, ['node b did not acknowledge task work within 5000 ms, and no other node can run it: still waiting for it']);
+
+    forwarder.accepted('b', 'r1', run.seq);
+    assert.deepEqual(link('b').take(), [], 'its late ack is taken');
+    forwarder.finished('b', 'r1', { ok: true, size: 1, contains: [] });
+    const [result] = link('a').take();
+    assert.ok(result?.type === 'result' && result.returnId === 'r1' && result.holder === 'b');
+    assert.equal(forwarder.size, 0);
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test('a run not acknowledged in time goes to another able node, and only then is the first told to drop it', () => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  try {
+    const { forwarder, link } = cluster({ b: { CPU: 2 }, c: { CPU: 1 } });
+    forwarder.spilled('a', task('r1'));
+    assert.equal(link('b').take()[0]?.type, 'run');
+    mock.timers.tick(5000);
+    assert.deepEqual(link('b').take(), [{ type: 'cancel', returnId: 'r1' }]);
+    const [again] = link('c').take();
+    assert.ok(again?.type === 'run' && again.task.returnId === 'r1');
+  } finally {
+    mock.timers.reset();
+  }
 });

@@ -3,7 +3,7 @@ import type { Logger } from '../../log.js';
 import { demandOf } from '../../scheduling/resources.js';
 import type { Membership } from './membership.js';
 import type { ObjectDirectory } from './object-directory.js';
-import { placeTask } from './placement-policy.js';
+import { placeTask, type Placement } from './placement-policy.js';
 
 /** A task the head sent to a node other than its submitter's. */
 interface Forwarded {
@@ -18,6 +18,8 @@ interface Forwarded {
   readonly avoid: readonly string[];
   /** Until `target` acknowledges the run: then places it again elsewhere. */
   timer: NodeJS.Timeout | undefined;
+  /** It outlived an ack timeout with no other node to go to (logged once). */
+  waited: boolean;
 }
 
 /** How long a node has to acknowledge a run, unless the head is told otherwise. */
@@ -29,7 +31,7 @@ export const RUN_ACK_TIMEOUT_MS = 5000;
  * it at its submitter; relays the result back; forwards cancels; and when a node dies, places its
  * tasks again (up to their `maxRetries`) and cancels the tasks it had submitted. A node that does
  * not acknowledge a run (`accepted`) within `runAckTimeoutMs` is told to drop it and the run is
- * placed elsewhere; only the node the head last sent it to may then acknowledge or finish it (any
+ * placed elsewhere, if another node can take it (else the head keeps waiting for it); only the node the head last sent it to may then acknowledge or finish it (any
  * other is answered with `cancel`), so it cannot run, or finish, twice.
  *
  * @example
@@ -130,11 +132,18 @@ export class TaskForwarder {
 
   /** `retry`: the node it ran on died, so the submitter is a candidate like any other. */
   #place(origin: string, task: ClusterTask, retry: boolean, avoid: readonly string[] = []): void {
+    this.#apply(origin, task, this.#decide(origin, task, retry, avoid), avoid);
+  }
+
+  #decide(origin: string, task: ClusterTask, retry: boolean, avoid: readonly string[]): Placement {
     const directory = this.#directory;
-    const decision = placeTask(
+    return placeTask(
       { members: this.#membership.snapshot(), holds: (objectId, nodeId) => directory.holds(objectId, nodeId), dropped: this.#membership.dropped() },
       { task, origin, retry, avoid },
     );
+  }
+
+  #apply(origin: string, task: ClusterTask, decision: Placement, avoid: readonly string[]): void {
     switch (decision.kind) {
       case 'placed':
         this.#run(origin, task, decision.nodeId, avoid);
@@ -162,10 +171,15 @@ export class TaskForwarder {
       }
     }
     const lost = this.#forwarded.get(task.returnId)?.lost ?? 0;
-    const timer = setTimeout(() => this.#unacknowledged(task.returnId, seq), this.#runAckTimeoutMs);
-    timer.unref();
-    this.#forwarded.set(task.returnId, { task, origin, target, lost, seq, avoid, timer });
+    const timer = this.#ackTimer(task.returnId, seq);
+    this.#forwarded.set(task.returnId, { task, origin, target, lost, seq, avoid, timer, waited: false });
     this.#membership.send(target, { type: 'run', seq, origin, task, sources });
+  }
+
+  #ackTimer(returnId: string, seq: number): NodeJS.Timeout {
+    const timer = setTimeout(() => this.#unacknowledged(returnId, seq), this.#runAckTimeoutMs);
+    timer.unref();
+    return timer;
   }
 
   /** `target` did not take the run in time (it swallowed it, or is stalled): it goes elsewhere. */
@@ -173,6 +187,23 @@ export class TaskForwarder {
     const forwarded = this.#forwarded.get(returnId);
     if (forwarded?.seq !== seq || forwarded.timer === undefined) return;
     const { task, origin, target } = forwarded;
+    const avoid = [...forwarded.avoid, target];
+    const decision = this.#decide(origin, task, forwarded.lost > 0, avoid);
+    if (decision.kind === 'infeasible') {
+      // No other node could take it: failing it would blame the task ("no node offers that")
+      // for a node that is only slow, and cancelling would leave it nowhere. It stays with
+      // `target`; if that node is dead, the heartbeat sweep drops it and departed() places the
+      // run again or fails it as NodeUnresponsive/NodeDied.
+      if (!forwarded.waited) {
+        this.#logger.warn(
+          { nodeId: target, task: task.fn.name, returnId, runAckTimeoutMs: this.#runAckTimeoutMs },
+          `node ${target} did not acknowledge task ${task.fn.name} within ${this.#runAckTimeoutMs} ms, and no other node can run it: still waiting for it`,
+        );
+      }
+      forwarded.waited = true;
+      forwarded.timer = this.#ackTimer(returnId, seq);
+      return;
+    }
     forwarded.timer = undefined;
     this.#logger.warn(
       { nodeId: target, task: task.fn.name, returnId, runAckTimeoutMs: this.#runAckTimeoutMs },
@@ -180,7 +211,7 @@ export class TaskForwarder {
     );
     // In case it took the run after all: it must not run it beside the new placement.
     this.#membership.send(target, { type: 'cancel', returnId });
-    this.#place(origin, task, forwarded.lost > 0, [...forwarded.avoid, target]);
+    this.#apply(origin, task, decision, avoid);
   }
 
   #forget(returnId: string): void {

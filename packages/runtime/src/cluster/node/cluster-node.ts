@@ -312,9 +312,14 @@ export class ClusterNode implements AsyncDisposable {
         return;
       case 'run':
         this.#runsSeen = Math.max(this.#runsSeen, message.seq);
-        // Before running it: a run the head hears nothing of in time is placed elsewhere.
-        this.link.send({ type: 'accepted', seq: message.seq, returnId: message.task.returnId });
-        this.node.cluster.runForeign(message.origin, message.task, (id) => this.#fetch(id, message.sources[id] ?? []));
+        // Acknowledged only if taken (a closing node takes none, and the head then places the run
+        // elsewhere after its ack timeout, or once this node left), and before it runs.
+        this.node.cluster.runForeign(
+          message.origin,
+          message.task,
+          (id) => this.#fetch(id, message.sources[id] ?? []),
+          () => this.link.send({ type: 'accepted', seq: message.seq, returnId: message.task.returnId }),
+        );
         return;
       case 'declined':
         this.#peers.blockSpills();

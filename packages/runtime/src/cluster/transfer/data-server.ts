@@ -174,7 +174,7 @@ export class DataServer implements AsyncDisposable {
     server.on('connection', (socket, request) => {
       // Upgraded: the guard's hello deadline takes over from the budget's.
       budget.settle(request.socket);
-      this.#accept(socket, request.socket.remoteAddress ?? 'unknown');
+      this.#accept(socket, request.socket.remoteAddress ?? 'unknown', () => budget.authenticated(request.socket));
     });
     const idleMs = this.#options.idleTimeoutMs ?? DATA_IDLE_TIMEOUT_MS;
     this.#idleSweep = setInterval(() => this.#closeIdle(idleMs), Math.max(10, Math.min(idleMs / 2, 30_000)));
@@ -252,7 +252,8 @@ export class DataServer implements AsyncDisposable {
     if (this.#pullers.size === 0) this.#drained?.();
   }
 
-  #accept(socket: WebSocket, remote: string): void {
+  /** `authenticated`: tells the budget the peer proved its token (it then counts in the total only). */
+  #accept(socket: WebSocket, remote: string, authenticated: () => void): void {
     if (this.#state !== 'running') {
       socket.close(CLOSE_GOING_AWAY, 'data server closing');
       return;
@@ -288,8 +289,12 @@ export class DataServer implements AsyncDisposable {
       helloTimeoutMs: HELLO_TIMEOUT_MS,
       maxPayload: DATA_SERVER_MAX_PAYLOAD_BYTES,
       logger: this.#logger,
+      internalError: this.#logger.error,
       decode: decodeToHolder,
-      welcome: () => send({ type: 'welcome', nodeId: this.#options.nodeId }),
+      welcome: () => {
+        authenticated();
+        send({ type: 'welcome', nodeId: this.#options.nodeId });
+      },
       message: (message) => {
         puller.lastMessage = Date.now();
         switch (message.type) {
