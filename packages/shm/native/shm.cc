@@ -348,6 +348,92 @@ Napi::Value DescriptorLimit(const Napi::CallbackInfo& info) {
   return result;
 }
 
+// Counters in a shared mapping (the session's capacity page): 64-bit words that processes of a
+// session update at once. JS Atomics cannot be used on them: the mappings are plain external
+// ArrayBuffers, not SharedArrayBuffers. Each call names a buffer and the byte offset of an
+// aligned word in it, and is one atomic instruction (or a compare-and-swap loop) on that word.
+bool CounterAt(const Napi::CallbackInfo& info, std::atomic<int64_t>** word) {
+  int64_t offset;
+  if (!info[0].IsArrayBuffer() || !ToSize(info[1], &offset)) return false;
+  Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
+  if (offset % 8 != 0 || static_cast<uint64_t>(offset) + 8 > buffer.ByteLength()) return false;
+  // std::atomic<int64_t> is lock-free and layout-compatible with int64_t on every target Node
+  // supports (checked below), so a mapped word can be used as one.
+  *word = reinterpret_cast<std::atomic<int64_t>*>(static_cast<uint8_t*>(buffer.Data()) + offset);
+  return true;
+}
+static_assert(sizeof(std::atomic<int64_t>) == sizeof(int64_t) && std::atomic<int64_t>::is_always_lock_free,
+              "a shared counter must be a plain lock-free 64-bit word");
+
+// Signed deltas and expected values: any integer JavaScript holds exactly.
+bool ToInteger(const Napi::Value& value, int64_t* out) {
+  if (!value.IsNumber()) return false;
+  double d = value.As<Napi::Number>().DoubleValue();
+  if (!(d >= -9007199254740991.0 && d <= 9007199254740991.0) || d != static_cast<double>(static_cast<int64_t>(d))) return false;
+  *out = static_cast<int64_t>(d);
+  return true;
+}
+
+// loadCounter(buffer, offset) -> the word's value.
+Napi::Value LoadCounter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::atomic<int64_t>* word;
+  if (!CounterAt(info, &word)) return ThrowType(env, "loadCounter(buffer, offset)");
+  return Napi::Number::New(env, static_cast<double>(word->load(std::memory_order_acquire)));
+}
+
+// addToCounter(buffer, offset, delta) -> the new value.
+Napi::Value AddToCounter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::atomic<int64_t>* word;
+  int64_t delta;
+  if (!CounterAt(info, &word) || !ToInteger(info[2], &delta)) return ThrowType(env, "addToCounter(buffer, offset, delta)");
+  return Napi::Number::New(env, static_cast<double>(word->fetch_add(delta, std::memory_order_acq_rel) + delta));
+}
+
+// reserveOnCounter(buffer, offset, size, limit) -> whether `size` was added: only if the word
+// stays at most `limit`. The check and the add are one compare-and-swap, so writers in
+// different processes can never take the same room twice.
+Napi::Value ReserveOnCounter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::atomic<int64_t>* word;
+  int64_t size, limit;
+  if (!CounterAt(info, &word) || !ToSize(info[2], &size) || !ToSize(info[3], &limit)) {
+    return ThrowType(env, "reserveOnCounter(buffer, offset, size, limit)");
+  }
+  int64_t current = word->load(std::memory_order_relaxed);
+  do {
+    if (current > limit - size) return Napi::Boolean::New(env, false);
+  } while (!word->compare_exchange_weak(current, current + size, std::memory_order_acq_rel, std::memory_order_relaxed));
+  return Napi::Boolean::New(env, true);
+}
+
+// takeFromCounter(buffer, offset, size) -> whether `size` was subtracted: only if the word holds
+// at least that much (a reservation is converted once, never below zero).
+Napi::Value TakeFromCounter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::atomic<int64_t>* word;
+  int64_t size;
+  if (!CounterAt(info, &word) || !ToSize(info[2], &size)) return ThrowType(env, "takeFromCounter(buffer, offset, size)");
+  int64_t current = word->load(std::memory_order_relaxed);
+  do {
+    if (current < size) return Napi::Boolean::New(env, false);
+  } while (!word->compare_exchange_weak(current, current - size, std::memory_order_acq_rel, std::memory_order_relaxed));
+  return Napi::Boolean::New(env, true);
+}
+
+// exchangeCounter(buffer, offset, expected, desired) -> whether the word held `expected` and now
+// holds `desired` (a process claiming a free slot of the page).
+Napi::Value ExchangeCounter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::atomic<int64_t>* word;
+  int64_t expected, desired;
+  if (!CounterAt(info, &word) || !ToInteger(info[2], &expected) || !ToInteger(info[3], &desired)) {
+    return ThrowType(env, "exchangeCounter(buffer, offset, expected, desired)");
+  }
+  return Napi::Boolean::New(env, word->compare_exchange_strong(expected, desired, std::memory_order_acq_rel));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
@@ -361,6 +447,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   exports.Set("setParentDeathSignal", Napi::Function::New(env, SetParentDeathSignal, "setParentDeathSignal"));
   exports.Set("descriptorLimit", Napi::Function::New(env, DescriptorLimit, "descriptorLimit"));
+  exports.Set("loadCounter", Napi::Function::New(env, LoadCounter, "loadCounter"));
+  exports.Set("addToCounter", Napi::Function::New(env, AddToCounter, "addToCounter"));
+  exports.Set("reserveOnCounter", Napi::Function::New(env, ReserveOnCounter, "reserveOnCounter"));
+  exports.Set("takeFromCounter", Napi::Function::New(env, TakeFromCounter, "takeFromCounter"));
+  exports.Set("exchangeCounter", Napi::Function::New(env, ExchangeCounter, "exchangeCounter"));
   return exports;
 }
 

@@ -35,4 +35,5 @@ export {
   type OpenMode,
   type ShmStats,
 } from './segment.js';
+export { addToCounter, exchangeCounter, loadCounter, reserveOnCounter, takeFromCounter } from './counters.js';
 export { descriptorUsage, raiseDescriptorLimit, type DescriptorUsage } from './descriptors.js';

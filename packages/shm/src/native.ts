@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 
-/** The raw addon surface (see native/shm.cc). Only segment.ts calls it. */
+/** The raw addon surface (see native/shm.cc). Only segment.ts, descriptors.ts and counters.ts call it. */
 export interface NativeShm {
   open(path: string, mode: 0 | 1 | 2): number;
   close(fd: number): void;
@@ -14,6 +14,11 @@ export interface NativeShm {
   stats(): { mappings: number; mappedBytes: number; pageSize: number };
   setParentDeathSignal(signal: number): number;
   descriptorLimit(raise: boolean): { soft: number; hard: number };
+  loadCounter(buffer: ArrayBuffer, offset: number): number;
+  addToCounter(buffer: ArrayBuffer, offset: number, delta: number): number;
+  reserveOnCounter(buffer: ArrayBuffer, offset: number, size: number, limit: number): boolean;
+  takeFromCounter(buffer: ArrayBuffer, offset: number, size: number): boolean;
+  exchangeCounter(buffer: ArrayBuffer, offset: number, expected: number, desired: number): boolean;
 }
 
 function load(): NativeShm {
