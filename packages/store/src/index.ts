@@ -5,6 +5,7 @@ export type { ObjectStatus } from './object-table.js';
 export { IncomingObject, type IncomingState } from './incoming-object.js';
 export { OutgoingObject } from './outgoing-object.js';
 export { SessionSegments } from './session-segments.js';
+export { SegmentReservations } from './segment-reservations.js';
 export { ObjectWriter, type TypedArrayKind, type WriterHost } from './object-writer.js';
 export {
   defaultMaxMappings,

@@ -87,7 +87,7 @@ export class ObjectLifecycle {
   }
 
   /** See `ObjectStore.register`. */
-  register(id: string, payload: ObjectPayload): void {
+  register(id: string, payload: ObjectPayload, writer?: number): void {
     const incoming = payload.bytes ? undefined : this.#incoming.get(id);
     if (incoming) return incoming.seal(payload.contains);
     if (payload.bytes) {
@@ -102,7 +102,7 @@ export class ObjectLifecycle {
     if (existing && existing.state !== 'pending') throw new Error(`object ${id} already exists`);
     if (!payload.bytes) {
       try {
-        this.#chargeWritten(id, payload.size);
+        this.#chargeWritten(id, payload.size, writer);
       } catch (error) {
         // No room, or a file that is not what its writer said: the file goes; a pending object (a
         // task's result) is that failure.
@@ -135,16 +135,39 @@ export class ObjectLifecycle {
   }
 
   /**
-   * A segment another process wrote is charged: its grant becomes the object's bytes; without
-   * one (or beyond it) it must fit now, or ObjectStoreFullError.
+   * A segment another process wrote is charged: its grant, or what `writer` (its pid) reserved
+   * in the capacity page, becomes the object's bytes, with no moment in between when another
+   * writer could take them. Without either (or beyond a grant) it must fit now, or
+   * ObjectStoreFullError. A file that is not the size its writer said is refused, and the room
+   * held for it given back.
    */
-  #chargeWritten(id: string, size: number): void {
+  #chargeWritten(id: string, size: number, writer: number | undefined): void {
     const granted = this.#grants.get(id) ?? 0;
-    this.releaseGrant(id);
-    checkWrittenSize(this.#pathOf(id), size, `object ${id}`);
-    this.makeRoom(size);
-    this.capacity.assertRoom(size, granted > 0 ? ` (${granted} bytes were reserved for it)` : ' (written by another process of the session)');
-    this.capacity.addSegment(size);
+    // Bytes of `used` already held for this segment: from here they are this charge's to keep or give back.
+    let held = 0;
+    if (granted >= size && this.#grants.delete(id)) held = granted;
+    else {
+      this.releaseGrant(id);
+      if (writer !== undefined && this.capacity.takeReserved(writer, size)) held = size;
+    }
+    try {
+      checkWrittenSize(this.#pathOf(id), size, `object ${id}`);
+      if (held === 0) {
+        this.makeRoom(size);
+        this.capacity.reserve(size, granted > 0 ? ` (${granted} bytes were reserved for it)` : ' (written by another process of the session)');
+        held = size;
+      }
+    } catch (error) {
+      this.capacity.unreserve(held);
+      throw error;
+    }
+    this.capacity.unreserve(held - size);
+    this.capacity.commitSegment();
+  }
+
+  /** See `ObjectStore.releaseWriter`. */
+  releaseWriter(pid: number): number {
+    return this.capacity.releaseWriter(pid);
   }
 
   /** See `ObjectStore.acceptIncoming`. */

@@ -16,7 +16,7 @@ import {
 import type { IncomingObject } from './incoming-object.js';
 import { ObjectLifecycle, type StoreEvents } from './object-lifecycle.js';
 import type { ObjectStatus } from './object-table.js';
-import { type ObjectWriter, type TypedArrayKind, resolveCreateArguments } from './object-writer.js';
+import { type ObjectWriter, type TypedArrayKind, describe, resolveCreateArguments } from './object-writer.js';
 import { resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions } from './options.js';
 import type { OutgoingObject } from './outgoing-object.js';
 import { SessionDirectory } from './session-directory.js';
@@ -229,15 +229,25 @@ export class ObjectStore {
 
   /**
    * Records an object written by another process of this session (a worker's put or task
-   * result): inline bytes, or a segment file it wrote into this session's directory. Settles a
-   * pending object of the same id. A segment is charged against the room reserved for it
-   * ({@link ObjectStore.reserveRoom}); what was not reserved must fit now, or its file is removed
-   * and a pending object settles as ObjectStoreFullError (otherwise that error is thrown). A segment that arrived through {@link ObjectStore.acceptIncoming}
-   * and is fully written is sealed instead (its reservation becomes the object).
+   * result): inline bytes, or a segment file it wrote into this session's directory, charged
+   * with the room reserved for it (its grant, {@link ObjectStore.reserveRoom}, or what process
+   * `writer` reserved in the capacity page); unreserved room must fit now, or the file is removed
+   * and a pending object settles as ObjectStoreFullError (otherwise that error is thrown). Settles
+   * a pending object of the same id; a finished {@link ObjectStore.acceptIncoming} is sealed.
    */
-  register(id: string, payload: ObjectPayload): void {
+  register(id: string, payload: ObjectPayload, writer?: number): void {
     this.#assertRunning('register an object');
-    this.#objects.register(id, payload);
+    this.#objects.register(id, payload, writer);
+  }
+
+  /** Moves the capacity's books to a page in the session directory, where the node's peers reserve room too. */
+  shareCapacity(): void {
+    this.#objects.capacity.share(this.#directory.path);
+  }
+
+  /** Process `pid` of the session is gone: room it had reserved and not used is given back. Returns the bytes. */
+  releaseWriter(pid: number): number {
+    return this.#state === 'running' ? this.#objects.releaseWriter(pid) : 0;
   }
 
   /**
@@ -385,9 +395,4 @@ export class ObjectStore {
   #assertRunning(operation: string): void {
     if (this.#state !== 'running') throw new StoreClosedError(operation);
   }
-}
-
-function describe(value: unknown): string {
-  if (value === null || typeof value !== 'object') return String(value);
-  return (value as { constructor?: { name?: string } }).constructor?.name ?? 'object';
 }

@@ -14,6 +14,12 @@ export interface WriterHost {
   publishInline(array: ArrayBufferView): ObjectRef;
 }
 
+/** What an argument is, for an error message: its class name, or the primitive itself. */
+export function describe(value: unknown): string {
+  if (value === null || typeof value !== 'object') return String(value);
+  return (value as { constructor?: { name?: string } }).constructor?.name ?? 'object';
+}
+
 /** Checks `store.create`'s arguments and names what is wrong. */
 export function resolveCreateArguments(
   typeOrBytes: unknown,

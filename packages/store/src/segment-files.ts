@@ -6,6 +6,7 @@ import * as shm from '@shoal/shm';
 import { DescriptorsExhaustedError, ObjectCorruptError, SharedMemoryError, TooManyMappingsError } from '@shoal/protocol';
 import { readMaxMapCount } from './options.js';
 
+export { addToCounter, exchangeCounter, loadCounter, reserveOnCounter, takeFromCounter } from '@shoal/shm';
 export { descriptorUsage, raiseDescriptorLimit, setParentDeathSignal, shmStats, sliceBuffer, type DescriptorUsage, type MapOptions, type OpenMode } from '@shoal/shm';
 
 // Half of the kernel's per-process map count: the rest is for V8, libraries and the allocator.
