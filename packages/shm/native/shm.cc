@@ -374,6 +374,17 @@ bool ToInteger(const Napi::Value& value, int64_t* out) {
   return true;
 }
 
+// Adds `delta` to the word if `allowed(current value)`, as one compare-and-swap loop: the check
+// and the add see the same value, whatever other processes do meanwhile. Returns whether it did.
+template <typename Allowed>
+bool AddIf(std::atomic<int64_t>* word, int64_t delta, Allowed allowed) {
+  int64_t current = word->load(std::memory_order_relaxed);
+  do {
+    if (!allowed(current)) return false;
+  } while (!word->compare_exchange_weak(current, current + delta, std::memory_order_acq_rel, std::memory_order_relaxed));
+  return true;
+}
+
 // loadCounter(buffer, offset) -> the word's value.
 Napi::Value LoadCounter(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -401,11 +412,7 @@ Napi::Value ReserveOnCounter(const Napi::CallbackInfo& info) {
   if (!CounterAt(info, &word) || !ToSize(info[2], &size) || !ToSize(info[3], &limit)) {
     return ThrowType(env, "reserveOnCounter(buffer, offset, size, limit)");
   }
-  int64_t current = word->load(std::memory_order_relaxed);
-  do {
-    if (current > limit - size) return Napi::Boolean::New(env, false);
-  } while (!word->compare_exchange_weak(current, current + size, std::memory_order_acq_rel, std::memory_order_relaxed));
-  return Napi::Boolean::New(env, true);
+  return Napi::Boolean::New(env, AddIf(word, size, [&](int64_t current) { return current <= limit - size; }));
 }
 
 // takeFromCounter(buffer, offset, size) -> whether `size` was subtracted: only if the word holds
@@ -415,11 +422,7 @@ Napi::Value TakeFromCounter(const Napi::CallbackInfo& info) {
   std::atomic<int64_t>* word;
   int64_t size;
   if (!CounterAt(info, &word) || !ToSize(info[2], &size)) return ThrowType(env, "takeFromCounter(buffer, offset, size)");
-  int64_t current = word->load(std::memory_order_relaxed);
-  do {
-    if (current < size) return Napi::Boolean::New(env, false);
-  } while (!word->compare_exchange_weak(current, current - size, std::memory_order_acq_rel, std::memory_order_relaxed));
-  return Napi::Boolean::New(env, true);
+  return Napi::Boolean::New(env, AddIf(word, -size, [&](int64_t current) { return current >= size; }));
 }
 
 // exchangeCounter(buffer, offset, expected, desired) -> whether the word held `expected` and now
