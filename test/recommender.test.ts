@@ -32,7 +32,7 @@ test('the recommender serves from shared memory and switches versions with no fa
     await until(() => /listening on http:\/\/127\.0\.0\.1:(\d+)/.test(output), 'the server to listen', 30_000);
     const base = `http://127.0.0.1:${/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(output)![1]}`;
     const directory = /session (\/dev\/shm\/shoal-[0-9A-Za-z]+)/.exec(output)![1]!;
-    const matrices = () => readdirSync(directory).filter((name) => name !== 'owner.json' && name !== 'node.sock');
+    const matrices = () => readdirSync(directory).filter((name) => name !== 'owner.json' && !name.startsWith('node.'));
 
     const first = (await (await fetch(`${base}/recommend?item=7&k=5`)).json()) as Recommendation;
     assert.equal(first.version, 1);

@@ -212,6 +212,7 @@ export class NodeClient implements Runtime {
   }
 
   #putEncoded<T>(encoded: EncodedValue): ObjectRef<T> {
+    this.#assertOpen('put an object');
     const id = newObjectId();
     this.#connection.send({ type: 'put', id, payload: this.#objects.payload(id, encoded) });
     this.#refs.heldByNode(id);
@@ -228,6 +229,7 @@ export class NodeClient implements Runtime {
   }
 
   create(kind: TypedArrayKind | number, length?: number): ObjectWriter<ArrayBufferView> {
+    this.#assertOpen('create an object');
     const id = newObjectId();
     return this.#objects.create(id, kind, length, {
       publishInline: (array) => this.put(array),
@@ -367,6 +369,14 @@ export class NodeClient implements Runtime {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+
+  /**
+   * Puts need the connection: after it closed, the node has given back this process's capacity
+   * slot, so room reserved now would never be returned.
+   */
+  #assertOpen(operation: string): void {
+    if (this.#closed) throw this.#lost ?? new RuntimeShutdownError(`Cannot ${operation}`);
   }
 
   #request<T>(message: Request): Promise<T> {

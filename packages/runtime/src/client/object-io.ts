@@ -11,8 +11,7 @@ import {
   type ObjectPayload,
   type ObjectRef,
 } from '@shoal/protocol';
-import { ObjectWriter, SessionSegments, type TypedArrayKind, type WriterHost } from '@shoal/store';
-
+import { ObjectWriter, SegmentReservations, SessionSegments, type TypedArrayKind, type WriterHost } from '@shoal/store';
 
 /** How a client announces an object made with `create()` once it is sealed. */
 export interface Publisher {
@@ -29,8 +28,12 @@ export interface Publisher {
  * The client picks one when it is made, so no operation asks which kind of client it is.
  */
 export interface ObjectIO {
-  /** What the node is told of object `id` (a put or a task result): a segment written here, or its bytes. */
-  payload(id: string, encoded: EncodedValue): ObjectPayload;
+  /**
+   * What the node is told of object `id` (a put or a task result): a segment written here, or its
+   * bytes. A segment's room is reserved first unless `granted` (the node granted it already).
+   * @throws ObjectStoreFullError when the segment does not fit: nothing was written.
+   */
+  payload(id: string, encoded: EncodedValue, granted?: boolean): ObjectPayload;
   /** Bytes of shared memory writing `encoded` takes (0 when it travels inline): the room to reserve first. */
   segmentBytes(encoded: EncodedValue): number;
   /** A writer for `create()`, to fill in place. */
@@ -43,23 +46,34 @@ export interface ObjectIO {
   forget(id: string): void;
 }
 
-/** Objects in the node's session directory, read and written in place (zero-copy). */
+/**
+ * Objects in the node's session directory, read and written in place (zero-copy). Room for each
+ * segment is reserved in the node's capacity page before the file is created.
+ */
 export class LocalObjects implements ObjectIO {
   readonly #segments: SessionSegments;
+  readonly #reservations: SegmentReservations;
   readonly #inlineThreshold: number;
   readonly #segment = (id: string, size: number): unknown => this.#segments.read(id, size);
 
   /** `directory`: the node's session directory; objects from `inlineThreshold` bytes go to segments. */
   constructor(directory: string, inlineThreshold: number) {
     this.#segments = new SessionSegments(directory);
+    this.#reservations = new SegmentReservations(directory);
     this.#inlineThreshold = inlineThreshold;
   }
 
-  payload(id: string, encoded: EncodedValue): ObjectPayload {
+  payload(id: string, encoded: EncodedValue, granted = false): ObjectPayload {
     const contains = encoded.refs.map((ref) => ref.id);
     const size = encoded.layout.totalSize;
     if (size >= this.#inlineThreshold) {
-      this.#segments.writeEncoded(id, encoded);
+      if (!granted) this.#reservations.reserve(size);
+      try {
+        this.#segments.writeEncoded(id, encoded);
+      } catch (error) {
+        if (!granted) this.#reservations.release(size);
+        throw error;
+      }
       return { size, contains };
     }
     return { size, bytes: writeInline(encoded), contains };
@@ -72,7 +86,7 @@ export class LocalObjects implements ObjectIO {
 
   create(id: string, kind: TypedArrayKind | number, length: number | undefined, publisher: Publisher): ObjectWriter<ArrayBufferView> {
     const { kind: resolvedKind, count } = writerShape(kind, length);
-    return this.#segments.create(id, resolvedKind, count, writerHost(this.#inlineThreshold, publisher));
+    return this.#segments.create(id, resolvedKind, count, writerHost(this.#inlineThreshold, publisher, this.#reservations));
   }
 
   materialize(id: string, location: ObjectLocation): unknown {
@@ -164,13 +178,13 @@ function writerShape(kind: TypedArrayKind | number, length: number | undefined):
   return typeof kind === 'number' ? { kind: 'Uint8Array', count: kind } : { kind: kind.name, count: length ?? Number.NaN };
 }
 
-/** A writer's host for a client: capacity is the node's business (nothing reserved here). */
-function writerHost(inlineThreshold: number, publisher: Publisher): WriterHost {
+/** A writer's host for a client: room is reserved in the node's page (none without shared memory). */
+function writerHost(inlineThreshold: number, publisher: Publisher, reservations?: SegmentReservations): WriterHost {
   return {
     inlineThreshold,
     publishInline: (array) => publisher.publishInline(array),
-    reserve: () => {},
-    unreserve: () => {},
+    reserve: (size) => reservations?.reserve(size),
+    unreserve: (size) => reservations?.release(size),
     publish: (size) => publisher.publish(size),
   };
 }

@@ -31,6 +31,8 @@ export class ObjectService {
   constructor(store: ObjectStore, holds: RefHolds) {
     this.#store = store;
     this.#holds = holds;
+    // Peers on this machine write segments themselves: they reserve in the store's shared books.
+    store.shareCapacity();
   }
 
   /** Where `id` is, for `peer` (recorded: a peer told of a segment may map it, and is told to forget it). */
@@ -118,8 +120,12 @@ export class ObjectService {
     this.#grantedTo.delete(id);
   }
 
-  /** The peer went away: nothing is sent to it any more, and room it was granted is given back. */
+  /**
+   * The peer went away: nothing is sent to it any more, and room it was granted, or reserved
+   * itself in the capacity page and never used, is given back.
+   */
   forget(peer: Peer): void {
+    if (!peer.remote) this.#store.releaseWriter(peer.pid);
     for (const [id, writer] of this.#grantedTo) {
       if (writer !== peer) continue;
       this.#grantedTo.delete(id);
@@ -140,7 +146,7 @@ export class ObjectService {
         // A remote driver's large object: into a segment, as if it had written it here.
         this.#store.registerBytes(id, payload.bytes, payload.contains);
       } else {
-        this.#store.register(id, payload);
+        this.#store.register(id, payload, peer.remote ? undefined : peer.pid);
       }
     } catch (error) {
       // No room (or /dev/shm full): the object exists as that failure, for whoever gets it.

@@ -110,8 +110,11 @@ export class TaskExecutor {
       const encoded = encodeValue(result, 'result');
       // Room first: the node refuses a result that does not fit before a byte of it is written.
       const size = this.#objects.segmentBytes(encoded);
-      if (size > 0 && this.#reserve) await this.#reserve(message.returnId, size);
-      this.#connection.send({ type: 'done', taskId: message.taskId, result: this.#objects.payload(message.returnId, encoded) });
+      const reserve = size > 0 ? this.#reserve : undefined;
+      if (reserve) await reserve(message.returnId, size);
+      // Granted by the node already: the payload must not reserve it a second time.
+      const payload = this.#objects.payload(message.returnId, encoded, reserve !== undefined);
+      this.#connection.send({ type: 'done', taskId: message.taskId, result: payload });
     } catch (error) {
       this.#connection.send({ type: 'failed', taskId: message.taskId, error: encodeError(error) });
     }
