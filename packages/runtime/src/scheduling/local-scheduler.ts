@@ -20,54 +20,12 @@ import { acquire, demandOf, type Resources } from './resources.js';
 import { mayRetry, retriesException } from './retry.js';
 import type { Task } from './task.js';
 import type { WorkerSlot } from './worker-slot.js';
-import { WorkerLeases, type LeaseEvents } from './worker-leases.js';
+import { WorkerLeases } from './worker-leases.js';
+import type { SchedulerHost, TaskSubmission } from './scheduler-ports.js';
+
+export type { SchedulerHost, SpillTarget, TaskObjects, TaskSubmission } from './scheduler-ports.js';
 
 const debug = debuglog('shoal:node');
-
-/** What the scheduler needs of the node's objects (the store, as the node hands it over). */
-export interface TaskObjects {
-  status(id: string): { readonly state: 'pending' | 'ready' | 'freed' } | { readonly state: 'failed'; readonly error: Error };
-  hold(id: string): boolean;
-  release(id: string): void;
-  onSettled(id: string, callback: () => void): void;
-  fail(id: string, error: Error): void;
-  register(id: string, payload: ObjectPayload): void;
-}
-
-/** What the scheduler asks of the node around it; it never touches a process or a socket itself. */
-export interface SchedulerHost extends LeaseEvents {
-  readonly objects: TaskObjects;
-  /** The node's workers (starting, idle, busy; dead ones are gone). */
-  workers(): Iterable<WorkerSlot>;
-  /** Start one more worker (the scheduler decided it may: see policies/extra-worker.ts). */
-  spawnExtraWorker(): void;
-  /** A result nobody can want any more (cancelled, freed meanwhile): remove what it wrote. */
-  discardResult(returnId: string, result: ObjectPayload): void;
-  /** The worker running the task died: remove whatever it wrote of its result (a retry writes it anew). */
-  discardPartialResult(returnId: string): void;
-  /** Whether pending tasks keep the process alive. */
-  keepAlive(alive: boolean): void;
-  /** In a cluster: the head placing tasks that cannot start here. */
-  cluster(): SpillTarget | undefined;
-}
-
-/** Where tasks go that this node cannot start (its cluster agent). */
-export interface SpillTarget {
-  /**
-   * Whether, by the head's last word, another node has room for `demand` now — and if so, that
-   * room counts as taken until the next view (so call it only when the task will spill).
-   */
-  reserveElsewhere(demand: Readonly<Resources>): boolean;
-  /** Hands a ready task to the head. */
-  spill(task: Task): void;
-  /** The submitter gave up on a spilled task. */
-  cancel(returnId: string): void;
-}
-
-/** A task as submitted to the scheduler. */
-export type TaskSubmission = Pick<Task, 'returnId' | 'fn' | 'args' | 'deps' | 'contains' | 'options'> & {
-  readonly placement?: Task['placement'];
-};
 
 /**
  * The node's local scheduler: every task from submission until its return object settles —
