@@ -73,14 +73,6 @@ export const HEAD_MAX_PAYLOAD_BYTES = 16 * MiB;
  */
 export const HELLO_TIMEOUT_MS = 5000;
 
-/**
- * Largest message a connection to the head or to a data server may send before its token is
- * checked: its hello, a few hundred bytes. Until then the server's WebSocket limit is this, so a
- * larger frame is refused (1009) from its header, before its payload is buffered, and the hello is
- * read by a strict decoder (hello-decode.ts); only an authenticated connection gets the real
- * limit (HEAD_MAX_PAYLOAD_BYTES, DATA_SERVER_MAX_PAYLOAD_BYTES) and the full codec.
- */
-export const HELLO_MAX_BYTES = 4 * 1024;
 
 /** How long a WebSocket's opening handshake may take before the connect fails (head links, pulls). */
 export const HANDSHAKE_TIMEOUT_MS = 5000;
