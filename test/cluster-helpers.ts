@@ -47,10 +47,10 @@ export const hasExited = (pid: number): boolean => !isRunning(pid);
 
 export const daemonOf = (home: string): Daemon => JSON.parse(readFileSync(join(home, 'daemon.json'), 'utf8')) as Daemon;
 
-/** Opens a raw connection, sends `frames`; resolves with the close code the server chose. */
-export function closeCodeFor(url: string, frames: (Buffer | string)[]): Promise<number> {
+/** Opens a raw connection with `token`, sends `frames`; resolves with the close code the server chose. */
+export function closeCodeFor(url: string, token: string, frames: (Buffer | string)[]): Promise<number> {
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, { perMessageDeflate: false });
+    const socket = new WebSocket(url, { perMessageDeflate: false, headers: { 'x-shoal-token': token } });
     socket.once('open', () => frames.forEach((frame) => socket.send(frame)));
     socket.once('close', (code) => resolve(code));
     socket.once('error', (error) => {

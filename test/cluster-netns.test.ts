@@ -186,7 +186,7 @@ test('a head in one network namespace, a node in another: own IPs, a 64 MiB pull
     assert.match(wrongJoin.stderr, /the daemon exited/);
     assert.match(readLog(homeC), /refused the token/);
     assert.ok(!existsSync(join(homeC, 'daemon.json')));
-    assert.match(readLog(homeA), new RegExp(`rejected a connection from (::ffff:)?${escape(ipB)}: wrong token`));
+    assert.match(readLog(homeA), new RegExp(`refused a connection from (::ffff:)?${escape(ipB)}: wrong or missing token`));
     // `shoal status` from B with the wrong token: refused too.
     const wrongStatus = await shoal(nsB, homeC, ['status', '--address', a.head, '--token', 'not-the-token']);
     assert.equal(wrongStatus.code, 1);
@@ -196,17 +196,15 @@ test('a head in one network namespace, a node in another: own IPs, a 64 MiB pull
     // B's data server refuses a connection from A's namespace with the wrong token.
     const probe = [
       "import { WebSocket } from 'ws';",
-      "import { encodeMessage } from '@shoal/protocol';",
-      'const socket = new WebSocket(process.argv[1], { perMessageDeflate: false });',
-      "socket.on('open', () => socket.send(encodeMessage({ type: 'hello', token: 'not-the-token' })));",
-      "socket.on('message', () => { console.log('welcomed'); process.exit(1); });",
-      "socket.on('close', (code) => { console.log(code); process.exit(0); });",
+      "const socket = new WebSocket(process.argv[1], { perMessageDeflate: false, headers: { 'x-shoal-token': 'not-the-token' } });",
+      "socket.on('open', () => { console.log('welcomed'); process.exit(1); });",
+      "socket.on('unexpected-response', (_request, response) => { console.log(response.statusCode); process.exit(0); });",
       "socket.on('error', (error) => { console.error(error.message); process.exit(2); });",
     ].join('\n');
     const dataProbe = await inNamespace(nsA, [process.execPath, '--input-type=module', '-e', probe, nodeB.dataUrl], {});
     assert.equal(dataProbe.code, 0, dataProbe.stderr);
-    assert.equal(dataProbe.stdout.trim(), '4001', 'closed with CLOSE_BAD_TOKEN');
-    assert.match(readLog(homeB), new RegExp(`rejected a data connection from (::ffff:)?${escape(ipA)}: wrong token`));
+    assert.equal(dataProbe.stdout.trim(), '401', 'refused at the upgrade');
+    assert.match(readLog(homeB), new RegExp(`refused a data connection from (::ffff:)?${escape(ipA)}: wrong or missing token`));
 
     // Stop B, then the head: each removes its own session directory.
     for (const home of [homeB, homeA]) {

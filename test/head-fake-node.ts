@@ -28,10 +28,10 @@ export class FakeNode {
 
   /** Connects and says hello as node `nodeId`, without registering yet. */
   static async connect(url: string, nodeId: string, resources: Record<string, number>, available = resources): Promise<FakeNode> {
-    const socket = new WebSocket(url, { perMessageDeflate: false });
+    const socket = new WebSocket(url, { perMessageDeflate: false, headers: { 'x-shoal-token': FAKE_TOKEN } });
     await new Promise((resolve) => socket.once('open', resolve));
     const node = new FakeNode(socket, nodeReport(nodeId, { resources, available }));
-    node.send({ type: 'hello', token: FAKE_TOKEN, role: 'node' });
+    node.send({ type: 'hello', role: 'node' });
     return node;
   }
 

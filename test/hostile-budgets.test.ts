@@ -4,7 +4,7 @@
 // origins are refused unless `shoal start --allowed-origin` allows them.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,10 +44,11 @@ async function statusNodes(home: string): Promise<StatusNode[]> {
   return (JSON.parse(run.stdout) as { nodes: StatusNode[] }).nodes;
 }
 
-/** The HTTP status a WebSocket upgrade with `origin` gets (101 when it is accepted). */
-function upgradeStatus(url: string, origin: string): Promise<number> {
+/** The HTTP status a WebSocket upgrade with `origin` and the token of `home` gets (101 when it is accepted). */
+function upgradeStatus(home: string, url: string, origin: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, { perMessageDeflate: false, origin });
+    const headers = { 'x-shoal-token': readFileSync(join(home, 'token'), 'utf8').trim() };
+    const socket = new WebSocket(url, { perMessageDeflate: false, origin, headers });
     socket.once('open', () => {
       resolve(101);
       socket.terminate();
@@ -125,9 +126,9 @@ test('shoal start --allowed-origin: the head and the data port refuse a web page
     const head = daemonOf(home).head;
     const [node] = await statusNodes(home);
     for (const url of [head, node!.dataUrl]) {
-      assert.equal(await upgradeStatus(url, 'http://evil.example'), 403, `${url} refuses http://evil.example`);
-      assert.equal(await upgradeStatus(url, 'http://dashboard.example'), 101, `${url} accepts the allowed origin`);
-      assert.equal(await upgradeStatus(url, 'https://other.example:8443'), 101, `${url} accepts the second allowed origin`);
+      assert.equal(await upgradeStatus(home, url, 'http://evil.example'), 403, `${url} refuses http://evil.example`);
+      assert.equal(await upgradeStatus(home, url, 'http://dashboard.example'), 101, `${url} accepts the allowed origin`);
+      assert.equal(await upgradeStatus(home, url, 'https://other.example:8443'), 101, `${url} accepts the second allowed origin`);
     }
     // An origin with a path is a mistake the CLI names.
     const bad = await shoal(mkdtempSync(join(tmpdir(), 'shoal-home-bad-')), ['start', '--head', '--port', '0', '--allowed-origin', 'http://x.example/path']);

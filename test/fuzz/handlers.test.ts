@@ -63,9 +63,9 @@ test('the attach socket: a fuzzed message closes only its connection or is answe
   bystander.socket.destroy();
 });
 
-/** Opens `url`, says `hello`, waits for the welcome; then `send` sends, `answer` resolves with the next message or the close code. */
-async function authenticated(url: string, hello: unknown) {
-  const socket = new WebSocket(url, { perMessageDeflate: false });
+/** Opens `url` with `token`, says `hello`, waits for the welcome; then `send` sends, `answer` resolves with the next message or the close code. */
+async function authenticated(url: string, token: string, hello: unknown) {
+  const socket = new WebSocket(url, { perMessageDeflate: false, headers: { 'x-shoal-token': token } });
   const messages: unknown[] = [];
   let wake = () => {};
   socket.on('message', (data: Buffer) => {
@@ -83,11 +83,11 @@ async function authenticated(url: string, hello: unknown) {
 }
 
 /** A fuzz property for a WebSocket boundary: each input on a fresh authenticated connection, then `check`. */
-async function fuzzWebSocket(boundary: string, url: string, hello: unknown, messages: fc.Arbitrary<Record<string, unknown>>, check: () => Promise<void>, numRuns: number) {
+async function fuzzWebSocket(boundary: string, url: string, token: string, hello: unknown, messages: fc.Arbitrary<Record<string, unknown>>, check: () => Promise<void>, numRuns: number) {
   await fc.assert(
     fc.asyncProperty(fc.oneof(messages.map((message) => encodeMessage(message)), garbage), async (bytes) => {
       counts.tried(boundary);
-      const peer = await authenticated(url, hello);
+      const peer = await authenticated(url, token, hello);
       peer.send(bytes);
       // Answered, closed, or neither within a moment (a message that asks for nothing).
       await Promise.race([peer.next(), peer.closed, new Promise((resolve) => setTimeout(resolve, 20))]);
@@ -106,14 +106,14 @@ test('the head and a data server: fuzzed authenticated messages leave both servi
     const status = await queryStatus(cluster.url, cluster.token);
     assert.ok(status.nodes.some((node) => node.nodeId === a!.nodeId), 'the legitimate node is still in the cluster');
   };
-  await fuzzWebSocket('head', cluster.url, { type: 'hello', token: cluster.token, role: 'cli' }, messagesOf(TO_HEAD), nodeKept, 400);
+  await fuzzWebSocket('head', cluster.url, cluster.token, { type: 'hello', role: 'cli' }, messagesOf(TO_HEAD), nodeKept, 400);
   const dataServes = async () => {
-    const puller = await authenticated(a!.dataUrl, { type: 'hello', token: cluster.token });
+    const puller = await authenticated(a!.dataUrl, cluster.token, { type: 'hello' });
     puller.send(encodeMessage({ type: 'pull', requestId: 1, id: 'not-held-here', window: 1024 }));
     assert.equal(((await Promise.race([puller.next(), puller.closed])) as { type?: string }).type, 'missing', 'the data server answers a legitimate pull');
     puller.socket.terminate();
     await puller.closed;
   };
-  await fuzzWebSocket('data server', a!.dataUrl, { type: 'hello', token: cluster.token }, messagesOf(TO_HOLDER), dataServes, 400);
+  await fuzzWebSocket('data server', a!.dataUrl, cluster.token, { type: 'hello' }, messagesOf(TO_HOLDER), dataServes, 400);
   await nodeKept();
 });

@@ -1,5 +1,6 @@
 // Hostile WebSocket peers for the tests of issue 18 (hostile-auth, hostile-client, fuzz): messages
 // built to make a decoder blow up, sent with or without the token, and upgrades from a web page.
+// A peer without the token is refused at the upgrade (401), so it never gets to send them.
 import { Packr } from 'msgpackr';
 import { WebSocket } from 'ws';
 
@@ -18,21 +19,30 @@ export function errorRecords(bytes: number): Buffer {
 }
 
 export interface Refusal {
-  readonly code: number;
-  /** From the moment the message was all written (or the close, if that came first) to the close. */
-  readonly closedAfterMs: number;
+  /** The upgrade's HTTP status (101 if it was accepted: then `message` was sent). */
+  readonly status: number;
+  /** Whether the WebSocket opened and `message` went out. */
+  readonly sent: boolean;
+  /** From the upgrade request to the answer. */
+  readonly refusedAfterMs: number;
 }
 
-/** Sends `message` unauthenticated on a fresh connection; resolves when the server closed it. */
-export function sendUnauthenticated(url: string, message: Buffer): Promise<Refusal> {
+/**
+ * Tries to send `message` on a fresh connection whose upgrade carries `token` (none when
+ * undefined); resolves with the server's answer to the upgrade, after sending `message` if it
+ * was accepted (and then once the server closed the connection).
+ */
+export function sendUnauthenticated(url: string, message: Buffer, token?: string): Promise<Refusal> {
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, { perMessageDeflate: false });
-    let sentAt: number | undefined;
-    socket.once('open', () => socket.send(message, () => (sentAt ??= performance.now())));
-    socket.once('close', (code) => {
-      const closedAt = performance.now();
-      resolve({ code, closedAfterMs: Math.max(0, closedAt - (sentAt ?? closedAt)) });
+    const started = performance.now();
+    const socket = new WebSocket(url, { perMessageDeflate: false, headers: token === undefined ? {} : { 'x-shoal-token': token } });
+    socket.once('unexpected-response', (_request, response) => {
+      resolve({ status: response.statusCode ?? 0, sent: false, refusedAfterMs: performance.now() - started });
+      response.destroy();
+      socket.terminate();
     });
+    socket.once('open', () => socket.send(message));
+    socket.once('close', () => resolve({ status: 101, sent: true, refusedAfterMs: performance.now() - started }));
     socket.once('error', (error) => {
       if (socket.readyState !== WebSocket.CLOSED && socket.readyState !== WebSocket.CLOSING) reject(error);
     });
@@ -58,13 +68,13 @@ export function upgradeStatus(url: string, headers: Record<string, string> = {})
 }
 
 /**
- * Says `hello` on a fresh connection to `url`, waits for the server's first answer (its welcome),
+ * Connects to `url` with `token`, says `hello`, waits for the server's first answer (its welcome),
  * then sends `message`: what a peer holding the token can do. Resolves with the close code when
  * the server closes the connection, or `open` if it still holds it `waitMs` after the message.
  */
-export function sendAuthenticated(url: string, hello: unknown, message: Buffer, waitMs = 3000): Promise<number | 'open'> {
+export function sendAuthenticated(url: string, token: string, hello: unknown, message: Buffer, waitMs = 3000): Promise<number | 'open'> {
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, { perMessageDeflate: false });
+    const socket = new WebSocket(url, { perMessageDeflate: false, headers: { 'x-shoal-token': token } });
     let timer: NodeJS.Timeout | undefined;
     socket.once('open', () => socket.send(new Packr({ useRecords: false }).pack(hello)));
     socket.once('message', () =>

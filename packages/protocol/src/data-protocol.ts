@@ -1,7 +1,7 @@
 /**
  * The node <-> node data boundary: object pulls on a WebSocket of their own, separate from the
- * control connection to the head. The puller connects to the holder's data server, says `hello`
- * with the cluster token, then asks for objects with `pull`. The holder answers each with
+ * control connection to the head. The puller connects to the holder's data server with the
+ * cluster token in the upgrade (TOKEN_HEADER), says `hello`, then asks for objects with `pull`. The holder answers each with
  * `object` (the size, and the bytes themselves when the object is inline) and streams a segment
  * object as independent chunks: a `chunk` header message, then the chunk's bytes as the next
  * binary message, so neither side ever copies a chunk into a framing buffer. The puller grants
@@ -14,7 +14,7 @@ import { Bytes, Count, Id, decoderOf, message, type UnionOf } from './schema.js'
 
 /** The schemas of this direction's messages, by type (the fuzz tests generate messages from them). */
 export const TO_HOLDER = {
-  hello: message('hello', { token: Type.String() }),
+  hello: message('hello', {}),
   /** `window`: the credit, in bytes, the holder may send ahead of acks (at least one byte). */
   pull: message('pull', { requestId: Count, id: Id, window: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) }),
   ack: message('ack', { requestId: Count, bytes: Count }),

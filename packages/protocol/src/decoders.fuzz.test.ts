@@ -11,7 +11,6 @@ import { FROM_HOLDER, TO_HOLDER, decodeFromHolder, decodeToHolder } from './data
 import { FrameDecoder, decodeMessage, encodeFrame, encodeMessage } from './framing.js';
 import { FuzzCounts, arbitraryOf, fuzzParameters, garbage, messagesOf } from './fuzz.test-helpers.js';
 import { FROM_HEAD, TO_HEAD, decodeFromHead, decodeToHead } from './head-protocol.js';
-import { decodeHello } from './hello-decode.js';
 import { FROM_NODE, TO_NODE, decodeNodeMessage, decodeWorkerMessage } from './local-protocol.js';
 import { decodeValue, encodeValue, writeInline } from './serialize/index.js';
 import type { Messages } from './schema.js';
@@ -87,15 +86,6 @@ test('decodeMessage: msgpack of any value decodes or is a FrameError, and an acc
         (Array.isArray(value) && value.every(plain)) ||
         (Object.getPrototypeOf(value) === Object.prototype && Object.values(value as object).every(plain));
       assert.ok(raw === undefined || plain(raw), 'a decoded message holds no class instance an extension made');
-    }),
-    fuzzParameters(1000),
-  );
-});
-
-test('decodeHello: any bytes decode to plain values or are a FrameError', () => {
-  fc.assert(
-    fc.property(fc.oneof(garbage, fc.anything({ maxDepth: 5 }).map((value) => encodeMessage(value))), (bytes) => {
-      only('decodeHello', FrameError, () => decodeHello(bytes));
     }),
     fuzzParameters(1000),
   );

@@ -34,7 +34,7 @@ const task: ClusterTask = {
 };
 
 const TO_HEAD: { readonly [T in ToHead['type']]: Extract<ToHead, { type: T }> } = {
-  hello: { type: 'hello', token: 'secret', role: 'node' },
+  hello: { type: 'hello', role: 'node' },
   register: { type: 'register', node: report },
   heartbeat: { type: 'heartbeat', node: report },
   status: { type: 'status' },
@@ -77,8 +77,7 @@ describe('head protocol: to the head', () => {
   test('a wrong field is refused naming the message and the field', () => {
     rejects(decodeToHead, { type: 'spill', task: { ...task, options: { ...task.options, resources: { CPU: -1 } } } }, /`spill` .*`task\.options\.resources/);
     rejects(decodeToHead, { type: 'welcome', clusterId: 'x' }, /from a head client: type `welcome`/);
-    rejects(decodeToHead, { type: 'hello', token: 'secret', role: 'driver' }, /`hello` .*`role`/);
-    rejects(decodeToHead, { type: 'hello', role: 'node' }, /`hello` .*`token`/);
+    rejects(decodeToHead, { type: 'hello', role: 'driver' }, /`hello` .*`role`/);
     rejects(decodeToHead, { type: 'heartbeat', node: { ...report, pid: '4242' } }, /`heartbeat` .*`node\.pid`/);
     rejects(decodeToHead, { type: 'register', node: { ...report, nodeId: '../up' } }, /`register` .*`node\.nodeId`/);
     rejects(decodeToHead, { type: 'spill', task: { ...task, args: [{ ref: ID, owner: NODE }] } }, /`spill` .*`task\.args\.0`/);
@@ -95,7 +94,7 @@ describe('head protocol: from the head', () => {
   });
 
   test('a wrong field is refused naming the message and the field', () => {
-    rejects(decodeFromHead, { type: 'hello', token: 'x', role: 'node' }, /from the head: type `hello`/);
+    rejects(decodeFromHead, { type: 'hello', role: 'node' }, /from the head: type `hello`/);
     rejects(decodeFromHead, { ...FROM_HEAD.run, seq: -1 }, /`run` .*`seq`/);
     rejects(decodeFromHead, { ...FROM_HEAD.run, sources: { [ID]: 'ws://x' } }, /`run` .*`sources/);
     rejects(decodeFromHead, { ...FROM_HEAD.view, nodes: [{ nodeId: OTHER_NODE }] }, /`view` .*`nodes\.0/);

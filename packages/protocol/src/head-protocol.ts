@@ -1,7 +1,8 @@
 /**
  * The head boundary: messages between the head and the nodes, drivers and CLI commands of a
- * cluster, as msgpackr-encoded binary WebSocket messages. The first message on every connection
- * must be `hello` with the cluster token; anything else closes the connection.
+ * cluster, as msgpackr-encoded binary WebSocket messages. The cluster token is checked at the
+ * upgrade (TOKEN_HEADER); the first message on every connection must then be `hello`, saying who
+ * connects; anything else closes the connection.
  */
 
 import { Type } from '@sinclair/typebox';
@@ -98,7 +99,7 @@ const HoldersSchema = byId(Type.Array(Type.String()));
 
 /** The schemas of this direction's messages, by type (the fuzz tests generate messages from them). */
 export const TO_HEAD = {
-  hello: message('hello', { token: Type.String(), role: HeadRoleSchema }),
+  hello: message('hello', { role: HeadRoleSchema }),
   register: message('register', { node: NodeReportSchema }),
   heartbeat: message('heartbeat', { node: NodeReportSchema }),
   status: message('status', {}),

@@ -18,7 +18,6 @@ export {
 } from './serialize/index.js';
 export { FrameDecoder, decodeMessage, encodeFrame, encodeMessage } from './framing.js';
 export { checkMessageBytes } from './message-check.js';
-export { HELLO_MAX_DEPTH, decodeHello } from './hello-decode.js';
 export {
   decodeNodeMessage,
   decodeWorkerMessage,
@@ -63,7 +62,6 @@ export {
   DRIVER_PATH,
   HANDSHAKE_TIMEOUT_MS,
   HEAD_MAX_PAYLOAD_BYTES,
-  HELLO_MAX_BYTES,
   HELLO_TIMEOUT_MS,
   MAX_CONNECTIONS,
   MAX_CONNECTIONS_PER_SOURCE,

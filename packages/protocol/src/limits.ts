@@ -73,14 +73,6 @@ export const HEAD_MAX_PAYLOAD_BYTES = 16 * MiB;
  */
 export const HELLO_TIMEOUT_MS = 5000;
 
-/**
- * Largest message a connection to the head or to a data server may send before its token is
- * checked: its hello, a few hundred bytes. Until then the server's WebSocket limit is this, so a
- * larger frame is refused (1009) from its header, before its payload is buffered, and the hello is
- * read by a strict decoder (hello-decode.ts); only an authenticated connection gets the real
- * limit (HEAD_MAX_PAYLOAD_BYTES, DATA_SERVER_MAX_PAYLOAD_BYTES) and the full codec.
- */
-export const HELLO_MAX_BYTES = 4 * 1024;
 
 /** How long a WebSocket's opening handshake may take before the connect fails (head links, pulls). */
 export const HANDSHAKE_TIMEOUT_MS = 5000;
@@ -89,7 +81,10 @@ export const HANDSHAKE_TIMEOUT_MS = 5000;
 export const CLOSE_GOING_AWAY = 1001;
 /** A server hit a bug handling a message (RFC 6455 "internal error"): only that connection ends. */
 export const CLOSE_INTERNAL_ERROR = 1011;
-/** Close code (application range 4000-4999): the hello had a wrong or missing token. */
+/**
+ * Close code (application range 4000-4999): a wrong or missing token. Servers now refuse one at
+ * the upgrade (HTTP 401), which clients report as this code would be (BadTokenError).
+ */
 export const CLOSE_BAD_TOKEN = 4001;
 /** Close code: a message did not decode, or is not one the protocol allows. */
 export const CLOSE_PROTOCOL_ERROR = 4002;

@@ -71,7 +71,8 @@ export function decoderOf<M extends Messages>(from: string, messages: M): (raw: 
     }
     const type = (raw as { type?: unknown }).type;
     const check = typeof type === 'string' ? checks.get(type) : undefined;
-    if (!check) throw new BadMessageError(`Unexpected message from ${from}: type \`${String(type)}\``);
+    // A peer's object is not stringified: its own `toString` could be anything (even a number, which throws).
+    if (!check) throw new BadMessageError(`Unexpected message from ${from}: type \`${typeof type === 'object' ? describe(type) : String(type)}\``);
     if (check.Check(raw)) return raw as UnionOf<M>;
     const error = check.Errors(raw).First();
     const field = error?.path ? error.path.slice(1).replaceAll('/', '.') : '';

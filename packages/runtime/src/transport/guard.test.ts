@@ -2,27 +2,34 @@ import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
-import { CLOSE_INTERNAL_ERROR, CLOSE_PROTOCOL_ERROR, HELLO_MAX_BYTES, encodeMessage } from '@shoal/protocol';
-import { CLOSE_REASON_MAX_BYTES, PRE_AUTH_MAX_PAYLOAD, closeWith, guard } from './guard.js';
+import { CLOSE_INTERNAL_ERROR, CLOSE_PROTOCOL_ERROR, TOKEN_HEADER, encodeMessage } from '@shoal/protocol';
+import { CLOSE_REASON_MAX_BYTES, closeWith, guard, upgradeRefusal } from './guard.js';
 
-type Message = { readonly type: 'hello'; readonly token: string } | { readonly type: 'data'; readonly bytes: Uint8Array };
+type Message = { readonly type: 'hello' } | { readonly type: 'data'; readonly bytes: Uint8Array };
 
 /** Data of this many bytes makes the handler throw (a bug of ours); of LONG_REASON, close with a long reason. */
 const POISON = 13;
 const LONG_REASON = 7;
 
-/** A guarded server that answers each later message with its byte count. */
+/** A guarded server (token `the-token`) that answers each later message with its byte count. */
 async function server(maxPayload: number): Promise<{ url: string; warnings: string[] } & AsyncDisposable> {
-  const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', maxPayload: PRE_AUTH_MAX_PAYLOAD });
+  const wss = new WebSocketServer({
+    port: 0,
+    host: '127.0.0.1',
+    maxPayload,
+    verifyClient: ({ req }, accept) => {
+      const refusal = upgradeRefusal(req, 'the-token', []);
+      if (refusal) accept(false, Number.parseInt(refusal.status, 10), refusal.reason);
+      else accept(true);
+    },
+  });
   await new Promise((resolve) => wss.once('listening', resolve));
   const warnings: string[] = [];
   wss.on('connection', (socket) =>
     guard<Message>(socket, {
       remote: 'test',
       kind: 'connection',
-      token: 'the-token',
       helloTimeoutMs: 5000,
-      maxPayload,
       logger: { warn: (_fields, message) => warnings.push(message) },
       decode: (raw) => raw as Message,
       welcome: () => socket.send('welcome'),
@@ -41,10 +48,25 @@ async function server(maxPayload: number): Promise<{ url: string; warnings: stri
   };
 }
 
-/** Sends `messages` in order; resolves with what came back and the close code, or when `answers` came. */
-function exchange(url: string, messages: Buffer[], answers: number): Promise<{ answers: string[]; code: number | undefined; reason?: string }> {
+const AUTHENTICATED = { [TOKEN_HEADER]: 'the-token' };
+
+/**
+ * Upgrades with `headers` and sends `messages` in order; resolves with what came back and the
+ * close code (an HTTP status when the upgrade was refused), or when `answers` came.
+ */
+function exchange(
+  url: string,
+  messages: Buffer[],
+  answers: number,
+  headers: Record<string, string> = AUTHENTICATED,
+): Promise<{ answers: string[]; code: number | undefined; reason?: string }> {
   return new Promise((resolve) => {
-    const socket = new WebSocket(url);
+    const socket = new WebSocket(url, { headers });
+    socket.once('unexpected-response', (_request, response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      response.on('end', () => resolve({ answers: [], code: response.statusCode, reason: body }));
+    });
     const got: string[] = [];
     socket.once('open', () => messages.forEach((message) => socket.send(message)));
     socket.on('message', (data) => {
@@ -59,24 +81,31 @@ function exchange(url: string, messages: Buffer[], answers: number): Promise<{ a
   });
 }
 
-test('the guard takes only a small plain hello before the token, then the real limit and codec', async () => {
+test('an upgrade without the token is refused (401) before any frame is read; with it, the real limit applies from the first message', async () => {
   await using guarded = await server(1 << 20);
-  const hello = encodeMessage({ type: 'hello', token: 'the-token' });
+  const hello = encodeMessage({ type: 'hello' });
   const big = encodeMessage({ type: 'data', bytes: Buffer.alloc(512 * 1024) });
-  // Authenticated: a message far above the hello's limit passes, in the same write as the hello.
+  for (const headers of [{}, { [TOKEN_HEADER]: 'not-the-token' }, { [TOKEN_HEADER]: 'the-tokeN' }] as Record<string, string>[]) {
+    assert.deepEqual(await exchange(guarded.url, [hello, big], 2, headers), { answers: [], code: 401, reason: 'wrong or missing token' });
+  }
+  // A web page (an Origin header) is refused even with the token.
+  assert.equal((await exchange(guarded.url, [hello], 1, { ...AUTHENTICATED, Origin: 'http://evil.example' })).code, 403);
+  // Authenticated: a large message passes, in the same write as the hello.
   assert.deepEqual(await exchange(guarded.url, [hello, big], 2), { answers: ['welcome', String(512 * 1024)], code: undefined });
-  // Before: the same message closes the connection from its header (1009), and is logged.
-  assert.equal((await exchange(guarded.url, [big], 1)).code, 1009);
-  assert.ok(guarded.warnings.some((line) => line.includes(`a first message above ${HELLO_MAX_BYTES} bytes`)));
-  // A small first message with binary data (which only the full codec reads) is refused too.
-  assert.equal((await exchange(guarded.url, [encodeMessage({ type: 'data', bytes: Buffer.alloc(10) })], 1)).code, CLOSE_PROTOCOL_ERROR);
+  // Past the server's limit: closed from the frame's header (1009), and logged.
+  assert.equal((await exchange(guarded.url, [hello, encodeMessage({ type: 'data', bytes: Buffer.alloc(2 << 20) })], 2)).code, 1009);
+  assert.ok(guarded.warnings.some((line) => line.includes('message too large')));
+  // The first message must be the hello.
+  const notHello = await exchange(guarded.url, [encodeMessage({ type: 'data', bytes: Buffer.alloc(10) })], 1);
+  assert.equal(notHello.code, CLOSE_PROTOCOL_ERROR);
+  assert.ok(guarded.warnings.some((line) => line.includes('its first message was `data`, not a hello')));
 });
 
 test('a handler that throws closes only its own connection (1011), and the server goes on', async () => {
   await using guarded = await server(1 << 20);
-  const hello = encodeMessage({ type: 'hello', token: 'the-token' });
+  const hello = encodeMessage({ type: 'hello' });
   const data = (length: number) => encodeMessage({ type: 'data', bytes: Buffer.alloc(length) });
-  const other = new WebSocket(guarded.url);
+  const other = new WebSocket(guarded.url, { headers: AUTHENTICATED });
   await new Promise((resolve) => other.once('open', resolve));
   other.send(hello);
 
@@ -93,7 +122,7 @@ test('a handler that throws closes only its own connection (1011), and the serve
 
 test('closeWith cuts a long reason to what a close frame holds, on a character boundary', async () => {
   await using guarded = await server(1 << 20);
-  const hello = encodeMessage({ type: 'hello', token: 'the-token' });
+  const hello = encodeMessage({ type: 'hello' });
   const { code, reason } = await exchange(guarded.url, [hello, encodeMessage({ type: 'data', bytes: Buffer.alloc(LONG_REASON) })], 3);
   assert.equal(code, CLOSE_PROTOCOL_ERROR);
   assert.ok(reason !== undefined && reason.startsWith('node id éé'));

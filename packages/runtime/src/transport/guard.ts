@@ -1,14 +1,13 @@
 // What every cluster WebSocket server does before it trusts a peer (the head's control
-// connections and each node's data server): the first message must be a hello with the cluster
-// token, in time; every message must be binary and decode; bad input closes that connection only,
-// with a reason, and is logged. Nothing but the hello is parsed before the token is checked: the
-// server accepts at most HELLO_MAX_BYTES per message until then (ws refuses a larger frame from
-// its header, 1009), the hello is read by the strict decoder (no extensions, no records), and
-// only an authenticated connection gets its real message limit and the full codec.
+// connections and each node's data server): the upgrade must carry the cluster token in
+// TOKEN_HEADER and no disallowed Origin ({@link upgradeRefusal}, checked before the WebSocket is
+// accepted, so nothing an unauthenticated peer sends is ever decoded); then the first message
+// must be a hello, in time; every message must be binary and decode; bad input closes that
+// connection only, with a reason, and is logged.
 import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
-import { CLOSE_BAD_TOKEN, CLOSE_INTERNAL_ERROR, CLOSE_PROTOCOL_ERROR, CLOSE_TIMEOUT, HELLO_MAX_BYTES, decodeHello, decodeMessage } from '@shoal/protocol';
+import { CLOSE_INTERNAL_ERROR, CLOSE_PROTOCOL_ERROR, CLOSE_TIMEOUT, TOKEN_HEADER, decodeMessage } from '@shoal/protocol';
 
 /** Compares tokens in constant time. */
 export function sameToken(given: string, expected: string): boolean {
@@ -47,41 +46,42 @@ export function originAllowed(request: IncomingMessage, allowedOrigins: readonly
   return origin === undefined || allowedOrigins.includes(origin);
 }
 
-/**
- * The WebSocket server option every guarded server starts its connections with: nothing larger
- * than a hello before the token is checked ({@link guard} raises it once it is).
- */
-export const PRE_AUTH_MAX_PAYLOAD = HELLO_MAX_BYTES;
-
-/**
- * Raises the message limit of an accepted socket. ws takes `maxPayload` once per server and has
- * no public way to change it per connection, so this sets its receiver's limit, which it reads
- * at every frame header; it fails loudly (rather than leaving authenticated peers at the hello's
- * limit) if a ws upgrade changed that shape.
- */
-function raiseMaxPayload(socket: WebSocket, maxPayload: number): void {
-  const receiver = (socket as unknown as { _receiver?: { _maxPayload?: unknown } })._receiver;
-  if (!receiver || typeof receiver._maxPayload !== 'number') {
-    throw new Error('ws no longer keeps its message limit in `_receiver._maxPayload`: update raiseMaxPayload in transport/guard.ts');
-  }
-  receiver._maxPayload = maxPayload;
+/** A refused upgrade: the HTTP status line, and why (for the log and the short body). */
+export interface UpgradeRefusal {
+  readonly status: string;
+  readonly reason: string;
 }
 
-/** The hello among a boundary's messages: its schema guarantees the token is a string. */
-type HelloOf<M> = Extract<M, { readonly type: 'hello'; readonly token: string }>;
+/**
+ * Whether a WebSocket upgrade of a guarded server may go on, checked before the WebSocket is
+ * accepted: a web page's `Origin` (see {@link originAllowed}) and the cluster token in
+ * TOKEN_HEADER (in constant time). Refusing here means no frame of an unauthenticated peer is
+ * ever read, so the server can be created with its real message limit.
+ */
+export function upgradeRefusal(request: IncomingMessage, token: string, allowedOrigins: readonly string[]): UpgradeRefusal | undefined {
+  if (!originAllowed(request, allowedOrigins)) {
+    return { status: '403 Forbidden', reason: `its Origin \`${request.headers.origin}\` is not allowed (a web page; allow it with \`allowedOrigins\`)` };
+  }
+  const given = request.headers[TOKEN_HEADER];
+  if (typeof given !== 'string' || !sameToken(given, token)) return { status: '401 Unauthorized', reason: 'wrong or missing token' };
+  return undefined;
+}
+
+/** The HTTP answer to a refused upgrade: the status and a one-line reason, then the connection closes. */
+export function refusalResponse(refusal: UpgradeRefusal): string {
+  const body = `${refusal.reason}\n`;
+  return `HTTP/1.1 ${refusal.status}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+/** The hello among a boundary's messages. */
+type HelloOf<M> = Extract<M, { readonly type: 'hello' }>;
 
 export interface GuardOptions<M extends { readonly type: string }> {
   /** The peer's address, for the log. */
   readonly remote: string;
   /** What the connection is, for the log: 'connection', 'data connection'. */
   readonly kind: string;
-  readonly token: string;
   readonly helloTimeoutMs: number;
-  /**
-   * The message limit once the peer authenticated (the server itself was created with
-   * {@link PRE_AUTH_MAX_PAYLOAD}).
-   */
-  readonly maxPayload: number;
   /**
    * Where closed and rejected connections are reported (warn, with `remote`, `kind` and `reason`).
    * The warn of runtime's `Logger` (transport/ imports nothing of the runtime, so it is spelled out).
@@ -89,7 +89,7 @@ export interface GuardOptions<M extends { readonly type: string }> {
   readonly logger: { readonly warn: (fields: Readonly<Record<string, unknown>>, message: string) => void };
   /** Validates a decoded message. @throws TypeError saying what is wrong. */
   readonly decode: (raw: unknown) => M;
-  /** The peer authenticated with this hello. */
+  /** The peer's first message, its hello. */
   readonly welcome: (hello: HelloOf<M>) => void;
   /** Any later message. */
   readonly message: (message: M) => void;
@@ -104,45 +104,40 @@ export interface GuardOptions<M extends { readonly type: string }> {
 export function guard<M extends { readonly type: string }>(socket: WebSocket, options: GuardOptions<M>): void {
   const { remote, kind, logger } = options;
   const log = (reason: string, message: string) => logger.warn({ remote, kind, reason }, message);
-  let authenticated = false;
+  let welcomed = false;
   const timer = setTimeout(() => {
     log('no hello', `closed a ${kind} from ${remote}: no hello within ${options.helloTimeoutMs} ms`);
-    socket.close(CLOSE_TIMEOUT, 'authenticate first');
+    socket.close(CLOSE_TIMEOUT, 'say hello first');
   }, options.helloTimeoutMs);
   // ws emits 'error' for what the peer sent (a frame over maxPayload, a bad frame) and has
   // already started the closing handshake with the matching code (1009, 1002), cutting the
   // connection itself if the peer does not answer in time. Terminating here would drop the close
   // frame before it is written, and the peer would see 1006 instead of the reason.
   socket.on('error', (error: Error & { code?: string }) => {
-    if (error.code !== 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') return;
-    if (authenticated) log('message too large', `closed a ${kind} from ${remote}: message too large`);
-    else log('hello too large', `closed a ${kind} from ${remote}: a first message above ${HELLO_MAX_BYTES} bytes (authenticate first)`);
+    if (error.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') log('message too large', `closed a ${kind} from ${remote}: message too large`);
   });
   socket.on('close', () => clearTimeout(timer));
   socket.on('message', (data, isBinary) => {
     let message: M;
     try {
       if (!isBinary) throw new TypeError('text frames are not part of the protocol');
-      const bytes = data as Buffer;
-      message = options.decode(authenticated ? decodeMessage(bytes) : decodeHello(bytes));
+      message = options.decode(decodeMessage(data as Buffer));
     } catch (error) {
       log('malformed message', `closed a ${kind} from ${remote}: ${(error as Error).message}`);
       socket.close(CLOSE_PROTOCOL_ERROR, 'malformed message');
       return;
     }
-    if (authenticated) {
+    if (welcomed) {
       handled(() => options.message(message));
       return;
     }
-    if (message.type !== 'hello' || !sameToken((message as HelloOf<M>).token, options.token)) {
-      const reason = message.type === 'hello' ? 'wrong token' : 'no hello';
-      log(reason, `rejected a ${kind} from ${remote}: ${reason}`);
-      socket.close(CLOSE_BAD_TOKEN, 'wrong or missing token');
+    if (message.type !== 'hello') {
+      log('no hello', `closed a ${kind} from ${remote}: its first message was \`${message.type}\`, not a hello`);
+      socket.close(CLOSE_PROTOCOL_ERROR, 'say hello first');
       return;
     }
-    authenticated = true;
+    welcomed = true;
     clearTimeout(timer);
-    raiseMaxPayload(socket, options.maxPayload);
     handled(() => options.welcome(message as HelloOf<M>));
   });
   // A throw out of a 'message' listener is an uncaught exception: it would end the whole process

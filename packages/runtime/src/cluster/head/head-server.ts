@@ -9,7 +9,6 @@ import {
   MAX_CONNECTIONS,
   MAX_CONNECTIONS_PER_SOURCE,
   REMOTE_MAX_FRAME_BYTES,
-  TOKEN_HEADER,
   decodeToHead,
   encodeMessage,
   type HeadRole,
@@ -17,7 +16,7 @@ import {
 } from '@shoal/protocol';
 import type { Logger } from '../../log.js';
 import { ConnectionBudget, httpRefusal, type BudgetLimits } from '../../transport/connection-budget.js';
-import { PRE_AUTH_MAX_PAYLOAD, closeWith, guard, originAllowed, sameToken } from '../../transport/guard.js';
+import { closeWith, guard, refusalResponse, upgradeRefusal } from '../../transport/guard.js';
 import type { MemberLink } from './membership.js';
 
 /**
@@ -45,7 +44,7 @@ export interface HeadServerOptions {
   readonly port: number;
   readonly token: string;
   readonly helloTimeoutMs: number;
-  /** The message limit of an authenticated connection (before, it is a hello's: HELLO_MAX_BYTES). */
+  /** The message limit of a connection (only authenticated upgrades are accepted). */
   readonly maxPayload: number;
   /** `Origin` headers whose upgrades are accepted; an upgrade with any other is refused (403). */
   readonly allowedOrigins: readonly string[];
@@ -60,10 +59,10 @@ export interface HeadServerOptions {
 }
 
 /**
- * The head's HTTP and WebSocket server. Every connection but `/driver` speaks the head protocol
- * and authenticates with its first message (through the connection guard); `/driver` carries the
- * token in a header, checked at the upgrade before any message can be sent, because a driver's
- * messages may be large. Plain HTTP requests get 426.
+ * The head's HTTP and WebSocket server. Every upgrade carries the token in a header, checked
+ * before the WebSocket is accepted (401 otherwise), so no message of an unauthenticated peer is
+ * read. `/driver` goes to the node beside the head; every other connection speaks the head
+ * protocol, starting with a hello (through the connection guard). Plain HTTP requests get 426.
  *
  * @example
  * ```ts
@@ -87,11 +86,11 @@ export class HeadServer {
     this.#http = createServer((_request, response) => {
       response.writeHead(426, { 'content-type': 'text/plain' }).end('This is a Shoal head: connect with a WebSocket.\n');
     });
-    this.#server = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: PRE_AUTH_MAX_PAYLOAD });
+    this.#server = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: options.maxPayload });
     this.#drivers = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: REMOTE_MAX_FRAME_BYTES });
-    this.#server.on('connection', (socket: WebSocket, request: IncomingMessage) => this.#accept(socket, request.socket.remoteAddress ?? 'unknown', request.socket));
-    // A connection must have upgraded within the hello timeout (then the guard's hello deadline
-    // applies, or /driver's token was checked), or it is closed.
+    this.#server.on('connection', (socket: WebSocket, request: IncomingMessage) => this.#accept(socket, request.socket.remoteAddress ?? 'unknown'));
+    // A connection must have upgraded (with the token) within the hello timeout, or it is closed;
+    // then the guard's hello deadline applies.
     this.#budget = new ConnectionBudget({
       kind: 'connection to the head',
       maxConnections: options.budget?.maxConnections ?? MAX_CONNECTIONS,
@@ -196,52 +195,45 @@ export class HeadServer {
     const { logger, onDriver } = this.#options;
     const path = (request.url ?? '/').split('?')[0];
     const remote = request.socket.remoteAddress ?? 'unknown';
-    const refuse = (status: string, why: string) => {
-      logger.warn({ remote, reason: why }, `refused a ${path === DRIVER_PATH ? 'driver ' : ''}connection from ${remote}: ${why}`);
+    const refuse = (status: string, reason: string) => {
+      logger.warn({ remote, reason }, `refused a ${path === DRIVER_PATH ? 'driver ' : ''}connection from ${remote}: ${reason}`);
       // The client may reset the connection before it reads the answer.
       socket.on('error', () => socket.destroy());
-      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      socket.end(refusalResponse({ status, reason }));
     };
-    if (!originAllowed(request, this.#options.allowedOrigins)) {
-      refuse('403 Forbidden', `its Origin \`${request.headers.origin}\` is not allowed (a web page; allow it with \`allowedOrigins\`)`);
+    const refusal = upgradeRefusal(request, this.#options.token, this.#options.allowedOrigins);
+    if (refusal) {
+      refuse(refusal.status, refusal.reason);
       return;
     }
-    this.#budget.settle(socket);
+    if (path === DRIVER_PATH && !onDriver) {
+      refuse('503 Service Unavailable', 'no node runs beside this head');
+      return;
+    }
+    // Authenticated: it counts against the total budget only from here on.
+    this.#budget.authenticated(socket);
     if (path !== DRIVER_PATH) {
       this.#server.handleUpgrade(request, socket, head, (ws) => this.#server.emit('connection', ws, request));
       return;
     }
-    const token = request.headers[TOKEN_HEADER];
-    if (typeof token !== 'string' || !sameToken(token, this.#options.token)) {
-      refuse('401 Unauthorized', 'wrong or missing token');
-      return;
-    }
-    if (!onDriver) {
-      refuse('503 Service Unavailable', 'no node runs beside this head');
-      return;
-    }
-    this.#budget.authenticated(socket);
     this.#drivers.handleUpgrade(request, socket, head, (ws) => {
       logger.info({ remote }, `a driver joined from ${remote}`);
-      onDriver(ws);
+      onDriver!(ws);
     });
   }
 
-  /** `raw`: the TCP socket under `socket`, which the budget counts. */
-  #accept(socket: WebSocket, remote: string, raw: object): void {
+  /** A connection whose upgrade carried the token: it says hello, then speaks the head protocol. */
+  #accept(socket: WebSocket, remote: string): void {
     const { logger, clusterId } = this.#options;
     let handle: ((message: ToHead) => void) | undefined;
     guard<ToHead>(socket, {
       remote,
       kind: 'connection',
-      token: this.#options.token,
       helloTimeoutMs: this.#options.helloTimeoutMs,
-      maxPayload: this.#options.maxPayload,
       logger,
       internalError: logger.error,
       decode: decodeToHead,
       welcome: (hello) => {
-        this.#budget.authenticated(raw);
         socket.send(encodeMessage({ type: 'welcome', clusterId }));
         handle = this.#options.connect(connectionOver(socket, remote, hello.role));
       },

@@ -40,7 +40,7 @@ function recorder() {
 
 /** A node connected and registered with `head`. */
 async function registered(head: Head, nodeId: string): Promise<WebSocket> {
-  const socket = new WebSocket(head.url, { perMessageDeflate: false });
+  const socket = new WebSocket(head.url, { perMessageDeflate: false, headers: { 'x-shoal-token': TOKEN } });
   // Listening before anything is sent: welcome and registered may come in one read.
   const done = new Promise<void>((resolve) => {
     socket.on('message', (data: Buffer) => {
@@ -49,7 +49,7 @@ async function registered(head: Head, nodeId: string): Promise<WebSocket> {
   });
   await once(socket, 'open');
   const send = (message: ToHead) => socket.send(encodeMessage(message));
-  send({ type: 'hello', token: TOKEN, role: 'node' });
+  send({ type: 'hello', role: 'node' });
   send({ type: 'register', node: nodeReport(nodeId) });
   await done;
   return socket;

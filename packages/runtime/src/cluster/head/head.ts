@@ -65,9 +65,10 @@ export type HeadState = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
  * directory and answers status queries. This class only wires those parts and routes each
  * message to the one it concerns.
  *
- * Bad input only ever closes the connection it came on: a wrong or missing token (4001), a
- * message that does not decode or is not allowed (4002), no hello in time (4003), a message
- * above `maxPayload` (1009).
+ * Bad input only ever closes the connection it came on: a wrong or missing token refuses the
+ * upgrade (HTTP 401, before any message is read); a message that does not decode or is not
+ * allowed, or a first message that is not a hello, closes with 4002, no hello in time with 4003,
+ * a message above `maxPayload` with 1009.
  *
  * @example
  * ```ts

@@ -8,6 +8,7 @@ import {
   HeadProtocolError,
   HeadUnreachableError,
   ShoalError,
+  TOKEN_HEADER,
   decodeFromHead,
   decodeMessage,
   encodeMessage,
@@ -34,14 +35,22 @@ function describeClose(url: string, code: number, reason: string): ShoalError {
  */
 export function connectToHead(url: string, token: string, role: 'node' | 'cli'): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: HANDSHAKE_TIMEOUT_MS });
+    // The token goes in the upgrade: the head accepts no WebSocket without it.
+    const socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, headers: { [TOKEN_HEADER]: token } });
     const fail = (error: Error) => {
       socket.removeAllListeners();
       socket.on('error', () => {});
       socket.terminate();
       reject(error);
     };
-    socket.once('open', () => socket.send(encodeMessage({ type: 'hello', token, role })));
+    socket.once('open', () => socket.send(encodeMessage({ type: 'hello', role })));
+    // A refused upgrade: 401 is a wrong token, the error a user always saw for one (and final for
+    // a HeadLink); any other status is what ws itself would have reported.
+    socket.once('unexpected-response', (_request, response) => {
+      const { statusCode = 0 } = response;
+      response.destroy();
+      fail(statusCode === 401 ? describeClose(url, CLOSE_BAD_TOKEN, '') : new HeadUnreachableError(url, `Unexpected server response: ${statusCode}`));
+    });
     socket.once('message', (data) => {
       let message: FromHead;
       try {

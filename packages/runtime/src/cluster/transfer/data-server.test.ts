@@ -45,7 +45,7 @@ const asError = (failure: WireFailure): Error => fromWireFailure(failure);
 /** Opens a raw connection, sends `frames`; resolves with the close code the server chose. */
 function closeCodeFor(url: string, frames: Buffer[]): Promise<number> {
   return new Promise((resolve) => {
-    const socket = new WebSocket(url, { perMessageDeflate: false });
+    const socket = new WebSocket(url, { perMessageDeflate: false, headers: { 'x-shoal-token': TOKEN } });
     socket.once('open', () => frames.forEach((frame) => socket.send(frame)));
     socket.once('close', (code) => resolve(code));
     socket.on('error', () => {});
@@ -99,11 +99,11 @@ test('a pull fails over to the next holder; none left is ObjectLostError', async
   await assert.rejects(setup.puller.pull('otherXXXXXXXXXXXXXXXXX', [], asError), /no node of the cluster holds it/);
 });
 
-test('the data server closes garbage (4002), a pull before hello (4001) and an oversized frame (1009), and goes on serving', async () => {
+test('the data server closes garbage (4002), a pull before hello (4002) and an oversized frame (1009), and goes on serving', async () => {
   await using setup = await setUp();
   const { url } = setup.server;
   assert.equal(await closeCodeFor(url, [Buffer.from([0xc1, 0xff, 0x00])]), 4002);
-  assert.equal(await closeCodeFor(url, [encodeMessage({ type: 'pull', requestId: 1, id: 'x'.repeat(21), window: 1 })]), 4001);
+  assert.equal(await closeCodeFor(url, [encodeMessage({ type: 'pull', requestId: 1, id: 'x'.repeat(21), window: 1 })]), 4002);
   assert.equal(await closeCodeFor(url, [Buffer.alloc(2 << 20)]), 1009);
   const ref = setup.store.put(new Float64Array(100_000).fill(3));
   assert.ok((await setup.puller.pull(ref.id, [url], asError)).size > 0);
@@ -144,12 +144,12 @@ function readdirNames(directory: string): string[] {
 /** Resolves with the close code of an authenticated raw connection, or 'open' if it lasts `ms`. */
 function closeAfterHello(url: string, ms: number): Promise<number | 'open'> {
   return new Promise((resolve) => {
-    const socket = new WebSocket(url, { perMessageDeflate: false });
+    const socket = new WebSocket(url, { perMessageDeflate: false, headers: { 'x-shoal-token': TOKEN } });
     const timer = setTimeout(() => {
       resolve('open');
       socket.terminate();
     }, ms);
-    socket.once('open', () => socket.send(encodeMessage({ type: 'hello', token: TOKEN })));
+    socket.once('open', () => socket.send(encodeMessage({ type: 'hello' })));
     socket.once('close', (code) => {
       clearTimeout(timer);
       resolve(code);
@@ -157,6 +157,31 @@ function closeAfterHello(url: string, ms: number): Promise<number | 'open'> {
     socket.on('error', () => {});
   });
 }
+
+test('an upgrade without the token, or with a wrong one, is refused with 401 and the reason before any message', async () => {
+  await using setup = await setUp();
+  for (const headers of [{}, { 'x-shoal-token': 'not-the-token' }]) {
+    const refused = await new Promise<{ status: number | undefined; body: string }>((resolve) => {
+      const socket = new WebSocket(setup.server.url, { perMessageDeflate: false, headers });
+      socket.once('unexpected-response', (_request, response) => {
+        let body = '';
+        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+        response.on('end', () => resolve({ status: response.statusCode, body }));
+      });
+      socket.once('open', () => {
+        resolve({ status: 101, body: '' });
+        socket.terminate();
+      });
+      socket.on('error', () => {});
+    });
+    assert.deepEqual(refused, { status: 401, body: 'wrong or missing token' });
+  }
+  // A puller with a wrong token cannot pull.
+  const ref = setup.store.put(new Float64Array(10).fill(1));
+  const wrong = new ObjectPuller('not-the-token', () => assert.fail('nothing arrives'));
+  await assert.rejects(wrong.pull(ref.id, [setup.server.url], asError), /401/);
+  wrong.close();
+});
 
 test('an authenticated data connection that carries nothing past idleTimeoutMs is closed (4004); the next pull connects again', async () => {
   await using setup = await setUp({ idleTimeoutMs: 200 });

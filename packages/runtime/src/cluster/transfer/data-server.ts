@@ -24,7 +24,7 @@ import {
 import type { ObjectStore, OutgoingObject } from '@shoal/store';
 import { debugLogger, type Logger } from '../../log.js';
 import { ConnectionBudget, httpRefusal, type BudgetLimits } from '../../transport/connection-budget.js';
-import { PRE_AUTH_MAX_PAYLOAD, guard, originAllowed, wsUrl } from '../../transport/guard.js';
+import { guard, upgradeRefusal, wsUrl } from '../../transport/guard.js';
 
 const debug = debuglog('shoal:transfer');
 
@@ -82,8 +82,8 @@ interface Puller {
 }
 
 /**
- * Serves this node's objects to other nodes: authenticates each connection with the cluster
- * token, then answers `pull`s from the store. A pending object is answered once it settles; a
+ * Serves this node's objects to other nodes: accepts only upgrades carrying the cluster token
+ * (TOKEN_HEADER), then answers `pull`s from the store. A pending object is answered once it settles; a
  * segment object is mapped (privately, read only in effect) and streamed within the puller's
  * credit window. Bad input closes only the connection it came on.
  *
@@ -151,14 +151,15 @@ export class DataServer implements AsyncDisposable {
     const server = new WebSocketServer({
       server: http,
       perMessageDeflate: false,
-      maxPayload: PRE_AUTH_MAX_PAYLOAD,
+      maxPayload: DATA_SERVER_MAX_PAYLOAD_BYTES,
+      // Before the WebSocket is accepted: no frame of a peer without the token is ever read.
       verifyClient: ({ req }, accept) => {
-        if (originAllowed(req, allowedOrigins)) return accept(true);
-        this.#logger.warn(
-          { remote: req.socket.remoteAddress, kind: 'data connection', reason: 'origin not allowed' },
-          `refused a data connection from ${req.socket.remoteAddress}: its Origin \`${req.headers.origin}\` is not allowed`,
-        );
-        accept(false, 403, 'Forbidden');
+        const refusal = upgradeRefusal(req, this.#options.token, allowedOrigins);
+        if (!refusal) return accept(true);
+        const remote = req.socket.remoteAddress;
+        this.#logger.warn({ remote, kind: 'data connection', reason: refusal.reason }, `refused a data connection from ${remote}: ${refusal.reason}`);
+        // ws answers with the status and the reason as the body.
+        accept(false, Number.parseInt(refusal.status, 10), refusal.reason);
       },
     });
     this.#server = server;
@@ -172,9 +173,10 @@ export class DataServer implements AsyncDisposable {
       });
     });
     server.on('connection', (socket, request) => {
-      // Upgraded: the guard's hello deadline takes over from the budget's.
-      budget.settle(request.socket);
-      this.#accept(socket, request.socket.remoteAddress ?? 'unknown', () => budget.authenticated(request.socket));
+      // Upgraded with the token: it counts against the total only, and the guard's hello deadline
+      // takes over from the budget's.
+      budget.authenticated(request.socket);
+      this.#accept(socket, request.socket.remoteAddress ?? 'unknown');
     });
     const idleMs = this.#options.idleTimeoutMs ?? DATA_IDLE_TIMEOUT_MS;
     this.#idleSweep = setInterval(() => this.#closeIdle(idleMs), Math.max(10, Math.min(idleMs / 2, 30_000)));
@@ -252,8 +254,8 @@ export class DataServer implements AsyncDisposable {
     if (this.#pullers.size === 0) this.#drained?.();
   }
 
-  /** `authenticated`: tells the budget the peer proved its token (it then counts in the total only). */
-  #accept(socket: WebSocket, remote: string, authenticated: () => void): void {
+  /** A connection whose upgrade carried the token: it says hello, then pulls. */
+  #accept(socket: WebSocket, remote: string): void {
     if (this.#state !== 'running') {
       socket.close(CLOSE_GOING_AWAY, 'data server closing');
       return;
@@ -285,14 +287,11 @@ export class DataServer implements AsyncDisposable {
     guard<ToHolder>(socket, {
       remote,
       kind: 'data connection',
-      token: this.#options.token,
       helloTimeoutMs: HELLO_TIMEOUT_MS,
-      maxPayload: DATA_SERVER_MAX_PAYLOAD_BYTES,
       logger: this.#logger,
       internalError: this.#logger.error,
       decode: decodeToHolder,
       welcome: () => {
-        authenticated();
         send({ type: 'welcome', nodeId: this.#options.nodeId });
       },
       message: (message) => {

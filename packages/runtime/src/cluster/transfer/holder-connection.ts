@@ -9,7 +9,7 @@ import {
   PULLER_MAX_PAYLOAD_BYTES,
   PULL_WINDOW_BYTES,
   ShoalError,
-  decodeFromHolder, decodeMessage, encodeMessage, type FromHolder, type ToHolder } from '@shoal/protocol';
+  TOKEN_HEADER, decodeFromHolder, decodeMessage, encodeMessage, type FromHolder, type ToHolder } from '@shoal/protocol';
 import type { IncomingObject } from '@shoal/store';
 import { RequestTracker } from '../../transport/request-tracker.js';
 import { PullFailure } from './pull-failure.js';
@@ -67,9 +67,15 @@ export class HolderConnection {
   constructor(url: string, token: string, onClose: () => void, accept: (id: string, size: number) => IncomingObject) {
     this.url = url;
     this.#accept = accept;
-    this.#socket = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: HANDSHAKE_TIMEOUT_MS, maxPayload: PULLER_MAX_PAYLOAD_BYTES });
+    // The token goes in the upgrade: a data server accepts no WebSocket without it.
+    this.#socket = new WebSocket(url, {
+      perMessageDeflate: false,
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      maxPayload: PULLER_MAX_PAYLOAD_BYTES,
+      headers: { [TOKEN_HEADER]: token },
+    });
     this.ready = new Promise((resolve, reject) => {
-      this.#socket.once('open', () => this.#send({ type: 'hello', token }));
+      this.#socket.once('open', () => this.#send({ type: 'hello' }));
       this.#socket.once('error', (error) => reject(new PullFailure('unreachable', `cannot reach ${url}: ${error.message}`, { cause: error })));
       this.#socket.once('close', (code, reason) => reject(new PullFailure('closed', `${url} closed the connection (${code} ${reason.toString()})`)));
       this.#socket.on('message', (data: Buffer) => {
