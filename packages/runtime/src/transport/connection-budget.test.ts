@@ -52,3 +52,14 @@ test('an authenticated connection counts against the total only, not its source'
   // The total still holds for everyone.
   assert.equal((await guarded.open()).admitted, false, 'past the total, refused');
 });
+
+test('refused upgrades are logged once per burst and reason, then summed up when the budget closes', () => {
+  const lines: string[] = [];
+  const budget = new ConnectionBudget({ kind: 'test connection', maxConnections: 4, maxConnectionsPerSource: 2, handshakeTimeoutMs: 60_000, logger: { warn: (_fields, message) => lines.push(message) } });
+  for (let i = 0; i < 500; i++) budget.logRefusal('wrong or missing token', { remote: '127.0.0.1' }, 'refused a connection from 127.0.0.1: wrong or missing token');
+  budget.logRefusal('origin not allowed', { remote: '127.0.0.1' }, 'refused a connection from 127.0.0.1: origin not allowed');
+  assert.deepEqual(lines, ['refused a connection from 127.0.0.1: wrong or missing token', 'refused a connection from 127.0.0.1: origin not allowed']);
+  budget.close();
+  assert.equal(lines.length, 3, 'the 499 repeats are one summary line');
+  assert.match(lines[2]!, /and 498 more like it/);
+});

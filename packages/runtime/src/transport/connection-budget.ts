@@ -88,6 +88,14 @@ export class ConnectionBudget {
     });
   }
 
+  /**
+   * Logs an upgrade refused for `reason` (a wrong token, an Origin not allowed) once per burst,
+   * like the budget's own refusals: a flood of bad upgrades must not flood the log.
+   */
+  logRefusal(reason: string, fields: Readonly<Record<string, unknown>>, message: string): void {
+    this.#log.warn(`refused: ${reason}`, fields, message);
+  }
+
   /** Counts `socket` in, or refuses it (and returns false) when a budget is used up. */
   admit(socket: Socket): boolean {
     const { kind, maxConnections, maxConnectionsPerSource, handshakeTimeoutMs } = this.#options;

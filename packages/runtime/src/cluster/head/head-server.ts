@@ -196,7 +196,7 @@ export class HeadServer {
     const path = (request.url ?? '/').split('?')[0];
     const remote = request.socket.remoteAddress ?? 'unknown';
     const refuse = (status: string, reason: string) => {
-      logger.warn({ remote, reason }, `refused a ${path === DRIVER_PATH ? 'driver ' : ''}connection from ${remote}: ${reason}`);
+      this.#budget.logRefusal(reason, { remote, reason }, `refused a ${path === DRIVER_PATH ? 'driver ' : ''}connection from ${remote}: ${reason}`);
       // The client may reset the connection before it reads the answer.
       socket.on('error', () => socket.destroy());
       socket.end(refusalResponse({ status, reason }));

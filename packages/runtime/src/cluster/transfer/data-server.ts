@@ -157,7 +157,7 @@ export class DataServer implements AsyncDisposable {
         const refusal = upgradeRefusal(req, this.#options.token, allowedOrigins);
         if (!refusal) return accept(true);
         const remote = req.socket.remoteAddress;
-        this.#logger.warn({ remote, kind: 'data connection', reason: refusal.reason }, `refused a data connection from ${remote}: ${refusal.reason}`);
+        budget.logRefusal(refusal.reason, { remote, kind: 'data connection', reason: refusal.reason }, `refused a data connection from ${remote}: ${refusal.reason}`);
         // ws answers with the status and the reason as the body.
         accept(false, Number.parseInt(refusal.status, 10), refusal.reason);
       },
