@@ -158,23 +158,27 @@ function closeAfterHello(url: string, ms: number): Promise<number | 'open'> {
   });
 }
 
+/** The answer to a WebSocket upgrade of `url` with `headers`: 101 when it opens, else the refusal's status and body. */
+function upgradeAnswer(url: string, headers: Record<string, string> = {}): Promise<{ status: number | undefined; body: string }> {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(url, { perMessageDeflate: false, headers });
+    socket.once('unexpected-response', (_request, response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      response.on('end', () => resolve({ status: response.statusCode, body }));
+    });
+    socket.once('open', () => {
+      resolve({ status: 101, body: '' });
+      socket.terminate();
+    });
+    socket.on('error', () => {});
+  });
+}
+
 test('an upgrade without the token, or with a wrong one, is refused with 401 and the reason before any message', async () => {
   await using setup = await setUp();
-  for (const headers of [{}, { 'x-shoal-token': 'not-the-token' }]) {
-    const refused = await new Promise<{ status: number | undefined; body: string }>((resolve) => {
-      const socket = new WebSocket(setup.server.url, { perMessageDeflate: false, headers });
-      socket.once('unexpected-response', (_request, response) => {
-        let body = '';
-        response.on('data', (chunk: Buffer) => (body += chunk.toString()));
-        response.on('end', () => resolve({ status: response.statusCode, body }));
-      });
-      socket.once('open', () => {
-        resolve({ status: 101, body: '' });
-        socket.terminate();
-      });
-      socket.on('error', () => {});
-    });
-    assert.deepEqual(refused, { status: 401, body: 'wrong or missing token' });
+  for (const headers of [{}, { 'x-shoal-token': 'not-the-token' }] as Record<string, string>[]) {
+    assert.deepEqual(await upgradeAnswer(setup.server.url, headers), { status: 401, body: 'wrong or missing token' });
   }
   // A puller with a wrong token cannot pull.
   const ref = setup.store.put(new Float64Array(10).fill(1));
@@ -206,19 +210,7 @@ test('connections past maxConnectionsPerSource are refused with 503 and the reas
         }),
     ),
   );
-  const refused = await new Promise<{ status: number | undefined; body: string }>((resolve) => {
-    const socket = new WebSocket(setup.server.url, { perMessageDeflate: false });
-    socket.once('unexpected-response', (_request, response) => {
-      let body = '';
-      response.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      response.on('end', () => resolve({ status: response.statusCode, body }));
-    });
-    socket.once('open', () => {
-      resolve({ status: 101, body: '' });
-      socket.terminate();
-    });
-    socket.on('error', () => {});
-  });
+  const refused = await upgradeAnswer(setup.server.url);
   assert.equal(refused.status, 503);
   assert.match(refused.body, /holds 2 connections, the limit per source address \(maxConnectionsPerSource 2\)/);
   held[0]!.destroy();
