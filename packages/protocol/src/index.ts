@@ -49,7 +49,6 @@ export { decodeFromHolder, decodeToHolder, type FromHolder, type ToHolder } from
 export { decodeThrown, encodeError, fromWireFailure, toWireFailure } from './wire-errors.js';
 export {
   CHUNK_BYTES,
-  CLOSE_BAD_TOKEN,
   CLOSE_GOING_AWAY,
   CLOSE_IDLE,
   CLOSE_INTERNAL_ERROR,

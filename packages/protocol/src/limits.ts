@@ -81,12 +81,7 @@ export const HANDSHAKE_TIMEOUT_MS = 5000;
 export const CLOSE_GOING_AWAY = 1001;
 /** A server hit a bug handling a message (RFC 6455 "internal error"): only that connection ends. */
 export const CLOSE_INTERNAL_ERROR = 1011;
-/**
- * Close code (application range 4000-4999): a wrong or missing token. Servers now refuse one at
- * the upgrade (HTTP 401), which clients report as this code would be (BadTokenError).
- */
-export const CLOSE_BAD_TOKEN = 4001;
-/** Close code: a message did not decode, or is not one the protocol allows. */
+/** Close code (application range 4000-4999): a message did not decode, or is not one the protocol allows. */
 export const CLOSE_PROTOCOL_ERROR = 4002;
 /** Close code: no hello within {@link HELLO_TIMEOUT_MS}. */
 export const CLOSE_TIMEOUT = 4003;

@@ -41,12 +41,15 @@ const PAGE_BYTES = 64 * 1024;
  */
 export class CapacityPage {
   readonly #buffer: ArrayBuffer;
+  readonly #limit: number;
   readonly #slots: number;
   /** The slot each writer pid was last found in (the node looks a writer up once per put). */
   readonly #slotOf = new Map<number, number>();
 
   private constructor(buffer: ArrayBuffer) {
     this.#buffer = buffer;
+    // Written once, before the page is valid: read it once (a reservation needs no second load).
+    this.#limit = loadCounter(buffer, LIMIT_OFFSET);
     this.#slots = Math.max(0, Math.floor((buffer.byteLength - SLOTS_OFFSET) / SLOT_BYTES));
   }
 
@@ -107,7 +110,7 @@ export class CapacityPage {
 
   /** Bytes the session's segments may take at once. */
   get limit(): number {
-    return loadCounter(this.#buffer, LIMIT_OFFSET);
+    return this.#limit;
   }
 
   /** Bytes of stored segments plus every reservation, whoever made it. */
@@ -117,7 +120,7 @@ export class CapacityPage {
 
   /** Takes `size` bytes if they fit under the limit (one compare-and-swap); false when they do not. */
   tryReserve(size: number): boolean {
-    return reserveOnCounter(this.#buffer, USED_OFFSET, size, this.limit);
+    return reserveOnCounter(this.#buffer, USED_OFFSET, size, this.#limit);
   }
 
   /** Adds `delta` bytes to `used` (negative: gives bytes back). */

@@ -55,6 +55,12 @@ export class Capacity {
     if (used + size > this.limit) throw new ObjectStoreFullError(size, used, this.limit, detail);
   }
 
+  /** Whether `size` more bytes fit now (no error built: the question a put asks before every reservation). */
+  fits(size: number): boolean {
+    checkSize(size);
+    return this.#page.used + size <= this.limit;
+  }
+
   /** Takes `size` bytes for an object about to be written (see {@link Capacity.assertRoom}). */
   reserve(size: number, detail = ''): void {
     checkSize(size);

@@ -26,3 +26,29 @@ export async function afterFinalizers(): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, 0));
   await new Promise((resolve) => setImmediate(resolve));
 }
+
+/**
+ * How often a collection may run while collections free nothing: each is a full GC (in every
+ * process, for a collection round), so a store that is really full must not pay one per refused
+ * put. One that freed something may run again at once.
+ */
+export class CollectionThrottle {
+  readonly #intervalMs: number;
+  #last = Number.NEGATIVE_INFINITY;
+  #freed = false;
+
+  constructor(intervalMs = 100) {
+    this.#intervalMs = intervalMs;
+  }
+
+  /** Whether a collection may run now. */
+  due(): boolean {
+    return this.#freed || Date.now() - this.#last >= this.#intervalMs;
+  }
+
+  /** A collection ran now (or finished), and whether it freed anything. */
+  ran(freed: boolean): void {
+    this.#last = Date.now();
+    this.#freed = freed;
+  }
+}

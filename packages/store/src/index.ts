@@ -24,6 +24,6 @@ export {
   sweepStaleSessions,
 } from './session-directory.js';
 export { writeEncodedSegment } from './segment-io.js';
-export { afterFinalizers, collectGarbage } from './collect-garbage.js';
+export { CollectionThrottle, afterFinalizers, collectGarbage } from './collect-garbage.js';
 // Worker processes ask the kernel to end them with their node; the addon is reached only here.
 export { descriptorUsage, raiseDescriptorLimit, setParentDeathSignal, type DescriptorUsage } from './segment-files.js';

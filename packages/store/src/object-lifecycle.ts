@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
-import { ObjectFreedError, ObjectStoreFullError, type ObjectPayload } from '@shoal/protocol';
+import { ObjectFreedError, type ObjectPayload } from '@shoal/protocol';
 import { Capacity } from './capacity.js';
-import { collectGarbage } from './collect-garbage.js';
+import { CollectionThrottle, collectGarbage } from './collect-garbage.js';
 import { IncomingObject } from './incoming-object.js';
 import { ObjectTable, wake, type Entry } from './object-table.js';
 import { RefCounts } from './ref-counts.js';
@@ -12,8 +12,6 @@ import type { SessionSegments } from './session-segments.js';
 
 const debug = debuglog('shoal:store');
 
-/** A collection that freed nothing is not run again for this long (each is a full GC). */
-const COLLECTION_INTERVAL_MS = 100;
 
 /** The store's events: segment objects stored and deleted (inline objects are not announced). */
 export interface StoreEvents {
@@ -37,8 +35,7 @@ export class ObjectLifecycle {
   readonly #pathOf: (id: string) => string;
   /** Objects arriving (written chunk by chunk), by id: their sizes are reserved. */
   readonly #incoming = new Map<string, IncomingObject>();
-  #lastCollection = Number.NEGATIVE_INFINITY;
-  #lastCollectionFreed = false;
+  readonly #collections = new CollectionThrottle();
   /** Room granted to writers in other processes before they write a segment, by object id (bytes). */
   readonly #grants = new Map<string, number>();
 
@@ -57,25 +54,18 @@ export class ObjectLifecycle {
    * @throws ObjectStoreFullError when it does not fit even then.
    */
   reserve(size: number, detail = ''): void {
-    this.makeRoom(size, detail);
+    this.makeRoom(size);
     this.capacity.reserve(size, detail);
   }
 
   /** Collects dropped refs (see {@link ObjectLifecycle.reserve}) unless `size` fits already; never throws for room. */
-  makeRoom(size: number, detail = ''): void {
-    try {
-      this.capacity.assertRoom(size, detail);
-      return;
-    } catch (error) {
-      if (!(error instanceof ObjectStoreFullError)) throw error;
-    }
-    const now = Date.now();
-    // A store that is really full must not pay a full collection per refused put.
-    if (now - this.#lastCollection < COLLECTION_INTERVAL_MS && !this.#lastCollectionFreed) return;
-    this.#lastCollection = now;
+  makeRoom(size: number): void {
+    if (this.capacity.fits(size)) return;
+    if (!this.#collections.due()) return;
     collectGarbage();
-    this.#lastCollectionFreed = this.refs.sweep() > 0;
-    debug('collected garbage for %d bytes: %s', size, this.#lastCollectionFreed ? 'refs were dropped' : 'nothing was dropped');
+    const freed = this.refs.sweep() > 0;
+    this.#collections.ran(freed);
+    debug('collected garbage for %d bytes: %s', size, freed ? 'refs were dropped' : 'nothing was dropped');
   }
 
   /** Records a new object made in this process (inline, or a segment whose reservation it commits). */

@@ -66,7 +66,8 @@ export class LocalObjects implements ObjectIO {
   payload(id: string, encoded: EncodedValue, granted = false): ObjectPayload {
     const contains = encoded.refs.map((ref) => ref.id);
     const size = encoded.layout.totalSize;
-    if (size >= this.#inlineThreshold) {
+    // One rule for what goes in a segment: the one the task executor reserves room by.
+    if (this.segmentBytes(encoded) > 0) {
       if (!granted) this.#reservations.reserve(size);
       try {
         this.#segments.writeEncoded(id, encoded);

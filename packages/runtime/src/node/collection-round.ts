@@ -1,12 +1,11 @@
 import { debuglog } from 'node:util';
+import { CollectionThrottle } from '@shoal/store';
 import type { Peer } from './peer.js';
 
 const debug = debuglog('shoal:node');
 
 /** How long a round waits for the processes that have not answered. */
 export const COLLECTION_ROUND_TIMEOUT_MS = 1000;
-/** A round that freed nothing is not run again for this long (each costs every process a full GC). */
-const ROUND_INTERVAL_MS = 100;
 
 /**
  * Asks every process of the node (workers, attached programs) to collect garbage and send the
@@ -29,8 +28,8 @@ export class CollectionRound {
   #running: Promise<void> | undefined;
   #waiting = new Set<Peer>();
   #done: (() => void) | undefined;
-  #last = Number.NEGATIVE_INFINITY;
-  #lastFreed = false;
+  /** Each round costs every process a full GC: one that freed nothing is not repeated at once. */
+  readonly #rounds = new CollectionThrottle();
 
   /** `peers`: the processes to ask; `usedBytes`: the store's, to tell whether a round freed anything. */
   constructor(peers: () => Iterable<Peer>, usedBytes: () => number) {
@@ -41,7 +40,7 @@ export class CollectionRound {
   /** Resolves once every process answered the current round (or it timed out). */
   run(): Promise<void> {
     if (this.#running) return this.#running;
-    if (Date.now() - this.#last < ROUND_INTERVAL_MS && !this.#lastFreed) return Promise.resolve();
+    if (!this.#rounds.due()) return Promise.resolve();
     const round = ++this.#round;
     this.#waiting = new Set([...this.#peers()].filter((peer) => peer.connection !== undefined));
     if (this.#waiting.size === 0) return Promise.resolve();
@@ -54,8 +53,7 @@ export class CollectionRound {
       };
       for (const peer of this.#waiting) peer.send({ type: 'collect', round });
     }).then(() => {
-      this.#last = Date.now();
-      this.#lastFreed = this.#usedBytes() < before;
+      this.#rounds.ran(this.#usedBytes() < before);
       debug('collection round %d: %d bytes freed', round, before - this.#usedBytes());
     });
     return this.#running;

@@ -92,6 +92,8 @@ export class ObjectService {
       return encodeError(refusal);
     }
     // A retry on another worker takes the grant over: the dead one's cleanup must not release it.
+    // A refusal of an earlier attempt (its worker died before reporting it) is not this one's.
+    this.#refused.delete(id);
     this.#grantedTo.set(id, peer);
     return undefined;
   }
@@ -105,7 +107,6 @@ export class ObjectService {
     }
   }
 
-  /** `peer` finished writing `id` (its put or its task result arrived): the grant is the object's now. */
   /**
    * The refusal, when the task making result `id` failed because its result was refused room
    * (asked once, when its outcome arrives): the failure is then the refusal itself.
@@ -116,8 +117,10 @@ export class ObjectService {
     return refusal;
   }
 
+  /** `peer` finished writing `id` (its put or its task result arrived): the grant is the object's now. */
   written(id: string): void {
     this.#grantedTo.delete(id);
+    this.#refused.delete(id);
   }
 
   /**

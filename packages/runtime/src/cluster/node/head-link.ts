@@ -1,7 +1,6 @@
 import { WebSocket } from 'ws';
 import {
   BadTokenError,
-  CLOSE_BAD_TOKEN,
   CLOSE_PROTOCOL_ERROR,
   HANDSHAKE_TIMEOUT_MS,
   HeadClosedError,
@@ -22,16 +21,10 @@ import { backoffDelay } from './backoff.js';
 /** How often a node reports to the head. */
 export const HEARTBEAT_INTERVAL_MS = 1000;
 
-function describeClose(url: string, code: number, reason: string): ShoalError {
-  if (code === CLOSE_BAD_TOKEN) {
-    return new BadTokenError(url, '--token or SHOAL_TOKEN');
-  }
-  return new HeadClosedError(url, code, reason);
-}
 
 /**
  * Opens an authenticated connection to the head: resolves once the head welcomed it.
- * @throws ShoalError ERR_BAD_TOKEN, ERR_HEAD_UNREACHABLE or ERR_HEAD_CLOSED.
+ * @throws ShoalError ERR_BAD_TOKEN, ERR_HEAD_UNREACHABLE, ERR_HEAD_PROTOCOL (the head refused the upgrade) or ERR_HEAD_CLOSED.
  */
 export function connectToHead(url: string, token: string, role: 'node' | 'cli'): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
@@ -49,7 +42,7 @@ export function connectToHead(url: string, token: string, role: 'node' | 'cli'):
     socket.once('unexpected-response', (_request, response) => {
       const { statusCode = 0 } = response;
       response.destroy();
-      fail(statusCode === 401 ? describeClose(url, CLOSE_BAD_TOKEN, '') : new HeadUnreachableError(url, `Unexpected server response: ${statusCode}`));
+      fail(statusCode === 401 ? new BadTokenError(url, '--token or SHOAL_TOKEN') : new HeadProtocolError(url, `refused the connection (HTTP ${statusCode}${statusCode === 503 ? ': too many connections, see its log' : ''})`));
     });
     socket.once('message', (data) => {
       let message: FromHead;
@@ -67,7 +60,7 @@ export function connectToHead(url: string, token: string, role: 'node' | 'cli'):
       socket.removeAllListeners('error');
       resolve(socket);
     });
-    socket.once('close', (code, reason) => fail(describeClose(url, code, reason.toString())));
+    socket.once('close', (code, reason) => fail(new HeadClosedError(url, code, reason.toString())));
     socket.once('error', (error) =>
       fail(new HeadUnreachableError(url, (error as NodeJS.ErrnoException).code ?? error.message, { cause: error })),
     );
@@ -97,7 +90,7 @@ export async function queryStatus(url: string, token: string): Promise<{ cluster
       });
       socket.once('close', (code, reason) => {
         settle();
-        reject(describeClose(url, code, reason.toString()));
+        reject(new HeadClosedError(url, code, reason.toString()));
       });
       socket.once('error', (error) => {
         settle();
@@ -201,7 +194,7 @@ export class HeadLink {
     });
     socket.on('error', () => socket.terminate());
     socket.on('close', (code, reason) => {
-      if (!registered && code === CLOSE_PROTOCOL_ERROR) this.#handlers.onRefused?.(describeClose(this.url, code, reason.toString()));
+      if (!registered && code === CLOSE_PROTOCOL_ERROR) this.#handlers.onRefused?.(new HeadClosedError(this.url, code, reason.toString()));
       this.#handlers.onDisconnect?.();
       if (this.#heartbeat) clearInterval(this.#heartbeat);
       this.#socket = undefined;

@@ -77,6 +77,17 @@ export class HolderConnection {
     this.ready = new Promise((resolve, reject) => {
       this.#socket.once('open', () => this.#send({ type: 'hello' }));
       this.#socket.once('error', (error) => reject(new PullFailure('unreachable', `cannot reach ${url}: ${error.message}`, { cause: error })));
+      // A refused upgrade (with a listener here, ws reports it nowhere else): say why, not only the status.
+      this.#socket.once('unexpected-response', (_request, response) => {
+        const status = response.statusCode ?? 0;
+        response.destroy();
+        this.#socket.terminate();
+        const why =
+          status === 401
+            ? 'refused this node’s cluster token (401): start every node of the cluster with the same token (`shoal start --token`, or $SHOAL_HOME/token)'
+            : `refused the connection (HTTP ${status}${status === 503 ? ': too many connections, see its log' : ''})`;
+        reject(new PullFailure('unreachable', `the data server at ${url} ${why}`));
+      });
       this.#socket.once('close', (code, reason) => reject(new PullFailure('closed', `${url} closed the connection (${code} ${reason.toString()})`)));
       this.#socket.on('message', (data: Buffer) => {
         try {
