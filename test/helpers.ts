@@ -47,8 +47,12 @@ export class Child implements AsyncDisposable {
   }
 }
 
-/** Runs `check` after forcing garbage collections until it holds, or fails after `attempts`. */
-export async function eventually(check: () => boolean, what: string, attempts = 50): Promise<void> {
+/**
+ * Runs `check` after forcing garbage collections until it holds, or fails after `attempts`.
+ */
+// A liveness bound, not a timing claim: it returns as soon as `check` holds. 50 attempts (0.5 s)
+// was too short for a finalizer on a loaded 2-core machine (a GC-driven store test failed once).
+export async function eventually(check: () => boolean, what: string, attempts = 500): Promise<void> {
   for (let i = 0; i < attempts; i++) {
     globalThis.gc?.();
     await new Promise((resolve) => setTimeout(resolve, 10));
