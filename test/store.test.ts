@@ -1,6 +1,17 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readSync,
+  readdirSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -21,6 +32,7 @@ interface ReadReport {
   sum: number;
   first: number;
   firstAfterWrite: number;
+  firstInWriterView: number;
   rssGrowthAtGet: number;
   faultsAtGet: number;
 }
@@ -54,7 +66,8 @@ describe('a large object put in one process and read in another', () => {
     await using writerChild = new Child(['read', JSON.stringify(ref), 'write']);
     const written = await writerChild.message<ReadReport>();
     assert.equal(written.first, 5);
-    assert.equal(written.firstAfterWrite, -1, "the reader's own later gets see its private write");
+    assert.equal(written.firstInWriterView, -1, 'the view written through keeps its write');
+    assert.equal(written.firstAfterWrite, 5, "a later get in the writer's own process sees the stored bytes");
 
     assert.equal(store.getSync(ref)[0], 5, 'the owner still sees the stored value');
     await using third = new Child(['read', JSON.stringify(ref)]);
@@ -85,6 +98,52 @@ describe('getting objects in the owner process', () => {
     assert.equal(a.buffer, b.buffer, 'both views are over the same mapping');
     assert.equal(a.byteOffset % 64, 0);
     assert.equal(store.stats().cachedMappings, 1);
+  });
+
+  test('every get sees the object as stored: a write stays in the views it was made through', () => {
+    using store = new ObjectStore();
+    const ref = store.put(new Float64Array(1 << 20).fill(2));
+    const first = store.getSync(ref);
+    first[0] = 42;
+    first[(1 << 20) - 1] = 43;
+    const second = store.getSync(ref);
+    assert.equal(first[0], 42, 'the first view keeps its writes');
+    assert.equal(first[(1 << 20) - 1], 43);
+    assert.equal(second[0], 2, 'a get after the write sees the stored bytes');
+    assert.equal(second[(1 << 20) - 1], 2);
+    assert.notEqual(first.buffer, second.buffer, 'the written mapping is no longer handed out');
+    second[1] = 7;
+    const third = store.getSync(ref);
+    assert.equal(third[1], 2, 'so does a get after a write through the second');
+    assert.equal(first[1], 2, "and the first view does not see the second's write");
+    const reread = store.getSync(ref);
+    assert.equal(reread.buffer, third.buffer, 'an unwritten mapping is still shared by later gets');
+  });
+
+  test("a sealed writer's writes after seal stay in its array, not in later gets", () => {
+    using store = new ObjectStore();
+    const writer = store.create(Float64Array, 100_000);
+    writer.array.fill(1);
+    const ref = writer.seal();
+    writer.array[0] = 99;
+    assert.equal(writer.array[0], 99);
+    assert.equal(store.getSync(ref)[0], 1);
+  });
+
+  test('a write by the kernel into an unwritten view is refused (EFAULT), not crashed on', () => {
+    using store = new ObjectStore();
+    const ref = store.put(new Uint8Array(1 << 20).fill(3));
+    const view = store.getSync(ref);
+    const fd = openSync('/dev/zero', 'r');
+    try {
+      assert.throws(() => readSync(fd, view, 0, 16, 0), { code: 'EFAULT' });
+      view[0] = 1; // the first write from JavaScript makes the view writable
+      assert.equal(readSync(fd, view, 0, 16, 0), 16);
+      assert.equal(view[0], 0);
+    } finally {
+      closeSync(fd);
+    }
+    assert.equal(store.getSync(ref)[0], 3);
   });
 
   test('inline objects are decoded afresh, so a caller cannot change them', async () => {

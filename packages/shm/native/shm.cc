@@ -13,14 +13,21 @@
 #include <atomic>
 #include <cmath>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fcntl.h>
 #include <string>
+#include <mutex>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <unordered_map>
+
+#include "copy.h"
+#include "write-watch.h"
 
 namespace {
 
@@ -104,16 +111,63 @@ bool ViewBytes(const Napi::Value& value, const uint8_t** data, size_t* length) {
   return *length == 0 || pointer != nullptr;
 }
 
+// A mapping handed to JavaScript. A copy-on-write (reading) mapping also holds `lock`: its own
+// descriptor of the file with a shared flock on it, closed when the mapping goes. The store
+// recycles a segment's memory only when it can take the exclusive lock (reclaim()), that is when
+// no process of the machine maps the file any more; the kernel drops the lock of a process that
+// dies, however it dies.
 struct Mapping {
   void* address;
   size_t length;
+  int lock;
 };
 
+std::mutex mappings_mutex;
+std::unordered_map<void*, Mapping*> mappings_by_address;
+
+Mapping* FindMapping(void* address) {
+  std::lock_guard<std::mutex> guard(mappings_mutex);
+  auto found = mappings_by_address.find(address);
+  return found == mappings_by_address.end() ? nullptr : found->second;
+}
+
+// A descriptor of fd's file holding a shared lock on it, or -1 with errno set (EWOULDBLOCK: the
+// store holds the exclusive lock, recycling the file right now).
+int HoldShared(int fd) {
+  // A duplicate shares the open file description, and a flock belongs to the description: it
+  // stays until every descriptor of it is closed, so the caller may close `fd` at once.
+  int held = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (held < 0) return -1;
+  int rc;
+  do {
+    rc = flock(held, LOCK_SH | LOCK_NB);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) {
+    int saved = errno;
+    close(held);
+    errno = saved;
+    return -1;
+  }
+  return held;
+}
+
 void Unmap(Napi::Env /*env*/, void* /*data*/, Mapping* mapping) {
+  {
+    std::lock_guard<std::mutex> guard(mappings_mutex);
+    mappings_by_address.erase(mapping->address);
+  }
+  shoal::UnwatchRegion(mapping->address);
   munmap(mapping->address, mapping->length);
+  if (mapping->lock >= 0) close(mapping->lock);
   live_mappings.fetch_sub(1, std::memory_order_relaxed);
   live_mapped_bytes.fetch_sub(static_cast<int64_t>(mapping->length), std::memory_order_relaxed);
   delete mapping;
+}
+
+// Watches a fresh PROT_READ private mapping for its first write; when the watch table is full the
+// mapping is made writable at once instead (and RegionWritten reports it as written).
+void WatchOrOpen(void* address, size_t length) {
+  if (!shoal::WatchRegion(address, length)) mprotect(address, length, PROT_READ | PROT_WRITE);
 }
 
 // open(path, mode): mode 0 = create exclusively (read-write, 0600), 1 = read-only, 2 = read-write.
@@ -219,6 +273,34 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// copy(buffer, views, offsets): copies each view into `buffer` (a mapping) at its offset, at
+// memory speed whatever the alignment (copy.cc). Every range is checked before a byte is copied.
+Napi::Value Copy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArrayBuffer() || !info[1].IsArray() || !info[2].IsArray()) return ThrowType(env, "copy(buffer, views, offsets)");
+  Napi::ArrayBuffer target = info[0].As<Napi::ArrayBuffer>();
+  Napi::Array views = info[1].As<Napi::Array>();
+  Napi::Array offsets = info[2].As<Napi::Array>();
+  uint32_t count = views.Length();
+  if (offsets.Length() != count) return ThrowType(env, "copy: views and offsets differ in length");
+  for (uint32_t pass = 0; pass < 2; pass++) {
+    for (uint32_t i = 0; i < count; i++) {
+      const uint8_t* data;
+      size_t length;
+      int64_t offset;
+      if (!ViewBytes(views.Get(i), &data, &length) || !ToSize(offsets.Get(i), &offset)) {
+        return ThrowType(env, "copy: each view must be an ArrayBuffer or a view, each offset a size");
+      }
+      if (static_cast<uint64_t>(offset) + length > target.ByteLength()) {
+        Napi::RangeError::New(env, "copy: a view does not fit in the buffer").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      if (pass == 1 && length > 0) shoal::CopyBytes(static_cast<uint8_t*>(target.Data()) + offset, data, length);
+    }
+  }
+  return env.Undefined();
+}
+
 Napi::Value Size(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd;
@@ -229,19 +311,48 @@ Napi::Value Size(const Napi::CallbackInfo& info) {
 }
 
 // map(fd, length, shared, populate): shared maps read-write MAP_SHARED (writes reach the file);
-// otherwise read-write MAP_PRIVATE, so writes copy the touched page into this process only.
+// otherwise MAP_PRIVATE, write-protected and watched (write-watch.cc): reads run in place, the
+// first write makes the mapping writable and marks it written, and writes copy the touched page
+// into this process only.
 Napi::Value Map(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd;
   int64_t length;
-  if (!ToFd(info[0], &fd) || !ToSize(info[1], &length)) return ThrowType(env, "map(fd, length, shared, populate)");
+  if (!ToFd(info[0], &fd) || !ToSize(info[1], &length)) return ThrowType(env, "map(fd, length, shared, populate, path)");
   bool shared = info[2].ToBoolean().Value();
   bool populate = info[3].ToBoolean().Value();
   if (length == 0) return Napi::ArrayBuffer::New(env, 0);
+  int lock = -1;
+  if (!shared) {
+    lock = HoldShared(fd);
+    if (lock < 0) {
+      // The store is recycling this file's memory: the object it held is gone.
+      return ThrowErrno(env, errno == EWOULDBLOCK ? ENOENT : errno, "flock");
+    }
+    // The lock was taken after the open: check the name still means this file (a file recycled
+    // in between was renamed away first, and ids are never reused).
+    if (info[4].IsString()) {
+      std::string path = info[4].As<Napi::String>().Utf8Value();
+      struct stat named, held;
+      if (stat(path.c_str(), &named) != 0 || fstat(lock, &held) != 0 || named.st_ino != held.st_ino || named.st_dev != held.st_dev) {
+        close(lock);
+        return ThrowErrno(env, ENOENT, "stat");
+      }
+    }
+  }
   int flags = (shared ? MAP_SHARED : MAP_PRIVATE) | (populate ? MAP_POPULATE : 0);
-  void* address = mmap(nullptr, static_cast<size_t>(length), PROT_READ | PROT_WRITE, flags, fd, 0);
-  if (address == MAP_FAILED) return ThrowErrno(env, errno, "mmap");
-  Mapping* mapping = new Mapping{address, static_cast<size_t>(length)};
+  void* address = mmap(nullptr, static_cast<size_t>(length), shared ? PROT_READ | PROT_WRITE : PROT_READ, flags, fd, 0);
+  if (address == MAP_FAILED) {
+    int saved = errno;
+    if (lock >= 0) close(lock);
+    return ThrowErrno(env, saved, "mmap");
+  }
+  if (!shared) WatchOrOpen(address, static_cast<size_t>(length));
+  Mapping* mapping = new Mapping{address, static_cast<size_t>(length), lock};
+  {
+    std::lock_guard<std::mutex> guard(mappings_mutex);
+    mappings_by_address[address] = mapping;
+  }
   live_mappings.fetch_add(1, std::memory_order_relaxed);
   live_mapped_bytes.fetch_add(length, std::memory_order_relaxed);
   Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(env, address, mapping->length, Unmap, mapping);
@@ -262,9 +373,82 @@ Napi::Value RemapPrivate(const Napi::CallbackInfo& info) {
   if (!info[0].IsArrayBuffer() || !ToFd(info[1], &fd)) return ThrowType(env, "remapPrivate(buffer, fd)");
   Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
   if (buffer.ByteLength() == 0) return env.Undefined();
-  void* address = mmap(buffer.Data(), buffer.ByteLength(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0);
-  if (address == MAP_FAILED) return ThrowErrno(env, errno, "mmap");
+  Mapping* mapping = FindMapping(buffer.Data());
+  if (mapping == nullptr) return ThrowType(env, "remapPrivate: the buffer is not a mapping made by map()");
+  int lock = mapping->lock >= 0 ? mapping->lock : HoldShared(fd);
+  if (lock < 0) return ThrowErrno(env, errno, "flock");
+  void* address = mmap(buffer.Data(), buffer.ByteLength(), PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+  if (address == MAP_FAILED) {
+    int saved = errno;
+    if (lock != mapping->lock) close(lock);
+    return ThrowErrno(env, saved, "mmap");
+  }
+  mapping->lock = lock;
+  WatchOrOpen(address, buffer.ByteLength());
   return env.Undefined();
+}
+
+// reclaim(from, to): takes the exclusive lock on the file `from` without waiting and, if no
+// process holds a shared one (no process maps it to read), renames it to `to` and returns true:
+// its memory may be written again. Returns false, changing nothing, while someone maps it.
+Napi::Value Reclaim(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsString()) return ThrowType(env, "reclaim(from, to)");
+  std::string from = info[0].As<Napi::String>().Utf8Value();
+  std::string to = info[1].As<Napi::String>().Utf8Value();
+  int fd = open(from.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ThrowErrno(env, errno, "open");
+  int rc;
+  do {
+    rc = flock(fd, LOCK_EX | LOCK_NB);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) {
+    int saved = errno;
+    close(fd);
+    if (saved == EWOULDBLOCK) return Napi::Boolean::New(env, false);
+    return ThrowErrno(env, saved, "flock");
+  }
+  // Renamed while locked: a reader that opened `from` before and locks after finds the name gone.
+  rc = renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE);
+  int saved = errno;
+  close(fd);
+  if (rc != 0) return ThrowErrno(env, saved, "rename");
+  return Napi::Boolean::New(env, true);
+}
+
+// rename(from, to): gives a segment file another name (a recycled file becomes a new object's);
+// never replaces a file already named `to` (EEXIST).
+Napi::Value Rename(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsString()) return ThrowType(env, "rename(from, to)");
+  std::string from = info[0].As<Napi::String>().Utf8Value();
+  std::string to = info[1].As<Napi::String>().Utf8Value();
+  if (renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) != 0) return ThrowErrno(env, errno, "rename");
+  return env.Undefined();
+}
+
+// unmap(buffer): unmaps a mapping made by map() now, detaching the buffer (its views become
+// empty) instead of waiting for the garbage collector: the store's own writing mappings of
+// memory it gives up.
+Napi::Value UnmapNow(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArrayBuffer()) return ThrowType(env, "unmap(buffer)");
+  Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
+  if (buffer.ByteLength() == 0) return env.Undefined();
+  Mapping* mapping = FindMapping(buffer.Data());
+  if (mapping == nullptr) return ThrowType(env, "unmap: the buffer is not a mapping made by map()");
+  buffer.Detach();
+  return env.Undefined();
+}
+
+// written(buffer): whether a copy-on-write mapping made by map() or remapPrivate() has been
+// written since it was made (a mapping that could not be watched counts as written).
+Napi::Value Written(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArrayBuffer()) return ThrowType(env, "written(buffer)");
+  Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
+  if (buffer.ByteLength() == 0) return Napi::Boolean::New(env, false);
+  return Napi::Boolean::New(env, shoal::RegionWritten(buffer.Data()));
 }
 
 Napi::Value Unlink(const Napi::CallbackInfo& info) {
@@ -438,14 +622,20 @@ Napi::Value ExchangeCounter(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  shoal::InstallWriteWatch();
+  exports.Set("written", Napi::Function::New(env, Written, "written"));
   exports.Set("open", Napi::Function::New(env, Open, "open"));
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("allocate", Napi::Function::New(env, Allocate, "allocate"));
   exports.Set("size", Napi::Function::New(env, Size, "size"));
   exports.Set("fill", Napi::Function::New(env, Fill, "fill"));
+  exports.Set("copy", Napi::Function::New(env, Copy, "copy"));
   exports.Set("map", Napi::Function::New(env, Map, "map"));
   exports.Set("remapPrivate", Napi::Function::New(env, RemapPrivate, "remapPrivate"));
   exports.Set("unlink", Napi::Function::New(env, Unlink, "unlink"));
+  exports.Set("reclaim", Napi::Function::New(env, Reclaim, "reclaim"));
+  exports.Set("rename", Napi::Function::New(env, Rename, "rename"));
+  exports.Set("unmap", Napi::Function::New(env, UnmapNow, "unmap"));
   exports.Set("slice", Napi::Function::New(env, SliceBuffer, "slice"));
   exports.Set("stats", Napi::Function::New(env, Stats, "stats"));
   exports.Set("setParentDeathSignal", Napi::Function::New(env, SetParentDeathSignal, "setParentDeathSignal"));

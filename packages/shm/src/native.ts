@@ -6,10 +6,15 @@ export interface NativeShm {
   close(fd: number): void;
   allocate(fd: number, size: number): void;
   fill(fd: number, size: number, views: readonly (ArrayBufferView | ArrayBuffer)[], offsets: readonly number[]): void;
+  copy(buffer: ArrayBuffer, views: readonly (ArrayBufferView | ArrayBuffer)[], offsets: readonly number[]): void;
   size(fd: number): number;
-  map(fd: number, length: number, shared: boolean, populate: boolean): ArrayBuffer;
+  map(fd: number, length: number, shared: boolean, populate: boolean, path?: string): ArrayBuffer;
   remapPrivate(buffer: ArrayBuffer, fd: number): void;
+  written(buffer: ArrayBuffer): boolean;
   unlink(path: string): void;
+  reclaim(from: string, to: string): boolean;
+  rename(from: string, to: string): void;
+  unmap(buffer: ArrayBuffer): void;
   slice(buffer: ArrayBuffer, offset: number, length: number): ArrayBuffer;
   stats(): { mappings: number; mappedBytes: number; pageSize: number };
   setParentDeathSignal(signal: number): number;

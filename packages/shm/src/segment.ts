@@ -9,7 +9,8 @@ export interface MapOptions {
   /**
    * Map shared read-write: writes go to the segment and every process sees them. Otherwise the
    * mapping is private copy-on-write: readable in place, and a write copies that page into this
-   * process only.
+   * process only (the mapping is write-protected until its first write, which
+   * {@link mappingWritten} then reports).
    * @default false
    */
   readonly shared?: boolean;
@@ -142,6 +143,20 @@ export function fillSegment(
   }
 }
 
+/**
+ * Copies each view into `buffer` (a mapping made by {@link mapSegment}) at its offset: streaming
+ * stores for large views, which keep memory speed whatever the two addresses' alignment (glibc's
+ * memcpy drops to a third when the destination is a few cache lines ahead within a page).
+ * @throws RangeError when a view does not fit, before anything is copied.
+ */
+export function copyIntoMapping(
+  buffer: ArrayBuffer,
+  views: readonly (ArrayBufferView | ArrayBuffer)[],
+  offsets: readonly number[],
+): void {
+  native.copy(buffer, views, offsets);
+}
+
 /** The segment's size in bytes. */
 export function segmentSize(fd: number, path: string): number {
   try {
@@ -154,10 +169,14 @@ export function segmentSize(fd: number, path: string): number {
 /**
  * Maps the first `length` bytes of the segment. The returned ArrayBuffer is backed by the mapping
  * and unmaps it when garbage-collected (after every view of it is gone).
+ *
+ * A copy-on-write mapping holds a shared lock on the file for as long as it lives, which is how
+ * {@link reclaimSegment} knows nobody maps the file; it is taken after `fd` was opened, so the
+ * file is checked to still be the one named `path`: ENOENT when it was recycled in between.
  */
 export function mapSegment(fd: number, length: number, options: MapOptions, path: string): ArrayBuffer {
   try {
-    return native.map(fd, length, options.shared === true, options.populate === true);
+    return native.map(fd, length, options.shared === true, options.populate === true, path);
   } catch (error) {
     fail(error, path);
   }
@@ -174,6 +193,47 @@ export function remapPrivate(buffer: ArrayBuffer, fd: number, path: string): voi
   } catch (error) {
     fail(error, path);
   }
+}
+
+/**
+ * Whether a copy-on-write mapping made by {@link mapSegment} (not shared) or {@link remapPrivate}
+ * has been written since it was made. Such mappings are write-protected: the first write from
+ * this process is caught (a SIGSEGV the addon handles), makes the mapping writable and marks it,
+ * so reading a mapping never pays. Writes by system calls into a protected mapping (`fs.readSync`
+ * into a view) fail with EFAULT instead: write to it from JavaScript first, or copy it.
+ */
+export function mappingWritten(buffer: ArrayBuffer): boolean {
+  return native.written(buffer);
+}
+
+/**
+ * Renames the segment file `from` to `to` if no process maps it to read (holds its shared lock):
+ * returns whether it did. Once renamed, the file's memory may be written for another object:
+ * every reader that opened it before finds its name gone when it locks.
+ */
+export function reclaimSegment(from: string, to: string): boolean {
+  try {
+    return native.reclaim(from, to);
+  } catch (error) {
+    fail(error, from);
+  }
+}
+
+/** Renames the segment file `from` to `to` (replacing nothing: `to` must not exist). */
+export function renameSegment(from: string, to: string): void {
+  try {
+    native.rename(from, to);
+  } catch (error) {
+    fail(error, from);
+  }
+}
+
+/**
+ * Unmaps a mapping made by {@link mapSegment} now rather than when collected: `buffer` is
+ * detached (every view of it becomes empty). For mappings only their maker uses.
+ */
+export function unmapNow(buffer: ArrayBuffer): void {
+  native.unmap(buffer);
 }
 
 /** Removes the segment's name. Pages stay alive while any process still maps them. */

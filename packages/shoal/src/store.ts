@@ -22,7 +22,9 @@ export interface Store {
   /**
    * The value of a ref, once its object is ready (a task result may still be running). Arrays of
    * large objects come back as copy-on-write views of shared memory: no copy, whatever their
-   * size. `await ref` and `get(ref)` do the same.
+   * size. Each get shows the object as stored: a write through a view stays in that view (and
+   * views from gets made before the write), never in later gets, here or anywhere. `await ref`
+   * and `get(ref)` do the same.
    *
    * @example
    * ```ts

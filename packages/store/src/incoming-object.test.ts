@@ -17,9 +17,19 @@ function storeFor(t: TestContext): ObjectStore {
   return store;
 }
 
-/** Files in the session directory besides the owner file. */
+/**
+ * Files in the session directory besides the owner file and the memory kept for reuse (`pool.N`,
+ * counted in `reusableBytes`, checked by {@link reusedFiles}).
+ */
 function segmentFiles(store: ObjectStore): string[] {
-  return readdirSync(store.directory).filter((name) => name !== 'owner.json');
+  return readdirSync(store.directory).filter((name) => name !== 'owner.json' && !/^(pool|drain)\./.test(name));
+}
+
+/** Files of memory kept for reuse: each is counted in `reusableBytes` (at least a page). */
+function reusedFiles(store: ObjectStore): number {
+  const files = readdirSync(store.directory).filter((name) => /^(pool|drain)\./.test(name)).length;
+  assert.ok(store.stats().reusableBytes >= files * 4096, 'what the store keeps for reuse is counted');
+  return files;
 }
 
 /** The serialized bytes of an object big enough for a segment, made by a store of its own. */
@@ -65,6 +75,7 @@ test('discard removes the file and returns the reservation, once', (t) => {
   incoming.discard();
   incoming.discard();
   assert.deepEqual(segmentFiles(store), []);
+  assert.equal(reusedFiles(store), 1, "the discarded object's memory is kept for the next one");
   assert.equal(store.stats().usedBytes, 0);
   assert.throws(() => incoming.write(new Uint8Array(1), 1024), /it is discarded/);
   assert.throws(() => incoming.seal([]), /already discarded/);

@@ -1,4 +1,3 @@
-import { closeSegment, fillSegment, removeQuietly } from './segment-files.js';
 
 /** Where an {@link IncomingObject} is in its life. */
 export type IncomingState = 'writing' | 'written' | 'sealed' | 'discarded';
@@ -7,13 +6,14 @@ export type IncomingState = 'writing' | 'written' | 'sealed' | 'discarded';
 export interface IncomingHost {
   /** Registers the written object (its reservation becomes the stored segment). */
   seal(incoming: IncomingObject, contains: readonly string[]): void;
-  /** Gives back the reservation of an object that will not be stored. */
+  /** Gives back the reservation (and the file) of an object that will not be stored. */
   discarded(incoming: IncomingObject): void;
 }
 
 /**
- * An object arriving from elsewhere (another node), written chunk by chunk into a new segment of
- * the store's session directory, then sealed (registered as ready) or discarded. Made by
+ * An object arriving from elsewhere (another node), written chunk by chunk into a segment of the
+ * store's session directory (reused memory when the store has some of about its size), then
+ * sealed (registered as ready) or discarded. Made by
  * `store.acceptIncoming(id, size)`, which reserved its size in the capacity: until sealed it is
  * counted but no get sees it.
  *
@@ -33,18 +33,16 @@ export class IncomingObject {
   readonly id: string;
   /** Bytes the object takes (header included). */
   readonly size: number;
-  readonly #path: string;
+  readonly #write: (chunk: ArrayBufferView, offset: number) => void;
   readonly #host: IncomingHost;
-  #fd: number;
   #written = 0;
   #state: IncomingState = 'writing';
 
-  /** @internal Made by `store.acceptIncoming`, with the segment already created. */
-  constructor(id: string, size: number, path: string, fd: number, host: IncomingHost) {
+  /** @internal Made by `store.acceptIncoming`, with the segment already made: `write` copies into it. */
+  constructor(id: string, size: number, write: (chunk: ArrayBufferView, offset: number) => void, host: IncomingHost) {
     this.id = id;
     this.size = size;
-    this.#path = path;
-    this.#fd = fd;
+    this.#write = write;
     this.#host = host;
   }
 
@@ -58,9 +56,8 @@ export class IncomingObject {
   }
 
   /**
-   * Writes `chunk` at byte `offset` (one pwrite, no copy). Chunks of a pull arrive in order: once
-   * `size` bytes are written the file is closed, so an object waiting to be sealed holds no
-   * descriptor.
+   * Writes `chunk` at byte `offset` (one memcpy into the segment's memory). Chunks of a pull
+   * arrive in order; once `size` bytes are written the object waits to be sealed.
    * @throws RangeError when the chunk reaches past `size`; Error when no longer writing.
    */
   write(chunk: ArrayBufferView, offset: number): void {
@@ -68,9 +65,9 @@ export class IncomingObject {
     if (offset < 0 || offset + chunk.byteLength > this.size) {
       throw new RangeError(`Expected a chunk within the ${this.size} bytes of object ${this.id}, got ${chunk.byteLength} bytes at ${offset}`);
     }
-    fillSegment(this.#fd, this.size, [chunk], [offset], this.#path);
+    this.#write(chunk, offset);
     this.#written += chunk.byteLength;
-    if (this.#written >= this.size) this.#close('written');
+    if (this.#written >= this.size) this.#state = 'written';
   }
 
   /**
@@ -85,24 +82,14 @@ export class IncomingObject {
     if (this.#written < this.size) {
       throw new Error(`Cannot seal incoming object ${this.id}: ${this.#written} of its ${this.size} bytes were written.`);
     }
-    if (this.#state === 'writing') this.#close('written');
     this.#state = 'sealed';
     this.#host.seal(this, contains);
   }
 
-  /** Removes the file and gives back the reservation. Idempotent; does nothing once sealed. */
+  /** Gives back the file and the reservation. Idempotent; does nothing once sealed. */
   discard(): void {
     if (this.#state === 'sealed' || this.#state === 'discarded') return;
-    removeQuietly(this.#fd, this.#path);
-    this.#fd = -1;
     this.#state = 'discarded';
     this.#host.discarded(this);
-  }
-
-  #close(state: IncomingState): void {
-    const fd = this.#fd;
-    this.#fd = -1;
-    this.#state = state;
-    closeSegment(fd, this.#path);
   }
 }

@@ -1,4 +1,4 @@
-import { closeSegment, mapSegment, openSegment, segmentSize } from './segment-files.js';
+import { closeSegment, mapSegment, mappingWritten, openSegment, segmentSize } from './segment-files.js';
 import { ObjectCorruptError } from '@shoal/protocol';
 
 /**
@@ -7,7 +7,9 @@ import { ObjectCorruptError } from '@shoal/protocol';
  * The most recently used `capacity` mappings are held strongly; older ones are only weakly held,
  * so a mapping lives exactly as long as the cache or a view of it needs it, and is unmapped by
  * the garbage collector after that. A get for an object whose mapping is still alive (even if
- * evicted) reuses it, so a process never maps one segment twice at once.
+ * evicted) reuses it, unless it was written: mappings are write-protected until their first write
+ * (`mappingWritten`), and a written one is dropped from the cache (the views holding it keep it,
+ * and their writes) so the get maps the stored bytes afresh. Only writers pay for that.
  */
 export class MappingCache {
   readonly capacity: number;
@@ -34,12 +36,18 @@ export class MappingCache {
    */
   map(id: string, path: string, length?: number): ArrayBuffer {
     const recent = this.#recent.get(id);
-    if (recent) {
+    if (recent && !mappingWritten(recent)) {
       this.#recent.delete(id);
       this.#recent.set(id, recent);
       return recent;
     }
-    let buffer = this.#alive.get(id)?.deref();
+    let buffer = recent ?? this.#alive.get(id)?.deref();
+    if (buffer && mappingWritten(buffer)) {
+      // Written through a view this process holds: that view keeps it; this get sees the object.
+      this.#recent.delete(id);
+      this.#alive.delete(id);
+      buffer = undefined;
+    }
     if (!buffer) {
       const fd = openSegment(path, 'read');
       try {
@@ -61,7 +69,7 @@ export class MappingCache {
 
   /** Caches a mapping made elsewhere (a sealed `store.create` writer's). */
   adopt(id: string, buffer: ArrayBuffer): void {
-    if (!this.#alive.has(id)) {
+    if (this.#alive.get(id)?.deref() !== buffer) {
       this.#alive.set(id, new WeakRef(buffer));
       this.#collected.register(buffer, id);
     }

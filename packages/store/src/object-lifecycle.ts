@@ -6,8 +6,10 @@ import { CollectionThrottle, collectGarbage } from './collect-garbage.js';
 import { IncomingObject } from './incoming-object.js';
 import { ObjectTable, wake, type Entry } from './object-table.js';
 import { RefCounts } from './ref-counts.js';
-import { checkWrittenSize, closeSegment, createSegment, mapSegment, openSegment, removeQuietly, unlinkSegment } from './segment-files.js';
+import { checkWrittenSize, closeSegment, mapSegment, openSegment, removeQuietly, unlinkSegment, unmapNow } from './segment-files.js';
 import { OutgoingObject } from './outgoing-object.js';
+import { SegmentPool, type SegmentMemory } from './segment-pool.js';
+import { copyViews } from './segment-io.js';
 import type { SessionSegments } from './session-segments.js';
 
 const debug = debuglog('shoal:store');
@@ -38,12 +40,21 @@ export class ObjectLifecycle {
   readonly #collections = new CollectionThrottle();
   /** Room granted to writers in other processes before they write a segment, by object id (bytes). */
   readonly #grants = new Map<string, number>();
+  /** Memory of deleted objects kept for reuse, and the files this process wrote through it, by id. */
+  readonly #pool: SegmentPool;
+  readonly #files = new Map<string, SegmentMemory>();
 
-  constructor(sessionId: string, capacity: number, segments: SessionSegments, pathOf: (id: string) => string) {
+  constructor(sessionId: string, capacity: number, segments: SessionSegments, directory: string, pathOf: (id: string) => string) {
     this.capacity = new Capacity(capacity);
     this.refs = new RefCounts(this.table, sessionId, (id) => this.delete(id));
     this.#segments = segments;
     this.#pathOf = pathOf;
+    this.#pool = new SegmentPool(directory);
+  }
+
+  /** Bytes of deleted objects' memory kept for reuse (never more than the capacity leaves free). */
+  get reusableBytes(): number {
+    return this.#pool.heldBytes;
   }
 
   /**
@@ -56,6 +67,42 @@ export class ObjectLifecycle {
   reserve(size: number, detail = ''): void {
     this.makeRoom(size);
     this.capacity.reserve(size, detail);
+    this.#trimPool();
+  }
+
+  /**
+   * Writes object `id`'s new segment of `size` bytes (already reserved) through `write`, into
+   * reused memory when the pool has a file of about that size (see SegmentPool). On failure
+   * nothing is left behind (the reservation is the caller's to give back).
+   */
+  writeSegment(id: string, size: number, write: (memory: ArrayBuffer) => void): void {
+    const path = this.#pathOf(id);
+    const file = this.#pool.claim(path, size);
+    try {
+      write(file.memory);
+    } catch (error) {
+      this.#pool.discard(path, file);
+      throw error;
+    }
+    this.#files.set(id, file);
+  }
+
+  /**
+   * Records segment `id`, written by {@link ObjectLifecycle.writeSegment} with its room reserved,
+   * as ready (settling a pending entry of that id).
+   * @throws Error when a finished object of that id exists (the new file is removed).
+   */
+  sealWritten(id: string, size: number, contains: readonly string[]): void {
+    const existing = this.table.get(id);
+    if (existing && existing.state !== 'pending') {
+      this.#removeWritten(id);
+      this.capacity.unreserve(size);
+      throw new Error(`object ${id} already exists`);
+    }
+    const held = this.refs.retainContained(contains);
+    this.capacity.commitSegment();
+    this.events.emit('add', id, size);
+    this.#settleReady(id, existing, size, undefined, held);
   }
 
   /** Collects dropped refs (see {@link ObjectLifecycle.reserve}) unless `size` fits already; never throws for room. */
@@ -153,6 +200,7 @@ export class ObjectLifecycle {
     }
     this.capacity.unreserve(held - size);
     this.capacity.commitSegment();
+    this.#trimPool();
   }
 
   /** See `ObjectStore.releaseWriter`. */
@@ -165,18 +213,24 @@ export class ObjectLifecycle {
     if (this.#incoming.has(id)) throw new Error(`object ${id} is already arriving`);
     this.reserve(size, detail);
     const path = this.#pathOf(id);
-    let fd: number;
+    let file: SegmentMemory;
     try {
-      fd = createSegment(path, size);
+      file = this.#pool.claim(path, size);
     } catch (error) {
       this.capacity.unreserve(size);
       throw error;
     }
-    const incoming = new IncomingObject(id, size, path, fd, {
-      seal: (sealed, contains) => this.#sealIncoming(sealed, path, contains),
+    const incoming = new IncomingObject(id, size, (chunk, offset) => copyViews(file.memory, [chunk], [offset]), {
+      seal: (sealed, contains) => {
+        this.#incoming.delete(id);
+        this.#files.set(id, file);
+        this.sealWritten(sealed.id, sealed.size, contains);
+      },
       discarded: (gone) => {
         if (this.#incoming.get(id) !== gone) return;
         this.#incoming.delete(id);
+        // Never published, so nobody maps it: its memory is reused at once.
+        this.#pool.release(path, file);
         this.capacity.unreserve(size);
       },
     });
@@ -225,10 +279,17 @@ export class ObjectLifecycle {
     } else if (segment) {
       this.capacity.removeSegment(entry.size);
       this.#segments.forget([id]);
-      try {
-        unlinkSegment(this.#pathOf(id));
-      } catch (error) {
-        debug('unlink of %s failed: %o', id, error);
+      const file = this.#files.get(id);
+      if (file) {
+        this.#files.delete(id);
+        this.#pool.release(this.#pathOf(id), file);
+        this.#trimPool();
+      } else {
+        try {
+          unlinkSegment(this.#pathOf(id));
+        } catch (error) {
+          debug('unlink of %s failed: %o', id, error);
+        }
       }
     }
     debug('freed %s (%d bytes)', id, entry.size);
@@ -240,24 +301,25 @@ export class ObjectLifecycle {
   /** Forgets every object, discarding those still arriving (the store closes). */
   clear(): void {
     for (const incoming of [...this.#incoming.values()]) incoming.discard();
+    for (const file of this.#files.values()) unmapNow(file.memory);
+    this.#files.clear();
+    this.#pool.clear();
     this.#grants.clear();
     this.table.clear();
     this.capacity.reset();
   }
 
-  #sealIncoming(incoming: IncomingObject, path: string, contains: readonly string[]): void {
-    const { id, size } = incoming;
-    this.#incoming.delete(id);
-    const existing = this.table.get(id);
-    if (existing && existing.state !== 'pending') {
-      removeQuietly(-1, path);
-      this.capacity.unreserve(size);
-      throw new Error(`object ${id} already exists`);
-    }
-    const held = this.refs.retainContained(contains);
-    this.capacity.commitSegment();
-    this.events.emit('add', id, size);
-    this.#settleReady(id, existing, size, undefined, held);
+  /** Removes a file written through the pool that will not be an object. */
+  #removeWritten(id: string): void {
+    const file = this.#files.get(id);
+    if (!file) return removeQuietly(-1, this.#pathOf(id));
+    this.#files.delete(id);
+    this.#pool.discard(this.#pathOf(id), file);
+  }
+
+  /** Reused memory never takes room the capacity would give an object: at most what is free. */
+  #trimPool(): void {
+    if (this.#pool.heldFiles > 0) this.#pool.trim(Math.max(0, this.capacity.limit - this.capacity.usedBytes));
   }
 
   #settleReady(id: string, existing: Entry | undefined, size: number, bytes: Uint8Array | undefined, contains: readonly string[]): void {

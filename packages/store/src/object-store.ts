@@ -21,6 +21,7 @@ import { resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions } fro
 import type { OutgoingObject } from './outgoing-object.js';
 import { SessionDirectory } from './session-directory.js';
 import { SessionSegments } from './session-segments.js';
+import { copyEncoded, copyViews } from './segment-io.js';
 
 const debug = debuglog('shoal:store');
 
@@ -42,6 +43,11 @@ export interface StoreStats {
   readonly capacity: number;
   /** Segment mappings this process's cache holds. */
   readonly cachedMappings: number;
+  /**
+   * Bytes of deleted objects' memory kept for the next puts and pulls of about their size (never
+   * more than the capacity leaves free; given back as objects need the room).
+   */
+  readonly reusableBytes: number;
 }
 
 /**
@@ -77,7 +83,9 @@ export class ObjectStore {
     this.#directory = new SessionDirectory(this.options.shmRoot, this.sessionId, this.options.handleSignals);
     this.#segments = new SessionSegments(this.#directory.path, this.options.maxMappings);
     const directory = this.#directory;
-    this.#objects = new ObjectLifecycle(this.sessionId, this.options.objectStoreMemory, this.#segments, (id) => directory.segmentPath(id));
+    this.#objects = new ObjectLifecycle(this.sessionId, this.options.objectStoreMemory, this.#segments, directory.path, (id) =>
+      directory.segmentPath(id),
+    );
     const refs = this.#objects.refs;
     this.#removeRefHooks = setObjectRefHooks({
       track: (ref) => refs.track(ref),
@@ -133,7 +141,7 @@ export class ObjectStore {
       const capacity = this.#objects.capacity;
       this.#objects.reserve(size);
       try {
-        this.#segments.writeEncoded(id, encoded);
+        this.#objects.writeSegment(id, size, (memory) => copyEncoded(memory, encoded));
       } catch (error) {
         capacity.unreserve(size);
         throw error;
@@ -256,14 +264,15 @@ export class ObjectStore {
    */
   registerBytes(id: string, bytes: Uint8Array, contains: readonly string[]): void {
     this.#assertRunning('register an object');
-    const capacity = this.#objects.capacity;
-    this.#objects.reserve(bytes.byteLength);
+    const size = bytes.byteLength;
+    this.#objects.reserve(size);
     try {
-      this.#segments.writeBytes(id, bytes);
-    } finally {
-      capacity.unreserve(bytes.byteLength);
+      this.#objects.writeSegment(id, size, (memory) => copyViews(memory, [bytes], [0]));
+    } catch (error) {
+      this.#objects.capacity.unreserve(size);
+      throw error;
     }
-    this.register(id, { size: bytes.byteLength, contains });
+    this.#objects.sealWritten(id, size, contains);
   }
 
   /**
@@ -371,6 +380,7 @@ export class ObjectStore {
       inlineBytes: capacity.inlineBytes,
       capacity: capacity.limit,
       cachedMappings: this.#segments.cachedMappings,
+      reusableBytes: this.#objects.reusableBytes,
     };
   }
 

@@ -81,6 +81,16 @@ export const fillSegment = guarded(shm.fillSegment);
 export const segmentSize = guarded(shm.segmentSize);
 /** See `@shoal/shm`'s remapPrivate. */
 export const remapPrivate = guarded(shm.remapPrivate);
+/** See `@shoal/shm`'s mappingWritten (a plain lookup: it cannot fail). */
+export const mappingWritten = shm.mappingWritten;
+/** See `@shoal/shm`'s copyIntoMapping. */
+export const copyIntoMapping = shm.copyIntoMapping;
+/** See `@shoal/shm`'s reclaimSegment. */
+export const reclaimSegment = guarded(shm.reclaimSegment);
+/** See `@shoal/shm`'s renameSegment. */
+export const renameSegment = guarded(shm.renameSegment);
+/** See `@shoal/shm`'s unmapNow. */
+export const unmapNow = shm.unmapNow;
 /** See `@shoal/shm`'s unlinkSegment. */
 export const unlinkSegment = guarded(shm.unlinkSegment);
 

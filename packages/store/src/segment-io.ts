@@ -1,5 +1,5 @@
 import { writeFrontBytes, type EncodedValue } from '@shoal/protocol';
-import { writeSegment } from './segment-files.js';
+import { copyIntoMapping, writeSegment } from './segment-files.js';
 
 /**
  * Writes an encoded value as a new segment file at `path`: front (prefix, table, header) and each
@@ -13,4 +13,17 @@ export function writeEncodedSegment(path: string, encoded: EncodedValue): void {
 /** Writes already serialized bytes as a new segment file at `path` (one pwrite). */
 export function writeEncodedBytes(path: string, bytes: Uint8Array): void {
   writeSegment(path, bytes.byteLength, [bytes], [0]);
+}
+
+/**
+ * Copies an encoded value into `memory` (a writing mapping of a reused segment file): front and
+ * each out-of-band buffer at its offset. A memcpy into pages that are already there.
+ */
+export function copyEncoded(memory: ArrayBuffer, encoded: EncodedValue): void {
+  copyViews(memory, [writeFrontBytes(encoded), ...encoded.buffers], [0, ...encoded.layout.bufferOffsets]);
+}
+
+/** Copies each view into `memory` at its offset (see `copyIntoMapping`). */
+export function copyViews(memory: ArrayBuffer, views: readonly (ArrayBufferView | ArrayBuffer)[], offsets: readonly number[]): void {
+  copyIntoMapping(memory, views, offsets);
 }
