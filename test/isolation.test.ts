@@ -2,7 +2,10 @@
 // through, whichever process or task made it (issue "Every get sees the object as stored").
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
-import { get, remote, store } from 'shoal';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { get, remote, store, wait, type ObjectRef } from 'shoal';
+import { eventually } from './helpers.js';
 import { cleanUp, start } from './runtime-helpers.js';
 
 afterEach(cleanUp);
@@ -79,5 +82,51 @@ describe('writes never leave their process', () => {
     assert.equal(await first(ref), 1);
     assert.equal(view[0], -5, 'the driver keeps its write');
     assert.equal(store.getSync(ref)[0], 1);
+  });
+});
+
+describe('memory a task read is reused once the object is freed', () => {
+  test("a freed argument's memory is reused: the worker that mapped it lets go without being asked to", async () => {
+    await start({ numCpus: 1 });
+    const length = (64 << 20) / 8;
+    const a = store.put(new Float64Array(length).fill(1));
+    const inode = statSync(join(store.stats().directory, a.id)).ino;
+    assert.equal(await first(a), 1);
+    store.free(a);
+    const kept: ObjectRef[] = [];
+    try {
+      await eventually(() => {
+        const next = store.put(new Float64Array(length).fill(2));
+        kept.push(next);
+        return statSync(join(store.stats().directory, next.id)).ino === inode;
+      }, "the argument's memory to be reused after the worker unmapped it");
+      assert.equal(await first(kept.at(-1)! as ObjectRef<Float64Array>), 2);
+    } finally {
+      for (const ref of kept) store.free(ref);
+    }
+  });
+});
+
+describe('task results are written into reused memory', () => {
+  test("a result written where a freed result was: same memory, the new bytes, and the old result's reader unaffected", async () => {
+    await start({ numCpus: 1 });
+    const make = remote((n: number, fill: number) => new Float64Array(n).fill(fill));
+    const n = (4 << 20) / 8;
+    const directory = store.stats().directory;
+    const a = make(n, 1);
+    await wait([a]); // ready, and never mapped here
+    const inode = statSync(join(directory, a.id)).ino;
+    store.free(a);
+    const b = make(n, 2);
+    const value = await b;
+    assert.equal(statSync(join(directory, b.id)).ino, inode, "the worker filled the freed result's file");
+    assert.equal(value.length, n);
+    assert.ok(value.every((x) => x === 2));
+    // A view the driver holds keeps that memory out of reuse: the next result gets new memory.
+    store.free(b);
+    const c = make(n, 3);
+    assert.ok((await c).every((x) => x === 3));
+    assert.notEqual(statSync(join(directory, c.id)).ino, inode, 'memory a view still maps is not lent');
+    assert.ok(value.every((x) => x === 2), "the held view still shows its object's bytes");
   });
 });

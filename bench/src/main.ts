@@ -1,6 +1,6 @@
 // The benchmark suite's one entry point: `npm run bench` (full) or `npm run bench -- --quick`.
 //
-//   node --expose-gc bench/dist/main.js [--quick] [--json] [--only=article,ray,tasks,store,cluster]
+//   node --expose-gc bench/dist/main.js [--quick] [--json] [--only=article,ray,tasks,store,args,cluster]
 //                                       [--runs=N] [--elements=N] [--queued=N]
 //
 // Suites, in this order:
@@ -10,6 +10,7 @@
 //            peers (ray-micro.ts), and tasks_1m_queued
 //   tasks    task throughput/latency vs Piscina and a fork pool, and the transport (tasks.js)
 //   store    object store put/get vs in-process copies (store-put-get.js)
+//   args     what a task pays for its argument's size and for writing to it (task-args.js)
 //   cluster  object_transfer_1gb and broadcast_1gb_to_3_nodes between `shoal start` nodes on
 //            loopback, vs raw TCP in the same run (cluster.ts)
 // `--quick` runs every suite at small sizes in seconds (the CI smoke: `npm test` ends with it).
@@ -33,12 +34,13 @@ import { isDisturbed } from './interference.js';
 import { exitOnSignals, killAtExit } from './lifecycle.js';
 import { rayOptions, rayTable, runRay, type RayReport } from './ray-micro.js';
 
-const SUITES = ['article', 'ray', 'tasks', 'store', 'cluster'] as const;
+const SUITES = ['article', 'ray', 'tasks', 'store', 'args', 'cluster'] as const;
 type Suite = (typeof SUITES)[number];
 const RESULTS_DIR = fileURLToPath(new URL('../results/', import.meta.url));
-const EXTERNAL: Record<'tasks' | 'store', { script: string; results: string }> = {
+const EXTERNAL: Record<'tasks' | 'store' | 'args', { script: string; results: string }> = {
   tasks: { script: fileURLToPath(new URL('./tasks.js', import.meta.url)), results: 'tasks' },
   store: { script: fileURLToPath(new URL('./store-put-get.js', import.meta.url)), results: 'store-put-get' },
+  args: { script: fileURLToPath(new URL('./task-args.js', import.meta.url)), results: 'task-args' },
 };
 
 interface Options {
@@ -86,7 +88,7 @@ function medians(value: unknown, path: string, found: [string, unknown][] = []):
   return found;
 }
 
-async function runExternal(suite: 'tasks' | 'store', options: Options, log: (text: string) => void): Promise<{ report: unknown; failures: Failure[] }> {
+async function runExternal(suite: 'tasks' | 'store' | 'args', options: Options, log: (text: string) => void): Promise<{ report: unknown; failures: Failure[] }> {
   const { script, results } = EXTERNAL[suite];
   const started = Date.now();
   log(`running ${script.split('/').pop()}${options.quick ? ' --quick' : ''}`);

@@ -113,8 +113,12 @@ export const FROM_NODE = {
   shutdown: message('shutdown', {}),
   /** Answer to `attach`: where the session's segments are. */
   welcome: message('welcome', { sessionId: Id, directory: Type.String(), inlineThreshold: Count }),
-  /** Answer to `reserve`: the room is held for the object, or the encoded ObjectStoreFullError. */
-  reserved: message('reserved', { requestId: Count, error: Type.Optional(Bytes) }),
+  /**
+   * Answer to `reserve`: the room is held for the object, or the encoded ObjectStoreFullError.
+   * `lent`: the node put a file of reused memory at the object's path for the worker to fill,
+   * instead of creating one.
+   */
+  reserved: message('reserved', { requestId: Count, error: Type.Optional(Bytes), lent: Type.Optional(Type.Boolean()) }),
   /** The store is short of room: collect garbage, send the releases of refs dropped, then `collected`. */
   collect: message('collect', { round: Count }),
   /** Answer to `bind`: the name's new version, or why it failed. */

@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 
 /** The raw addon surface (see native/shm.cc). Only segment.ts, descriptors.ts and counters.ts call it. */
 export interface NativeShm {
-  open(path: string, mode: 0 | 1 | 2): number;
+  open(path: string, mode: 0 | 1 | 2 | 3): number;
   close(fd: number): void;
   allocate(fd: number, size: number): void;
   fill(fd: number, size: number, views: readonly (ArrayBufferView | ArrayBuffer)[], offsets: readonly number[]): void;

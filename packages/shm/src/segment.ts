@@ -1,8 +1,11 @@
 import { constants as osConstants } from 'node:os';
 import { native } from './native.js';
 
-/** How to open an existing segment. */
-export type OpenMode = 'read' | 'write';
+/**
+ * How to open an existing segment: `'lent'` is read-write holding a shared lock, for a writer
+ * filling a file the store lent it (the store reclaims no file while it is open that way).
+ */
+export type OpenMode = 'read' | 'write' | 'lent';
 
 /** Options for {@link mapSegment}. */
 export interface MapOptions {
@@ -95,10 +98,10 @@ export function createSegment(path: string, size: number): number {
   return createWith(path, (fd) => native.allocate(fd, size));
 }
 
-/** Opens an existing segment for reading (`'read'`) or writing (`'write'`). */
+/** Opens an existing segment for reading (`'read'`), writing (`'write'`) or filling a lent file (`'lent'`). */
 export function openSegment(path: string, mode: OpenMode = 'read'): number {
   try {
-    return native.open(path, mode === 'read' ? 1 : 2);
+    return native.open(path, mode === 'read' ? 1 : mode === 'write' ? 2 : 3);
   } catch (error) {
     fail(error, path);
   }
@@ -128,7 +131,7 @@ export function writeSegment(
   closeSegment(fd, path);
 }
 
-/** Writes views at their offsets into an open segment, growing it to `size` bytes if needed. */
+/** Writes views at their offsets into an open segment, growing it to `size` bytes if shorter (never shrinking it). */
 export function fillSegment(
   fd: number,
   size: number,

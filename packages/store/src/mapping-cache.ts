@@ -80,9 +80,14 @@ export class MappingCache {
     }
   }
 
-  /** Stops holding the mapping of `id` (it is unmapped once no view of it remains). */
-  forget(id: string): void {
+  /**
+   * Stops holding the mapping of `id` (it is unmapped once no view of it remains). Returns the
+   * bytes of a mapping of it still alive here: memory the store can reuse only once it is
+   * unmapped (a collection away, if no view holds it).
+   */
+  forget(id: string): number {
     this.#recent.delete(id);
+    return this.#alive.get(id)?.deref()?.byteLength ?? 0;
   }
 
   /** Stops holding every mapping. */

@@ -1,12 +1,12 @@
 import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
-import { ObjectFreedError, type ObjectPayload } from '@shoal/protocol';
+import { ObjectCorruptError, ObjectFreedError, type ObjectPayload } from '@shoal/protocol';
 import { Capacity } from './capacity.js';
 import { CollectionThrottle, collectGarbage } from './collect-garbage.js';
 import { IncomingObject } from './incoming-object.js';
 import { ObjectTable, wake, type Entry } from './object-table.js';
 import { RefCounts } from './ref-counts.js';
-import { checkWrittenSize, closeSegment, mapSegment, openSegment, removeQuietly, unlinkSegment, unmapNow } from './segment-files.js';
+import { checkWrittenSize, closeSegment, mapSegment, openSegment, removeQuietly, unmapNow } from './segment-files.js';
 import { OutgoingObject } from './outgoing-object.js';
 import { SegmentPool, type SegmentMemory } from './segment-pool.js';
 import { copyViews } from './segment-io.js';
@@ -43,6 +43,8 @@ export class ObjectLifecycle {
   /** Memory of deleted objects kept for reuse, and the files this process wrote through it, by id. */
   readonly #pool: SegmentPool;
   readonly #files = new Map<string, SegmentMemory>();
+  /** Files of the pool lent to another process to write a task result into, by object id. */
+  readonly #lent = new Map<string, SegmentMemory>();
 
   constructor(sessionId: string, capacity: number, segments: SessionSegments, directory: string, pathOf: (id: string) => string) {
     this.capacity = new Capacity(capacity);
@@ -141,9 +143,9 @@ export class ObjectLifecycle {
       try {
         this.#chargeWritten(id, payload.size, writer);
       } catch (error) {
-        // No room, or a file that is not what its writer said: the file goes; a pending object (a
-        // task's result) is that failure.
-        removeQuietly(-1, this.#pathOf(id));
+        // No room, or a file that is not what its writer said: the file goes (a lent one back to
+        // the pool); a pending object (a task's result) is that failure.
+        if (!this.#returnLent(id)) removeQuietly(-1, this.#pathOf(id));
         if (existing?.state !== 'pending') throw error;
         this.fail(id, error as Error);
         return;
@@ -156,19 +158,43 @@ export class ObjectLifecycle {
   }
 
   /** See `ObjectStore.reserveRoom`. */
-  grant(id: string, size: number, detail: string): void {
+  grant(id: string, size: number, detail: string): boolean {
     // A retry of the same task asks again: its earlier grant is replaced, not added to.
-    this.releaseGrant(id);
-    this.reserve(size, detail);
+    this.releaseGrant(id, true);
+    try {
+      this.reserve(size, detail);
+    } catch (error) {
+      this.#returnLent(id);
+      throw error;
+    }
     this.#grants.set(id, size);
+    const lent = this.#lent.get(id);
+    if (lent && lent.capacity >= size) return true;
+    this.#returnLent(id);
+    const file = this.#pool.lend(this.#pathOf(id), size);
+    if (file) this.#lent.set(id, file);
+    return file !== undefined;
   }
 
-  /** See `ObjectStore.releaseRoom`. */
-  releaseGrant(id: string): void {
+  /**
+   * See `ObjectStore.releaseRoom`. A file lent for the object goes back to the pool too, unless
+   * `keepFile` (the grant is about to be replaced, or becomes the object's charge).
+   */
+  releaseGrant(id: string, keepFile = false): void {
+    if (!keepFile) this.#returnLent(id);
     const size = this.#grants.get(id);
     if (size === undefined) return;
     this.#grants.delete(id);
     this.capacity.unreserve(size);
+  }
+
+  /** Gives the file lent for `id`'s result back to the pool (it drains while its writer holds it). Whether there was one. */
+  #returnLent(id: string): boolean {
+    const file = this.#lent.get(id);
+    if (!file) return false;
+    this.#lent.delete(id);
+    this.#pool.release(this.#pathOf(id), file);
+    return true;
   }
 
   /**
@@ -184,11 +210,14 @@ export class ObjectLifecycle {
     let held = 0;
     if (granted >= size && this.#grants.delete(id)) held = granted;
     else {
-      this.releaseGrant(id);
+      this.releaseGrant(id, true);
       if (writer !== undefined && this.capacity.takeReserved(writer, size)) held = size;
     }
+    const lent = this.#lent.get(id);
     try {
-      checkWrittenSize(this.#pathOf(id), size, `object ${id}`);
+      // A lent file keeps its size (its pages); one the writer made is exactly the object's.
+      checkWrittenSize(this.#pathOf(id), lent?.capacity ?? size, `object ${id}`);
+      if (lent && lent.capacity < size) throw new ObjectCorruptError(`object ${id}`, `its writer says ${size} bytes, more than the ${lent.capacity} lent for it`);
       if (held === 0) {
         this.makeRoom(size);
         this.capacity.reserve(size, granted > 0 ? ` (${granted} bytes were reserved for it)` : ' (written by another process of the session)');
@@ -200,6 +229,10 @@ export class ObjectLifecycle {
     }
     this.capacity.unreserve(held - size);
     this.capacity.commitSegment();
+    if (lent) {
+      this.#lent.delete(id);
+      this.#files.set(id, lent);
+    }
     this.#trimPool();
   }
 
@@ -280,17 +313,12 @@ export class ObjectLifecycle {
       this.capacity.removeSegment(entry.size);
       this.#segments.forget([id]);
       const file = this.#files.get(id);
-      if (file) {
-        this.#files.delete(id);
-        this.#pool.release(this.#pathOf(id), file);
-        this.#trimPool();
-      } else {
-        try {
-          unlinkSegment(this.#pathOf(id));
-        } catch (error) {
-          debug('unlink of %s failed: %o', id, error);
-        }
-      }
+      this.#files.delete(id);
+      // Its memory is kept for reuse (within what the capacity leaves free), whoever wrote it.
+      if (file) this.#pool.release(this.#pathOf(id), file);
+      else if (this.capacity.limit - this.capacity.usedBytes - this.#pool.heldBytes >= entry.size) this.#pool.adopt(this.#pathOf(id));
+      else removeQuietly(-1, this.#pathOf(id));
+      this.#trimPool();
     }
     debug('freed %s (%d bytes)', id, entry.size);
     if (segment) this.events.emit('delete', id);
@@ -301,8 +329,9 @@ export class ObjectLifecycle {
   /** Forgets every object, discarding those still arriving (the store closes). */
   clear(): void {
     for (const incoming of [...this.#incoming.values()]) incoming.discard();
-    for (const file of this.#files.values()) unmapNow(file.memory);
+    for (const file of [...this.#files.values(), ...this.#lent.values()]) unmapNow(file.memory);
     this.#files.clear();
+    this.#lent.clear();
     this.#pool.clear();
     this.#grants.clear();
     this.table.clear();

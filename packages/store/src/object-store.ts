@@ -278,12 +278,14 @@ export class ObjectStore {
   /**
    * Reserves room for a segment of `size` bytes another process is about to write as object `id`
    * (a task result): its charge once registered, given back by `releaseRoom`, `discardUnclaimed`
-   * or `fail`. Asking again for the same id replaces the grant.
+   * or `fail`. Asking again for the same id replaces the grant. Returns true when the store lent
+   * memory of a deleted object for it: a file already at the object's path, of at least `size`
+   * bytes, for the writer to fill (`SessionSegments.writeEncodedLent`) rather than create.
    * @throws ObjectStoreFullError when `size` does not fit, even after a collection.
    */
-  reserveRoom(id: string, size: number, detail = ''): void {
+  reserveRoom(id: string, size: number, detail = ''): boolean {
     this.#assertRunning('reserve room for an object');
-    this.#objects.grant(id, size, detail);
+    return this.#objects.grant(id, size, detail);
   }
 
   /** Gives back the room reserved for `id` by {@link ObjectStore.reserveRoom} (its writer went away). */

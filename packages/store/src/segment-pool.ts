@@ -4,9 +4,11 @@ import {
   closeSegment,
   createSegment,
   mapSegment,
+  openSegment,
   reclaimSegment,
   removeQuietly,
   renameSegment,
+  segmentSize,
   unmapNow,
 } from './segment-files.js';
 
@@ -82,20 +84,8 @@ export class SegmentPool {
    * @throws SharedMemoryError when the file cannot be made.
    */
   claim(path: string, size: number): SegmentMemory {
-    let file = this.#takeIdle(size);
-    if (!file && this.#draining.length > 0) {
-      this.#reclaimDrained();
-      file = this.#takeIdle(size);
-    }
-    if (file) {
-      try {
-        renameSegment(join(this.#directory, file.name), path);
-        return file;
-      } catch (error) {
-        this.#drop(file, join(this.#directory, file.name));
-        throw error;
-      }
-    }
+    const reused = this.lend(path, size);
+    if (reused) return reused;
     const capacity = Math.max(PAGE, Math.ceil(size / PAGE) * PAGE);
     const fd = createSegment(path, capacity);
     try {
@@ -105,6 +95,28 @@ export class SegmentPool {
       throw error;
     } finally {
       closeSegment(fd, path);
+    }
+  }
+
+  /**
+   * An idle file of about `size` bytes renamed to `path`, for another process to write object
+   * `size` into (a task result), or undefined when none suits: a new file is then the writer's to
+   * make. Never throws.
+   */
+  lend(path: string, size: number): SegmentMemory | undefined {
+    let file = this.#takeIdle(size);
+    if (!file && this.#draining.length > 0) {
+      this.#reclaimDrained();
+      file = this.#takeIdle(size);
+    }
+    if (!file) return undefined;
+    try {
+      renameSegment(join(this.#directory, file.name), path);
+      return file;
+    } catch (error) {
+      debug('could not lend %s: %o', file.name, error);
+      this.#drop(file);
+      return undefined;
     }
   }
 
@@ -129,6 +141,31 @@ export class SegmentPool {
     }
     while (this.#idle.length > MAX_FILES) this.#drop(this.#idle.shift()!);
     while (this.#draining.length > MAX_FILES) this.#drop(this.#draining.shift()!);
+  }
+
+  /**
+   * The object in file `path`, written by another process (a worker's result or put, a sealed
+   * `create`), is gone: like {@link SegmentPool.release}, with a writing mapping made now (its
+   * pages are faulted into it by the first reuse). Never throws: a file that cannot be kept is
+   * removed.
+   */
+  adopt(path: string): void {
+    let file: SegmentMemory;
+    try {
+      const fd = openSegment(path, 'write');
+      try {
+        const capacity = segmentSize(fd, path);
+        if (capacity === 0) throw new RangeError('an empty segment file');
+        file = { capacity, memory: mapSegment(fd, capacity, { shared: true }, path) };
+      } finally {
+        closeSegment(fd, path);
+      }
+    } catch (error) {
+      debug('could not keep %s for reuse: %o', path, error);
+      removeQuietly(-1, path);
+      return;
+    }
+    this.release(path, file);
   }
 
   /**

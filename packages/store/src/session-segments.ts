@@ -4,7 +4,7 @@ import { ObjectFreedError, SharedMemoryError, decodeValue, type EncodedValue } f
 import { MappingCache } from './mapping-cache.js';
 import { ObjectWriter, type WriterHost } from './object-writer.js';
 import { defaultMaxMappings } from './options.js';
-import { writeEncodedBytes, writeEncodedSegment } from './segment-io.js';
+import { writeEncodedBytes, writeEncodedLent, writeEncodedSegment } from './segment-io.js';
 import { sliceBuffer } from './segment-files.js';
 import { segmentPathOf } from './session-directory.js';
 
@@ -92,6 +92,14 @@ export class SessionSegments {
     writeEncodedSegment(this.#path(id), encoded);
   }
 
+  /**
+   * Writes an encoded value into `id`'s segment file, which the store lent for it (its answer to
+   * a reservation said so): memory already there, so the copy runs at memory speed.
+   */
+  writeEncodedLent(id: string, encoded: EncodedValue): void {
+    writeEncodedLent(this.#path(id), encoded);
+  }
+
   /** Writes serialized bytes as `id`'s new segment. */
   writeBytes(id: string, bytes: Uint8Array): void {
     writeEncodedBytes(this.#path(id), bytes);
@@ -112,9 +120,14 @@ export class SessionSegments {
     });
   }
 
-  /** Stops holding the mappings of `ids` (each is unmapped once no view of it remains). */
-  forget(ids: Iterable<string>): void {
-    for (const id of ids) this.#mappings.forget(id);
+  /**
+   * Stops holding the mappings of `ids` (each is unmapped once no view of it remains). Returns the
+   * bytes of their mappings still alive (see `MappingCache.forget`).
+   */
+  forget(ids: Iterable<string>): number {
+    let mapped = 0;
+    for (const id of ids) mapped += this.#mappings.forget(id);
+    return mapped;
   }
 
   /** Stops holding every mapping. */

@@ -27,6 +27,7 @@ import type { NamedVersion, Runtime, WaitResult } from '../api/runtime.js';
 import { buildArgs } from '../api/task-args.js';
 import { LocalObjects, RemoteObjects, type ObjectIO } from './object-io.js';
 import { RefTracker } from './ref-tracker.js';
+import { UnmapCollector } from './unmap-collector.js';
 
 type Request =
   | { type: 'resolve'; ids: readonly string[]; owners?: readonly string[] }
@@ -90,6 +91,7 @@ export class NodeClient implements Runtime {
   /** Requests and watch iterators someone is awaiting: while any, the socket keeps the process alive. */
   #awaited = 0;
   #closed = false;
+  readonly #unmaps = new UnmapCollector();
   /** Set when this program closes the connection itself (shutdown), not the node. */
   #closing = false;
   /** Why requests fail once the node closed the connection under this program. */
@@ -133,7 +135,7 @@ export class NodeClient implements Runtime {
         this.#answer(message.requestId, message.ready);
         return;
       case 'reserved':
-        this.#answer(message.requestId, message.error === undefined ? undefined : toError(decodeThrown(message.error)));
+        this.#answer(message.requestId, message.error === undefined ? message.lent === true : toError(decodeThrown(message.error)));
         return;
       case 'bound':
         this.#answer(message.requestId, message.error === undefined ? message.version : new BindFailedError(message.error));
@@ -153,9 +155,13 @@ export class NodeClient implements Runtime {
       case 'collect':
         void this.#collect(message.round);
         return;
-      case 'forget':
-        for (const id of message.ids) this.#objects.forget(id);
+      case 'forget': {
+        let mapped = 0;
+        for (const id of message.ids) mapped += this.#objects.forget(id);
+        // A worker's small heap gives V8 little reason to collect what it unmaps; see UnmapCollector.
+        if (this.kind === 'worker') this.#unmaps.freed(mapped);
         return;
+      }
       case 'welcome':
         // The same session a local client found in the node's address; news to a remote one.
         this.sessionId = message.sessionId;
@@ -221,11 +227,12 @@ export class NodeClient implements Runtime {
 
   /**
    * Asks the node for room for a segment of `size` bytes about to be written as object `id` (a
-   * task result), before any byte is written.
+   * task result), before any byte is written. Resolves to whether the node lent a file of reused
+   * memory for it (already at the object's path: fill it rather than create one).
    * @throws ObjectStoreFullError (rejects) when the node's store has no room for it.
    */
-  reserve(id: string, size: number): Promise<void> {
-    return this.#request<void>({ type: 'reserve', id, size });
+  reserve(id: string, size: number): Promise<boolean> {
+    return this.#request<boolean>({ type: 'reserve', id, size });
   }
 
   create(kind: TypedArrayKind | number, length?: number): ObjectWriter<ArrayBufferView> {

@@ -30,10 +30,11 @@ export interface Publisher {
 export interface ObjectIO {
   /**
    * What the node is told of object `id` (a put or a task result): a segment written here, or its
-   * bytes. A segment's room is reserved first unless `granted` (the node granted it already).
+   * bytes. A segment's room is reserved first unless `granted` (the node granted it already);
+   * `lent`: the node lent a file of reused memory at the object's path, filled rather than created.
    * @throws ObjectStoreFullError when the segment does not fit: nothing was written.
    */
-  payload(id: string, encoded: EncodedValue, granted?: boolean): ObjectPayload;
+  payload(id: string, encoded: EncodedValue, granted?: boolean, lent?: boolean): ObjectPayload;
   /** Bytes of shared memory writing `encoded` takes (0 when it travels inline): the room to reserve first. */
   segmentBytes(encoded: EncodedValue): number;
   /** A writer for `create()`, to fill in place. */
@@ -42,8 +43,11 @@ export interface ObjectIO {
   materialize(id: string, location: ObjectLocation): unknown;
   /** The value of object `id` if it is in this machine's shared memory (`getSync`). */
   readSync(id: string): unknown;
-  /** No ref to `id` remains here, or the node freed it: do not keep its mapping cached. */
-  forget(id: string): void;
+  /**
+   * No ref to `id` remains here, or the node freed it: do not keep its mapping cached. Returns the
+   * bytes of a mapping of it still alive (its memory is reused by the node once it is unmapped).
+   */
+  forget(id: string): number;
 }
 
 /**
@@ -63,14 +67,15 @@ export class LocalObjects implements ObjectIO {
     this.#inlineThreshold = inlineThreshold;
   }
 
-  payload(id: string, encoded: EncodedValue, granted = false): ObjectPayload {
+  payload(id: string, encoded: EncodedValue, granted = false, lent = false): ObjectPayload {
     const contains = encoded.refs.map((ref) => ref.id);
     const size = encoded.layout.totalSize;
     // One rule for what goes in a segment: the one the task executor reserves room by.
     if (this.segmentBytes(encoded) > 0) {
       if (!granted) this.#reservations.reserve(size);
       try {
-        this.#segments.writeEncoded(id, encoded);
+        if (lent) this.#segments.writeEncodedLent(id, encoded);
+        else this.#segments.writeEncoded(id, encoded);
       } catch (error) {
         if (!granted) this.#reservations.release(size);
         throw error;
@@ -106,8 +111,8 @@ export class LocalObjects implements ObjectIO {
     return this.#segments.read(id);
   }
 
-  forget(id: string): void {
-    this.#segments.forget([id]);
+  forget(id: string): number {
+    return this.#segments.forget([id]);
   }
 }
 
@@ -153,7 +158,9 @@ export class RemoteObjects implements ObjectIO {
     );
   }
 
-  forget(): void {}
+  forget(): number {
+    return 0;
+  }
 }
 
 function noSegment(id: string): never {

@@ -71,37 +71,40 @@ export class ObjectService {
 
   /**
    * Reserves room for object `id` of `size` bytes that `peer` is about to write (see
-   * `store.reserveRoom`). Returns the encoded refusal, or undefined when granted. A task result
-   * that is refused is that failure at once (whoever gets it sees ObjectStoreFullError).
+   * `store.reserveRoom`). Returns the encoded refusal, or whether the store lent a file of reused
+   * memory for it (at the object's path, for the peer to fill). A task result that is refused is
+   * that failure at once (whoever gets it sees ObjectStoreFullError).
    */
-  async reserve(peer: Peer, id: string, size: number): Promise<Uint8Array | undefined> {
-    let refusal = this.#tryReserve(id, size);
+  async reserve(peer: Peer, id: string, size: number): Promise<{ error?: Uint8Array; lent?: boolean }> {
+    let attempt = this.#tryReserve(id, size);
+    let refusal = attempt instanceof Error ? attempt : undefined;
     // The other processes may hold refs they dropped long ago: ask them to collect, then retry.
     if (refusal) {
       // This process's own refs collected by the refused reservation's GC count out when their
       // finalizers run (refs to results are not swept at once): a turn later.
       await Promise.all([this.collectPeers?.(), afterFinalizers()]);
       // It went away meanwhile: a grant now would have nobody to give it back.
-      if (peer.connection === undefined) return encodeError(refusal);
-      refusal = this.#tryReserve(id, size);
+      if (peer.connection === undefined) return { error: encodeError(refusal) };
+      attempt = this.#tryReserve(id, size);
+      refusal = attempt instanceof Error ? attempt : undefined;
     }
     if (refusal) {
       // The worker reports the task failed with this refusal; the scheduler then fails it with
       // the refusal itself, or retries it (retryExceptions): the result is not settled here.
       this.#refused.set(id, refusal);
-      return encodeError(refusal);
+      return { error: encodeError(refusal) };
     }
     // A retry on another worker takes the grant over: the dead one's cleanup must not release it.
     // A refusal of an earlier attempt (its worker died before reporting it) is not this one's.
     this.#refused.delete(id);
     this.#grantedTo.set(id, peer);
-    return undefined;
+    return { lent: attempt === true };
   }
 
-  #tryReserve(id: string, size: number): Error | undefined {
+  /** The store's refusal, or whether it lent a file for the object. */
+  #tryReserve(id: string, size: number): Error | boolean {
     try {
-      this.#store.reserveRoom(id, size, ', so this result cannot be stored');
-      return undefined;
+      return this.#store.reserveRoom(id, size, ', so this result cannot be stored');
     } catch (error) {
       return error as Error;
     }

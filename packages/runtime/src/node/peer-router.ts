@@ -62,9 +62,17 @@ export class PeerRouter {
         const ours = message.size > 0 && worker.inflight.some((task) => task.returnId === message.id);
         const answer = ours
           ? this.#services.objects.reserve(worker, message.id, message.size)
-          : Promise.resolve(encodeError(new RangeError(`A worker may reserve room only for the result of a task it runs (object ${message.id}, ${message.size} bytes)`)));
-        void answer.then((error) =>
-          worker.send(error === undefined ? { type: 'reserved', requestId: message.requestId } : { type: 'reserved', requestId: message.requestId, error }),
+          : Promise.resolve<{ error?: Uint8Array; lent?: boolean }>({
+              error: encodeError(new RangeError(`A worker may reserve room only for the result of a task it runs (object ${message.id}, ${message.size} bytes)`)),
+            });
+        void answer.then(({ error, lent }) =>
+          worker.send(
+            error !== undefined
+              ? { type: 'reserved', requestId: message.requestId, error }
+              : lent
+                ? { type: 'reserved', requestId: message.requestId, lent: true }
+                : { type: 'reserved', requestId: message.requestId },
+          ),
         );
         return true;
       }
