@@ -5,8 +5,25 @@ import { MappingCache } from './mapping-cache.js';
 import { ObjectWriter, type WriterHost } from './object-writer.js';
 import { defaultMaxMappings } from './options.js';
 import { writeEncodedBytes, writeEncodedLent, writeEncodedSegment } from './segment-io.js';
-import { sliceBuffer } from './segment-files.js';
+import { raiseDescriptorLimit, sliceBuffer } from './segment-files.js';
 import { segmentPathOf } from './session-directory.js';
+
+let descriptorsRaised = false;
+
+/**
+ * Every reading mapping holds a descriptor of its file (its lock: see SegmentPool), so a process
+ * with many objects mapped needs more than the default soft limit of 1024: it is raised to the
+ * hard limit once per process, as Go's runtime and Ray do for every program.
+ */
+function raiseDescriptorsOnce(): void {
+  if (descriptorsRaised) return;
+  descriptorsRaised = true;
+  try {
+    raiseDescriptorLimit();
+  } catch {
+    // Kept as it is: a shortage is then DescriptorsExhaustedError, which says what to raise.
+  }
+}
 
 /**
  * One process's access to the segments of a session directory, for the store and for processes
@@ -28,6 +45,7 @@ export class SessionSegments {
   readonly #mappings: MappingCache;
 
   constructor(directory: string, maxMappings: number = defaultMaxMappings()) {
+    raiseDescriptorsOnce();
     this.directory = directory;
     this.#root = dirname(directory);
     this.#mappings = new MappingCache(maxMappings);
