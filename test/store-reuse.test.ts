@@ -91,6 +91,17 @@ describe('memory of deleted objects is reused', () => {
     assert.ok(store.getSync(b2).every((x) => x === 4));
   });
 
+  test('near the capacity, a put the size of a freed object still reuses its memory', (t) => {
+    const store = storeFor(t, 64 * MiB);
+    const a = store.put(new Uint8Array(40 * MiB).fill(1));
+    const inode = inodeOf(store, a);
+    store.free(a);
+    const b = store.put(new Uint8Array(40 * MiB).fill(2));
+    assert.equal(inodeOf(store, b), inode, 'the freed file was reused, not dropped to make room for itself');
+    const stats = store.stats();
+    assert.ok(stats.usedBytes >= 40 * MiB && stats.usedBytes + stats.reusableBytes <= stats.capacity);
+  });
+
   test('kept memory never takes room the capacity would give an object', (t) => {
     const capacity = 8 * MiB;
     const store = storeFor(t, capacity);

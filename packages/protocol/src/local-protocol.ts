@@ -12,6 +12,8 @@ import { Amount, Bytes, Count, Demand, Id, byId, Name, decoderOf, message, type 
 
 /** A list of ids a node answers or acts on one by one: at most MAX_IDS_PER_MESSAGE of them. */
 const IdList = Type.Array(Id, { maxItems: MAX_IDS_PER_MESSAGE });
+/** A file the node lends a worker to fill (a name in the session directory, never a path). */
+const LentName = Type.String({ pattern: '^lent\\.[0-9]{1,15}$', maxLength: 20 });
 
 const ObjectLocationSchema = Type.Union([
   /** Inline: the serialized bytes themselves. */
@@ -115,10 +117,10 @@ export const FROM_NODE = {
   welcome: message('welcome', { sessionId: Id, directory: Type.String(), inlineThreshold: Count }),
   /**
    * Answer to `reserve`: the room is held for the object, or the encoded ObjectStoreFullError.
-   * `lent`: the node put a file of reused memory at the object's path for the worker to fill,
-   * instead of creating one.
+   * `lent`: the name of a file of reused memory in the session directory (`lent.N`) for the
+   * worker to fill instead of creating one; the node names it after the object when it arrives.
    */
-  reserved: message('reserved', { requestId: Count, error: Type.Optional(Bytes), lent: Type.Optional(Type.Boolean()) }),
+  reserved: message('reserved', { requestId: Count, error: Type.Optional(Bytes), lent: Type.Optional(LentName) }),
   /** The store is short of room: collect garbage, send the releases of refs dropped, then `collected`. */
   collect: message('collect', { round: Count }),
   /** Answer to `bind`: the name's new version, or why it failed. */

@@ -112,15 +112,16 @@ bool ViewBytes(const Napi::Value& value, const uint8_t** data, size_t* length) {
   return *length == 0 || pointer != nullptr;
 }
 
-// A mapping handed to JavaScript. A copy-on-write (reading) mapping also holds `lock`: its own
-// descriptor of the file with a shared flock on it, closed when the mapping goes. The store
-// recycles a segment's memory only when it can take the exclusive lock (reclaim()), that is when
-// no process of the machine maps the file any more; the kernel drops the lock of a process that
-// dies, however it dies.
+// A mapping handed to JavaScript. A copy-on-write (reading) mapping holds a shared flock on its
+// file: the lock belongs to the open file description, which the mapping itself keeps alive (a
+// VMA holds a reference to its file), so it lasts exactly as long as the mapping, whatever
+// happens to the descriptor it was made from, and goes when the process dies, however it dies.
+// The store reuses a segment's memory only when it can take the exclusive lock (reclaim()), that
+// is when no process of the machine maps the file any more.
 struct Mapping {
   void* address;
   size_t length;
-  int lock;
+  bool unmapped;  // by unmap(), before the finalizer ran
 };
 
 std::mutex mappings_mutex;
@@ -132,34 +133,27 @@ Mapping* FindMapping(void* address) {
   return found == mappings_by_address.end() ? nullptr : found->second;
 }
 
-// A descriptor of fd's file holding a shared lock on it, or -1 with errno set (EWOULDBLOCK: the
-// store holds the exclusive lock, recycling the file right now).
-int HoldShared(int fd) {
-  // A duplicate shares the open file description, and a flock belongs to the description: it
-  // stays until every descriptor of it is closed, so the caller may close `fd` at once.
-  int held = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-  if (held < 0) return -1;
+// Takes a shared flock on fd's open file description without waiting: false with errno set
+// (EWOULDBLOCK: the store holds the exclusive lock, reusing the file right now).
+bool LockShared(int fd) {
   int rc;
   do {
-    rc = flock(held, LOCK_SH | LOCK_NB);
+    rc = flock(fd, LOCK_SH | LOCK_NB);
   } while (rc != 0 && errno == EINTR);
-  if (rc != 0) {
-    int saved = errno;
-    close(held);
-    errno = saved;
-    return -1;
-  }
-  return held;
+  return rc == 0;
 }
 
 void Unmap(Napi::Env /*env*/, void* /*data*/, Mapping* mapping) {
   {
+    // After unmap() the address may already belong to a newer mapping: only this one's record goes.
     std::lock_guard<std::mutex> guard(mappings_mutex);
-    mappings_by_address.erase(mapping->address);
+    auto found = mappings_by_address.find(mapping->address);
+    if (found != mappings_by_address.end() && found->second == mapping) mappings_by_address.erase(found);
   }
-  shoal::UnwatchRegion(mapping->address);
-  munmap(mapping->address, mapping->length);
-  if (mapping->lock >= 0) close(mapping->lock);
+  if (!mapping->unmapped) {
+    shoal::UnwatchRegion(mapping->address);
+    munmap(mapping->address, mapping->length);
+  }
   live_mappings.fetch_sub(1, std::memory_order_relaxed);
   live_mapped_bytes.fetch_sub(static_cast<int64_t>(mapping->length), std::memory_order_relaxed);
   delete mapping;
@@ -347,33 +341,27 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   bool shared = info[2].ToBoolean().Value();
   bool populate = info[3].ToBoolean().Value();
   if (length == 0) return Napi::ArrayBuffer::New(env, 0);
-  int lock = -1;
   if (!shared) {
-    lock = HoldShared(fd);
-    if (lock < 0) {
-      // The store is recycling this file's memory: the object it held is gone.
+    if (!LockShared(fd)) {
+      // The store is reusing this file's memory: the object it held is gone.
       return ThrowErrno(env, errno == EWOULDBLOCK ? ENOENT : errno, "flock");
     }
-    // The lock was taken after the open: check the name still means this file (a file recycled
-    // in between was renamed away first, and ids are never reused).
+    // The lock was taken after the open: check the name still means this file (a file reused in
+    // between was renamed away first, and ids are never reused). The lock itself goes with the
+    // descriptor's last reference: the caller's close, or this mapping's munmap.
     if (info[4].IsString()) {
       std::string path = info[4].As<Napi::String>().Utf8Value();
       struct stat named, held;
-      if (stat(path.c_str(), &named) != 0 || fstat(lock, &held) != 0 || named.st_ino != held.st_ino || named.st_dev != held.st_dev) {
-        close(lock);
+      if (stat(path.c_str(), &named) != 0 || fstat(fd, &held) != 0 || named.st_ino != held.st_ino || named.st_dev != held.st_dev) {
         return ThrowErrno(env, ENOENT, "stat");
       }
     }
   }
   int flags = (shared ? MAP_SHARED : MAP_PRIVATE) | (populate ? MAP_POPULATE : 0);
   void* address = mmap(nullptr, static_cast<size_t>(length), shared ? PROT_READ | PROT_WRITE : PROT_READ, flags, fd, 0);
-  if (address == MAP_FAILED) {
-    int saved = errno;
-    if (lock >= 0) close(lock);
-    return ThrowErrno(env, saved, "mmap");
-  }
+  if (address == MAP_FAILED) return ThrowErrno(env, errno, "mmap");
   if (!shared) WatchOrOpen(address, static_cast<size_t>(length));
-  Mapping* mapping = new Mapping{address, static_cast<size_t>(length), lock};
+  Mapping* mapping = new Mapping{address, static_cast<size_t>(length), false};
   {
     std::lock_guard<std::mutex> guard(mappings_mutex);
     mappings_by_address[address] = mapping;
@@ -398,18 +386,17 @@ Napi::Value RemapPrivate(const Napi::CallbackInfo& info) {
   if (!info[0].IsArrayBuffer() || !ToFd(info[1], &fd)) return ThrowType(env, "remapPrivate(buffer, fd)");
   Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
   if (buffer.ByteLength() == 0) return env.Undefined();
-  Mapping* mapping = FindMapping(buffer.Data());
-  if (mapping == nullptr) return ThrowType(env, "remapPrivate: the buffer is not a mapping made by map()");
-  int lock = mapping->lock >= 0 ? mapping->lock : HoldShared(fd);
-  if (lock < 0) return ThrowErrno(env, errno, "flock");
-  void* address = mmap(buffer.Data(), buffer.ByteLength(), PROT_READ, MAP_PRIVATE | MAP_FIXED, fd, 0);
+  if (FindMapping(buffer.Data()) == nullptr) return ThrowType(env, "remapPrivate: the buffer is not a mapping made by map()");
+  if (!LockShared(fd)) return ThrowErrno(env, errno, "flock");
+  // Watched before the mapping turns read-only: a write racing the seal (from another thread) is
+  // then caught and allowed, never a crash.
+  bool watched = shoal::WatchRegion(buffer.Data(), buffer.ByteLength());
+  void* address = mmap(buffer.Data(), buffer.ByteLength(), watched ? PROT_READ : PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd, 0);
   if (address == MAP_FAILED) {
     int saved = errno;
-    if (lock != mapping->lock) close(lock);
+    if (watched) shoal::UnwatchRegion(buffer.Data());
     return ThrowErrno(env, saved, "mmap");
   }
-  mapping->lock = lock;
-  WatchOrOpen(address, buffer.ByteLength());
   return env.Undefined();
 }
 
@@ -454,7 +441,7 @@ Napi::Value Rename(const Napi::CallbackInfo& info) {
 
 // unmap(buffer): unmaps a mapping made by map() now, detaching the buffer (its views become
 // empty) instead of waiting for the garbage collector: the store's own writing mappings of
-// memory it gives up.
+// memory it gives up, and a worker's mapping of a lent file it has filled.
 Napi::Value UnmapNow(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsArrayBuffer()) return ThrowType(env, "unmap(buffer)");
@@ -462,7 +449,16 @@ Napi::Value UnmapNow(const Napi::CallbackInfo& info) {
   if (buffer.ByteLength() == 0) return env.Undefined();
   Mapping* mapping = FindMapping(buffer.Data());
   if (mapping == nullptr) return ThrowType(env, "unmap: the buffer is not a mapping made by map()");
+  // Detached first, so no view can touch the memory; unmapped here and now (Node runs the
+  // finalizer on a later turn, which then only frees the record).
   buffer.Detach();
+  {
+    std::lock_guard<std::mutex> guard(mappings_mutex);
+    mappings_by_address.erase(mapping->address);
+  }
+  shoal::UnwatchRegion(mapping->address);
+  munmap(mapping->address, mapping->length);
+  mapping->unmapped = true;
   return env.Undefined();
 }
 

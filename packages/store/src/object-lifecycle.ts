@@ -6,9 +6,9 @@ import { CollectionThrottle, collectGarbage } from './collect-garbage.js';
 import { IncomingObject } from './incoming-object.js';
 import { ObjectTable, wake, type Entry } from './object-table.js';
 import { RefCounts } from './ref-counts.js';
-import { checkWrittenSize, closeSegment, mapSegment, openSegment, removeQuietly, unmapNow } from './segment-files.js';
+import { checkWrittenSize, closeSegment, mapSegment, openSegment } from './segment-files.js';
 import { OutgoingObject } from './outgoing-object.js';
-import { SegmentPool, type SegmentMemory } from './segment-pool.js';
+import { ObjectFiles, type IncomingFile } from './object-files.js';
 import { copyViews } from './segment-io.js';
 import type { SessionSegments } from './session-segments.js';
 
@@ -40,23 +40,20 @@ export class ObjectLifecycle {
   readonly #collections = new CollectionThrottle();
   /** Room granted to writers in other processes before they write a segment, by object id (bytes). */
   readonly #grants = new Map<string, number>();
-  /** Memory of deleted objects kept for reuse, and the files this process wrote through it, by id. */
-  readonly #pool: SegmentPool;
-  readonly #files = new Map<string, SegmentMemory>();
-  /** Files of the pool lent to another process to write a task result into, by object id. */
-  readonly #lent = new Map<string, SegmentMemory>();
+  /** Memory of deleted objects kept for reuse, and which object holds which reused file. */
+  readonly #files: ObjectFiles;
 
   constructor(sessionId: string, capacity: number, segments: SessionSegments, directory: string, pathOf: (id: string) => string) {
     this.capacity = new Capacity(capacity);
     this.refs = new RefCounts(this.table, sessionId, (id) => this.delete(id));
     this.#segments = segments;
     this.#pathOf = pathOf;
-    this.#pool = new SegmentPool(directory);
+    this.#files = new ObjectFiles(directory, this.capacity, pathOf);
   }
 
   /** Bytes of deleted objects' memory kept for reuse (never more than the capacity leaves free). */
   get reusableBytes(): number {
-    return this.#pool.heldBytes;
+    return this.#files.reusableBytes;
   }
 
   /**
@@ -69,7 +66,6 @@ export class ObjectLifecycle {
   reserve(size: number, detail = ''): void {
     this.makeRoom(size);
     this.capacity.reserve(size, detail);
-    this.#trimPool();
   }
 
   /**
@@ -78,15 +74,7 @@ export class ObjectLifecycle {
    * nothing is left behind (the reservation is the caller's to give back).
    */
   writeSegment(id: string, size: number, write: (memory: ArrayBuffer) => void): void {
-    const path = this.#pathOf(id);
-    const file = this.#pool.claim(path, size);
-    try {
-      write(file.memory);
-    } catch (error) {
-      this.#pool.discard(path, file);
-      throw error;
-    }
-    this.#files.set(id, file);
+    this.#files.write(id, size, write);
   }
 
   /**
@@ -97,7 +85,7 @@ export class ObjectLifecycle {
   sealWritten(id: string, size: number, contains: readonly string[]): void {
     const existing = this.table.get(id);
     if (existing && existing.state !== 'pending') {
-      this.#removeWritten(id);
+      this.#files.discard(id);
       this.capacity.unreserve(size);
       throw new Error(`object ${id} already exists`);
     }
@@ -145,7 +133,7 @@ export class ObjectLifecycle {
       } catch (error) {
         // No room, or a file that is not what its writer said: the file goes (a lent one back to
         // the pool); a pending object (a task's result) is that failure.
-        if (!this.#returnLent(id)) removeQuietly(-1, this.#pathOf(id));
+        this.#files.discard(id);
         if (existing?.state !== 'pending') throw error;
         this.fail(id, error as Error);
         return;
@@ -158,22 +146,17 @@ export class ObjectLifecycle {
   }
 
   /** See `ObjectStore.reserveRoom`. */
-  grant(id: string, size: number, detail: string): boolean {
+  grant(id: string, size: number, detail: string): string | undefined {
     // A retry of the same task asks again: its earlier grant is replaced, not added to.
     this.releaseGrant(id, true);
     try {
       this.reserve(size, detail);
     } catch (error) {
-      this.#returnLent(id);
+      this.#files.returnLent(id);
       throw error;
     }
     this.#grants.set(id, size);
-    const lent = this.#lent.get(id);
-    if (lent && lent.capacity >= size) return true;
-    this.#returnLent(id);
-    const file = this.#pool.lend(this.#pathOf(id), size);
-    if (file) this.#lent.set(id, file);
-    return file !== undefined;
+    return this.#files.lend(id, size);
   }
 
   /**
@@ -181,20 +164,11 @@ export class ObjectLifecycle {
    * `keepFile` (the grant is about to be replaced, or becomes the object's charge).
    */
   releaseGrant(id: string, keepFile = false): void {
-    if (!keepFile) this.#returnLent(id);
+    if (!keepFile) this.#files.returnLent(id);
     const size = this.#grants.get(id);
     if (size === undefined) return;
     this.#grants.delete(id);
     this.capacity.unreserve(size);
-  }
-
-  /** Gives the file lent for `id`'s result back to the pool (it drains while its writer holds it). Whether there was one. */
-  #returnLent(id: string): boolean {
-    const file = this.#lent.get(id);
-    if (!file) return false;
-    this.#lent.delete(id);
-    this.#pool.release(this.#pathOf(id), file);
-    return true;
   }
 
   /**
@@ -213,11 +187,12 @@ export class ObjectLifecycle {
       this.releaseGrant(id, true);
       if (writer !== undefined && this.capacity.takeReserved(writer, size)) held = size;
     }
-    const lent = this.#lent.get(id);
+    // A lent file is renamed to the object's id now; it keeps its size (its pages), one the writer
+    // made is exactly the object's.
+    const lent = this.#files.publishLent(id);
     try {
-      // A lent file keeps its size (its pages); one the writer made is exactly the object's.
-      checkWrittenSize(this.#pathOf(id), lent?.capacity ?? size, `object ${id}`);
-      if (lent && lent.capacity < size) throw new ObjectCorruptError(`object ${id}`, `its writer says ${size} bytes, more than the ${lent.capacity} lent for it`);
+      checkWrittenSize(this.#pathOf(id), lent ?? size, `object ${id}`);
+      if (lent !== undefined && lent < size) throw new ObjectCorruptError(`object ${id}`, `its writer says ${size} bytes, more than the ${lent} lent for it`);
       if (held === 0) {
         this.makeRoom(size);
         this.capacity.reserve(size, granted > 0 ? ` (${granted} bytes were reserved for it)` : ' (written by another process of the session)');
@@ -229,11 +204,7 @@ export class ObjectLifecycle {
     }
     this.capacity.unreserve(held - size);
     this.capacity.commitSegment();
-    if (lent) {
-      this.#lent.delete(id);
-      this.#files.set(id, lent);
-    }
-    this.#trimPool();
+    this.#files.trim();
   }
 
   /** See `ObjectStore.releaseWriter`. */
@@ -245,10 +216,9 @@ export class ObjectLifecycle {
   accept(id: string, size: number, detail: string): IncomingObject {
     if (this.#incoming.has(id)) throw new Error(`object ${id} is already arriving`);
     this.reserve(size, detail);
-    const path = this.#pathOf(id);
-    let file: SegmentMemory;
+    let file: IncomingFile;
     try {
-      file = this.#pool.claim(path, size);
+      file = this.#files.incoming(size);
     } catch (error) {
       this.capacity.unreserve(size);
       throw error;
@@ -256,14 +226,14 @@ export class ObjectLifecycle {
     const incoming = new IncomingObject(id, size, (chunk, offset) => copyViews(file.memory, [chunk], [offset]), {
       seal: (sealed, contains) => {
         this.#incoming.delete(id);
-        this.#files.set(id, file);
+        file.publish(id);
         this.sealWritten(sealed.id, sealed.size, contains);
       },
       discarded: (gone) => {
         if (this.#incoming.get(id) !== gone) return;
         this.#incoming.delete(id);
         // Never published, so nobody maps it: its memory is reused at once.
-        this.#pool.release(path, file);
+        file.giveBack();
         this.capacity.unreserve(size);
       },
     });
@@ -278,7 +248,7 @@ export class ObjectLifecycle {
     if (incoming) return incoming.discard();
     const entry = this.table.get(id);
     if (entry?.state === 'ready' && !entry.bytes) return;
-    removeQuietly(-1, this.#pathOf(id));
+    this.#files.discard(id);
   }
 
   /** See `ObjectStore.openForRead`. */
@@ -312,13 +282,8 @@ export class ObjectLifecycle {
     } else if (segment) {
       this.capacity.removeSegment(entry.size);
       this.#segments.forget([id]);
-      const file = this.#files.get(id);
-      this.#files.delete(id);
       // Its memory is kept for reuse (within what the capacity leaves free), whoever wrote it.
-      if (file) this.#pool.release(this.#pathOf(id), file);
-      else if (this.capacity.limit - this.capacity.usedBytes - this.#pool.heldBytes >= entry.size) this.#pool.adopt(this.#pathOf(id));
-      else removeQuietly(-1, this.#pathOf(id));
-      this.#trimPool();
+      this.#files.deleted(id, entry.size);
     }
     debug('freed %s (%d bytes)', id, entry.size);
     if (segment) this.events.emit('delete', id);
@@ -329,26 +294,10 @@ export class ObjectLifecycle {
   /** Forgets every object, discarding those still arriving (the store closes). */
   clear(): void {
     for (const incoming of [...this.#incoming.values()]) incoming.discard();
-    for (const file of [...this.#files.values(), ...this.#lent.values()]) unmapNow(file.memory);
     this.#files.clear();
-    this.#lent.clear();
-    this.#pool.clear();
     this.#grants.clear();
     this.table.clear();
     this.capacity.reset();
-  }
-
-  /** Removes a file written through the pool that will not be an object. */
-  #removeWritten(id: string): void {
-    const file = this.#files.get(id);
-    if (!file) return removeQuietly(-1, this.#pathOf(id));
-    this.#files.delete(id);
-    this.#pool.discard(this.#pathOf(id), file);
-  }
-
-  /** Reused memory never takes room the capacity would give an object: at most what is free. */
-  #trimPool(): void {
-    if (this.#pool.heldFiles > 0) this.#pool.trim(Math.max(0, this.capacity.limit - this.capacity.usedBytes));
   }
 
   #settleReady(id: string, existing: Entry | undefined, size: number, bytes: Uint8Array | undefined, contains: readonly string[]): void {

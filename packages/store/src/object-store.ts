@@ -185,8 +185,8 @@ export class ObjectStore {
    * The value of `ref`, synchronously. Segment objects come back as copy-on-write views of the
    * segment, mapped once per process: no copy. Inline objects are decoded afresh each time.
    *
-   * A write to a returned view changes only this process's copy of that page (and what later
-   * gets of the same object in this process see); the stored object never changes.
+   * A write to a returned view changes only that view's copy of the page (and views from gets
+   * made before it): later gets, here or anywhere, see the object as stored.
    *
    * @throws ObjectFreedError when the object was freed.
    * @throws ObjectNotFoundError when the object lives in another session's memory, which this
@@ -278,12 +278,14 @@ export class ObjectStore {
   /**
    * Reserves room for a segment of `size` bytes another process is about to write as object `id`
    * (a task result): its charge once registered, given back by `releaseRoom`, `discardUnclaimed`
-   * or `fail`. Asking again for the same id replaces the grant. Returns true when the store lent
-   * memory of a deleted object for it: a file already at the object's path, of at least `size`
-   * bytes, for the writer to fill (`SessionSegments.writeEncodedLent`) rather than create.
+   * or `fail`. Asking again for the same id replaces the grant. Returns the name of the file the
+   * store lent for it, when it has memory of a deleted object of about that size: a file in the
+   * session directory of at least `size` bytes for the writer to fill
+   * (`SessionSegments.writeEncodedLent`) rather than create; the store gives it the object's name
+   * at `register`.
    * @throws ObjectStoreFullError when `size` does not fit, even after a collection.
    */
-  reserveRoom(id: string, size: number, detail = ''): boolean {
+  reserveRoom(id: string, size: number, detail = ''): string | undefined {
     this.#assertRunning('reserve room for an object');
     return this.#objects.grant(id, size, detail);
   }

@@ -8,57 +8,41 @@ import {
   reclaimSegment,
   removeQuietly,
   renameSegment,
-  segmentSize,
   unmapNow,
 } from './segment-files.js';
 
 const debug = debuglog('shoal:store');
 
-const PAGE = 4096;
-/** Files held for reuse at most (idle and draining each): every one keeps a writing mapping. */
+/** Files held for reuse at most (idle and draining each). */
 const MAX_FILES = 64;
 
-/** A segment file the store writes through its own shared mapping, kept across the objects it holds. */
-export interface SegmentMemory {
-  /** The file's size: the largest object it can hold (page-rounded, at least the object's size). */
+/** A segment file the pool made or keeps, under a name no object id can have until published. */
+export interface PoolFile {
+  /** The file's size: the largest object it can hold. */
   readonly capacity: number;
-  /** The store's MAP_SHARED read-write mapping of the whole file, its pages faulted once. */
-  readonly memory: ArrayBuffer;
-}
-
-interface HeldFile extends SegmentMemory {
-  /** Its name in the session directory while the pool holds it (`pool.N` or `drain.N`). */
+  /** Its name in the session directory (`pool.N`, `drain.N`, `new.N`, `lent.N`), or an object's id once published. */
   name: string;
-}
-
-/** Whether a file of `capacity` bytes may hold an object of `size`: not too much room left over. */
-function suits(capacity: number, size: number): boolean {
-  return capacity >= size && capacity - size <= Math.max(Math.floor(size / 8), 1 << 20);
+  /** The store's MAP_SHARED read-write mapping of the whole file, if it keeps one (pages faulted once). */
+  memory: ArrayBuffer | undefined;
 }
 
 /**
- * Memory the store reuses: segment files of deleted objects, kept with the store's own writing
- * mapping, so the next put, pull or result of about their size is a memcpy into pages that are
- * already there (fresh tmpfs pages cost ~6x a memcpy to fault in).
+ * Memory the store reuses: segment files of deleted objects, so the next put, pull or result of
+ * about their size writes into pages that are already there (fresh tmpfs pages cost ~6x a memcpy
+ * to fault in).
  *
  * A file is reused only once **no process maps it**: every reading mapping holds a shared flock
- * on its file (taken in the addon, dropped by the kernel when the mapping goes or its process
+ * on its file (taken in the addon; it lasts as long as the mapping, and goes when its process
  * dies), and {@link SegmentPool.release} renames a deleted object's file into the pool only if it
  * gets the exclusive lock (`reclaimSegment`). A file someone still maps is renamed `drain.N` (so
  * no get finds it under the object's id) and reclaimed later, when a claim finds nothing idle.
- * Names with a dot are never object ids.
- *
- * @example
- * ```ts
- * const file = pool.claim(path, size);          // renamed to `path`, or created there
- * new Uint8Array(file.memory).set(bytes);       // memcpy into faulted pages
- * pool.release(path, file);                     // the object was deleted
- * ```
+ * Until published under an object's id, a file has a name with a dot: no id has one, so no get
+ * ever sees a file being written.
  */
 export class SegmentPool {
   readonly #directory: string;
-  readonly #idle: HeldFile[] = [];
-  readonly #draining: HeldFile[] = [];
+  readonly #idle: PoolFile[] = [];
+  readonly #draining: PoolFile[] = [];
   #next = 0;
 
   constructor(directory: string) {
@@ -78,18 +62,35 @@ export class SegmentPool {
     return this.#idle.length + this.#draining.length;
   }
 
+  /** The path of a file the pool made or keeps. */
+  pathOf(file: PoolFile): string {
+    return join(this.#directory, file.name);
+  }
+
   /**
-   * A file named `path` for a new object of `size` bytes: an idle one of about that size renamed,
-   * else a new one (its pages reserved now: a full /dev/shm is ENOSPC here, never a SIGBUS).
+   * A file for a new object of `size` bytes, with the store's mapping of it: an idle one of
+   * `size` to `size + slack` bytes, else a new one of exactly `size` (its pages reserved now: a
+   * full /dev/shm is ENOSPC here, never a SIGBUS). Named `pool.N` / `new.N` until published.
    * @throws SharedMemoryError when the file cannot be made.
    */
-  claim(path: string, size: number): SegmentMemory {
-    const reused = this.lend(path, size);
-    if (reused) return reused;
-    const capacity = Math.max(PAGE, Math.ceil(size / PAGE) * PAGE);
-    const fd = createSegment(path, capacity);
+  claim(size: number, slack: number): PoolFile {
+    const reused = this.lend(size, slack, 'pool');
+    if (reused) {
+      try {
+        // Mapped with its pages populated (they are in memory already): no fault per page later.
+        reused.memory ??= this.#map(reused, true);
+        return reused;
+      } catch (error) {
+        this.#drop(reused);
+        throw error;
+      }
+    }
+    const file: PoolFile = { capacity: size, name: `new.${this.#next++}`, memory: undefined };
+    const path = this.pathOf(file);
+    const fd = createSegment(path, size);
     try {
-      return { capacity, memory: mapSegment(fd, capacity, { shared: true }, path) };
+      file.memory = mapSegment(fd, size, { shared: true }, path);
+      return file;
     } catch (error) {
       removeQuietly(-1, path);
       throw error;
@@ -99,73 +100,59 @@ export class SegmentPool {
   }
 
   /**
-   * An idle file of about `size` bytes renamed to `path`, for another process to write object
-   * `size` into (a task result), or undefined when none suits: a new file is then the writer's to
-   * make. Never throws.
+   * An idle file of `size` to `size + slack` bytes taken out of the pool, renamed `<prefix>.N`
+   * (`lent.N`: for another process to fill), or undefined when none suits. Never throws.
    */
-  lend(path: string, size: number): SegmentMemory | undefined {
-    let file = this.#takeIdle(size);
+  lend(size: number, slack: number, prefix = 'lent'): PoolFile | undefined {
+    let file = this.#takeIdle(size, slack);
     if (!file && this.#draining.length > 0) {
       this.#reclaimDrained();
-      file = this.#takeIdle(size);
+      file = this.#takeIdle(size, slack);
     }
     if (!file) return undefined;
+    const name = `${prefix}.${this.#next++}`;
     try {
-      renameSegment(join(this.#directory, file.name), path);
+      renameSegment(this.pathOf(file), join(this.#directory, name));
+      file.name = name;
       return file;
     } catch (error) {
-      debug('could not lend %s: %o', file.name, error);
+      debug('could not take %s from the pool: %o', file.name, error);
       this.#drop(file);
       return undefined;
     }
   }
 
+  /** Gives a claimed or lent file its object's name: from now on gets find it. */
+  publish(file: PoolFile, id: string): void {
+    renameSegment(this.pathOf(file), join(this.#directory, id));
+    file.name = id;
+  }
+
   /**
-   * The object in file `path` is gone: the file becomes idle if no process maps it, else it
-   * drains until none does. Never throws (a file that cannot be kept is removed).
+   * The file is no longer an object's (deleted, or never published): it becomes idle if no
+   * process maps it or writes it, else it drains until none does. Never throws (a file that
+   * cannot be kept is removed).
    */
-  release(path: string, file: SegmentMemory): void {
-    const held: HeldFile = { ...file, name: `pool.${this.#next++}` };
+  release(file: PoolFile): void {
+    const from = this.pathOf(file);
+    const name = `pool.${this.#next++}`;
     try {
-      if (reclaimSegment(path, join(this.#directory, held.name))) {
-        this.#idle.push(held);
+      if (reclaimSegment(from, join(this.#directory, name))) {
+        file.name = name;
+        this.#idle.push(file);
       } else {
-        held.name = `drain.${this.#next++}`;
-        renameSegment(path, join(this.#directory, held.name));
-        this.#draining.push(held);
+        const draining = `drain.${this.#next++}`;
+        renameSegment(from, join(this.#directory, draining));
+        file.name = draining;
+        this.#draining.push(file);
       }
     } catch (error) {
-      debug('could not keep %s for reuse: %o', path, error);
-      this.#drop(held, path);
+      debug('could not keep %s for reuse: %o', from, error);
+      this.#drop(file);
       return;
     }
     while (this.#idle.length > MAX_FILES) this.#drop(this.#idle.shift()!);
     while (this.#draining.length > MAX_FILES) this.#drop(this.#draining.shift()!);
-  }
-
-  /**
-   * The object in file `path`, written by another process (a worker's result or put, a sealed
-   * `create`), is gone: like {@link SegmentPool.release}, with a writing mapping made now (its
-   * pages are faulted into it by the first reuse). Never throws: a file that cannot be kept is
-   * removed.
-   */
-  adopt(path: string): void {
-    let file: SegmentMemory;
-    try {
-      const fd = openSegment(path, 'write');
-      try {
-        const capacity = segmentSize(fd, path);
-        if (capacity === 0) throw new RangeError('an empty segment file');
-        file = { capacity, memory: mapSegment(fd, capacity, { shared: true }, path) };
-      } finally {
-        closeSegment(fd, path);
-      }
-    } catch (error) {
-      debug('could not keep %s for reuse: %o', path, error);
-      removeQuietly(-1, path);
-      return;
-    }
-    this.release(path, file);
   }
 
   /**
@@ -188,25 +175,30 @@ export class SegmentPool {
     }
   }
 
+  /** Lets go of the store's mapping of `file` now (it keeps its pages; a claim maps it again). */
+  unmap(file: PoolFile): void {
+    if (file.memory) unmapNow(file.memory);
+    file.memory = undefined;
+  }
+
+  /** Unmaps and removes a file. */
+  remove(file: PoolFile): void {
+    this.#drop(file);
+  }
+
   /** Gives every held file up (the store closes; the files go with its directory). */
   clear(): void {
-    for (const file of [...this.#idle, ...this.#draining]) unmapNow(file.memory);
+    for (const file of [...this.#idle, ...this.#draining]) this.unmap(file);
     this.#idle.length = 0;
     this.#draining.length = 0;
   }
 
-  /** Unmaps a claimed file the store will not keep, and removes it. */
-  discard(path: string, file: SegmentMemory): void {
-    unmapNow(file.memory);
-    removeQuietly(-1, path);
-  }
-
-  /** The smallest idle file that suits `size`, taken out of the pool. */
-  #takeIdle(size: number): HeldFile | undefined {
+  /** The smallest idle file of `size` to `size + slack` bytes, taken out of the pool (the newest of equals: warmest). */
+  #takeIdle(size: number, slack: number): PoolFile | undefined {
     let best = -1;
     for (let i = 0; i < this.#idle.length; i++) {
       const capacity = this.#idle[i]!.capacity;
-      if (suits(capacity, size) && (best < 0 || capacity < this.#idle[best]!.capacity)) best = i;
+      if (capacity >= size && capacity - size <= slack && (best < 0 || capacity <= this.#idle[best]!.capacity)) best = i;
     }
     return best < 0 ? undefined : this.#idle.splice(best, 1)[0];
   }
@@ -217,7 +209,7 @@ export class SegmentPool {
       const file = this.#draining[i]!;
       const name = `pool.${this.#next++}`;
       try {
-        if (!reclaimSegment(join(this.#directory, file.name), join(this.#directory, name))) continue;
+        if (!reclaimSegment(this.pathOf(file), join(this.#directory, name))) continue;
       } catch (error) {
         debug('could not reclaim %s: %o', file.name, error);
         this.#draining.splice(i, 1);
@@ -230,7 +222,18 @@ export class SegmentPool {
     }
   }
 
-  #drop(file: HeldFile, path = join(this.#directory, file.name)): void {
-    this.discard(path, file);
+  #map(file: PoolFile, populate: boolean): ArrayBuffer {
+    const path = this.pathOf(file);
+    const fd = openSegment(path, 'write');
+    try {
+      return mapSegment(fd, file.capacity, { shared: true, populate }, path);
+    } finally {
+      closeSegment(fd, path);
+    }
+  }
+
+  #drop(file: PoolFile): void {
+    this.unmap(file);
+    removeQuietly(-1, this.pathOf(file));
   }
 }

@@ -5,25 +5,8 @@ import { MappingCache } from './mapping-cache.js';
 import { ObjectWriter, type WriterHost } from './object-writer.js';
 import { defaultMaxMappings } from './options.js';
 import { writeEncodedBytes, writeEncodedLent, writeEncodedSegment } from './segment-io.js';
-import { raiseDescriptorLimit, sliceBuffer } from './segment-files.js';
+import { sliceBuffer } from './segment-files.js';
 import { segmentPathOf } from './session-directory.js';
-
-let descriptorsRaised = false;
-
-/**
- * Every reading mapping holds a descriptor of its file (its lock: see SegmentPool), so a process
- * with many objects mapped needs more than the default soft limit of 1024: it is raised to the
- * hard limit once per process, as Go's runtime and Ray do for every program.
- */
-function raiseDescriptorsOnce(): void {
-  if (descriptorsRaised) return;
-  descriptorsRaised = true;
-  try {
-    raiseDescriptorLimit();
-  } catch {
-    // Kept as it is: a shortage is then DescriptorsExhaustedError, which says what to raise.
-  }
-}
 
 /**
  * One process's access to the segments of a session directory, for the store and for processes
@@ -45,7 +28,6 @@ export class SessionSegments {
   readonly #mappings: MappingCache;
 
   constructor(directory: string, maxMappings: number = defaultMaxMappings()) {
-    raiseDescriptorsOnce();
     this.directory = directory;
     this.#root = dirname(directory);
     this.#mappings = new MappingCache(maxMappings);
@@ -111,11 +93,13 @@ export class SessionSegments {
   }
 
   /**
-   * Writes an encoded value into `id`'s segment file, which the store lent for it (its answer to
-   * a reservation said so): memory already there, so the copy runs at memory speed.
+   * Writes an encoded value into the file `name` (`lent.N`) the store lent for it in answer to a
+   * reservation: memory already there, so the copy runs at memory speed.
+   * @throws RangeError when `name` is not a lent file's name.
    */
-  writeEncodedLent(id: string, encoded: EncodedValue): void {
-    writeEncodedLent(this.#path(id), encoded);
+  writeEncodedLent(name: string, encoded: EncodedValue): void {
+    if (!/^lent\.[0-9]{1,15}$/.test(name)) throw new RangeError(`Expected the name of a lent file (lent.N), got \`${name}\``);
+    writeEncodedLent(join(this.directory, name), encoded);
   }
 
   /** Writes serialized bytes as `id`'s new segment. */

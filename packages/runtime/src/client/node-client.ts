@@ -135,7 +135,7 @@ export class NodeClient implements Runtime {
         this.#answer(message.requestId, message.ready);
         return;
       case 'reserved':
-        this.#answer(message.requestId, message.error === undefined ? message.lent === true : toError(decodeThrown(message.error)));
+        this.#answer(message.requestId, message.error === undefined ? message.lent : toError(decodeThrown(message.error)));
         return;
       case 'bound':
         this.#answer(message.requestId, message.error === undefined ? message.version : new BindFailedError(message.error));
@@ -227,12 +227,12 @@ export class NodeClient implements Runtime {
 
   /**
    * Asks the node for room for a segment of `size` bytes about to be written as object `id` (a
-   * task result), before any byte is written. Resolves to whether the node lent a file of reused
-   * memory for it (already at the object's path: fill it rather than create one).
+   * task result), before any byte is written. Resolves to the name of the file of reused memory
+   * the node lent for it (fill it rather than create one), if any.
    * @throws ObjectStoreFullError (rejects) when the node's store has no room for it.
    */
-  reserve(id: string, size: number): Promise<boolean> {
-    return this.#request<boolean>({ type: 'reserve', id, size });
+  reserve(id: string, size: number): Promise<string | undefined> {
+    return this.#request<string | undefined>({ type: 'reserve', id, size });
   }
 
   create(kind: TypedArrayKind | number, length?: number): ObjectWriter<ArrayBufferView> {

@@ -31,10 +31,10 @@ export interface ObjectIO {
   /**
    * What the node is told of object `id` (a put or a task result): a segment written here, or its
    * bytes. A segment's room is reserved first unless `granted` (the node granted it already);
-   * `lent`: the node lent a file of reused memory at the object's path, filled rather than created.
+   * `lent`: the name of the file of reused memory the node lent for it, filled rather than created.
    * @throws ObjectStoreFullError when the segment does not fit: nothing was written.
    */
-  payload(id: string, encoded: EncodedValue, granted?: boolean, lent?: boolean): ObjectPayload;
+  payload(id: string, encoded: EncodedValue, granted?: boolean, lent?: string): ObjectPayload;
   /** Bytes of shared memory writing `encoded` takes (0 when it travels inline): the room to reserve first. */
   segmentBytes(encoded: EncodedValue): number;
   /** A writer for `create()`, to fill in place. */
@@ -67,14 +67,14 @@ export class LocalObjects implements ObjectIO {
     this.#inlineThreshold = inlineThreshold;
   }
 
-  payload(id: string, encoded: EncodedValue, granted = false, lent = false): ObjectPayload {
+  payload(id: string, encoded: EncodedValue, granted = false, lent?: string): ObjectPayload {
     const contains = encoded.refs.map((ref) => ref.id);
     const size = encoded.layout.totalSize;
     // One rule for what goes in a segment: the one the task executor reserves room by.
     if (this.segmentBytes(encoded) > 0) {
       if (!granted) this.#reservations.reserve(size);
       try {
-        if (lent) this.#segments.writeEncodedLent(id, encoded);
+        if (lent !== undefined) this.#segments.writeEncodedLent(lent, encoded);
         else this.#segments.writeEncoded(id, encoded);
       } catch (error) {
         if (!granted) this.#reservations.release(size);

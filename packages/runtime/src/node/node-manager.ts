@@ -112,9 +112,8 @@ export class NodeManager implements Runtime {
         workerBusy: (worker) => this.#pool.busy(worker),
         workerIdle: (worker) => this.#pool.idle(worker),
         discardPartialResult: (returnId) => store.discardUnclaimed(returnId),
-        discardResult: (returnId, result) => {
-          if (!result.bytes) store.discardUnclaimed(returnId);
-        },
+        // Inline too: room (and a lent file) granted to an earlier attempt is given back.
+        discardResult: (returnId) => store.discardUnclaimed(returnId),
         keepAlive: (alive) => this.#keepAlive(alive),
         cluster: () => this.cluster.spillTarget,
       },

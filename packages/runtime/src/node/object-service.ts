@@ -71,11 +71,11 @@ export class ObjectService {
 
   /**
    * Reserves room for object `id` of `size` bytes that `peer` is about to write (see
-   * `store.reserveRoom`). Returns the encoded refusal, or whether the store lent a file of reused
-   * memory for it (at the object's path, for the peer to fill). A task result that is refused is
+   * `store.reserveRoom`). Returns the encoded refusal, or the name of the file of reused memory
+   * the store lent for it (in the session directory, for the peer to fill). A task result that is refused is
    * that failure at once (whoever gets it sees ObjectStoreFullError).
    */
-  async reserve(peer: Peer, id: string, size: number): Promise<{ error?: Uint8Array; lent?: boolean }> {
+  async reserve(peer: Peer, id: string, size: number): Promise<{ error?: Uint8Array; lent?: string }> {
     let attempt = this.#tryReserve(id, size);
     let refusal = attempt instanceof Error ? attempt : undefined;
     // The other processes may hold refs they dropped long ago: ask them to collect, then retry.
@@ -98,11 +98,11 @@ export class ObjectService {
     // A refusal of an earlier attempt (its worker died before reporting it) is not this one's.
     this.#refused.delete(id);
     this.#grantedTo.set(id, peer);
-    return { lent: attempt === true };
+    return typeof attempt === 'string' ? { lent: attempt } : {};
   }
 
-  /** The store's refusal, or whether it lent a file for the object. */
-  #tryReserve(id: string, size: number): Error | boolean {
+  /** The store's refusal, or the name of the file it lent for the object (if any). */
+  #tryReserve(id: string, size: number): Error | string | undefined {
     try {
       return this.#store.reserveRoom(id, size, ', so this result cannot be stored');
     } catch (error) {

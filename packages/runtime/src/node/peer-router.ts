@@ -62,15 +62,15 @@ export class PeerRouter {
         const ours = message.size > 0 && worker.inflight.some((task) => task.returnId === message.id);
         const answer = ours
           ? this.#services.objects.reserve(worker, message.id, message.size)
-          : Promise.resolve<{ error?: Uint8Array; lent?: boolean }>({
+          : Promise.resolve<{ error?: Uint8Array; lent?: string }>({
               error: encodeError(new RangeError(`A worker may reserve room only for the result of a task it runs (object ${message.id}, ${message.size} bytes)`)),
             });
         void answer.then(({ error, lent }) =>
           worker.send(
             error !== undefined
               ? { type: 'reserved', requestId: message.requestId, error }
-              : lent
-                ? { type: 'reserved', requestId: message.requestId, lent: true }
+              : lent !== undefined
+                ? { type: 'reserved', requestId: message.requestId, lent }
                 : { type: 'reserved', requestId: message.requestId },
           ),
         );

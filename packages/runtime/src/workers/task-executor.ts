@@ -20,7 +20,7 @@ export interface TaskExecutorOptions {
    * Reserves room at the node for a result segment of `size` bytes before it is written.
    * @default no reservation (the node then checks the room when the result arrives)
    */
-  readonly reserve?: (id: string, size: number) => Promise<boolean>;
+  readonly reserve?: (id: string, size: number) => Promise<string | undefined>;
   /**
    * Resolves `require()` in task code.
    * @default a require of the directory the worker was started in
@@ -44,7 +44,7 @@ export interface TaskExecutorOptions {
 export class TaskExecutor {
   readonly #connection: { send(message: WorkerToNode): void };
   readonly #objects: ObjectIO;
-  readonly #reserve: ((id: string, size: number) => Promise<boolean>) | undefined;
+  readonly #reserve: ((id: string, size: number) => Promise<string | undefined>) | undefined;
   readonly #require: NodeJS.Require;
   readonly #functions = new Map<string, (...args: unknown[]) => unknown>();
   #queue: Execute[] = [];
@@ -111,7 +111,7 @@ export class TaskExecutor {
       // Room first: the node refuses a result that does not fit before a byte of it is written.
       const size = this.#objects.segmentBytes(encoded);
       const reserve = size > 0 ? this.#reserve : undefined;
-      const lent = reserve ? await reserve(message.returnId, size) : false;
+      const lent = reserve ? await reserve(message.returnId, size) : undefined;
       // Granted by the node already: the payload must not reserve it a second time.
       const payload = this.#objects.payload(message.returnId, encoded, reserve !== undefined, lent);
       this.#connection.send({ type: 'done', taskId: message.taskId, result: payload });
