@@ -21,34 +21,16 @@ import { resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions } fro
 import type { OutgoingObject } from './outgoing-object.js';
 import { SessionDirectory } from './session-directory.js';
 import { SessionSegments } from './session-segments.js';
+import type { StoreStats } from './store-stats.js';
 import { copyEncoded, copyViews } from './segment-io.js';
 
 const debug = debuglog('shoal:store');
 
+export type { StoreStats } from './store-stats.js';
+
 /** Lifecycle of a store. */
 export type StoreState = 'running' | 'closed';
 
-/** What a store holds right now. */
-export interface StoreStats {
-  readonly sessionId: string;
-  readonly directory: string;
-  /** Objects held (inline and in segments). */
-  readonly objects: number;
-  /** Objects held in segments. */
-  readonly segments: number;
-  /** Bytes of segments, plus those reserved by unsealed `create` writers and incoming objects. */
-  readonly usedBytes: number;
-  /** Bytes of inline objects (held in this process's memory, not counted against capacity). */
-  readonly inlineBytes: number;
-  readonly capacity: number;
-  /** Segment mappings this process's cache holds. */
-  readonly cachedMappings: number;
-  /**
-   * Bytes of deleted objects' memory kept for the next puts and pulls of about their size (never
-   * more than the capacity leaves free; given back as objects need the room).
-   */
-  readonly reusableBytes: number;
-}
 
 /**
  * The node-local object store: the authority over a session's objects, and the only owner of

@@ -15,7 +15,9 @@ import { ObjectPuller } from './object-puller.js';
 const TOKEN = 'data-server-test-token';
 
 /** A holder store in a temporary shm root, a data server for it, and a puller writing into a temporary directory. */
-async function setUp(options: Partial<DataServerOptions> = {}): Promise<{ store: ObjectStore; server: DataServer; puller: ObjectPuller; into: string } & AsyncDisposable> {
+async function setUp(
+  options: Partial<DataServerOptions> = {},
+): Promise<{ store: ObjectStore; server: DataServer; puller: ObjectPuller; into: string; intoStore: ObjectStore } & AsyncDisposable> {
   const root = mkdtempSync('/dev/shm/shoal-test-root-');
   // Marks the root as this process's, so other sessions' sweeps leave it alone.
   writeFileSync(join(root, 'owner.json'), JSON.stringify({ pid: process.pid, startTime: null }));
@@ -30,6 +32,7 @@ async function setUp(options: Partial<DataServerOptions> = {}): Promise<{ store:
     server,
     puller,
     into,
+    intoStore: pulledInto,
     async [Symbol.asyncDispose]() {
       puller.close();
       await server.destroy();
@@ -58,6 +61,8 @@ test('an object in a segment crosses in chunks, byte for byte, beyond one credit
   const ref = setup.store.put(values);
   const pulled = await setup.puller.pull(ref.id, [setup.server.url], asError);
   assert.equal(pulled.bytes, undefined, 'it came as a segment file');
+  // Registered as the node does once a pull is whole: only then does the file take the object's name.
+  setup.intoStore.register(ref.id, { size: pulled.size, contains: [] });
   assert.ok(readFileSync(join(setup.into, ref.id)).equals(readFileSync(join(setup.store.directory, ref.id))));
   assert.deepEqual(setup.puller.stats, { pulls: 1, pulledBytes: pulled.size });
 });
@@ -116,7 +121,7 @@ test('close() lets a transfer in flight finish, then refuses pulls; both close()
   // Closing once the holder has answered (the transfer streams): it still completes.
   while (setup.server.state === 'running' && setup.puller.stats.pulls === 0) {
     await new Promise((resolve) => setImmediate(resolve));
-    if (readdirNames(setup.into).includes(ref.id)) break;
+    if (arriving(setup.into)) break;
   }
   const closing = setup.server.close();
   assert.equal(setup.server.close(), closing, 'close() is idempotent');
@@ -131,14 +136,21 @@ test('destroy() cuts a transfer in flight: the pull fails over, and with no othe
   await using setup = await setUp();
   const ref = setup.store.put(new Float64Array(8 * 1024 * 1024).fill(5));
   const pulling = setup.puller.pull(ref.id, [setup.server.url], asError);
-  while (!readdirNames(setup.into).includes(ref.id)) await new Promise((resolve) => setImmediate(resolve));
+  while (!arriving(setup.into)) await new Promise((resolve) => setImmediate(resolve));
   await setup.server.destroy();
   await assert.rejects(pulling, (error: unknown) => error instanceof ObjectLostError && /could send it/.test(error.message));
-  assert.ok(!readdirNames(setup.into).includes(ref.id), 'the partly written file is removed');
+  const names = readdirNames(setup.into);
+  assert.ok(!names.includes(ref.id), 'the partly written object never got its name');
+  assert.ok(!names.some((name) => name.startsWith('new.')), 'its file went back to the pool (pool.N), to be reused');
 });
 
 function readdirNames(directory: string): string[] {
   return readdirSync(directory);
+}
+
+/** Whether an object is being written into `directory`: its file has a `new.N` name until whole. */
+function arriving(directory: string): boolean {
+  return readdirNames(directory).some((name) => name.startsWith('new.'));
 }
 
 /** Resolves with the close code of an authenticated raw connection, or 'open' if it lasts `ms`. */
