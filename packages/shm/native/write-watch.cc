@@ -34,9 +34,11 @@ struct Region {
   std::atomic<int> written{0};
 };
 
-// One entry per watched mapping. The kernel's default vm.max_map_count is 65530, so a process
-// cannot have many more mappings than this anyway; past it, mappings are simply not watched.
-constexpr size_t kMaxRegions = 1 << 16;
+// One entry per watched mapping: room for 2^18, the vm.max_map_count the store advises raising to
+// (the store maps at most half of the current one); past it, mappings are simply not watched (they count as
+// written). The table is zero-initialized static storage: its pages cost memory only once used,
+// and the handler scans only up to the highest slot ever used.
+constexpr size_t kMaxRegions = 1 << 18;
 Region regions[kMaxRegions];
 std::atomic<size_t> high_water{0};
 
