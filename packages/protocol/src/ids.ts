@@ -25,6 +25,12 @@ export function isValidId(id: unknown): id is string {
 }
 
 /** What {@link checkObjectName} accepts; message schemas check names with it too. */
+/**
+ * The name of a file the node lends a worker to fill with a task result (`lent.N` in the session
+ * directory): a name, never a path, and never an object id (ids have no dot).
+ */
+export const LENT_FILE_PATTERN = /^lent\.[0-9]{1,15}$/;
+
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/;
 
 /**

@@ -7,13 +7,14 @@
  * {@link decodeWorkerMessage} / {@link decodeNodeMessage} check every field once at the edge.
  */
 import { Type } from '@sinclair/typebox';
+import { LENT_FILE_PATTERN } from './ids.js';
 import { MAX_IDS_PER_MESSAGE } from './limits.js';
 import { Amount, Bytes, Count, Demand, Id, byId, Name, decoderOf, message, type MessageOf, type UnionOf } from './schema.js';
 
 /** A list of ids a node answers or acts on one by one: at most MAX_IDS_PER_MESSAGE of them. */
 const IdList = Type.Array(Id, { maxItems: MAX_IDS_PER_MESSAGE });
 /** A file the node lends a worker to fill (a name in the session directory, never a path). */
-const LentName = Type.String({ pattern: '^lent\\.[0-9]{1,15}$', maxLength: 20 });
+const LentName = Type.String({ pattern: LENT_FILE_PATTERN.source, maxLength: 20 });
 
 const ObjectLocationSchema = Type.Union([
   /** Inline: the serialized bytes themselves. */

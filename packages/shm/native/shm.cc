@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <unordered_map>
+#include <vector>
 
 #include "copy.h"
 #include "write-watch.h"
@@ -133,14 +134,22 @@ Mapping* FindMapping(void* address) {
   return found == mappings_by_address.end() ? nullptr : found->second;
 }
 
-// Takes a shared flock on fd's open file description without waiting: false with errno set
-// (EWOULDBLOCK: the store holds the exclusive lock, reusing the file right now).
-bool LockShared(int fd) {
+// Takes a flock (LOCK_SH or LOCK_EX) on fd's open file description without waiting: false with
+// errno set (EWOULDBLOCK: another description holds a conflicting lock).
+bool TryLock(int fd, int operation) {
   int rc;
   do {
-    rc = flock(fd, LOCK_SH | LOCK_NB);
+    rc = flock(fd, operation | LOCK_NB);
   } while (rc != 0 && errno == EINTR);
   return rc == 0;
+}
+
+// Whether `path` still names the file open as fd. Checked after taking a lock that was asked for
+// after the open: the store renames a file it takes back before letting go of its lock, and ids
+// are never reused, so a name that moved means the object is gone.
+bool NamesFile(const std::string& path, int fd) {
+  struct stat named, held;
+  return stat(path.c_str(), &named) == 0 && fstat(fd, &held) == 0 && named.st_ino == held.st_ino && named.st_dev == held.st_dev;
 }
 
 void Unmap(Napi::Env /*env*/, void* /*data*/, Mapping* mapping) {
@@ -184,19 +193,12 @@ Napi::Value Open(const Napi::CallbackInfo& info) {
   } while (fd < 0 && errno == EINTR);
   if (fd < 0) return ThrowErrno(env, errno, "open");
   if (mode == 3) {
-    int rc;
-    do {
-      rc = flock(fd, LOCK_SH | LOCK_NB);
-    } while (rc != 0 && errno == EINTR);
-    if (rc != 0) {
+    if (!TryLock(fd, LOCK_SH)) {
       int saved = errno;
       close(fd);
       return ThrowErrno(env, saved, "flock");
     }
-    // Locked after the open: the name must still be this file's (the store renames a file it
-    // takes back before letting go of its lock, so a writer that lost the race sees ENOENT).
-    struct stat named, held;
-    if (stat(path.c_str(), &named) != 0 || fstat(fd, &held) != 0 || named.st_ino != held.st_ino || named.st_dev != held.st_dev) {
+    if (!NamesFile(path, fd)) {
       close(fd);
       return ThrowErrno(env, ENOENT, "stat");
     }
@@ -250,10 +252,44 @@ bool WriteAll(int fd, const uint8_t* data, size_t length, int64_t position) {
   return true;
 }
 
-// fill(fd, size, views, offsets): grows the segment to `size` bytes if shorter and writes each view at its
-// offset with pwrite. Measured against a shared mapping plus memcpy (with and without
-// MAP_POPULATE, after fallocate): pwrite is ~1.6x faster on tmpfs, needs no mapping at all, and a
-// full /dev/shm is an ENOSPC error here rather than a SIGBUS.
+// One view's bytes and where they go.
+struct Placement {
+  const uint8_t* data;
+  size_t length;
+  int64_t offset;
+};
+
+// Reads `views` and `offsets` (arrays of equal length) for `call`, each view to fit within
+// `limit` bytes: every one is checked before the caller writes a byte. False with a JS exception
+// pending when one is not a view, not a size, or does not fit.
+bool ReadPlacements(Napi::Env env, const Napi::Value& views_value, const Napi::Value& offsets_value, uint64_t limit,
+                    const char* call, const char* into, std::vector<Placement>* out) {
+  Napi::Array views = views_value.As<Napi::Array>();
+  Napi::Array offsets = offsets_value.As<Napi::Array>();
+  uint32_t count = views.Length();
+  if (offsets.Length() != count) {
+    ThrowType(env, (std::string(call) + ": views and offsets differ in length").c_str());
+    return false;
+  }
+  out->resize(count);
+  for (uint32_t i = 0; i < count; i++) {
+    Placement& placement = (*out)[i];
+    if (!ViewBytes(views.Get(i), &placement.data, &placement.length) || !ToSize(offsets.Get(i), &placement.offset)) {
+      ThrowType(env, (std::string(call) + ": each view must be an ArrayBuffer or a view, each offset a size").c_str());
+      return false;
+    }
+    if (static_cast<uint64_t>(placement.offset) + placement.length > limit) {
+      Napi::RangeError::New(env, std::string(call) + ": a view does not fit in " + into).ThrowAsJavaScriptException();
+      return false;
+    }
+  }
+  return true;
+}
+
+// fill(fd, size, views, offsets): grows the segment to `size` bytes if shorter and writes each
+// view at its offset with pwrite. Measured against a shared mapping plus memcpy (with and without
+// MAP_POPULATE, after fallocate): pwrite is ~1.6x faster on fresh tmpfs pages, needs no mapping at
+// all, and a full /dev/shm is an ENOSPC error here rather than a SIGBUS.
 Napi::Value Fill(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd;
@@ -261,33 +297,14 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
   if (!ToFd(info[0], &fd) || !ToSize(info[1], &size) || !info[2].IsArray() || !info[3].IsArray()) {
     return ThrowType(env, "fill(fd, size, views, offsets)");
   }
-  Napi::Array views = info[2].As<Napi::Array>();
-  Napi::Array offsets = info[3].As<Napi::Array>();
-  uint32_t count = views.Length();
-  if (offsets.Length() != count) return ThrowType(env, "fill: views and offsets differ in length");
-  for (uint32_t i = 0; i < count; i++) {
-    const uint8_t* data;
-    size_t length;
-    int64_t offset;
-    if (!ViewBytes(views.Get(i), &data, &length) || !ToSize(offsets.Get(i), &offset)) {
-      return ThrowType(env, "fill: each view must be an ArrayBuffer or a view, each offset a size");
-    }
-    if (static_cast<uint64_t>(offset) + length > static_cast<uint64_t>(size)) {
-      Napi::RangeError::New(env, "fill: a view does not fit in the segment").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-  }
+  std::vector<Placement> placements;
+  if (!ReadPlacements(env, info[2], info[3], static_cast<uint64_t>(size), "fill", "the segment", &placements)) return env.Undefined();
   // Grown to `size`, never shrunk: a reused file larger than the object keeps its pages.
   struct stat st;
   if (fstat(fd, &st) != 0) return ThrowErrno(env, errno, "fstat");
   if (st.st_size < size && ftruncate(fd, static_cast<off_t>(size)) != 0) return ThrowErrno(env, errno, "ftruncate");
-  for (uint32_t i = 0; i < count; i++) {
-    const uint8_t* data;
-    size_t length;
-    int64_t offset;
-    ViewBytes(views.Get(i), &data, &length);
-    ToSize(offsets.Get(i), &offset);
-    if (!WriteAll(fd, data, length, offset)) return ThrowErrno(env, errno, "pwrite");
+  for (const Placement& placement : placements) {
+    if (!WriteAll(fd, placement.data, placement.length, placement.offset)) return ThrowErrno(env, errno, "pwrite");
   }
   return env.Undefined();
 }
@@ -298,24 +315,11 @@ Napi::Value Copy(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsArrayBuffer() || !info[1].IsArray() || !info[2].IsArray()) return ThrowType(env, "copy(buffer, views, offsets)");
   Napi::ArrayBuffer target = info[0].As<Napi::ArrayBuffer>();
-  Napi::Array views = info[1].As<Napi::Array>();
-  Napi::Array offsets = info[2].As<Napi::Array>();
-  uint32_t count = views.Length();
-  if (offsets.Length() != count) return ThrowType(env, "copy: views and offsets differ in length");
-  for (uint32_t pass = 0; pass < 2; pass++) {
-    for (uint32_t i = 0; i < count; i++) {
-      const uint8_t* data;
-      size_t length;
-      int64_t offset;
-      if (!ViewBytes(views.Get(i), &data, &length) || !ToSize(offsets.Get(i), &offset)) {
-        return ThrowType(env, "copy: each view must be an ArrayBuffer or a view, each offset a size");
-      }
-      if (static_cast<uint64_t>(offset) + length > target.ByteLength()) {
-        Napi::RangeError::New(env, "copy: a view does not fit in the buffer").ThrowAsJavaScriptException();
-        return env.Undefined();
-      }
-      if (pass == 1 && length > 0) shoal::CopyBytes(static_cast<uint8_t*>(target.Data()) + offset, data, length);
-    }
+  std::vector<Placement> placements;
+  if (!ReadPlacements(env, info[1], info[2], target.ByteLength(), "copy", "the buffer", &placements)) return env.Undefined();
+  uint8_t* base = static_cast<uint8_t*>(target.Data());
+  for (const Placement& placement : placements) {
+    if (placement.length > 0) shoal::CopyBytes(base + placement.offset, placement.data, placement.length);
   }
   return env.Undefined();
 }
@@ -342,20 +346,13 @@ Napi::Value Map(const Napi::CallbackInfo& info) {
   bool populate = info[3].ToBoolean().Value();
   if (length == 0) return Napi::ArrayBuffer::New(env, 0);
   if (!shared) {
-    if (!LockShared(fd)) {
+    // The lock goes with the description's last reference: the caller's close, or this
+    // mapping's munmap, whichever is later.
+    if (!TryLock(fd, LOCK_SH)) {
       // The store is reusing this file's memory: the object it held is gone.
       return ThrowErrno(env, errno == EWOULDBLOCK ? ENOENT : errno, "flock");
     }
-    // The lock was taken after the open: check the name still means this file (a file reused in
-    // between was renamed away first, and ids are never reused). The lock itself goes with the
-    // descriptor's last reference: the caller's close, or this mapping's munmap.
-    if (info[4].IsString()) {
-      std::string path = info[4].As<Napi::String>().Utf8Value();
-      struct stat named, held;
-      if (stat(path.c_str(), &named) != 0 || fstat(fd, &held) != 0 || named.st_ino != held.st_ino || named.st_dev != held.st_dev) {
-        return ThrowErrno(env, ENOENT, "stat");
-      }
-    }
+    if (info[4].IsString() && !NamesFile(info[4].As<Napi::String>().Utf8Value(), fd)) return ThrowErrno(env, ENOENT, "stat");
   }
   int flags = (shared ? MAP_SHARED : MAP_PRIVATE) | (populate ? MAP_POPULATE : 0);
   void* address = mmap(nullptr, static_cast<size_t>(length), shared ? PROT_READ | PROT_WRITE : PROT_READ, flags, fd, 0);
@@ -387,7 +384,7 @@ Napi::Value RemapPrivate(const Napi::CallbackInfo& info) {
   Napi::ArrayBuffer buffer = info[0].As<Napi::ArrayBuffer>();
   if (buffer.ByteLength() == 0) return env.Undefined();
   if (FindMapping(buffer.Data()) == nullptr) return ThrowType(env, "remapPrivate: the buffer is not a mapping made by map()");
-  if (!LockShared(fd)) return ThrowErrno(env, errno, "flock");
+  if (!TryLock(fd, LOCK_SH)) return ThrowErrno(env, errno, "flock");
   // Watched before the mapping turns read-only: a write racing the seal (from another thread) is
   // then caught and allowed, never a crash.
   bool watched = shoal::WatchRegion(buffer.Data(), buffer.ByteLength());
@@ -410,18 +407,14 @@ Napi::Value Reclaim(const Napi::CallbackInfo& info) {
   std::string to = info[1].As<Napi::String>().Utf8Value();
   int fd = open(from.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return ThrowErrno(env, errno, "open");
-  int rc;
-  do {
-    rc = flock(fd, LOCK_EX | LOCK_NB);
-  } while (rc != 0 && errno == EINTR);
-  if (rc != 0) {
+  if (!TryLock(fd, LOCK_EX)) {
     int saved = errno;
     close(fd);
     if (saved == EWOULDBLOCK) return Napi::Boolean::New(env, false);
     return ThrowErrno(env, saved, "flock");
   }
   // Renamed while locked: a reader that opened `from` before and locks after finds the name gone.
-  rc = renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE);
+  int rc = renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE);
   int saved = errno;
   close(fd);
   if (rc != 0) return ThrowErrno(env, saved, "rename");

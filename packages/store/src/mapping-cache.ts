@@ -36,32 +36,30 @@ export class MappingCache {
    */
   map(id: string, path: string, length?: number): ArrayBuffer {
     const recent = this.#recent.get(id);
-    if (recent && !mappingWritten(recent)) {
-      this.#recent.delete(id);
-      this.#recent.set(id, recent);
-      return recent;
+    const cached = recent ?? this.#alive.get(id)?.deref();
+    if (cached && !mappingWritten(cached)) {
+      if (recent) {
+        this.#recent.delete(id);
+        this.#recent.set(id, recent);
+      } else this.adopt(id, cached);
+      return cached;
     }
-    let buffer = recent ?? this.#alive.get(id)?.deref();
-    if (buffer && mappingWritten(buffer)) {
+    if (cached) {
       // Written through a view this process holds: that view keeps it; this get sees the object.
       this.#recent.delete(id);
       this.#alive.delete(id);
-      buffer = undefined;
     }
-    if (!buffer) {
-      const fd = openSegment(path, 'read');
-      try {
-        // Touching a mapped page beyond the end of its file raises SIGBUS; refuse short files.
-        const size = segmentSize(fd, path);
-        if (length !== undefined && size < length) {
-          throw new ObjectCorruptError(path, `the file has ${size} bytes, the object ${length}`);
-        }
-        buffer = mapSegment(fd, length ?? size, { shared: false }, path);
-      } finally {
-        closeSegment(fd, path);
+    const fd = openSegment(path, 'read');
+    let buffer: ArrayBuffer;
+    try {
+      // Touching a mapped page beyond the end of its file raises SIGBUS; refuse short files.
+      const size = segmentSize(fd, path);
+      if (length !== undefined && size < length) {
+        throw new ObjectCorruptError(path, `the file has ${size} bytes, the object ${length}`);
       }
-      this.#alive.set(id, new WeakRef(buffer));
-      this.#collected.register(buffer, id);
+      buffer = mapSegment(fd, length ?? size, { shared: false }, path);
+    } finally {
+      closeSegment(fd, path);
     }
     this.adopt(id, buffer);
     return buffer;
@@ -73,6 +71,7 @@ export class MappingCache {
       this.#alive.set(id, new WeakRef(buffer));
       this.#collected.register(buffer, id);
     }
+    this.#recent.delete(id);
     this.#recent.set(id, buffer);
     if (this.#recent.size > this.capacity) {
       const oldest = this.#recent.keys().next().value as string;

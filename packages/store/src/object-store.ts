@@ -22,7 +22,8 @@ import type { OutgoingObject } from './outgoing-object.js';
 import { SessionDirectory } from './session-directory.js';
 import { SessionSegments } from './session-segments.js';
 import type { StoreStats } from './store-stats.js';
-import { copyEncoded, copyViews } from './segment-io.js';
+import { copyEncoded } from './segment-io.js';
+import { copyIntoMapping } from './segment-files.js';
 
 const debug = debuglog('shoal:store');
 
@@ -249,7 +250,7 @@ export class ObjectStore {
     const size = bytes.byteLength;
     this.#objects.reserve(size);
     try {
-      this.#objects.writeSegment(id, size, (memory) => copyViews(memory, [bytes], [0]));
+      this.#objects.writeSegment(id, size, (memory) => copyIntoMapping(memory, [bytes], [0]));
     } catch (error) {
       this.#objects.capacity.unreserve(size);
       throw error;

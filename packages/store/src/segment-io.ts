@@ -41,10 +41,5 @@ export function writeEncodedBytes(path: string, bytes: Uint8Array): void {
  * each out-of-band buffer at its offset. A memcpy into pages that are already there.
  */
 export function copyEncoded(memory: ArrayBuffer, encoded: EncodedValue): void {
-  copyViews(memory, [writeFrontBytes(encoded), ...encoded.buffers], [0, ...encoded.layout.bufferOffsets]);
-}
-
-/** Copies each view into `memory` at its offset (see `copyIntoMapping`). */
-export function copyViews(memory: ArrayBuffer, views: readonly (ArrayBufferView | ArrayBuffer)[], offsets: readonly number[]): void {
-  copyIntoMapping(memory, views, offsets);
+  copyIntoMapping(memory, [writeFrontBytes(encoded), ...encoded.buffers], [0, ...encoded.layout.bufferOffsets]);
 }

@@ -74,7 +74,8 @@ export class SegmentPool {
    * @throws SharedMemoryError when the file cannot be made.
    */
   claim(size: number, slack: number): PoolFile {
-    const reused = this.lend(size, slack, 'pool');
+    // An idle file keeps its `pool.N` name until published: no rename on the put path.
+    const reused = this.#take(size, slack);
     if (reused) {
       try {
         // Mapped with its pages populated (they are in memory already): no fault per page later.
@@ -100,17 +101,14 @@ export class SegmentPool {
   }
 
   /**
-   * An idle file of `size` to `size + slack` bytes taken out of the pool, renamed `<prefix>.N`
-   * (`lent.N`: for another process to fill), or undefined when none suits. Never throws.
+   * An idle file of `size` to `size + slack` bytes taken out of the pool and renamed `lent.N`, for
+   * another process to fill, or undefined when none suits. Never throws.
    */
-  lend(size: number, slack: number, prefix = 'lent'): PoolFile | undefined {
-    let file = this.#takeIdle(size, slack);
-    if (!file && this.#draining.length > 0) {
-      this.#reclaimDrained();
-      file = this.#takeIdle(size, slack);
-    }
+  lend(size: number, slack: number): PoolFile | undefined {
+    const file = this.#take(size, slack);
     if (!file) return undefined;
-    const name = `${prefix}.${this.#next++}`;
+    // Its own name: once given back (renamed into the pool), a late writer finds it gone.
+    const name = `lent.${this.#next++}`;
     try {
       renameSegment(this.pathOf(file), join(this.#directory, name));
       file.name = name;
@@ -193,20 +191,37 @@ export class SegmentPool {
     this.#draining.length = 0;
   }
 
-  /** The smallest idle file of `size` to `size + slack` bytes, taken out of the pool (the newest of equals: warmest). */
-  #takeIdle(size: number, slack: number): PoolFile | undefined {
-    let best = -1;
-    for (let i = 0; i < this.#idle.length; i++) {
-      const capacity = this.#idle[i]!.capacity;
-      if (capacity >= size && capacity - size <= slack && (best < 0 || capacity <= this.#idle[best]!.capacity)) best = i;
+  /**
+   * The smallest idle file of `size` to `size + slack` bytes, taken out of the pool (the newest of
+   * equals: warmest); when none suits, draining files that would suit are tried first.
+   */
+  #take(size: number, slack: number): PoolFile | undefined {
+    const suits = (file: PoolFile) => file.capacity >= size && file.capacity - size <= slack;
+    let best = this.#smallest(suits);
+    if (best < 0 && this.#draining.some(suits)) {
+      this.#reclaimDrained(suits);
+      best = this.#smallest(suits);
     }
     return best < 0 ? undefined : this.#idle.splice(best, 1)[0];
   }
 
-  /** Moves every draining file no process maps any more to the idle ones. */
-  #reclaimDrained(): void {
+  #smallest(suits: (file: PoolFile) => boolean): number {
+    let best = -1;
+    for (let i = 0; i < this.#idle.length; i++) {
+      const file = this.#idle[i]!;
+      if (suits(file) && (best < 0 || file.capacity <= this.#idle[best]!.capacity)) best = i;
+    }
+    return best;
+  }
+
+  /**
+   * Moves the draining files that `suit` and no process maps any more to the idle ones (only
+   * those: each try is an open, a flock and a close, and a put must not pay for files it cannot use).
+   */
+  #reclaimDrained(suit: (file: PoolFile) => boolean): void {
     for (let i = this.#draining.length - 1; i >= 0; i--) {
       const file = this.#draining[i]!;
+      if (!suit(file)) continue;
       const name = `pool.${this.#next++}`;
       try {
         if (!reclaimSegment(this.pathOf(file), join(this.#directory, name))) continue;

@@ -1,6 +1,6 @@
 import { accessSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { ObjectFreedError, SharedMemoryError, decodeValue, type EncodedValue } from '@shoal/protocol';
+import { LENT_FILE_PATTERN, ObjectFreedError, SharedMemoryError, decodeValue, type EncodedValue } from '@shoal/protocol';
 import { MappingCache } from './mapping-cache.js';
 import { ObjectWriter, type WriterHost } from './object-writer.js';
 import { defaultMaxMappings } from './options.js';
@@ -98,7 +98,7 @@ export class SessionSegments {
    * @throws RangeError when `name` is not a lent file's name.
    */
   writeEncodedLent(name: string, encoded: EncodedValue): void {
-    if (!/^lent\.[0-9]{1,15}$/.test(name)) throw new RangeError(`Expected the name of a lent file (lent.N), got \`${name}\``);
+    if (!LENT_FILE_PATTERN.test(name)) throw new RangeError(`Expected the name of a lent file (lent.N), got \`${name}\``);
     writeEncodedLent(join(this.directory, name), encoded);
   }
 

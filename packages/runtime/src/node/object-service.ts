@@ -77,17 +77,16 @@ export class ObjectService {
    */
   async reserve(peer: Peer, id: string, size: number): Promise<{ error?: Uint8Array; lent?: string }> {
     let attempt = this.#tryReserve(id, size);
-    let refusal = attempt instanceof Error ? attempt : undefined;
     // The other processes may hold refs they dropped long ago: ask them to collect, then retry.
-    if (refusal) {
+    if (attempt.refusal) {
       // This process's own refs collected by the refused reservation's GC count out when their
       // finalizers run (refs to results are not swept at once): a turn later.
       await Promise.all([this.collectPeers?.(), afterFinalizers()]);
       // It went away meanwhile: a grant now would have nobody to give it back.
-      if (peer.connection === undefined) return { error: encodeError(refusal) };
+      if (peer.connection === undefined) return { error: encodeError(attempt.refusal) };
       attempt = this.#tryReserve(id, size);
-      refusal = attempt instanceof Error ? attempt : undefined;
     }
+    const { refusal, lent } = attempt;
     if (refusal) {
       // The worker reports the task failed with this refusal; the scheduler then fails it with
       // the refusal itself, or retries it (retryExceptions): the result is not settled here.
@@ -98,15 +97,16 @@ export class ObjectService {
     // A refusal of an earlier attempt (its worker died before reporting it) is not this one's.
     this.#refused.delete(id);
     this.#grantedTo.set(id, peer);
-    return typeof attempt === 'string' ? { lent: attempt } : {};
+    return lent === undefined ? {} : { lent };
   }
 
   /** The store's refusal, or the name of the file it lent for the object (if any). */
-  #tryReserve(id: string, size: number): Error | string | undefined {
+  #tryReserve(id: string, size: number): { refusal?: Error; lent?: string } {
     try {
-      return this.#store.reserveRoom(id, size, ', so this result cannot be stored');
+      const lent = this.#store.reserveRoom(id, size, ', so this result cannot be stored');
+      return lent === undefined ? {} : { lent };
     } catch (error) {
-      return error as Error;
+      return { refusal: error as Error };
     }
   }
 

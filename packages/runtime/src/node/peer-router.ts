@@ -65,15 +65,8 @@ export class PeerRouter {
           : Promise.resolve<{ error?: Uint8Array; lent?: string }>({
               error: encodeError(new RangeError(`A worker may reserve room only for the result of a task it runs (object ${message.id}, ${message.size} bytes)`)),
             });
-        void answer.then(({ error, lent }) =>
-          worker.send(
-            error !== undefined
-              ? { type: 'reserved', requestId: message.requestId, error }
-              : lent !== undefined
-                ? { type: 'reserved', requestId: message.requestId, lent }
-                : { type: 'reserved', requestId: message.requestId },
-          ),
-        );
+        // The answer carries `error` or `lent` only when they are set.
+        void answer.then((reply) => worker.send({ type: 'reserved', requestId: message.requestId, ...reply }));
         return true;
       }
       case 'recalled':
