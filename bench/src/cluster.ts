@@ -1,8 +1,8 @@
 // The cluster suite: two of Ray's object-transfer figures, with a real multi-node cluster on this
 // machine. Each node is a `shoal start` daemon with its own SHOAL_HOME and so its own session
-// directory in /dev/shm: an object a task needs on another node crosses a WebSocket (the data
-// connection, 1 MiB chunk messages) into that node's own segment file, exactly as between hosts,
-// only on loopback.
+// directory in /dev/shm: an object a task needs on another node crosses a bulk connection (raw
+// bytes read straight into a segment file of that node's own), exactly as between hosts, only on
+// loopback.
 //
 //   object_transfer_1gb        node B pulls a fresh 1 GiB object from node A: the driver (on A)
 //                              puts it with store.create and runs a task needing {gpu:1}, which
@@ -551,7 +551,7 @@ export function clusterGoalLine(report: ClusterReport): string {
 export function clusterTable(report: ClusterReport, host: { cpu: string; cores: number; node: string }): string {
   const { options, transfer, tcp, tcpShm, broadcast, tcpBroadcast, ratios } = report;
   const rows: string[][] = [
-    ['object_transfer_1gb (node A → B, ws)', fmt(transfer.ms.median), range(transfer.ms), fmt(transfer.gbps), '1'],
+    ['object_transfer_1gb (node A → B)', fmt(transfer.ms.median), range(transfer.ms), fmt(transfer.gbps), '1'],
     ['  peer: raw TCP, received and discarded', fmt(tcp.ms.median), range(tcp.ms), fmt(tcp.gbps), `Shoal ${fmt(ratios.transferVsTcp)}×`],
     ['  peer: raw TCP, pwritten into a new /dev/shm file', fmt(tcpShm.ms.median), range(tcpShm.ms), fmt(tcpShm.gbps), `Shoal ${fmt(ratios.transferVsTcpShm)}×`],
     [`broadcast_1gb_to_${options.nodes}_nodes (A → B, C, D at once)`, fmt(broadcast.ms.median), range(broadcast.ms), `${fmt(broadcast.gbps)} total`, `${fmt(ratios.broadcastVsSingle)}× single`],

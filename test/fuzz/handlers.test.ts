@@ -5,12 +5,14 @@
 // serving a legitimate peer. The counts and the seed are printed for the closing note.
 import assert from 'node:assert/strict';
 import { after, afterEach, test } from 'node:test';
+import { connect } from 'node:net';
 import fc from 'fast-check';
 import { WebSocket } from 'ws';
-import { decodeMessage, encodeMessage } from '@shoal/protocol';
+import { decodeMessage, encodeMessage, fromWireFailure } from '@shoal/protocol';
 import { queryStatus } from '@shoal/runtime';
 import { store } from 'shoal';
 import { TO_HOLDER } from '../../packages/protocol/src/data-protocol.js';
+import { ObjectPuller } from '../../packages/runtime/src/cluster/transfer/object-puller.js';
 import { FuzzCounts, fuzzParameters, garbage, messagesOf } from '../../packages/protocol/src/fuzz.test-helpers.js';
 import { TO_HEAD } from '../../packages/protocol/src/head-protocol.js';
 import { TO_NODE } from '../../packages/protocol/src/local-protocol.js';
@@ -82,6 +84,34 @@ async function authenticated(url: string, token: string, hello: unknown) {
   return { socket, closed, next, send: (bytes: Uint8Array) => socket.send(bytes) };
 }
 
+/**
+ * Bulk upgrades to a data port with the token, a fuzzed connection number (of a real data
+ * connection or not) and fuzzed bytes after the request: each is refused or accepted and then
+ * closed for the bytes, never crashing the server; `check` runs after each.
+ */
+async function fuzzBulkUpgrades(url: string, token: string, check: () => Promise<void>, numRuns: number) {
+  const { hostname, port } = new URL(url);
+  const connection = fc.oneof(fc.constant('1'), fc.string({ maxLength: 30 }).filter((text) => !/[\r\n]/.test(text)), fc.nat().map(String));
+  await fc.assert(
+    fc.asyncProperty(connection, garbage, async (number, bytes) => {
+      counts.tried('bulk upgrade');
+      const data = await authenticated(url, token, { type: 'hello' });
+      const socket = connect({ host: hostname, port: Number(port) });
+      socket.on('error', () => {});
+      const closed = new Promise((resolve) => socket.once('close', resolve));
+      socket.write(`GET / HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: shoal-bulk\r\nx-shoal-token: ${token}\r\nx-shoal-connection: ${number}\r\n\r\n`);
+      socket.write(bytes);
+      socket.resume();
+      await Promise.race([closed, new Promise((resolve) => setTimeout(resolve, 50))]);
+      socket.destroy();
+      data.socket.terminate();
+      await data.closed;
+      await counted('bulk upgrade', check());
+    }),
+    fuzzParameters(numRuns),
+  );
+}
+
 /** A fuzz property for a WebSocket boundary: each input on a fresh authenticated connection, then `check`. */
 async function fuzzWebSocket(boundary: string, url: string, token: string, hello: unknown, messages: fc.Arbitrary<Record<string, unknown>>, check: () => Promise<void>, numRuns: number) {
   await fc.assert(
@@ -108,12 +138,15 @@ test('the head and a data server: fuzzed authenticated messages leave both servi
   };
   await fuzzWebSocket('head', cluster.url, cluster.token, { type: 'hello', role: 'cli' }, messagesOf(TO_HEAD), nodeKept, 400);
   const dataServes = async () => {
-    const puller = await authenticated(a!.dataUrl, cluster.token, { type: 'hello' });
-    puller.send(encodeMessage({ type: 'pull', requestId: 1, id: 'not-held-here', window: 1024 }));
-    assert.equal(((await Promise.race([puller.next(), puller.closed])) as { type?: string }).type, 'missing', 'the data server answers a legitimate pull');
-    puller.socket.terminate();
-    await puller.closed;
+    // A real puller (a data connection and a bulk stream), asking for an object the node lacks.
+    const puller = new ObjectPuller(cluster.token, () => assert.fail('nothing arrives'));
+    try {
+      await assert.rejects(puller.pull('notHeldHereXXXXXXXXX', [a!.dataUrl], fromWireFailure), /does not have it \(freed\)/, 'the data server answers a legitimate pull');
+    } finally {
+      puller.close();
+    }
   };
   await fuzzWebSocket('data server', a!.dataUrl, cluster.token, { type: 'hello' }, messagesOf(TO_HOLDER), dataServes, 400);
+  await fuzzBulkUpgrades(a!.dataUrl, cluster.token, dataServes, 200);
   await nodeKept();
 });

@@ -7,14 +7,12 @@ const ID = 'Zq3kP9xT2mWv8LcR0001';
 
 const TO_HOLDER: { readonly [T in ToHolder['type']]: Extract<ToHolder, { type: T }> } = {
   hello: { type: 'hello' },
-  pull: { type: 'pull', requestId: 1, id: ID, window: 16 << 20 },
-  ack: { type: 'ack', requestId: 1, bytes: 1 << 20 },
+  pull: { type: 'pull', requestId: 1, id: ID, stream: 3 },
   release: { type: 'release', ids: [ID] },
 };
 const FROM_HOLDER: { readonly [T in FromHolder['type']]: Extract<FromHolder, { type: T }> } = {
-  welcome: { type: 'welcome', nodeId: 'K3mX9qLp2ZtA' },
+  welcome: { type: 'welcome', nodeId: 'K3mX9qLp2ZtA', connection: 7 },
   object: { type: 'object', requestId: 1, size: 3, bytes: Buffer.from([1, 2, 3]), contains: [ID] },
-  chunk: { type: 'chunk', requestId: 1, offset: 1 << 20, length: 1 << 20 },
   missing: { type: 'missing', requestId: 1, reason: 'failed', failure: { code: 'ERR_TASK_FAILED', message: 'boom', thrown: Buffer.from([0]) } },
 };
 
@@ -27,17 +25,18 @@ describe('data protocol', () => {
 
   test('a puller message with a wrong field is refused naming it', () => {
     rejects(decodeToHolder, { type: 'object', requestId: 1, size: 1 }, /from a puller: type `object`/);
-    rejects(decodeToHolder, { ...TO_HOLDER.pull, window: 0 }, /`pull` .*`window`/);
+    rejects(decodeToHolder, { ...TO_HOLDER.pull, stream: -1 }, /`pull` .*`stream`/);
+    rejects(decodeToHolder, { type: 'pull', requestId: 1, id: ID }, /`pull` .*`stream`/);
     rejects(decodeToHolder, { ...TO_HOLDER.pull, id: '../../etc/passwd' }, /`pull` .*`id`/);
-    rejects(decodeToHolder, { ...TO_HOLDER.ack, bytes: -1 }, /`ack` .*`bytes`/);
+    rejects(decodeToHolder, { type: 'ack', requestId: 1, bytes: 1 }, /from a puller: type `ack`/);
     rejects(decodeToHolder, { type: 'release', ids: [1] }, /`release` .*`ids\.0`/);
   });
 
   test('a holder message with a wrong field is refused naming it', () => {
     rejects(decodeFromHolder, { ...FROM_HOLDER.object, bytes: 'abc' }, /`object` .*`bytes`/);
     rejects(decodeFromHolder, { ...FROM_HOLDER.object, contains: 'abc' }, /`object` .*`contains`/);
-    rejects(decodeFromHolder, { ...FROM_HOLDER.chunk, offset: 2 ** 60 }, /`chunk` .*`offset`/);
+    rejects(decodeFromHolder, { ...FROM_HOLDER.welcome, connection: 2 ** 60 }, /`welcome` .*`connection`/);
     rejects(decodeFromHolder, { ...FROM_HOLDER.missing, failure: { code: 'ERR_X' } }, /`missing` .*`failure\.message`/);
-    rejects(decodeFromHolder, { type: 'welcome', nodeId: '' }, /`welcome` .*`nodeId`/);
+    rejects(decodeFromHolder, { type: 'welcome', nodeId: '', connection: 1 }, /`welcome` .*`nodeId`/);
   });
 });

@@ -1,12 +1,15 @@
 /**
- * The node <-> node data boundary: object pulls on a WebSocket of their own, separate from the
- * control connection to the head. The puller connects to the holder's data server with the
- * cluster token in the upgrade (TOKEN_HEADER), says `hello`, then asks for objects with `pull`. The holder answers each with
- * `object` (the size, and the bytes themselves when the object is inline) and streams a segment
- * object as independent chunks: a `chunk` header message, then the chunk's bytes as the next
- * binary message, so neither side ever copies a chunk into a framing buffer. The puller grants
- * `window` bytes of credit and returns it with `ack` as it writes chunks out: that caps the bytes
- * in flight per pull.
+ * The node <-> node data boundary: object pulls on connections of their own, separate from the
+ * control connection to the head. The puller opens a data connection (a WebSocket) to the
+ * holder's data server with the cluster token in the upgrade (TOKEN_HEADER), says `hello` and is
+ * welcomed with the connection's number. Bytes travel on bulk connections to the same port: HTTP
+ * upgrades to BULK_UPGRADE with the token and that number (BULK_CONNECTION_HEADER), each answered
+ * with its stream number (BULK_STREAM_HEADER); after the 101 the holder only writes and the
+ * puller only reads. A `pull` names the stream its bytes go on: the holder answers `object` (the
+ * size, and the bytes themselves when the object is inline) or `missing`, and for a segment object
+ * writes its `size` raw bytes on that stream, nothing else, so the puller reads them straight
+ * into the object's segment (no framing, no copy). One pull at a time per stream; TCP's own flow
+ * control paces the holder.
  */
 import { Type } from '@sinclair/typebox';
 import { WireFailureSchema } from './head-protocol.js';
@@ -15,9 +18,8 @@ import { Bytes, Count, Id, decoderOf, message, type UnionOf } from './schema.js'
 /** The schemas of this direction's messages, by type (the fuzz tests generate messages from them). */
 export const TO_HOLDER = {
   hello: message('hello', {}),
-  /** `window`: the credit, in bytes, the holder may send ahead of acks (at least one byte). */
-  pull: message('pull', { requestId: Count, id: Id, window: Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }) }),
-  ack: message('ack', { requestId: Count, bytes: Count }),
+  /** `stream`: the bulk stream (of this connection, idle) the bytes of a segment object go on. */
+  pull: message('pull', { requestId: Count, id: Id, stream: Count }),
   /** The puller has its own copy now: the holder drops the hold it kept for it (task results). */
   release: message('release', { ids: Type.Array(Id) }),
 };
@@ -26,17 +28,16 @@ export type ToHolder = UnionOf<typeof TO_HOLDER>;
 
 /** The schemas of this direction's messages, by type (the fuzz tests generate messages from them). */
 export const FROM_HOLDER = {
-  welcome: message('welcome', { nodeId: Id }),
+  /** `connection`: the number bulk upgrades name (BULK_CONNECTION_HEADER) to serve this connection. */
+  welcome: message('welcome', { nodeId: Id, connection: Count }),
   object: message('object', {
     requestId: Count,
     size: Count,
-    /** The serialized object, when it is inline (no chunks follow). */
+    /** The serialized object, when it is inline; otherwise `size` bytes follow on the pull's stream. */
     bytes: Type.Optional(Bytes),
     /** Ids of the objects whose refs are nested in this one (the holder has them too). */
     contains: Type.Optional(Type.Array(Id)),
   }),
-  /** The next binary message holds `length` bytes of the object at `offset`. */
-  chunk: message('chunk', { requestId: Count, offset: Count, length: Count }),
   /** The holder does not have the object (`freed`), or it is the failure of its task. */
   missing: message('missing', { requestId: Count, reason: Type.String(), failure: Type.Optional(WireFailureSchema) }),
 };

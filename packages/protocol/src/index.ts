@@ -48,7 +48,9 @@ export {
 export { decodeFromHolder, decodeToHolder, type FromHolder, type ToHolder } from './data-protocol.js';
 export { decodeThrown, encodeError, fromWireFailure, toWireFailure } from './wire-errors.js';
 export {
-  CHUNK_BYTES,
+  BULK_CONNECTION_HEADER,
+  BULK_STREAM_HEADER,
+  BULK_UPGRADE,
   CLOSE_GOING_AWAY,
   CLOSE_IDLE,
   CLOSE_INTERNAL_ERROR,
@@ -62,12 +64,12 @@ export {
   HANDSHAKE_TIMEOUT_MS,
   HEAD_MAX_PAYLOAD_BYTES,
   HELLO_TIMEOUT_MS,
+  MAX_BULK_STREAMS_PER_CONNECTION,
   MAX_CONNECTIONS,
   MAX_CONNECTIONS_PER_SOURCE,
   MAX_IDS_PER_MESSAGE,
   MESSAGE_MAX_DEPTH,
   PULLER_MAX_PAYLOAD_BYTES,
-  PULL_WINDOW_BYTES,
   REMOTE_ENVELOPE_BYTES,
   REMOTE_MAX_FRAME_BYTES,
   REMOTE_OBJECT_LIMIT_BYTES,

@@ -118,30 +118,34 @@ export const DATA_IDLE_TIMEOUT_MS = 5 * 60_000;
 
 // --- Node <-> node object transfer (data-protocol.ts) ---------------------------------------------
 
-/**
- * Bytes per chunk of a segment object. Large enough that per-message overhead is small next to
- * the copy, small enough that one chunk never stalls the socket for other pulls.
- */
-export const CHUNK_BYTES = MiB;
-
-/**
- * Bytes a puller lets a holder send ahead of what it has written, per pull (the credit window):
- * enough to keep a fast link busy, and the cap on one pull's memory in flight.
- */
-export const PULL_WINDOW_BYTES = 16 * MiB;
-
-/** Objects a node pulls at once; further pulls queue. Bytes in flight are at most this x the window. */
+/** Objects a node pulls at once from all holders; further pulls queue. Each streams on a bulk connection of its own. */
 export const CONCURRENT_PULLS = 4;
 
 /**
- * Largest message a data server accepts from a puller: only hello, pull, ack and release, all
- * tiny, so anything above one chunk's size is not a Shoal puller.
+ * The `Upgrade` protocol of a data server's bulk connections: an HTTP upgrade carrying the
+ * cluster token (TOKEN_HEADER) and the data connection it serves ({@link BULK_CONNECTION_HEADER}),
+ * after which the holder writes the raw bytes of segment objects, one object after another, and
+ * the puller reads them straight into their segments (data-protocol.ts).
  */
-export const DATA_SERVER_MAX_PAYLOAD_BYTES = CHUNK_BYTES;
+export const BULK_UPGRADE = 'shoal-bulk';
+
+/** Header of a bulk upgrade: the `connection` number the data connection's welcome gave. */
+export const BULK_CONNECTION_HEADER = 'x-shoal-connection';
+
+/** Header of a bulk upgrade's 101 answer: the stream number a `pull` names to have its bytes sent there. */
+export const BULK_STREAM_HEADER = 'x-shoal-stream';
+
+/** Bulk connections a data server keeps per data connection: more are refused (429). */
+export const MAX_BULK_STREAMS_PER_CONNECTION = 2 * CONCURRENT_PULLS;
 
 /**
- * Largest message a puller accepts from a holder: a chunk (CHUNK_BYTES), or an inline object's
- * bytes in its `object` answer, which stay far below this; the margin is for a holder with a
- * larger inline threshold.
+ * Largest message a data server accepts from a puller: only hello, pull and release, all tiny
+ * (a release of many ids is the largest), so anything above this is not a Shoal puller.
+ */
+export const DATA_SERVER_MAX_PAYLOAD_BYTES = MiB;
+
+/**
+ * Largest message a puller accepts from a holder: an inline object's bytes in its `object`
+ * answer, which stay far below this; the margin is for a holder with a larger inline threshold.
  */
 export const PULLER_MAX_PAYLOAD_BYTES = 64 * MiB;

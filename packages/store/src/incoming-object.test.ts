@@ -59,6 +59,27 @@ test('an object written in chunks and sealed reads back as the original and coun
   assert.equal(store.status(id).state, 'ready', 'discard after seal does nothing');
 });
 
+test('an object filled in place through target() reads back as the original; a target past the size is refused', (t) => {
+  const store = storeFor(t);
+  const { id, bytes } = serialized(t, 4096);
+  const incoming = store.acceptIncoming(id, bytes.byteLength);
+  // As a socket reads: whatever it got into the view, then the rest.
+  const first = incoming.target(1000);
+  first.set(bytes.subarray(0, 600));
+  incoming.wrote(600);
+  assert.equal(incoming.written, 600);
+  assert.throws(() => incoming.target(bytes.byteLength), RangeError, 'only what is left may be targeted');
+  const rest = incoming.target(bytes.byteLength - 600);
+  rest.set(bytes.subarray(600));
+  assert.throws(() => incoming.wrote(bytes.byteLength), RangeError);
+  incoming.wrote(rest.byteLength);
+  assert.equal(incoming.state, 'written');
+  assert.throws(() => incoming.target(1), /it is written/);
+  incoming.seal([]);
+  const value = store.getSync(new ObjectRef<Float64Array>(id, store.sessionId));
+  assert.equal(value[4095], 4095);
+});
+
 test('an object that does not fit is refused before any file is made', (t) => {
   const store = storeFor(t);
   assert.throws(

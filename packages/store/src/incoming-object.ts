@@ -1,3 +1,4 @@
+import { copyIntoMapping } from './segment-files.js';
 
 /** Where an {@link IncomingObject} is in its life. */
 export type IncomingState = 'writing' | 'written' | 'sealed' | 'discarded';
@@ -33,16 +34,16 @@ export class IncomingObject {
   readonly id: string;
   /** Bytes the object takes (header included). */
   readonly size: number;
-  readonly #write: (chunk: ArrayBufferView, offset: number) => void;
+  readonly #memory: ArrayBuffer;
   readonly #host: IncomingHost;
   #written = 0;
   #state: IncomingState = 'writing';
 
-  /** @internal Made by `store.acceptIncoming`, with the segment already made: `write` copies into it. */
-  constructor(id: string, size: number, write: (chunk: ArrayBufferView, offset: number) => void, host: IncomingHost) {
+  /** @internal Made by `store.acceptIncoming`, with the segment already made and mapped (`memory`, shared and writable). */
+  constructor(id: string, size: number, memory: ArrayBuffer, host: IncomingHost) {
     this.id = id;
     this.size = size;
-    this.#write = write;
+    this.#memory = memory;
     this.#host = host;
   }
 
@@ -61,12 +62,37 @@ export class IncomingObject {
    * @throws RangeError when the chunk reaches past `size`; Error when no longer writing.
    */
   write(chunk: ArrayBufferView, offset: number): void {
+    this.#check(offset, chunk.byteLength);
+    copyIntoMapping(this.#memory, [chunk], [offset]);
+    this.#advance(chunk.byteLength);
+  }
+
+  /**
+   * The next `length` bytes of the segment's memory after the {@link written} ones, writable, for
+   * a reader that fills them in place (a socket reading straight into the object). Say how many
+   * it filled with {@link wrote}; nothing counts as written before that.
+   * @throws RangeError when that reaches past `size`; Error when no longer writing.
+   */
+  target(length: number): Uint8Array {
+    this.#check(this.#written, length);
+    return new Uint8Array(this.#memory, this.#written, length);
+  }
+
+  /** The reader of {@link target} filled its first `bytes` bytes. @throws as {@link target} does. */
+  wrote(bytes: number): void {
+    this.#check(this.#written, bytes);
+    this.#advance(bytes);
+  }
+
+  #check(offset: number, length: number): void {
     if (this.#state !== 'writing') throw new Error(`Cannot write to incoming object ${this.id}: it is ${this.#state}.`);
-    if (offset < 0 || offset + chunk.byteLength > this.size) {
-      throw new RangeError(`Expected a chunk within the ${this.size} bytes of object ${this.id}, got ${chunk.byteLength} bytes at ${offset}`);
+    if (offset < 0 || length < 0 || offset + length > this.size) {
+      throw new RangeError(`Expected a chunk within the ${this.size} bytes of object ${this.id}, got ${length} bytes at ${offset}`);
     }
-    this.#write(chunk, offset);
-    this.#written += chunk.byteLength;
+  }
+
+  #advance(bytes: number): void {
+    this.#written += bytes;
     if (this.#written >= this.size) this.#state = 'written';
   }
 

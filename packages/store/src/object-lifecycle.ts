@@ -6,7 +6,7 @@ import { CollectionThrottle, collectGarbage } from './collect-garbage.js';
 import { IncomingObject } from './incoming-object.js';
 import { ObjectTable, wake, type Entry } from './object-table.js';
 import { RefCounts } from './ref-counts.js';
-import { checkWrittenSize, closeSegment, copyIntoMapping, mapSegment, openSegment } from './segment-files.js';
+import { checkWrittenSize, closeSegment, mapSegment, openSegment } from './segment-files.js';
 import { OutgoingObject } from './outgoing-object.js';
 import { ObjectFiles, type IncomingFile } from './object-files.js';
 import type { SessionSegments } from './session-segments.js';
@@ -222,7 +222,7 @@ export class ObjectLifecycle {
       this.capacity.unreserve(size);
       throw error;
     }
-    const incoming = new IncomingObject(id, size, (chunk, offset) => copyIntoMapping(file.memory, [chunk], [offset]), {
+    const incoming = new IncomingObject(id, size, file.memory, {
       seal: (sealed, contains) => {
         this.#incoming.delete(id);
         file.publish(id);

@@ -7,7 +7,7 @@ import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { WebSocket } from 'ws';
-import { ObjectLostError, TaskError, encodeMessage, fromWireFailure, type WireFailure } from '@shoal/protocol';
+import { ObjectLostError, TaskError, decodeMessage, encodeMessage, fromWireFailure, type WireFailure } from '@shoal/protocol';
 import { ObjectStore } from '@shoal/store';
 import { DataServer, type DataServerOptions } from './data-server.js';
 import { ObjectPuller } from './object-puller.js';
@@ -55,16 +55,21 @@ function closeCodeFor(url: string, frames: Buffer[]): Promise<number> {
   });
 }
 
-test('an object in a segment crosses in chunks, byte for byte, beyond one credit window', async () => {
+test('objects in segments cross on a bulk stream byte for byte, one after another, past one write of the holder', async () => {
   await using setup = await setUp();
-  const values = new Float64Array(5 * 1024 * 1024).map((_, i) => i * 0.5); // 40 MiB: more than the 16 MiB window
-  const ref = setup.store.put(values);
-  const pulled = await setup.puller.pull(ref.id, [setup.server.url], asError);
-  assert.equal(pulled.bytes, undefined, 'it came as a segment file');
-  // Registered as the node does once a pull is whole: only then does the file take the object's name.
-  setup.intoStore.register(ref.id, { size: pulled.size, contains: [] });
-  assert.ok(readFileSync(join(setup.into, ref.id)).equals(readFileSync(join(setup.store.directory, ref.id))));
-  assert.deepEqual(setup.puller.stats, { pulls: 1, pulledBytes: pulled.size });
+  // 40 MiB, then 80 MiB: more than the holder's 64 MiB per write.
+  for (const elements of [5 << 20, 10 << 20]) {
+    const values = new Float64Array(elements).map((_, i) => i * 0.5);
+    const ref = setup.store.put(values);
+    const pulled = await setup.puller.pull(ref.id, [setup.server.url], asError);
+    assert.equal(pulled.bytes, undefined, 'it came as a segment file');
+    // Registered as the node does once a pull is whole: only then does the file take the object's name.
+    setup.intoStore.register(ref.id, { size: pulled.size, contains: [] });
+    assert.ok(readFileSync(join(setup.into, ref.id)).equals(readFileSync(join(setup.store.directory, ref.id))));
+    setup.store.freeId(ref.id);
+    setup.intoStore.freeId(ref.id);
+  }
+  assert.equal(setup.puller.stats.pulls, 2);
 });
 
 test('an inline object comes in one message; concurrent pulls of one object are one pull', async () => {
@@ -108,7 +113,7 @@ test('the data server closes garbage (4002), a pull before hello (4002) and an o
   await using setup = await setUp();
   const { url } = setup.server;
   assert.equal(await closeCodeFor(url, [Buffer.from([0xc1, 0xff, 0x00])]), 4002);
-  assert.equal(await closeCodeFor(url, [encodeMessage({ type: 'pull', requestId: 1, id: 'x'.repeat(21), window: 1 })]), 4002);
+  assert.equal(await closeCodeFor(url, [encodeMessage({ type: 'pull', requestId: 1, id: 'x'.repeat(21), stream: 1 })]), 4002);
   assert.equal(await closeCodeFor(url, [Buffer.alloc(2 << 20)]), 1009);
   const ref = setup.store.put(new Float64Array(100_000).fill(3));
   assert.ok((await setup.puller.pull(ref.id, [url], asError)).size > 0);
@@ -230,4 +235,87 @@ test('connections past maxConnectionsPerSource are refused with 503 and the reas
   const ref = setup.store.put(new Float64Array(100_000).fill(1));
   assert.ok((await setup.puller.pull(ref.id, [setup.server.url], asError)).size > 0);
   held[1]!.destroy();
+});
+
+/** Asks `url`'s data port for a bulk connection with `headers`; resolves with the answer's status line, its stream number (a 101) or body, and the socket. */
+function bulkUpgrade(url: string, headers: Record<string, string>): Promise<{ status: string; stream: number; body: string; socket: Socket }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve) => {
+    const socket = connect({ host: hostname, port: Number(port) }, () => {
+      const lines = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
+      socket.write(`GET / HTTP/1.1\r\nHost: ${hostname}\r\nConnection: Upgrade\r\nUpgrade: shoal-bulk\r\n${lines.join('')}\r\n`);
+    });
+    let text = '';
+    const settle = () => {
+      const end = text.indexOf('\r\n\r\n');
+      const stream = Number(/^x-shoal-stream: (\d+)\r$/im.exec(text)?.[1] ?? -1);
+      resolve({ status: text.split('\r\n')[0] ?? '', stream, body: end < 0 ? '' : text.slice(end + 4).trim(), socket });
+    };
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('latin1');
+      if (text.startsWith('HTTP/1.1 101') && text.includes('\r\n\r\n')) settle();
+    });
+    socket.on('close', settle);
+    socket.on('error', () => {});
+  });
+}
+
+/** A data connection that said hello: its welcome (with the connection's number) and the socket. */
+async function welcomed(url: string): Promise<{ socket: WebSocket; connection: number; closed: Promise<number> }> {
+  const socket = new WebSocket(url, { perMessageDeflate: false, headers: { 'x-shoal-token': TOKEN } });
+  const closed = new Promise<number>((resolve) => socket.once('close', resolve));
+  socket.on('error', () => {});
+  await new Promise((resolve) => socket.once('open', resolve));
+  socket.send(encodeMessage({ type: 'hello' }));
+  const data = await new Promise<Buffer>((resolve) => socket.once('message', (raw: Buffer) => resolve(raw)));
+  const welcome = decodeMessage(data) as { connection: number };
+  return { socket, connection: welcome.connection, closed };
+}
+
+test('a bulk upgrade needs the token, a data connection of this server and room; a stream that sends bytes is closed', async () => {
+  await using setup = await setUp();
+  const { url } = setup.server;
+  const data = await welcomed(url);
+  const headers = { 'x-shoal-token': TOKEN, 'x-shoal-connection': String(data.connection) };
+  const noToken = await bulkUpgrade(url, { 'x-shoal-connection': String(data.connection) });
+  assert.deepEqual([noToken.status, noToken.body], ['HTTP/1.1 401 Unauthorized', 'wrong or missing token']);
+  const unknown = await bulkUpgrade(url, { ...headers, 'x-shoal-connection': '999' });
+  assert.equal(unknown.status, 'HTTP/1.1 400 Bad Request');
+  assert.match(unknown.body, /names no data connection of this server/);
+  const accepted: Socket[] = [];
+  for (let i = 0; i < 8; i += 1) {
+    const answer = await bulkUpgrade(url, headers);
+    assert.equal(answer.status, 'HTTP/1.1 101 Switching Protocols');
+    accepted.push(answer.socket);
+  }
+  const tooMany = await bulkUpgrade(url, headers);
+  assert.equal(tooMany.status, 'HTTP/1.1 429 Too Many Requests');
+  // A puller never writes on a stream: one that does is cut.
+  const writer = accepted[0]!;
+  const cut = new Promise((resolve) => writer.once('close', resolve));
+  writer.write('unexpected');
+  await cut;
+  for (const socket of accepted) socket.destroy();
+  data.socket.terminate();
+  // A real puller is not disturbed.
+  const ref = setup.store.put(new Float64Array(100_000).fill(6));
+  assert.ok((await setup.puller.pull(ref.id, [url], asError)).size > 0);
+});
+
+test('a pull naming a stream that is not an idle one of its connection closes that connection (4002)', async () => {
+  await using setup = await setUp();
+  const { url } = setup.server;
+  const ref = setup.store.put(new Float64Array(100_000).fill(7));
+  const data = await welcomed(url);
+  data.socket.send(encodeMessage({ type: 'pull', requestId: 1, id: ref.id, stream: 12345 }));
+  assert.equal(await data.closed, 4002);
+  // Another connection's stream is not this one's either.
+  const owner = await welcomed(url);
+  const stream = await bulkUpgrade(url, { 'x-shoal-token': TOKEN, 'x-shoal-connection': String(owner.connection) });
+  assert.ok(stream.stream > 0, 'the 101 gives the stream its number');
+  const other = await welcomed(url);
+  other.socket.send(encodeMessage({ type: 'pull', requestId: 1, id: ref.id, stream: stream.stream }));
+  assert.equal(await other.closed, 4002);
+  stream.socket.destroy();
+  owner.socket.terminate();
 });

@@ -1,17 +1,22 @@
 // The holder side of object transfer: other nodes connect to a node's data server and pull its
-// objects. Bulk bytes travel as independent chunk messages (1 MiB by default) on a WebSocket of
-// their own, from the holder (the server side, so frames are not masked) within the credit
-// window each puller grants; see holder-connection.ts for the other end.
-import { createServer, type Server } from 'node:http';
-import { type AddressInfo } from 'node:net';
+// objects. Pulls and their answers go on a WebSocket (the data connection); the bytes of a
+// segment object go raw on a bulk connection the puller opened to the same port and named in its
+// pull, written from a mapping of the object's segment without a copy (data-protocol.ts); see
+// holder-connection.ts and bulk-stream.ts for the other end.
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { type AddressInfo, type Socket } from 'node:net';
 import { debuglog } from 'node:util';
 import { WebSocket, WebSocketServer } from 'ws';
 import {
-  CHUNK_BYTES,
+  BULK_CONNECTION_HEADER,
+  BULK_STREAM_HEADER,
+  BULK_UPGRADE,
   CLOSE_GOING_AWAY,
+  CLOSE_PROTOCOL_ERROR,
   CLOSE_IDLE,
   DATA_IDLE_TIMEOUT_MS,
   DATA_SERVER_MAX_PAYLOAD_BYTES,
+  MAX_BULK_STREAMS_PER_CONNECTION,
   MAX_CONNECTIONS,
   MAX_CONNECTIONS_PER_SOURCE,
   HELLO_TIMEOUT_MS,
@@ -24,7 +29,7 @@ import {
 import type { ObjectStore, OutgoingObject } from '@shoal/store';
 import { debugLogger, type Logger } from '../../log.js';
 import { ConnectionBudget, httpRefusal, type BudgetLimits } from '../../transport/connection-budget.js';
-import { guard, upgradeRefusal, wsUrl } from '../../transport/guard.js';
+import { guard, refusalResponse, upgradeRefusal, wsUrl, type UpgradeRefusal } from '../../transport/guard.js';
 
 const debug = debuglog('shoal:transfer');
 
@@ -61,20 +66,22 @@ export interface DataServerOptions {
 /** Lifecycle of a {@link DataServer}. */
 export type DataServerState = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
 
-/** One object streaming to a puller. */
-interface Outgoing {
-  readonly requestId: number;
-  readonly object: OutgoingObject;
-  readonly size: number;
-  sent: number;
-  acked: number;
-  window: number;
+/** Bytes of one write of an object on its stream (each a view of the mapping: no copy). */
+const WRITE_BYTES = 64 << 20;
+
+/** A bulk connection of a puller: idle, or carrying one pull's object (`busy`: from the pull to its last byte). */
+interface Stream {
+  readonly socket: Socket;
+  busy: boolean;
 }
 
-/** One puller's connection and the objects streaming on it. */
+/** One puller's data connection, its bulk streams and the pulls streaming on them. */
 interface Puller {
   readonly socket: WebSocket;
-  readonly outgoing: Map<number, Outgoing>;
+  readonly number: number;
+  readonly streams: Map<number, Stream>;
+  /** Pulls whose object is being written on a stream, by request id. */
+  readonly outgoing: Map<number, Stream>;
   /** Pulls waiting for their object to settle (a long task's result): not idle while any wait. */
   waiting: number;
   /** When its last message came (Date.now()). */
@@ -98,6 +105,10 @@ export class DataServer implements AsyncDisposable {
   readonly #options: DataServerOptions;
   readonly #logger: Logger;
   readonly #pullers = new Set<Puller>();
+  /** Pullers by the number their welcome gave (bulk upgrades name it). */
+  readonly #byNumber = new Map<number, Puller>();
+  #nextNumber = 1;
+  #nextStream = 1;
   #server: WebSocketServer | undefined;
   #http: Server | undefined;
   #budget: ConnectionBudget | undefined;
@@ -149,7 +160,7 @@ export class DataServer implements AsyncDisposable {
     });
     budget.watch(http);
     const server = new WebSocketServer({
-      server: http,
+      noServer: true,
       perMessageDeflate: false,
       maxPayload: DATA_SERVER_MAX_PAYLOAD_BYTES,
       // Before the WebSocket is accepted: no frame of a peer without the token is ever read.
@@ -161,6 +172,11 @@ export class DataServer implements AsyncDisposable {
         // ws answers with the status and the reason as the body.
         accept(false, Number.parseInt(refusal.status, 10), refusal.reason);
       },
+    });
+    // Upgrades to a bulk connection are this server's own; WebSocket ones go to ws.
+    http.on('upgrade', (request: IncomingMessage, socket: Socket, head: Buffer) => {
+      if (request.headers.upgrade?.toLowerCase() === BULK_UPGRADE) this.#acceptBulk(request, socket, head);
+      else server.handleUpgrade(request, socket, head, (ws) => server.emit('connection', ws, request));
     });
     this.#server = server;
     this.#http = http;
@@ -197,7 +213,7 @@ export class DataServer implements AsyncDisposable {
 
   /** The address other nodes pull from. */
   get url(): string {
-    const address = this.#server?.address() as AddressInfo | undefined;
+    const address = this.#http?.address() as AddressInfo | null | undefined;
     if (!address) throw new Error('the data server is not listening (call start() first)');
     return wsUrl(address.address, address.port);
   }
@@ -213,7 +229,7 @@ export class DataServer implements AsyncDisposable {
 
   /** Cuts every connection now, transfers in flight included (their pullers fail over). Idempotent. */
   destroy(): Promise<void> {
-    for (const puller of this.#pullers) puller.socket.terminate();
+    for (const puller of this.#pullers) this.#cut(puller);
     return this.close();
   }
 
@@ -232,7 +248,7 @@ export class DataServer implements AsyncDisposable {
       for (const puller of this.#pullers) this.#closeIfIdle(puller);
       this.#checkDrained();
       const timer = setTimeout(() => {
-        for (const puller of this.#pullers) puller.socket.terminate();
+        for (const puller of this.#pullers) this.#cut(puller);
       }, this.#options.drainTimeoutMs ?? 10_000);
       timer.unref();
       await drained;
@@ -254,36 +270,70 @@ export class DataServer implements AsyncDisposable {
     if (this.#pullers.size === 0) this.#drained?.();
   }
 
+  /** Cuts a puller's data connection and its streams now. */
+  #cut(puller: Puller): void {
+    puller.socket.terminate();
+    for (const stream of puller.streams.values()) stream.socket.destroy();
+  }
+
+  /**
+   * An upgrade to a bulk connection: it must carry the token and name a data connection of this
+   * server, which gets one more stream; the 101 gives its number. The puller then sends nothing:
+   * any byte from it closes the stream.
+   */
+  #acceptBulk(request: IncomingMessage, socket: Socket, head: Buffer): void {
+    const remote = socket.remoteAddress ?? 'unknown';
+    const refuse = (refusal: UpgradeRefusal) => {
+      this.#budget?.logRefusal(refusal.reason, { remote, kind: 'bulk connection', reason: refusal.reason }, `refused a bulk connection from ${remote}: ${refusal.reason}`);
+      socket.end(refusalResponse(refusal));
+    };
+    socket.on('error', (error) => debug('bulk connection from %s: %o', remote, error));
+    const refusal = upgradeRefusal(request, this.#options.token, this.#options.allowedOrigins ?? []);
+    if (refusal) return refuse(refusal);
+    if (this.#state !== 'running') return refuse({ status: '503 Service Unavailable', reason: 'the data server is closing' });
+    const puller = this.#byNumber.get(Number(request.headers[BULK_CONNECTION_HEADER]));
+    if (!puller) return refuse({ status: '400 Bad Request', reason: `names no data connection of this server in ${BULK_CONNECTION_HEADER}` });
+    if (puller.streams.size >= MAX_BULK_STREAMS_PER_CONNECTION) {
+      return refuse({ status: '429 Too Many Requests', reason: `a data connection has at most ${MAX_BULK_STREAMS_PER_CONNECTION} bulk streams` });
+    }
+    if (head.length > 0) return refuse({ status: '400 Bad Request', reason: 'bytes after the upgrade request' });
+    const number = this.#nextStream++;
+    const stream: Stream = { socket, busy: false };
+    puller.streams.set(number, stream);
+    this.#budget?.authenticated(socket);
+    socket.setNoDelay(true);
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${BULK_UPGRADE}\r\n${BULK_STREAM_HEADER}: ${number}\r\n\r\n`);
+    socket.on('data', () => {
+      debug('closed a bulk connection from %s: it sent bytes', remote);
+      socket.destroy();
+    });
+    // The HTTP server's sockets stay half-open at the peer's end: a puller gone is a stream gone.
+    socket.on('end', () => socket.destroy());
+    socket.on('close', () => {
+      puller.streams.delete(number);
+      // A pull writing on it is over (the puller fails it over to another holder).
+      for (const [requestId, carrying] of puller.outgoing) if (carrying === stream) puller.outgoing.delete(requestId);
+      this.#closeIfIdle(puller);
+    });
+  }
+
   /** A connection whose upgrade carried the token: it says hello, then pulls. */
   #accept(socket: WebSocket, remote: string): void {
     if (this.#state !== 'running') {
       socket.close(CLOSE_GOING_AWAY, 'data server closing');
       return;
     }
-    const puller: Puller = { socket, outgoing: new Map(), waiting: 0, lastMessage: Date.now() };
-    const { outgoing } = puller;
+    const puller: Puller = { socket, number: this.#nextNumber++, streams: new Map(), outgoing: new Map(), waiting: 0, lastMessage: Date.now() };
     this.#pullers.add(puller);
+    this.#byNumber.set(puller.number, puller);
     const send = (message: FromHolder) => socket.send(encodeMessage(message));
     socket.on('close', () => {
-      outgoing.clear();
+      puller.outgoing.clear();
+      for (const stream of puller.streams.values()) stream.socket.destroy();
       this.#pullers.delete(puller);
+      this.#byNumber.delete(puller.number);
       this.#checkDrained();
     });
-    const pump = (transfer: Outgoing) => {
-      while (transfer.sent < transfer.size && transfer.sent - transfer.acked < transfer.window) {
-        if (socket.readyState !== WebSocket.OPEN) return;
-        const length = Math.min(CHUNK_BYTES, transfer.size - transfer.sent);
-        send({ type: 'chunk', requestId: transfer.requestId, offset: transfer.sent, length });
-        // A view of the mapping: ws writes it to the socket without copying (server frames are
-        // not masked); the view keeps the mapping alive until written.
-        socket.send(transfer.object.chunk(transfer.sent, length));
-        transfer.sent += length;
-      }
-      if (transfer.sent >= transfer.size) {
-        outgoing.delete(transfer.requestId);
-        this.#closeIfIdle(puller);
-      }
-    };
     guard<ToHolder>(socket, {
       remote,
       kind: 'data connection',
@@ -292,31 +342,35 @@ export class DataServer implements AsyncDisposable {
       internalError: this.#logger.error,
       decode: decodeToHolder,
       welcome: () => {
-        send({ type: 'welcome', nodeId: this.#options.nodeId });
+        send({ type: 'welcome', nodeId: this.#options.nodeId, connection: puller.number });
       },
       message: (message) => {
         puller.lastMessage = Date.now();
         switch (message.type) {
-          case 'pull':
+          case 'pull': {
+            const stream = puller.streams.get(message.stream);
+            if (!stream || stream.busy) {
+              this.#logger.warn({ remote, kind: 'data connection', reason: 'bad stream' }, `closed a data connection from ${remote}: a pull named stream ${message.stream}, which is not an idle stream of it`);
+              socket.close(CLOSE_PROTOCOL_ERROR, 'a pull must name an idle bulk stream of its connection');
+              return;
+            }
             // A closing server starts no new transfer: the puller asks another holder.
             if (this.#state !== 'running') {
               send({ type: 'missing', requestId: message.requestId, reason: 'closing' });
               return;
             }
+            stream.busy = true;
             puller.waiting += 1;
-            void this.#serve(message, send, (transfer) => {
-              outgoing.set(transfer.requestId, transfer);
-              pump(transfer);
-            }).finally(() => {
-              puller.waiting -= 1;
-              puller.lastMessage = Date.now();
-            });
-            return;
-          case 'ack': {
-            const transfer = outgoing.get(message.requestId);
-            if (!transfer) return;
-            transfer.acked = Math.min(transfer.sent, transfer.acked + message.bytes);
-            pump(transfer);
+            void this.#serve(message, send, (object) => this.#write(puller, message.requestId, stream, object))
+              .catch((error: unknown) => {
+                this.#logger.error({ err: error }, `serving a pull failed: ${(error as Error).stack ?? String(error)}`);
+                this.#cut(puller);
+              })
+              .finally(() => {
+                if (!puller.outgoing.has(message.requestId)) stream.busy = false;
+                puller.waiting -= 1;
+                puller.lastMessage = Date.now();
+              });
             return;
           }
           case 'release':
@@ -329,10 +383,30 @@ export class DataServer implements AsyncDisposable {
     });
   }
 
+  /**
+   * Writes `object` on `stream`, in views of its mapping (written to the socket without a copy;
+   * each view keeps the mapping alive until written). TCP paces it: the writes queue in the socket.
+   */
+  #write(puller: Puller, requestId: number, stream: Stream, object: OutgoingObject): void {
+    const { socket } = stream;
+    if (object.size === 0 || socket.destroyed) return;
+    puller.outgoing.set(requestId, stream);
+    for (let offset = 0; offset < object.size; offset += WRITE_BYTES) {
+      const length = Math.min(WRITE_BYTES, object.size - offset);
+      const last = offset + length >= object.size;
+      socket.write(object.chunk(offset, length), last ? (error) => {
+        if (error || puller.outgoing.get(requestId) !== stream) return;
+        puller.outgoing.delete(requestId);
+        stream.busy = false;
+        this.#closeIfIdle(puller);
+      } : undefined);
+    }
+  }
+
   async #serve(
     message: Extract<ToHolder, { type: 'pull' }>,
     send: (message: FromHolder) => void,
-    stream: (transfer: Outgoing) => void,
+    write: (object: OutgoingObject) => void,
   ): Promise<void> {
     const { requestId, id } = message;
     await this.#store.whenSettled(id);
@@ -358,6 +432,6 @@ export class DataServer implements AsyncDisposable {
       return;
     }
     send({ type: 'object', requestId, size: status.size, contains: status.contains });
-    stream({ requestId, object, size: status.size, sent: 0, acked: 0, window: message.window });
+    write(object);
   }
 }

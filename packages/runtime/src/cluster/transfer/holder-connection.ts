@@ -1,20 +1,21 @@
 // The puller's end of object transfer: one authenticated data connection to a holder's data
-// server (data-server.ts), multiplexing this node's pulls from it. A holder's answer is either
-// the object inline or its size, followed by chunks this end writes straight into a new segment
-// file (pwrite at the chunk's offset) and acknowledges, which opens the holder's credit window.
+// server (data-server.ts), multiplexing this node's pulls from it, and the bulk streams their
+// bytes come on (bulk-stream.ts). A holder's answer is either the object inline or its size;
+// then its bytes arrive on the stream the pull named, read straight into a segment of this
+// node's store.
 import { WebSocket } from 'ws';
 import {
   CLOSE_IDLE,
   HANDSHAKE_TIMEOUT_MS,
   PULLER_MAX_PAYLOAD_BYTES,
-  PULL_WINDOW_BYTES,
   ShoalError,
   TOKEN_HEADER, decodeFromHolder, decodeMessage, encodeMessage, type FromHolder, type ToHolder } from '@shoal/protocol';
 import type { IncomingObject } from '@shoal/store';
 import { RequestTracker } from '../../transport/request-tracker.js';
+import { BulkStream, refusedUpgrade } from './bulk-stream.js';
 import { PullFailure } from './pull-failure.js';
 
-/** A holder that sends nothing, pongs included, for this long is taken for dead (its pulls fail over). */
+/** A holder that sends nothing, pongs included, for this long is taken for dead (its pulls fail over); so is a stream receiving nothing. */
 const LIVENESS_MS = 10_000;
 
 /** An object fetched from another node into this node's session directory. */
@@ -28,36 +29,36 @@ export interface PulledObject {
   readonly contains?: readonly string[];
 }
 
-/** Where one pull stands between the holder's answer and its last chunk. */
+/** Where one pull stands between its request and its last byte. */
 interface Incoming {
   readonly id: string;
+  readonly stream: BulkStream;
+  /** The answer came (a second one breaks the protocol). */
+  answered: boolean;
   file: IncomingObject | undefined;
-  size: number;
-  received: number;
-  contains: readonly string[] | undefined;
-  /** The pull failed here (no room for the file): its chunks are read and dropped. */
-  discarding: boolean;
 }
-
-type Chunk = { readonly requestId: number; readonly offset: number; readonly length: number };
 
 /**
  * One authenticated data connection to a holder. Requests are correlated by a
  * {@link RequestTracker} (which settles each pull's promise and fails them all when the
- * connection goes); the chunk state of each request sits beside it, keyed by the tracker's id.
+ * connection goes); each request's stream and file sit beside it, keyed by the tracker's id.
  */
 export class HolderConnection {
   readonly url: string;
   /** Resolves once the holder welcomed this connection; rejects with a {@link PullFailure}. */
   readonly ready: Promise<void>;
+  readonly #token: string;
   readonly #socket: WebSocket;
   readonly #requests = new RequestTracker();
   readonly #incoming = new Map<number, Incoming>();
-  /** The chunk header whose bytes are the next binary message. */
-  #chunk: Chunk | undefined;
+  /** Bulk streams to the holder, each free or used by one pull. */
+  readonly #streams = new Set<BulkStream>();
   readonly #pinger: NodeJS.Timeout;
   readonly #accept: (id: string, size: number) => IncomingObject;
-  #closed = false;
+  /** The number the holder's welcome gave this connection (bulk upgrades name it). */
+  #number = -1;
+  /** Why it closed, once it did. */
+  #closed: PullFailure | undefined;
 
   /**
    * Connects (the one connection this class makes: pullers create it when they first need the
@@ -66,6 +67,7 @@ export class HolderConnection {
    */
   constructor(url: string, token: string, onClose: () => void, accept: (id: string, size: number) => IncomingObject) {
     this.url = url;
+    this.#token = token;
     this.#accept = accept;
     // The token goes in the upgrade: a data server accepts no WebSocket without it.
     this.#socket = new WebSocket(url, {
@@ -82,23 +84,16 @@ export class HolderConnection {
         const status = response.statusCode ?? 0;
         response.destroy();
         this.#socket.terminate();
-        const why =
-          status === 401
-            ? 'refused this node’s cluster token (401): start every node of the cluster with the same token (`shoal start --token`, or $SHOAL_HOME/token)'
-            : `refused the connection (HTTP ${status}${status === 503 ? ': too many connections, see its log' : ''})`;
-        reject(new PullFailure('unreachable', `the data server at ${url} ${why}`));
+        reject(refusedUpgrade(url, status));
       });
       this.#socket.once('close', (code, reason) => reject(new PullFailure('closed', `${url} closed the connection (${code} ${reason.toString()})`)));
       this.#socket.on('message', (data: Buffer) => {
         try {
-          if (this.#chunk) {
-            this.#write(this.#chunk, data);
-            this.#chunk = undefined;
-            return;
-          }
           const message = decodeFromHolder(decodeMessage(data));
-          if (message.type === 'welcome') resolve();
-          else this.#receive(message);
+          if (message.type === 'welcome') {
+            this.#number = message.connection;
+            resolve();
+          } else this.#receive(message);
         } catch (error) {
           this.#fail(error as Error);
           this.#socket.terminate();
@@ -108,39 +103,45 @@ export class HolderConnection {
     this.ready.catch(() => {});
     // A holder that stops answering (stopped, partitioned) must not hang its pulls forever.
     let lastHeard = Date.now();
-    // Anything from the holder shows it alive (a pong may queue behind the chunks of a slow link).
     this.#socket.on('pong', () => (lastHeard = Date.now()));
     this.#socket.on('message', () => (lastHeard = Date.now()));
     this.#pinger = setInterval(() => {
-      if (Date.now() - lastHeard > LIVENESS_MS) {
+      const now = Date.now();
+      if (now - lastHeard > LIVENESS_MS) {
         this.#fail(new PullFailure('unresponsive', `${url} stopped answering (no pong for ${LIVENESS_MS} ms)`));
         this.#socket.terminate();
-      } else if (this.#socket.readyState === WebSocket.OPEN) {
-        this.#socket.ping();
+        return;
+      }
+      if (this.#socket.readyState === WebSocket.OPEN) this.#socket.ping();
+      // A stream the holder stopped writing on (while its data connection still answers).
+      for (const stream of this.#streams) {
+        if (stream.receiving && now - stream.lastRead > LIVENESS_MS) stream.close(new PullFailure('unresponsive', `${url} stopped sending an object (nothing for ${LIVENESS_MS} ms)`));
       }
     }, LIVENESS_MS / 4);
     this.#pinger.unref();
     this.#socket.on('error', () => this.#socket.terminate());
     this.#socket.on('close', (code, reason) => {
-      this.#closed = true;
-      this.#fail(new PullFailure(code === CLOSE_IDLE ? 'idle' : 'closed', `the connection to ${url} closed (${code}${reason.length ? ` ${reason.toString()}` : ''})`));
+      this.#closed = new PullFailure(code === CLOSE_IDLE ? 'idle' : 'closed', `the connection to ${url} closed (${code}${reason.length ? ` ${reason.toString()}` : ''})`);
+      this.#fail(this.#closed);
       onClose();
     });
   }
 
   /** Whether the connection closed (a new one is needed). */
   get closed(): boolean {
-    return this.#closed;
+    return this.#closed !== undefined;
   }
 
   /**
    * Pulls object `id` into this node's store.
    * @throws PullFailure when this holder cannot give it; the store's error when it does not fit here.
    */
-  pull(id: string): Promise<PulledObject> {
+  async pull(id: string): Promise<PulledObject> {
+    const stream = await this.#freeStream();
+    stream.expect();
     return this.#requests.request<PulledObject>((requestId) => {
-      this.#incoming.set(requestId, { id, file: undefined, size: 0, received: 0, contains: undefined, discarding: false });
-      this.#send({ type: 'pull', requestId, id, window: PULL_WINDOW_BYTES });
+      this.#incoming.set(requestId, { id, stream, answered: false, file: undefined });
+      this.#send({ type: 'pull', requestId, id, stream: stream.number });
     });
   }
 
@@ -150,6 +151,20 @@ export class HolderConnection {
 
   close(): void {
     this.#socket.terminate();
+    for (const stream of this.#streams) stream.close();
+  }
+
+  /** A free bulk stream, opened when none is. @throws PullFailure when the connection closed or the holder refused the stream. */
+  async #freeStream(): Promise<BulkStream> {
+    for (;;) {
+      if (this.#closed) throw this.#closed;
+      const free = [...this.#streams].find((stream) => stream.free);
+      if (free) return free;
+      const opened = new BulkStream(this.url, this.#token, this.#number, () => this.#streams.delete(opened));
+      this.#streams.add(opened);
+      await opened.ready;
+      // Another pull may have taken it meanwhile: look again.
+    }
   }
 
   #send(message: ToHolder): void {
@@ -157,39 +172,49 @@ export class HolderConnection {
   }
 
   #receive(message: FromHolder): void {
-    if (message.type === 'chunk') {
-      this.#chunk = message;
-      return;
-    }
     if (message.type === 'welcome') return;
     const request = this.#incoming.get(message.requestId);
     if (!request) throw new PullFailure('protocol', `a reply to unknown request ${message.requestId}`);
+    if (request.answered) throw new PullFailure('protocol', `a second answer to request ${message.requestId}`);
+    request.answered = true;
     if (message.type === 'missing') {
+      request.stream.release();
       this.#incoming.delete(message.requestId);
-      this.#abandon(request);
       this.#requests.answer(message.requestId, new PullFailure('missing', `${this.url} does not have it (${message.reason})`, { failure: message.failure }));
       return;
     }
-    if (request.file !== undefined || request.discarding) throw new PullFailure('protocol', `a second answer to request ${message.requestId}`);
-    // 'object': inline bytes, or the size of the segment about to stream.
+    const contains = message.contains ? { contains: message.contains } : {};
+    // 'object': inline bytes, or the size of the segment whose bytes come on the stream.
     if (message.bytes) {
+      request.stream.release();
       this.#incoming.delete(message.requestId);
-      this.#requests.answer(message.requestId, { size: message.size, bytes: message.bytes, ...(message.contains ? { contains: message.contains } : {}) });
+      this.#requests.answer(message.requestId, { size: message.size, bytes: message.bytes, ...contains });
       return;
     }
-    request.size = message.size;
-    request.contains = message.contains;
+    let file: IncomingObject;
     try {
-      request.file = this.#accept(request.id, message.size);
+      file = this.#accept(request.id, message.size);
     } catch (error) {
-      // No room here: this pull fails now; its chunks still come and are dropped, so the
-      // other pulls on this connection go on.
-      request.discarding = true;
+      // No room here: this pull fails now. Its bytes are on their way: closing the stream stops
+      // them (the holder drops the transfer); the other pulls on this connection go on.
+      request.stream.close();
+      this.#incoming.delete(message.requestId);
       this.#requests.answer(message.requestId, error as Error);
-      if (message.size === 0) this.#incoming.delete(message.requestId);
       return;
     }
-    if (message.size === 0) this.#finish(message.requestId, request);
+    request.file = file;
+    request.stream.receive(file).then(
+      () => {
+        this.#incoming.delete(message.requestId);
+        request.file = undefined;
+        this.#requests.answer(message.requestId, { size: message.size, incoming: file, ...contains });
+      },
+      (error: Error) => {
+        this.#incoming.delete(message.requestId);
+        this.#abandon(request);
+        this.#requests.answer(message.requestId, error);
+      },
+    );
   }
 
   /** Discards a partly written object. */
@@ -198,32 +223,10 @@ export class HolderConnection {
     request.file = undefined;
   }
 
-  #write(chunk: Chunk, data: Buffer): void {
-    const request = this.#incoming.get(chunk.requestId);
-    if (!request || (request.file === undefined && !request.discarding)) throw new PullFailure('protocol', `a chunk for unknown request ${chunk.requestId}`);
-    // Chunks come in order, each right after the last: anything else would leave holes.
-    if (data.length !== chunk.length || chunk.length === 0 || chunk.offset !== request.received || chunk.offset + chunk.length > request.size) {
-      throw new PullFailure('protocol', 'a chunk out of order or out of bounds');
-    }
-    if (!request.discarding) request.file!.write(data, chunk.offset);
-    request.received += data.length;
-    this.#send({ type: 'ack', requestId: chunk.requestId, bytes: data.length });
-    if (request.received < request.size) return;
-    if (request.discarding) this.#incoming.delete(chunk.requestId);
-    else this.#finish(chunk.requestId, request);
-  }
-
-  #finish(requestId: number, request: Incoming): void {
-    this.#incoming.delete(requestId);
-    const incoming = request.file!;
-    request.file = undefined;
-    this.#requests.answer(requestId, { size: request.size, incoming, ...(request.contains ? { contains: request.contains } : {}) });
-  }
-
   /**
-   * Fails every pull on this connection. A ShoalError is this node's own trouble (no room to
-   * write a chunk) and stays what it is; anything else (a message that does not decode) is
-   * the holder's fault.
+   * Fails every pull on this connection and closes its streams. A ShoalError is this node's own
+   * trouble (no room to write an object) and stays what it is; anything else (a message that
+   * does not decode) is the holder's fault.
    */
   #fail(error: Error): void {
     if (!(error instanceof PullFailure) && !(error instanceof ShoalError)) error = new PullFailure('protocol', error.message, { cause: error });
@@ -231,5 +234,6 @@ export class HolderConnection {
     for (const request of this.#incoming.values()) this.#abandon(request);
     this.#incoming.clear();
     this.#requests.failAll(error);
+    for (const stream of this.#streams) stream.close(error);
   }
 }
