@@ -5,7 +5,7 @@
  * cannot be added without its class being registered here.
  */
 import { AttachFailedError, BadMessageError, BadTokenError, FrameError, HeadClosedError, HeadListenError, HeadProtocolError, HeadUnreachableError, NoLocalNodeError, NodeDisconnectedError, NoTokenError, UnknownError } from './errors/connection-errors.js';
-import { BindFailedError, DescriptorsExhaustedError, ObjectCorruptError, ObjectFreedError, ObjectLostError, ObjectNotFoundError, ObjectStoreFullError, ObjectTooLargeError, SessionDirectoryError, SharedMemoryError, StoreClosedError, TooManyMappingsError } from './errors/object-errors.js';
+import { BindFailedError, DescriptorsExhaustedError, ObjectCorruptError, ObjectFreedError, ObjectLostError, ObjectNotFoundError, ObjectStoreFullError, ObjectTooLargeError, SessionDirectoryError, SharedMemoryError, SpillError, StoreClosedError, TooManyMappingsError } from './errors/object-errors.js';
 import type { ShoalError, ShoalErrorCode } from './errors/shoal-error.js';
 import {
   AlreadyInitializedError,
@@ -55,6 +55,7 @@ export const ERROR_CLASSES = {
   ERR_STORE_CLOSED: StoreClosedError,
   ERR_SESSION_DIRECTORY: SessionDirectoryError,
   ERR_TOO_MANY_MAPPINGS: TooManyMappingsError,
+  ERR_SPILL_FAILED: SpillError,
   ERR_DESCRIPTORS_EXHAUSTED: DescriptorsExhaustedError,
   ERR_BIND_FAILED: BindFailedError,
   ERR_TASK_FAILED: TaskError,

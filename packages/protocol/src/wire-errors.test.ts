@@ -19,6 +19,7 @@ const SAMPLES: { readonly [C in keyof typeof errors.ERROR_CLASSES]: () => errors
   ERR_STORE_CLOSED: () => new errors.StoreClosedError('put'),
   ERR_SESSION_DIRECTORY: () => new errors.SessionDirectoryError('/dev/shm/shoal-x', '/dev/shm', 'EEXIST'),
   ERR_TOO_MANY_MAPPINGS: () => new errors.TooManyMappingsError('/dev/shm/shoal-x/abc', 100, 100),
+  ERR_SPILL_FAILED: () => new errors.SpillError({ what: 'write 64 MiB', directory: '/var/tmp/shoal-spill/shoal-x', errnoCode: 'ENOSPC' }),
   ERR_DESCRIPTORS_EXHAUSTED: () => new errors.DescriptorsExhaustedError({ what: 'open /dev/shm/shoal-x/abc', errnoCode: 'EMFILE', open: 1024, limit: 1024 }),
   ERR_BIND_FAILED: () => new errors.BindFailedError('no such object'),
   ERR_TASK_FAILED: () => new errors.TaskError('parse', new RangeError('too big')),

@@ -38,6 +38,7 @@ export class IncomingObject {
   readonly #host: IncomingHost;
   #written = 0;
   #state: IncomingState = 'writing';
+  #onDiscard: (() => void)[] = [];
 
   /** @internal Made by `store.acceptIncoming`, with the segment already made and mapped (`memory`, shared and writable). */
   constructor(id: string, size: number, memory: ArrayBuffer, host: IncomingHost) {
@@ -116,6 +117,17 @@ export class IncomingObject {
   discard(): void {
     if (this.#state === 'sealed' || this.#state === 'discarded') return;
     this.#state = 'discarded';
+    // Before the memory goes back: a reader filling a {@link target} in place must stop first.
+    for (const listener of this.#onDiscard.splice(0)) listener();
     this.#host.discarded(this);
+  }
+
+  /**
+   * Calls `listener` when the object is discarded, before its memory is given back (at once if
+   * it is discarded already): a reader holding a {@link target} (a socket reading into it) stops there.
+   */
+  onDiscard(listener: () => void): void {
+    if (this.#state === 'discarded') listener();
+    else if (this.#state !== 'sealed') this.#onDiscard.push(listener);
   }
 }

@@ -23,6 +23,7 @@ export {
   sessionOfSocket,
   sweepStaleSessions,
 } from './session-directory.js';
+export { SpillFiles, type SpillSource, type SpillStats } from './spill-files.js';
 export { writeEncodedSegment } from './segment-io.js';
 export { CollectionThrottle, afterFinalizers, collectGarbage } from './collect-garbage.js';
 // Worker processes ask the kernel to end them with their node; the addon is reached only here.

@@ -136,11 +136,13 @@ export class SessionDirectory {
   #removed = false;
   readonly #cleanup: Cleanup;
 
-  constructor(root: string, sessionId: string, handleSignals: boolean) {
+  /** `createRoot`: make `root` (and its parents) when missing (a spill root under a temp directory). */
+  constructor(root: string, sessionId: string, handleSignals: boolean, options: { createRoot?: boolean } = {}) {
     this.sessionId = sessionId;
     this.path = join(root, `${SESSION_PREFIX}${sessionId}`);
     sweepStaleSessions(root);
     try {
+      if (options.createRoot) mkdirSync(root, { recursive: true, mode: 0o700 });
       mkdirSync(this.path, { mode: 0o700 });
       const owner: Owner = { pid: process.pid, startTime: processStartTime('self') };
       writeFileSync(join(this.path, OWNER_FILE), JSON.stringify(owner), { mode: 0o600 });

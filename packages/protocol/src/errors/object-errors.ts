@@ -107,6 +107,28 @@ export class ObjectStoreFullError extends ShoalError {
   }
 }
 
+/**
+ * Objects could not be written to (or read back from) the spill directory: the disk is full, or
+ * the directory cannot be written. Carries the system error; what was spilled before is intact.
+ */
+export class SpillError extends ShoalError {
+  static readonly code = 'ERR_SPILL_FAILED';
+  /** The system error code, e.g. `'ENOSPC'`. */
+  readonly errnoCode: string;
+  /** The spill directory. */
+  readonly directory: string;
+
+  constructor(details: { what: string; directory: string; errnoCode: string }, options?: ShoalErrorOptions) {
+    const advice =
+      details.errnoCode === 'ENOSPC' || details.errnoCode === 'EDQUOT'
+        ? 'The disk is full: free space there, or point `spillDirectory` (shoal start --spill-directory) at a larger disk.'
+        : 'Check that the directory exists and this user may write it, or point `spillDirectory` (shoal start --spill-directory) elsewhere.';
+    super(SpillError.code, `Cannot ${details.what} in the spill directory ${details.directory} (${details.errnoCode}). ${advice}`, options);
+    this.errnoCode = details.errnoCode;
+    this.directory = details.directory;
+  }
+}
+
 /** The bytes of a stored object do not have Shoal's layout (wrong magic, version or sizes). */
 export class ObjectCorruptError extends ShoalError {
   static readonly code = 'ERR_OBJECT_CORRUPT';

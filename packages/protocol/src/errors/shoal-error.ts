@@ -14,6 +14,7 @@ export type ShoalErrorCode =
   | 'ERR_STORE_CLOSED'
   | 'ERR_SESSION_DIRECTORY'
   | 'ERR_TOO_MANY_MAPPINGS'
+  | 'ERR_SPILL_FAILED'
   | 'ERR_DESCRIPTORS_EXHAUSTED'
   | 'ERR_BIND_FAILED'
   | `ERR_SHM_${string}`

@@ -121,3 +121,35 @@ test('bytes on the stream of a pull answered inline break the protocol: the pull
   });
   await assert.rejects(holder.pull(), (error: unknown) => error instanceof ObjectLostError && /bytes for a pull answered without any/.test(error.message));
 });
+
+test('more early bytes than the object has close the stream and fail the pull', async () => {
+  await using holder = await fakeHolder((pull, send, bulk) => {
+    bulk.write(Buffer.alloc(1000, 2));
+    setTimeout(() => send({ type: 'object', requestId: pull.requestId, size: 500 }), 50);
+  });
+  await assert.rejects(holder.pull(), (error: unknown) => error instanceof ObjectLostError && /sent 1000 bytes for an object of 500/.test(error.message));
+  await holder.bulkClosed;
+  assert.equal(holder.store.stats().usedBytes, 0);
+});
+
+test('a stream that closes before the answer fails its pull at once, not when (or if) the answer comes', async () => {
+  await using holder = await fakeHolder((_pull, _send, bulk) => bulk.destroy());
+  await assert.rejects(holder.pull(), (error: unknown) => error instanceof ObjectLostError && /bulk connection to .* closed/.test(error.message));
+});
+
+test('an object discarded while it arrives stops its stream before the memory is given back', async () => {
+  let discard!: () => void;
+  await using holder = await fakeHolder((pull, send, bulk) => {
+    send({ type: 'object', requestId: pull.requestId, size: 1 << 20 });
+    bulk.write(randomBytes(100_000), () =>
+      setTimeout(() => {
+        discard();
+        bulk.write(randomBytes(100_000));
+      }, 50),
+    );
+  });
+  discard = () => holder.store.discardUnclaimed(ID);
+  await assert.rejects(holder.pull(), (error: unknown) => error instanceof ObjectLostError && /was discarded while it arrived/.test(error.message));
+  await holder.bulkClosed;
+  assert.equal(holder.store.stats().usedBytes, 0);
+});

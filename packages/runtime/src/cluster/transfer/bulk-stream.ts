@@ -31,22 +31,22 @@ type State =
   /** No pull uses it: the holder may send nothing. */
   | { readonly kind: 'free' }
   /** A pull named it; its answer has not come: bytes that arrive wait in the early buffer (reading paused). */
-  | { readonly kind: 'expecting'; early: number }
+  | { readonly kind: 'expecting'; early: number; readonly failed: (error: Error) => void }
   /** Reading `incoming`'s bytes in place. */
   | { readonly kind: 'receiving'; readonly incoming: IncomingObject; readonly done: () => void; readonly failed: (error: Error) => void }
   | { readonly kind: 'closed'; readonly error: Error };
 
 /**
  * One bulk connection to a holder, serving the data connection numbered `connection` there. A
- * pull takes it while {@link free}, calls {@link expect} before sending the `pull` that names its
- * {@link number}, then {@link receive} (a segment object: resolves once every byte is in) or
- * {@link release} (the answer carried no bytes).
+ * pull takes it while {@link free} with {@link expect} (in the same turn: nothing else can take
+ * it then) before sending the `pull` that names its {@link number}, then {@link receive} (a
+ * segment object: resolves once every byte is in) or {@link release} (the answer carried no bytes).
  *
  * @example
  * ```ts
  * const stream = new BulkStream(url, token, welcome.connection, () => pool.delete(stream));
  * await stream.ready;
- * stream.expect();
+ * stream.expect((error) => failPull(error)); // the stream closed before the answer
  * send({ type: 'pull', requestId, id, stream: stream.number });
  * // the answer: `object` with a size and no bytes
  * await stream.receive(store.acceptIncoming(id, size));
@@ -117,10 +117,14 @@ export class BulkStream {
     return this.#state.kind === 'receiving';
   }
 
-  /** A pull names this stream: bytes may come before its answer. @throws Error when not free. */
-  expect(): void {
+  /**
+   * A pull takes this stream: bytes may come before its answer. `failed` is told if the stream
+   * closes before the answer comes (the pull fails then, not when the answer comes).
+   * @throws Error when not free.
+   */
+  expect(failed: (error: Error) => void): void {
     if (this.#state.kind !== 'free') throw new Error(`bulk stream ${this.number} to ${this.url} is ${this.#state.kind}, not free`);
-    this.#state = { kind: 'expecting', early: 0 };
+    this.#state = { kind: 'expecting', early: 0, failed };
   }
 
   /**
@@ -134,6 +138,7 @@ export class BulkStream {
     if (state.kind !== 'expecting') return Promise.reject(new Error(`bulk stream ${this.number} is ${state.kind}, not expecting`));
     if (state.early > incoming.size) {
       const error = this.#protocol(`sent ${state.early} bytes for an object of ${incoming.size}`);
+      this.#close(error);
       return Promise.reject(error);
     }
     if (state.early > 0) incoming.write(this.#early.subarray(0, state.early), 0);
@@ -143,7 +148,7 @@ export class BulkStream {
       return Promise.resolve();
     }
     return new Promise((resolve, reject) => {
-      this.#state = {
+      const receiving: State = {
         kind: 'receiving',
         incoming,
         done: () => {
@@ -152,6 +157,12 @@ export class BulkStream {
         },
         failed: reject,
       };
+      this.#state = receiving;
+      // Discarded here (the store closes, the pull is abandoned): the socket must stop reading
+      // into memory the store may give to another object at once.
+      incoming.onDiscard(() => {
+        if (this.#state === receiving) this.#close(new PullFailure('closed', `object ${incoming.id} was discarded while it arrived from ${this.url}`));
+      });
       this.lastRead = Date.now();
       this.#resume();
     });
@@ -161,7 +172,11 @@ export class BulkStream {
   release(): void {
     const state = this.#state;
     if (state.kind === 'closed') return;
-    if (state.kind === 'expecting' && state.early > 0) throw this.#protocol(`sent ${state.early} bytes for a pull answered without any`);
+    if (state.kind === 'expecting' && state.early > 0) {
+      const error = this.#protocol(`sent ${state.early} bytes for a pull answered without any`);
+      this.#close(error);
+      throw error;
+    }
     this.#state = { kind: 'free' };
     this.#resume();
   }
@@ -283,8 +298,8 @@ export class BulkStream {
     if (state.kind === 'closed') return;
     this.#state = { kind: 'closed', error };
     this.#refused(error);
-    if (state.kind === 'receiving') state.failed(error);
     this.#socket.destroy();
+    if (state.kind === 'receiving' || state.kind === 'expecting') state.failed(error);
     this.#onClose();
   }
 }

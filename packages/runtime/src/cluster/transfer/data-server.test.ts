@@ -21,7 +21,7 @@ async function setUp(
   const root = mkdtempSync('/dev/shm/shoal-test-root-');
   // Marks the root as this process's, so other sessions' sweeps leave it alone.
   writeFileSync(join(root, 'owner.json'), JSON.stringify({ pid: process.pid, startTime: null }));
-  const store = new ObjectStore({ shmRoot: root, handleSignals: false, objectStoreMemory: 256 * 1024 ** 2 });
+  const store = new ObjectStore({ shmRoot: root, handleSignals: false, objectStoreMemory: 512 * 1024 ** 2 });
   // The puller's own store, in the same root: what it pulls arrives there.
   const pulledInto = new ObjectStore({ shmRoot: root, handleSignals: false, objectStoreMemory: 256 * 1024 ** 2 });
   const into = pulledInto.directory;
@@ -70,6 +70,28 @@ test('objects in segments cross on a bulk stream byte for byte, one after anothe
     setup.intoStore.freeId(ref.id);
   }
   assert.equal(setup.puller.stats.pulls, 2);
+});
+
+test('different objects pulled at once from one holder each take a stream of their own, after streams were opened before', async () => {
+  await using setup = await setUp();
+  const first = setup.store.put(new Float64Array(100_000).fill(1));
+  await setup.puller.pull(first.id, [setup.server.url], asError);
+  const refs = [2, 3, 4].map((value) => setup.store.put(new Float64Array(100_000 * value).fill(value)));
+  const pulled = await Promise.all(refs.map((ref) => setup.puller.pull(ref.id, [setup.server.url], asError)));
+  for (const [i, ref] of refs.entries()) {
+    setup.intoStore.register(ref.id, { size: pulled[i]!.size, contains: [] });
+    assert.ok(readFileSync(join(setup.into, ref.id)).equals(readFileSync(join(setup.store.directory, ref.id))));
+  }
+});
+
+test('a pull that does not fit the puller fails with ObjectStoreFullError; the next pull on that connection works', async () => {
+  await using setup = await setUp();
+  const big = setup.store.put(new Float64Array(40 << 20)); // 320 MiB: within the holder’s 512 MiB, more than the puller’s 256 MiB
+  await assert.rejects(setup.puller.pull(big.id, [setup.server.url], asError), { name: 'ObjectStoreFullError' });
+  const small = setup.store.put(new Float64Array(100_000).fill(8));
+  const pulled = await setup.puller.pull(small.id, [setup.server.url], asError);
+  setup.intoStore.register(small.id, { size: pulled.size, contains: [] });
+  assert.ok(readFileSync(join(setup.into, small.id)).equals(readFileSync(join(setup.store.directory, small.id))));
 });
 
 test('an inline object comes in one message; concurrent pulls of one object are one pull', async () => {

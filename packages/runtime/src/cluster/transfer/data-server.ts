@@ -3,6 +3,7 @@
 // segment object go raw on a bulk connection the puller opened to the same port and named in its
 // pull, written from a mapping of the object's segment without a copy (data-protocol.ts); see
 // holder-connection.ts and bulk-stream.ts for the other end.
+import { randomInt } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { type AddressInfo, type Socket } from 'node:net';
 import { debuglog } from 'node:util';
@@ -107,7 +108,6 @@ export class DataServer implements AsyncDisposable {
   readonly #pullers = new Set<Puller>();
   /** Pullers by the number their welcome gave (bulk upgrades name it). */
   readonly #byNumber = new Map<number, Puller>();
-  #nextNumber = 1;
   #nextStream = 1;
   #server: WebSocketServer | undefined;
   #http: Server | undefined;
@@ -270,6 +270,17 @@ export class DataServer implements AsyncDisposable {
     if (this.#pullers.size === 0) this.#drained?.();
   }
 
+  /**
+   * A number for a new data connection: random (48 bits), so that another holder of the token
+   * cannot guess it and take the streams of someone else's connection.
+   */
+  #newNumber(): number {
+    for (;;) {
+      const number = randomInt(1, 2 ** 48);
+      if (!this.#byNumber.has(number)) return number;
+    }
+  }
+
   /** Cuts a puller's data connection and its streams now. */
   #cut(puller: Puller): void {
     puller.socket.terminate();
@@ -323,7 +334,7 @@ export class DataServer implements AsyncDisposable {
       socket.close(CLOSE_GOING_AWAY, 'data server closing');
       return;
     }
-    const puller: Puller = { socket, number: this.#nextNumber++, streams: new Map(), outgoing: new Map(), waiting: 0, lastMessage: Date.now() };
+    const puller: Puller = { socket, number: this.#newNumber(), streams: new Map(), outgoing: new Map(), waiting: 0, lastMessage: Date.now() };
     this.#pullers.add(puller);
     this.#byNumber.set(puller.number, puller);
     const send = (message: FromHolder) => socket.send(encodeMessage(message));

@@ -35,6 +35,8 @@ interface Incoming {
   readonly stream: BulkStream;
   /** The answer came (a second one breaks the protocol). */
   answered: boolean;
+  /** The pull failed before its answer (its stream closed): the answer is dropped when it comes. */
+  failed: boolean;
   file: IncomingObject | undefined;
 }
 
@@ -137,10 +139,20 @@ export class HolderConnection {
    * @throws PullFailure when this holder cannot give it; the store's error when it does not fit here.
    */
   async pull(id: string): Promise<PulledObject> {
-    const stream = await this.#freeStream();
-    stream.expect();
+    let failed: ((error: Error) => void) | undefined;
+    let early: Error | undefined;
+    // Taken (expecting) as it is found: another pull of this turn cannot take it too.
+    const stream = await this.#takeStream((error) => (failed ? failed(error) : (early = error)));
+    if (early) throw early;
     return this.#requests.request<PulledObject>((requestId) => {
-      this.#incoming.set(requestId, { id, stream, answered: false, file: undefined });
+      const request: Incoming = { id, stream, answered: false, failed: false, file: undefined };
+      this.#incoming.set(requestId, request);
+      // The stream closed before the answer came: the pull fails now; its answer, if it comes, is dropped.
+      failed = (error) => {
+        if (request.answered) return;
+        request.failed = true;
+        this.#requests.answer(requestId, error);
+      };
       this.#send({ type: 'pull', requestId, id, stream: stream.number });
     });
   }
@@ -154,12 +166,18 @@ export class HolderConnection {
     for (const stream of this.#streams) stream.close();
   }
 
-  /** A free bulk stream, opened when none is. @throws PullFailure when the connection closed or the holder refused the stream. */
-  async #freeStream(): Promise<BulkStream> {
+  /**
+   * A free bulk stream, opened when none is, taken for a pull (see `BulkStream.expect`).
+   * @throws PullFailure when the connection closed or the holder refused the stream.
+   */
+  async #takeStream(failed: (error: Error) => void): Promise<BulkStream> {
     for (;;) {
       if (this.#closed) throw this.#closed;
       const free = [...this.#streams].find((stream) => stream.free);
-      if (free) return free;
+      if (free) {
+        free.expect(failed);
+        return free;
+      }
       const opened = new BulkStream(this.url, this.#token, this.#number, () => this.#streams.delete(opened));
       this.#streams.add(opened);
       await opened.ready;
@@ -177,6 +195,10 @@ export class HolderConnection {
     if (!request) throw new PullFailure('protocol', `a reply to unknown request ${message.requestId}`);
     if (request.answered) throw new PullFailure('protocol', `a second answer to request ${message.requestId}`);
     request.answered = true;
+    if (request.failed) {
+      this.#incoming.delete(message.requestId);
+      return;
+    }
     if (message.type === 'missing') {
       request.stream.release();
       this.#incoming.delete(message.requestId);
