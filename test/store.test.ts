@@ -256,8 +256,8 @@ describe('freeing and reference counting', () => {
 });
 
 describe('capacity', () => {
-  test('a put that does not fit fails with ObjectStoreFullError naming the sizes', () => {
-    using store = new ObjectStore({ objectStoreMemory: 1024 * 1024 });
+  test('without spilling, a put that does not fit fails with ObjectStoreFullError naming the sizes', () => {
+    using store = new ObjectStore({ objectStoreMemory: 1024 * 1024, spillDirectory: false });
     store.put(new Uint8Array(600_000));
     assert.throws(
       () => store.put(new Uint8Array(600_000)),

@@ -89,6 +89,14 @@ export class MappingCache {
     return this.#alive.get(id)?.deref()?.byteLength ?? 0;
   }
 
+  /**
+   * Stops holding object `id`'s mapping strongly, without looking at it (a `deref` would keep it
+   * alive to the end of this job): once no view holds it, a collection unmaps it.
+   */
+  release(id: string): void {
+    this.#recent.delete(id);
+  }
+
   /** Stops holding every mapping. */
   clear(): void {
     this.#recent.clear();

@@ -1,6 +1,7 @@
-import { statSync } from 'node:fs';
+import { fstatSync, statSync } from 'node:fs';
+import { basename } from 'node:path';
 import type { Capacity } from './capacity.js';
-import { removeQuietly } from './segment-files.js';
+import { closeSegment, mapSegment, openSegment, removeQuietly, renameSegment, unmapNow } from './segment-files.js';
 import { SegmentPool, type PoolFile } from './segment-pool.js';
 
 /**
@@ -14,6 +15,16 @@ interface Held {
   readonly file: PoolFile;
   /** Bytes charged beyond the object's size: the file's room past it. */
   readonly slack: number;
+}
+
+/** An object's file taken to be spilled (see {@link ObjectFiles.takeForSpill}). */
+export interface SpillTaken {
+  /** The object's bytes, in the file's memory. */
+  readonly bytes: Uint8Array;
+  /** The object is on disk: its file's memory is kept for reuse or removed. */
+  commit(): void;
+  /** The spill did not happen: the file is the object's again. */
+  abort(): void;
 }
 
 /** A file being filled by an incoming object: its memory, then published or given back. */
@@ -160,6 +171,61 @@ export class ObjectFiles {
       }
     }
     this.trim();
+  }
+
+  /**
+   * Takes object `id`'s file (`size` bytes of object) to be spilled, if no process maps it: the
+   * file leaves the object's name (gets find it gone), `bytes` shows the object, and then either
+   * `commit` (the object is on disk: its memory is kept for reuse, within what the capacity leaves
+   * free, else removed) or `abort` (the file gets the object's name back). Undefined while a
+   * process maps it.
+   */
+  takeForSpill(id: string, size: number): SpillTaken | undefined {
+    const path = this.#pathOf(id);
+    const taken = this.#pool.takeFromObject(path);
+    if (taken === undefined) return undefined;
+    const name = basename(taken);
+    const held = this.#objects.get(id);
+    let memory = held?.file.memory;
+    const mapped = memory === undefined;
+    let capacity = held?.file.capacity ?? size;
+    try {
+      if (memory === undefined) {
+        const fd = openSegment(taken, 'write');
+        try {
+          capacity = fstatSync(fd).size;
+          memory = mapSegment(fd, capacity, { shared: true }, taken);
+        } finally {
+          closeSegment(fd, taken);
+        }
+      }
+    } catch (error) {
+      renameSegment(taken, path);
+      throw error;
+    }
+    const mapping = memory;
+    return {
+      bytes: new Uint8Array(mapping, 0, size),
+      commit: () => {
+        if (held) {
+          this.#objects.delete(id);
+          if (held.file.memory) this.#kept--;
+          this.#capacity.unreserve(held.slack);
+          held.file.name = name;
+          this.#pool.adopt(held.file);
+        } else if (capacity >= size && this.#free() - this.#pool.heldBytes >= capacity) {
+          this.#pool.adopt({ capacity, name, memory: mapping });
+        } else {
+          unmapNow(mapping);
+          removeQuietly(-1, taken);
+        }
+        this.trim();
+      },
+      abort: () => {
+        if (mapped) unmapNow(mapping);
+        renameSegment(taken, path);
+      },
+    };
   }
 
   /** A file written for `id` that will not be its object (refused at registration): removed or given back. */

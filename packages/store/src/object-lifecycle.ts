@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
-import { ObjectCorruptError, ObjectFreedError, type ObjectPayload } from '@shoal/protocol';
+import { ObjectCorruptError, ObjectFreedError, ObjectStoreFullError, formatBytes, type ObjectPayload } from '@shoal/protocol';
 import { Capacity } from './capacity.js';
 import { CollectionThrottle, collectGarbage } from './collect-garbage.js';
 import { IncomingObject } from './incoming-object.js';
@@ -8,10 +8,17 @@ import { ObjectTable, wake, type Entry } from './object-table.js';
 import { RefCounts } from './ref-counts.js';
 import { checkWrittenSize, closeSegment, mapSegment, openSegment } from './segment-files.js';
 import { OutgoingObject } from './outgoing-object.js';
-import { ObjectFiles, type IncomingFile } from './object-files.js';
+import { ObjectFiles, type IncomingFile, type SpillTaken } from './object-files.js';
 import type { SessionSegments } from './session-segments.js';
+import type { SpillFiles, SpillStats } from './spill-files.js';
 
 const debug = debuglog('shoal:store');
+
+/**
+ * An object handed out to another process (a task argument, its get) is not spilled for this
+ * long: the process told of it maps it within that time, and its mapping then keeps it in memory.
+ */
+const SPILL_GRACE_MS = 5000;
 
 
 /** The store's events: segment objects stored and deleted (inline objects are not announced). */
@@ -41,8 +48,20 @@ export class ObjectLifecycle {
   readonly #grants = new Map<string, number>();
   /** Memory of deleted objects kept for reuse, and which object holds which reused file. */
   readonly #files: ObjectFiles;
+  /** Where objects are spilled when the store is full; undefined when spilling is off. */
+  readonly #spill: SpillFiles | undefined;
+  /** Segment objects in memory, least recently used first, with when another process was last told of it (Date.now(), 0: never). */
+  readonly #resident = new Map<string, number>();
 
-  constructor(sessionId: string, capacity: number, segments: SessionSegments, directory: string, pathOf: (id: string) => string) {
+  constructor(
+    sessionId: string,
+    capacity: number,
+    segments: SessionSegments,
+    directory: string,
+    pathOf: (id: string) => string,
+    spill?: SpillFiles,
+  ) {
+    this.#spill = spill;
     this.capacity = new Capacity(capacity);
     this.refs = new RefCounts(this.table, sessionId, (id) => this.delete(id));
     this.#segments = segments;
@@ -63,8 +82,7 @@ export class ObjectLifecycle {
    * @throws ObjectStoreFullError when it does not fit even then.
    */
   reserve(size: number, detail = ''): void {
-    this.makeRoom(size);
-    this.capacity.reserve(size, detail);
+    this.capacity.reserve(size, detail + this.makeRoom(size, detail));
   }
 
   /**
@@ -90,18 +108,120 @@ export class ObjectLifecycle {
     }
     const held = this.refs.retainContained(contains);
     this.capacity.commitSegment();
-    this.events.emit('add', id, size);
+    this.#stored(id, size);
     this.#settleReady(id, existing, size, undefined, held);
   }
 
-  /** Collects dropped refs (see {@link ObjectLifecycle.reserve}) unless `size` fits already; never throws for room. */
-  makeRoom(size: number): void {
-    if (this.capacity.fits(size)) return;
-    if (!this.#collections.due()) return;
-    collectGarbage();
-    const freed = this.refs.sweep() > 0;
-    this.#collections.ran(freed);
-    debug('collected garbage for %d bytes: %s', size, freed ? 'refs were dropped' : 'nothing was dropped');
+  /**
+   * Makes room for `size` more bytes unless they fit already: collects dropped refs (see
+   * {@link ObjectLifecycle.reserve}), then spills least recently used objects nobody maps. When
+   * even that cannot make the room nothing is spilled (the reservation then fails), and what
+   * is returned says why, for its error ('' otherwise).
+   * @throws ObjectStoreFullError when the spill itself fails (the disk is full): nothing was lost.
+   */
+  makeRoom(size: number, detail = ''): string {
+    if (this.capacity.fits(size)) return '';
+    if (this.#collections.due()) {
+      collectGarbage();
+      const freed = this.refs.sweep() > 0;
+      this.#collections.ran(freed);
+      debug('collected garbage for %d bytes: %s', size, freed ? 'refs were dropped' : 'nothing was dropped');
+    }
+    return this.capacity.fits(size) ? '' : this.#spillFor(size, detail);
+  }
+
+  /**
+   * Spills least recently used segment objects (not used in the last SPILL_GRACE_MS, mapped by no
+   * process) until `size` more bytes fit, in one batch file; nothing when they would not suffice.
+   */
+  #spillFor(size: number, detail: string): string {
+    const spill = this.#spill;
+    if (!spill || size > this.capacity.limit) return '';
+    const need = this.capacity.usedBytes + size - this.capacity.limit;
+    const now = Date.now();
+    const taken: { id: string; entry: Entry; file: SpillTaken }[] = [];
+    const mapped: string[] = [];
+    let freed = 0;
+    try {
+      for (const [id, told] of this.#resident) {
+        if (freed >= need) break;
+        if (now - told < SPILL_GRACE_MS) continue;
+        const entry = this.table.get(id);
+        if (!entry || entry.state !== 'ready' || entry.bytes || entry.spilled) continue;
+        const file = this.#files.takeForSpill(id, entry.size);
+        if (file) {
+          taken.push({ id, entry, file });
+          freed += entry.size;
+        } else mapped.push(id);
+      }
+      if (freed < need) {
+        debug('cannot spill %d bytes for %d: only %d are spillable', need, size, freed);
+        for (const { file } of taken) file.abort();
+        // Some may be mapped by this process's cache only, kept for gets to come: let it go of
+        // them, so that once collected (an await later: see ObjectStore.get) they can be spilled.
+        this.#segments.release(mapped);
+        return (
+          `; spilling to disk could free only ${formatBytes(freed)}: the other objects are mapped by a process ` +
+          '(a view of them is alive) or were handed to one in the last 5 s'
+        );
+      }
+      spill.write(taken.map(({ id, file }) => ({ id, bytes: file.bytes })));
+    } catch (error) {
+      for (const { file } of taken) file.abort();
+      throw new ObjectStoreFullError(size, this.capacity.usedBytes, this.capacity.limit, `${detail}; spilling ${formatBytes(freed)} to make room failed: ${(error as Error).message.replace(/\.$/, '')}`);
+    }
+    for (const { id, entry, file } of taken) {
+      entry.spilled = true;
+      this.#resident.delete(id);
+      this.capacity.removeSegment(entry.size);
+      this.#segments.forget([id]);
+      file.commit();
+    }
+    debug('spilled %d objects (%d bytes) for %d bytes', taken.length, freed, size);
+    return '';
+  }
+
+  /**
+   * Object `id` is used now (a get, a task argument, a pull): a spilled one is read back into
+   * memory (room made as for a put, spilling others), and either is the most recently used.
+   * `toldOther`: another process is told of it now, to map it itself (not spilled meanwhile).
+   * @throws ObjectStoreFullError when it cannot be brought back (no room, the disk failed).
+   */
+  use(id: string, toldOther: boolean): void {
+    const entry = this.table.get(id);
+    if (!entry || entry.state !== 'ready' || entry.bytes) return;
+    const told = toldOther ? Date.now() : (this.#resident.get(id) ?? 0);
+    if (!entry.spilled) {
+      this.#resident.delete(id);
+      this.#resident.set(id, told);
+      return;
+    }
+    const spill = this.#spill!;
+    const { size } = entry;
+    this.reserve(size, `, so spilled object ${id} cannot be read back`);
+    try {
+      this.#files.write(id, size, (memory) => spill.read(id, new Uint8Array(memory, 0, size)));
+    } catch (error) {
+      this.capacity.unreserve(size);
+      throw error;
+    }
+    this.capacity.commitSegment();
+    spill.delete(id);
+    entry.spilled = false;
+    this.#resident.set(id, told);
+  }
+
+  /** What was spilled and read back (zeros when spilling is off). */
+  spillStats(): SpillStats {
+    return (
+      this.#spill?.stats() ?? { spilledBytes: 0, spilledObjects: 0, spills: 0, spillBytesTotal: 0, spillMs: 0, restores: 0, restoreBytesTotal: 0, restoreMs: 0 }
+    );
+  }
+
+  /** A segment object is stored in memory: it is announced, and the most recently used. */
+  #stored(id: string, size: number): void {
+    this.#resident.set(id, 0);
+    this.events.emit('add', id, size);
   }
 
   /** Records a new object made in this process (inline, or a segment whose reservation it commits). */
@@ -109,7 +229,7 @@ export class ObjectLifecycle {
     if (bytes) this.capacity.addInline(size);
     else this.capacity.commitSegment();
     this.table.ready(id, undefined, size, bytes, this.refs.retainContained(contains));
-    if (!bytes) this.events.emit('add', id, size);
+    if (!bytes) this.#stored(id, size);
   }
 
   /** See `ObjectStore.register`. */
@@ -140,7 +260,7 @@ export class ObjectLifecycle {
     }
     const contains = this.refs.retainContained(payload.contains);
     if (payload.bytes) this.capacity.addInline(payload.size);
-    else this.events.emit('add', id, payload.size);
+    else this.#stored(id, payload.size);
     this.#settleReady(id, existing, payload.size, payload.bytes, contains);
   }
 
@@ -193,8 +313,8 @@ export class ObjectLifecycle {
       checkWrittenSize(this.#pathOf(id), lent ?? size, `object ${id}`);
       if (lent !== undefined && lent < size) throw new ObjectCorruptError(`object ${id}`, `its writer says ${size} bytes, more than the ${lent} lent for it`);
       if (held === 0) {
-        this.makeRoom(size);
-        this.capacity.reserve(size, granted > 0 ? ` (${granted} bytes were reserved for it)` : ' (written by another process of the session)');
+        const why = granted > 0 ? ` (${granted} bytes were reserved for it)` : ' (written by another process of the session)';
+        this.capacity.reserve(size, why + this.makeRoom(size, why));
         held = size;
       }
     } catch (error) {
@@ -276,8 +396,12 @@ export class ObjectLifecycle {
     const entry = this.table.remove(id);
     if (!entry) return false;
     const segment = entry.state === 'ready' && !entry.bytes;
+    this.#resident.delete(id);
     if (entry.state === 'ready' && entry.bytes) {
       this.capacity.removeInline(entry.size);
+    } else if (entry.spilled) {
+      // On disk only: its memory went when it was spilled.
+      this.#spill?.delete(id);
     } else if (segment) {
       this.capacity.removeSegment(entry.size);
       this.#segments.forget([id]);
@@ -293,6 +417,8 @@ export class ObjectLifecycle {
   /** Forgets every object, discarding those still arriving (the store closes). */
   clear(): void {
     for (const incoming of [...this.#incoming.values()]) incoming.discard();
+    this.#spill?.close();
+    this.#resident.clear();
     this.#files.clear();
     this.#grants.clear();
     this.table.clear();

@@ -3,6 +3,7 @@ import {
   ObjectFreedError,
   ObjectNotFoundError,
   ObjectRef,
+  ObjectStoreFullError,
   StoreClosedError,
   decodeValue,
   encodeValue,
@@ -21,11 +22,16 @@ import { resolveStoreOptions, type ResolvedStoreOptions, type StoreOptions } fro
 import type { OutgoingObject } from './outgoing-object.js';
 import { SessionDirectory } from './session-directory.js';
 import { SessionSegments } from './session-segments.js';
+import { SpillFiles } from './spill-files.js';
 import type { StoreStats } from './store-stats.js';
 import { copyEncoded } from './segment-io.js';
 import { copyIntoMapping } from './segment-files.js';
+import { afterFinalizers, collectGarbage } from './collect-garbage.js';
 
 const debug = debuglog('shoal:store');
+
+/** Tries of an async get of a spilled object with no room, each after a collection (see ObjectStore.get). */
+const RESTORE_ATTEMPTS = 4;
 
 export type { StoreStats } from './store-stats.js';
 
@@ -66,8 +72,15 @@ export class ObjectStore {
     this.#directory = new SessionDirectory(this.options.shmRoot, this.sessionId, this.options.handleSignals);
     this.#segments = new SessionSegments(this.#directory.path, this.options.maxMappings);
     const directory = this.#directory;
-    this.#objects = new ObjectLifecycle(this.sessionId, this.options.objectStoreMemory, this.#segments, directory.path, (id) =>
-      directory.segmentPath(id),
+    const { spillDirectory } = this.options;
+    const spill = spillDirectory === false ? undefined : new SpillFiles(spillDirectory, this.sessionId, this.options.handleSignals);
+    this.#objects = new ObjectLifecycle(
+      this.sessionId,
+      this.options.objectStoreMemory,
+      this.#segments,
+      directory.path,
+      (id) => directory.segmentPath(id),
+      spill,
     );
     const refs = this.#objects.refs;
     this.#removeRefHooks = setObjectRefHooks({
@@ -188,13 +201,27 @@ export class ObjectStore {
       throw new ObjectNotFoundError(ref.id, 'it is not ready yet (its task is still running); use `await get(ref)`.');
     }
     if (entry.bytes) return decodeValue(entry.bytes, { copy: true, where: `object ${ref.id}` }) as T;
+    this.#objects.use(ref.id, false);
     return this.#segments.read(ref.id, entry.size) as T;
   }
 
   /** The value of `ref`, once it is ready (see {@link ObjectStore.getSync}). */
   async get<T>(ref: ObjectRef<T>): Promise<T> {
     if (ref instanceof ObjectRef && ref.owner === this.sessionId) await this.whenSettled(ref.id);
-    return this.getSync(ref);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return this.getSync(ref);
+      } catch (error) {
+        // A spilled object with no room to come back while this process's own mappings (let go
+        // of by the failed attempt) await collection: once they are unmapped, it can be.
+        const spilled = this.#objects.table.get(ref.id)?.spilled === true;
+        if (!(error instanceof ObjectStoreFullError) || !spilled || attempt >= RESTORE_ATTEMPTS) throw error;
+        // In a job of its own: what this one looked at through a WeakRef lives to its end.
+        await new Promise((resolve) => setImmediate(resolve));
+        collectGarbage();
+        await afterFinalizers();
+      }
+    }
   }
 
   /** Resolves once the object is no longer pending (ready, failed or freed). */
@@ -305,7 +332,19 @@ export class ObjectStore {
    *   file cannot be mapped.
    */
   openForRead(id: string): OutgoingObject {
+    this.#objects.use(id, false);
     return this.#objects.openForRead(id);
+  }
+
+  /**
+   * Object `id` is about to be handed out (a task argument, another process's get): a spilled
+   * one is read back into memory first, and either counts as used now (the last to be spilled).
+   * Does nothing for an inline, pending or unknown object.
+   * @throws ObjectStoreFullError when a spilled object cannot be read back (no room, the disk failed).
+   */
+  restore(id: string): void {
+    this.#assertRunning('restore an object');
+    this.#objects.use(id, true);
   }
 
   /**
@@ -316,6 +355,7 @@ export class ObjectStore {
   segmentBytes(id: string): Uint8Array {
     const entry = this.#objects.table.get(id);
     if (!entry || entry.state !== 'ready' || entry.bytes) throw new ObjectFreedError(id);
+    this.#objects.use(id, false);
     return this.#segments.bytes(id, entry.size);
   }
 
@@ -368,6 +408,7 @@ export class ObjectStore {
       capacity: capacity.limit,
       cachedMappings: this.#segments.cachedMappings,
       reusableBytes: this.#objects.reusableBytes,
+      spill: this.#objects.spillStats(),
     };
   }
 

@@ -30,6 +30,8 @@ export interface Entry {
   contains: readonly string[];
   /** Callbacks waiting for a pending object to settle. */
   waiters: (() => void)[] | undefined;
+  /** A ready segment object written to the spill directory: not in memory until restored. */
+  spilled?: boolean;
 }
 
 /**

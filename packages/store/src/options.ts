@@ -1,5 +1,6 @@
 import { readFileSync, statfsSync } from 'node:fs';
-import { totalmem } from 'node:os';
+import { tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
 import { isValidId } from '@shoal/protocol';
 
 /** Options of an {@link ObjectStore}; every one is optional. */
@@ -38,6 +39,13 @@ export interface StoreOptions {
    * @default true
    */
   readonly handleSignals?: boolean;
+  /**
+   * Where objects go when the store is full: least recently used objects that no process maps
+   * are written here (a directory on disk, not tmpfs: `<spillDirectory>/shoal-<sessionId>/`) and
+   * read back when used. `false` turns spilling off (a full store refuses puts).
+   * @default `<os.tmpdir()>/shoal-spill`
+   */
+  readonly spillDirectory?: string | false;
 }
 
 /** Options with every default applied. */
@@ -48,9 +56,10 @@ export interface ResolvedStoreOptions {
   readonly inlineThreshold: number;
   readonly maxMappings: number;
   readonly handleSignals: boolean;
+  readonly spillDirectory: string | false;
 }
 
-const KNOWN = new Set(['sessionId', 'shmRoot', 'objectStoreMemory', 'inlineThreshold', 'maxMappings', 'handleSignals']);
+const KNOWN = new Set(['sessionId', 'shmRoot', 'objectStoreMemory', 'inlineThreshold', 'maxMappings', 'handleSignals', 'spillDirectory']);
 
 function show(value: unknown): string {
   return typeof value === 'string' ? JSON.stringify(value) : typeof value === 'bigint' ? `${value}n` : String(value);
@@ -112,6 +121,10 @@ export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOp
   if (options.handleSignals !== undefined && typeof options.handleSignals !== 'boolean') {
     throw new TypeError(`Expected \`handleSignals\` to be a boolean, got \`${show(options.handleSignals)}\``);
   }
+  const spillDirectory = options.spillDirectory ?? join(tmpdir(), 'shoal-spill');
+  if (spillDirectory !== false && (typeof spillDirectory !== 'string' || !spillDirectory.startsWith('/'))) {
+    throw new TypeError(`Expected \`spillDirectory\` to be an absolute path or false, got \`${show(spillDirectory)}\``);
+  }
   let objectStoreMemory: number;
   if (options.objectStoreMemory !== undefined) {
     objectStoreMemory = positiveInteger('objectStoreMemory', options.objectStoreMemory, 1);
@@ -135,5 +148,6 @@ export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOp
         ? defaultMaxMappings()
         : positiveInteger('maxMappings', options.maxMappings, 1),
     handleSignals: options.handleSignals ?? true,
+    spillDirectory,
   };
 }

@@ -173,6 +173,28 @@ export class SegmentPool {
     }
   }
 
+  /**
+   * Takes the file of a live object `path` out of its hands if no process maps it (the exclusive
+   * lock, then a rename to a `pool.N` name while locked, as {@link release} does): readers
+   * opening it by the object's id find it gone from now on. Returns the new path, or undefined
+   * while a process maps it (nothing changed). The caller {@link adopt}s it or renames it back.
+   */
+  takeFromObject(path: string): string | undefined {
+    const to = join(this.#directory, `pool.${this.#next++}`);
+    try {
+      return reclaimSegment(path, to) ? to : undefined;
+    } catch (error) {
+      debug('could not take %s: %o', path, error);
+      return undefined;
+    }
+  }
+
+  /** A file taken with {@link takeFromObject} (named by its path there) becomes idle: the next object of about its size reuses it. */
+  adopt(file: PoolFile): void {
+    this.#idle.push(file);
+    while (this.#idle.length > MAX_FILES) this.#drop(this.#idle.shift()!);
+  }
+
   /** Lets go of the store's mapping of `file` now (it keeps its pages; a claim maps it again). */
   unmap(file: PoolFile): void {
     if (file.memory) unmapNow(file.memory);

@@ -132,6 +132,11 @@ export class SessionSegments {
     return mapped;
   }
 
+  /** Stops holding these objects' mappings strongly (see MappingCache.release): collected once no view needs them. */
+  release(ids: Iterable<string>): void {
+    for (const id of ids) this.#mappings.release(id);
+  }
+
   /** Stops holding every mapping. */
   clear(): void {
     this.#mappings.clear();

@@ -1,3 +1,5 @@
+import type { SpillStats } from './spill-files.js';
+
 /** What a store holds right now. */
 export interface StoreStats {
   readonly sessionId: string;
@@ -18,4 +20,6 @@ export interface StoreStats {
    * more than the capacity leaves free; given back as objects need the room).
    */
   readonly reusableBytes: number;
+  /** Objects written to disk to make room (see `spillDirectory`), what they take there, and what was done. */
+  readonly spill: SpillStats;
 }

@@ -48,6 +48,12 @@ export class ObjectService {
           }
           return { kind: 'inline', bytes: this.#store.segmentBytes(id) };
         }
+        // Spilled: read back now, before the peer is told to map it.
+        try {
+          this.#store.restore(id);
+        } catch (error) {
+          return { kind: 'error', error: encodeError(error as Error) };
+        }
         if (peer) {
           let peers = this.#mappedBy.get(id);
           if (!peers) this.#mappedBy.set(id, (peers = new Set()));

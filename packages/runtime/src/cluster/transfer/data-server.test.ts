@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { WebSocket } from 'ws';
@@ -340,4 +341,32 @@ test('a pull naming a stream that is not an idle one of its connection closes th
   assert.equal(await other.closed, 4002);
   stream.socket.destroy();
   owner.socket.terminate();
+});
+
+test('a spilled object pulled by another node is read back on the holder and arrives intact', async (t) => {
+  const root = mkdtempSync('/dev/shm/shoal-test-root-');
+  writeFileSync(join(root, 'owner.json'), JSON.stringify({ pid: process.pid, startTime: null }));
+  const spillRoot = mkdtempSync(join(tmpdir(), 'shoal-spill-test-'));
+  const holder = new ObjectStore({ shmRoot: root, handleSignals: false, objectStoreMemory: 48 << 20, spillDirectory: spillRoot });
+  const into = new ObjectStore({ shmRoot: root, handleSignals: false, objectStoreMemory: 64 << 20 });
+  const server = await DataServer.start(holder, { host: '127.0.0.1', token: TOKEN, nodeId: holder.sessionId });
+  const puller = new ObjectPuller(TOKEN, (id, size) => into.acceptIncoming(id, size));
+  t.after(async () => {
+    puller.close();
+    await server.destroy();
+    holder.close();
+    into.close();
+    rmSync(root, { recursive: true, force: true });
+    rmSync(spillRoot, { recursive: true, force: true });
+  });
+  const first = holder.put(new Float64Array(4 << 20).map((_, i) => i)); // 32 MiB
+  holder.put(new Float64Array(3 << 20).fill(1)); // 24 MiB: the first goes to disk
+  assert.equal(holder.stats().spill.spilledObjects, 1);
+  const pulled = await puller.pull(first.id, [server.url], asError);
+  into.register(first.id, { size: pulled.size, contains: [] });
+  assert.equal(holder.stats().spill.restores, 1, 'the holder read it back to serve it');
+  const copy = readFileSync(join(into.directory, first.id));
+  assert.ok(copy.equals(readFileSync(join(holder.directory, first.id))), 'the copy is the object as stored');
+  const values = new Float64Array(copy.buffer, copy.byteOffset + copy.length - (4 << 23), 4 << 20);
+  assert.deepEqual([values[0], values[(4 << 20) - 1]], [0, (4 << 20) - 1]);
 });

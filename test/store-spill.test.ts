@@ -1,0 +1,113 @@
+// Spilling (issue 10): a store whose memory is full writes least recently used objects nobody
+// maps to its spill directory and reads them back on use. Real stores, real files: the spill
+// directory on disk (a temporary root per test), a small tmpfs for the full disk.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { ObjectStoreFullError, type ObjectRef } from '@shoal/protocol';
+import { ObjectStore, type StoreOptions } from '@shoal/store';
+
+const MIB = 1 << 20;
+
+/** A store with its spill directory under a fresh temporary root; both removed after the test. */
+function storeFor(t: TestContext, options: StoreOptions & { spillRoot?: string }): ObjectStore {
+  const spillRoot = options.spillRoot ?? mkdtempSync(join(tmpdir(), 'shoal-spill-test-'));
+  const { spillRoot: _, ...storeOptions } = options;
+  const store = new ObjectStore({ handleSignals: false, spillDirectory: spillRoot, ...storeOptions });
+  t.after(() => {
+    store.close();
+    if (!options.spillRoot) rmSync(spillRoot, { recursive: true, force: true });
+  });
+  return store;
+}
+
+/** Bytes the session directory's files take in /dev/shm. */
+function shmBytes(store: ObjectStore): number {
+  return readdirSync(store.directory).reduce((sum, name) => sum + statSync(join(store.directory, name)).size, 0);
+}
+
+/** A Float64Array of `bytes` bytes whose elements depend on `seed`, and its checksum. */
+function filled(bytes: number, seed: number): Float64Array {
+  return new Float64Array(bytes / 8).map((_, i) => (i % 1000) * seed + seed);
+}
+
+function checksum(values: Float64Array): number {
+  let sum = 0;
+  for (let i = 0; i < values.length; i += 97) sum += values[i]! * (i + 1);
+  return sum + values[values.length - 1]!;
+}
+
+test('a 256 MiB store takes 1 GiB of objects (sixteen 64 MiB, a thousand 100 KiB); each reads back right; /dev/shm stays within the capacity', { timeout: 300_000 }, async (t) => {
+  const capacity = 256 * MIB;
+  const store = storeFor(t, { objectStoreMemory: capacity });
+  const expected = new Map<ObjectRef<Float64Array>, number>();
+  let peak = 0;
+  for (let i = 0; i < 16; i++) {
+    const values = filled(64 * MIB, i + 1);
+    expected.set(store.put(values), checksum(values));
+    peak = Math.max(peak, shmBytes(store));
+  }
+  for (let i = 0; i < 1000; i++) {
+    const values = filled(100 * 1024, i + 17);
+    expected.set(store.put(values), checksum(values));
+    if (i % 100 === 0) peak = Math.max(peak, shmBytes(store));
+  }
+  const spilled = store.stats().spill;
+  assert.ok(spilled.spilledBytes > 700 * MIB, `most of it went to disk (${spilled.spilledBytes} bytes)`);
+  for (const [ref, sum] of expected) {
+    assert.equal(checksum(await store.get(ref)), sum, `object ${ref.id} reads back as put`);
+    peak = Math.max(peak, shmBytes(store));
+  }
+  assert.ok(peak <= capacity + 4096, `/dev/shm held ${peak} bytes at most, within the ${capacity} capacity`);
+  assert.ok(store.stats().usedBytes <= capacity);
+  const stats = store.stats().spill;
+  assert.ok(stats.restores > 0 && stats.spills >= stats.restores, `spills ${stats.spills}, restores ${stats.restores}`);
+});
+
+test('an object a view maps is never spilled: the view reads it, and puts that need its room fail naming what could not be spilled', (t) => {
+  const store = storeFor(t, { objectStoreMemory: 64 * MIB });
+  const held = store.put(filled(40 * MIB, 3));
+  const view = store.getSync(held);
+  assert.throws(
+    () => store.put(filled(40 * MIB, 4)),
+    (error: unknown) => error instanceof ObjectStoreFullError && /spilling to disk could free only 0 bytes: the other objects are mapped by a process/.test(error.message),
+  );
+  assert.equal(store.stats().spill.spilledObjects, 0);
+  assert.equal(checksum(view), checksum(filled(40 * MIB, 3)));
+  assert.ok(existsSync(join(store.directory, held.id)), 'its segment is where it was');
+});
+
+test('a freed spilled object leaves the disk; close removes the spill directory', (t) => {
+  const store = storeFor(t, { objectStoreMemory: 32 * MIB });
+  const first = store.put(filled(20 * MIB, 1));
+  store.put(filled(20 * MIB, 2));
+  assert.equal(store.stats().spill.spilledObjects, 1, 'the first went to disk to make room for the second');
+  const spillDirectory = join(store.options.spillDirectory as string, `shoal-${store.sessionId}`);
+  assert.ok(readdirSync(spillDirectory).some((name) => name.startsWith('batch.')));
+  store.free(first);
+  assert.deepEqual(readdirSync(spillDirectory), ['owner.json'], 'its batch file went with it');
+  assert.equal(store.stats().spill.spilledBytes, 0);
+  store.close();
+  assert.ok(!existsSync(spillDirectory));
+});
+
+test('spilling to a full disk is ObjectStoreFullError naming the disk’s error; nothing stored is lost', (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root to mount a small tmpfs');
+  const disk = mkdtempSync(join(tmpdir(), 'shoal-spill-disk-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', disk]);
+  t.after(() => {
+    execFileSync('umount', [disk]);
+    rmSync(disk, { recursive: true, force: true });
+  });
+  const store = storeFor(t, { objectStoreMemory: 32 * MIB, spillRoot: disk });
+  const refs = [1, 2].map((seed) => store.put(filled(12 * MIB, seed)));
+  assert.throws(
+    () => store.put(filled(12 * MIB, 3)),
+    (error: unknown) => error instanceof ObjectStoreFullError && /spilling 12\.0 MiB to make room failed: .*ENOSPC.*free space there/.test(error.message),
+  );
+  for (const [i, ref] of refs.entries()) assert.equal(checksum(store.getSync(ref)), checksum(filled(12 * MIB, i + 1)));
+  assert.equal(store.stats().spill.spilledObjects, 0);
+});
