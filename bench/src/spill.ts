@@ -1,0 +1,138 @@
+// Spilling (issue "Memory beyond RAM"): what writing objects out of a full store and reading
+// them back costs, against Node writing and reading the same bytes on the same disk, and what
+// streaming a working set bigger than the store through tasks costs against a store that holds
+// it all (not yet: see below).
+//
+//   node --expose-gc bench/dist/spill.js [--quick] [--runs=N]
+//
+// Per run (contenders rotated each run):
+//   spill         a store of `capacity` bytes takes 4x that in 64 MiB objects (put by the
+//                 node's own process): the spill throughput is the bytes spilled over the time
+//                 spent writing them (store.stats().spill)                             GB/s
+//     peer        fs.promises.writeFile of the same 64 MiB buffers into the same directory GB/s
+//   restore       every object read back by a get (the store restores, spilling others) GB/s
+//     peer        fs.promises.readFile of those files                                  GB/s
+// --quick divides every size by 16. Writes bench/results/spill.json.
+//
+// Not measured yet: a working set 4x the store streamed through tasks (64 chunks of 64 MiB, a
+// task summing each, against a store holding all). It cannot run yet: a chunk handed to a worker
+// stays in its mapping cache and is not spilled for 5 s after it was handed out (the grace that
+// stands in for the worker asking again), so the store fills with chunks nobody may spill and a
+// task's argument cannot be read back (ObjectStoreFullError). Workers letting go of mappings
+// when the node needs room, and asking again for an object that went, come first.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { init, shutdown, store, type ObjectRef } from 'shoal';
+import { fmt, machine, parseFlags, progress, renderTable, rotate, stats, writeResults, type Stats } from './common.js';
+
+const flags = parseFlags(process.argv.slice(2), []);
+const quick = flags.quick;
+const runs = flags.runs ?? (quick ? 1 : 3);
+const scale = quick ? 16 : 1;
+const MIB = 2 ** 20;
+const objectBytes = (64 * MIB) / scale;
+const capacity = (256 * MIB) / scale;
+const objects = (4 * capacity) / objectBytes;
+
+const root = mkdtempSync(join(tmpdir(), 'shoal-bench-spill-'));
+process.on('exit', () => rmSync(root, { recursive: true, force: true }));
+
+/** GB/s (10^9 bytes) of `bytes` in `ms`. */
+const gbps = (bytes: number, ms: number) => bytes / ms / 1e6;
+
+function values(seed: number, bytes: number): Float64Array {
+  return new Float64Array(bytes / 8).fill(seed);
+}
+
+/** Spill and restore throughput of a store (a local node's) taking 4x its capacity. */
+async function spillRun(): Promise<{ spill: number; restore: number }> {
+  const spillRoot = mkdtempSync(join(root, 'store-'));
+  await init({ numCpus: 0, objectStoreMemory: capacity, spillDirectory: spillRoot });
+  try {
+    const refs: ObjectRef<Float64Array>[] = [];
+    for (let i = 0; i < objects; i++) refs.push(store.put(values(i, objectBytes)));
+    const written = store.stats().spill;
+    for (const [i, ref] of refs.entries()) {
+      if ((await store.get(ref))[0] !== i) throw new Error('a restored object differs');
+    }
+    const after = store.stats().spill;
+    return { spill: gbps(written.spillBytesTotal, written.spillMs), restore: gbps(after.restoreBytesTotal, after.restoreMs) };
+  } finally {
+    await shutdown();
+    rmSync(spillRoot, { recursive: true, force: true });
+  }
+}
+
+/** The same bytes written and read with fs.promises in the same directory. */
+async function fsRun(): Promise<{ write: number; read: number }> {
+  const directory = mkdtempSync(join(root, 'fs-'));
+  try {
+    const buffers = Array.from({ length: objects }, (_, i) => values(i, objectBytes));
+    let started = performance.now();
+    for (const [i, buffer] of buffers.entries()) await writeFile(join(directory, String(i)), buffer);
+    const writeMs = performance.now() - started;
+    started = performance.now();
+    for (let i = 0; i < objects; i++) await readFile(join(directory, String(i)));
+    const readMs = performance.now() - started;
+    const bytes = objects * objectBytes;
+    return { write: gbps(bytes, writeMs), read: gbps(bytes, readMs) };
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+}
+
+const results = { spill: [] as number[], write: [] as number[], restore: [] as number[], read: [] as number[] };
+const contenders: { name: string; run: () => Promise<void> }[] = [
+  {
+    name: 'spill and restore',
+    run: async () => {
+      const { spill, restore } = await spillRun();
+      results.spill.push(spill);
+      results.restore.push(restore);
+    },
+  },
+  {
+    name: 'fs.promises',
+    run: async () => {
+      const { write, read } = await fsRun();
+      results.write.push(write);
+      results.read.push(read);
+    },
+  },
+];
+
+for (let run = 0; run < runs; run++) {
+  for (const contender of rotate(contenders, run)) {
+    progress(`spill: run ${run + 1}/${runs} ${contender.name}`);
+    await contender.run();
+  }
+}
+
+const median = (values: number[]): Stats => stats(values);
+const report = {
+  date: new Date().toISOString(),
+  machine: machine(),
+  options: { quick, runs, objectBytes, capacity, objects },
+  spillGbps: median(results.spill),
+  writeFileGbps: median(results.write),
+  restoreGbps: median(results.restore),
+  readFileGbps: median(results.read),
+  ratios: {
+    spillVsWriteFile: median(results.spill).median / median(results.write).median,
+    restoreVsReadFile: median(results.restore).median / median(results.read).median,
+  },
+};
+writeResults('spill', report);
+console.log(
+  renderTable(
+    ['', 'median', 'ratio', 'goal'],
+    [
+      [`spill (${objects} × ${fmt(objectBytes / MIB)} MiB into a ${fmt(capacity / MIB)} MiB store), GB/s`, fmt(report.spillGbps.median), fmt(report.ratios.spillVsWriteFile), '≥ 0.8'],
+      ['  peer: fs.promises.writeFile, GB/s', fmt(report.writeFileGbps.median), '1', ''],
+      ['restore (every object read back), GB/s', fmt(report.restoreGbps.median), fmt(report.ratios.restoreVsReadFile), '≥ 0.8'],
+      ['  peer: fs.promises.readFile, GB/s', fmt(report.readFileGbps.median), '1', ''],
+    ],
+  ),
+);
