@@ -111,3 +111,17 @@ test('spilling to a full disk is ObjectStoreFullError naming the disk’s error;
   for (const [i, ref] of refs.entries()) assert.equal(checksum(store.getSync(ref)), checksum(filled(12 * MIB, i + 1)));
   assert.equal(store.stats().spill.spilledObjects, 0);
 });
+
+test('an object read and let go of is spilled to bring another back: nothing of the read (the decoder included) keeps it mapped', async (t) => {
+  const store = storeFor(t, { objectStoreMemory: 40 * MIB });
+  const a = store.put(filled(20 * MIB, 1));
+  const b = store.put(filled(20 * MIB, 2)); // a goes to disk
+  assert.equal(checksum(store.getSync(b)), checksum(filled(20 * MIB, 2)));
+  // b is in this process's cache now; bringing a back needs b's room: the get lets the cache go
+  // of b and, once b is unmapped, spills it.
+  assert.equal(checksum(await store.get(a)), checksum(filled(20 * MIB, 1)));
+  assert.equal(checksum(await store.get(b)), checksum(filled(20 * MIB, 2)));
+  store.free(a);
+  store.free(b);
+  assert.deepEqual([store.stats().usedBytes, store.stats().segments, store.stats().spill.spilledBytes], [0, 0, 0], 'the books are back to nothing');
+});

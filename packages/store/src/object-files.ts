@@ -1,5 +1,6 @@
 import { fstatSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
+import { debuglog } from 'node:util';
 import type { Capacity } from './capacity.js';
 import { closeSegment, mapSegment, openSegment, removeQuietly, renameSegment, unmapNow } from './segment-files.js';
 import { SegmentPool, type PoolFile } from './segment-pool.js';
@@ -10,6 +11,8 @@ import { SegmentPool, type PoolFile } from './segment-pool.js';
  * mapped again (pages populated) when it is reused.
  */
 const MAX_KEPT_MAPPINGS = 256;
+
+const debug = debuglog('shoal:store');
 
 interface Held {
   readonly file: PoolFile;
@@ -204,13 +207,18 @@ export class ObjectFiles {
       throw error;
     }
     const mapping = memory;
+    let settled = false;
     return {
       bytes: new Uint8Array(mapping, 0, size),
       commit: () => {
+        if (settled) return;
+        settled = true;
         if (held) {
           this.#objects.delete(id);
-          if (held.file.memory) this.#kept--;
           this.#capacity.unreserve(held.slack);
+          // The store's writing mapping stays with the file if it had one; a mapping made here goes.
+          if (held.file.memory) this.#kept--;
+          else unmapNow(mapping);
           held.file.name = name;
           this.#pool.adopt(held.file);
         } else if (capacity >= size && this.#free() - this.#pool.heldBytes >= capacity) {
@@ -222,8 +230,16 @@ export class ObjectFiles {
         this.trim();
       },
       abort: () => {
+        if (settled) return;
+        settled = true;
         if (mapped) unmapNow(mapping);
-        renameSegment(taken, path);
+        try {
+          renameSegment(taken, path);
+        } catch (error) {
+          // Cannot happen short of the directory going (ids are unique, RENAME_NOREPLACE): the
+          // object's bytes are gone with it.
+          debug('could not give %s its name back: %o', id, error);
+        }
       },
     };
   }

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { debuglog } from 'node:util';
-import { ObjectCorruptError, ObjectFreedError, ObjectStoreFullError, formatBytes, type ObjectPayload } from '@shoal/protocol';
+import { ObjectCorruptError, ObjectFreedError, ObjectStoreFullError, SpillError, formatBytes, type ObjectPayload } from '@shoal/protocol';
 import { Capacity } from './capacity.js';
 import { CollectionThrottle, collectGarbage } from './collect-garbage.js';
 import { IncomingObject } from './incoming-object.js';
@@ -50,7 +50,7 @@ export class ObjectLifecycle {
   readonly #files: ObjectFiles;
   /** Where objects are spilled when the store is full; undefined when spilling is off. */
   readonly #spill: SpillFiles | undefined;
-  /** Segment objects in memory, least recently used first, with when another process was last told of it (Date.now(), 0: never). */
+  /** Segment objects in memory, least recently used first, with when another process was last told of it (performance.now(); never: long before). */
   readonly #resident = new Map<string, number>();
 
   constructor(
@@ -138,45 +138,52 @@ export class ObjectLifecycle {
     const spill = this.#spill;
     if (!spill || size > this.capacity.limit) return '';
     const need = this.capacity.usedBytes + size - this.capacity.limit;
-    const now = Date.now();
+    const now = performance.now();
     const taken: { id: string; entry: Entry; file: SpillTaken }[] = [];
     const mapped: string[] = [];
     let freed = 0;
+    for (const [id, told] of this.#resident) {
+      if (freed >= need) break;
+      if (now - told < SPILL_GRACE_MS) continue;
+      const entry = this.table.get(id);
+      if (!entry || entry.state !== 'ready' || entry.bytes || entry.spilled) continue;
+      let file: SpillTaken | undefined;
+      try {
+        file = this.#files.takeForSpill(id, entry.size);
+      } catch (error) {
+        // This one cannot be mapped to be read (ENOMEM, EMFILE): the others may be.
+        debug('cannot spill %s: %o', id, error);
+      }
+      if (file) {
+        taken.push({ id, entry, file });
+        freed += entry.size;
+      } else mapped.push(id);
+    }
+    if (freed < need) {
+      debug('cannot spill %d bytes for %d: only %d are spillable', need, size, freed);
+      for (const { file } of taken) file.abort();
+      // Some may be mapped by this process's cache only, kept for gets to come: let it go of
+      // them, so that once collected (an await later: see ObjectStore.get) they can be spilled.
+      this.#segments.release(mapped);
+      return (
+        `; spilling to disk could free only ${formatBytes(freed)}: the other objects are mapped by a process ` +
+        '(a view of them is alive) or were handed to one in the last 5 s'
+      );
+    }
     try {
-      for (const [id, told] of this.#resident) {
-        if (freed >= need) break;
-        if (now - told < SPILL_GRACE_MS) continue;
-        const entry = this.table.get(id);
-        if (!entry || entry.state !== 'ready' || entry.bytes || entry.spilled) continue;
-        const file = this.#files.takeForSpill(id, entry.size);
-        if (file) {
-          taken.push({ id, entry, file });
-          freed += entry.size;
-        } else mapped.push(id);
-      }
-      if (freed < need) {
-        debug('cannot spill %d bytes for %d: only %d are spillable', need, size, freed);
-        for (const { file } of taken) file.abort();
-        // Some may be mapped by this process's cache only, kept for gets to come: let it go of
-        // them, so that once collected (an await later: see ObjectStore.get) they can be spilled.
-        this.#segments.release(mapped);
-        return (
-          `; spilling to disk could free only ${formatBytes(freed)}: the other objects are mapped by a process ` +
-          '(a view of them is alive) or were handed to one in the last 5 s'
-        );
-      }
       spill.write(taken.map(({ id, file }) => ({ id, bytes: file.bytes })));
     } catch (error) {
       for (const { file } of taken) file.abort();
       throw new ObjectStoreFullError(size, this.capacity.usedBytes, this.capacity.limit, `${detail}; spilling ${formatBytes(freed)} to make room failed: ${(error as Error).message.replace(/\.$/, '')}`);
     }
-    for (const { id, entry, file } of taken) {
+    // Every object is on disk now: all are marked before any file's memory goes.
+    for (const { id, entry } of taken) {
       entry.spilled = true;
       this.#resident.delete(id);
       this.capacity.removeSegment(entry.size);
-      this.#segments.forget([id]);
-      file.commit();
     }
+    this.#segments.forget(taken.map(({ id }) => id));
+    for (const { file } of taken) file.commit();
     debug('spilled %d objects (%d bytes) for %d bytes', taken.length, freed, size);
     return '';
   }
@@ -190,7 +197,7 @@ export class ObjectLifecycle {
   use(id: string, toldOther: boolean): void {
     const entry = this.table.get(id);
     if (!entry || entry.state !== 'ready' || entry.bytes) return;
-    const told = toldOther ? Date.now() : (this.#resident.get(id) ?? 0);
+    const told = toldOther ? performance.now() : (this.#resident.get(id) ?? -SPILL_GRACE_MS);
     if (!entry.spilled) {
       this.#resident.delete(id);
       this.#resident.set(id, told);
@@ -199,10 +206,16 @@ export class ObjectLifecycle {
     const spill = this.#spill!;
     const { size } = entry;
     this.reserve(size, `, so spilled object ${id} cannot be read back`);
+    // The collection the reservation may have run can have freed this very object.
+    if (this.table.get(id) !== entry) {
+      this.capacity.unreserve(size);
+      throw new ObjectFreedError(id);
+    }
     try {
       this.#files.write(id, size, (memory) => spill.read(id, new Uint8Array(memory, 0, size)));
     } catch (error) {
       this.capacity.unreserve(size);
+      if (error instanceof SpillError) throw new ObjectStoreFullError(size, this.capacity.usedBytes, this.capacity.limit, `, so spilled object ${id} cannot be read back: ${error.message.replace(/\.$/, '')}`);
       throw error;
     }
     this.capacity.commitSegment();
@@ -220,7 +233,7 @@ export class ObjectLifecycle {
 
   /** A segment object is stored in memory: it is announced, and the most recently used. */
   #stored(id: string, size: number): void {
-    this.#resident.set(id, 0);
+    this.#resident.set(id, -SPILL_GRACE_MS);
     this.events.emit('add', id, size);
   }
 

@@ -1,4 +1,4 @@
-import { readFileSync, statfsSync } from 'node:fs';
+import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { isValidId } from '@shoal/protocol';
@@ -43,7 +43,8 @@ export interface StoreOptions {
    * Where objects go when the store is full: least recently used objects that no process maps
    * are written here (a directory on disk, not tmpfs: `<spillDirectory>/shoal-<sessionId>/`) and
    * read back when used. `false` turns spilling off (a full store refuses puts).
-   * @default `<os.tmpdir()>/shoal-spill`
+   * @default `/var/tmp/shoal-spill-<uid>` (on disk on most systems, where /tmp may be tmpfs), or
+   *   `<os.tmpdir()>/shoal-spill-<uid>` without /var/tmp
    */
   readonly spillDirectory?: string | false;
 }
@@ -101,6 +102,13 @@ export function freeSpace(path: string): number {
   return Number(stats.bavail) * Number(stats.bsize);
 }
 
+/** This user's own spill root: under /var/tmp (a disk, where /tmp is often tmpfs), one per user. */
+function defaultSpillDirectory(): string {
+  const user = process.getuid?.() ?? 'user';
+  const base = existsSync('/var/tmp') ? '/var/tmp' : tmpdir();
+  return join(base, `shoal-spill-${user}`);
+}
+
 /** Validates options once, naming the bad one, and applies the defaults. */
 export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOptions {
   if (options === null || typeof options !== 'object') {
@@ -121,7 +129,7 @@ export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOp
   if (options.handleSignals !== undefined && typeof options.handleSignals !== 'boolean') {
     throw new TypeError(`Expected \`handleSignals\` to be a boolean, got \`${show(options.handleSignals)}\``);
   }
-  const spillDirectory = options.spillDirectory ?? join(tmpdir(), 'shoal-spill');
+  const spillDirectory = options.spillDirectory ?? defaultSpillDirectory();
   if (spillDirectory !== false && (typeof spillDirectory !== 'string' || !spillDirectory.startsWith('/'))) {
     throw new TypeError(`Expected \`spillDirectory\` to be an absolute path or false, got \`${show(spillDirectory)}\``);
   }

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync, unlinkSync, writevSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readSync, unlinkSync, writevSync } from 'node:fs';
 import { join } from 'node:path';
 import { debuglog } from 'node:util';
 import { SpillError } from '@shoal/protocol';
@@ -189,8 +189,14 @@ export class SpillFiles {
     this.#directory = undefined;
   }
 
+  #checkRoot(): void {
+    const refusal = rootRefusal(this.root);
+    if (refusal) throw new SpillError({ what: `use ${this.root} as the spill root (${refusal})`, directory: this.directory, errnoCode: 'EACCES' });
+  }
+
   #open(): SessionDirectory {
     if (this.#directory) return this.#directory;
+    this.#checkRoot();
     try {
       this.#directory = new SessionDirectory(this.root, this.#sessionId, this.#handleSignals, { createRoot: true });
     } catch (error) {
@@ -198,6 +204,24 @@ export class SpillFiles {
     }
     return this.#directory;
   }
+}
+
+/**
+ * The root must be this user's, or a sticky directory (as /tmp is): in a directory another user
+ * owns, that user could move this session's spill directory aside and put files of theirs in its
+ * place.
+ */
+function rootRefusal(root: string): string | undefined {
+  let stats;
+  try {
+    stats = lstatSync(root);
+  } catch {
+    return undefined; // Made on the first spill, this user's.
+  }
+  if (stats.isSymbolicLink() || !stats.isDirectory()) return 'it is not a directory';
+  const uid = process.getuid?.();
+  if (uid !== undefined && stats.uid !== uid && uid !== 0 && (stats.mode & 0o1000) === 0) return `it belongs to another user (uid ${stats.uid})`;
+  return undefined;
 }
 
 /** Writes `views` from the start of `fd`, in writev calls of up to {@link IO_BYTES} and {@link IO_VIEWS} views. */

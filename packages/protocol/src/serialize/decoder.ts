@@ -204,6 +204,9 @@ class Reviver {
   }
 }
 
+/** A msgpack nil: what the decoder reads last, so that it holds no view of an object's bytes. */
+const NIL = Uint8Array.of(0xc0);
+
 /**
  * Rebuilds a value from its stored bytes. With `copy: false` every TypedArray, DataView and
  * Buffer is a view into `bytes.buffer` (zero-copy); ArrayBuffers are too when
@@ -219,6 +222,11 @@ export function decodeValue(bytes: Uint8Array, options: DecodeOptions): unknown 
     tree = packr.unpack(bytes.subarray(layout.headerOffset, layout.headerOffset + layout.headerLength));
   } catch (error) {
     throw new ObjectCorruptError(where, `its header does not decode (${(error as Error).message})`);
+  } finally {
+    // msgpackr keeps a module-level view of the last source it read: of a segment, that would keep
+    // its whole mapping (and the file's lock) alive after every view of it is gone, so that no
+    // other process could reuse or spill it. Reading one byte of its own makes it let go.
+    packr.unpack(NIL);
   }
   try {
     return new Reviver(bytes, layout, options).revive(tree);

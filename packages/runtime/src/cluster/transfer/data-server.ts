@@ -21,6 +21,7 @@ import {
   MAX_CONNECTIONS,
   MAX_CONNECTIONS_PER_SOURCE,
   HELLO_TIMEOUT_MS,
+  ObjectStoreFullError,
   decodeToHolder,
   encodeMessage,
   toWireFailure,
@@ -439,7 +440,9 @@ export class DataServer implements AsyncDisposable {
       object = this.#store.openForRead(id);
     } catch (error) {
       debug('cannot serve %s: %o', id, error);
-      send({ type: 'missing', requestId, reason: 'freed' });
+      // Spilled here, with no room to read it back: the puller gets that, not a lost object.
+      if (error instanceof ObjectStoreFullError) send({ type: 'missing', requestId, reason: 'full', failure: toWireFailure(error) });
+      else send({ type: 'missing', requestId, reason: 'freed' });
       return;
     }
     send({ type: 'object', requestId, size: status.size, contains: status.contains });
