@@ -28,7 +28,10 @@ test('a head and a second node: start, status, auth, bad frames, a dying node, a
     const publicBind = await shoal(homeA, ['start', '--head', '--host', '0.0.0.0', '--port', '0'], { SHOAL_TOKEN: '' });
     assert.equal(publicBind.code, 2);
     assert.match(publicBind.stderr, /without an explicit token/);
-    assert.match((await shoal(homeA, ['start', '--help'])).stdout, /--num-cpus/);
+    assert.match((await shoal(homeA, ['start', '--help'])).stdout, /--num-cpus[\s\S]*--spill-directory DIR[\s\S]*--no-spill/);
+    const bothSpill = await shoal(homeA, ['start', '--head', '--port', '0', '--spill-directory', 'spill', '--no-spill']);
+    assert.equal(bothSpill.code, 2);
+    assert.match(bothSpill.stderr, /either --spill-directory or --no-spill/);
 
     const started = await shoal(homeA, ['start', '--head', '--port', '0', '--num-cpus', '1', '--resources', '{"headres":1}', '--object-store-memory', String(32 * 1024 ** 2)], {
       SHOAL_TOKEN: '',

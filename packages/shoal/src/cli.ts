@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `shoal` command: start, inspect and stop this machine's Shoal daemon.
 import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   ensureHome,
@@ -53,6 +54,10 @@ processes) and, with --head, the cluster's head. Prints the head's address and h
   --object-store-memory BYTES
                      capacity of this node's object store (default: 30% of RAM, at most what
                      /dev/shm can hold)
+  --spill-directory DIR
+                     where objects go when the store is full: a directory on disk (default
+                     /var/tmp/shoal-spill-<uid>); a relative path is taken from here
+  --no-spill         a full store refuses puts instead of spilling
   --node-ip IP       the address other nodes pull this node's objects from (default: the
                      address this machine reaches the head from; the head's --host for a head)
   --data-port P      port of this node's object transfer server (default 0: any free port)
@@ -103,11 +108,17 @@ const FLAGS: Readonly<Record<Parameters<OptionLabel>[0], string>> = {
   numCpus: '--num-cpus',
   resources: '--resources',
   objectStoreMemory: '--object-store-memory',
+  spillDirectory: '--spill-directory',
   nodeIp: '--node-ip',
   dataPort: '--data-port',
   heartbeatTimeoutMs: 'SHOAL_HEARTBEAT_TIMEOUT_MS',
   allowedOrigins: '--allowed-origin',
 };
+
+/** A path flag made absolute (from the directory the command runs in). */
+function spillPath(text: string | undefined): string | undefined {
+  return text === undefined ? undefined : resolve(text);
+}
 
 /** A numeric flag as a number; text that is not one stays text, for the runtime to name in its message. */
 function numeric(text: string | undefined): number | string | undefined {
@@ -136,6 +147,7 @@ function daemonOptions(values: Record<string, string | boolean | string[] | unde
         ...given('numCpus', numeric(text('num-cpus'))),
         ...given('resources', resources),
         ...given('objectStoreMemory', numeric(text('object-store-memory'))),
+        ...given('spillDirectory', values['no-spill'] ? false : spillPath(text('spill-directory'))),
         ...given('nodeIp', text('node-ip')),
         ...given('dataPort', numeric(text('data-port'))),
         ...given('heartbeatTimeoutMs', numeric(process.env.SHOAL_HEARTBEAT_TIMEOUT_MS || undefined)),
@@ -161,6 +173,8 @@ async function start(args: string[]): Promise<void> {
     resources: { type: 'string' },
     'node-ip': { type: 'string' },
     'object-store-memory': { type: 'string' },
+    'spill-directory': { type: 'string' },
+    'no-spill': { type: 'boolean' },
     'data-port': { type: 'string' },
     'allowed-origin': { type: 'string', multiple: true },
     foreground: { type: 'boolean' },
@@ -173,6 +187,7 @@ async function start(args: string[]): Promise<void> {
 
   const address = values.address ?? (values.head ? undefined : process.env.SHOAL_ADDRESS);
   if (values.head && values.address) throw new UsageError('give either --head or --address, not both');
+  if (values['no-spill'] && values['spill-directory'] !== undefined) throw new UsageError('give either --spill-directory or --no-spill, not both');
   if (!values.head && !address) throw new UsageError('give --head to start a cluster, or --address (or SHOAL_ADDRESS) to join one');
   const options = daemonOptions(values, address);
   const host = options.head?.host ?? '127.0.0.1';

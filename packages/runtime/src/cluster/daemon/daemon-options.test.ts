@@ -19,10 +19,13 @@ test('valid options come back with only the keys given', () => {
     objectStoreMemory: 1 << 20,
     heartbeatTimeoutMs: 1500,
   });
+  assert.deepEqual(resolveDaemonOptions({ join, spillDirectory: '/mnt/disk/spill' }), { join, spillDirectory: '/mnt/disk/spill' });
+  assert.deepEqual(resolveDaemonOptions({ join, spillDirectory: false }), { join, spillDirectory: false });
 });
 
 const invalid: [string, DaemonOptions, RegExp][] = [
   ['neither head nor join', {}, /either `head` or `join`/],
+  ['a relative spill directory', { join, spillDirectory: 'spill' }, /Expected `spillDirectory` to be an absolute path \(or false to turn spilling off\), got `"spill"`/],
   ['both head and join', { join, head: { host: '127.0.0.1', port: 1 } }, /either `head` or `join`/],
   ['a join without a scheme', { join: '10.0.0.1:6380' }, /Expected `join` to be a head address like ws:\/\/HOST:PORT, got `"10\.0\.0\.1:6380"`/],
   ['a join with a path', { join: 'ws://h:1/x' }, /Expected `join`/],

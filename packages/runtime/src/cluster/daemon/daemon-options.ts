@@ -13,6 +13,11 @@ export interface DaemonOptions {
   readonly resources?: Readonly<Record<string, number>>;
   /** Bytes of this node's object store. @default 30% of RAM, at most what /dev/shm holds */
   readonly objectStoreMemory?: number;
+  /**
+   * Where this node's store spills objects when its memory is full (a directory on disk); `false`
+   * turns spilling off. @default `/var/tmp/shoal-spill-<uid>`
+   */
+  readonly spillDirectory?: string | false;
   /** The IP other nodes pull this node's objects from. @default the address toward the head */
   readonly nodeIp?: string;
   /** Port of this node's object transfer server. @default 0 (any free port) */
@@ -96,6 +101,10 @@ export function resolveDaemonOptions(options: DaemonOptions, label: OptionLabel 
     ...given('numCpus', (name, value) => nonNegativeNumber(name, value, false)),
     ...given('resources', resourceMap),
     ...given('objectStoreMemory', positiveInteger),
+    ...given('spillDirectory', (name, value) => {
+      if (value === false || (typeof value === 'string' && value.startsWith('/'))) return value;
+      throw new TypeError(`Expected \`${name}\` to be an absolute path (or false to turn spilling off), got \`${show(value)}\``);
+    }),
     ...given('nodeIp', (name, value) => {
       if (typeof value !== 'string' || isIP(value) === 0) throw new TypeError(`Expected \`${name}\` to be an IP address, got \`${show(value)}\``);
       return value;

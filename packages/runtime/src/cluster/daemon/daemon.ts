@@ -58,6 +58,7 @@ const node = new NodeManager({
   ...(config.numCpus === undefined ? {} : { numCpus: config.numCpus }),
   ...(config.resources === undefined ? {} : { resources: config.resources }),
   ...(config.objectStoreMemory === undefined ? {} : { objectStoreMemory: config.objectStoreMemory }),
+  ...(config.spillDirectory === undefined ? {} : { spillDirectory: config.spillDirectory }),
 });
 let head: Head | undefined;
 let member: ClusterNode | undefined;
