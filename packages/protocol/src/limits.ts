@@ -1,5 +1,5 @@
 /**
- * Every size limit, chunk size, close code and wire path of Shoal's connections, in one place:
+ * Every size limit, close code, header and wire path of Shoal's connections, in one place:
  * both ends of a boundary must agree on them, and a limit changed on one side only shows up as a
  * connection closed with 1009 on the other. Each says why it has the value it has.
  */

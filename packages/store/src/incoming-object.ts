@@ -12,7 +12,7 @@ export interface IncomingHost {
 }
 
 /**
- * An object arriving from elsewhere (another node), written chunk by chunk into a segment of the
+ * An object arriving from elsewhere (another node), written in order (copied, or read in place) into a segment of the
  * store's session directory (reused memory when the store has some of about its size), then
  * sealed (registered as ready) or discarded. Made by
  * `store.acceptIncoming(id, size)`, which reserved its size in the capacity: until sealed it is

@@ -10,7 +10,7 @@ import { checkWrittenSize, closeSegment, mapSegment, openSegment } from './segme
 import { OutgoingObject } from './outgoing-object.js';
 import { ObjectFiles, type IncomingFile, type SpillTaken } from './object-files.js';
 import type { SessionSegments } from './session-segments.js';
-import type { SpillFiles, SpillStats } from './spill-files.js';
+import { NO_SPILLS, type SpillFiles, type SpillStats } from './spill-files.js';
 
 const debug = debuglog('shoal:store');
 
@@ -41,7 +41,7 @@ export class ObjectLifecycle {
   readonly events = new EventEmitter<StoreEvents>();
   readonly #segments: SessionSegments;
   readonly #pathOf: (id: string) => string;
-  /** Objects arriving (written chunk by chunk), by id: their sizes are reserved. */
+  /** Objects arriving from other nodes, by id: their sizes are reserved. */
   readonly #incoming = new Map<string, IncomingObject>();
   readonly #collections = new CollectionThrottle();
   /** Room granted to writers in other processes before they write a segment, by object id (bytes). */
@@ -174,7 +174,7 @@ export class ObjectLifecycle {
       spill.write(taken.map(({ id, file }) => ({ id, bytes: file.bytes })));
     } catch (error) {
       for (const { file } of taken) file.abort();
-      throw new ObjectStoreFullError(size, this.capacity.usedBytes, this.capacity.limit, `${detail}; spilling ${formatBytes(freed)} to make room failed: ${(error as Error).message.replace(/\.$/, '')}`);
+      throw this.#full(size, `${detail}; spilling ${formatBytes(freed)} to make room failed`, error as Error);
     }
     // Every object is on disk now: all are marked before any file's memory goes.
     for (const { id, entry } of taken) {
@@ -215,7 +215,7 @@ export class ObjectLifecycle {
       this.#files.write(id, size, (memory) => spill.read(id, new Uint8Array(memory, 0, size)));
     } catch (error) {
       this.capacity.unreserve(size);
-      if (error instanceof SpillError) throw new ObjectStoreFullError(size, this.capacity.usedBytes, this.capacity.limit, `, so spilled object ${id} cannot be read back: ${error.message.replace(/\.$/, '')}`);
+      if (error instanceof SpillError) throw this.#full(size, `, so spilled object ${id} cannot be read back`, error);
       throw error;
     }
     this.capacity.commitSegment();
@@ -226,9 +226,12 @@ export class ObjectLifecycle {
 
   /** What was spilled and read back (zeros when spilling is off). */
   spillStats(): SpillStats {
-    return (
-      this.#spill?.stats() ?? { spilledBytes: 0, spilledObjects: 0, spills: 0, spillBytesTotal: 0, spillMs: 0, restores: 0, restoreBytesTotal: 0, restoreMs: 0 }
-    );
+    return this.#spill?.stats() ?? NO_SPILLS;
+  }
+
+  /** The store has no room for `size` bytes because `cause` (the disk's error) stopped what `why` says. */
+  #full(size: number, why: string, cause: Error): ObjectStoreFullError {
+    return new ObjectStoreFullError(size, this.capacity.usedBytes, this.capacity.limit, `${why}: ${cause.message.replace(/\.$/, '')}`);
   }
 
   /** A segment object is stored in memory: it is announced, and the most recently used. */

@@ -307,7 +307,7 @@ export class ObjectStore {
 
   /**
    * Starts receiving object `id` of `size` bytes from elsewhere (another node): reserves its size
-   * and creates its segment, to be written chunk by chunk, then sealed or discarded.
+   * and creates its segment, to be written in order (IncomingObject), then sealed or discarded.
    * @param detail appended to the ObjectStoreFullError message (why the object was wanted).
    * @throws ObjectStoreFullError when `size` does not fit in the capacity left now.
    */
@@ -326,7 +326,7 @@ export class ObjectStore {
   }
 
   /**
-   * Opens a stored segment object to send it elsewhere in chunks (a private mapping of its own,
+   * Opens a stored segment object to send it elsewhere (a private mapping of its own,
    * valid even if the object is freed meanwhile).
    * @throws ObjectFreedError when there is no such segment object; SharedMemoryError when its
    *   file cannot be mapped.

@@ -1,5 +1,5 @@
 /**
- * A stored segment object opened to be sent elsewhere (to another node) in chunks: a private
+ * A stored segment object opened to be sent elsewhere (to another node), in views: a private
  * mapping of its segment, made for this reader. The pages stay valid until the reader is
  * collected, even if the object is freed meanwhile.
  *

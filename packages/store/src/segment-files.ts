@@ -31,7 +31,10 @@ function advice(code: string): string {
     case 'EPERM':
       return 'Permission denied: segments are private to the user that created them; run every Shoal process as that user.';
     case 'ENOENT':
-      return 'The segment does not exist: the object was freed or its session ended.';
+      return (
+        'The segment does not exist: the object was freed, its session ended, or its node spilled it to disk ' +
+        '(a process told of it mapped it too late): `await get(ref)` asks the node, which reads it back.'
+      );
     case 'EEXIST':
       return 'A segment with this name already exists; object ids must be unique (this is a bug: please report it).';
     case 'EFBIG':

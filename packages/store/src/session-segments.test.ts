@@ -31,7 +31,7 @@ test('a missing segment is the SharedMemoryError users know', (t) => {
   assert.throws(() => segments.read('missing'), {
     name: 'SharedMemoryError',
     code: 'ERR_SHM_ENOENT',
-    message: `open failed for ${join(root, 'missing')} (ENOENT). The segment does not exist: the object was freed or its session ended.`,
+    message: `open failed for ${join(root, 'missing')} (ENOENT). The segment does not exist: the object was freed, its session ended, or its node spilled it to disk (a process told of it mapped it too late): \`await get(ref)\` asks the node, which reads it back.`,
   });
 });
 

@@ -47,6 +47,9 @@ export interface SpillStats {
   readonly restoreMs: number;
 }
 
+/** The stats of a store that never spilled (or has spilling off). */
+export const NO_SPILLS: SpillStats = { spilledBytes: 0, spilledObjects: 0, spills: 0, spillBytesTotal: 0, spillMs: 0, restores: 0, restoreBytesTotal: 0, restoreMs: 0 };
+
 /**
  * The spill directory of one session: objects written out of memory, a batch of them per file
  * (small ones together, so the disk sees large sequential writes), read back on use. The
@@ -71,7 +74,8 @@ export class SpillFiles {
   readonly #objects = new Map<string, Spilled>();
   #next = 0;
   #spilledBytes = 0;
-  #stats = { spills: 0, spillBytesTotal: 0, spillMs: 0, restores: 0, restoreBytesTotal: 0, restoreMs: 0 };
+  /** The cumulative counts (the spilled-now ones are kept above). */
+  #stats = { ...NO_SPILLS };
 
   constructor(root: string, sessionId: string, handleSignals: boolean) {
     this.root = root;
@@ -94,7 +98,7 @@ export class SpillFiles {
   }
 
   stats(): SpillStats {
-    return { spilledBytes: this.#spilledBytes, spilledObjects: this.#objects.size, ...this.#stats };
+    return { ...this.#stats, spilledBytes: this.#spilledBytes, spilledObjects: this.#objects.size };
   }
 
   /**
@@ -191,7 +195,7 @@ export class SpillFiles {
 
   #checkRoot(): void {
     const refusal = rootRefusal(this.root);
-    if (refusal) throw new SpillError({ what: `use ${this.root} as the spill root (${refusal})`, directory: this.directory, errnoCode: 'EACCES' });
+    if (refusal) throw new SpillError({ what: `make a session directory: its root ${this.root} is refused (${refusal})`, directory: this.directory, errnoCode: 'EACCES' });
   }
 
   #open(): SessionDirectory {

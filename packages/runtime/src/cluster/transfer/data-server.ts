@@ -93,8 +93,8 @@ interface Puller {
 /**
  * Serves this node's objects to other nodes: accepts only upgrades carrying the cluster token
  * (TOKEN_HEADER), then answers `pull`s from the store. A pending object is answered once it settles; a
- * segment object is mapped (privately, read only in effect) and streamed within the puller's
- * credit window. Bad input closes only the connection it came on.
+ * segment object is mapped (privately, read only in effect) and written on the bulk stream the
+ * pull named. Bad input closes only the connection it came on.
  *
  * @example
  * ```ts
