@@ -131,7 +131,10 @@ test('shoal start --allowed-origin: the head and the data port refuse a web page
       assert.equal(await upgradeStatus(home, url, 'https://other.example:8443'), 101, `${url} accepts the second allowed origin`);
     }
     // An origin with a path is a mistake the CLI names.
-    const bad = await shoal(mkdtempSync(join(tmpdir(), 'shoal-home-bad-')), ['start', '--head', '--port', '0', '--allowed-origin', 'http://x.example/path']);
+    const badHome = mkdtempSync(join(tmpdir(), 'shoal-home-bad-'));
+    const bad = await shoal(badHome, ['start', '--head', '--port', '0', '--allowed-origin', 'http://x.example/path']).finally(() =>
+      rmSync(badHome, { recursive: true, force: true }),
+    );
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--allowed-origin.*origin like/);
   });

@@ -1,7 +1,7 @@
 // Spilling (issue "Memory beyond RAM"): what writing objects out of a full store and reading
 // them back costs, against Node writing and reading the same bytes on the same disk, and what
 // streaming a working set bigger than the store through tasks costs against a store that holds
-// it all (not yet: see below).
+// it all.
 //
 //   node --expose-gc bench/dist/spill.js [--quick] [--runs=N]
 //
@@ -12,19 +12,15 @@
 //     peer        fs.promises.writeFile of the same 64 MiB buffers into the same directory GB/s
 //   restore       every object read back by a get (the store restores, spilling others) GB/s
 //     peer        fs.promises.readFile of those files                                  GB/s
+//   stream        64 chunks of 64 MiB (4x the 1 GiB store) put one by one, a task summing
+//                 each submitted as it is put (2 workers), every result awaited: total ms
+//     peer        the same with a store big enough for all of them                      ms
 // --quick divides every size by 16. Writes bench/results/spill.json.
-//
-// Not measured yet: a working set 4x the store streamed through tasks (64 chunks of 64 MiB, a
-// task summing each, against a store holding all). It cannot run yet: a chunk handed to a worker
-// stays in its mapping cache and is not spilled for 5 s after it was handed out (the grace that
-// stands in for the worker asking again), so the store fills with chunks nobody may spill and a
-// task's argument cannot be read back (ObjectStoreFullError). Workers letting go of mappings
-// when the node needs room, and asking again for an object that went, come first.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { init, shutdown, store, type ObjectRef } from 'shoal';
+import { init, remote, shutdown, store, type ObjectRef } from 'shoal';
 import { fmt, machine, parseFlags, progress, renderTable, rotate, stats, writeResults, type Stats } from './common.js';
 
 const flags = parseFlags(process.argv.slice(2), []);
@@ -35,6 +31,10 @@ const MIB = 2 ** 20;
 const objectBytes = (64 * MIB) / scale;
 const capacity = (256 * MIB) / scale;
 const objects = (4 * capacity) / objectBytes;
+
+const chunks = 64;
+const chunkBytes = (64 * MIB) / scale;
+const streamCapacity = (1024 * MIB) / scale;
 
 const root = mkdtempSync(join(tmpdir(), 'shoal-bench-spill-'));
 process.on('exit', () => rmSync(root, { recursive: true, force: true }));
@@ -83,7 +83,39 @@ async function fsRun(): Promise<{ write: number; read: number }> {
   }
 }
 
-const results = { spill: [] as number[], write: [] as number[], restore: [] as number[], read: [] as number[] };
+/**
+ * Milliseconds to stream `chunks` chunks through tasks with a store of `capacity` bytes: each put
+ * (the data made in the driver's one reused buffer), a task summing it submitted at once; the
+ * refs are all kept (the working set is every chunk), every sum checked.
+ */
+async function streamRun(capacity: number): Promise<number> {
+  const spillRoot = mkdtempSync(join(root, 'stream-'));
+  await init({ numCpus: 2, objectStoreMemory: capacity, spillDirectory: spillRoot });
+  try {
+    const sum = remote((chunk: Float64Array) => {
+      let total = 0;
+      for (let i = 0; i < chunk.length; i++) total += chunk[i]!;
+      return total;
+    });
+    const data = new Float64Array(chunkBytes / 8);
+    const refs: ObjectRef<Float64Array>[] = [];
+    const sums: ObjectRef<number>[] = [];
+    const started = performance.now();
+    for (let i = 0; i < chunks; i++) {
+      refs.push(store.put(data.fill(i)));
+      sums.push(sum(refs[i]!));
+    }
+    for (const [i, total] of (await Promise.all(sums)).entries()) {
+      if (total !== i * data.length) throw new Error(`chunk ${i} summed to ${total}, not ${i * data.length}`);
+    }
+    return performance.now() - started;
+  } finally {
+    await shutdown();
+    rmSync(spillRoot, { recursive: true, force: true });
+  }
+}
+
+const results = { spill: [] as number[], write: [] as number[], restore: [] as number[], read: [] as number[], streamSpilling: [] as number[], streamInMemory: [] as number[] };
 const contenders: { name: string; run: () => Promise<void> }[] = [
   {
     name: 'spill and restore',
@@ -101,6 +133,18 @@ const contenders: { name: string; run: () => Promise<void> }[] = [
       results.read.push(read);
     },
   },
+  {
+    name: `stream through a ${fmt(streamCapacity / MIB)} MiB store`,
+    run: async () => {
+      results.streamSpilling.push(await streamRun(streamCapacity));
+    },
+  },
+  {
+    name: 'stream through a store holding every chunk',
+    run: async () => {
+      results.streamInMemory.push(await streamRun(chunks * chunkBytes + 64 * MIB));
+    },
+  },
 ];
 
 for (let run = 0; run < runs; run++) {
@@ -114,12 +158,15 @@ const median = (values: number[]): Stats => stats(values);
 const report = {
   date: new Date().toISOString(),
   machine: machine(),
-  options: { quick, runs, objectBytes, capacity, objects },
+  options: { quick, runs, objectBytes, capacity, objects, chunks, chunkBytes, streamCapacity },
   spillGbps: median(results.spill),
   writeFileGbps: median(results.write),
   restoreGbps: median(results.restore),
   readFileGbps: median(results.read),
+  streamSpillingMs: median(results.streamSpilling),
+  streamInMemoryMs: median(results.streamInMemory),
   ratios: {
+    streamSpillingVsInMemory: median(results.streamSpilling).median / median(results.streamInMemory).median,
     spillVsWriteFile: median(results.spill).median / median(results.write).median,
     restoreVsReadFile: median(results.restore).median / median(results.read).median,
   },
@@ -133,6 +180,8 @@ console.log(
       ['  peer: fs.promises.writeFile, GB/s', fmt(report.writeFileGbps.median), '1', ''],
       ['restore (every object read back), GB/s', fmt(report.restoreGbps.median), fmt(report.ratios.restoreVsReadFile), '≥ 0.8'],
       ['  peer: fs.promises.readFile, GB/s', fmt(report.readFileGbps.median), '1', ''],
+      [`stream ${chunks} × ${fmt(chunkBytes / MIB)} MiB through tasks, ${fmt(streamCapacity / MIB)} MiB store, ms`, fmt(report.streamSpillingMs.median), fmt(report.ratios.streamSpillingVsInMemory), '≤ 1.5'],
+      ['  peer: a store holding every chunk, ms', fmt(report.streamInMemoryMs.median), '1', ''],
     ],
   ),
 );

@@ -25,6 +25,11 @@ const ObjectLocationSchema = Type.Union([
   Type.Object({ kind: Type.Literal('error'), error: Bytes }),
   /** The object was freed (or never existed). */
   Type.Object({ kind: Type.Literal('freed') }),
+  /**
+   * Only for an argument of a task sent to a worker: the object is spilled to disk (the task was
+   * queued, or there was no room yet); the worker asks for it (`resolve`) when the task starts.
+   */
+  Type.Object({ kind: Type.Literal('spilled') }),
 ]);
 /** Where an object is, as the node tells a worker. */
 export type ObjectLocation = MessageOf<typeof ObjectLocationSchema>;

@@ -27,6 +27,12 @@ export interface StoreEvents {
   add: [id: string, size: number];
   /** A segment object was deleted (other processes should drop their mappings of it). */
   delete: [id: string];
+  /**
+   * Spilling had to pass over objects because a process maps them: the node asks its processes
+   * to collect garbage (their mappings of objects no view needs go), so that the next spill can
+   * take them — a synchronous put cannot wait for that itself.
+   */
+  pressure: [];
 }
 
 /**
@@ -52,6 +58,8 @@ export class ObjectLifecycle {
   readonly #spill: SpillFiles | undefined;
   /** Segment objects in memory, least recently used first, with when another process was last told of it (performance.now(); never: long before). */
   readonly #resident = new Map<string, number>();
+  /** Objects that must stay in memory (arguments of tasks sent to a worker), with how many pins each has. */
+  readonly #pins = new Map<string, number>();
 
   constructor(
     sessionId: string,
@@ -144,7 +152,7 @@ export class ObjectLifecycle {
     let freed = 0;
     for (const [id, told] of this.#resident) {
       if (freed >= need) break;
-      if (now - told < SPILL_GRACE_MS) continue;
+      if (now - told < SPILL_GRACE_MS || this.#pins.has(id)) continue;
       const entry = this.table.get(id);
       if (!entry || entry.state !== 'ready' || entry.bytes || entry.spilled) continue;
       let file: SpillTaken | undefined;
@@ -159,6 +167,7 @@ export class ObjectLifecycle {
         freed += entry.size;
       } else mapped.push(id);
     }
+    if (mapped.length > 0) this.events.emit('pressure');
     if (freed < need) {
       debug('cannot spill %d bytes for %d: only %d are spillable', need, size, freed);
       for (const { file } of taken) file.abort();
@@ -167,17 +176,29 @@ export class ObjectLifecycle {
       this.#segments.release(mapped);
       return (
         `; spilling to disk could free only ${formatBytes(freed)}: the other objects are mapped by a process ` +
-        '(a view of them is alive) or were handed to one in the last 5 s'
+        '(a view of them is alive), are arguments of tasks sent to a worker, or were handed to a process in the last 5 s'
       );
     }
+    // An object read back earlier still has its copy on disk (it is immutable): only the others are written.
+    const unwritten = taken.filter(({ id }) => !spill.has(id)).map(({ id, file }) => ({ id, bytes: file.bytes }));
     try {
-      spill.write(taken.map(({ id, file }) => ({ id, bytes: file.bytes })));
+      try {
+        spill.write(unwritten);
+      } catch (error) {
+        // A full disk may be full of copies kept of objects in memory: they go, and it is tried again.
+        const kept = spill.keptCopies();
+        if (!(error instanceof SpillError) || error.errnoCode !== 'ENOSPC' || kept.length === 0) throw error;
+        debug('the spill disk is full: deleting %d copies of objects in memory, then trying again', kept.length);
+        for (const id of kept) if (!taken.some((object) => object.id === id)) spill.delete(id);
+        spill.write(taken.filter(({ id }) => !spill.has(id)).map(({ id, file }) => ({ id, bytes: file.bytes })));
+      }
     } catch (error) {
       for (const { file } of taken) file.abort();
       throw this.#full(size, `${detail}; spilling ${formatBytes(freed)} to make room failed`, error as Error);
     }
     // Every object is on disk now: all are marked before any file's memory goes.
     for (const { id, entry } of taken) {
+      spill.respilled(id);
       entry.spilled = true;
       this.#resident.delete(id);
       this.capacity.removeSegment(entry.size);
@@ -197,7 +218,8 @@ export class ObjectLifecycle {
   use(id: string, toldOther: boolean): void {
     const entry = this.table.get(id);
     if (!entry || entry.state !== 'ready' || entry.bytes) return;
-    const told = toldOther ? performance.now() : (this.#resident.get(id) ?? -SPILL_GRACE_MS);
+    // A pinned object needs no grace: the pin keeps it until the process that maps it is done.
+    const told = toldOther && !this.#pins.has(id) ? performance.now() : (this.#resident.get(id) ?? -SPILL_GRACE_MS);
     if (!entry.spilled) {
       this.#resident.delete(id);
       this.#resident.set(id, told);
@@ -219,9 +241,31 @@ export class ObjectLifecycle {
       throw error;
     }
     this.capacity.commitSegment();
-    spill.delete(id);
+    spill.restored(id);
     entry.spilled = false;
     this.#resident.set(id, told);
+  }
+
+  /**
+   * Object `id` must stay in memory until as many {@link ObjectLifecycle.unpin} calls (an argument
+   * of a task sent to a worker: it maps the object when the task starts). A spilled one is not
+   * read back by this: {@link ObjectLifecycle.use} does that, and it then stays.
+   */
+  pin(id: string): void {
+    this.#pins.set(id, (this.#pins.get(id) ?? 0) + 1);
+  }
+
+  /** One pin of `id` is let go (see {@link ObjectLifecycle.pin}); with none left it may be spilled. */
+  unpin(id: string): void {
+    const pins = this.#pins.get(id);
+    if (pins === undefined) return;
+    if (pins > 1) this.#pins.set(id, pins - 1);
+    else this.#pins.delete(id);
+  }
+
+  /** Whether object `id` is on disk now (a use reads it back). */
+  isSpilled(id: string): boolean {
+    return this.table.get(id)?.spilled === true;
   }
 
   /** What was spilled and read back (zeros when spilling is off). */
@@ -417,13 +461,14 @@ export class ObjectLifecycle {
       this.capacity.removeInline(entry.size);
     } else if (entry.spilled) {
       // On disk only: its memory went when it was spilled.
-      this.#spill?.delete(id);
     } else if (segment) {
       this.capacity.removeSegment(entry.size);
       this.#segments.forget([id]);
       // Its memory is kept for reuse (within what the capacity leaves free), whoever wrote it.
       this.#files.deleted(id, entry.size);
     }
+    // Spilled, or read back with its copy kept on disk.
+    this.#spill?.delete(id);
     debug('freed %s (%d bytes)', id, entry.size);
     if (segment) this.events.emit('delete', id);
     for (const contained of entry.contains) this.refs.release(contained);

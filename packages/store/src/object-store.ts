@@ -30,7 +30,7 @@ import { afterFinalizers, collectGarbage } from './collect-garbage.js';
 
 const debug = debuglog('shoal:store');
 
-/** Tries of an async get of a spilled object with no room, each after a collection (see ObjectStore.get). */
+/** Tries to read a spilled object back when there is no room, each after a collection (see ObjectStore.restoreWhenRoom). */
 const RESTORE_ATTEMPTS = 4;
 
 export type { StoreStats } from './store-stats.js';
@@ -64,6 +64,12 @@ export class ObjectStore {
   readonly #segments: SessionSegments;
   readonly #objects: ObjectLifecycle;
   readonly #removeRefHooks: () => void;
+  /**
+   * Asks the node's other processes (its workers, attached programs) to collect garbage, so that
+   * mappings of objects they no longer view go and those objects can be spilled; resolves when
+   * they answered. Set by the node that serves this store; unset, only this process collects.
+   */
+  collectOthers: (() => Promise<void>) | undefined;
   #state: StoreState = 'running';
 
   constructor(options?: StoreOptions) {
@@ -207,21 +213,11 @@ export class ObjectStore {
 
   /** The value of `ref`, once it is ready (see {@link ObjectStore.getSync}). */
   async get<T>(ref: ObjectRef<T>): Promise<T> {
-    if (ref instanceof ObjectRef && ref.owner === this.sessionId) await this.whenSettled(ref.id);
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return this.getSync(ref);
-      } catch (error) {
-        // A spilled object with no room to come back while this process's own mappings (let go
-        // of by the failed attempt) await collection: once they are unmapped, it can be.
-        const spilled = this.#objects.table.get(ref.id)?.spilled === true;
-        if (!(error instanceof ObjectStoreFullError) || !spilled || attempt >= RESTORE_ATTEMPTS) throw error;
-        // In a job of its own: what this one looked at through a WeakRef lives to its end.
-        await new Promise((resolve) => setImmediate(resolve));
-        collectGarbage();
-        await afterFinalizers();
-      }
+    if (ref instanceof ObjectRef && ref.owner === this.sessionId) {
+      await this.whenSettled(ref.id);
+      if (this.isSpilled(ref.id)) await this.restoreWhenRoom(ref.id, false);
     }
+    return this.getSync(ref);
   }
 
   /** Resolves once the object is no longer pending (ready, failed or freed). */
@@ -339,12 +335,55 @@ export class ObjectStore {
   /**
    * Object `id` is about to be handed out (a task argument, another process's get): a spilled
    * one is read back into memory first, and either counts as used now (the last to be spilled).
-   * Does nothing for an inline, pending or unknown object.
+   * Does nothing for an inline, pending or unknown object. `handedOut`: another process is told of
+   * it now, to map it itself, so it is not spilled for a grace period (5 s) meanwhile; false for
+   * this process's own use, or when it is pinned ({@link ObjectStore.pin}), which is the sure way.
    * @throws ObjectStoreFullError when a spilled object cannot be read back (no room, the disk failed).
    */
-  restore(id: string): void {
+  restore(id: string, handedOut = true): void {
     this.#assertRunning('restore an object');
-    this.#objects.use(id, true);
+    this.#objects.use(id, handedOut);
+  }
+
+  /**
+   * {@link ObjectStore.restore}, waiting for room when there is none: what fills the memory may be
+   * mapped by processes that no longer view it (their mappings go when they collect garbage), so
+   * this process collects, the node's others are asked to ({@link ObjectStore.collectOthers}), and
+   * it is tried again, at most RESTORE_ATTEMPTS times in all.
+   * @throws ObjectStoreFullError when it still cannot be read back; ObjectFreedError when a
+   *   collection freed it.
+   */
+  async restoreWhenRoom(id: string, handedOut = true): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return this.restore(id, handedOut);
+      } catch (error) {
+        if (!(error instanceof ObjectStoreFullError) || !this.isSpilled(id) || attempt >= RESTORE_ATTEMPTS) throw error;
+        // In a job of its own: what the failed attempt looked at through a WeakRef lives to its end.
+        await new Promise((resolve) => setImmediate(resolve));
+        collectGarbage();
+        await Promise.all([afterFinalizers(), this.collectOthers?.()]);
+      }
+    }
+  }
+
+  /**
+   * Keeps object `id` in memory (never spilled) until as many {@link ObjectStore.unpin} calls:
+   * for the arguments of a task sent to a worker, which maps them when it starts. A spilled
+   * object is not read back by pinning ({@link ObjectStore.restore} does that; it then stays).
+   */
+  pin(id: string): void {
+    this.#objects.pin(id);
+  }
+
+  /** Lets go of one pin of `id` (see {@link ObjectStore.pin}). */
+  unpin(id: string): void {
+    this.#objects.unpin(id);
+  }
+
+  /** Whether object `id` is spilled to disk now (its next use reads it back). */
+  isSpilled(id: string): boolean {
+    return this.#objects.isSpilled(id);
   }
 
   /**

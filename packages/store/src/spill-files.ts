@@ -22,6 +22,8 @@ interface Spilled {
   readonly batch: Batch;
   readonly offset: number;
   readonly size: number;
+  /** Read back into memory (the copy here is kept: spilling it again writes nothing). */
+  inMemory: boolean;
 }
 
 /** One spill file: the objects written together, deleted once none of them is left. */
@@ -32,10 +34,15 @@ interface Batch {
 
 /** What {@link SpillFiles} has on disk and has done (cumulative counts since the store opened). */
 export interface SpillStats {
-  /** Bytes of objects on disk now. */
+  /** Bytes of objects on disk only now (their memory went). */
   readonly spilledBytes: number;
-  /** Objects on disk now. */
+  /** Objects on disk only now. */
   readonly spilledObjects: number;
+  /**
+   * Bytes the spill files hold now: the spilled objects, and the copies kept of objects read
+   * back (an object is immutable, so spilling it again only lets its memory go).
+   */
+  readonly diskBytes: number;
   /** Objects written to disk, and their bytes. */
   readonly spills: number;
   readonly spillBytesTotal: number;
@@ -48,7 +55,7 @@ export interface SpillStats {
 }
 
 /** The stats of a store that never spilled (or has spilling off). */
-export const NO_SPILLS: SpillStats = { spilledBytes: 0, spilledObjects: 0, spills: 0, spillBytesTotal: 0, spillMs: 0, restores: 0, restoreBytesTotal: 0, restoreMs: 0 };
+export const NO_SPILLS: SpillStats = { spilledBytes: 0, spilledObjects: 0, diskBytes: 0, spills: 0, spillBytesTotal: 0, spillMs: 0, restores: 0, restoreBytesTotal: 0, restoreMs: 0 };
 
 /**
  * The spill directory of one session: objects written out of memory, a batch of them per file
@@ -62,7 +69,9 @@ export const NO_SPILLS: SpillStats = { spilledBytes: 0, spilledObjects: 0, spill
  * const spill = new SpillFiles('/var/tmp/shoal-spill', sessionId, true);
  * spill.write([{ id, bytes: new Uint8Array(segment) }]); // then the segment's memory may go
  * spill.read(id, new Uint8Array(newSegment));           // restore
- * spill.delete(id);                                     // the batch file goes with its last object
+ * spill.restored(id);                                   // in memory again; the copy stays
+ * spill.respilled(id);                                  // its memory may go again: nothing written
+ * spill.delete(id);                                     // freed: the batch file goes with its last object
  * ```
  */
 export class SpillFiles {
@@ -73,7 +82,10 @@ export class SpillFiles {
   #directory: SessionDirectory | undefined;
   readonly #objects = new Map<string, Spilled>();
   #next = 0;
-  #spilledBytes = 0;
+  #diskBytes = 0;
+  /** Bytes and number of the objects on disk that are in memory too. */
+  #inMemoryBytes = 0;
+  #inMemory = 0;
   /** The cumulative counts (the spilled-now ones are kept above). */
   #stats = { ...NO_SPILLS };
 
@@ -88,17 +100,46 @@ export class SpillFiles {
     return this.#directory?.path ?? join(this.root, `shoal-${this.#sessionId}`);
   }
 
+  /** Whether object `id` is on disk (spilled, or read back with its copy kept). */
   has(id: string): boolean {
     return this.#objects.has(id);
   }
 
-  /** Bytes of spilled object `id`, or undefined when it is not spilled. */
+  /** Bytes of object `id` on disk, or undefined when it is not. */
   sizeOf(id: string): number | undefined {
     return this.#objects.get(id)?.size;
   }
 
   stats(): SpillStats {
-    return { ...this.#stats, spilledBytes: this.#spilledBytes, spilledObjects: this.#objects.size };
+    return {
+      ...this.#stats,
+      spilledBytes: this.#diskBytes - this.#inMemoryBytes,
+      spilledObjects: this.#objects.size - this.#inMemory,
+      diskBytes: this.#diskBytes,
+    };
+  }
+
+  /** Object `id`, read back, is in memory again; its copy stays here (see {@link SpillFiles.respilled}). */
+  restored(id: string): void {
+    const spilled = this.#objects.get(id);
+    if (!spilled || spilled.inMemory) return;
+    spilled.inMemory = true;
+    this.#inMemoryBytes += spilled.size;
+    this.#inMemory += 1;
+  }
+
+  /** Object `id`'s memory goes again: its kept copy is what is spilled (nothing is written). */
+  respilled(id: string): void {
+    const spilled = this.#objects.get(id);
+    if (!spilled || !spilled.inMemory) return;
+    spilled.inMemory = false;
+    this.#inMemoryBytes -= spilled.size;
+    this.#inMemory -= 1;
+  }
+
+  /** Ids of the objects in memory whose copies are kept here (to delete when the disk is full). */
+  keptCopies(): string[] {
+    return [...this.#objects].filter(([, spilled]) => spilled.inMemory).map(([id]) => id);
   }
 
   /**
@@ -132,10 +173,10 @@ export class SpillFiles {
     const batch: Batch = { path, live: objects.length };
     let offset = 0;
     for (const { id, bytes } of objects) {
-      this.#objects.set(id, { batch, offset, size: bytes.byteLength });
+      this.#objects.set(id, { batch, offset, size: bytes.byteLength, inMemory: false });
       offset += bytes.byteLength;
     }
-    this.#spilledBytes += total;
+    this.#diskBytes += total;
     this.#stats.spills += objects.length;
     this.#stats.spillBytesTotal += total;
     this.#stats.spillMs += performance.now() - started;
@@ -143,8 +184,8 @@ export class SpillFiles {
   }
 
   /**
-   * Reads spilled object `id` into `into` (its whole size, in reads of up to 64 MiB). The object
-   * stays spilled until {@link delete}.
+   * Reads spilled object `id` into `into` (its whole size, in reads of up to 64 MiB). It stays on
+   * disk until {@link delete}; {@link restored} says it is in memory again.
    * @throws RangeError when `into` is not its size; SpillError when the file cannot be read.
    */
   read(id: string, into: Uint8Array): void {
@@ -175,12 +216,13 @@ export class SpillFiles {
     this.#stats.restoreMs += performance.now() - started;
   }
 
-  /** Forgets spilled object `id` (restored or freed); its file goes with the last object in it. Idempotent. */
+  /** Forgets object `id` on disk (freed, or its kept copy given up); its file goes with the last object in it. Idempotent. */
   delete(id: string): void {
     const spilled = this.#objects.get(id);
     if (!spilled) return;
+    this.respilled(id);
     this.#objects.delete(id);
-    this.#spilledBytes -= spilled.size;
+    this.#diskBytes -= spilled.size;
     spilled.batch.live -= 1;
     if (spilled.batch.live === 0) removeQuietly(spilled.batch.path);
   }
@@ -188,7 +230,9 @@ export class SpillFiles {
   /** Removes the spill directory and everything in it. Idempotent. */
   close(): void {
     this.#objects.clear();
-    this.#spilledBytes = 0;
+    this.#diskBytes = 0;
+    this.#inMemoryBytes = 0;
+    this.#inMemory = 0;
     this.#directory?.remove();
     this.#directory = undefined;
   }

@@ -7,6 +7,7 @@ import {
   ObjectRef,
   NodeDisconnectedError,
   RuntimeShutdownError,
+  SharedMemoryError,
   checkObjectName,
   decodeThrown,
   encodeValue,
@@ -181,6 +182,9 @@ export class NodeClient implements Runtime {
 
   /** The node is short of room: refs this process dropped are counted out now, not at some later GC. */
   async #collect(round: number): Promise<void> {
+    // The node is short of memory: mappings only the cache holds go too (they keep objects from
+    // being spilled), not just dropped refs.
+    this.#objects.letGoOfMappings();
     collectGarbage();
     // Finalization callbacks run in a task after the collection: let them, then send their releases.
     await afterFinalizers();
@@ -251,7 +255,21 @@ export class NodeClient implements Runtime {
   async get<T>(ref: ObjectRef<T>): Promise<T> {
     if (!(ref instanceof ObjectRef)) throw new TypeError('Expected an ObjectRef');
     const locations = await this.#request<Record<string, ObjectLocation>>({ type: 'resolve', ids: [ref.id], owners: [ref.owner] });
-    return this.#objects.materialize(ref.id, locations[ref.id] ?? { kind: 'freed' }) as T;
+    const location = locations[ref.id] ?? { kind: 'freed' };
+    try {
+      return this.#objects.materialize(ref.id, location) as T;
+    } catch (error) {
+      // Spilled to disk between the answer and the mapping (the node keeps an object it hands
+      // out for a grace period, so this is rare): asked again, the node reads it back.
+      if (!(error instanceof SharedMemoryError && error.errnoCode === 'ENOENT' && location.kind === 'segment')) throw error;
+      return this.#objects.materialize(ref.id, await this.locate(ref.id)) as T;
+    }
+  }
+
+  /** Where object `id` of this node is now, as the node answers a resolve (a spilled one is read back first). */
+  async locate(id: string): Promise<ObjectLocation> {
+    const locations = await this.#request<Record<string, ObjectLocation>>({ type: 'resolve', ids: [id] });
+    return locations[id] ?? { kind: 'freed' };
   }
 
   getSync<T>(ref: ObjectRef<T>): T {

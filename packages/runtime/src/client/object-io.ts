@@ -48,6 +48,11 @@ export interface ObjectIO {
    * bytes of a mapping of it still alive (its memory is reused by the node once it is unmapped).
    */
   forget(id: string): number;
+  /**
+   * The node asks its processes to collect garbage (its memory is short): stop holding cached
+   * mappings strongly, so that the ones no view needs are unmapped by the collection.
+   */
+  letGoOfMappings(): void;
 }
 
 /**
@@ -114,6 +119,10 @@ export class LocalObjects implements ObjectIO {
   forget(id: string): number {
     return this.#segments.forget([id]);
   }
+
+  letGoOfMappings(): void {
+    this.#segments.clear();
+  }
 }
 
 /** Objects of a program on a machine without a node: each travels whole, as bytes, in one message. */
@@ -161,6 +170,10 @@ export class RemoteObjects implements ObjectIO {
   forget(): number {
     return 0;
   }
+
+  letGoOfMappings(): void {
+    // Nothing is mapped here.
+  }
 }
 
 function noSegment(id: string): never {
@@ -178,6 +191,9 @@ function valueAt(id: string, location: ObjectLocation, segment: (id: string, siz
       throw decodeValue(location.error, { copy: true, where: `the error of object ${id}` });
     case 'freed':
       throw new ObjectFreedError(id);
+    case 'spilled':
+      // Sent only for a task's arguments, which the task executor asks for again.
+      throw new Error(`The node sent object ${id} as spilled where it must say where it is (this is a bug).`);
   }
 }
 

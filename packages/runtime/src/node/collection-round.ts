@@ -37,10 +37,14 @@ export class CollectionRound {
     this.#usedBytes = usedBytes;
   }
 
-  /** Resolves once every process answered the current round (or it timed out). */
-  run(): Promise<void> {
+  /**
+   * Resolves once every process answered the current round (or it timed out). `urgent`: run even
+   * if the last round freed nothing (a spilled object waits for room that mappings hold, which a
+   * round frees without changing the bytes used).
+   */
+  run(urgent = false): Promise<void> {
     if (this.#running) return this.#running;
-    if (!this.#rounds.due()) return Promise.resolve();
+    if (!urgent && !this.#rounds.due()) return Promise.resolve();
     const round = ++this.#round;
     this.#waiting = new Set([...this.#peers()].filter((peer) => peer.connection !== undefined));
     if (this.#waiting.size === 0) return Promise.resolve();

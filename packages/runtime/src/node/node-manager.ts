@@ -95,8 +95,12 @@ export class NodeManager implements Runtime {
     this.#objects = new ObjectService(store, this.#holds);
     this.#collection = new CollectionRound(() => this.#peers(), () => store.stats().usedBytes);
     this.#objects.collectPeers = () => this.#collection.run();
+    // A spilled object waiting for room that other processes' stale mappings hold: not throttled.
+    store.collectOthers = () => this.#collection.run(true);
     this.#names = new NameRegistry(store);
     this.store.on('delete', (id) => this.#objects.forgetEverywhere(id));
+    // Mappings other processes no longer need keep objects from being spilled: they go in a round.
+    this.store.on('pressure', () => void this.#collection.run());
     this.#pool = new WorkerPool(
       { size: Math.ceil(this.options.numCpus) },
       { socketPath: this.socketPath, sessionId: store.sessionId, sessionDirectory: store.directory, inlineThreshold: store.options.inlineThreshold },
@@ -108,7 +112,9 @@ export class NodeManager implements Runtime {
         objects: store,
         workers: () => this.#pool.workers(),
         spawnExtraWorker: () => this.#pool.spawnExtra(),
-        locate: (id, worker) => this.#objects.locate(id, worker as WorkerHandle),
+        locate: (id, worker, starting) => this.#objects.locateArgument(id, worker as WorkerHandle, starting),
+        pin: (id) => this.#objects.pin(id),
+        letGo: (id) => this.#objects.letGo(id),
         workerBusy: (worker) => this.#pool.busy(worker),
         workerIdle: (worker) => this.#pool.idle(worker),
         discardPartialResult: (returnId) => store.discardUnclaimed(returnId),

@@ -1,4 +1,5 @@
 import {
+  ObjectStoreFullError,
   ObjectTooLargeError,
   REMOTE_OBJECT_LIMIT_BYTES,
   encodeError,
@@ -35,8 +36,65 @@ export class ObjectService {
     store.shareCapacity();
   }
 
-  /** Where `id` is, for `peer` (recorded: a peer told of a segment may map it, and is told to forget it). */
-  locate(id: string, peer?: Peer): ObjectLocation {
+  /**
+   * Where each of `ids` is, for `peer` (see {@link ObjectService.locate}); a spilled one is read
+   * back first, waiting for room when processes that no longer view what fills the memory still
+   * map it (see `store.restoreWhenRoom`).
+   */
+  async locateAll(ids: readonly string[], peer?: Peer): Promise<Record<string, ObjectLocation>> {
+    const failed = new Map<string, Error>();
+    for (const id of ids) {
+      if (!this.#store.isSpilled(id)) continue;
+      try {
+        await this.#store.restoreWhenRoom(id);
+      } catch (error) {
+        failed.set(id, error as Error);
+      }
+    }
+    const locations: Record<string, ObjectLocation> = {};
+    for (const id of ids) {
+      const error = failed.get(id);
+      locations[id] = error ? { kind: 'error', error: encodeError(error) } : this.locate(id, peer);
+    }
+    return locations;
+  }
+
+  /**
+   * Where argument `id` of a task sent to `worker` is. A spilled one is read back now if the task
+   * starts at once (it is pinned right after: see {@link ObjectService.pin}) and there is room;
+   * otherwise the worker is told it is spilled, and asks for it ({@link ObjectService.locateAll})
+   * when the task starts. No grace is taken: a queued task's argument may be spilled before its
+   * task starts, and the worker then asks again.
+   */
+  locateArgument(id: string, worker: Peer, starting: boolean): ObjectLocation {
+    if (this.#store.isSpilled(id)) {
+      if (!starting) return { kind: 'spilled' };
+      try {
+        this.#store.restore(id, false);
+      } catch (error) {
+        if (error instanceof ObjectStoreFullError) return { kind: 'spilled' };
+        return { kind: 'error', error: encodeError(error as Error) };
+      }
+    }
+    return this.locate(id, worker, true);
+  }
+
+  /** A task with argument `id` starts: it stays in memory (never spilled) until {@link ObjectService.letGo}. */
+  pin(id: string): void {
+    this.#store.pin(id);
+  }
+
+  /** The running task with argument `id` left its worker. */
+  letGo(id: string): void {
+    this.#store.unpin(id);
+  }
+
+  /**
+   * Where `id` is, for `peer` (recorded: a peer told of a segment may map it, and is told to
+   * forget it). A spilled object is read back first; `pinned`: it is pinned, so not kept from
+   * spilling by the grace after a hand-out.
+   */
+  locate(id: string, peer?: Peer, pinned = false): ObjectLocation {
     const status = this.#store.status(id);
     switch (status.state) {
       case 'ready':
@@ -50,7 +108,7 @@ export class ObjectService {
         }
         // Spilled: read back now, before the peer is told to map it.
         try {
-          this.#store.restore(id);
+          this.#store.restore(id, !pinned);
         } catch (error) {
           return { kind: 'error', error: encodeError(error as Error) };
         }

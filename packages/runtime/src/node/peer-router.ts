@@ -92,9 +92,7 @@ export class PeerRouter {
         // Objects made by other nodes are fetched here first, and held for the asker.
         if (message.owners !== undefined) objects.fetchMissing(message.ids, message.owners, peer);
         scheduler.whileBlocked(worker, message.ids, objects.waitFor(message.ids, message.ids.length, null), () => {
-          const locations: Record<string, ReturnType<ObjectService['locate']>> = {};
-          for (const id of message.ids) locations[id] = objects.locate(id, peer);
-          peer.send({ type: 'resolved', requestId: message.requestId, locations });
+          void objects.locateAll(message.ids, peer).then((locations) => peer.send({ type: 'resolved', requestId: message.requestId, locations }));
         });
         return;
       case 'wait':

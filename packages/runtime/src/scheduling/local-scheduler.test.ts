@@ -72,11 +72,24 @@ function setup(options: { cpus?: number; workers?: number; cluster?: SpillTarget
   const workers = Array.from({ length: options.workers ?? 1 }, (_, i) => new FakeWorker(100 + i));
   let extraWorkersAsked = 0;
   const partialsDiscarded: string[] = [];
+  /** Pins held on each argument now, and whether each locate was for a task starting at once. */
+  const pins = new Map<string, number>();
+  const located: { id: string; starting: boolean }[] = [];
   const host: SchedulerHost = {
     objects,
     workers: () => workers,
     spawnExtraWorker: () => (extraWorkersAsked += 1),
-    locate: () => ({ kind: 'segment', size: 1 }),
+    locate: (id, _worker, starting) => {
+      located.push({ id, starting });
+      return { kind: 'segment', size: 1 };
+    },
+    pin: (id) => pins.set(id, (pins.get(id) ?? 0) + 1),
+    letGo: (id) => {
+      const held = pins.get(id) ?? 0;
+      assert.ok(held > 0, `${id} is let go of only while pinned`);
+      if (held === 1) pins.delete(id);
+      else pins.set(id, held - 1);
+    },
     workerBusy: () => {},
     workerIdle: () => {},
     discardResult: () => {},
@@ -99,7 +112,7 @@ function setup(options: { cpus?: number; workers?: number; cluster?: SpillTarget
     scheduler.schedule();
     return task.returnId;
   };
-  return { objects, workers, scheduler, submit, finish, partialsDiscarded, extraWorkersAsked: () => extraWorkersAsked };
+  return { objects, workers, scheduler, submit, finish, partialsDiscarded, pins, located, extraWorkersAsked: () => extraWorkersAsked };
 }
 
 describe('LocalScheduler', () => {
@@ -109,6 +122,35 @@ describe('LocalScheduler', () => {
     assert.deepEqual(workers[0]!.executed(), [id]);
     assert.equal(workers[0]!.state, 'busy');
     assert.deepEqual(workers[0]!.lease, { CPU: 1 });
+  });
+
+  test('only the running task\'s arguments are pinned: a queued task\'s are pinned when it starts, and let go of when it ends, is recalled or its worker dies', () => {
+    const { objects, workers, scheduler, submit, finish, pins, located } = setup();
+    for (const id of ['a', 'b', 'c']) {
+      objects.expect(id);
+      objects.ready(id);
+    }
+    submit(['a']);
+    submit(['b', 'a']);
+    submit(['c']);
+    assert.deepEqual(located, [
+      { id: 'a', starting: true },
+      { id: 'b', starting: false },
+      { id: 'a', starting: false },
+      { id: 'c', starting: false },
+    ]);
+    assert.deepEqual([...pins], [['a', 1]], 'the queued tasks pin nothing');
+    finish(workers[0]!);
+    assert.deepEqual([...pins].sort(), [['a', 1], ['b', 1]], 'the next task pins its arguments when it starts');
+    // It waits on an object (its CPU is lent): the task queued behind it is recalled, unpinned.
+    objects.expect('later');
+    scheduler.whileBlocked(workers[0]!, ['later'], new Promise(() => {}), () => {});
+    scheduler.tasksRecalled(workers[0]!, [workers[0]!.inflight[1]!.id]);
+    assert.deepEqual([...pins].sort(), [['a', 1], ['b', 1]]);
+    // Its worker dies: the running task's pins go (it is retried, unpinned until it starts again).
+    workers[0]!.state = 'dead';
+    scheduler.workerExited(workers[0]!, 1, null);
+    assert.deepEqual([...pins], [], 'nothing stays pinned');
   });
 
   test('a task waits for its argument, then runs', () => {

@@ -6,8 +6,15 @@ import type { WorkerSlot } from './worker-slot.js';
 
 /** What {@link WorkerLeases} tells the node about workers it leases. */
 export interface LeaseEvents {
-  /** Where argument `id` is, for `worker` (which may then map it). */
-  locate(id: string, worker: WorkerSlot): ObjectLocation;
+  /**
+   * Where argument `id` is, for `worker` (which may then map it). `starting`: the task runs at
+   * once (it is not queued behind another), and its arguments are pinned right after.
+   */
+  locate(id: string, worker: WorkerSlot, starting: boolean): ObjectLocation;
+  /** A task with argument `id` starts on its worker: the object stays in memory until {@link LeaseEvents.letGo}. */
+  pin(id: string): void;
+  /** The running task with argument `id` left its worker (done, failed, or to be retried). */
+  letGo(id: string): void;
   /** A worker got a lease / gave it back and went idle (the pool reaps extra idle workers). */
   workerBusy(worker: WorkerSlot): void;
   workerIdle(worker: WorkerSlot): void;
@@ -53,13 +60,14 @@ export class WorkerLeases {
     task.state = 'queued';
     task.worker = worker;
     worker.inflight.push(task);
+    const starting = worker.inflight.length === 1;
     const fn = worker.functions.has(task.fn.hash)
       ? { hash: task.fn.hash, name: task.fn.name }
       : { hash: task.fn.hash, name: task.fn.name, source: task.fn.source };
     worker.functions.add(task.fn.hash);
-    const args = task.args.map((arg): WireArg => ('ref' in arg ? { ref: arg.ref, location: this.#events.locate(arg.ref, worker) } : arg));
+    const args = task.args.map((arg): WireArg => ('ref' in arg ? { ref: arg.ref, location: this.#events.locate(arg.ref, worker, starting) } : arg));
     worker.send({ type: 'execute', taskId: task.id, returnId: task.returnId, fn, args });
-    if (worker.inflight.length === 1) this.#start(task);
+    if (starting) this.#start(task);
   }
 
   /** Asks a worker to give back queued tasks it has not started (it answers 'recalled'). */
@@ -77,6 +85,9 @@ export class WorkerLeases {
   #start(task: Task): void {
     task.state = 'running';
     task.attempts += 1;
+    // Its worker maps them now: none may be spilled until it is done (queued ones may: the
+    // worker asks again for one that went, see TaskExecutor).
+    for (const arg of task.args) if ('ref' in arg) this.#events.pin(arg.ref);
     const worker = task.worker!;
     if (task.options.timeoutMs !== null) {
       task.timer = setTimeout(() => {
@@ -99,6 +110,8 @@ export class WorkerLeases {
     const index = worker.inflight.indexOf(task);
     if (index < 0) return;
     worker.inflight.splice(index, 1);
+    // The head of a worker's queue is the task running there, the only one whose arguments are pinned.
+    if (index === 0) for (const arg of task.args) if ('ref' in arg) this.#events.letGo(arg.ref);
     if (index !== 0 || worker.state === 'dead') return;
     endLending(this.#available, worker);
     if (worker.inflight.length > 0) this.#start(worker.inflight[0]!);

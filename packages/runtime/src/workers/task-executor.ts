@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { decodeValue, encodeError, encodeValue, type NodeToWorker, type WireArg, type WorkerToNode } from '@shoal/protocol';
+import { SharedMemoryError, decodeValue, encodeError, encodeValue, type NodeToWorker, type ObjectLocation, type WireArg, type WorkerToNode } from '@shoal/protocol';
 import { compileFunction, type FunctionSource } from '../api/function-source.js';
 import type { ObjectIO } from '../client/object-io.js';
 
@@ -21,6 +21,12 @@ export interface TaskExecutorOptions {
    * @default no reservation (the node then checks the room when the result arrives)
    */
   readonly reserve?: (id: string, size: number) => Promise<string | undefined>;
+  /**
+   * Asks the node where object `id` is now (a `resolve`): for an argument the node sent as spilled,
+   * which it reads back when asked.
+   * @default none (an argument sent as spilled fails the task)
+   */
+  readonly locate?: (id: string) => Promise<ObjectLocation>;
   /**
    * Resolves `require()` in task code.
    * @default a require of the directory the worker was started in
@@ -45,6 +51,7 @@ export class TaskExecutor {
   readonly #connection: { send(message: WorkerToNode): void };
   readonly #objects: ObjectIO;
   readonly #reserve: ((id: string, size: number) => Promise<string | undefined>) | undefined;
+  readonly #locate: ((id: string) => Promise<ObjectLocation>) | undefined;
   readonly #require: NodeJS.Require;
   readonly #functions = new Map<string, (...args: unknown[]) => unknown>();
   #queue: Execute[] = [];
@@ -54,6 +61,7 @@ export class TaskExecutor {
     this.#connection = options.connection;
     this.#objects = options.objects;
     this.#reserve = options.reserve;
+    this.#locate = options.locate;
     // Tasks that `require()` resolve from the directory the program was started in.
     this.#require = options.require ?? createRequire(pathToFileURL(join(process.cwd(), 'noop.js')));
   }
@@ -100,7 +108,23 @@ export class TaskExecutor {
     let result: unknown;
     try {
       const fn = this.#function(message.fn.hash);
-      const args = message.args.map((arg, i) => this.#argument(arg, i));
+      const args: unknown[] = [];
+      let ask: number[] | undefined;
+      for (const [i, arg] of message.args.entries()) {
+        if (spilled(arg)) (ask ??= []).push(i);
+        else {
+          try {
+            args[i] = this.#argument(arg, i);
+          } catch (error) {
+            // Spilled after the node said where it was (the task was queued, so it was not pinned).
+            if (!(error instanceof SharedMemoryError && error.errnoCode === 'ENOENT' && 'ref' in arg)) throw error;
+            (ask ??= []).push(i);
+          }
+        }
+      }
+      // Those the node sent as spilled, or that went since: asked for again, and it reads them
+      // back (rare: no await on the common path).
+      if (ask) for (const i of ask) args[i] = await this.#askedArgument((message.args[i] as { ref: string }).ref);
       result = await fn(...args);
     } catch (error) {
       this.#connection.send({ type: 'failed', taskId: message.taskId, error: encodeError(error) });
@@ -142,4 +166,15 @@ export class TaskExecutor {
     if (!arg.location) throw new Error(`The node sent argument ${index} without its location (this is a bug).`);
     return this.#objects.materialize(arg.ref, arg.location);
   }
+
+  /** An argument the node sent as spilled, or that was spilled since: where it is once the node read it back. */
+  async #askedArgument(id: string): Promise<unknown> {
+    if (!this.#locate) throw new Error(`The node sent argument ${id} as spilled, and this worker cannot ask for it (this is a bug).`);
+    return this.#objects.materialize(id, await this.#locate(id));
+  }
+}
+
+/** Whether the node sent `arg` as spilled to disk (to be asked for when the task starts). */
+function spilled(arg: WireArg): arg is Extract<WireArg, { ref: string }> {
+  return 'ref' in arg && arg.location?.kind === 'spilled';
 }

@@ -47,7 +47,12 @@ const directory = setting('SHOAL_SESSION_DIR');
 const inlineThreshold = Number(setting('SHOAL_INLINE_THRESHOLD'));
 // One object I/O for both: a result written by a task and a get of the API share its mappings.
 const objects = new LocalObjects(directory, inlineThreshold);
-const executor = new TaskExecutor({ connection, objects, reserve: (id, size) => runtime.reserve(id, size) });
+const executor = new TaskExecutor({
+  connection,
+  objects,
+  reserve: (id, size) => runtime.reserve(id, size),
+  locate: (id) => runtime.locate(id),
+});
 const runtime = new NodeClient(connection, {
   sessionId: setting('SHOAL_SESSION_ID'),
   directory,
