@@ -2,10 +2,11 @@
 // maps to its spill directory and reads them back on use. Real stores, real files: the spill
 // directory on disk (a temporary root per test), a small tmpfs for the full disk.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, fork } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { test, type TestContext } from 'node:test';
 import { ObjectStoreFullError, type ObjectRef } from '@shoal/protocol';
 import { ObjectStore, type StoreOptions } from '@shoal/store';
@@ -124,4 +125,64 @@ test('an object read and let go of is spilled to bring another back: nothing of 
   store.free(a);
   store.free(b);
   assert.deepEqual([store.stats().usedBytes, store.stats().segments, store.stats().spill.spilledBytes], [0, 0, 0], 'the books are back to nothing');
+});
+
+test('an object read back keeps its copy on disk: spilling it again writes nothing, and freeing it deletes the copy', async (t) => {
+  const store = storeFor(t, { objectStoreMemory: 40 * MIB });
+  const a = store.put(filled(20 * MIB, 1));
+  const b = store.put(filled(20 * MIB, 2)); // a goes to disk
+  assert.equal(checksum(await store.get(a)), checksum(filled(20 * MIB, 1))); // b goes, a comes back
+  const before = store.stats().spill;
+  assert.deepEqual([before.spills, before.spilledObjects, before.diskBytes > 40 * MIB], [2, 1, true], 'both were written once; a is in memory with its copy kept');
+  assert.equal(checksum(await store.get(b)), checksum(filled(20 * MIB, 2))); // a goes again: from its copy
+  const after = store.stats().spill;
+  assert.deepEqual([after.spills, after.spillBytesTotal, after.restores], [2, before.spillBytesTotal, 2], 'spilling a again wrote nothing');
+  store.free(a);
+  store.free(b);
+  const spillDirectory = join(store.options.spillDirectory as string, `shoal-${store.sessionId}`);
+  assert.deepEqual(readdirSync(spillDirectory), ['owner.json'], 'the copies went with their objects');
+  assert.deepEqual([store.stats().spill.diskBytes, store.stats().spill.spilledBytes], [0, 0]);
+});
+
+test('a full spill disk holding copies of objects in memory: the copies go and the spill goes through', async (t) => {
+  if (process.getuid?.() !== 0) return t.skip('needs root to mount a small tmpfs');
+  const disk = mkdtempSync(join(tmpdir(), 'shoal-spill-disk-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=28m', 'tmpfs', disk]);
+  t.after(() => {
+    execFileSync('umount', [disk]);
+    rmSync(disk, { recursive: true, force: true });
+  });
+  const store = storeFor(t, { objectStoreMemory: 26 * MIB, spillRoot: disk });
+  const [a, b] = [1, 2].map((seed) => store.put(filled(12 * MIB, seed))); // both in memory
+  store.put(filled(12 * MIB, 3)); // a to disk (12 MiB there)
+  assert.equal(checksum(await store.get(a!)), checksum(filled(12 * MIB, 1))); // b to disk, a back with its copy kept: 24 MiB there
+  // Spilling the third to bring b back finds 4 MiB free: a's copy goes (a is in memory), then it fits.
+  assert.equal(checksum(await store.get(b!)), checksum(filled(12 * MIB, 2)));
+  assert.equal(checksum(await store.get(a!)), checksum(filled(12 * MIB, 1)));
+});
+
+test('a store SIGKILLed after spilling leaves its spill directory to the next session under the same root, which removes it', async (t) => {
+  const root = mkdtempSync(join(tmpdir(), 'shoal-spill-test-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  const child = fork(fileURLToPath(new URL('./fixtures/spill-child.ts', import.meta.url)), [root, 'shoal-test-child'], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  t.after(() => child.kill('SIGKILL'));
+  const report = await new Promise<{ directory: string; spilled: number; spillDirectory: string }>((resolve, reject) => {
+    child.once('message', (message) => resolve(message as never));
+    child.once('exit', (code) => reject(new Error(`the child exited (${code}) before reporting`)));
+  });
+  assert.equal(report.spilled, 1);
+  assert.ok(readdirSync(report.spillDirectory).some((name) => name.startsWith('batch.')), 'its batch file is on disk');
+  child.kill('SIGKILL');
+  await exited;
+  assert.ok(existsSync(report.spillDirectory), 'a killed process removes nothing');
+  // The next session under the same root sweeps it when it first spills.
+  const store = storeFor(t, { objectStoreMemory: 20 * MIB, spillRoot: root });
+  for (let i = 1; i <= 3; i++) store.put(filled(8 * MIB, i));
+  assert.ok(!existsSync(report.spillDirectory), 'the dead session’s spill directory is gone');
+  assert.ok(!existsSync(report.directory), 'and its /dev/shm session directory');
+  assert.equal(store.stats().spill.spilledObjects, 1);
 });

@@ -25,6 +25,7 @@ const report: NodeReport = {
   pulls: 0,
   pulledBytes: 0,
   runsSeen: 5,
+  spill: { spilledBytes: 1 << 20, spilledObjects: 1, diskBytes: 2 << 20, spills: 2, spillBytesTotal: 2 << 20, spillMs: 1.5, restores: 1, restoreBytesTotal: 1 << 20, restoreMs: 0.25 },
 };
 const task: ClusterTask = {
   returnId: ID,

@@ -13,6 +13,21 @@ const HeadRoleSchema = Type.Union([Type.Literal('node'), Type.Literal('cli')]);
 /** Who is connecting to the head. */
 export type HeadRole = MessageOf<typeof HeadRoleSchema>;
 
+/** A node store's spilling: what is on disk now, and what was written and read back since it started. */
+const SpillReportSchema = Type.Object({
+  /** Bytes and number of objects on disk only (their memory went). */
+  spilledBytes: Count,
+  spilledObjects: Count,
+  /** Bytes the spill files hold (with the copies kept of objects read back). */
+  diskBytes: Count,
+  spills: Count,
+  spillBytesTotal: Count,
+  spillMs: Amount,
+  restores: Count,
+  restoreBytesTotal: Count,
+  restoreMs: Amount,
+});
+
 const NodeReportSchema = Type.Object({
   nodeId: Id,
   hostname: Type.String(),
@@ -37,6 +52,8 @@ const NodeReportSchema = Type.Object({
   pulledBytes: Count,
   /** The `seq` of the last `run` the node received (its `available` accounts for it). */
   runsSeen: Count,
+  /** What its store spilled to disk and read back (see the store's `stats().spill`). */
+  spill: SpillReportSchema,
 });
 /** A node's resources and load, as it reports them. */
 export type NodeReport = MessageOf<typeof NodeReportSchema>;

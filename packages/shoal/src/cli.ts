@@ -263,10 +263,22 @@ async function status(args: string[]): Promise<void> {
         `${custom ? `, ${custom}` : ''}; ${node.workers} workers; ${node.objects} objects, ${gb(node.objectBytes)} of ` +
         `${gb(node.capacityBytes)}; pulled ${node.pulls} objects (${gb(node.pulledBytes)}); ` +
         `tasks ${node.queuedTasks} queued, ${node.runningTasks} running; ` +
+        `${spillSummary(node.spill, gb)}; ` +
         `file descriptors ${node.openFiles ?? '?'} open of ${node.fileLimit ?? 'unlimited'}; seen ${node.lastSeenMs} ms ago`,
     );
   }
   print(`Total: CPU ${used}/${cpus}`);
+}
+
+/** A node's spilling in a few words: what is on disk now, then what was written and read back, with their throughput. */
+function spillSummary(spill: Awaited<ReturnType<typeof queryStatus>>['nodes'][number]['spill'], gb: (bytes: number) => string): string {
+  if (spill.spills === 0 && spill.restores === 0) return 'spilled nothing';
+  const rate = (bytes: number, ms: number) => (ms > 0 ? `, ${(bytes / ms / 1e6).toFixed(2)} GB/s` : '');
+  return (
+    `on disk ${spill.spilledObjects} objects (${gb(spill.spilledBytes)}; spill files ${gb(spill.diskBytes)}); ` +
+    `spilled ${spill.spills} (${gb(spill.spillBytesTotal)}${rate(spill.spillBytesTotal, spill.spillMs)}), ` +
+    `restored ${spill.restores} (${gb(spill.restoreBytesTotal)}${rate(spill.restoreBytesTotal, spill.restoreMs)})`
+  );
 }
 
 async function stop(args: string[]): Promise<void> {

@@ -1,4 +1,4 @@
-import type { DescriptorUsage, StoreStats } from '@shoal/store';
+import type { DescriptorUsage, SpillStats, StoreStats } from '@shoal/store';
 import type { LocalScheduler } from '../scheduling/local-scheduler.js';
 
 /** A node's resources, load and objects right now: what it reports to its head with every heartbeat. */
@@ -15,6 +15,8 @@ export interface NodeLoad {
   openFiles?: number;
   /** Its soft descriptor limit (absent when unlimited). */
   fileLimit?: number;
+  /** What its store spilled to disk and read back. */
+  spill: SpillStats;
 }
 
 /**
@@ -36,5 +38,6 @@ export function nodeLoad(stats: StoreStats, scheduler: LocalScheduler, workers: 
     workers,
     ...(descriptors.open === undefined ? {} : { openFiles: descriptors.open }),
     ...(Number.isFinite(descriptors.limit) ? { fileLimit: descriptors.limit } : {}),
+    spill: stats.spill,
   };
 }

@@ -41,6 +41,7 @@ export function nodeReport(nodeId: string, fields: Partial<NodeReport> = {}): No
     pulls: 0,
     pulledBytes: 0,
     runsSeen: 0,
+    spill: { spilledBytes: 0, spilledObjects: 0, diskBytes: 0, spills: 0, spillBytesTotal: 0, spillMs: 0, restores: 0, restoreBytesTotal: 0, restoreMs: 0 },
     ...fields,
   };
 }
