@@ -2,7 +2,9 @@
 // primary's Shoal node and serve from a shared embedding matrix that is replaced while they run.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { get } from 'node:http';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -105,3 +107,64 @@ test('the recommender serves from shared memory and switches versions with no fa
   }
 });
 
+
+test('with a store too small for three versions, a reload spills the version kept for rollback (nobody reads it) and no request fails', { timeout: 120_000 }, async (t) => {
+  const spillRoot = mkdtempSync(join(tmpdir(), 'shoal-spill-recommender-'));
+  t.after(() => rmSync(spillRoot, { recursive: true, force: true }));
+  const matrixBytes = ITEMS * DIM * 4;
+  // Room for two matrices and a half: the third (new, current, previous) fits only if one is spilled.
+  const storeMb = Math.ceil((2.5 * matrixBytes) / 2 ** 20);
+  const server = spawn(process.execPath, [SERVER, 'shoal-test-child'], {
+    env: { ...process.env, PORT: '0', WORKERS: '2', ITEMS: String(ITEMS), DIM: String(DIM), STORE_MB: String(storeMb), SPILL_DIR: spillRoot, ROLLBACK: '1' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const exited = new Promise<number | null>((resolve) => server.once('exit', (code) => resolve(code)));
+  let output = '';
+  server.stdout.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  try {
+    await until(() => /listening on http:\/\/127\.0\.0\.1:(\d+)/.test(output), 'the server to listen', 30_000);
+    const base = `http://127.0.0.1:${/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(output)![1]}`;
+    let running = true;
+    const statuses: number[] = [];
+    const seen = new Map<number, number>();
+    const load = Array.from({ length: 2 }, async (_, lane) => {
+      for (let i = 0; running; i++) {
+        const { status, body } = await request(`${base}/recommend?item=${(lane * 1000 + i) % ITEMS}&k=3`);
+        statuses.push(status);
+        if (status === 200) seen.set(body.pid, body.version);
+      }
+    });
+    await until(() => seen.size === 2, 'both server processes to answer', 30_000);
+    const servingEverywhere = (version: number) =>
+      until(() => seen.size === 2 && [...seen.values()].every((seenVersion) => seenVersion === version), `every server process to answer from version ${version}`, 30_000);
+    const admin = async (action: 'reload' | 'rollback') => {
+      const response = await fetch(`${base}/admin/${action}`, { method: 'POST' });
+      const body = (await response.json()) as { version?: number; error?: string };
+      assert.equal(response.status, 200, `${action}: ${JSON.stringify(body)}`);
+      return body.version!;
+    };
+    assert.equal(await admin('reload'), 2); // v1 kept for rollback, v2 served
+    await servingEverywhere(2);
+    assert.equal(await admin('reload'), 3); // v3 does not fit beside v1 and v2: v1, read by nobody, is spilled
+    await servingEverywhere(3);
+    assert.match(output, /version 3 published; store: \d+ MB in memory; spilled [1-9]\d* objects so far/, `the third version made room by spilling:\n${output}`);
+    assert.equal(await admin('rollback'), 4); // v2 again
+    await servingEverywhere(4);
+    assert.equal(await admin('reload'), 5);
+    await servingEverywhere(5);
+    running = false;
+    await Promise.all(load);
+    assert.deepEqual(statuses.filter((status) => status !== 200), [], 'no failed request through the reloads and the rollback');
+    server.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.deepEqual(readdirSync(spillRoot), [], 'stopping the server removes its spill directory');
+  } finally {
+    if (server.exitCode === null && server.signalCode === null) {
+      server.kill('SIGKILL');
+      await exited;
+      await sleep(100);
+    }
+  }
+});

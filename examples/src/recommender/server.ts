@@ -4,11 +4,16 @@
 //   node examples/dist/recommender/server.js
 //   curl 'http://127.0.0.1:3000/recommend?item=42&k=10'
 //   curl -X POST http://127.0.0.1:3000/admin/reload
+//   curl -X POST http://127.0.0.1:3000/admin/rollback   # with ROLLBACK=1
 //
 // Environment: PORT (3000; 0 picks a free port), WORKERS (one per CPU), ITEMS (1,000,000),
-// DIM (64). The primary process runs the Shoal node (store only, no task workers) and publishes
-// the matrix under the name "items"; each node:cluster worker attaches to the node and serves
-// requests from the current version, switching when a new one is published.
+// DIM (64), STORE_MB (the store's memory; Shoal's default otherwise), SPILL_DIR (where a full
+// store spills; Shoal's default otherwise), ROLLBACK (1: keep the previous version, for
+// /admin/rollback). The primary process runs the Shoal node (store only, no task workers) and
+// publishes the matrix under the name "items"; each node:cluster worker attaches to the node and
+// serves requests from the current version, switching when a new one is published. A previous
+// version kept for rollback is read by nobody: when a reload needs its memory, the store spills
+// it to disk, and a rollback reads it back.
 import cluster from 'node:cluster';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { availableParallelism } from 'node:os';
@@ -20,8 +25,11 @@ const WORKERS = Number(process.env.WORKERS ?? availableParallelism());
 const ITEMS = Number(process.env.ITEMS ?? 1_000_000);
 const DIM = Number(process.env.DIM ?? 64);
 const NAME = 'items';
+const STORE_MB = process.env.STORE_MB === undefined ? undefined : Number(process.env.STORE_MB);
+const SPILL_DIR = process.env.SPILL_DIR;
+const ROLLBACK = process.env.ROLLBACK === '1';
 
-type ToPrimary = { type: 'reload'; id: number };
+type ToPrimary = { type: 'reload' | 'rollback'; id: number };
 type ToWorker = { type: 'reloaded'; id: number; version: number; error?: string };
 
 if (cluster.isPrimary) {
@@ -32,16 +40,43 @@ if (cluster.isPrimary) {
 
 async function runPrimary(): Promise<void> {
   // A store-only node: the web workers attach to it; no task workers are needed.
-  const session = await init({ numCpus: 0 });
+  const session = await init({
+    numCpus: 0,
+    ...(STORE_MB === undefined ? {} : { objectStoreMemory: STORE_MB * 2 ** 20 }),
+    ...(SPILL_DIR === undefined ? {} : { spillDirectory: SPILL_DIR }),
+  });
   let seed = 1;
+  // With ROLLBACK=1: the version now served, and the one before it (kept for a rollback).
+  let currentRef: ObjectRef<Float32Array> | undefined;
+  let previousRef: ObjectRef<Float32Array> | undefined;
+  const announce = (version: number) => {
+    const { usedBytes, spill } = store.stats();
+    console.log(
+      `version ${version} published; store: ${(usedBytes / 1e6).toFixed(0)} MB in memory; ` +
+        `spilled ${spill.spills} objects so far, ${spill.spilledObjects} on disk now (${(spill.spilledBytes / 1e6).toFixed(0)} MB)`,
+    );
+    return version;
+  };
   const publish = async () => {
+    // Room first: a synchronous create cannot wait for objects to be spilled or let go of.
+    await store.makeRoom(ITEMS * DIM * 4 + 4096);
     const writer = store.create(Float32Array, ITEMS * DIM);
     fillEmbeddings(writer.array, seed++);
     // The name holds the new matrix; the old one goes once no server process holds it.
     const ref = writer.seal();
     const { version } = await store.putNamed(NAME, ref);
-    ref.release(); // the primary itself does not need it
-    return version;
+    if (ROLLBACK) {
+      previousRef?.release();
+      [previousRef, currentRef] = [currentRef, ref];
+    } else ref.release(); // the primary itself does not need it
+    return announce(version);
+  };
+  const rollback = async () => {
+    if (!previousRef) throw new Error(ROLLBACK ? 'there is no earlier version to roll back to' : 'rollback is off (start with ROLLBACK=1)');
+    // Read back from disk if it was spilled, when the servers ask for it.
+    const { version } = await store.putNamed(NAME, previousRef);
+    [previousRef, currentRef] = [currentRef, previousRef];
+    return announce(version);
   };
   const started = performance.now();
   await publish();
@@ -69,8 +104,10 @@ async function runPrimary(): Promise<void> {
     return queued;
   };
   cluster.on('message', (worker, message: ToPrimary) => {
-    if (message?.type !== 'reload') return;
-    reload().then(
+    if (message?.type !== 'reload' && message?.type !== 'rollback') return;
+    // A rollback waits for a publish in progress, and the next one waits for it.
+    const done = message.type === 'reload' ? reload() : (running = (running ?? Promise.resolve(0)).catch(() => 0).then(rollback).finally(() => (running = undefined)));
+    done.then(
       (version) => worker.send({ type: 'reloaded', id: message.id, version } satisfies ToWorker),
       (error: unknown) => worker.send({ type: 'reloaded', id: message.id, version: 0, error: String(error) } satisfies ToWorker),
     );
@@ -110,11 +147,13 @@ async function runWorker(): Promise<void> {
       for await (const { version, ref } of store.watch<Float32Array>(NAME)) {
         try {
           // Swapped between requests: a request in progress keeps the version it started with.
-          const previous = current;
+          // Only the old ref is kept here, not its matrix: a variable of this suspended loop
+          // would keep the old view (and its memory) alive until the next version.
+          const previous = current?.ref;
           current = { version, items: await ref, ref };
           // Done with the old version's ref now (its views stay valid for requests still using
           // them): the old matrix is freed as soon as every server process has switched.
-          previous?.ref.release();
+          previous?.release();
           resolve();
         } catch (error) {
           // Keep serving the version we have; the next one published will be picked up.
@@ -153,16 +192,17 @@ async function runWorker(): Promise<void> {
     if (request.method === 'GET' && url.pathname === '/health') {
       return reply(response, current ? 200 : 503, { version: current?.version ?? null, pid: process.pid });
     }
-    if (request.method === 'POST' && url.pathname === '/admin/reload') {
+    if (request.method === 'POST' && (url.pathname === '/admin/reload' || url.pathname === '/admin/rollback')) {
+      const type = url.pathname === '/admin/reload' ? 'reload' : 'rollback';
       const answer = await new Promise<ToWorker>((resolve) => {
         const id = nextReload++;
         reloads.set(id, resolve);
-        process.send!({ type: 'reload', id } satisfies ToPrimary);
+        process.send!({ type, id } satisfies ToPrimary);
       });
-      if (answer.error !== undefined) return reply(response, 500, { error: `reload failed: ${answer.error}` });
+      if (answer.error !== undefined) return reply(response, 500, { error: `${type} failed: ${answer.error}` });
       return reply(response, 200, { version: answer.version });
     }
-    reply(response, 404, { error: 'not found: GET /recommend?item=ID&k=10, GET /health, POST /admin/reload' });
+    reply(response, 404, { error: 'not found: GET /recommend?item=ID&k=10, GET /health, POST /admin/reload, POST /admin/rollback' });
   }
 
   await firstVersion;

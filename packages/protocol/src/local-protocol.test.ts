@@ -27,6 +27,7 @@ const TO_NODE: { readonly [T in WorkerToNode['type']]: Extract<WorkerToNode, { t
   resolve: { type: 'resolve', requestId: 3, ids: [ID], owners: [SESSION] },
   wait: { type: 'wait', requestId: 4, ids: [ID, OTHER], numReturns: 1, timeoutMs: 50 },
   reserve: { type: 'reserve', requestId: 5, id: ID, size: 100 << 20 },
+  room: { type: 'room', requestId: 6, size: 1 << 30 },
   collected: { type: 'collected', round: 3 },
   cancel: { type: 'cancel', id: ID },
   free: { type: 'free', ids: [ID] },
@@ -45,7 +46,7 @@ const FROM_NODE: { readonly [T in NodeToWorker['type']]: Extract<NodeToWorker, {
   resolved: {
     type: 'resolved',
     requestId: 3,
-    locations: { [ID]: { kind: 'inline', bytes }, [OTHER]: { kind: 'error', error: bytes }, A1: { kind: 'freed' } },
+    locations: { [ID]: { kind: 'inline', bytes }, [OTHER]: { kind: 'error', error: bytes }, A1: { kind: 'freed' }, B2: { kind: 'spilled' } },
   },
   waited: { type: 'waited', requestId: 4, ready: [ID] },
   forget: { type: 'forget', ids: [ID] },

@@ -97,6 +97,11 @@ export const TO_NODE = {
   wait: message('wait', { requestId: Count, ids: IdList, numReturns: Count, timeoutMs: Type.Union([Amount, Type.Null()]) }),
   /** Asks for room for a segment of `size` bytes about to be written as object `id` (a task result), before writing it. */
   reserve: message('reserve', { requestId: Count, id: Id, size: Count }),
+  /**
+   * Asks the node to make room for `size` more bytes (spilling, and having its processes let go
+   * of mappings they no longer need), for puts to follow; answered by `reserved` (no room is held).
+   */
+  room: message('room', { requestId: Count, size: Count }),
   /** Answer to `collect`, sent after the `refs` releases of what the collection found dropped. */
   collected: message('collected', { round: Count }),
   cancel: message('cancel', { id: Id }),

@@ -35,6 +35,21 @@ export interface Store {
   /** {@link Store.get}, synchronously: for ready objects on this machine. */
   getSync<T>(ref: ObjectRef<T>): T;
   /**
+   * Resolves once `bytes` more fit in this machine's store: objects nobody maps are spilled to
+   * disk, and the node's processes let go of mappings they no longer view (which a synchronous
+   * `put` or `create` cannot wait for). Call it before a put or create that may not fit; no room
+   * is held for it (another process may take it first). In a program attached from a machine
+   * without a node it does nothing.
+   *
+   * @example
+   * ```ts
+   * await store.makeRoom(items * dim * 4);
+   * const writer = store.create(Float32Array, items * dim);
+   * ```
+   * @throws ObjectStoreFullError naming the sizes when even spilling cannot make the room.
+   */
+  makeRoom(bytes: number): Promise<void>;
+  /**
    * A new TypedArray in shared memory to fill in place; `seal()` publishes it and returns the
    * ref: a put with no copy at all. `create(byteLength)` makes a Uint8Array.
    *
@@ -87,6 +102,7 @@ export const store: Store = {
   put: (value) => runtime().put(value),
   get: (ref) => runtime().get(ref),
   getSync: (ref) => runtime().getSync(ref),
+  makeRoom: (bytes) => runtime().makeRoom(bytes),
   create: ((typeOrBytes: TypedArrayKind | number, length?: number) => runtime().create(typeOrBytes, length)) as Store['create'],
   free: (ref) => runtime().free(ref),
   stats: () => runtime().stats(),

@@ -167,16 +167,16 @@ export class ObjectLifecycle {
         freed += entry.size;
       } else mapped.push(id);
     }
-    if (mapped.length > 0) this.events.emit('pressure');
     if (freed < need) {
       debug('cannot spill %d bytes for %d: only %d are spillable', need, size, freed);
       for (const { file } of taken) file.abort();
       // Some may be mapped by this process's cache only, kept for gets to come: let it go of
       // them, so that once collected (an await later: see ObjectStore.get) they can be spilled.
       this.#segments.release(mapped);
+      if (mapped.length > 0) this.events.emit('pressure');
       return (
         `; spilling to disk could free only ${formatBytes(freed)}: the other objects are mapped by a process ` +
-        '(a view of them is alive), are arguments of tasks sent to a worker, or were handed to a process in the last 5 s'
+        '(a view of them is alive), are arguments of running tasks, or were handed to a process in the last 5 s'
       );
     }
     // An object read back earlier still has its copy on disk (it is immutable): only the others are written.
@@ -187,7 +187,7 @@ export class ObjectLifecycle {
       } catch (error) {
         // A full disk may be full of copies kept of objects in memory: they go, and it is tried again.
         const kept = spill.keptCopies();
-        if (!(error instanceof SpillError) || error.errnoCode !== 'ENOSPC' || kept.length === 0) throw error;
+        if (!(error instanceof SpillError) || !['ENOSPC', 'EDQUOT'].includes(error.errnoCode) || kept.length === 0) throw error;
         debug('the spill disk is full: deleting %d copies of objects in memory, then trying again', kept.length);
         for (const id of kept) if (!taken.some((object) => object.id === id)) spill.delete(id);
         spill.write(taken.filter(({ id }) => !spill.has(id)).map(({ id, file }) => ({ id, bytes: file.bytes })));
@@ -206,6 +206,7 @@ export class ObjectLifecycle {
     this.#segments.forget(taken.map(({ id }) => id));
     for (const { file } of taken) file.commit();
     debug('spilled %d objects (%d bytes) for %d bytes', taken.length, freed, size);
+    if (mapped.length > 0) this.events.emit('pressure');
     return '';
   }
 
@@ -218,8 +219,7 @@ export class ObjectLifecycle {
   use(id: string, toldOther: boolean): void {
     const entry = this.table.get(id);
     if (!entry || entry.state !== 'ready' || entry.bytes) return;
-    // A pinned object needs no grace: the pin keeps it until the process that maps it is done.
-    const told = toldOther && !this.#pins.has(id) ? performance.now() : (this.#resident.get(id) ?? -SPILL_GRACE_MS);
+    const told = toldOther ? performance.now() : (this.#resident.get(id) ?? -SPILL_GRACE_MS);
     if (!entry.spilled) {
       this.#resident.delete(id);
       this.#resident.set(id, told);
@@ -261,6 +261,21 @@ export class ObjectLifecycle {
     if (pins === undefined) return;
     if (pins > 1) this.#pins.set(id, pins - 1);
     else this.#pins.delete(id);
+  }
+
+  /**
+   * Milliseconds until the soonest grace after a hand-out ends among objects that spilling passes
+   * over only for it (0 when none): waiting that long may make them spillable.
+   */
+  graceLeft(): number {
+    const now = performance.now();
+    let left = 0;
+    for (const [id, told] of this.#resident) {
+      const remaining = SPILL_GRACE_MS - (now - told);
+      if (remaining <= 0 || this.#pins.has(id)) continue;
+      left = left === 0 ? remaining : Math.min(left, remaining);
+    }
+    return Math.ceil(left);
   }
 
   /** Whether object `id` is on disk now (a use reads it back). */

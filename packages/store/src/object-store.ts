@@ -346,6 +346,39 @@ export class ObjectStore {
   }
 
   /**
+   * Resolves once `size` more bytes fit in the store, spilling least recently used objects to disk
+   * and, when what fills the memory is mapped by processes that no longer view it or was handed to
+   * one moments ago, collecting garbage here and in the node's other processes
+   * ({@link ObjectStore.collectOthers}), waiting out the grace of a hand-out, and trying again. For a synchronous put or create of that size to follow (no room is held for it: a
+   * put from elsewhere meanwhile may take it).
+   * @throws ObjectStoreFullError naming the sizes when even that cannot make the room.
+   */
+  async makeRoom(size: number): Promise<void> {
+    this.#assertRunning('make room');
+    if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`Expected a number of bytes (an integer ≥ 0), got \`${describe(size)}\``);
+    for (let attempt = 1; ; attempt++) {
+      const detail = this.#objects.makeRoom(size);
+      const { capacity } = this.#objects;
+      if (capacity.fits(size)) return;
+      if (attempt >= RESTORE_ATTEMPTS || size > capacity.limit) return capacity.assertRoom(size, detail);
+      await this.#awaitSpillable();
+    }
+  }
+
+  /**
+   * Waits for objects to become spillable: this process collects garbage, the node's others are
+   * asked to ({@link ObjectStore.collectOthers}: mappings of objects they no longer view go), and
+   * objects handed out lately are waited for until their grace ends (at most 5 s).
+   */
+  async #awaitSpillable(): Promise<void> {
+    // In a job of its own: what the failed attempt looked at through a WeakRef lives to its end.
+    await new Promise((resolve) => setImmediate(resolve));
+    collectGarbage();
+    const grace = this.#objects.graceLeft();
+    await Promise.all([afterFinalizers(), this.collectOthers?.(), grace > 0 ? new Promise((resolve) => setTimeout(resolve, grace)) : undefined]);
+  }
+
+  /**
    * {@link ObjectStore.restore}, waiting for room when there is none: what fills the memory may be
    * mapped by processes that no longer view it (their mappings go when they collect garbage), so
    * this process collects, the node's others are asked to ({@link ObjectStore.collectOthers}), and
@@ -359,10 +392,7 @@ export class ObjectStore {
         return this.restore(id, handedOut);
       } catch (error) {
         if (!(error instanceof ObjectStoreFullError) || !this.isSpilled(id) || attempt >= RESTORE_ATTEMPTS) throw error;
-        // In a job of its own: what the failed attempt looked at through a WeakRef lives to its end.
-        await new Promise((resolve) => setImmediate(resolve));
-        collectGarbage();
-        await Promise.all([afterFinalizers(), this.collectOthers?.()]);
+        await this.#awaitSpillable();
       }
     }
   }

@@ -39,8 +39,9 @@ export interface SpillStats {
   /** Objects on disk only now. */
   readonly spilledObjects: number;
   /**
-   * Bytes the spill files hold now: the spilled objects, and the copies kept of objects read
-   * back (an object is immutable, so spilling it again only lets its memory go).
+   * Bytes of objects the spill files hold now: the spilled objects, and the copies kept of objects
+   * read back (an object is immutable, so spilling it again only lets its memory go). A batch
+   * file's space goes back to the disk when the last object in it goes.
    */
   readonly diskBytes: number;
   /** Objects written to disk, and their bytes. */

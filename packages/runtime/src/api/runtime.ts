@@ -29,6 +29,7 @@ export interface Runtime {
   create(kind: TypedArrayKind | number, length?: number): ObjectWriter<ArrayBufferView>;
   get<T>(ref: ObjectRef<T>): Promise<T>;
   getSync<T>(ref: ObjectRef<T>): T;
+  makeRoom(bytes: number): Promise<void>;
   free(ref: ObjectRef): boolean;
   stats(): StoreStats;
   submit(fn: FunctionSource, args: readonly unknown[], options: ResolvedRemoteOptions): ObjectRef;

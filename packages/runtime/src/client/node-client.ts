@@ -35,6 +35,7 @@ type Request =
   | { type: 'wait'; ids: readonly string[]; numReturns: number; timeoutMs: number | null }
   | { type: 'bind'; name: string; id: string }
   | { type: 'reserve'; id: string; size: number }
+  | { type: 'room'; size: number }
   | { type: 'lookup'; name: string };
 
 /** How a {@link NodeClient} reaches its node's objects, and what it tells its worker side. */
@@ -274,6 +275,16 @@ export class NodeClient implements Runtime {
 
   getSync<T>(ref: ObjectRef<T>): T {
     return this.#objects.readSync(ref.id) as T;
+  }
+
+  async makeRoom(bytes: number): Promise<void> {
+    if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RangeError(`Expected a number of bytes (an integer ≥ 0), got \`${String(bytes)}\``);
+    // A program without a node on its machine writes nothing into this machine's memory.
+    if (this.remote) return;
+    this.#assertOpen('make room');
+    // This process's own cached mappings may be what fills the memory: they go when collected.
+    this.#objects.letGoOfMappings();
+    await this.#request<undefined>({ type: 'room', size: bytes });
   }
 
   free(ref: ObjectRef): boolean {

@@ -217,6 +217,10 @@ export class NodeManager implements Runtime {
     return this.store.getSync(ref);
   }
 
+  makeRoom(bytes: number): Promise<void> {
+    return this.store.makeRoom(bytes);
+  }
+
   free(ref: ObjectRef): boolean {
     return this.store.free(ref);
   }

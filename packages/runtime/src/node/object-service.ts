@@ -39,22 +39,33 @@ export class ObjectService {
   /**
    * Where each of `ids` is, for `peer` (see {@link ObjectService.locate}); a spilled one is read
    * back first, waiting for room when processes that no longer view what fills the memory still
-   * map it (see `store.restoreWhenRoom`).
+   * map it (see `store.restoreWhenRoom`). `pinned(id)`: whether `id` is pinned for this very peer
+   * (an argument of the task it runs), which needs no grace after the hand-out. Never rejects:
+   * a failure is that object's location.
    */
-  async locateAll(ids: readonly string[], peer?: Peer): Promise<Record<string, ObjectLocation>> {
+  async locateAll(ids: readonly string[], peer?: Peer, pinned: (id: string) => boolean = () => false): Promise<Record<string, ObjectLocation>> {
     const failed = new Map<string, Error>();
     for (const id of ids) {
       if (!this.#store.isSpilled(id)) continue;
       try {
-        await this.#store.restoreWhenRoom(id);
+        await this.#store.restoreWhenRoom(id, !pinned(id));
       } catch (error) {
         failed.set(id, error as Error);
       }
     }
     const locations: Record<string, ObjectLocation> = {};
     for (const id of ids) {
-      const error = failed.get(id);
-      locations[id] = error ? { kind: 'error', error: encodeError(error) } : this.locate(id, peer);
+      let error = failed.get(id);
+      if (!error) {
+        try {
+          locations[id] = this.locate(id, peer, pinned(id));
+          continue;
+        } catch (cause) {
+          // Spilled again meanwhile for a remote driver's bytes, or its mapping failed.
+          error = cause as Error;
+        }
+      }
+      locations[id] = { kind: 'error', error: encodeError(error) };
     }
     return locations;
   }

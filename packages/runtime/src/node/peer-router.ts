@@ -92,7 +92,10 @@ export class PeerRouter {
         // Objects made by other nodes are fetched here first, and held for the asker.
         if (message.owners !== undefined) objects.fetchMissing(message.ids, message.owners, peer);
         scheduler.whileBlocked(worker, message.ids, objects.waitFor(message.ids, message.ids.length, null), () => {
-          void objects.locateAll(message.ids, peer).then((locations) => peer.send({ type: 'resolved', requestId: message.requestId, locations }));
+          // A worker asking for an argument of the task it runs (sent as spilled): it is pinned.
+          const running = worker?.inflight[0];
+          const pinned = (id: string) => running?.state === 'running' && running.args.some((arg) => 'ref' in arg && arg.ref === id);
+          void objects.locateAll(message.ids, peer, pinned).then((locations) => peer.send({ type: 'resolved', requestId: message.requestId, locations }));
         });
         return;
       case 'wait':
@@ -104,6 +107,12 @@ export class PeerRouter {
         // Only a worker's task result is written after a reservation (attached programs' puts
         // are checked when they arrive).
         peer.send({ type: 'reserved', requestId: message.requestId, error: encodeError(new RangeError('Only a worker reserves room, for the result of a task it runs')) });
+        return;
+      case 'room':
+        store.makeRoom(message.size).then(
+          () => peer.send({ type: 'reserved', requestId: message.requestId }),
+          (error: unknown) => peer.send({ type: 'reserved', requestId: message.requestId, error: encodeError(error) }),
+        );
         return;
       case 'collected':
         this.#services.collection.answered(peer, message.round);

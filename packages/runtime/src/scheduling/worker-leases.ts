@@ -61,13 +61,16 @@ export class WorkerLeases {
     task.worker = worker;
     worker.inflight.push(task);
     const starting = worker.inflight.length === 1;
+    // A task that starts now has its arguments pinned before any is located: reading one back
+    // from disk must not spill another it needs.
+    if (starting) this.#pin(task);
     const fn = worker.functions.has(task.fn.hash)
       ? { hash: task.fn.hash, name: task.fn.name }
       : { hash: task.fn.hash, name: task.fn.name, source: task.fn.source };
     worker.functions.add(task.fn.hash);
     const args = task.args.map((arg): WireArg => ('ref' in arg ? { ref: arg.ref, location: this.#events.locate(arg.ref, worker, starting) } : arg));
     worker.send({ type: 'execute', taskId: task.id, returnId: task.returnId, fn, args });
-    if (starting) this.#start(task);
+    if (starting) this.#start(task, true);
   }
 
   /** Asks a worker to give back queued tasks it has not started (it answers 'recalled'). */
@@ -81,13 +84,11 @@ export class WorkerLeases {
     if (ids.length > 0) worker.send({ type: 'recall', taskIds: ids });
   }
 
-  /** The task is at the head of its worker's queue: it runs now. */
-  #start(task: Task): void {
+  /** The task is at the head of its worker's queue: it runs now (`pinned`: its arguments are already). */
+  #start(task: Task, pinned = false): void {
     task.state = 'running';
     task.attempts += 1;
-    // Its worker maps them now: none may be spilled until it is done (queued ones may: the
-    // worker asks again for one that went, see TaskExecutor).
-    for (const arg of task.args) if ('ref' in arg) this.#events.pin(arg.ref);
+    if (!pinned) this.#pin(task);
     const worker = task.worker!;
     if (task.options.timeoutMs !== null) {
       task.timer = setTimeout(() => {
@@ -95,6 +96,14 @@ export class WorkerLeases {
         worker.kill();
       }, task.options.timeoutMs);
     }
+  }
+
+  /**
+   * Its worker maps the task's arguments when it starts: none may be spilled until it is done
+   * (a queued task's may: its worker asks again for one that went, see TaskExecutor).
+   */
+  #pin(task: Task): void {
+    for (const arg of task.args) if ('ref' in arg) this.#events.pin(arg.ref);
   }
 
   /**

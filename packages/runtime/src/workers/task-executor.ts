@@ -169,7 +169,7 @@ export class TaskExecutor {
 
   /** An argument the node sent as spilled, or that was spilled since: where it is once the node read it back. */
   async #askedArgument(id: string): Promise<unknown> {
-    if (!this.#locate) throw new Error(`The node sent argument ${id} as spilled, and this worker cannot ask for it (this is a bug).`);
+    if (!this.#locate) throw new Error(`Argument object ${id} is spilled to disk, and this worker cannot ask the node for it (this is a bug).`);
     return this.#objects.materialize(id, await this.#locate(id));
   }
 }
