@@ -1,9 +1,12 @@
 // `shoal status` on a joined node's machine finds the cluster and its token without being told.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { daemonOf, shoal, withHomes } from './cluster-helpers.js';
+import { fileURLToPath } from 'node:url';
+import { daemonOf, runProgram, shoal, withHomes } from './cluster-helpers.js';
+
+const DRIVER = fileURLToPath(new URL('./fixtures/spill-driver.ts', import.meta.url));
 
 test("`shoal status` on a joined node's machine works without --token", { timeout: 120_000 }, async () => {
   const noToken = { SHOAL_TOKEN: '', SHOAL_ADDRESS: '' };
@@ -49,5 +52,30 @@ test("joining with a mistyped token on a head's machine leaves the head's token 
     assert.equal(again.code, 0, again.stderr);
     pids.push(daemonOf(homeA!).pid);
     assert.equal(readFileSync(join(homeA!, 'token'), 'utf8').trim(), token, 'the head started again with its own token');
+  });
+});
+
+test('a daemon whose store is full spills: an attached driver puts 4x its memory (store.makeRoom first), tasks read it all back, `shoal status` shows the spills; `shoal stop` removes the spill directory', { timeout: 120_000 }, async () => {
+  await withHomes(1, async ([home], pids) => {
+    const spillRoot = join(home!, 'spill');
+    const started = await shoal(home!, ['start', '--head', '--port', '0', '--num-cpus', '2', '--object-store-memory', String(64 * 2 ** 20), '--spill-directory', spillRoot]);
+    assert.equal(started.code, 0, started.stderr);
+    const daemon = daemonOf(home!);
+    pids.push(daemon.pid);
+    const driver = await runProgram(DRIVER, [daemon.head, '16', '16', 'shoal-test-child'], { SHOAL_HOME: home! });
+    assert.equal(driver.code, 0, driver.stderr);
+    assert.deepEqual(JSON.parse(driver.stdout), { attached: true, sums: Array.from({ length: 16 }, (_, i) => 2 * (i + 1)) });
+
+    const status = await shoal(home!, ['status', '--json']);
+    assert.equal(status.code, 0, status.stderr);
+    const [node] = (JSON.parse(status.stdout) as { nodes: { spill: { spills: number; restores: number; spillBytesTotal: number } }[] }).nodes;
+    assert.ok(node!.spill.spills >= 12 && node!.spill.spillBytesTotal >= 12 * 16 * 2 ** 20, `the node spilled most of 256 MiB: ${JSON.stringify(node!.spill)}`);
+    assert.ok(node!.spill.restores >= 1, 'the tasks read spilled objects back');
+    const text = await shoal(home!, ['status']);
+    assert.match(text.stdout, /spilled \d+ \(\d+\.\d+ GB, \d+\.\d+ GB\/s\), restored \d+ \(\d+\.\d+ GB/);
+    assert.ok(readdirSync(spillRoot).some((name) => name.startsWith('shoal-')), 'its session spill directory is under the root');
+
+    assert.equal((await shoal(home!, ['stop'])).code, 0);
+    assert.deepEqual(readdirSync(spillRoot), [], 'stopping the daemon removes its spill directory');
   });
 });

@@ -41,7 +41,13 @@ export class SegmentReservations {
     const page = this.#claimed();
     if (!page || this.#slot === undefined) return;
     if (!page.reserveInSlot(this.#slot, size)) {
-      throw new ObjectStoreFullError(size, page.used, page.limit, ' (refused before it was written)');
+      // Only the node's process spills, and a synchronous put here cannot wait for it.
+      throw new ObjectStoreFullError(
+        size,
+        page.used,
+        page.limit,
+        ' (refused before it was written); the node spills objects nobody maps to make room, which a put in this process cannot wait for: `await store.makeRoom(bytes)` before it',
+      );
     }
   }
 
