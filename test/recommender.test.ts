@@ -1,7 +1,7 @@
 // The recommender example end to end: a node:cluster server whose workers attach to the
 // primary's Shoal node and serve from a shared embedding matrix that is replaced while they run.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,20 +44,72 @@ function request(url: string): Promise<{ status: number; body: Recommendation }>
   });
 }
 
-test('the recommender serves from shared memory and switches versions with no failed request', { timeout: 120_000 }, async () => {
-  const server = spawn(process.execPath, [SERVER, 'shoal-test-child'], {
-    env: { ...process.env, PORT: '0', WORKERS: '2', ITEMS: String(ITEMS), DIM: String(DIM) },
+/** The server running with `env` (and the test's sizes), its output so far, and its address once it listens. */
+interface Server {
+  readonly process: ChildProcess;
+  readonly exited: Promise<number | null>;
+  readonly base: string;
+  output(): string;
+}
+
+/** Runs `body` with a server started with `env`; it is killed after, whatever happened. */
+async function withServer(env: Record<string, string>, body: (server: Server) => Promise<void>): Promise<void> {
+  const child = spawn(process.execPath, [SERVER, 'shoal-test-child'], {
+    env: { ...process.env, PORT: '0', WORKERS: '2', ITEMS: String(ITEMS), DIM: String(DIM), ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const exited = new Promise<number | null>((resolve) => server.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let output = '';
-  server.stdout.on('data', (chunk: Buffer) => {
+  child.stdout!.on('data', (chunk: Buffer) => {
     output += chunk.toString();
   });
   try {
-    await until(() => /listening on http:\/\/127\.0\.0\.1:(\d+)/.test(output), 'the server to listen', 30_000);
-    const base = `http://127.0.0.1:${/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(output)![1]}`;
-    const directory = /session (\/dev\/shm\/shoal-[0-9A-Za-z]+)/.exec(output)![1]!;
+    const listening = /listening on http:\/\/127\.0\.0\.1:(\d+)/;
+    await until(() => listening.test(output), 'the server to listen', 30_000);
+    await body({ process: child, exited, base: `http://127.0.0.1:${listening.exec(output)![1]}`, output: () => output });
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+      await sleep(100);
+    }
+  }
+}
+
+/**
+ * Requests kept flowing on two lanes until `stop()`, which resolves with every status seen;
+ * `seen`: the latest version each server process answered from.
+ */
+function keepRequesting(base: string): { seen: Map<number, number>; stop(): Promise<number[]> } {
+  let running = true;
+  const statuses: number[] = [];
+  const seen = new Map<number, number>();
+  const lanes = Array.from({ length: 2 }, async (_, lane) => {
+    for (let i = 0; running; i++) {
+      const { status, body } = await request(`${base}/recommend?item=${(lane * 1000 + i) % ITEMS}&k=3`);
+      statuses.push(status);
+      if (status === 200) seen.set(body.pid, Math.max(seen.get(body.pid) ?? 0, body.version));
+    }
+  });
+  return {
+    seen,
+    stop: async () => {
+      running = false;
+      await Promise.all(lanes);
+      return statuses;
+    },
+  };
+}
+
+/** Resolves once both server processes answered from `version`. */
+function servingEverywhere(seen: Map<number, number>, version: number): Promise<void> {
+  return until(() => seen.size === 2 && [...seen.values()].every((seenVersion) => seenVersion === version), `every server process to answer from version ${version}`, 30_000);
+}
+
+test('the recommender serves from shared memory and switches versions with no failed request', { timeout: 120_000 }, async () => {
+  await withServer({}, async (server) => {
+    const { base } = server;
+    const directory = /session (\/dev\/shm\/shoal-[0-9A-Za-z]+)/.exec(server.output())![1]!;
     // Objects' files are named by their ids, which have no dot (unlike owner.json, node.*, and the
     // pool.* / drain.* files of memory kept for reuse).
     const matrices = () => readdirSync(directory).filter((name) => !name.includes('.'));
@@ -70,101 +122,54 @@ test('the recommender serves from shared memory and switches versions with no fa
     assert.equal(matrices().length, 1, 'one matrix in shared memory, whatever the number of server processes');
 
     // Keep requests flowing through the switch; every one must succeed.
-    let running = true;
-    const statuses: number[] = [];
-    const seen = new Map<number, number>();
-    const load = Array.from({ length: 2 }, async (_, lane) => {
-      for (let i = 0; running; i++) {
-        const { status, body } = await request(`${base}/recommend?item=${(lane * 1000 + i) % ITEMS}&k=3`);
-        statuses.push(status);
-        if (status === 200) seen.set(body.pid, Math.max(seen.get(body.pid) ?? 0, body.version));
-      }
-    });
-    await until(() => seen.size === 2, 'both server processes to answer', 30_000);
+    const load = keepRequesting(base);
+    await until(() => load.seen.size === 2, 'both server processes to answer', 30_000);
 
     const reload = (await (await fetch(`${base}/admin/reload`, { method: 'POST' })).json()) as { version: number };
     assert.equal(reload.version, 2);
-    await until(() => [...seen.values()].every((version) => version === 2) && seen.size === 2, 'every server process to answer from version 2', 10_000);
+    await servingEverywhere(load.seen, 2);
     // The old matrix goes once the server processes let go of it (their refs are collected).
     await until(() => matrices().length === 1, `the old matrix to be released (${readdirSync(directory).join(' ')})`, 30_000);
-    running = false;
-    await Promise.all(load);
+    const statuses = await load.stop();
     assert.ok(statuses.length > 0);
     assert.deepEqual(statuses.filter((status) => status !== 200), [], 'no failed request during the switch');
     assert.equal(matrices().length, 1);
 
-    server.kill('SIGTERM');
-    assert.equal(await exited, 0);
+    server.process.kill('SIGTERM');
+    assert.equal(await server.exited, 0);
     assert.ok(!existsSync(directory), 'stopping the server removes the session directory');
-    const pids = [...seen.keys()];
+    const pids = [...load.seen.keys()];
     await until(() => pids.every((pid) => !isAlive(pid)), 'the server workers to exit');
-  } finally {
-    if (server.exitCode === null && server.signalCode === null) {
-      server.kill('SIGKILL');
-      await exited;
-      await sleep(100);
-    }
-  }
+  });
 });
-
 
 test('with a store too small for three versions, a reload spills the version kept for rollback (nobody reads it) and no request fails', { timeout: 120_000 }, async (t) => {
   const spillRoot = mkdtempSync(join(tmpdir(), 'shoal-spill-recommender-'));
   t.after(() => rmSync(spillRoot, { recursive: true, force: true }));
-  const matrixBytes = ITEMS * DIM * 4;
   // Room for two matrices and a half: the third (new, current, previous) fits only if one is spilled.
-  const storeMb = Math.ceil((2.5 * matrixBytes) / 2 ** 20);
-  const server = spawn(process.execPath, [SERVER, 'shoal-test-child'], {
-    env: { ...process.env, PORT: '0', WORKERS: '2', ITEMS: String(ITEMS), DIM: String(DIM), STORE_MB: String(storeMb), SPILL_DIR: spillRoot, ROLLBACK: '1' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exited = new Promise<number | null>((resolve) => server.once('exit', (code) => resolve(code)));
-  let output = '';
-  server.stdout.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  try {
-    await until(() => /listening on http:\/\/127\.0\.0\.1:(\d+)/.test(output), 'the server to listen', 30_000);
-    const base = `http://127.0.0.1:${/listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(output)![1]}`;
-    let running = true;
-    const statuses: number[] = [];
-    const seen = new Map<number, number>();
-    const load = Array.from({ length: 2 }, async (_, lane) => {
-      for (let i = 0; running; i++) {
-        const { status, body } = await request(`${base}/recommend?item=${(lane * 1000 + i) % ITEMS}&k=3`);
-        statuses.push(status);
-        if (status === 200) seen.set(body.pid, body.version);
-      }
-    });
-    await until(() => seen.size === 2, 'both server processes to answer', 30_000);
-    const servingEverywhere = (version: number) =>
-      until(() => seen.size === 2 && [...seen.values()].every((seenVersion) => seenVersion === version), `every server process to answer from version ${version}`, 30_000);
+  const storeMb = Math.ceil((2.5 * ITEMS * DIM * 4) / 2 ** 20);
+  await withServer({ STORE_MB: String(storeMb), SPILL_DIR: spillRoot, ROLLBACK: '1' }, async (server) => {
+    const load = keepRequesting(server.base);
+    await until(() => load.seen.size === 2, 'both server processes to answer', 30_000);
     const admin = async (action: 'reload' | 'rollback') => {
-      const response = await fetch(`${base}/admin/${action}`, { method: 'POST' });
+      const response = await fetch(`${server.base}/admin/${action}`, { method: 'POST' });
       const body = (await response.json()) as { version?: number; error?: string };
       assert.equal(response.status, 200, `${action}: ${JSON.stringify(body)}`);
       return body.version!;
     };
     assert.equal(await admin('reload'), 2); // v1 kept for rollback, v2 served
-    await servingEverywhere(2);
+    await servingEverywhere(load.seen, 2);
     assert.equal(await admin('reload'), 3); // v3 does not fit beside v1 and v2: v1, read by nobody, is spilled
-    await servingEverywhere(3);
-    assert.match(output, /version 3 published; store: \d+ MB in memory; spilled [1-9]\d* objects so far/, `the third version made room by spilling:\n${output}`);
+    await servingEverywhere(load.seen, 3);
+    assert.match(server.output(), /version 3 published; store: \d+ MB in memory; spilled [1-9]\d* objects so far/, `the third version made room by spilling:\n${server.output()}`);
     assert.equal(await admin('rollback'), 4); // v2 again
-    await servingEverywhere(4);
+    await servingEverywhere(load.seen, 4);
     assert.equal(await admin('reload'), 5);
-    await servingEverywhere(5);
-    running = false;
-    await Promise.all(load);
+    await servingEverywhere(load.seen, 5);
+    const statuses = await load.stop();
     assert.deepEqual(statuses.filter((status) => status !== 200), [], 'no failed request through the reloads and the rollback');
-    server.kill('SIGTERM');
-    assert.equal(await exited, 0);
+    server.process.kill('SIGTERM');
+    assert.equal(await server.exited, 0);
     assert.deepEqual(readdirSync(spillRoot), [], 'stopping the server removes its spill directory');
-  } finally {
-    if (server.exitCode === null && server.signalCode === null) {
-      server.kill('SIGKILL');
-      await exited;
-      await sleep(100);
-    }
-  }
+  });
 });

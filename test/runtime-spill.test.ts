@@ -9,6 +9,7 @@ import { afterEach, test, type TestContext } from 'node:test';
 import { remote, store, type ObjectRef } from 'shoal';
 import { eventually } from './helpers.js';
 import { cleanUp, start } from './runtime-helpers.js';
+import { checksum, filled } from './support/spill-values.js';
 
 afterEach(cleanUp);
 
@@ -26,16 +27,7 @@ function shmBytes(directory: string): number {
   return readdirSync(directory).reduce((sum, name) => sum + statSync(join(directory, name)).size, 0);
 }
 
-function filled(bytes: number, seed: number): Float64Array {
-  return new Float64Array(bytes / 8).map((_, i) => (i % 1000) * seed + seed);
-}
-
-// The same sum in the driver and in the workers (it travels as source).
-function checksum(values: Float64Array): number {
-  let sum = 0;
-  for (let i = 0; i < values.length; i += 97) sum += values[i]! * (i + 1);
-  return sum + values[values.length - 1]!;
-}
+// The same sum as `checksum`, in the workers (it travels as source).
 const checksumTask = remote((values: Float64Array) => {
   let sum = 0;
   for (let i = 0; i < values.length; i += 97) sum += values[i]! * (i + 1);

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { test, type TestContext } from 'node:test';
 import { ObjectStoreFullError, type ObjectRef } from '@shoal/protocol';
 import { ObjectStore, type StoreOptions } from '@shoal/store';
+import { checksum, filled } from './support/spill-values.js';
 
 const MIB = 1 << 20;
 
@@ -30,15 +31,16 @@ function shmBytes(store: ObjectStore): number {
   return readdirSync(store.directory).reduce((sum, name) => sum + statSync(join(store.directory, name)).size, 0);
 }
 
-/** A Float64Array of `bytes` bytes whose elements depend on `seed`, and its checksum. */
-function filled(bytes: number, seed: number): Float64Array {
-  return new Float64Array(bytes / 8).map((_, i) => (i % 1000) * seed + seed);
-}
-
-function checksum(values: Float64Array): number {
-  let sum = 0;
-  for (let i = 0; i < values.length; i += 97) sum += values[i]! * (i + 1);
-  return sum + values[values.length - 1]!;
+/** A tmpfs of `size` (`8m`) mounted on a fresh directory for the test: a disk that fills up. Undefined when not root. */
+function smallDisk(t: TestContext, size: string): string | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const disk = mkdtempSync(join(tmpdir(), 'shoal-spill-disk-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', disk]);
+  t.after(() => {
+    execFileSync('umount', [disk]);
+    rmSync(disk, { recursive: true, force: true });
+  });
+  return disk;
 }
 
 test('a 256 MiB store takes 1 GiB of objects (sixteen 64 MiB, a thousand 100 KiB); each reads back right; /dev/shm stays within the capacity', { timeout: 300_000 }, async (t) => {
@@ -96,13 +98,8 @@ test('a freed spilled object leaves the disk; close removes the spill directory'
 });
 
 test('spilling to a full disk is ObjectStoreFullError naming the disk’s error; nothing stored is lost', (t) => {
-  if (process.getuid?.() !== 0) return t.skip('needs root to mount a small tmpfs');
-  const disk = mkdtempSync(join(tmpdir(), 'shoal-spill-disk-'));
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=8m', 'tmpfs', disk]);
-  t.after(() => {
-    execFileSync('umount', [disk]);
-    rmSync(disk, { recursive: true, force: true });
-  });
+  const disk = smallDisk(t, '8m');
+  if (!disk) return t.skip('needs root to mount a small tmpfs');
   const store = storeFor(t, { objectStoreMemory: 32 * MIB, spillRoot: disk });
   const refs = [1, 2].map((seed) => store.put(filled(12 * MIB, seed)));
   assert.throws(
@@ -145,13 +142,8 @@ test('an object read back keeps its copy on disk: spilling it again writes nothi
 });
 
 test('a full spill disk holding copies of objects in memory: the copies go and the spill goes through', async (t) => {
-  if (process.getuid?.() !== 0) return t.skip('needs root to mount a small tmpfs');
-  const disk = mkdtempSync(join(tmpdir(), 'shoal-spill-disk-'));
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=28m', 'tmpfs', disk]);
-  t.after(() => {
-    execFileSync('umount', [disk]);
-    rmSync(disk, { recursive: true, force: true });
-  });
+  const disk = smallDisk(t, '28m');
+  if (!disk) return t.skip('needs root to mount a small tmpfs');
   const store = storeFor(t, { objectStoreMemory: 26 * MIB, spillRoot: disk });
   const [a, b] = [1, 2].map((seed) => store.put(filled(12 * MIB, seed))); // both in memory
   store.put(filled(12 * MIB, 3)); // a to disk (12 MiB there)

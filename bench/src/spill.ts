@@ -15,9 +15,15 @@
 //   stream        64 chunks of 64 MiB (4x the 1 GiB store) put one by one, a task summing
 //                 each submitted as it is put (2 workers), every result awaited: total ms
 //     peer        the same with a store big enough for all of them                      ms
+//   serve         a spilled 256 MiB object sent over a loopback TCP socket the way a holder
+//                 serves a pull: read back into the store (store.get), then written from its
+//                 mapping                                                               GB/s
+//     peer        the same bytes streamed from a file on the spill disk (fs read into two
+//                 8 MiB buffers, each written once the last write drained), not restored  GB/s
 // --quick divides every size by 16. Writes bench/results/spill.json.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
+import { open, readFile, writeFile } from 'node:fs/promises';
+import { createServer, connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { init, remote, shutdown, store, type ObjectRef } from 'shoal';
@@ -35,6 +41,7 @@ const objects = (4 * capacity) / objectBytes;
 const chunks = 64;
 const chunkBytes = (64 * MIB) / scale;
 const streamCapacity = (1024 * MIB) / scale;
+const serveBytes = (256 * MIB) / scale;
 
 const root = mkdtempSync(join(tmpdir(), 'shoal-bench-spill-'));
 process.on('exit', () => rmSync(root, { recursive: true, force: true }));
@@ -115,7 +122,82 @@ async function streamRun(capacity: number): Promise<number> {
   }
 }
 
-const results = { spill: [] as number[], write: [] as number[], restore: [] as number[], read: [] as number[], streamSpilling: [] as number[], streamInMemory: [] as number[] };
+/** A loopback TCP receiver that discards, and a connected socket to it: `send` resolves once `bytes` more arrived. */
+async function discardingPeer(): Promise<{ socket: Socket; received: (bytes: number) => Promise<void>; close: () => void }> {
+  let total = 0;
+  let waiter: { until: number; resolve: () => void } | undefined;
+  const server = createServer((peer) => {
+    peer.on('data', (chunk: Buffer) => {
+      total += chunk.length;
+      if (waiter && total >= waiter.until) {
+        waiter.resolve();
+        waiter = undefined;
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  const socket = connect(port, '127.0.0.1');
+  await new Promise<void>((resolve) => socket.once('connect', resolve));
+  return {
+    socket,
+    received: (bytes) => new Promise<void>((resolve) => (waiter = { until: total + bytes, resolve })),
+    close: () => {
+      socket.destroy();
+      server.close();
+    },
+  };
+}
+
+/**
+ * GB/s of serving a spilled object over TCP: read back into the store then written from its
+ * mapping (what a holder does), against the same bytes streamed from a file on the spill disk.
+ */
+async function serveRun(): Promise<{ restored: number; fromDisk: number }> {
+  const spillRoot = mkdtempSync(join(root, 'serve-'));
+  // Room for one of the two objects: getting one spills the other.
+  await init({ numCpus: 0, objectStoreMemory: serveBytes + serveBytes / 2, spillDirectory: spillRoot });
+  const peer = await discardingPeer();
+  try {
+    const a = store.put(values(1, serveBytes));
+    const b = store.put(values(2, serveBytes)); // a is on disk
+    const file = join(spillRoot, 'peer.bin');
+    await writeFile(file, values(3, serveBytes));
+    let started = performance.now();
+    const arrived = peer.received(serveBytes);
+    let view: Float64Array | undefined = await store.get(a); // read back (b spilled)
+    peer.socket.write(Buffer.from(view.buffer, view.byteOffset, view.byteLength));
+    await arrived;
+    const restored = gbps(serveBytes, performance.now() - started);
+    view = undefined; // so that a can be spilled again
+    await store.get(b); // a goes to disk again (its copy is kept: nothing written)
+    started = performance.now();
+    const done = peer.received(serveBytes);
+    const handle = await open(file, 'r');
+    try {
+      const buffers = [Buffer.allocUnsafe(8 * MIB), Buffer.allocUnsafe(8 * MIB)];
+      let drained: Promise<void> = Promise.resolve();
+      for (let offset = 0, turn = 0; offset < serveBytes; turn++) {
+        const buffer = buffers[turn % 2]!;
+        const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, serveBytes - offset), offset);
+        await drained;
+        drained = new Promise<void>((resolve) => peer.socket.write(buffer.subarray(0, bytesRead), () => resolve()));
+        offset += bytesRead;
+      }
+      await drained;
+    } finally {
+      await handle.close();
+    }
+    await done;
+    return { restored, fromDisk: gbps(serveBytes, performance.now() - started) };
+  } finally {
+    peer.close();
+    await shutdown();
+    rmSync(spillRoot, { recursive: true, force: true });
+  }
+}
+
+const results = { serveRestored: [] as number[], serveFromDisk: [] as number[], spill: [] as number[], write: [] as number[], restore: [] as number[], read: [] as number[], streamSpilling: [] as number[], streamInMemory: [] as number[] };
 const contenders: { name: string; run: () => Promise<void> }[] = [
   {
     name: 'spill and restore',
@@ -131,6 +213,14 @@ const contenders: { name: string; run: () => Promise<void> }[] = [
       const { write, read } = await fsRun();
       results.write.push(write);
       results.read.push(read);
+    },
+  },
+  {
+    name: 'serve a spilled object',
+    run: async () => {
+      const { restored, fromDisk } = await serveRun();
+      results.serveRestored.push(restored);
+      results.serveFromDisk.push(fromDisk);
     },
   },
   {
@@ -158,14 +248,17 @@ const median = (values: number[]): Stats => stats(values);
 const report = {
   date: new Date().toISOString(),
   machine: machine(),
-  options: { quick, runs, objectBytes, capacity, objects, chunks, chunkBytes, streamCapacity },
+  options: { quick, runs, objectBytes, capacity, objects, chunks, chunkBytes, streamCapacity, serveBytes },
   spillGbps: median(results.spill),
   writeFileGbps: median(results.write),
   restoreGbps: median(results.restore),
   readFileGbps: median(results.read),
+  serveRestoredGbps: median(results.serveRestored),
+  serveFromDiskGbps: median(results.serveFromDisk),
   streamSpillingMs: median(results.streamSpilling),
   streamInMemoryMs: median(results.streamInMemory),
   ratios: {
+    serveRestoredVsFromDisk: median(results.serveRestored).median / median(results.serveFromDisk).median,
     streamSpillingVsInMemory: median(results.streamSpilling).median / median(results.streamInMemory).median,
     spillVsWriteFile: median(results.spill).median / median(results.write).median,
     restoreVsReadFile: median(results.restore).median / median(results.read).median,
@@ -180,6 +273,8 @@ console.log(
       ['  peer: fs.promises.writeFile, GB/s', fmt(report.writeFileGbps.median), '1', ''],
       ['restore (every object read back), GB/s', fmt(report.restoreGbps.median), fmt(report.ratios.restoreVsReadFile), '≥ 0.8'],
       ['  peer: fs.promises.readFile, GB/s', fmt(report.readFileGbps.median), '1', ''],
+      [`serve a spilled ${fmt(serveBytes / MIB)} MiB object over TCP: read back, then sent, GB/s`, fmt(report.serveRestoredGbps.median), fmt(report.ratios.serveRestoredVsFromDisk), ''],
+      ['  peer: streamed from a file on the spill disk, GB/s', fmt(report.serveFromDiskGbps.median), '1', ''],
       [`stream ${chunks} × ${fmt(chunkBytes / MIB)} MiB through tasks, ${fmt(streamCapacity / MIB)} MiB store, ms`, fmt(report.streamSpillingMs.median), fmt(report.ratios.streamSpillingVsInMemory), '≤ 1.5'],
       ['  peer: a store holding every chunk, ms', fmt(report.streamInMemoryMs.median), '1', ''],
     ],
