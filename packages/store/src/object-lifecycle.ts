@@ -449,6 +449,8 @@ export class ObjectLifecycle {
   openForRead(id: string): OutgoingObject {
     const entry = this.table.get(id);
     if (!entry || entry.state !== 'ready' || entry.bytes) throw new ObjectFreedError(id);
+    // Sent from its spill file: faster than reading it back (which needs room, and may spill others).
+    if (entry.spilled) return new OutgoingObject(id, entry.size, this.#spill!.openForRead(id));
     const path = this.#pathOf(id);
     const fd = openSegment(path, 'read');
     try {

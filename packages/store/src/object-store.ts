@@ -322,13 +322,14 @@ export class ObjectStore {
   }
 
   /**
-   * Opens a stored segment object to send it elsewhere (a private mapping of its own,
-   * valid even if the object is freed meanwhile).
+   * Opens a stored segment object to send it elsewhere: a private mapping of its own, or, when it
+   * is spilled, its spill file (read as it is sent, not read back into memory: see
+   * OutgoingObject); either stays valid if the object is freed meanwhile. Close it once sent.
    * @throws ObjectFreedError when there is no such segment object; SharedMemoryError when its
-   *   file cannot be mapped.
+   *   file cannot be mapped; SpillError when its spill file cannot be opened.
    */
   openForRead(id: string): OutgoingObject {
-    this.#objects.use(id, false);
+    if (!this.isSpilled(id)) this.#objects.use(id, false);
     return this.#objects.openForRead(id);
   }
 

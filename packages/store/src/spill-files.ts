@@ -217,6 +217,22 @@ export class SpillFiles {
     this.#stats.restoreMs += performance.now() - started;
   }
 
+  /**
+   * Opens object `id`'s spill file to read its bytes as they are sent (see OutgoingObject): the
+   * descriptor, which the caller closes, and the object's offset in the file. The bytes stay
+   * readable through it even if the object is freed and its file deleted meanwhile.
+   * @throws SpillError when the file cannot be opened.
+   */
+  openForRead(id: string): { fd: number; offset: number } {
+    const spilled = this.#objects.get(id);
+    if (!spilled) throw new Error(`object ${id} is not on disk`);
+    try {
+      return { fd: openSync(spilled.batch.path, 'r'), offset: spilled.offset };
+    } catch (error) {
+      throw spillError(`open the spill file of object ${id}`, this.directory, error);
+    }
+  }
+
   /** Forgets object `id` on disk (freed, or its kept copy given up); its file goes with the last object in it. Idempotent. */
   delete(id: string): void {
     const spilled = this.#objects.get(id);

@@ -70,6 +70,8 @@ export type DataServerState = 'idle' | 'starting' | 'running' | 'closing' | 'clo
 
 /** Bytes of one write of an object on its stream (each a view of the mapping: no copy). */
 const WRITE_BYTES = 64 << 20;
+/** Bytes of a spilled object read from its spill file per write (one read ahead of the write in flight). */
+const DISK_READ_BYTES = 8 << 20;
 
 /** A bulk connection of a puller: idle, or carrying one pull's object (`busy`: from the pull to its last byte). */
 interface Stream {
@@ -401,6 +403,10 @@ export class DataServer implements AsyncDisposable {
    */
   #write(puller: Puller, requestId: number, stream: Stream, object: OutgoingObject): void {
     const { socket } = stream;
+    if (object.onDisk) {
+      void this.#writeFromDisk(puller, requestId, stream, object);
+      return;
+    }
     if (object.size === 0 || socket.destroyed) return;
     puller.outgoing.set(requestId, stream);
     for (let offset = 0; offset < object.size; offset += WRITE_BYTES) {
@@ -413,6 +419,38 @@ export class DataServer implements AsyncDisposable {
         this.#closeIfIdle(puller);
       } : undefined);
     }
+  }
+
+  /**
+   * Writes spilled `object` on `stream` from its spill file, a read ahead of the write in flight
+   * (each buffer written once read; the next read waits for the last write to drain), then closes it.
+   */
+  async #writeFromDisk(puller: Puller, requestId: number, stream: Stream, object: OutgoingObject): Promise<void> {
+    const { socket } = stream;
+    puller.outgoing.set(requestId, stream);
+    const carrying = () => !socket.destroyed && puller.outgoing.get(requestId) === stream;
+    try {
+      let written: Promise<void> = Promise.resolve();
+      for (let offset = 0; offset < object.size && carrying(); ) {
+        const length = Math.min(DISK_READ_BYTES, object.size - offset);
+        const [chunk] = await Promise.all([object.read(offset, length), written]);
+        if (!carrying()) return;
+        written = new Promise<void>((resolve, reject) => socket.write(chunk, (error) => (error ? reject(error) : resolve())));
+        offset += length;
+      }
+      await written;
+    } catch (error) {
+      // The disk failed mid-object, or the stream broke: the puller sees its stream end early.
+      debug('sending spilled %s failed: %o', object.id, error);
+      socket.destroy();
+      return;
+    } finally {
+      object.close();
+    }
+    if (puller.outgoing.get(requestId) !== stream) return;
+    puller.outgoing.delete(requestId);
+    stream.busy = false;
+    this.#closeIfIdle(puller);
   }
 
   async #serve(
