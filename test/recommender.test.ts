@@ -143,7 +143,7 @@ test('the recommender serves from shared memory and switches versions with no fa
   });
 });
 
-test('with a store too small for three versions, a reload spills the version kept for rollback (nobody reads it) and no request fails', { timeout: 120_000 }, async (t) => {
+test('with a store too small for three versions, a reload spills the oldest version held (nobody reads it) to make room, a rollback works, and no request fails', { timeout: 120_000 }, async (t) => {
   const spillRoot = mkdtempSync(join(tmpdir(), 'shoal-spill-recommender-'));
   t.after(() => rmSync(spillRoot, { recursive: true, force: true }));
   // Room for two matrices and a half: the third (new, current, previous) fits only if one is spilled.
@@ -159,7 +159,7 @@ test('with a store too small for three versions, a reload spills the version kep
     };
     assert.equal(await admin('reload'), 2); // v1 kept for rollback, v2 served
     await servingEverywhere(load.seen, 2);
-    assert.equal(await admin('reload'), 3); // v3 does not fit beside v1 and v2: v1, read by nobody, is spilled
+    assert.equal(await admin('reload'), 3); // v3 does not fit beside v1 and v2: v1, read by nobody, is spilled (then dropped)
     await servingEverywhere(load.seen, 3);
     assert.match(server.output(), /version 3 published; store: \d+ MB in memory; spilled [1-9]\d* objects so far/, `the third version made room by spilling:\n${server.output()}`);
     assert.equal(await admin('rollback'), 4); // v2 again

@@ -11,9 +11,10 @@
 // store spills; Shoal's default otherwise), ROLLBACK (1: keep the previous version, for
 // /admin/rollback). The primary process runs the Shoal node (store only, no task workers) and
 // publishes the matrix under the name "items"; each node:cluster worker attaches to the node and
-// serves requests from the current version, switching when a new one is published. A previous
-// version kept for rollback is read by nobody: when a reload needs its memory, the store spills
-// it to disk, and a rollback reads it back.
+// serves requests from the current version, switching when a new one is published. With
+// ROLLBACK=1 the primary holds two versions and makes a third: when memory is short, the store
+// spills the oldest, which nobody reads any more, to make room (it is dropped once the new one
+// is published).
 import cluster from 'node:cluster';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { availableParallelism } from 'node:os';
@@ -85,29 +86,26 @@ async function runPrimary(): Promise<void> {
       `in ${(performance.now() - started).toFixed(0)} ms; session ${session.directory}`,
   );
 
-  // One publish at a time. Requests arriving during one share the single publish that follows it,
+  // One change at a time, in the order asked. Reloads asked while one waits its turn share it,
   // so reloads faster than publishing never pile up versions; the event loop turns in between.
-  let running: Promise<number> | undefined;
-  let queued: Promise<number> | undefined;
-  const reload = (): Promise<number> => {
-    if (!running) {
-      running = publish().finally(() => (running = undefined));
-      return running;
-    }
-    queued ??= running
+  let tail: Promise<unknown> = Promise.resolve();
+  let waitingReload: Promise<number> | undefined;
+  const inTurn = (change: () => Promise<number>): Promise<number> => {
+    const turn = tail
       .catch(() => 0)
       .then(() => new Promise((resolve) => setImmediate(resolve)))
-      .then(() => {
-        queued = undefined;
-        return reload();
-      });
-    return queued;
+      .then(change);
+    tail = turn;
+    return turn;
   };
+  const reload = (): Promise<number> =>
+    (waitingReload ??= inTurn(() => {
+      waitingReload = undefined;
+      return publish();
+    }));
   cluster.on('message', (worker, message: ToPrimary) => {
     if (message?.type !== 'reload' && message?.type !== 'rollback') return;
-    // A rollback waits for a publish in progress, and the next one waits for it.
-    const done = message.type === 'reload' ? reload() : (running = (running ?? Promise.resolve(0)).catch(() => 0).then(rollback).finally(() => (running = undefined)));
-    done.then(
+    (message.type === 'reload' ? reload() : inTurn(rollback)).then(
       (version) => worker.send({ type: 'reloaded', id: message.id, version } satisfies ToWorker),
       (error: unknown) => worker.send({ type: 'reloaded', id: message.id, version: 0, error: String(error) } satisfies ToWorker),
     );

@@ -52,8 +52,8 @@ const NodeReportSchema = Type.Object({
   pulledBytes: Count,
   /** The `seq` of the last `run` the node received (its `available` accounts for it). */
   runsSeen: Count,
-  /** What its store spilled to disk and read back (see the store's `stats().spill`). */
-  spill: SpillReportSchema,
+  /** What its store spilled to disk and read back (see the store's `stats().spill`); absent from nodes older than spilling. */
+  spill: Type.Optional(SpillReportSchema),
 });
 /** A node's resources and load, as it reports them. */
 export type NodeReport = MessageOf<typeof NodeReportSchema>;

@@ -272,6 +272,7 @@ async function status(args: string[]): Promise<void> {
 
 /** A node's spilling in a few words: what is on disk now, then what was written and read back, with their throughput. */
 function spillSummary(spill: Awaited<ReturnType<typeof queryStatus>>['nodes'][number]['spill'], gb: (bytes: number) => string): string {
+  if (!spill) return 'spilling unknown (an older node)';
   if (spill.spills === 0 && spill.restores === 0) return 'spilled nothing';
   const rate = (bytes: number, ms: number) => (ms > 0 ? `, ${(bytes / ms / 1e6).toFixed(2)} GB/s` : '');
   return (

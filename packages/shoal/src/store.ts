@@ -38,12 +38,13 @@ export interface Store {
    * Resolves once `bytes` more fit in this machine's store: objects nobody maps are spilled to
    * disk, and the node's processes let go of mappings they no longer view (which a synchronous
    * `put` or `create` cannot wait for). Call it before a put or create that may not fit; no room
-   * is held for it (another process may take it first). In a program attached from a machine
+   * is held for it (another process may take it first). `bytes` is what the object will take in
+   * shared memory: its data and a header (add a few KiB). In a program attached from a machine
    * without a node it does nothing.
    *
    * @example
    * ```ts
-   * await store.makeRoom(items * dim * 4);
+   * await store.makeRoom(items * dim * 4 + 4096); // the data and its header
    * const writer = store.create(Float32Array, items * dim);
    * ```
    * @throws ObjectStoreFullError naming the sizes when even spilling cannot make the room.

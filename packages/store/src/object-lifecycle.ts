@@ -265,17 +265,21 @@ export class ObjectLifecycle {
 
   /**
    * Milliseconds until the soonest grace after a hand-out ends among objects that spilling passes
-   * over only for it (0 when none): waiting that long may make them spillable.
+   * over only for it: waiting that long may make room for `size` more bytes. 0 when spilling is
+   * off, when none is in its grace, or when all of them together could not make that room.
    */
-  graceLeft(): number {
+  graceLeft(size: number): number {
+    if (!this.#spill) return 0;
     const now = performance.now();
     let left = 0;
+    let graced = 0;
     for (const [id, told] of this.#resident) {
       const remaining = SPILL_GRACE_MS - (now - told);
       if (remaining <= 0 || this.#pins.has(id)) continue;
+      graced += this.table.get(id)?.size ?? 0;
       left = left === 0 ? remaining : Math.min(left, remaining);
     }
-    return Math.ceil(left);
+    return graced >= this.capacity.usedBytes + size - this.capacity.limit ? Math.ceil(left) : 0;
   }
 
   /** Whether object `id` is on disk now (a use reads it back). */

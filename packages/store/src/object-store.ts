@@ -362,7 +362,9 @@ export class ObjectStore {
       const { capacity } = this.#objects;
       if (capacity.fits(size)) return;
       if (attempt >= RESTORE_ATTEMPTS || size > capacity.limit) return capacity.assertRoom(size, detail);
-      await this.#awaitSpillable();
+      await this.#awaitSpillable(size);
+      // Closed meanwhile: its books are gone, so nothing fits any more.
+      this.#assertRunning('make room');
     }
   }
 
@@ -371,11 +373,11 @@ export class ObjectStore {
    * asked to ({@link ObjectStore.collectOthers}: mappings of objects they no longer view go), and
    * objects handed out lately are waited for until their grace ends (at most 5 s).
    */
-  async #awaitSpillable(): Promise<void> {
+  async #awaitSpillable(size: number): Promise<void> {
     // In a job of its own: what the failed attempt looked at through a WeakRef lives to its end.
     await new Promise((resolve) => setImmediate(resolve));
     collectGarbage();
-    const grace = this.#objects.graceLeft();
+    const grace = this.#objects.graceLeft(size);
     await Promise.all([afterFinalizers(), this.collectOthers?.(), grace > 0 ? new Promise((resolve) => setTimeout(resolve, grace)) : undefined]);
   }
 
@@ -393,7 +395,8 @@ export class ObjectStore {
         return this.restore(id, handedOut);
       } catch (error) {
         if (!(error instanceof ObjectStoreFullError) || !this.isSpilled(id) || attempt >= RESTORE_ATTEMPTS) throw error;
-        await this.#awaitSpillable();
+        await this.#awaitSpillable(this.#objects.table.get(id)?.size ?? 0);
+        this.#assertRunning('restore an object');
       }
     }
   }

@@ -46,7 +46,7 @@ export class SegmentReservations {
         size,
         page.used,
         page.limit,
-        ' (refused before it was written); the node spills objects nobody maps to make room, which a put in this process cannot wait for: `await store.makeRoom(bytes)` before it',
+        ' (refused before it was written); the node spills objects nobody maps to make room, which a put in this process cannot wait for: `await store.makeRoom(bytes)` before it (bytes: the object\'s size and a few KiB for its header)',
       );
     }
   }

@@ -22,6 +22,7 @@ import {
   MAX_CONNECTIONS_PER_SOURCE,
   HELLO_TIMEOUT_MS,
   ObjectStoreFullError,
+  SpillError,
   decodeToHolder,
   encodeMessage,
   toWireFailure,
@@ -441,7 +442,7 @@ export class DataServer implements AsyncDisposable {
       await written;
     } catch (error) {
       // The disk failed mid-object, or the stream broke: the puller sees its stream end early.
-      debug('sending spilled %s failed: %o', object.id, error);
+      if (!socket.destroyed) this.#logger.warn({ err: error }, `sending spilled object ${object.id} from its spill file failed: ${(error as Error).message}`);
       socket.destroy();
       return;
     } finally {
@@ -478,9 +479,13 @@ export class DataServer implements AsyncDisposable {
       object = this.#store.openForRead(id);
     } catch (error) {
       debug('cannot serve %s: %o', id, error);
-      // Spilled here, with no room to read it back: the puller gets that, not a lost object.
+      // No room to map it (the puller gets that, not a lost object), or its spill file cannot be
+      // opened (said here; the puller tries another holder).
       if (error instanceof ObjectStoreFullError) send({ type: 'missing', requestId, reason: 'full', failure: toWireFailure(error) });
-      else send({ type: 'missing', requestId, reason: 'freed' });
+      else {
+        if (error instanceof SpillError) this.#logger.warn({ err: error }, `cannot serve object ${id}: ${error.message}`);
+        send({ type: 'missing', requestId, reason: 'freed' });
+      }
       return;
     }
     send({ type: 'object', requestId, size: status.size, contains: status.contains });
