@@ -21,7 +21,12 @@ test('a head and a second node: start, status, auth, bad frames, a dying node, a
   const homes = [homeA, homeB];
   const pids: number[] = [];
   try {
-    // Usage errors are exit code 2 with a message.
+    // Usage errors are exit code 2 with a message; --help says so, --version prints the package's.
+    const help = await shoal(homeA, ['--help']);
+    assert.match(help.stdout, /Exit codes: 0 done, 1 failed .*, 2 bad usage/);
+    const version = await shoal(homeA, ['--version']);
+    assert.equal(version.code, 0);
+    assert.equal(version.stdout.trim(), `shoal ${(JSON.parse(readFileSync(new URL('../packages/shoal/package.json', import.meta.url), 'utf8')) as { version: string }).version} (Node.js ${process.version})`);
     assert.equal((await shoal(homeA, [])).code, 2);
     assert.equal((await shoal(homeA, ['frobnicate'])).code, 2);
     assert.equal((await shoal(homeA, ['start'])).code, 2);

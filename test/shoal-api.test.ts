@@ -32,6 +32,25 @@ test('init() twice with the same options is the same session; other options are 
   assert.ok(!existsSync(third.directory));
 });
 
+test('await using: the session is shut down when its block ends, by a throw too', async () => {
+  let directory = '';
+  {
+    await using session = await init({ numCpus: 0 });
+    directory = session.directory;
+    assert.ok(existsSync(directory));
+  }
+  assert.ok(!existsSync(directory), 'the block ended: the session directory is gone');
+  await assert.rejects(
+    (async () => {
+      await using session = await init({ numCpus: 0 });
+      directory = session.directory;
+      throw new Error('boom');
+    })(),
+    /boom/,
+  );
+  assert.ok(!existsSync(directory), 'a throw out of the block shuts the session down too');
+});
+
 test('store.create fills in place and publishes with seal()', async () => {
   try {
     const writer = store.create(Int32Array, 100_000);

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `shoal` command: start, inspect and stop this machine's Shoal daemon.
 import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
@@ -29,9 +30,10 @@ Commands:
   status              show the cluster's nodes, CPUs, resources, objects and tasks
   stop                stop this machine's daemon and remove its session directory
 
-Run \`shoal <command> --help\` for a command's options.
+Run \`shoal <command> --help\` for a command's options; \`shoal --version\` prints the version.
 Environment: SHOAL_HOME (state directory, default ~/.shoal), SHOAL_ADDRESS (head address),
-SHOAL_TOKEN (cluster token).`;
+SHOAL_TOKEN (cluster token).
+Exit codes: 0 done, 1 failed (the message says why), 2 bad usage.`;
 
 const START_USAGE = `Usage: shoal start --head [--host 127.0.0.1] [--port 6380] [--token T | --new-token] [--num-cpus N] [--resources JSON]
        shoal start --address ws://HOST:PORT --token T [--num-cpus N] [--resources JSON] [--node-ip IP]
@@ -282,6 +284,11 @@ function spillSummary(spill: Awaited<ReturnType<typeof queryStatus>>['nodes'][nu
   );
 }
 
+/** The version of the installed `shoal` package (its package.json, beside dist/). */
+function shoalVersion(): string {
+  return (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+}
+
 async function stop(args: string[]): Promise<void> {
   const values = parse(args, {});
   if (values.help) return print(STOP_USAGE);
@@ -305,6 +312,11 @@ try {
       break;
     case 'stop':
       await stop(rest);
+      break;
+    case '--version':
+    case '-v':
+    case 'version':
+      print(`shoal ${shoalVersion()} (Node.js ${process.version})`);
       break;
     case undefined:
     case '--help':

@@ -43,6 +43,15 @@ export interface ShoalSession {
   workerPids(): number[];
   /** Stops the session (same as {@link shutdown}). */
   shutdown(): Promise<void>;
+  /**
+   * Stops the session (same as {@link shutdown}), for `await using`:
+   *
+   * ```ts
+   * await using session = await init();
+   * // ... the session is shut down when the block ends, however it ends
+   * ```
+   */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 interface Embedded {
@@ -69,6 +78,7 @@ function start(options: InitOptions): Embedded {
     attached: false,
     workerPids: () => node.workerPids(),
     shutdown,
+    [Symbol.asyncDispose]: shutdown,
   };
   return { runtime: node, ready: () => node.ready(), options, session };
 }
@@ -93,6 +103,7 @@ function attach(address: string, options: InitOptions): Embedded {
     attached: true,
     workerPids: () => [],
     shutdown,
+    [Symbol.asyncDispose]: shutdown,
   };
   return { runtime: client, ready: () => client.connected, options, session };
 }
