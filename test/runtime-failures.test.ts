@@ -448,6 +448,9 @@ describe('infeasible demands and bad options', () => {
     assert.throws(() => wait('nope' as never), TypeError);
     assert.throws(() => wait([ref], { numReturns: 2 }), /numReturns/);
     assert.throws(() => wait([ref], { timeoutMs: -1 }), /timeoutMs/);
+    await assert.rejects(get(ref, { timeoutMs: Number.NaN }), /timeoutMs/);
+    await assert.rejects(get(ref, { signal: {} as never }), /signal.*AbortSignal/);
+    assert.throws(() => wait([ref], { signal: 'soon' as never }), /signal/);
     assert.throws(() => cancel({ id: 'x' } as never), TypeError);
     await shutdown();
   });

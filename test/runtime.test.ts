@@ -8,6 +8,7 @@ import { platform } from 'node:os';
 import { afterEach, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
+  GetTimeoutError,
   ObjectRef,
   RuntimeShutdownError,
   ShoalError,
@@ -339,6 +340,23 @@ describe('tasks', () => {
     const refs = [sleepy(300, 'first'), sleepy(0, 'second'), sleepy(50, 'third'), sleepy(0, 'fourth')] as const;
     assert.deepEqual(await get(refs), ['first', 'second', 'third', 'fourth']);
     assert.deepEqual(await get([]), []);
+  });
+
+  test('get with timeoutMs or an AbortSignal stops waiting (GetTimeoutError, the signal\'s reason); the task runs on and its result is got later', async () => {
+    await start({ numCpus: 1 });
+    const slow = sleepy(1500, 'slow');
+    await assert.rejects(get(slow, { timeoutMs: 50 }), (error: unknown) => error instanceof GetTimeoutError && error.code === 'ERR_GET_TIMEOUT' && /1 object\(s\) were not ready within 50 ms/.test(error.message));
+    await assert.rejects(get([slow, slow], { timeoutMs: 20 }), /2 object\(s\) were not ready within 20 ms/);
+    const controller = new AbortController();
+    const aborted = get(slow, { signal: controller.signal });
+    controller.abort();
+    await assert.rejects(aborted, (error: unknown) => (error as Error).name === 'AbortError');
+    await assert.rejects(get(slow, { signal: AbortSignal.abort(new Error('gave up')) }), /gave up/, 'an aborted signal rejects at once, with its reason');
+    const waiting = new AbortController();
+    const waited = wait([slow], { signal: waiting.signal });
+    waiting.abort(new Error('no more waiting'));
+    await assert.rejects(waited, /no more waiting/);
+    assert.equal(await get(slow, { timeoutMs: 60_000, signal: new AbortController().signal }), 'slow', 'the task ran on: its result comes within the bounds');
   });
 
   test('wait with numReturns and timeoutMs: a slow task stays pending', async () => {

@@ -12,7 +12,7 @@
  */
 export { init, shutdown, type InitOptions, type ShoalSession } from './session.js';
 export { store, type Store } from './store.js';
-export { cancel, get, remote, wait, type WaitOptions } from './tasks.js';
+export { cancel, get, remote, wait, type GetOptions, type WaitOptions } from './tasks.js';
 export type { NamedVersion, RemoteArgs, RemoteFunction, RemoteOptions, WaitResult } from '@shoal/runtime';
 export * from '@shoal/runtime/errors';
 export { ObjectRef, type ObjectRefJSON } from '@shoal/runtime';

@@ -2,6 +2,7 @@ import type { ObjectRef } from '@shoal/runtime';
 import type { NamedVersion } from '@shoal/runtime';
 import type { ObjectWriter, StoreStats, TypedArrayKind } from '@shoal/runtime';
 import { runtime } from './session.js';
+import { get, type GetOptions } from './tasks.js';
 
 /** The object store API of this process's Shoal session. */
 export interface Store {
@@ -30,8 +31,9 @@ export interface Store {
    * ```ts
    * const { weights } = await store.get(ref);
    * ```
+   * With `timeoutMs` or `signal` the wait can end first, as for {@link get}.
    */
-  get<T>(ref: ObjectRef<T>): Promise<T>;
+  get<T>(ref: ObjectRef<T>, options?: GetOptions): Promise<T>;
   /** {@link Store.get}, synchronously: for ready objects on this machine. */
   getSync<T>(ref: ObjectRef<T>): T;
   /**
@@ -101,7 +103,7 @@ export interface Store {
 /** This process's object store (starts Shoal with the defaults on first use). */
 export const store: Store = {
   put: (value) => runtime().put(value),
-  get: (ref) => runtime().get(ref),
+  get: (ref, options) => (options === undefined ? runtime().get(ref) : get(ref, options)),
   getSync: (ref) => runtime().getSync(ref),
   makeRoom: (bytes) => runtime().makeRoom(bytes),
   create: ((typeOrBytes: TypedArrayKind | number, length?: number) => runtime().create(typeOrBytes, length)) as Store['create'],

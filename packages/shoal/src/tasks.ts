@@ -1,4 +1,4 @@
-import { ObjectRef } from '@shoal/runtime';
+import { GetTimeoutError, ObjectRef } from '@shoal/runtime';
 import { remote as makeRemote, type RemoteFunction, type RemoteOptions, type WaitResult } from '@shoal/runtime';
 import { runtime } from './session.js';
 
@@ -21,16 +21,73 @@ export function remote<A extends readonly unknown[], R>(fn: (...args: A) => R, o
   return makeRemote(fn, options, runtime);
 }
 
-/** Values of refs: `get(ref)` or `get([ref1, ref2])` (in order). */
-export function get<T>(ref: ObjectRef<T>): Promise<T>;
-export function get<const R extends readonly ObjectRef[]>(refs: R): Promise<{ -readonly [K in keyof R]: Awaited<R[K]> }>;
-export async function get(target: ObjectRef | readonly ObjectRef[]): Promise<unknown> {
+/** Options of {@link get}. */
+export interface GetOptions {
+  /** Reject with `GetTimeoutError` if the value is not there after this many ms. @default no limit */
+  readonly timeoutMs?: number;
+  /** Reject with the signal's reason (an `AbortError` by default) when it aborts. */
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Values of refs: `get(ref)` or `get([ref1, ref2])` (in order), waiting for tasks still running.
+ * With `timeoutMs` or `signal`, the wait can end first: the get rejects, and the objects and
+ * their tasks are not affected (`cancel(ref)` stops a task).
+ *
+ * @example
+ * ```ts
+ * const value = await get(ref, { timeoutMs: 5000 }); // GetTimeoutError after 5 s
+ * const values = await get(refs, { signal: AbortSignal.timeout(5000) });
+ * ```
+ */
+export function get<T>(ref: ObjectRef<T>, options?: GetOptions): Promise<T>;
+export function get<const R extends readonly ObjectRef[]>(refs: R, options?: GetOptions): Promise<{ -readonly [K in keyof R]: Awaited<R[K]> }>;
+export async function get(target: ObjectRef | readonly ObjectRef[], options: GetOptions = {}): Promise<unknown> {
+  const { timeoutMs, signal } = checkWaitOptions(options);
+  let values: Promise<unknown>;
+  let count = 1;
   if (Array.isArray(target)) {
     target.forEach((ref, i) => checkRef(ref, `refs[${i}]`));
-    return Promise.all(target.map((ref: ObjectRef) => runtime().get(ref)));
+    count = target.length;
+    values = Promise.all(target.map((ref: ObjectRef) => runtime().get(ref)));
+  } else {
+    checkRef(target, 'ref');
+    values = runtime().get(target as ObjectRef);
   }
-  checkRef(target, 'ref');
-  return runtime().get(target as ObjectRef);
+  if (timeoutMs === undefined && signal === undefined) return values;
+  return bounded(values, timeoutMs, signal, () => new GetTimeoutError(timeoutMs ?? 0, count));
+}
+
+/** Checks `timeoutMs` and `signal` of a get or wait. */
+function checkWaitOptions(options: GetOptions): GetOptions {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`Expected options to be an object, got \`${String(options)}\``);
+  const { timeoutMs, signal } = options;
+  if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0))) {
+    throw new TypeError(`Expected \`timeoutMs\` to be a non-negative number, got \`${String(timeoutMs)}\``);
+  }
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw new TypeError(`Expected \`signal\` to be an AbortSignal, got \`${typeof signal}\``);
+  }
+  return options;
+}
+
+/** `promise`, unless `timeoutMs` passes first (then `timedOut()`) or `signal` aborts (its reason). */
+function bounded<T>(promise: Promise<T>, timeoutMs: number | undefined, signal: AbortSignal | undefined, timedOut: () => Error): Promise<T> {
+  signal?.throwIfAborted();
+  return new Promise<T>((resolve, reject) => {
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => finish(() => reject(timedOut())), timeoutMs);
+    const aborted = () => finish(() => reject(signal!.reason));
+    signal?.addEventListener('abort', aborted, { once: true });
+    const finish = (settle: () => void) => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', aborted);
+      settle();
+    };
+    promise.then(
+      (value) => finish(() => resolve(value)),
+      (error: unknown) => finish(() => reject(error as Error)),
+    );
+  });
 }
 
 /** Options of {@link wait}. */
@@ -39,6 +96,8 @@ export interface WaitOptions {
   readonly numReturns?: number;
   /** Return after this many ms with whatever is ready. @default no limit */
   readonly timeoutMs?: number;
+  /** Reject with the signal's reason (an `AbortError` by default) when it aborts. */
+  readonly signal?: AbortSignal;
 }
 
 /**
@@ -62,11 +121,9 @@ export function wait<T>(refs: readonly ObjectRef<T>[], options: WaitOptions = {}
   if (!Number.isInteger(numReturns) || numReturns < 0 || numReturns > refs.length) {
     throw new TypeError(`Expected \`numReturns\` to be an integer from 0 to ${refs.length}, got \`${String(numReturns)}\``);
   }
-  const timeoutMs = options.timeoutMs ?? null;
-  if (timeoutMs !== null && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0))) {
-    throw new TypeError(`Expected \`timeoutMs\` to be a non-negative number, got \`${String(timeoutMs)}\``);
-  }
-  return runtime().wait(refs, numReturns, timeoutMs) as Promise<WaitResult<T>>;
+  const { timeoutMs, signal } = checkWaitOptions(options);
+  const waited = runtime().wait(refs, numReturns, timeoutMs ?? null) as Promise<WaitResult<T>>;
+  return signal === undefined ? waited : bounded(waited, undefined, signal, () => new Error('unreachable'));
 }
 
 /**
