@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { expectTypeOf } from 'expect-type';
-import { init, ObjectRef, shutdown, store, ShoalError } from 'shoal';
+import { init, ObjectRef, remote, shutdown, store, ShoalError } from 'shoal';
 
 test('using the store before init() starts a session with the defaults', async () => {
   const ref = store.put(new Float64Array(50_000).fill(1.5));
@@ -30,6 +30,15 @@ test('init() twice with the same options is the same session; other options are 
   assert.ok(existsSync(third.directory));
   await third.shutdown();
   assert.ok(!existsSync(third.directory));
+});
+
+test('an unknown init() option names what it was likely meant as, and every option init() takes', async () => {
+  await assert.rejects(init({ cpus: 3 } as never), /Unknown init\(\) option `cpus` \(did you mean `numCpus`\?\); the options are .*`numCpus`.*`objectStoreMemory`.*`address`/);
+  await assert.rejects(init({ num_cpus: 3 } as never), /did you mean `numCpus`/);
+  await assert.rejects(init({ objectStoreMem: 1 } as never), /did you mean `objectStoreMemory`/);
+  await assert.rejects(init({ spillDir: '/tmp' } as never), /did you mean `spillDirectory`/);
+  await assert.rejects(init({ frobnicate: true } as never), (error: unknown) => error instanceof TypeError && /Unknown init\(\) option `frobnicate`; the options/.test(error.message));
+  assert.throws(() => remote(() => 1, { retries: 2 } as never), /Unknown .*option `retries` \(did you mean `maxRetries`\?\)/);
 });
 
 test('await using: the session is shut down when its block ends, by a throw too', async () => {

@@ -1,7 +1,9 @@
 export { compileFunction, functionSource, type FunctionSource } from './api/function-source.js';
 export { NodeManager, type NodeManagerOptions, type NodeState } from './node/node-manager.js';
+export { STORE_OPTION_KEYS } from '@shoal/store';
 export {
   NODE_OPTION_KEYS,
+  checkOptionNames,
   resolveNodeOptions,
   resolveRemoteOptions,
   type NodeOptions,

@@ -69,12 +69,67 @@ export function show(value: unknown): string {
   return String(value);
 }
 
-function checkKeys(what: string, options: object, known: readonly string[]): void {
-  for (const key of Object.keys(options)) {
-    if (!known.includes(key)) {
-      throw new TypeError(`Unknown ${what} option \`${key}\`; known options are ${known.map((k) => `\`${k}\``).join(', ')}`);
-    }
+/** Names people reach for (Ray's, other spellings) and the option they mean. */
+const ALIASES: Readonly<Record<string, string>> = {
+  cpus: 'numCpus',
+  numcpu: 'numCpus',
+  ncpus: 'numCpus',
+  workers: 'maxWorkers',
+  memory: 'objectStoreMemory',
+  objectstorememorybytes: 'objectStoreMemory',
+  storememory: 'objectStoreMemory',
+  spilldir: 'spillDirectory',
+  spillpath: 'spillDirectory',
+  tmpdir: 'shmRoot',
+};
+
+/** The known option `key` was most likely meant as (case, `_` and `-` aside: an alias, a near spelling, or a part of its name), if any. */
+export function meantOption(key: string, known: readonly string[]): string | undefined {
+  const plain = (name: string) => name.toLowerCase().replace(/[_-]/g, '');
+  const wanted = plain(key);
+  const alias = ALIASES[wanted];
+  if (alias !== undefined && known.includes(alias)) return alias;
+  let best: { name: string; distance: number } | undefined;
+  for (const name of known) {
+    const distance = editDistance(wanted, plain(name));
+    if (distance === 0) return name;
+    if (!best || distance < best.distance) best = { name, distance };
   }
+  if (best && best.distance <= Math.max(2, Math.floor(wanted.length / 4))) return best.name;
+  // A part of the name (`retries` for `maxRetries`, `timeout` for `timeoutMs`).
+  return wanted.length >= 4 ? known.filter((name) => plain(name).includes(wanted)).sort((a, b) => a.length - b.length)[0] : undefined;
+}
+
+/** Levenshtein distance of two short strings. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/**
+ * Throws a TypeError for the first key of `options` not in `known`, naming what it was most
+ * likely meant as and every known option. `what`: whose options they are (`init()`, `remote()`).
+ */
+export function checkOptionNames(what: string, options: object, known: readonly string[]): void {
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue;
+    const meant = meantOption(key, known);
+    throw new TypeError(
+      `Unknown ${what} option \`${key}\`${meant === undefined ? '' : ` (did you mean \`${meant}\`?)`}; ` +
+        `the options are ${known.map((k) => `\`${k}\``).join(', ')}`,
+    );
+  }
+}
+
+function checkKeys(what: string, options: object, known: readonly string[]): void {
+  checkOptionNames(what, options, known);
 }
 
 /** The rule for every count of CPUs or resource amount: a finite number >= 0 (`integer`: whole). */

@@ -1,7 +1,10 @@
 import { isDeepStrictEqual } from 'node:util';
 import { AlreadyInitializedError, InWorkerError } from '@shoal/runtime';
 import {
+  NODE_OPTION_KEYS,
   NodeManager,
+  STORE_OPTION_KEYS,
+  checkOptionNames,
   attachToNode,
   currentRuntime,
   setCurrentRuntime,
@@ -62,6 +65,9 @@ interface Embedded {
 }
 
 let embedded: Embedded | undefined;
+
+/** Every option init() takes: the node's, the store's, and attaching's. */
+const INIT_OPTION_KEYS: readonly string[] = [...NODE_OPTION_KEYS, ...STORE_OPTION_KEYS, 'address', 'token'];
 
 function start(options: InitOptions): Embedded {
   const { address = process.env.SHOAL_ADDRESS || undefined, token: _token, ...nodeOptions } = options;
@@ -128,6 +134,8 @@ function attach(address: string, options: InitOptions): Embedded {
  * ```
  */
 export async function init(options: InitOptions = {}): Promise<ShoalSession> {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`Expected init() options to be an object, got \`${String(options)}\``);
+  checkOptionNames('init()', options, INIT_OPTION_KEYS);
   if (currentRuntime()?.kind === 'worker') {
     throw new InWorkerError();
   }

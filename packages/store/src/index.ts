@@ -8,6 +8,7 @@ export { SessionSegments } from './session-segments.js';
 export { SegmentReservations } from './segment-reservations.js';
 export { ObjectWriter, type TypedArrayKind, type WriterHost } from './object-writer.js';
 export {
+  STORE_OPTION_KEYS,
   defaultMaxMappings,
   freeSpace,
   maxMapCount,

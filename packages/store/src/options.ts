@@ -61,6 +61,8 @@ export interface ResolvedStoreOptions {
 }
 
 const KNOWN = new Set(['sessionId', 'shmRoot', 'objectStoreMemory', 'inlineThreshold', 'maxMappings', 'handleSignals', 'spillDirectory']);
+/** The names of the store's options (for a caller that checks a larger set of options). */
+export const STORE_OPTION_KEYS: readonly string[] = [...KNOWN];
 
 function show(value: unknown): string {
   return typeof value === 'string' ? JSON.stringify(value) : typeof value === 'bigint' ? `${value}n` : String(value);
