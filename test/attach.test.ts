@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ObjectNotFoundError, ShoalError, init, shutdown, store } from 'shoal';
+import { ObjectNotFoundError, ShoalError, get, init, shutdown, store } from 'shoal';
 import { cleanUp, start } from './runtime-helpers.js';
 import { eventually, freePort } from './helpers.js';
 
@@ -60,9 +60,22 @@ test('named objects: versions, watch, and the old version freed once nothing hol
   await assert.rejects(store.putNamed('', 1), TypeError);
 });
 
+test('a stale SHOAL_ADDRESS (its node is gone): using the store says it cannot attach (ENOENT), not that a node went away', async () => {
+  const address = process.env.SHOAL_ADDRESS;
+  process.env.SHOAL_ADDRESS = 'unix:/dev/shm/shoal-gonelongago/node.sock';
+  try {
+    const ref = store.put(1); // an inline object: queued for the node, which never answers
+    await assert.rejects(get(ref), (error: unknown) => error instanceof ShoalError && error.code === 'ERR_ATTACH_FAILED' && /\(ENOENT\).*SHOAL_ADDRESS/.test(error.message));
+  } finally {
+    if (address === undefined) delete process.env.SHOAL_ADDRESS;
+    else process.env.SHOAL_ADDRESS = address;
+    await shutdown();
+  }
+});
+
 test('attaching to a node that is not there, or to a cluster address, fails clearly', async () => {
   await assert.rejects(init({ address: 'unix:/dev/shm/shoal-doesnotexist/node.sock' }), (error: unknown) => {
-    return error instanceof ShoalError && error.code === 'ERR_ATTACH_FAILED' && /Is the node running\?/.test(error.message);
+    return error instanceof ShoalError && error.code === 'ERR_ATTACH_FAILED' && /No node runs there: is it running/.test(error.message);
   });
   // A cluster address with no node of it on this machine: joining over the network needs the
   // token, and a head to answer.

@@ -39,7 +39,7 @@ test('the two token refusals keep their texts: a driver and a node pass tokens d
 
 test('attach failures say what to check for the cause they had', () => {
   const node = (errnoCode?: string) => new AttachFailedError({ to: 'node', address: 'unix:/x', errnoCode, reason: 'boom' }).message;
-  assert.match(node('ECONNREFUSED'), /\(ECONNREFUSED\)\. Is the node running\?/);
+  assert.match(node('ECONNREFUSED'), /\(ECONNREFUSED\)\. No node runs there: is it running .*SHOAL_ADDRESS/);
   assert.match(node('EACCES'), /belongs to another user/);
   assert.match(node(), /^Cannot attach to the Shoal node at unix:\/x \(boom\)\. $/);
   assert.match(new AttachFailedError({ to: 'head', headUrl: 'ws://h', reason: 'ECONNREFUSED' }).message, /Is the head running\?/);

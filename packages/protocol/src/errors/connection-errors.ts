@@ -46,7 +46,8 @@ function attachMessage(failure: AttachFailure): string {
     return (
       `Cannot attach to the Shoal node at ${address} (${errnoCode ?? failure.reason}). ` +
       (errnoCode === 'ENOENT' || errnoCode === 'ECONNREFUSED'
-        ? 'Is the node running? Its process prints the address as `session.address` after init().'
+        ? 'No node runs there: is it running (`shoal status`)? Its process prints the address as `session.address` after init(); ' +
+          'a SHOAL_ADDRESS left from a node that stopped names one that is gone (unset it to start a node here).'
         : errnoCode === 'EACCES'
           ? 'The node belongs to another user: attach as the user that started it.'
           : '')

@@ -97,7 +97,8 @@ export class NodeClient implements Runtime {
   /** Set when this program closes the connection itself (shutdown), not the node. */
   #closing = false;
   /** Why requests fail once the node closed the connection under this program. */
-  #lost: NodeDisconnectedError | undefined;
+  /** Why the connection ended when this program did not end it: the node went away, or could not be reached. */
+  #lost: Error | undefined;
   #welcomed: { resolve(): void; reject(error: Error): void } | undefined;
 
   constructor(connection: Connection<NodeToWorker, WorkerToNode>, settings: NodeClientSettings, kind: 'worker' | 'attached' = 'worker') {
@@ -201,8 +202,10 @@ export class NodeClient implements Runtime {
   closed(cause?: Error): void {
     if (this.#closed) return;
     this.#closed = true;
-    // Not shut down by this program: its node went away, which is what it must be told.
-    if (!this.#closing) this.#lost = new NodeDisconnectedError(this.remote ? `serving this program at the head (node ${this.sessionId || 'unknown'})` : `${this.sessionId} (unix:${this.directory}/node.sock)`);
+    // Not shut down by this program: its node went away, which is what it must be told — or,
+    // never welcomed, it could not be reached (a stale SHOAL_ADDRESS: ENOENT), which is the cause.
+    if (!this.#closing && this.#welcomed && cause) this.#lost = cause;
+    else if (!this.#closing) this.#lost = new NodeDisconnectedError(this.remote ? `serving this program at the head (node ${this.sessionId || 'unknown'})` : `${this.sessionId} (unix:${this.directory}/node.sock)`);
     this.#welcomed?.reject(cause ?? this.#lost ?? new RuntimeShutdownError('The Shoal node closed the connection'));
     this.#requests.failAll(this.#lost ?? new RuntimeShutdownError('Lost the connection to the Shoal node'));
   }
