@@ -1,6 +1,5 @@
 export { compileFunction, functionSource, type FunctionSource } from './api/function-source.js';
-export { NodeManager, type NodeManagerOptions, type NodeState } from './node/node-manager.js';
-export { STORE_OPTION_KEYS } from '@shoal/store';
+export { NODE_MANAGER_OPTION_KEYS, NodeManager, type NodeManagerOptions, type NodeState } from './node/node-manager.js';
 export {
   NODE_OPTION_KEYS,
   checkOptionNames,

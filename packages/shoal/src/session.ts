@@ -1,9 +1,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import { AlreadyInitializedError, InWorkerError } from '@shoal/runtime';
 import {
-  NODE_OPTION_KEYS,
+  NODE_MANAGER_OPTION_KEYS,
   NodeManager,
-  STORE_OPTION_KEYS,
   checkOptionNames,
   attachToNode,
   currentRuntime,
@@ -67,7 +66,7 @@ interface Embedded {
 let embedded: Embedded | undefined;
 
 /** Every option init() takes: the node's, the store's, and attaching's. */
-const INIT_OPTION_KEYS: readonly string[] = [...NODE_OPTION_KEYS, ...STORE_OPTION_KEYS, 'address', 'token'];
+const INIT_OPTION_KEYS: readonly string[] = [...NODE_MANAGER_OPTION_KEYS, 'address', 'token'];
 
 function start(options: InitOptions): Embedded {
   const { address = process.env.SHOAL_ADDRESS || undefined, token: _token, ...nodeOptions } = options;

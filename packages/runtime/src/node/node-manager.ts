@@ -7,12 +7,12 @@ import {
   type WireArg,
   type WireTask,
 } from '@shoal/protocol';
-import { ObjectStore, nodeSocketPath, type ObjectWriter, type StoreOptions, type StoreStats, type TypedArrayKind } from '@shoal/store';
+import { ObjectStore, STORE_OPTION_KEYS, nodeSocketPath, type ObjectWriter, type StoreOptions, type StoreStats, type TypedArrayKind } from '@shoal/store';
 import type { FunctionSource } from '../api/function-source.js';
 import type { NamedVersion, Runtime, WaitResult } from '../api/runtime.js';
 import { buildArgs } from '../api/task-args.js';
 import { watchIterator } from '../api/watch-iterator.js';
-import { resolveNodeOptions, type NodeOptions, type ResolvedNodeOptions, type ResolvedRemoteOptions } from '../options.js';
+import { NODE_OPTION_KEYS, resolveNodeOptions, type NodeOptions, type ResolvedNodeOptions, type ResolvedRemoteOptions } from '../options.js';
 import { LocalScheduler } from '../scheduling/local-scheduler.js';
 import type { MessageStream } from '../transport/connection.js';
 import { WorkerHandle } from '../workers/worker-handle.js';
@@ -37,6 +37,9 @@ const WORKER_EXIT_GRACE_MS = 500;
 
 /** Options of a node: its object store and its resources. */
 export interface NodeManagerOptions extends StoreOptions, NodeOptions {}
+
+/** The names of every option a {@link NodeManager} takes: the node's and its store's. */
+export const NODE_MANAGER_OPTION_KEYS: readonly string[] = [...NODE_OPTION_KEYS, ...STORE_OPTION_KEYS];
 
 /** Lifecycle of a node: made, starting (listening, workers starting), running, closing, closed. */
 export type NodeState = 'idle' | 'starting' | 'running' | 'closing' | 'closed';
