@@ -2,6 +2,7 @@
 // failed tasks, worker crashes and kills with retries, retryExceptions, timeouts, cancellation,
 // infeasible demands and option validation.
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import { readdirSync } from 'node:fs';
 import { afterEach, describe, test } from 'node:test';
 import {
@@ -354,6 +355,30 @@ describe('timeouts and cancellation', () => {
     assert.equal(await done, 'done');
     cancel(done); // finished: no effect
     assert.equal(await done, 'done');
+  });
+
+  test('an AbortSignal cancels its tasks: queued and running ones, and at submission when aborted already; the listener goes with the task', async () => {
+    const session = await start({ numCpus: 1 });
+    const [original] = workerPids(session);
+    const directory = markerDirectory();
+    const controller = new AbortController();
+    const running = hang.options({ signal: controller.signal })(directory);
+    await nextFile(directory, 'attempt-');
+    const queued = identity.options({ signal: controller.signal })('queued');
+    assert.equal(getEventListeners(controller.signal, 'abort').length, 2, 'one listener per pending task');
+    controller.abort();
+    for (const ref of [queued, running]) assert.ok((await rejection(ref)) instanceof TaskCancelledError);
+    await until(() => !isAlive(original!), 'the running task’s worker to be killed');
+    // Aborted already: cancelled as it is submitted.
+    assert.ok((await rejection(identity.options({ signal: AbortSignal.abort() })('late'))) instanceof TaskCancelledError);
+    // A task that finishes lets go of the signal; aborting afterwards changes nothing.
+    const later = new AbortController();
+    const done = identity.options({ signal: later.signal })('done');
+    assert.equal(await done, 'done');
+    await until(() => getEventListeners(later.signal, 'abort').length === 0, 'the finished task to let go of the signal');
+    later.abort();
+    assert.equal(await done, 'done');
+    assert.throws(() => identity.options({ signal: 'soon' as never }), /`signal` to be an AbortSignal/);
   });
 
   test('cancel of a task that waits for its argument', async () => {

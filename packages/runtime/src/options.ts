@@ -16,6 +16,12 @@ export interface RemoteOptions {
   readonly retryExceptions?: boolean | readonly string[];
   /** Kill the task's worker and fail with `TaskTimeoutError` after this many ms. @default none */
   readonly timeoutMs?: number;
+  /**
+   * Cancels the task when the signal aborts, as `cancel(ref)` does: a queued task is dropped, a
+   * running one has its worker killed, and getting its ref rejects with `TaskCancelledError`. A
+   * signal aborted already cancels the task as it is submitted. A finished task is unaffected.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface ResolvedRemoteOptions {
@@ -153,7 +159,7 @@ export function resourceMap(name: string, value: unknown): Record<string, number
   return result;
 }
 
-const REMOTE_KEYS = ['numCpus', 'resources', 'maxRetries', 'retryExceptions', 'timeoutMs'] as const;
+const REMOTE_KEYS = ['numCpus', 'resources', 'maxRetries', 'retryExceptions', 'timeoutMs', 'signal'] as const;
 
 /** Validates remote options, naming the bad one, and applies defaults. */
 export function resolveRemoteOptions(options: RemoteOptions = {}): ResolvedRemoteOptions {
@@ -161,6 +167,10 @@ export function resolveRemoteOptions(options: RemoteOptions = {}): ResolvedRemot
     throw new TypeError(`Expected remote options to be an object, got \`${show(options)}\``);
   }
   checkKeys('remote', options, REMOTE_KEYS);
+  // The signal stays in the submitting process (see makeRemote): it is not a task option.
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new TypeError(`Expected \`signal\` to be an AbortSignal, got \`${show(options.signal)}\``);
+  }
   const numCpus = options.numCpus === undefined ? 1 : nonNegativeNumber('numCpus', options.numCpus, false);
   const retry = options.retryExceptions ?? false;
   if (typeof retry !== 'boolean' && !(Array.isArray(retry) && retry.every((name) => typeof name === 'string'))) {

@@ -34,11 +34,28 @@ export function makeRemote<A extends readonly unknown[], R>(
 ): RemoteFunction<A, R> {
   const source = functionSource(fn);
   const resolved = resolveRemoteOptions(options);
-  const call = (...args: RemoteArgs<A>) => getRuntime().submit(source, args, resolved) as ObjectRef<Awaited<R>>;
+  const signal = options?.signal;
+  const call = (...args: RemoteArgs<A>) => {
+    const runtime = getRuntime();
+    const ref = runtime.submit(source, args, resolved) as ObjectRef<Awaited<R>>;
+    if (signal) cancelOnAbort(runtime, ref, signal);
+    return ref;
+  };
   return Object.assign(call, {
     options: (next: RemoteOptions) => makeRemote(fn, { ...options, ...next }, getRuntime),
     remoteName: source.name,
   });
+}
+
+/** Cancels the task of `ref` when `signal` aborts (at once if it has); the listener goes when the task settles. */
+function cancelOnAbort(runtime: Runtime, ref: ObjectRef, signal: AbortSignal): void {
+  if (signal.aborted) {
+    runtime.cancel(ref);
+    return;
+  }
+  const abort = () => runtime.cancel(ref);
+  signal.addEventListener('abort', abort, { once: true });
+  void runtime.settled(ref).finally(() => signal.removeEventListener('abort', abort));
 }
 
 export { makeRemote as remote };

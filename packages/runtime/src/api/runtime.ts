@@ -35,6 +35,8 @@ export interface Runtime {
   submit(fn: FunctionSource, args: readonly unknown[], options: ResolvedRemoteOptions): ObjectRef;
   wait(refs: readonly ObjectRef[], numReturns: number, timeoutMs: number | null): Promise<WaitResult>;
   cancel(ref: ObjectRef): void;
+  /** Resolves once the object of `ref` is no longer pending (ready, failed or freed); never rejects. */
+  settled(ref: ObjectRef): Promise<void>;
   putNamed<T>(name: string, value: T | ObjectRef<T>): Promise<NamedVersion<T>>;
   getNamed<T>(name: string): Promise<{ version: NamedVersion<T>; value: T }>;
   watch<T>(name: string): AsyncIterableIterator<NamedVersion<T>>;

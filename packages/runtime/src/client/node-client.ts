@@ -325,6 +325,11 @@ export class NodeClient implements Runtime {
     this.#connection.send({ type: 'cancel', id: ref.id });
   }
 
+  async settled(ref: ObjectRef): Promise<void> {
+    // A wait for it alone: answered once it is ready or failed (or when the connection goes).
+    await this.wait([ref], 1, null).catch(() => undefined);
+  }
+
   async putNamed<T>(name: string, value: T | ObjectRef<T>): Promise<NamedVersion<T>> {
     checkObjectName(name);
     const ref = value instanceof ObjectRef ? (value as ObjectRef<T>) : this.put(value);

@@ -296,6 +296,10 @@ export class NodeManager implements Runtime {
     this.#scheduler.cancel(ref.id);
   }
 
+  settled(ref: ObjectRef): Promise<void> {
+    return this.store.whenSettled(ref.id);
+  }
+
   async putNamed<T>(name: string, value: T | ObjectRef<T>): Promise<NamedVersion<T>> {
     checkObjectName(name);
     const ref = value instanceof ObjectRef ? (value as ObjectRef<T>) : this.put(value);
