@@ -60,6 +60,11 @@ const hang = remote(async (directory: string) => {
 
 const identity = remote((value: unknown) => value);
 
+/** The line of this function's caller in this file. */
+function callerLine(): number {
+  return Number(/:(\d+):\d+\)?$/.exec(new Error().stack!.split('\n')[2]!)![1]);
+}
+
 function pidOf(file: string): number {
   return Number(file.slice(file.indexOf('-') + 1));
 }
@@ -71,6 +76,7 @@ function attempts(directory: string): string[] {
 describe('errors thrown by tasks', () => {
   test('a thrown error becomes a TaskError carrying the rebuilt error as cause', async () => {
     await start({ numCpus: 2 });
+    const remoteLine = callerLine() + 1;
     const boom = remote(function boom(message: string) {
       throw Object.assign(new RangeError(message), { code: 'E_BOOM', detail: { at: 7 } });
     });
@@ -88,6 +94,10 @@ describe('errors thrown by tasks', () => {
     assert.equal(cause.message, 'index 7 is out of range');
     assert.equal(cause.code, 'E_BOOM');
     assert.deepEqual(cause.detail, { at: 7 });
+    // Its stack points home: this file, at the line of the throw (the one after the remote()
+    // call; under tsx its source map may move it by a line).
+    const frame = new RegExp(`at boom\\d* \\(.*runtime-failures\\.test\\.ts:(\\d+):\\d+\\)`).exec(cause.stack ?? '');
+    assert.ok(frame && [remoteLine, remoteLine + 1].includes(Number(frame[1])), `the task's frame names this file near line ${remoteLine + 1}: ${cause.stack}`);
     // `await ref` rejects the same way.
     const again = await rejection(ref);
     assert.ok(again instanceof TaskError);

@@ -342,6 +342,12 @@ describe('tasks', () => {
     assert.deepEqual(await get([]), []);
   });
 
+  test('a task imports a module by a path relative to the file that called remote()', async () => {
+    await start({ numCpus: 1 });
+    const load = remote(async () => (await import('./fixtures/import-helper.mjs')).value);
+    assert.equal(await load(), 'imported next to the caller');
+  });
+
   test('get with timeoutMs or an AbortSignal stops waiting (GetTimeoutError, the signal\'s reason); the task runs on and its result is got later', async () => {
     await start({ numCpus: 1 });
     const slow = sleepy(1500, 'slow');

@@ -18,7 +18,8 @@ import { runtime } from './session.js';
  * ```
  */
 export function remote<A extends readonly unknown[], R>(fn: (...args: A) => R, options?: RemoteOptions): RemoteFunction<A, R> {
-  return makeRemote(fn, options, runtime);
+  // Its caller is where the function comes from (see functionSource).
+  return makeRemote(fn, options, runtime, remote);
 }
 
 /** Options of {@link get}. */

@@ -1,5 +1,8 @@
 import { createHash } from 'node:crypto';
 import { builtinModules } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import vm from 'node:vm';
 import { parse, type Node } from 'acorn';
 import { analyze } from 'periscopic';
 
@@ -40,7 +43,7 @@ function parseFunction(source: string): Node {
  * @throws TypeError when `fn` is not a function, cannot be shipped (native or bound), or captures
  *   variables from its enclosing scope.
  */
-export function functionSource(fn: unknown, caller = 'remote'): FunctionSource {
+export function functionSource(fn: unknown, caller = 'remote', calledThrough?: Function): FunctionSource {
   if (typeof fn !== 'function') {
     throw new TypeError(`Expected \`${caller}()\` to be given a function, got \`${fn === null ? 'null' : typeof fn}\``);
   }
@@ -71,15 +74,59 @@ export function functionSource(fn: unknown, caller = 'remote'): FunctionSource {
         "(`const { x } = await import('pkg')`).",
     );
   }
-  const hash = createHash('sha256').update(source).digest('base64url').slice(0, 22);
-  return { source, hash, name };
+  const shipped = originHeader(callerLocation(calledThrough ?? functionSource)) + source;
+  const hash = createHash('sha256').update(shipped).digest('base64url').slice(0, 22);
+  return { source: shipped, hash, name };
+}
+
+/** Where a function shipped from `file` at `line`:`column` was turned remote (see {@link originHeader}). */
+interface Origin {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+}
+
+/**
+ * Where the call of `through` (the API function the user called: `remote`, `fn.options`) was
+ * made: the first frame below it. For a function written in the call (`remote((a) => ...)`)
+ * that is where the function is.
+ */
+function callerLocation(through: Function): Origin | undefined {
+  const holder: { stack?: string } = {};
+  Error.captureStackTrace(holder, through);
+  const frame = (holder.stack ?? '').split('\n')[1] ?? '';
+  const match = /\(?((?:file:\/\/|\/)[^()\s]+):(\d+):(\d+)\)?\s*$/.exec(frame);
+  return match ? { file: match[1]!, line: Number(match[2]), column: Number(match[3]) } : undefined;
+}
+
+/** The comment shipped before a function's source that says where it comes from; its line stands alone. */
+const ORIGIN_PREFIX = '/*@shoal-origin ';
+
+function originHeader(origin: Origin | undefined): string {
+  return origin ? `${ORIGIN_PREFIX}${JSON.stringify(origin)}*/\n` : '';
+}
+
+/** The origin header of shipped `source`, and the function's own source after it. */
+function splitOrigin(source: string): { origin: Origin | undefined; code: string } {
+  if (!source.startsWith(ORIGIN_PREFIX)) return { origin: undefined, code: source };
+  const end = source.indexOf('*/\n');
+  try {
+    const origin = JSON.parse(source.slice(ORIGIN_PREFIX.length, end)) as Origin;
+    if (typeof origin.file === 'string' && Number.isInteger(origin.line) && Number.isInteger(origin.column)) {
+      return { origin, code: source.slice(end + 3) };
+    }
+  } catch {
+    // Not a header of ours: compiled as it is.
+  }
+  return { origin: undefined, code: source };
 }
 
 /**
  * Turns shipped source back into a function, in a scope providing the helpers compilers inject
  * (`__name`) and CommonJS-style `require` for the worker's directory.
  */
-export function compileFunction(source: string, require: NodeJS.Require): (...args: unknown[]) => unknown {
+export function compileFunction(shipped: string, require: NodeJS.Require): (...args: unknown[]) => unknown {
+  const { origin, code: source } = splitOrigin(shipped);
   const isMethod = (() => {
     try {
       parse(`(${source})`, { ecmaVersion: 'latest', sourceType: 'module' });
@@ -89,11 +136,24 @@ export function compileFunction(source: string, require: NodeJS.Require): (...ar
     }
   })();
   const body = isMethod ? `(() => { const o = {${source}}; return o[Object.keys(o)[0]]; })()` : `(${source})`;
-  const factory = new Function('__name', 'require', `return ${body};`) as (
-    name: unknown,
-    require: NodeJS.Require,
-  ) => (...args: unknown[]) => unknown;
   const keepName = (target: Function, value: string) =>
     Object.defineProperty(target, 'name', { value, configurable: true });
+  type Factory = (name: unknown, require: NodeJS.Require) => (...args: unknown[]) => unknown;
+  // Compiled as if written where remote() was called (stack frames of the task name that file
+  // and line; columns of the first line are shifted by the wrapper), but only when that file is
+  // on this machine (a task from another node's driver resolves its imports as before) and this
+  // Node has the loader for it (20.12 and later).
+  const local = origin !== undefined && existsSync(origin.file.startsWith('file:') ? fileURLToPath(origin.file) : origin.file);
+  if (!local || vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER === undefined) {
+    return (new Function('__name', 'require', `return ${body};`) as Factory)(keepName, require);
+  }
+  const factory = vm.compileFunction(`return ${body};`, ['__name', 'require'], {
+    filename: origin.file,
+    lineOffset: origin.line - 1,
+    columnOffset: Math.max(0, origin.column - 1),
+    // `await import()` in the task goes through the main loader, and a relative specifier resolves
+    // from the file that called remote(), as it would there (see the worker's warning filter).
+    importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER as never,
+  }) as Factory;
   return factory(keepName, require);
 }

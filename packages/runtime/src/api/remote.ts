@@ -31,8 +31,9 @@ export function makeRemote<A extends readonly unknown[], R>(
   fn: (...args: A) => R,
   options: RemoteOptions | undefined,
   getRuntime: () => Runtime,
+  calledThrough: Function = makeRemote,
 ): RemoteFunction<A, R> {
-  const source = functionSource(fn);
+  const source = functionSource(fn, 'remote', calledThrough);
   const resolved = resolveRemoteOptions(options);
   const signal = options?.signal;
   const call = (...args: RemoteArgs<A>) => {
@@ -42,7 +43,9 @@ export function makeRemote<A extends readonly unknown[], R>(
     return ref;
   };
   return Object.assign(call, {
-    options: (next: RemoteOptions) => makeRemote(fn, { ...options, ...next }, getRuntime),
+    options: function withOptions(next: RemoteOptions): RemoteFunction<A, R> {
+      return makeRemote(fn, { ...options, ...next }, getRuntime, withOptions);
+    },
     remoteName: source.name,
   });
 }

@@ -19,6 +19,15 @@ function setting(name: string): string {
   return value;
 }
 
+// Task functions are compiled with the main loader for their import() (function-source.ts),
+// which Node still calls experimental: that warning is Shoal's business, not the task's output.
+const emitWarning = process.emitWarning.bind(process);
+process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
+  const text = typeof warning === 'string' ? warning : warning.message;
+  if (text.includes('USE_MAIN_CONTEXT_DEFAULT_LOADER')) return;
+  (emitWarning as (...args: unknown[]) => void)(warning, ...rest);
+}) as typeof process.emitWarning;
+
 const socketPath = setting('SHOAL_NODE_SOCKET');
 const nodePid = Number(setting('SHOAL_NODE_PID'));
 
