@@ -134,9 +134,6 @@ export function checkOptionNames(what: string, options: object, known: readonly 
   }
 }
 
-function checkKeys(what: string, options: object, known: readonly string[]): void {
-  checkOptionNames(what, options, known);
-}
 
 /** The rule for every count of CPUs or resource amount: a finite number >= 0 (`integer`: whole). */
 export function nonNegativeNumber(name: string, value: unknown, integer: boolean): number {
@@ -166,7 +163,7 @@ export function resolveRemoteOptions(options: RemoteOptions = {}): ResolvedRemot
   if (options === null || typeof options !== 'object') {
     throw new TypeError(`Expected remote options to be an object, got \`${show(options)}\``);
   }
-  checkKeys('remote', options, REMOTE_KEYS);
+  checkOptionNames('remote', options, REMOTE_KEYS);
   // The signal stays in the submitting process (see makeRemote): it is not a task option.
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
     throw new TypeError(`Expected \`signal\` to be an AbortSignal, got \`${show(options.signal)}\``);
@@ -195,7 +192,7 @@ export const NODE_OPTION_KEYS: readonly string[] = NODE_KEYS;
 
 /** Validates node options and applies defaults. */
 export function resolveNodeOptions(options: NodeOptions = {}): ResolvedNodeOptions {
-  checkKeys('node', options, NODE_KEYS);
+  checkOptionNames('node', options, NODE_KEYS);
   const numCpus = options.numCpus === undefined ? availableParallelism() : nonNegativeNumber('numCpus', options.numCpus, false);
   const maxWorkers =
     options.maxWorkers === undefined
