@@ -6,6 +6,7 @@
  */
 import { AttachFailedError, BadMessageError, BadTokenError, FrameError, HeadClosedError, HeadListenError, HeadProtocolError, HeadUnreachableError, NoLocalNodeError, NodeDisconnectedError, NoTokenError, UnknownError } from './errors/connection-errors.js';
 import { BindFailedError, DescriptorsExhaustedError, ObjectCorruptError, ObjectFreedError, ObjectLostError, ObjectNotFoundError, ObjectStoreFullError, ObjectTooLargeError, SessionDirectoryError, SharedMemoryError, SpillError, StoreClosedError, TooManyMappingsError } from './errors/object-errors.js';
+import { ActorDiedError, ActorNotFoundError } from './errors/actor-errors.js';
 import type { ShoalError, ShoalErrorCode } from './errors/shoal-error.js';
 import {
   AlreadyInitializedError,
@@ -26,6 +27,7 @@ import {
   WorkerCrashedError,
 } from './errors/task-errors.js';
 
+export * from './errors/actor-errors.js';
 export * from './errors/connection-errors.js';
 export * from './errors/object-errors.js';
 export * from './errors/shoal-error.js';
@@ -85,6 +87,8 @@ export const ERROR_CLASSES = {
   ERR_HEAD_CLOSED: HeadClosedError,
   ERR_HEAD_PROTOCOL: HeadProtocolError,
   ERR_HEAD_LISTEN: HeadListenError,
+  ERR_ACTOR_DIED: ActorDiedError,
+  ERR_ACTOR_NOT_FOUND: ActorNotFoundError,
   ERR_UNKNOWN: UnknownError,
 } as const satisfies { readonly [C in Exclude<ShoalErrorCode, SharedMemoryCode>]: ShoalErrorClass<C> };
 

@@ -33,6 +33,23 @@ const TO_NODE: { readonly [T in WorkerToNode['type']]: Extract<WorkerToNode, { t
   free: { type: 'free', ids: [ID] },
   refs: { type: 'refs', hold: [ID], release: [OTHER] },
   recalled: { type: 'recalled', taskIds: [7, 8] },
+  'actor-create': {
+    type: 'actor-create',
+    actorId: ID,
+    cls: { hash: 'abc', name: 'Counter', source: 'class Counter { add(k) { return k; } }' },
+    methods: ['add', '*stream'],
+    args: [{ value: bytes }],
+    contains: [],
+    options: { name: 'counter', detached: false, maxConcurrency: 1, maxRestarts: 2, maxTaskRetries: 0, numCpus: 0, resources: {}, streamWindow: 16 },
+  },
+  'actor-call': { type: 'actor-call', actorId: ID, returnId: OTHER, method: 'add', args: [{ ref: ID }], contains: [] },
+  'actor-kill': { type: 'actor-kill', actorId: ID, noRestart: true },
+  'actor-lookup': { type: 'actor-lookup', requestId: 8, name: 'counter' },
+  'actor-ready': { type: 'actor-ready' },
+  'actor-failed': { type: 'actor-failed', error: bytes },
+  'stream-item': { type: 'stream-item', taskId: 7, index: 0, id: ID, result: { size: 3, bytes, contains: [] } },
+  'stream-pull': { type: 'stream-pull', requestId: 9, returnId: ID, index: 4 },
+  'stream-close': { type: 'stream-close', returnId: ID },
 };
 
 const FROM_NODE: { readonly [T in NodeToWorker['type']]: Extract<NodeToWorker, { type: T }> } = {
@@ -58,6 +75,11 @@ const FROM_NODE: { readonly [T in NodeToWorker['type']]: Extract<NodeToWorker, {
   bound: { type: 'bound', requestId: 1, version: 0, error: 'no such object' },
   'looked-up': { type: 'looked-up', requestId: 2, id: null, version: 0 },
   named: { type: 'named', name: 'models/latest', id: ID, version: 2 },
+  'actor-init': { type: 'actor-init', actorId: ID, cls: { hash: 'abc', name: 'Counter', source: 'class Counter {}' }, args: [], maxConcurrency: 4, streamWindow: 16 },
+  call: { type: 'call', taskId: 3, returnId: OTHER, method: 'add', args: [{ value: bytes }], stream: false },
+  'actor-found': { type: 'actor-found', requestId: 8, actorId: ID, className: 'Counter', methods: ['add'] },
+  credit: { type: 'credit', taskId: 3, upTo: 32, stop: false },
+  'stream-next': { type: 'stream-next', requestId: 9, id: ID, end: false },
 };
 
 describe('local protocol: worker and client -> node', () => {

@@ -63,6 +63,8 @@ export const WireTaskOptionsSchema = Type.Object({
   maxRetries: Count,
   retryExceptions: Type.Union([Type.Boolean(), Type.Array(Type.String())]),
   timeoutMs: Type.Union([Amount, Type.Null()]),
+  /** A streaming task (an async generator): items it may yield ahead of its consumer; absent for others. */
+  streamWindow: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
 });
 export type WireTaskOptions = MessageOf<typeof WireTaskOptionsSchema>;
 
@@ -79,6 +81,29 @@ const WireTaskSchema = Type.Object({
 });
 /** A task as submitted from a worker (nested task) or a client. */
 export type WireTask = MessageOf<typeof WireTaskSchema>;
+
+/** A method name of an actor's class (in a class's list, `*name` for an async generator method: it streams). */
+const MethodName = Type.String({ minLength: 1, maxLength: 256 });
+
+/** An actor's options as they travel (resolved: every default applied). */
+export const WireActorOptionsSchema = Type.Object({
+  /** Findable by this name from every process of the node (`getActor`). */
+  name: Type.Optional(Name),
+  /** Lives on after its creator exits and its handles are gone, until killed or the node stops. */
+  detached: Type.Boolean(),
+  maxConcurrency: Type.Integer({ minimum: 1, maximum: 100_000 }),
+  maxRestarts: Count,
+  maxTaskRetries: Count,
+  /** CPUs held while it lives (0 by default; placing it still needs a CPU on the node). */
+  numCpus: Amount,
+  resources: Demand,
+  /** Items a streaming method may yield ahead of its consumer. */
+  streamWindow: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+});
+export type WireActorOptions = MessageOf<typeof WireActorOptionsSchema>;
+
+/** One item a streaming task or method yielded, as its worker reports it (stored like a result). */
+const StreamItemSchema = Type.Object({ taskId: Count, index: Count, id: Id, result: ObjectPayloadSchema });
 
 /** The schemas of this direction's messages, by type (the fuzz tests generate messages from them). */
 export const TO_NODE = {
@@ -109,6 +134,34 @@ export const TO_NODE = {
   refs: message('refs', { hold: IdList, release: IdList }),
   /** Answer to `recall`: the queued tasks it gave back (not started yet). */
   recalled: message('recalled', { taskIds: Type.Array(Count) }),
+  /**
+   * Creates an actor whose lifetime object is `actorId` (put by the sender just before): `cls`
+   * is its class's source, `args` its constructor's arguments.
+   */
+  'actor-create': message('actor-create', {
+    actorId: Id,
+    cls: ShippedFunctionSchema,
+    methods: Type.Array(MethodName, { maxItems: 10_000 }),
+    args: Type.Array(WireArgSchema),
+    contains: Type.Array(Id),
+    options: WireActorOptionsSchema,
+  }),
+  /** Calls `method` on actor `actorId`; its result becomes object `returnId`. */
+  'actor-call': message('actor-call', { actorId: Id, returnId: Id, method: MethodName, args: Type.Array(WireArgSchema), contains: Type.Array(Id) }),
+  /** Kills actor `actorId` (restarted within its maxRestarts unless `noRestart`). */
+  'actor-kill': message('actor-kill', { actorId: Id, noRestart: Type.Boolean() }),
+  /** Finds the live actor named `name` (answered by `actor-found`). */
+  'actor-lookup': message('actor-lookup', { requestId: Count, name: Name }),
+  /** From an actor's process: its constructor returned; calls may come. */
+  'actor-ready': message('actor-ready', {}),
+  /** From an actor's process: its constructor threw (an encoded error). */
+  'actor-failed': message('actor-failed', { error: Bytes }),
+  /** A streaming task or method yielded its item `index`. */
+  'stream-item': message('stream-item', StreamItemSchema.properties),
+  /** Asks for item `index` of the stream of the task whose result is `returnId` (answered by `stream-next`). */
+  'stream-pull': message('stream-pull', { requestId: Count, returnId: Id, index: Count }),
+  /** The consumer of stream `returnId` stopped: its producer is stopped, and items not taken go. */
+  'stream-close': message('stream-close', { returnId: Id }),
 };
 
 /** Messages from a worker or an attached client to the node. */
@@ -116,7 +169,14 @@ export type WorkerToNode = UnionOf<typeof TO_NODE>;
 
 /** The schemas of this direction's messages, by type (the fuzz tests generate messages from them). */
 export const FROM_NODE = {
-  execute: message('execute', { taskId: Count, returnId: Id, fn: WireFunctionSchema, args: Type.Array(WireArgSchema) }),
+  execute: message('execute', {
+    taskId: Count,
+    returnId: Id,
+    fn: WireFunctionSchema,
+    args: Type.Array(WireArgSchema),
+    /** A streaming task: items it may yield ahead of its consumer. */
+    streamWindow: Type.Optional(Type.Integer({ minimum: 1 })),
+  }),
   resolved: message('resolved', { requestId: Count, locations: byId(ObjectLocationSchema) }),
   waited: message('waited', { requestId: Count, ready: Type.Array(Id) }),
   /** These objects were freed: drop cached mappings of them (views in use keep theirs). */
@@ -145,6 +205,33 @@ export const FROM_NODE = {
   }),
   /** A watched name was bound (sent once at `watch` time if bound, then on every change). */
   named: message('named', { name: Name, id: Id, version: Count }),
+  /** To an actor's own process: construct the instance (then `actor-ready` or `actor-failed`). */
+  'actor-init': message('actor-init', {
+    actorId: Id,
+    cls: ShippedFunctionSchema,
+    args: Type.Array(WireArgSchema),
+    maxConcurrency: Type.Integer({ minimum: 1 }),
+    streamWindow: Type.Integer({ minimum: 1 }),
+  }),
+  /** To an actor's process: call `method` (answered by `done` or `failed` with `taskId`). */
+  call: message('call', { taskId: Count, returnId: Id, method: MethodName, args: Type.Array(WireArgSchema), stream: Type.Boolean() }),
+  /** Answer to `actor-lookup`: the actor (id null when none has that name). */
+  'actor-found': message('actor-found', {
+    requestId: Count,
+    actorId: Type.Union([Id, Type.Null()]),
+    className: Type.String(),
+    methods: Type.Array(MethodName),
+  }),
+  /**
+   * To a streaming producer: items up to `upTo` (exclusive) may be yielded now (the consumer took
+   * the earlier ones); `stop`: the consumer is gone, end the generator.
+   */
+  credit: message('credit', { taskId: Count, upTo: Count, stop: Type.Boolean() }),
+  /**
+   * Answer to `stream-pull`: the item's id, or `end` (the stream is over: `error` when it failed,
+   * after the items before it).
+   */
+  'stream-next': message('stream-next', { requestId: Count, id: Type.Optional(Id), end: Type.Boolean(), error: Type.Optional(Bytes) }),
 };
 
 /** Messages from the node to a worker or an attached client. */

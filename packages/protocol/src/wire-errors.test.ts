@@ -10,6 +10,8 @@ const across = (error: Error): Error => fromWireFailure(decodeMessage(encodeMess
 
 /** One instance of each registered class; the type makes a code without a sample a compile error. */
 const SAMPLES: { readonly [C in keyof typeof errors.ERROR_CLASSES]: () => errors.ShoalError } = {
+  ERR_ACTOR_DIED: () => new errors.ActorDiedError('Counter', { kind: 'exited', exitCode: null, signal: 'SIGKILL' }, 2),
+  ERR_ACTOR_NOT_FOUND: () => new errors.ActorNotFoundError('counter'),
   ERR_OBJECT_FREED: () => new errors.ObjectFreedError('abc', ' by store.free'),
   ERR_OBJECT_NOT_FOUND: () => new errors.ObjectNotFoundError('abc', 'no node holds it'),
   ERR_OBJECT_STORE_FULL: () => new errors.ObjectStoreFullError(10, 5, 12),

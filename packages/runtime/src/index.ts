@@ -5,11 +5,14 @@ export {
   checkOptionNames,
   resolveNodeOptions,
   resolveRemoteOptions,
+  type ActorOptions,
   type NodeOptions,
   type RemoteOptions,
   type ResolvedRemoteOptions,
 } from './options.js';
-export { remote, type RemoteArgs, type RemoteFunction } from './api/remote.js';
+export { remote, type RemoteArgs, type RemoteFunction, type RemoteResult } from './api/remote.js';
+export { makeActor, type Actor, type ActorClass, type ActorMethodResult } from './api/actor.js';
+export { ObjectRefStream } from './api/stream.js';
 export { currentRuntime, setCurrentRuntime, type NamedVersion, type Runtime, type WaitResult } from './api/runtime.js';
 export { attachToNode, parseNodeAddress } from './client/attach.js';
 export { NodeClient } from './client/node-client.js';
@@ -45,5 +48,5 @@ export { resolveDaemonOptions, type DaemonConfig, type DaemonOptions, type Optio
 // What the public `shoal` package shows of the lower layers (it imports only this package):
 // every error class (also at '@shoal/runtime/errors'), refs, and the store's public types.
 export * from './errors.js';
-export { ObjectRef, type ObjectRefJSON } from '@shoal/protocol';
+export { ActorHandle, ObjectRef, type ObjectRefJSON } from '@shoal/protocol';
 export type { ObjectWriter, StoreOptions, StoreStats, TypedArrayKind } from '@shoal/store';

@@ -1,4 +1,5 @@
 import { availableParallelism } from 'node:os';
+import { checkObjectName, type WireActorOptions } from '@shoal/protocol';
 
 /** Options of a remote function (`remote(fn, options)`), each validated once. */
 export interface RemoteOptions {
@@ -22,6 +23,12 @@ export interface RemoteOptions {
    * signal aborted already cancels the task as it is submitted. A finished task is unaffected.
    */
   readonly signal?: AbortSignal;
+  /**
+   * Only for an async generator function (a streaming task): how many items it may yield ahead
+   * of its consumer before it is paused at its next `yield`.
+   * @default 16
+   */
+  readonly streamWindow?: number;
 }
 
 export interface ResolvedRemoteOptions {
@@ -30,6 +37,86 @@ export interface ResolvedRemoteOptions {
   readonly maxRetries: number;
   readonly retryExceptions: boolean | readonly string[];
   readonly timeoutMs: number | null;
+  /** Set for a streaming task (an async generator function) only. */
+  readonly streamWindow?: number;
+}
+
+/** Items a streaming task or method may yield ahead of its consumer, unless it says. */
+export const DEFAULT_STREAM_WINDOW = 16;
+
+/** Options of an actor class (`actor(Class, options)`), each validated once. */
+export interface ActorOptions {
+  /**
+   * Makes the actor findable by this name from every process attached to its node
+   * (`getActor(name)`). Two live actors cannot share a name: the second one is dead at once, and
+   * its calls fail with ActorDiedError saying so.
+   */
+  readonly name?: string;
+  /**
+   * `'detached'`: the actor lives on after its creator exits and its handles are gone, until it
+   * is killed or its node stops. By default it dies with the process that created it, or once
+   * no handle to it remains anywhere.
+   */
+  readonly lifetime?: 'detached' | 'owned';
+  /** Calls that may run at once: async methods interleave at their awaits. @default 1 */
+  readonly maxConcurrency?: number;
+  /**
+   * Times the actor is restarted when its process dies (the constructor runs again with the same
+   * arguments; its state starts afresh). Calls running then fail with ActorDiedError unless
+   * `maxTaskRetries` lets them run again. @default 0
+   */
+  readonly maxRestarts?: number;
+  /** Times a call lost to a dying process runs again on the restarted actor. @default 0 */
+  readonly maxTaskRetries?: number;
+  /**
+   * CPUs the actor holds while it lives (tasks cannot use them meanwhile). By default it holds
+   * none, though placing it needs a node offering a CPU.
+   * @default 0
+   */
+  readonly numCpus?: number;
+  /** Custom resources it holds while it lives, e.g. `{ gpu: 1 }`. @default {} */
+  readonly resources?: Readonly<Record<string, number>>;
+  /** For async generator methods: items a call may yield ahead of its consumer. @default 16 */
+  readonly streamWindow?: number;
+}
+
+/** Actor options with every default applied, as they travel. */
+export type ResolvedActorOptions = WireActorOptions;
+
+const ACTOR_KEYS = ['name', 'lifetime', 'maxConcurrency', 'maxRestarts', 'maxTaskRetries', 'numCpus', 'resources', 'streamWindow'] as const;
+
+/** Validates actor options, naming the bad one, and applies defaults. */
+export function resolveActorOptions(options: ActorOptions = {}): ResolvedActorOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new TypeError(`Expected actor options to be an object, got \`${show(options)}\``);
+  }
+  checkOptionNames('actor', options, ACTOR_KEYS);
+  if (options.name !== undefined) checkObjectName(options.name);
+  if (options.lifetime !== undefined && options.lifetime !== 'detached' && options.lifetime !== 'owned') {
+    throw new TypeError(`Expected \`lifetime\` to be 'detached' or 'owned', got \`${show(options.lifetime)}\``);
+  }
+  const maxConcurrency = options.maxConcurrency === undefined ? 1 : nonNegativeNumber('maxConcurrency', options.maxConcurrency, true);
+  if (maxConcurrency < 1 || maxConcurrency > 100_000) {
+    throw new TypeError(`Expected \`maxConcurrency\` to be an integer from 1 to 100000, got \`${maxConcurrency}\``);
+  }
+  return {
+    ...(options.name === undefined ? {} : { name: options.name }),
+    detached: options.lifetime === 'detached',
+    maxConcurrency,
+    maxRestarts: options.maxRestarts === undefined ? 0 : nonNegativeNumber('maxRestarts', options.maxRestarts, true),
+    maxTaskRetries: options.maxTaskRetries === undefined ? 0 : nonNegativeNumber('maxTaskRetries', options.maxTaskRetries, true),
+    numCpus: options.numCpus === undefined ? 0 : nonNegativeNumber('numCpus', options.numCpus, false),
+    resources: options.resources === undefined ? {} : resourceMap('resources', options.resources),
+    streamWindow: streamWindow(options.streamWindow),
+  };
+}
+
+/** The `streamWindow` option: a positive integer, 16 by default. */
+export function streamWindow(value: unknown): number {
+  if (value === undefined) return DEFAULT_STREAM_WINDOW;
+  const window = nonNegativeNumber('streamWindow', value, true);
+  if (window < 1 || window > 1_000_000) throw new TypeError(`Expected \`streamWindow\` to be an integer from 1 to 1000000, got \`${window}\``);
+  return window;
 }
 
 /** Options of the local node (part of `init()`'s options). */
@@ -156,10 +243,13 @@ export function resourceMap(name: string, value: unknown): Record<string, number
   return result;
 }
 
-const REMOTE_KEYS = ['numCpus', 'resources', 'maxRetries', 'retryExceptions', 'timeoutMs', 'signal'] as const;
+const REMOTE_KEYS = ['numCpus', 'resources', 'maxRetries', 'retryExceptions', 'timeoutMs', 'signal', 'streamWindow'] as const;
 
-/** Validates remote options, naming the bad one, and applies defaults. */
-export function resolveRemoteOptions(options: RemoteOptions = {}): ResolvedRemoteOptions {
+/**
+ * Validates remote options, naming the bad one, and applies defaults. `streaming`: the function
+ * is an async generator (only then may `streamWindow` be given; it defaults to 16).
+ */
+export function resolveRemoteOptions(options: RemoteOptions = {}, streaming = false): ResolvedRemoteOptions {
   if (options === null || typeof options !== 'object') {
     throw new TypeError(`Expected remote options to be an object, got \`${show(options)}\``);
   }
@@ -173,6 +263,12 @@ export function resolveRemoteOptions(options: RemoteOptions = {}): ResolvedRemot
   if (typeof retry !== 'boolean' && !(Array.isArray(retry) && retry.every((name) => typeof name === 'string'))) {
     throw new TypeError(`Expected \`retryExceptions\` to be a boolean or a list of error names, got \`${show(retry)}\``);
   }
+  if (streaming && options.maxRetries !== undefined && options.maxRetries !== 0) {
+    throw new TypeError('A streaming task is not retried (its consumer has items of the first run already): leave out `maxRetries`');
+  }
+  if (!streaming && options.streamWindow !== undefined) {
+    throw new TypeError('`streamWindow` is an option of streaming tasks only: the function is not an async generator (`async function*`)');
+  }
   let timeoutMs: number | null = null;
   if (options.timeoutMs !== undefined) {
     timeoutMs = nonNegativeNumber('timeoutMs', options.timeoutMs, false);
@@ -181,9 +277,10 @@ export function resolveRemoteOptions(options: RemoteOptions = {}): ResolvedRemot
   return {
     numCpus,
     resources: options.resources === undefined ? {} : resourceMap('resources', options.resources),
-    maxRetries: options.maxRetries === undefined ? 3 : nonNegativeNumber('maxRetries', options.maxRetries, true),
+    maxRetries: streaming ? 0 : options.maxRetries === undefined ? 3 : nonNegativeNumber('maxRetries', options.maxRetries, true),
     retryExceptions: Array.isArray(retry) ? [...retry] : retry,
     timeoutMs,
+    ...(streaming ? { streamWindow: streamWindow(options.streamWindow) } : {}),
   };
 }
 

@@ -21,12 +21,14 @@ const debug = debuglog('shoal:store');
 const SPILL_GRACE_MS = 5000;
 
 
-/** The store's events: segment objects stored and deleted (inline objects are not announced). */
+/** The store's events: segment objects stored and deleted (inline objects only as `gone`). */
 export interface StoreEvents {
   /** A segment object of `size` bytes was stored (a cluster's object directory learns of it). */
   add: [id: string, size: number];
   /** A segment object was deleted (other processes should drop their mappings of it). */
   delete: [id: string];
+  /** Any object was deleted, inline or not (what lives as long as an object does ends: an actor). */
+  gone: [id: string];
   /**
    * Spilling had to pass over objects because a process maps them: the node asks its processes
    * to collect garbage (their mappings of objects no view needs go), so that the next spill can
@@ -492,6 +494,7 @@ export class ObjectLifecycle {
     this.#spill?.delete(id);
     debug('freed %s (%d bytes)', id, entry.size);
     if (segment) this.events.emit('delete', id);
+    this.events.emit('gone', id);
     for (const contained of entry.contains) this.refs.release(contained);
     return true;
   }

@@ -36,6 +36,9 @@ export type ShoalErrorCode =
   | 'ERR_ALREADY_INITIALIZED'
   | 'ERR_NOT_AVAILABLE'
   | 'ERR_NOT_CONNECTED'
+  // Actors
+  | 'ERR_ACTOR_DIED'
+  | 'ERR_ACTOR_NOT_FOUND'
   // Connections and the wire
   | 'ERR_BAD_FRAME'
   | 'ERR_BAD_MESSAGE'

@@ -1,6 +1,7 @@
 import { ObjectCorruptError } from '../errors.js';
 import { isValidId } from '../ids.js';
 import { readLayout, type Layout } from '../layout.js';
+import { ActorHandle } from '../actor-handle.js';
 import { ObjectRef } from '../object-ref.js';
 import { ERROR_TYPES, MAX_ARRAY_LENGTH, TAG, TYPED_ARRAYS, Tagged, VIEW_KINDS, isLength, isTuple, packr, type ViewKind } from './tags.js';
 
@@ -127,6 +128,13 @@ class Reviver {
         const [id, owner] = data;
         if (!isValidId(id) || !isValidId(owner)) break;
         return this.#register(new ObjectRef(id, owner));
+      }
+      case TAG.ACTOR: {
+        if (!isTuple(data, 4)) break;
+        const [id, owner, className, methods] = data;
+        if (!isValidId(id) || !isValidId(owner) || typeof className !== 'string') break;
+        if (!Array.isArray(methods) || !methods.every((method) => typeof method === 'string')) break;
+        return this.#register(new ActorHandle({ ref: new ObjectRef(id, owner), className, methods }));
       }
       case TAG.BOXED: {
         const primitive = this.revive(data);

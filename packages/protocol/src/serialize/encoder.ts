@@ -1,4 +1,5 @@
 import { planLayout, frontLength, writeFront, type Layout } from '../layout.js';
+import { ACTOR_INFO, ActorHandle } from '../actor-handle.js';
 import { ObjectRef } from '../object-ref.js';
 import { ERROR_OWN_FIELDS, MAX_DEPTH, NEG_ZERO_NODE, TAG, TYPED_ARRAYS, Tagged, VIEW_KIND_INDEX, packr } from './tags.js';
 import { describeFunction, describeKey, describeObject, formatPath, type PathSegment } from './value-path.js';
@@ -81,6 +82,12 @@ class Encoder {
     if (object instanceof ObjectRef) {
       this.refs.push(object);
       return new Tagged(TAG.REF, [object.id, object.owner]);
+    }
+    if (object instanceof ActorHandle) {
+      // The handle's lifetime ref is nested in the value: the actor lives while it is stored.
+      const { ref, className, methods } = object[ACTOR_INFO];
+      this.refs.push(ref);
+      return new Tagged(TAG.ACTOR, [ref.id, ref.owner, className, [...methods]]);
     }
     if (object instanceof Map) {
       const entries: unknown[] = [];

@@ -59,6 +59,7 @@ export const TAG = {
   BOXED: 12,
   KEYED: 13,
   ILL_FORMED_STRING: 14,
+  ACTOR: 15,
 } as const;
 
 export const NEG_ZERO_NODE = new Tagged(TAG.NEG_ZERO, 0);

@@ -43,7 +43,7 @@ function parseFunction(source: string): Node {
  * @throws TypeError when `fn` is not a function, cannot be shipped (native or bound), or captures
  *   variables from its enclosing scope.
  */
-export function functionSource(fn: unknown, caller = 'remote', calledThrough?: Function): FunctionSource {
+export function functionSource(fn: unknown, caller = 'remote', calledThrough?: Function, kind: 'function' | 'class' = 'function'): FunctionSource {
   if (typeof fn !== 'function') {
     throw new TypeError(`Expected \`${caller}()\` to be given a function, got \`${fn === null ? 'null' : typeof fn}\``);
   }
@@ -54,8 +54,12 @@ export function functionSource(fn: unknown, caller = 'remote', calledThrough?: F
       `${caller}(${name}): native and bound functions cannot be shipped to a worker; wrap the call in a plain function`,
     );
   }
-  if (/^class[\s{]/.test(source)) {
-    throw new TypeError(`${caller}(${name}): classes cannot be remote functions; pass a function`);
+  const isClass = /^class[\s{]/.test(source);
+  if (isClass && kind === 'function') {
+    throw new TypeError(`${caller}(${name}): a class cannot be a remote function; turn it into an actor with actor(${name})`);
+  }
+  if (!isClass && kind === 'class') {
+    throw new TypeError(`${caller}(${name}): expected a class (\`class ${name} { ... }\`); turn a function into tasks with remote()`);
   }
   let ast: Node;
   try {
@@ -65,11 +69,12 @@ export function functionSource(fn: unknown, caller = 'remote', calledThrough?: F
       cause: error,
     });
   }
-  const captured = [...analyze(ast as never).globals.keys()].filter((variable) => !isAllowedGlobal(variable)).sort();
+  // A class's own name is in scope inside it (periscopic does not count a class expression's name).
+  const captured = [...analyze(ast as never).globals.keys()].filter((variable) => !isAllowedGlobal(variable) && !(isClass && variable === fn.name)).sort();
   if (captured.length > 0) {
     const list = captured.map((variable) => `\`${variable}\``).join(', ');
     throw new TypeError(
-      `${caller}(${name}): the function uses ${list} from its enclosing scope, but it runs in another process ` +
+      `${caller}(${name}): the ${isClass ? 'class' : 'function'} uses ${list} from its enclosing scope, but it runs in another process ` +
         'where those do not exist. Pass them as arguments, or import them inside the function ' +
         "(`const { x } = await import('pkg')`).",
     );

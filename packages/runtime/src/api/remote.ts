@@ -1,19 +1,24 @@
 import type { ObjectRef } from '@shoal/protocol';
 import { functionSource } from './function-source.js';
+import { isAsyncGeneratorFunction, ObjectRefStream } from './stream.js';
 import { resolveRemoteOptions, type RemoteOptions } from '../options.js';
 import type { Runtime } from './runtime.js';
 
 /** Arguments of a remote function: each may be the value or an ObjectRef of it. */
 export type RemoteArgs<A extends readonly unknown[]> = { [K in keyof A]: A[K] | ObjectRef<A[K]> };
 
+/** What a call of a remote function returns: a ref of its result, or for an async generator a stream of refs. */
+export type RemoteResult<R> = R extends AsyncGenerator<infer Y, unknown, unknown> ? ObjectRefStream<Awaited<Y>> : ObjectRef<Awaited<R>>;
+
 /** A function turned into tasks by {@link remote}. */
 export interface RemoteFunction<A extends readonly unknown[], R> {
   /**
-   * Submits a task and returns at once with a ref to its result. Top-level ObjectRef arguments
-   * are resolved before the function runs (zero-copy for large objects); refs nested inside
-   * arguments arrive as refs.
+   * Submits a task and returns at once with a ref to its result (for an async generator
+   * function, an `ObjectRefStream` of its items). Top-level ObjectRef arguments are resolved
+   * before the function runs (zero-copy for large objects); refs nested inside arguments arrive
+   * as refs.
    */
-  (...args: RemoteArgs<A>): ObjectRef<Awaited<R>>;
+  (...args: RemoteArgs<A>): RemoteResult<R>;
   /** The same function with other options, e.g. `.options({ numCpus: 0.5 })`. */
   options(options: RemoteOptions): RemoteFunction<A, R>;
   /** The wrapped function's name. */
@@ -34,13 +39,14 @@ export function makeRemote<A extends readonly unknown[], R>(
   calledThrough: Function = makeRemote,
 ): RemoteFunction<A, R> {
   const source = functionSource(fn, 'remote', calledThrough);
-  const resolved = resolveRemoteOptions(options);
+  const streaming = isAsyncGeneratorFunction(fn);
+  const resolved = resolveRemoteOptions(options, streaming);
   const signal = options?.signal;
-  const call = (...args: RemoteArgs<A>) => {
+  const call = (...args: RemoteArgs<A>): RemoteResult<R> => {
     const runtime = getRuntime();
-    const ref = runtime.submit(source, args, resolved) as ObjectRef<Awaited<R>>;
+    const ref = runtime.submit(source, args, resolved);
     if (signal) cancelOnAbort(runtime, ref, signal);
-    return ref;
+    return (streaming ? new ObjectRefStream(runtime, ref as ObjectRef<number>) : ref) as RemoteResult<R>;
   };
   return Object.assign(call, {
     options: function withOptions(next: RemoteOptions): RemoteFunction<A, R> {

@@ -1,7 +1,8 @@
-import type { ObjectRef } from '@shoal/protocol';
+import { ACTOR_INFO, setActorHandleHooks, type ActorHandle, type ObjectRef } from '@shoal/protocol';
 import type { ObjectWriter, StoreStats, TypedArrayKind } from '@shoal/store';
 import type { FunctionSource } from './function-source.js';
-import type { ResolvedRemoteOptions } from '../options.js';
+import { ObjectRefStream } from './stream.js';
+import type { ResolvedActorOptions, ResolvedRemoteOptions } from '../options.js';
 
 /** The result of {@link Runtime.wait}. */
 export interface WaitResult<T = unknown> {
@@ -40,6 +41,21 @@ export interface Runtime {
   putNamed<T>(name: string, value: T | ObjectRef<T>): Promise<NamedVersion<T>>;
   getNamed<T>(name: string): Promise<{ version: NamedVersion<T>; value: T }>;
   watch<T>(name: string): AsyncIterableIterator<NamedVersion<T>>;
+  /** Starts an actor of class `cls` (with `methods`) and returns its handle at once; failures show in its calls. */
+  createActor(cls: FunctionSource, methods: readonly string[], args: readonly unknown[], options: ResolvedActorOptions): ActorHandle;
+  /** Submits a call of `method` on the actor; the ref of its result (of the stream's end, for a streaming method). */
+  callActor(handle: ActorHandle, method: string, args: readonly unknown[]): ObjectRef;
+  /** Kills the actor: for good (`noRestart`), or its process only (restarted within its maxRestarts). */
+  killActor(handle: ActorHandle, noRestart: boolean): void;
+  /** The live actor named `name` on this node. @throws ActorNotFoundError (rejects) */
+  getActor(name: string): Promise<ActorHandle>;
+  /**
+   * Item `index` of the stream whose end is `returnId`, once yielded (wrapped: a ref is a
+   * thenable, which a promise would unwrap); null after the last. Rejects with the stream's error.
+   */
+  streamNext(returnId: string, index: number): Promise<{ readonly ref: ObjectRef } | null>;
+  /** The consumer stops the stream `returnId`: its producer ends, items not taken go. */
+  closeStream(returnId: string): void;
   shutdown(): Promise<void>;
 }
 
@@ -52,6 +68,17 @@ type Holder = { [KEY]?: Runtime };
 export function currentRuntime(): Runtime | undefined {
   return (globalThis as Holder)[KEY];
 }
+
+// A handle's methods reach the runtime of whichever process the handle is in (a decoded handle
+// too: in a task, in an attached program).
+setActorHandleHooks({
+  call(handle, method, args) {
+    const runtime = currentRuntime();
+    if (!runtime) throw new Error(`Actor ${handle[ACTOR_INFO].className}: Shoal is not running in this process; call init() first`);
+    const ref = runtime.callActor(handle, method, args);
+    return handle[ACTOR_INFO].methods.includes(`*${method}`) ? new ObjectRefStream(runtime, ref as ObjectRef<number>) : ref;
+  },
+});
 
 /** Installs (or, with undefined, removes) the runtime of this process. */
 export function setCurrentRuntime(runtime: Runtime | undefined): void {

@@ -1,4 +1,7 @@
 import {
+  ACTOR_INFO,
+  ActorHandle,
+  ActorNotFoundError,
   BindFailedError,
   MAX_IDS_PER_MESSAGE,
   NotAvailableError,
@@ -22,7 +25,7 @@ import { afterFinalizers, collectGarbage, type ObjectWriter, type StoreStats, ty
 import type { Connection } from '../transport/connection.js';
 import { RequestTracker } from '../transport/request-tracker.js';
 import type { FunctionSource } from '../api/function-source.js';
-import type { ResolvedRemoteOptions } from '../options.js';
+import type { ResolvedActorOptions, ResolvedRemoteOptions } from '../options.js';
 import { watchIterator } from '../api/watch-iterator.js';
 import type { NamedVersion, Runtime, WaitResult } from '../api/runtime.js';
 import { buildArgs } from '../api/task-args.js';
@@ -36,7 +39,9 @@ type Request =
   | { type: 'bind'; name: string; id: string }
   | { type: 'reserve'; id: string; size: number }
   | { type: 'room'; size: number }
-  | { type: 'lookup'; name: string };
+  | { type: 'lookup'; name: string }
+  | { type: 'actor-lookup'; name: string }
+  | { type: 'stream-pull'; returnId: string; index: number };
 
 /** How a {@link NodeClient} reaches its node's objects, and what it tells its worker side. */
 export interface NodeClientSettings {
@@ -144,6 +149,8 @@ export class NodeClient implements Runtime {
         this.#answer(message.requestId, message.error === undefined ? message.version : new BindFailedError(message.error));
         return;
       case 'looked-up':
+      case 'actor-found':
+      case 'stream-next':
         this.#answer(message.requestId, message);
         return;
       case 'named': {
@@ -177,6 +184,9 @@ export class NodeClient implements Runtime {
       case 'execute':
       case 'recall':
       case 'shutdown':
+      case 'actor-init':
+      case 'call':
+      case 'credit':
         // A worker's entry gives these to its task executor and to the process; a client ignores them.
         return;
     }
@@ -379,6 +389,61 @@ export class NodeClient implements Runtime {
       },
       (waiting) => this.#setAwaited(waiting ? 1 : -1),
     );
+  }
+
+  createActor(cls: FunctionSource, methods: readonly string[], args: readonly unknown[], options: ResolvedActorOptions): ActorHandle {
+    this.#assertOpen(`create actor ${cls.name}`);
+    const built = buildArgs(args, this.inlineThreshold, (encoded) => this.#putEncoded(encoded));
+    // Its lifetime object (the actor's id): put first, so the node has it when the actor is made.
+    const ref = this.put({ actor: cls.name });
+    this.#connection.send({
+      type: 'actor-create',
+      actorId: ref.id,
+      cls: { hash: cls.hash, name: cls.name, source: cls.source },
+      methods: [...methods],
+      args: built.args,
+      contains: built.contains,
+      options,
+    });
+    return new ActorHandle({ ref, className: cls.name, methods });
+  }
+
+  callActor(handle: ActorHandle, method: string, args: readonly unknown[]): ObjectRef {
+    this.#assertOpen(`call ${handle[ACTOR_INFO].className}.${method}`);
+    const built = buildArgs(args, this.inlineThreshold, (encoded) => this.#putEncoded(encoded));
+    const returnId = newObjectId();
+    this.#connection.send({ type: 'actor-call', actorId: handle[ACTOR_INFO].ref.id, returnId, method, args: built.args, contains: built.contains });
+    this.#refs.heldByNode(returnId);
+    return new ObjectRef(returnId, this.sessionId);
+  }
+
+  killActor(handle: ActorHandle, noRestart: boolean): void {
+    this.#assertOpen(`kill actor ${handle[ACTOR_INFO].className}`);
+    this.#connection.send({ type: 'actor-kill', actorId: handle[ACTOR_INFO].ref.id, noRestart });
+  }
+
+  async getActor(name: string): Promise<ActorHandle> {
+    checkObjectName(name);
+    const found = await this.#request<Extract<NodeToWorker, { type: 'actor-found' }>>({ type: 'actor-lookup', name });
+    if (found.actorId === null) throw new ActorNotFoundError(name);
+    // The node holds it for us already; this handle's ref takes that hold over.
+    this.#refs.heldByNode(found.actorId);
+    return new ActorHandle({ ref: new ObjectRef(found.actorId, this.sessionId), className: found.className, methods: found.methods });
+  }
+
+  async streamNext(returnId: string, index: number): Promise<{ readonly ref: ObjectRef } | null> {
+    const next = await this.#request<Extract<NodeToWorker, { type: 'stream-next' }>>({ type: 'stream-pull', returnId, index });
+    if (next.id !== undefined) {
+      // Held for us by the node already (the stream's hold passed to us): this ref takes it over.
+      this.#refs.heldByNode(next.id);
+      return { ref: new ObjectRef(next.id, this.sessionId) };
+    }
+    if (next.error !== undefined) throw toError(decodeThrown(next.error));
+    return null;
+  }
+
+  closeStream(returnId: string): void {
+    if (!this.#closed) this.#connection.send({ type: 'stream-close', returnId });
   }
 
   /** The {@link Runtime}'s name for {@link close}; not available inside a task. */

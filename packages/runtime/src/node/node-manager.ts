@@ -1,5 +1,8 @@
 import { debuglog } from 'node:util';
 import {
+  ActorHandle,
+  ActorNotFoundError,
+  ACTOR_INFO,
   ObjectRef,
   RuntimeShutdownError,
   checkObjectName,
@@ -12,12 +15,14 @@ import type { FunctionSource } from '../api/function-source.js';
 import type { NamedVersion, Runtime, WaitResult } from '../api/runtime.js';
 import { buildArgs } from '../api/task-args.js';
 import { watchIterator } from '../api/watch-iterator.js';
-import { NODE_OPTION_KEYS, resolveNodeOptions, type NodeOptions, type ResolvedNodeOptions, type ResolvedRemoteOptions } from '../options.js';
+import { NODE_OPTION_KEYS, resolveNodeOptions, type NodeOptions, type ResolvedActorOptions, type ResolvedNodeOptions, type ResolvedRemoteOptions } from '../options.js';
 import { LocalScheduler } from '../scheduling/local-scheduler.js';
 import type { MessageStream } from '../transport/connection.js';
 import { WorkerHandle } from '../workers/worker-handle.js';
 import { WorkerPool } from '../workers/worker-pool.js';
+import { ActorService } from './actors.js';
 import { ClusterPort } from './cluster-port.js';
+import { StreamService } from './streams.js';
 import { nodeLoad, type NodeLoad } from './node-load.js';
 import { descriptorUsage } from './descriptors.js';
 import { NameRegistry } from './names.js';
@@ -77,6 +82,10 @@ export class NodeManager implements Runtime {
   readonly #holds: RefHolds;
   readonly #objects: ObjectService;
   readonly #names: NameRegistry;
+  readonly #actors: ActorService;
+  readonly #streams: StreamService;
+  /** What keeps the process alive: pending tasks, pending actor calls. */
+  readonly #busy = { tasks: false, actors: false };
   /** The node as its cluster agent sees it. */
   readonly cluster: ClusterPort;
   #state: NodeState = 'idle';
@@ -123,11 +132,29 @@ export class NodeManager implements Runtime {
         discardPartialResult: (returnId) => store.discardUnclaimed(returnId),
         // Inline too: room (and a lent file) granted to an earlier attempt is given back.
         discardResult: (returnId) => store.discardUnclaimed(returnId),
-        keepAlive: (alive) => this.#keepAlive(alive),
+        keepAlive: (alive) => this.#setBusy('tasks', alive),
         cluster: () => this.cluster.spillTarget,
       },
       this.options,
     );
+    this.#streams = new StreamService(store, (returnId) => {
+      const task = this.#scheduler.tasks.get(returnId);
+      const worker = task?.worker;
+      if (task && worker) return { taskId: task.id, send: (message) => worker.send(message) };
+      return this.#actors.producerOf(returnId);
+    });
+    this.#actors = new ActorService({
+      store,
+      objects: this.#objects,
+      scheduler: this.#scheduler,
+      streams: this.#streams,
+      spawn: (exited) =>
+        this.#pool.spawnDedicated((worker, code, signal) => {
+          this.#forgetPeer(worker);
+          exited(worker, code, signal);
+        }),
+      keepAlive: (alive) => this.#setBusy('actors', alive),
+    });
     this.cluster = new ClusterPort(store, this.#scheduler, this.#objects, () => this.#acceptsTasks());
     this.#router = new PeerRouter({
       store,
@@ -136,6 +163,8 @@ export class NodeManager implements Runtime {
       holds: this.#holds,
       names: this.#names,
       collection: this.#collection,
+      actors: this.#actors,
+      streams: this.#streams,
       submit: (peer, task) => this.#submitFromPeer(peer, task),
     });
     this.#server = new PeerServer(
@@ -145,7 +174,8 @@ export class NodeManager implements Runtime {
         unclaimedWorker: (pid) => this.#pool.unclaimed(pid),
         workerConnected: (worker) => {
           worker.keepAlive(this.#alive);
-          this.#scheduler.schedule();
+          if (this.#actors.ownerOf(worker) !== undefined) this.#actors.connected(worker);
+          else this.#scheduler.schedule();
         },
         clientAttached: () => {},
         message: (peer, message) => this.#router.route(peer, message),
@@ -202,6 +232,11 @@ export class NodeManager implements Runtime {
     return this.#pool.pids();
   }
 
+  /** Processes of this node's actors alive now (for tests and status). */
+  actorPids(): number[] {
+    return this.#actors.pids();
+  }
+
   // ---- Runtime: objects -------------------------------------------------------------------
 
   put<T>(value: T): ObjectRef<T> {
@@ -254,7 +289,7 @@ export class NodeManager implements Runtime {
     const fn: FunctionSource = { source: wire.fn.source, hash: wire.fn.hash, name: wire.fn.name };
     peer.functions.add(fn.hash);
     const deps = wire.args.flatMap((arg) => ('ref' in arg ? [arg.ref] : []));
-    this.#submit(wire.returnId, fn, wire.args, deps, wire.contains, wire.options);
+    this.#submit(wire.returnId, fn, wire.args, deps, wire.contains, wire.options, peer);
   }
 
   #submit(
@@ -264,6 +299,7 @@ export class NodeManager implements Runtime {
     deps: readonly string[],
     contains: readonly string[],
     options: ResolvedRemoteOptions,
+    submitter?: Peer,
   ): void {
     // In a cluster, an argument made by another node is fetched here (unless the task spills).
     if (this.cluster.joined) {
@@ -273,7 +309,61 @@ export class NodeManager implements Runtime {
         refs.map((arg) => arg.owner),
       );
     }
-    this.#scheduler.submit({ returnId, fn, args, deps, contains, options });
+    if (options.streamWindow === undefined) {
+      this.#scheduler.submit({ returnId, fn, args, deps, contains, options });
+      return;
+    }
+    // A streaming task runs here, next to its stream (items are not forwarded between nodes).
+    this.#streams.open(returnId, options.streamWindow, submitter);
+    this.#scheduler.submit({ returnId, fn, args, deps, contains, options, placement: 'local' });
+  }
+
+  // ---- Runtime: actors and streams ----------------------------------------------------------
+
+  createActor(cls: FunctionSource, methods: readonly string[], args: readonly unknown[], options: ResolvedActorOptions): ActorHandle {
+    if (!this.#acceptsTasks()) throw new RuntimeShutdownError(`Cannot create actor ${cls.name}`);
+    const built = buildArgs(args, this.store.options.inlineThreshold, (encoded) => this.store.putEncoded(encoded));
+    // Its lifetime object: the actor's id, and alive while refs to it (handles) are.
+    const ref = this.store.put({ actor: cls.name });
+    this.#actors.create(undefined, { id: ref.id, cls, methods, args: built.args, contains: built.contains, options });
+    return new ActorHandle({ ref, className: cls.name, methods });
+  }
+
+  callActor(handle: ActorHandle, method: string, args: readonly unknown[]): ObjectRef {
+    if (!this.#acceptsTasks()) throw new RuntimeShutdownError(`Cannot call ${handle[ACTOR_INFO].className}.${method}`);
+    const built = buildArgs(args, this.store.options.inlineThreshold, (encoded) => this.store.putEncoded(encoded));
+    const returnId = newObjectId();
+    this.store.expect(returnId);
+    const ref = new ObjectRef(returnId, this.store.sessionId);
+    this.#actors.call(undefined, handle[ACTOR_INFO].ref.id, returnId, method, built.args, built.contains);
+    return ref;
+  }
+
+  killActor(handle: ActorHandle, noRestart: boolean): void {
+    this.#actors.kill(handle[ACTOR_INFO].ref.id, noRestart);
+  }
+
+  async getActor(name: string): Promise<ActorHandle> {
+    checkObjectName(name);
+    const actor = this.#actors.named(name);
+    if (!actor) throw new ActorNotFoundError(name);
+    return new ActorHandle({ ref: new ObjectRef(actor.id, this.store.sessionId), className: actor.cls.name, methods: actor.methods });
+  }
+
+  async streamNext(returnId: string, index: number): Promise<{ readonly ref: ObjectRef } | null> {
+    const next = await this.#streams.pull(returnId, index);
+    if ('id' in next) {
+      // The stream's hold on the item passes to this ref.
+      const ref = new ObjectRef(next.id, this.store.sessionId);
+      this.store.release(next.id);
+      return { ref };
+    }
+    if (next.error) throw next.error;
+    return null;
+  }
+
+  closeStream(returnId: string): void {
+    this.#streams.close(returnId);
   }
 
   wait(refs: readonly ObjectRef[], numReturns: number, timeoutMs: number | null): Promise<WaitResult> {
@@ -364,6 +454,8 @@ export class NodeManager implements Runtime {
     this.#state = 'closing';
     // Until every worker is gone, its handles must keep the process alive.
     this.#keepAlive(true);
+    this.#actors.close();
+    this.#streams.clear();
     this.#scheduler.stop();
     await this.#pool.close(graceMs);
     await this.#server.close();
@@ -378,7 +470,7 @@ export class NodeManager implements Runtime {
   }
 
   #peers(): Iterable<Peer> {
-    return [...this.#pool.workers(), ...this.#server.clients()];
+    return [...this.#pool.workers(), ...this.#pool.dedicated(), ...this.#server.clients()];
   }
 
   /** Releases what a peer that went away held: its refs, its watches, its mappings. */
@@ -387,6 +479,8 @@ export class NodeManager implements Runtime {
     this.#collection.forget(peer);
     this.#names.forget(peer);
     this.#objects.forget(peer);
+    this.#actors.creatorGone(peer);
+    this.#streams.forget(peer);
   }
 
   #workerExited(worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
@@ -402,6 +496,13 @@ export class NodeManager implements Runtime {
    * alive; otherwise they do not, so a program that is done exits (and its 'exit' hook kills the
    * workers and removes the session directory) without having to call shutdown().
    */
+  #setBusy(what: 'tasks' | 'actors', busy: boolean): void {
+    this.#busy[what] = busy;
+    // Closing keeps the process alive until every worker is gone, whatever settles meanwhile.
+    if (this.#state === 'closing' || this.#state === 'closed') return;
+    this.#keepAlive(this.#busy.tasks || this.#busy.actors);
+  }
+
   #keepAlive(alive: boolean): void {
     if (alive === this.#alive) return;
     this.#alive = alive;

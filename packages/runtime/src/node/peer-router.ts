@@ -2,7 +2,9 @@ import { decodeThrown, encodeError, type WireTask, type WorkerToNode } from '@sh
 import type { ObjectStore } from '@shoal/store';
 import type { LocalScheduler } from '../scheduling/local-scheduler.js';
 import { WorkerHandle } from '../workers/worker-handle.js';
+import type { ActorService } from './actors.js';
 import type { CollectionRound } from './collection-round.js';
+import type { StreamService } from './streams.js';
 import type { NameRegistry } from './names.js';
 import type { ObjectService } from './object-service.js';
 import type { Peer } from './peer.js';
@@ -16,6 +18,8 @@ export interface RouterServices {
   readonly holds: RefHolds;
   readonly names: NameRegistry;
   readonly collection: CollectionRound;
+  readonly actors: ActorService;
+  readonly streams: StreamService;
   /** A task submitted by a peer (a nested task, or one from an attached program). */
   submit(peer: Peer, task: WireTask): void;
 }
@@ -32,9 +36,60 @@ export class PeerRouter {
   }
 
   route(peer: Peer, message: WorkerToNode): void {
-    // Task outcomes only ever come from workers.
-    if (peer instanceof WorkerHandle && this.#fromWorker(peer, message)) return;
+    // Task outcomes only ever come from workers; an actor's process reports its calls.
+    if (peer instanceof WorkerHandle) {
+      if (this.#services.actors.ownerOf(peer) !== undefined ? this.#fromActor(peer, message) : this.#fromWorker(peer, message)) return;
+    }
     this.#common(peer, message);
+  }
+
+  /** Messages only an actor's process sends; false for the others. */
+  #fromActor(worker: WorkerHandle, message: WorkerToNode): boolean {
+    const { actors, objects, streams } = this.#services;
+    switch (message.type) {
+      case 'actor-ready':
+        actors.initialized(worker, undefined);
+        return true;
+      case 'actor-failed':
+        actors.initialized(worker, message.error);
+        return true;
+      case 'done':
+        actors.done(worker, message.taskId, message.result);
+        return true;
+      case 'failed':
+        actors.failed(worker, message.taskId, message.error);
+        return true;
+      case 'stream-item': {
+        const call = actors.callOf(worker, message.taskId);
+        objects.written(message.id);
+        if (!call || !streams.item(call.returnId, message.index, message.id, message.result)) this.#services.store.discardUnclaimed(message.id);
+        return true;
+      }
+      case 'reserve': {
+        // Room for a result of a call it runs, or for an item of a streaming call (a new object).
+        const ours = message.size > 0 && (actors.writes(worker, message.id) || (actors.streams(worker) && this.#isNew(message.id)));
+        this.#answerReserve(worker, message.requestId, message.id, message.size, ours);
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+
+  /** Whether no object `id` exists here (an item id a streaming producer made up). */
+  #isNew(id: string): boolean {
+    return this.#services.store.status(id).state === 'freed';
+  }
+
+  #answerReserve(worker: WorkerHandle, requestId: number, id: string, size: number, ours: boolean): void {
+    // A grant is charged to an object id, and one for a stranger's id would take or replace another writer's room.
+    const answer = ours
+      ? this.#services.objects.reserve(worker, id, size)
+      : Promise.resolve<{ error?: Uint8Array; lent?: string }>({
+          error: encodeError(new RangeError(`A worker may reserve room only for the result of a task it runs (object ${id}, ${size} bytes)`)),
+        });
+    // The answer carries `error` or `lent` only when they are set.
+    void answer.then((reply) => worker.send({ type: 'reserved', requestId, ...reply }));
   }
 
   /** Messages only a worker sends; false for the others. */
@@ -57,16 +112,19 @@ export class PeerRouter {
         return true;
       }
       case 'reserve': {
-        // Room for the result of a task this worker runs, and nothing else: a grant is charged to
-        // an object id, and one for a stranger's id would take or replace another writer's room.
-        const ours = message.size > 0 && worker.inflight.some((task) => task.returnId === message.id);
-        const answer = ours
-          ? this.#services.objects.reserve(worker, message.id, message.size)
-          : Promise.resolve<{ error?: Uint8Array; lent?: string }>({
-              error: encodeError(new RangeError(`A worker may reserve room only for the result of a task it runs (object ${message.id}, ${message.size} bytes)`)),
-            });
-        // The answer carries `error` or `lent` only when they are set.
-        void answer.then((reply) => worker.send({ type: 'reserved', requestId: message.requestId, ...reply }));
+        // Room for the result of a task this worker runs (or an item of a streaming one), and nothing else.
+        const running = worker.inflight[0];
+        const ours =
+          message.size > 0 &&
+          (worker.inflight.some((task) => task.returnId === message.id) ||
+            (running?.state === 'running' && running.options.streamWindow !== undefined && this.#isNew(message.id)));
+        this.#answerReserve(worker, message.requestId, message.id, message.size, ours);
+        return true;
+      }
+      case 'stream-item': {
+        const task = scheduler.taskOf(worker, message.taskId);
+        this.#services.objects.written(message.id);
+        if (!task || !this.#services.streams.item(task.returnId, message.index, message.id, message.result)) this.#services.store.discardUnclaimed(message.id);
         return true;
       }
       case 'recalled':
@@ -116,6 +174,46 @@ export class PeerRouter {
         return;
       case 'collected':
         this.#services.collection.answered(peer, message.round);
+        return;
+      case 'actor-create': {
+        const { actorId, cls, methods, args, contains, options } = message;
+        this.#services.actors.create(peer, { id: actorId, cls: { source: cls.source, hash: cls.hash, name: cls.name }, methods, args, contains, options });
+        return;
+      }
+      case 'actor-call':
+        // The caller holds the result's ref from now on (as for a submitted task).
+        store.expect(message.returnId);
+        holds.holdFor(peer, message.returnId);
+        this.#services.actors.call(peer, message.actorId, message.returnId, message.method, message.args, message.contains);
+        return;
+      case 'actor-kill':
+        this.#services.actors.kill(message.actorId, message.noRestart);
+        return;
+      case 'actor-lookup': {
+        const actor = this.#services.actors.named(message.name);
+        // Held for the asker until it drops its handle (its ref takes this hold over).
+        if (actor && holds.holdFor(peer, actor.id)) {
+          peer.send({ type: 'actor-found', requestId: message.requestId, actorId: actor.id, className: actor.cls.name, methods: [...actor.methods] });
+        } else peer.send({ type: 'actor-found', requestId: message.requestId, actorId: null, className: '', methods: [] });
+        return;
+      }
+      case 'stream-pull': {
+        const answer = (next: Awaited<ReturnType<StreamService['pull']>>) => {
+          if ('id' in next) {
+            // The stream's hold on the item passes to the asker (its ref takes it over).
+            holds.adopt(peer, next.id);
+            peer.send({ type: 'stream-next', requestId: message.requestId, id: next.id, end: false });
+          } else {
+            peer.send({ type: 'stream-next', requestId: message.requestId, end: true, ...(next.error ? { error: encodeError(next.error) } : {}) });
+          }
+        };
+        const next = this.#services.streams.pull(message.returnId, message.index);
+        if (next instanceof Promise) void next.then(answer);
+        else answer(next);
+        return;
+      }
+      case 'stream-close':
+        this.#services.streams.close(message.returnId);
         return;
       case 'cancel':
         scheduler.cancel(message.id);

@@ -24,6 +24,11 @@ export class RefHolds {
     return true;
   }
 
+  /** Counts for `peer` a hold on `id` the store already has (handed over to it: a stream's item). */
+  adopt(peer: Peer, id: string): void {
+    peer.holds.set(id, (peer.holds.get(id) ?? 0) + 1);
+  }
+
   /**
    * Holds `id` for a peer whose get made this node fetch it, unless the peer's own hold is
    * counted already; its `refs` hold, whenever it arrives, is then this one (not a second).

@@ -42,6 +42,7 @@ export class LocalScheduler {
   readonly #ready = new ReadyQueue();
   #nextTaskId = 1;
   #stopped = false;
+  readonly #actorsWaiting: { demand: Readonly<Resources>; placed: () => void }[] = [];
 
   constructor(total: Readonly<Resources>, host: SchedulerHost, limits: WorkerLimits) {
     this.total = total;
@@ -143,9 +144,43 @@ export class LocalScheduler {
     this.#host.cluster()!.spill(task);
   }
 
+  /**
+   * Holds `demand` for an actor while it lives, once it fits: `placed` calls back at once or
+   * after the tasks running now have given enough back (actors waiting come before the ready
+   * queue, in the order they asked). Returns why it can never fit here, if so (nothing is held).
+   * `placement`: what it needs to be placed (a CPU, though it holds none while it lives).
+   */
+  holdForActor(demand: Readonly<Resources>, placement: Readonly<Resources>, placed: () => void): string | undefined {
+    for (const needed of [placement, demand]) {
+      const fit = place(needed, this.total, this.total);
+      if (fit.kind === 'infeasible') return fit.reason;
+    }
+    this.#actorsWaiting.push({ demand, placed });
+    this.schedule();
+    return undefined;
+  }
+
+  /** An actor that held `demand` is gone: tasks may use it again. */
+  releaseFromActor(demand: Readonly<Resources>): void {
+    this.#leases.releaseFrom(demand);
+    this.schedule();
+  }
+
+  /** Actors waiting for their resources, first come first placed. */
+  #placeActors(): void {
+    while (this.#actorsWaiting.length > 0) {
+      const next = this.#actorsWaiting[0]!;
+      if (place(next.demand, this.#leases.available, this.total).kind !== 'placed') return;
+      this.#actorsWaiting.shift();
+      this.#leases.holdFor(next.demand);
+      next.placed();
+    }
+  }
+
   /** Starts what can start: a pass over the ready queue. */
   schedule(): void {
     if (this.#stopped) return;
+    if (this.#actorsWaiting.length > 0) this.#placeActors();
     const cluster = this.#host.cluster();
     for (this.#ready.dropStale(); this.#ready.length > 0; this.#ready.dropStale()) {
       const next = this.#ready.at(0)!;

@@ -39,6 +39,16 @@ export class WorkerLeases {
     return this.#available;
   }
 
+  /** Holds `demand` for an actor while it lives (it fits: the caller checked). */
+  holdFor(demand: Readonly<Resources>): void {
+    acquire(this.#available, demand);
+  }
+
+  /** An actor that held `demand` is gone. */
+  releaseFrom(demand: Readonly<Resources>): void {
+    giveBack(this.#available, demand);
+  }
+
   /** The task `taskId` sent to `worker`, if it is still that worker's. */
   taskOf(worker: WorkerSlot, taskId: number): Task | undefined {
     // A worker's queue is a few tasks long (PIPELINE_DEPTH): no second index of them is kept.
@@ -69,7 +79,8 @@ export class WorkerLeases {
       : { hash: task.fn.hash, name: task.fn.name, source: task.fn.source };
     worker.functions.add(task.fn.hash);
     const args = task.args.map((arg): WireArg => ('ref' in arg ? { ref: arg.ref, location: this.#events.locate(arg.ref, worker, starting) } : arg));
-    worker.send({ type: 'execute', taskId: task.id, returnId: task.returnId, fn, args });
+    const window = task.options.streamWindow;
+    worker.send({ type: 'execute', taskId: task.id, returnId: task.returnId, fn, args, ...(window === undefined ? {} : { streamWindow: window }) });
     if (starting) this.#start(task, true);
   }
 

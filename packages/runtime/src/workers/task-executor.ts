@@ -1,9 +1,10 @@
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { SharedMemoryError, decodeValue, encodeError, encodeValue, type NodeToWorker, type ObjectLocation, type WireArg, type WorkerToNode } from '@shoal/protocol';
+import type { NodeToWorker, WorkerToNode } from '@shoal/protocol';
 import { compileFunction, type FunctionSource } from '../api/function-source.js';
-import type { ObjectIO } from '../client/object-io.js';
+import { isAsyncIterator, StreamProducers } from './stream-producer.js';
+import { TaskIO, type TaskIOOptions } from './task-io.js';
 
 type Execute = Extract<NodeToWorker, { type: 'execute' }>;
 
@@ -11,22 +12,7 @@ type Execute = Extract<NodeToWorker, { type: 'execute' }>;
 export type TaskMessage = Extract<NodeToWorker, { type: 'execute' | 'recall' }>;
 
 /** Options of a {@link TaskExecutor}. */
-export interface TaskExecutorOptions {
-  /** Where `done`, `failed` and `recalled` go: the worker's connection to its node. */
-  readonly connection: { send(message: WorkerToNode): void };
-  /** Reads the arguments and writes the results. */
-  readonly objects: ObjectIO;
-  /**
-   * Reserves room at the node for a result segment of `size` bytes before it is written.
-   * @default no reservation (the node then checks the room when the result arrives)
-   */
-  readonly reserve?: (id: string, size: number) => Promise<string | undefined>;
-  /**
-   * Asks the node where object `id` is now (a `resolve`): for an argument the node sent as spilled,
-   * which it reads back when asked.
-   * @default none (an argument sent as spilled fails the task)
-   */
-  readonly locate?: (id: string) => Promise<ObjectLocation>;
+export interface TaskExecutorOptions extends TaskIOOptions {
   /**
    * Resolves `require()` in task code.
    * @default a require of the directory the worker was started in
@@ -49,21 +35,20 @@ export interface TaskExecutorOptions {
  */
 export class TaskExecutor {
   readonly #connection: { send(message: WorkerToNode): void };
-  readonly #objects: ObjectIO;
-  readonly #reserve: ((id: string, size: number) => Promise<string | undefined>) | undefined;
-  readonly #locate: ((id: string) => Promise<ObjectLocation>) | undefined;
-  readonly #require: NodeJS.Require;
+  readonly #io: TaskIO;
+  readonly #streams: StreamProducers;
+  /** Resolves `require()` in task code (an actor's class uses the same). */
+  readonly require: NodeJS.Require;
   readonly #functions = new Map<string, (...args: unknown[]) => unknown>();
   #queue: Execute[] = [];
   #busy = false;
 
   constructor(options: TaskExecutorOptions) {
     this.#connection = options.connection;
-    this.#objects = options.objects;
-    this.#reserve = options.reserve;
-    this.#locate = options.locate;
+    this.#io = new TaskIO(options);
+    this.#streams = new StreamProducers(this.#io);
     // Tasks that `require()` resolve from the directory the program was started in.
-    this.#require = options.require ?? createRequire(pathToFileURL(join(process.cwd(), 'noop.js')));
+    this.require = options.require ?? createRequire(pathToFileURL(join(process.cwd(), 'noop.js')));
   }
 
   /**
@@ -108,46 +93,30 @@ export class TaskExecutor {
     let result: unknown;
     try {
       const fn = this.#function(message.fn.hash);
-      const args: unknown[] = [];
-      let ask: number[] | undefined;
-      for (const [i, arg] of message.args.entries()) {
-        if (spilled(arg)) (ask ??= []).push(i);
-        else {
-          try {
-            args[i] = this.#argument(arg, i);
-          } catch (error) {
-            // Spilled after the node said where it was (the task was queued, so it was not pinned).
-            if (!(error instanceof SharedMemoryError && error.errnoCode === 'ENOENT' && 'ref' in arg)) throw error;
-            (ask ??= []).push(i);
-          }
-        }
+      const args = this.#io.args(message.args);
+      result = fn(...(Array.isArray(args) ? args : await args));
+      if (message.streamWindow !== undefined && isAsyncIterator(result)) {
+        // A streaming task: its items go as they are yielded, at most the window ahead.
+        await this.#streams.produce(message.taskId, message.returnId, result, message.streamWindow);
+        return;
       }
-      // Those the node sent as spilled, or that went since: asked for again, and it reads them
-      // back (rare: no await on the common path).
-      if (ask) for (const i of ask) args[i] = await this.#askedArgument((message.args[i] as { ref: string }).ref);
-      result = await fn(...args);
+      result = await result;
     } catch (error) {
-      this.#connection.send({ type: 'failed', taskId: message.taskId, error: encodeError(error) });
+      this.#io.fail(message.taskId, error);
       return;
     }
-    try {
-      const encoded = encodeValue(result, 'result');
-      // Room first: the node refuses a result that does not fit before a byte of it is written.
-      const size = this.#objects.segmentBytes(encoded);
-      const reserve = size > 0 ? this.#reserve : undefined;
-      const lent = reserve ? await reserve(message.returnId, size) : undefined;
-      // Granted by the node already: the payload must not reserve it a second time.
-      const payload = this.#objects.payload(message.returnId, encoded, reserve !== undefined, lent);
-      this.#connection.send({ type: 'done', taskId: message.taskId, result: payload });
-    } catch (error) {
-      this.#connection.send({ type: 'failed', taskId: message.taskId, error: encodeError(error) });
-    }
+    await this.#io.finish(message.taskId, message.returnId, result);
+  }
+
+  /** The node's `credit` for a streaming task this worker runs. */
+  credit(taskId: number, upTo: number, stop: boolean): void {
+    this.#streams.credit(taskId, upTo, stop);
   }
 
   /** Compiles shipped source; a source that does not compile becomes a function that throws why. */
   #compile(source: string): (...args: unknown[]) => unknown {
     try {
-      return compileFunction(source, this.#require);
+      return compileFunction(source, this.require);
     } catch (error) {
       return () => {
         throw error;
@@ -160,21 +129,4 @@ export class TaskExecutor {
     if (!fn) throw new Error(`The node sent function ${hash} without its source (this is a bug).`);
     return fn;
   }
-
-  #argument(arg: WireArg, index: number): unknown {
-    if ('value' in arg) return decodeValue(arg.value, { copy: true, where: `argument ${index}` });
-    if (!arg.location) throw new Error(`The node sent argument ${index} without its location (this is a bug).`);
-    return this.#objects.materialize(arg.ref, arg.location);
-  }
-
-  /** An argument the node sent as spilled, or that was spilled since: where it is once the node read it back. */
-  async #askedArgument(id: string): Promise<unknown> {
-    if (!this.#locate) throw new Error(`Argument object ${id} is spilled to disk, and this worker cannot ask the node for it (this is a bug).`);
-    return this.#objects.materialize(id, await this.#locate(id));
-  }
-}
-
-/** Whether the node sent `arg` as spilled to disk (to be asked for when the task starts). */
-function spilled(arg: WireArg): arg is Extract<WireArg, { ref: string }> {
-  return 'ref' in arg && arg.location?.kind === 'spilled';
 }

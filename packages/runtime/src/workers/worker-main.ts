@@ -8,6 +8,7 @@ import { Connection } from '../transport/connection.js';
 import { setCurrentRuntime } from '../api/runtime.js';
 import { NodeClient } from '../client/node-client.js';
 import { LocalObjects } from '../client/object-io.js';
+import { ActorExecutor } from './actor-executor.js';
 import { TaskExecutor } from './task-executor.js';
 
 function setting(name: string): string {
@@ -44,6 +45,18 @@ const connection: Connection<NodeToWorker, WorkerToNode> = new Connection(socket
       case 'recall':
         executor.handle(message);
         return;
+      case 'actor-init':
+        // This process is an actor's from now on (the node never sends it tasks).
+        actor ??= new ActorExecutor({ ...io, require: executor.require });
+        void actor.init(message);
+        return;
+      case 'call':
+        actor?.call(message);
+        return;
+      case 'credit':
+        if (actor) actor.credit(message.taskId, message.upTo, message.stop);
+        else executor.credit(message.taskId, message.upTo, message.stop);
+        return;
       case 'shutdown':
         process.exit(0);
       default:
@@ -56,12 +69,14 @@ const directory = setting('SHOAL_SESSION_DIR');
 const inlineThreshold = Number(setting('SHOAL_INLINE_THRESHOLD'));
 // One object I/O for both: a result written by a task and a get of the API share its mappings.
 const objects = new LocalObjects(directory, inlineThreshold);
-const executor = new TaskExecutor({
+const io = {
   connection,
   objects,
-  reserve: (id, size) => runtime.reserve(id, size),
-  locate: (id) => runtime.locate(id),
-});
+  reserve: (id: string, size: number) => runtime.reserve(id, size),
+  locate: (id: string) => runtime.locate(id),
+};
+const executor = new TaskExecutor(io);
+let actor: ActorExecutor | undefined;
 const runtime = new NodeClient(connection, {
   sessionId: setting('SHOAL_SESSION_ID'),
   directory,

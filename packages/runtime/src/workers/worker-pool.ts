@@ -1,5 +1,6 @@
 import { debuglog } from 'node:util';
 import type { WorkerSlot } from '../scheduling/worker-slot.js';
+import { WorkerSpawnError } from '@shoal/protocol';
 import { WorkerHandle, type WorkerEnvironment } from './worker-handle.js';
 
 const debug = debuglog('shoal:node');
@@ -23,6 +24,8 @@ export class WorkerPool {
   readonly #environment: WorkerEnvironment;
   readonly #onExit: (worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void;
   readonly #workers = new Set<WorkerHandle>();
+  /** Workers of one actor each: never given tasks, not replaced by the pool (the actor's owner restarts them). */
+  readonly #dedicated = new Set<WorkerHandle>();
   readonly #byPid = new Map<number, WorkerHandle>();
   #alive = false;
   #closed = false;
@@ -52,6 +55,37 @@ export class WorkerPool {
   unclaimed(pid: number): WorkerHandle | undefined {
     const worker = this.#byPid.get(pid);
     return worker && !worker.connection ? worker : undefined;
+  }
+
+  /** The dedicated (actor) workers not known to be dead. */
+  dedicated(): Iterable<WorkerHandle> {
+    return this.#dedicated;
+  }
+
+  /** Pids of the dedicated (actor) workers alive now. */
+  dedicatedPids(): number[] {
+    return [...this.#dedicated].filter((worker) => worker.state !== 'dead').map((worker) => worker.pid);
+  }
+
+  /**
+   * Starts a worker of its own for one actor: not among {@link WorkerPool.workers} (the
+   * scheduler never sees it), not replaced when it dies (`onExit` hears it), killed with the
+   * others when the pool closes.
+   * @throws WorkerSpawnError when the system refuses the spawn, or the pool is closing
+   */
+  spawnDedicated(onExit: (worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void): WorkerHandle {
+    if (this.#closed) throw new WorkerSpawnError();
+    const worker = WorkerHandle.spawn(this.#environment, (dead, code, signal) => {
+      this.#dedicated.delete(dead);
+      this.#byPid.delete(dead.pid);
+      debug('actor worker %d exited (code %s, signal %s)', dead.pid, code, signal);
+      onExit(dead, code, signal);
+    });
+    this.#dedicated.add(worker);
+    this.#byPid.set(worker.pid, worker);
+    worker.keepAlive(this.#alive);
+    debug('started actor worker %d', worker.pid);
+    return worker;
   }
 
   /** Starts the prestarted workers; resolves once each has connected (or died). */
@@ -91,14 +125,14 @@ export class WorkerPool {
   /** Whether the workers (processes and connections) keep this process alive. */
   keepAlive(alive: boolean): void {
     this.#alive = alive;
-    for (const worker of this.#workers) worker.keepAlive(alive);
+    for (const worker of this.#all()) worker.keepAlive(alive);
   }
 
   /** Asks every worker to exit, kills those still alive after `graceMs`; resolves when all are gone. */
   async close(graceMs: number): Promise<void> {
     this.#closed = true;
     await Promise.all(
-      [...this.#workers].map((worker) => {
+      [...this.#all()].map((worker) => {
         worker.send({ type: 'shutdown' });
         worker.connection?.flush();
         const force = setTimeout(() => worker.kill(), graceMs);
@@ -111,7 +145,11 @@ export class WorkerPool {
   /** Kills every worker now. */
   killAll(): void {
     this.#closed = true;
-    for (const worker of this.#workers) worker.kill();
+    for (const worker of this.#all()) worker.kill();
+  }
+
+  #all(): WorkerHandle[] {
+    return [...this.#workers, ...this.#dedicated];
   }
 
   /**

@@ -1,0 +1,476 @@
+import { debuglog } from 'node:util';
+import {
+  ActorDiedError,
+  ObjectFreedError,
+  TaskError,
+  WorkerSpawnError,
+  decodeThrown,
+  type ActorDeathReason,
+  type ObjectPayload,
+  type WireActorOptions,
+  type WireArg,
+} from '@shoal/protocol';
+import type { ObjectStore } from '@shoal/store';
+import type { FunctionSource } from '../api/function-source.js';
+import type { LocalScheduler } from '../scheduling/local-scheduler.js';
+import type { Resources } from '../scheduling/resources.js';
+import type { WorkerHandle } from '../workers/worker-handle.js';
+import type { ObjectService } from './object-service.js';
+import type { Peer } from './peer.js';
+import type { StreamProducer, StreamService } from './streams.js';
+
+const debug = debuglog('shoal:node');
+
+/** A call on an actor, from submission until its result settles. */
+export interface ActorCall {
+  /** Its number on the actor's process (`call`, `done`, `failed`, `stream-item`). */
+  taskId: number;
+  readonly returnId: string;
+  readonly method: string;
+  readonly args: readonly WireArg[];
+  readonly deps: readonly string[];
+  readonly contains: readonly string[];
+  /** Dependencies not settled yet: it is sent once none are (and every call before it was). */
+  unsettled: number;
+  /** Times it was sent to a process of the actor. */
+  attempts: number;
+  /** A call of an async generator method: its items stream. */
+  readonly stream: boolean;
+  readonly actor: string;
+}
+
+/** What an actor is made of, as its creator sent it. */
+export interface ActorSpec {
+  readonly id: string;
+  readonly cls: FunctionSource;
+  readonly methods: readonly string[];
+  readonly args: readonly WireArg[];
+  readonly contains: readonly string[];
+  readonly options: WireActorOptions;
+}
+
+/** Lifecycle of an actor: waiting for resources or arguments, its process starting, alive, dead. */
+type ActorState = 'pending' | 'starting' | 'alive' | 'dead';
+
+interface Actor extends ActorSpec {
+  readonly deps: readonly string[];
+  /** Who created it: it dies with them unless detached (undefined: this node's own driver). */
+  readonly creator: Peer | undefined;
+  state: ActorState;
+  process: WorkerHandle | undefined;
+  restarts: number;
+  /** Calls not sent yet, in submission order. */
+  readonly waiting: ActorCall[];
+  /** Calls sent to its process and not finished, by task id (in the order sent). */
+  readonly sent: Map<number, ActorCall>;
+  nextTaskId: number;
+  /** Why it is dead, for every call from then on. */
+  death: ActorDiedError | undefined;
+  /** Why its process is being killed on purpose (the exit then says this, not a signal). */
+  ending: { readonly reason: ActorDeathReason; readonly restart: boolean } | undefined;
+  /** Resources held while it lives (once placed). */
+  held: Readonly<Resources> | undefined;
+  /** Whether it holds its constructor's arguments (and, detached, its own lifetime object). */
+  holding: boolean;
+}
+
+/** The node's parts an {@link ActorService} uses. */
+export interface ActorServiceParts {
+  readonly store: ObjectStore;
+  readonly objects: ObjectService;
+  readonly scheduler: LocalScheduler;
+  /** Starts a worker process of the actor's own; `exited` hears when it exits. */
+  spawn(exited: (worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void): WorkerHandle;
+  /** The node's streams: a call of an async generator method streams its items there. */
+  readonly streams: StreamService;
+  /** Whether calls in flight keep the process alive. */
+  keepAlive(alive: boolean): void;
+}
+
+/**
+ * The actors of this node: each an instance of a class living in a worker process of its own,
+ * with its queue of calls. Calls run in the order they reached the node (so those of one caller
+ * in its submission order), a call waiting for its arguments holding back the ones behind it; its
+ * process runs up to `maxConcurrency` at once. An actor lives until it is killed, its creator
+ * exits (unless detached), no ref to its lifetime object remains (unless detached), or its
+ * process dies past `maxRestarts`; see docs/internals.md ("Actors").
+ */
+export class ActorService {
+  readonly #parts: ActorServiceParts;
+  /** Live and dead actors by id (a dead one stays while handles to it exist, to say why). */
+  readonly #actors = new Map<string, Actor>();
+  readonly #byProcess = new Map<WorkerHandle, Actor>();
+  readonly #names = new Map<string, Actor>();
+  /** Streaming calls sent to a process, by result id. */
+  readonly #streaming = new Map<string, ActorCall>();
+  /** Calls not finished, over every actor (the process is kept alive while any). */
+  #pending = 0;
+  #closed = false;
+
+  constructor(parts: ActorServiceParts) {
+    this.#parts = parts;
+    // The lifetime object is gone: no handle to the actor remains anywhere.
+    parts.store.on('gone', (id) => this.#lifetimeEnded(id));
+  }
+
+  /** The actor living in `worker`, if it is an actor's process. */
+  ownerOf(worker: WorkerHandle): string | undefined {
+    return this.#byProcess.get(worker)?.id;
+  }
+
+  /** Pids of actors' processes (for tests and status). */
+  pids(): number[] {
+    return [...this.#byProcess.keys()].filter((worker) => worker.state !== 'dead').map((worker) => worker.pid);
+  }
+
+  /** Creates an actor (`creator` undefined: the node's own driver). Its failures show in its calls. */
+  create(creator: Peer | undefined, spec: ActorSpec): void {
+    const { store } = this.#parts;
+    if (this.#actors.has(spec.id)) return;
+    const deps = spec.args.flatMap((arg) => ('ref' in arg ? [arg.ref] : []));
+    const actor: Actor = {
+      ...spec,
+      deps,
+      creator,
+      state: 'pending',
+      process: undefined,
+      restarts: 0,
+      waiting: [],
+      sent: new Map(),
+      nextTaskId: 1,
+      death: undefined,
+      ending: undefined,
+      held: undefined,
+      holding: false,
+    };
+    this.#actors.set(spec.id, actor);
+    if (this.#closed) return this.#die(actor, { kind: 'node-closed' });
+    // Its constructor's arguments stay for restarts; a detached actor holds its own lifetime object.
+    for (const id of spec.contains) store.hold(id);
+    const missing = deps.filter((id) => !store.hold(id));
+    if (spec.options.detached) store.hold(spec.id);
+    actor.holding = true;
+    const name = spec.options.name;
+    if (name !== undefined) {
+      const other = this.#names.get(name);
+      if (other && other.state !== 'dead') return this.#die(actor, { kind: 'name-taken', name });
+      this.#names.set(name, actor);
+    }
+    if (missing.length > 0) {
+      return this.#die(actor, { kind: 'constructor', message: new ObjectFreedError(missing[0]!, ' before the actor that takes it was made').message });
+    }
+    const demand: Resources = { ...spec.options.resources };
+    if (spec.options.numCpus > 0) demand.CPU = spec.options.numCpus;
+    // Placed like a task of a CPU, held like nothing (unless it asks for CPUs), as in Ray.
+    const placement: Resources = { CPU: Math.max(1, spec.options.numCpus), ...spec.options.resources };
+    const infeasible = this.#parts.scheduler.holdForActor(demand, placement, () => {
+      if (actor.state === 'dead') {
+        this.#parts.scheduler.releaseFromActor(demand);
+        return;
+      }
+      actor.held = demand;
+      this.#whenArgumentsReady(actor);
+    });
+    if (infeasible !== undefined) this.#die(actor, { kind: 'infeasible', detail: infeasible });
+  }
+
+  #whenArgumentsReady(actor: Actor): void {
+    let unsettled = actor.deps.length;
+    if (unsettled === 0) return this.#start(actor);
+    for (const id of actor.deps) {
+      this.#parts.store.onSettled(id, () => {
+        if (--unsettled === 0 && actor.state === 'pending') this.#start(actor);
+      });
+    }
+  }
+
+  /** Starts (or restarts) the actor's process; it is told to construct the instance once it connects. */
+  #start(actor: Actor): void {
+    for (const id of actor.deps) {
+      const status = this.#parts.store.status(id);
+      if (status.state === 'failed') return this.#die(actor, { kind: 'constructor', message: status.error.message });
+    }
+    actor.state = 'starting';
+    try {
+      const worker = this.#parts.spawn((dead, code, signal) => this.#exited(actor, dead, code, signal));
+      actor.process = worker;
+      this.#byProcess.set(worker, actor);
+    } catch (error) {
+      const message = error instanceof WorkerSpawnError ? error.message : String(error);
+      this.#die(actor, { kind: 'spawn-failed', message });
+    }
+  }
+
+  /** The actor's process connected: it constructs the instance. */
+  connected(worker: WorkerHandle): void {
+    const actor = this.#byProcess.get(worker);
+    if (!actor || actor.state !== 'starting') return;
+    const { objects } = this.#parts;
+    const args = actor.args.map((arg): WireArg => ('ref' in arg ? { ref: arg.ref, location: objects.locateArgument(arg.ref, worker, true) } : arg));
+    worker.send({
+      type: 'actor-init',
+      actorId: actor.id,
+      cls: { hash: actor.cls.hash, name: actor.cls.name, source: actor.cls.source },
+      args,
+      maxConcurrency: actor.options.maxConcurrency,
+      streamWindow: actor.options.streamWindow,
+    });
+  }
+
+  /** The actor's constructor returned (`error` undefined) or threw. */
+  initialized(worker: WorkerHandle, error: Uint8Array | undefined): void {
+    const actor = this.#byProcess.get(worker);
+    if (!actor || actor.state !== 'starting') return;
+    if (error !== undefined) {
+      const thrown = decodeThrown(error);
+      const message = thrown instanceof Error ? `${thrown.name}: ${thrown.message}` : String(thrown);
+      // Not restarted: the constructor would throw again.
+      return this.#die(actor, { kind: 'constructor', message });
+    }
+    actor.state = 'alive';
+    debug('actor %s (%s) is alive in process %d', actor.id, actor.cls.name, worker.pid);
+    this.#pump(actor);
+  }
+
+  /** The live actor named `name`, if any. */
+  named(name: string): ActorSpec | undefined {
+    const actor = this.#names.get(name);
+    return actor && actor.state !== 'dead' ? actor : undefined;
+  }
+
+  /**
+   * Submits a call by `caller` (undefined: this node's driver); its result becomes `returnId`
+   * (expected by the caller already). A call of an async generator method streams its items
+   * (see StreamService), read by its caller.
+   */
+  call(caller: Peer | undefined, actorId: string, returnId: string, method: string, args: readonly WireArg[], contains: readonly string[]): void {
+    const { store } = this.#parts;
+    const actor = this.#actors.get(actorId);
+    if (!actor) {
+      // Only a handle's holder can call, and a handle keeps the record: a forged or foreign id.
+      store.fail(returnId, new ActorDiedError(actorId, { kind: 'out-of-scope' }, 0));
+      return;
+    }
+    if (actor.death) {
+      store.fail(returnId, actor.death);
+      return;
+    }
+    const stream = actor.methods.includes(`*${method}`);
+    if (!stream && !actor.methods.includes(method)) {
+      store.fail(returnId, new TaskError(`${actor.cls.name}.${method}`, new TypeError(`Actor ${actor.cls.name} has no method ${method}`)));
+      return;
+    }
+    const deps = args.flatMap((arg) => ('ref' in arg ? [arg.ref] : []));
+    const call: ActorCall = { taskId: 0, returnId, method, args, deps, contains, unsettled: 0, attempts: 0, stream, actor: actorId };
+    if (stream) this.#parts.streams.open(returnId, actor.options.streamWindow, caller);
+    for (const id of contains) store.hold(id);
+    const missing = deps.filter((id) => !store.hold(id));
+    this.#addPending(1);
+    if (missing.length > 0) {
+      this.#settle(call, new ObjectFreedError(missing[0]!, ` before the call ${actor.cls.name}.${method} that takes it could start`));
+      return;
+    }
+    actor.waiting.push(call);
+    for (const id of deps) {
+      if (store.status(id).state !== 'pending') continue;
+      call.unsettled += 1;
+      store.onSettled(id, () => {
+        call.unsettled -= 1;
+        if (call.unsettled === 0) this.#pump(actor);
+      });
+    }
+    if (actor.waiting.length === 1) this.#pump(actor);
+  }
+
+  /** Sends the calls at the head of the queue whose arguments are ready, in order. */
+  #pump(actor: Actor): void {
+    const worker = actor.process;
+    if (actor.state !== 'alive' || !worker) return;
+    const { objects, store } = this.#parts;
+    while (actor.waiting.length > 0 && actor.waiting[0]!.unsettled === 0) {
+      const call = actor.waiting.shift()!;
+      const failed = call.deps.map((id) => store.status(id)).find((status) => status.state === 'failed' || status.state === 'freed');
+      if (failed) {
+        this.#settle(call, failed.state === 'failed' ? failed.error : new ObjectFreedError(call.deps[0]!, ` before the call ${actor.cls.name}.${call.method} could start`));
+        continue;
+      }
+      call.taskId = actor.nextTaskId++;
+      call.attempts += 1;
+      actor.sent.set(call.taskId, call);
+      if (call.stream) this.#streaming.set(call.returnId, call);
+      // Its arguments stay in memory while it is on the actor's process.
+      for (const id of call.deps) objects.pin(id);
+      const args = call.args.length === 0 ? call.args : call.args.map((arg): WireArg => ('ref' in arg ? { ref: arg.ref, location: objects.locateArgument(arg.ref, worker, true) } : arg));
+      worker.send({ type: 'call', taskId: call.taskId, returnId: call.returnId, method: call.method, args, stream: call.stream });
+    }
+  }
+
+  /** The call `taskId` on the actor in `worker`, if it is running there. */
+  callOf(worker: WorkerHandle, taskId: number): ActorCall | undefined {
+    return this.#byProcess.get(worker)?.sent.get(taskId);
+  }
+
+  /** Where the streaming call whose result is `returnId` runs now (its credits go there). */
+  producerOf(returnId: string): StreamProducer | undefined {
+    const call = this.#streaming.get(returnId);
+    const worker = call ? this.#actors.get(call.actor)?.process : undefined;
+    return call && worker ? { taskId: call.taskId, send: (message) => worker.send(message) } : undefined;
+  }
+
+  /** Whether `worker` is an actor's running a streaming call (it may reserve room for its items). */
+  streams(worker: WorkerHandle): boolean {
+    const actor = this.#byProcess.get(worker);
+    if (!actor) return false;
+    for (const call of actor.sent.values()) if (call.stream) return true;
+    return false;
+  }
+
+  /** Whether `worker` runs a call whose result is `id` (it may reserve room for it). */
+  writes(worker: WorkerHandle, id: string): boolean {
+    const actor = this.#byProcess.get(worker);
+    if (!actor) return false;
+    for (const call of actor.sent.values()) if (call.returnId === id) return true;
+    return false;
+  }
+
+  /** The call `taskId` returned: its result is stored. */
+  done(worker: WorkerHandle, taskId: number, result: ObjectPayload): void {
+    const call = this.#take(worker, taskId);
+    if (!call) return;
+    const { store, objects } = this.#parts;
+    objects.written(call.returnId);
+    if (store.status(call.returnId).state === 'pending') {
+      try {
+        store.register(call.returnId, result);
+      } catch (error) {
+        store.fail(call.returnId, error as Error);
+      }
+    } else store.discardUnclaimed(call.returnId);
+    this.#settle(call);
+  }
+
+  /** The call `taskId` threw (`error` encoded), or its result was refused room. */
+  failed(worker: WorkerHandle, taskId: number, error: Uint8Array): void {
+    const actor = this.#byProcess.get(worker);
+    const call = this.#take(worker, taskId);
+    if (!actor || !call) return;
+    const refusal = this.#parts.objects.refused(call.returnId);
+    this.#settle(call, refusal ?? new TaskError(`${actor.cls.name}.${call.method}`, decodeThrown(error)));
+  }
+
+  #take(worker: WorkerHandle, taskId: number): ActorCall | undefined {
+    const actor = this.#byProcess.get(worker);
+    const call = actor?.sent.get(taskId);
+    if (!actor || !call) return undefined;
+    actor.sent.delete(taskId);
+    this.#streaming.delete(call.returnId);
+    for (const id of call.deps) this.#parts.objects.letGo(id);
+    return call;
+  }
+
+  /** The call is over: its result failed with `error` (unless given, it is stored already), its holds go. */
+  #settle(call: ActorCall, error?: Error): void {
+    const { store } = this.#parts;
+    if (error) store.fail(call.returnId, error);
+    for (const id of call.deps) store.release(id);
+    for (const id of call.contains) store.release(id);
+    this.#addPending(-1);
+  }
+
+  /**
+   * Kills the actor: for good (`noRestart`: every call fails with ActorDiedError saying it was
+   * killed), or only its process, which restarts within `maxRestarts`.
+   */
+  kill(actorId: string, noRestart: boolean): void {
+    const actor = this.#actors.get(actorId);
+    if (!actor || actor.state === 'dead') return;
+    if (noRestart || actor.state !== 'alive') {
+      this.#die(actor, { kind: 'killed' });
+      return;
+    }
+    actor.ending = { reason: { kind: 'killed' }, restart: true };
+    actor.process?.kill();
+  }
+
+  /** The process of `actor` exited: calls on it are retried or fail; it restarts if it may. */
+  #exited(actor: Actor, worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
+    this.#byProcess.delete(worker);
+    if (actor.process === worker) actor.process = undefined;
+    const ending = actor.ending;
+    actor.ending = undefined;
+    const reason: ActorDeathReason = ending?.reason ?? { kind: 'exited', exitCode: code, signal };
+    const restart = actor.state !== 'dead' && !this.#closed && actor.restarts < actor.options.maxRestarts && (ending?.restart ?? true);
+    debug('actor %s process %d exited (code %s, signal %s); %s', actor.id, worker.pid, code, signal, restart ? 'restarting' : 'not restarting');
+    // What it was running: retried on the restarted instance within maxTaskRetries, else lost.
+    const lost = new ActorDiedError(actor.cls.name, reason, actor.restarts, !restart);
+    const retried: ActorCall[] = [];
+    for (const call of [...actor.sent.values()]) {
+      actor.sent.delete(call.taskId);
+      this.#streaming.delete(call.returnId);
+      for (const id of call.deps) this.#parts.objects.letGo(id);
+      // It may have died while writing the result: what it wrote goes before a retry writes it anew.
+      this.#parts.store.discardUnclaimed(call.returnId);
+      // A stream is not run again: its consumer has items of the first run already.
+      if (restart && !call.stream && call.attempts <= actor.options.maxTaskRetries) retried.push(call);
+      else this.#settle(call, actor.death ?? lost);
+    }
+    if (actor.state === 'dead') return;
+    if (!restart) return this.#die(actor, reason);
+    actor.restarts += 1;
+    actor.waiting.unshift(...retried);
+    actor.state = 'pending';
+    this.#start(actor);
+  }
+
+  /** The actor is dead for good: every call waiting or to come fails with why. */
+  #die(actor: Actor, reason: ActorDeathReason): void {
+    if (actor.state === 'dead') return;
+    const { store, scheduler } = this.#parts;
+    actor.state = 'dead';
+    actor.death = new ActorDiedError(actor.cls.name, reason, actor.restarts);
+    debug('actor %s (%s) died: %s', actor.id, actor.cls.name, actor.death.message);
+    for (const call of actor.waiting.splice(0)) this.#settle(call, actor.death);
+    if (actor.process) {
+      // Its exit finds the actor dead: what it ran fails with this same reason.
+      actor.ending = { reason, restart: false };
+      actor.process.kill();
+    }
+    if (actor.options.name !== undefined && this.#names.get(actor.options.name) === actor) this.#names.delete(actor.options.name);
+    if (actor.held) scheduler.releaseFromActor(actor.held);
+    actor.held = undefined;
+    if (!actor.holding) return;
+    actor.holding = false;
+    // A missing argument was never held, and releasing it again is harmless (it is gone).
+    for (const id of actor.contains) store.release(id);
+    for (const id of actor.deps) store.release(id);
+    // Last: releasing its own lifetime object may delete the record (#lifetimeEnded).
+    if (actor.options.detached) store.release(actor.id);
+  }
+
+  /** No ref to the actor's lifetime object remains: an actor not detached dies, and its record goes. */
+  #lifetimeEnded(id: string): void {
+    const actor = this.#actors.get(id);
+    if (!actor) return;
+    this.#die(actor, { kind: 'out-of-scope' });
+    this.#actors.delete(id);
+  }
+
+  /** Kills the actors that `creator` made (it went away), except detached ones. */
+  creatorGone(creator: Peer): void {
+    for (const actor of this.#actors.values()) {
+      if (actor.creator === creator && !actor.options.detached) this.#die(actor, { kind: 'creator-exited' });
+    }
+  }
+
+  /** The node is closing: every actor dies (the pool kills their processes). */
+  close(): void {
+    this.#closed = true;
+    for (const actor of this.#actors.values()) this.#die(actor, { kind: 'node-closed' });
+  }
+
+  #addPending(delta: number): void {
+    const before = this.#pending;
+    this.#pending += delta;
+    if ((before === 0) !== (this.#pending === 0)) this.#parts.keepAlive(this.#pending > 0);
+  }
+}

@@ -1,0 +1,109 @@
+import { encodeError, type NodeToWorker } from '@shoal/protocol';
+import { compileFunction } from '../api/function-source.js';
+import { isAsyncIterator, StreamProducers } from './stream-producer.js';
+import { TaskIO, type TaskIOOptions } from './task-io.js';
+
+type Init = Extract<NodeToWorker, { type: 'actor-init' }>;
+type Call = Extract<NodeToWorker, { type: 'call' }>;
+
+/** Options of an {@link ActorExecutor}. */
+export interface ActorExecutorOptions extends TaskIOOptions {
+  /** Resolves `require()` in the class's code. */
+  readonly require: NodeJS.Require;
+}
+
+/**
+ * The actor living in this worker process: constructs the instance once (`actor-init`: the
+ * class compiled from its source, the constructor given its arguments; a constructor that
+ * returns a promise is awaited) and runs the calls the node sends (`call`) on it, in the order
+ * sent, at most `maxConcurrency` at once (async methods interleave at their awaits; a sync method
+ * runs alone whatever the limit). An exception fails its call only.
+ */
+export class ActorExecutor {
+  readonly #io: TaskIO;
+  readonly #streams: StreamProducers;
+  readonly #require: NodeJS.Require;
+  #instance: Record<string, unknown> | undefined;
+  #maxConcurrency = 1;
+  #streamWindow = 16;
+  #running = 0;
+  readonly #queue: Call[] = [];
+  #head = 0;
+
+  constructor(options: ActorExecutorOptions) {
+    this.#io = new TaskIO(options);
+    this.#streams = new StreamProducers(this.#io);
+    this.#require = options.require;
+  }
+
+  /** Builds the instance; the node hears `actor-ready`, or `actor-failed` with the constructor's error. */
+  async init(message: Init): Promise<void> {
+    this.#maxConcurrency = message.maxConcurrency;
+    this.#streamWindow = message.streamWindow;
+    try {
+      const Class = compileFunction(message.cls.source, this.#require) as unknown as new (...args: unknown[]) => unknown;
+      const args = this.#io.args(message.args);
+      let instance: unknown = new Class(...(Array.isArray(args) ? args : await args));
+      // `constructor() { return (async () => { this.lib = await import('x'); return this; })(); }`
+      if (isThenable(instance)) instance = await instance;
+      if (typeof instance !== 'object' || instance === null) throw new TypeError(`The constructor of ${message.cls.name} did not make an object`);
+      this.#instance = instance as Record<string, unknown>;
+    } catch (error) {
+      this.#io.connection.send({ type: 'actor-failed', error: encodeError(error) });
+      return;
+    }
+    this.#io.connection.send({ type: 'actor-ready' });
+    this.#next();
+  }
+
+  /** A call from the node: run now if the concurrency allows, else after those before it. */
+  call(message: Call): void {
+    this.#queue.push(message);
+    this.#next();
+  }
+
+  /** The node's `credit` for a streaming method this actor runs. */
+  credit(taskId: number, upTo: number, stop: boolean): void {
+    this.#streams.credit(taskId, upTo, stop);
+  }
+
+  #next(): void {
+    while (this.#instance && this.#running < this.#maxConcurrency && this.#head < this.#queue.length) {
+      const call = this.#queue[this.#head]!;
+      this.#queue[this.#head++] = undefined as never;
+      if (this.#head > 1024 && this.#head * 2 > this.#queue.length) {
+        this.#queue.splice(0, this.#head);
+        this.#head = 0;
+      }
+      this.#running += 1;
+      void this.#run(call).finally(() => {
+        this.#running -= 1;
+        this.#next();
+      });
+    }
+  }
+
+  async #run(call: Call): Promise<void> {
+    const instance = this.#instance!;
+    let result: unknown;
+    try {
+      const method = instance[call.method];
+      if (typeof method !== 'function') throw new TypeError(`The actor has no method ${call.method}`);
+      const args = this.#io.args(call.args);
+      result = (method as (...a: unknown[]) => unknown).apply(instance, Array.isArray(args) ? args : await args);
+      if (call.stream && isAsyncIterator(result)) {
+        await this.#streams.produce(call.taskId, call.returnId, result, this.#streamWindow);
+        return;
+      }
+      if (isThenable(result)) result = await result;
+    } catch (error) {
+      this.#io.fail(call.taskId, error);
+      return;
+    }
+    await this.#io.finish(call.taskId, call.returnId, result);
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as PromiseLike<unknown>).then === 'function';
+}
