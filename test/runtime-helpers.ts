@@ -26,6 +26,14 @@ export async function start(options: InitOptions = {}): Promise<ShoalSession> {
 export function workerPids(session: ShoalSession): number[] {
   const pids = session.workerPids();
   for (const pid of pids) seenPids.add(pid);
+  actorPids(session);
+  return pids;
+}
+
+/** The session's live actor process pids (remembered: every one must be dead after the test). */
+export function actorPids(session: ShoalSession): number[] {
+  const pids = session.actorPids();
+  for (const pid of pids) seenPids.add(pid);
   return pids;
 }
 

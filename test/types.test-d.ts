@@ -1,7 +1,7 @@
 // Type tests for the public API: checked by `tsc -p tsconfig.test.json` (npm test runs it before
 // the tests), never run. A wrong type fails the type check.
 import { expectTypeOf } from 'expect-type';
-import { get, remote, store, wait, type ObjectRef, type RemoteFunction, type WaitResult } from 'shoal';
+import { actor, get, getActor, remote, store, wait, type Actor, type ActorClass, type ObjectRef, type ObjectRefStream, type RemoteFunction, type WaitResult } from 'shoal';
 
 // remote() infers arguments and result.
 const add = remote((a: number, b: number) => a + b);
@@ -34,3 +34,38 @@ expectTypeOf((refs: ObjectRef<number>[]) => wait(refs)).returns.resolves.toEqual
 const writer = store.create(Int32Array, 100_000);
 expectTypeOf(writer.array).toEqualTypeOf<Int32Array<ArrayBuffer>>();
 expectTypeOf<Awaited<ReturnType<typeof writer.seal>>>().toEqualTypeOf<Int32Array<ArrayBuffer>>();
+
+// actor(): `new` returns a handle whose methods take RemoteArgs and return refs of awaited results.
+class Model {
+  constructor(readonly size: number) {}
+  score(input: Float64Array, k: number): number {
+    return input.length * k;
+  }
+  async load(name: string): Promise<{ name: string }> {
+    return { name };
+  }
+  async *chunks(n: number): AsyncGenerator<Float64Array> {
+    for (let i = 0; i < n; i++) yield new Float64Array(n);
+  }
+}
+const RemoteModel = actor(Model);
+expectTypeOf(RemoteModel).toEqualTypeOf<ActorClass<typeof Model>>();
+const model = new RemoteModel(10);
+expectTypeOf(model).toEqualTypeOf<Actor<Model>>();
+expectTypeOf(model.score).toEqualTypeOf<(input: Float64Array | ObjectRef<Float64Array>, k: number | ObjectRef<number>) => ObjectRef<number>>();
+expectTypeOf(model.load).returns.toEqualTypeOf<ObjectRef<{ name: string }>>();
+// An async generator method streams refs of its items.
+expectTypeOf(model.chunks).returns.toEqualTypeOf<ObjectRefStream<Float64Array>>();
+// Fields are not reachable through a handle.
+// @ts-expect-error `size` is a field, not a method
+void model.size;
+// @ts-expect-error constructor arguments are checked
+void new RemoteModel('ten');
+expectTypeOf(RemoteModel.options({ name: 'model' })).toEqualTypeOf<typeof RemoteModel>();
+expectTypeOf(getActor<Model>('model')).resolves.toEqualTypeOf<Actor<Model>>();
+
+// An async generator function streams refs of its items.
+const produce = remote(async function* (n: number) {
+  for (let i = 0; i < n; i++) yield i;
+});
+expectTypeOf<ReturnType<typeof produce>>().toEqualTypeOf<ObjectRefStream<number>>();

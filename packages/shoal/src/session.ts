@@ -41,8 +41,10 @@ export interface ShoalSession {
   readonly address: string;
   /** Whether this process attached to another process's node rather than running one. */
   readonly attached: boolean;
-  /** Pids of the worker processes alive now. */
+  /** Pids of the worker processes alive now (those that run tasks; actors have their own, below). */
   workerPids(): number[];
+  /** Pids of the actors' processes alive now (one per live actor). */
+  actorPids(): number[];
   /** Stops the session (same as {@link shutdown}). */
   shutdown(): Promise<void>;
   /**
@@ -82,6 +84,7 @@ function start(options: InitOptions): Embedded {
     address: node.address,
     attached: false,
     workerPids: () => node.workerPids(),
+    actorPids: () => node.actorPids(),
     shutdown,
     [Symbol.asyncDispose]: shutdown,
   };
@@ -107,6 +110,7 @@ function attach(address: string, options: InitOptions): Embedded {
     address,
     attached: true,
     workerPids: () => [],
+    actorPids: () => [],
     shutdown,
     [Symbol.asyncDispose]: shutdown,
   };

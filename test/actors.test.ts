@@ -1,0 +1,396 @@
+// Actors with real processes: each actor lives in a worker process of its own, its calls run in
+// order, and its lifetime, restarts and failures are those the README documents.
+import assert from 'node:assert/strict';
+import { fork } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { ActorDiedError, ActorNotFoundError, TaskError, actor, get, getActor, kill, remote, store, type ActorDeathReason } from 'shoal';
+import { actorPids, cleanUp, isAlive, markerDirectory, remember, sleep, start, until } from './runtime-helpers.js';
+
+const CHILD = fileURLToPath(new URL('./fixtures/actor-child.ts', import.meta.url));
+
+afterEach(cleanUp);
+
+class Log {
+  entries: number[] = [];
+  constructor(readonly label: string) {}
+  append(value: number): number {
+    this.entries.push(value);
+    return this.entries.length;
+  }
+  all(): number[] {
+    return this.entries;
+  }
+  pid(): number {
+    return process.pid;
+  }
+  fail(message: string): never {
+    throw new RangeError(message);
+  }
+}
+
+async function reasonOf(promise: PromiseLike<unknown>): Promise<ActorDeathReason> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof ActorDiedError || (error as Error).name === 'ActorDiedError', `expected ActorDiedError, got ${String(error)}`);
+    return (error as ActorDiedError).reason;
+  }
+  assert.fail('expected the call to fail');
+}
+
+/** Collects garbage here (as the store does itself when short of room). */
+function collect(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
+test('calls from one caller run in submission order, also while earlier ones wait for their arguments', async () => {
+  const session = await start({ numCpus: 2 });
+  const log = new (actor(Log))('order');
+  const slow = remote(async (value: number) => {
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    return value;
+  });
+  // The first call waits for a task's result; those after it must not overtake it.
+  log.append(slow(-1));
+  const calls = Array.from({ length: 2000 }, (_, i) => log.append(i));
+  assert.equal(await calls.at(-1), 2001);
+  assert.deepEqual(await log.all(), [-1, ...Array.from({ length: 2000 }, (_, i) => i)]);
+  // The instance lives in a process of its own, not a task worker.
+  const pid = await log.pid();
+  assert.notEqual(pid, process.pid);
+  assert.deepEqual(actorPids(session), [pid]);
+});
+
+test('maxConcurrency lets async methods interleave; the default runs one call at a time', async () => {
+  await start({ numCpus: 1 });
+  class Gate {
+    waiting = 0;
+    active = 0;
+    most = 0;
+    opened: (() => void) | undefined;
+    readonly open = new Promise<void>((resolve) => (this.opened = resolve));
+    // Returns only once `n` calls are inside at once: it can finish only if they interleave.
+    async meet(n: number): Promise<number> {
+      this.waiting += 1;
+      if (this.waiting === n) this.opened!();
+      await this.open;
+      return this.waiting;
+    }
+    async step(): Promise<number> {
+      this.active += 1;
+      this.most = Math.max(this.most, this.active);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      this.active -= 1;
+      return this.most;
+    }
+  }
+  const together = new (actor(Gate).options({ maxConcurrency: 3 }))();
+  assert.deepEqual(await get([together.meet(3), together.meet(3), together.meet(3)]), [3, 3, 3]);
+  const alone = new (actor(Gate))();
+  const steps = await get(Array.from({ length: 6 }, () => alone.step()));
+  assert.equal(Math.max(...steps), 1, 'with the default maxConcurrency, an async method never overlaps another');
+});
+
+test('a method that throws fails that call only; the actor and its state live on', async () => {
+  await start({ numCpus: 1 });
+  const log = new (actor(Log))('errors');
+  await log.append(1);
+  await assert.rejects(get(log.fail('bad input')), (error: unknown) => {
+    assert.ok(error instanceof TaskError);
+    assert.equal(error.remoteName, 'RangeError');
+    assert.match(error.message, /Log\.fail failed: RangeError: bad input/);
+    return true;
+  });
+  assert.equal(await log.append(2), 2);
+});
+
+test('a constructor that throws: every call fails with ActorDiedError saying why', async () => {
+  await start({ numCpus: 1 });
+  const Broken = actor(
+    class Broken {
+      constructor(why: string) {
+        throw new TypeError(why);
+      }
+      call(): number {
+        return 1;
+      }
+    },
+  );
+  const broken = new Broken('no config');
+  const reason = await reasonOf(broken.call());
+  assert.equal(reason.kind, 'constructor');
+  assert.match((reason as { message: string }).message, /TypeError: no config/);
+  assert.equal((await reasonOf(broken.call())).kind, 'constructor');
+});
+
+test('a handle travels: used inside a task, and stored inside an object', async () => {
+  await start({ numCpus: 2 });
+  const log = new (actor(Log))('travel');
+  const viaTask = remote(async (handle: { append(value: number): PromiseLike<number> }, value: number) => handle.append(value));
+  assert.equal(await viaTask(log, 7), 1);
+  const boxed = store.put({ handle: log, note: 'stored' });
+  const viaStore = remote(async (box: { handle: { append(value: number): PromiseLike<number> } }) => box.handle.append(8));
+  assert.equal(await viaStore(boxed), 2);
+  assert.deepEqual(await log.all(), [7, 8]);
+});
+
+test('kill(): calls fail with ActorDiedError (killed) and its process goes', async () => {
+  await start({ numCpus: 1 });
+  const log = new (actor(Log))('kill');
+  const pid = await log.pid();
+  remember(pid);
+  kill(log);
+  assert.equal((await reasonOf(log.append(1))).kind, 'killed');
+  await until(() => !isAlive(pid), 'the killed actor process to exit');
+  assert.throws(() => kill({} as never), /Expected `handle` to be an actor handle/);
+});
+
+test('SIGKILL of the process: restarted with its state reset, then dead after maxRestarts', async () => {
+  await start({ numCpus: 1 });
+  const log = new (actor(Log).options({ maxRestarts: 1 }))('restart');
+  await log.append(1);
+  await log.append(2);
+  const first = await log.pid();
+  remember(first);
+  process.kill(first, 'SIGKILL');
+  // The restarted instance ran its constructor again: the entries are gone.
+  await until(async () => {
+    try {
+      return (await log.pid()) !== first;
+    } catch (error) {
+      // A call that reached the dying process fails (not final): the actor restarts.
+      assert.equal((error as ActorDiedError).final, false);
+      return false;
+    }
+  }, 'the actor to come back in a new process');
+  assert.deepEqual(await log.all(), []);
+  const second = await log.pid();
+  remember(second);
+  process.kill(second, 'SIGKILL');
+  await until(async () => {
+    try {
+      await log.pid();
+      return false;
+    } catch (error) {
+      return (error as ActorDiedError).final === true;
+    }
+  }, 'the actor to be dead for good');
+  const reason = await reasonOf(log.append(3));
+  assert.deepEqual(reason, { kind: 'exited', exitCode: null, signal: 'SIGKILL' });
+});
+
+test('maxTaskRetries runs a call lost to a dying process again on the restarted actor', async () => {
+  await start({ numCpus: 1 });
+  const directory = markerDirectory();
+  class Once {
+    // Dies the first time it is asked to (a marker file remembers), succeeds after the restart.
+    crashOnce(marker: string): string {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const fs = require('node:fs') as typeof import('node:fs');
+      if (!fs.existsSync(marker)) {
+        fs.writeFileSync(marker, 'crashed');
+        process.kill(process.pid, 'SIGKILL');
+      }
+      return 'after restart';
+    }
+  }
+  const once = new (actor(Once).options({ maxRestarts: 1, maxTaskRetries: 1 }))();
+  assert.equal(await once.crashOnce(join(directory, 'crashed')), 'after restart');
+});
+
+test('named actors: found from another process attached to the node; ActorNotFoundError for a name nobody has', async () => {
+  const session = await start({ numCpus: 1 });
+  const log = new (actor(Log).options({ name: 'shared-log' }))('named');
+  await log.append(1);
+  const report = await runChild(session.address, ['use', 'shared-log']);
+  assert.deepEqual(report, { appended: 2 });
+  assert.deepEqual(await log.all(), [1, 41]);
+  await assert.rejects(getActor('no-such-actor'), ActorNotFoundError);
+  const again = await getActor<Log>('shared-log');
+  assert.equal(await again.append(3), 3);
+});
+
+test("lifetime: an actor dies with the process that made it, unless 'detached'", async () => {
+  const session = await start({ numCpus: 1 });
+  const report = (await runChild(session.address, ['create'])) as { owned: number; detached: number };
+  remember(report.owned);
+  remember(report.detached);
+  // The child has exited: its own actor is gone, the detached one lives on.
+  await until(() => !isAlive(report.owned), "the child's owned actor to die with it");
+  await assert.rejects(getActor('child-owned'), ActorNotFoundError);
+  const detached = await getActor<Log>('child-detached');
+  assert.equal(await detached.pid(), report.detached);
+  assert.equal(await detached.append(5), 2, 'its state is the one the child left');
+  kill(detached);
+  await until(() => !isAlive(report.detached), 'the killed detached actor to exit');
+});
+
+test('an actor none of whose handles remain dies (handles are counted like refs)', async () => {
+  const session = await start({ numCpus: 1 });
+  let pid = 0;
+  await (async () => {
+    const log = new (actor(Log))('dropped');
+    pid = await log.pid();
+    remember(pid);
+  })();
+  // A named handle from elsewhere keeps it alive; here no handle remains once collected.
+  await until(() => {
+    collect();
+    return !isAlive(pid);
+  }, 'the actor to die once no handle to it remains');
+  assert.deepEqual(session.actorPids(), []);
+});
+
+test('streaming task: items arrive while the generator runs; an error ends the stream after the items before it', async () => {
+  await start({ numCpus: 2 });
+  const directory = markerDirectory();
+  const go = join(directory, 'go');
+  const produce = remote(async function* (marker: string) {
+    const fs = await import('node:fs');
+    yield 'first';
+    // Only once the consumer has the first item does the generator go on.
+    while (!fs.existsSync(marker)) await new Promise((resolve) => setTimeout(resolve, 10));
+    yield 'second';
+    throw new RangeError('out of data');
+  });
+  const stream = produce(go);
+  const first = await stream.next();
+  assert.equal(first.done, false);
+  assert.equal(await first.value, 'first');
+  writeFileSync(go, '');
+  const second = await stream.next();
+  assert.equal(await second.value!, 'second');
+  await assert.rejects(stream.next(), (error: unknown) => {
+    assert.ok(error instanceof TaskError || (error as Error).name === 'TaskError');
+    assert.match((error as Error).message, /RangeError: out of data/);
+    return true;
+  });
+  assert.deepEqual(await stream.next(), { done: true, value: undefined });
+});
+
+test('streaming: a slow consumer holds the producer back (at most streamWindow items ahead)', async () => {
+  await start({ numCpus: 1 });
+  const directory = markerDirectory();
+  const progress = join(directory, 'progress');
+  const produce = remote(
+    async function* (file: string, count: number) {
+      const fs = await import('node:fs');
+      for (let i = 0; i < count; i++) {
+        fs.writeFileSync(file, String(i + 1));
+        yield new Float64Array(1000).fill(i);
+      }
+    },
+    { streamWindow: 4 },
+  );
+  const stream = produce(progress, 100);
+  let taken = 0;
+  for await (const ref of stream) {
+    assert.equal((await ref)[0], taken);
+    taken += 1;
+    if (taken === 3) {
+      // The consumer sleeps: the producer may not run more than the window past what it took.
+      await sleep(300);
+      const made = Number(readNumber(progress));
+      assert.ok(made <= taken + 4 + 1, `the producer made ${made} items while the consumer had taken ${taken} (window 4)`);
+    }
+  }
+  assert.equal(taken, 100);
+  assert.equal(await stream.completed, 100);
+});
+
+test('streaming: leaving the loop stops the producer (its finally runs); the worker lives on', async () => {
+  const session = await start({ numCpus: 1 });
+  const directory = markerDirectory();
+  const stopped = join(directory, 'stopped');
+  const produce = remote(async function* (file: string) {
+    const fs = await import('node:fs');
+    try {
+      for (let i = 0; ; i++) yield i;
+    } finally {
+      fs.writeFileSync(file, 'stopped');
+    }
+  });
+  const workers = session.workerPids();
+  for await (const ref of produce(stopped)) {
+    if ((await ref) === 2) break;
+  }
+  await until(() => existsSync(stopped), "the generator's finally block to run");
+  assert.deepEqual(session.workerPids(), workers, 'no worker was killed to stop it');
+  assert.equal(await remote((x: number) => x + 1)(1), 2);
+});
+
+test('an actor method that is an async generator streams its items', async () => {
+  await start({ numCpus: 1 });
+  class Source {
+    constructor(readonly base: number) {}
+    async *count(n: number): AsyncGenerator<number> {
+      for (let i = 0; i < n; i++) yield this.base + i;
+    }
+  }
+  const source = new (actor(Source))(100);
+  const seen: number[] = [];
+  for await (const ref of source.count(5)) seen.push(await ref);
+  assert.deepEqual(seen, [100, 101, 102, 103, 104]);
+});
+
+test('bad input: a plain function, a captured variable, a `then` method, bad options, new forgotten', async () => {
+  await start({ numCpus: 0 });
+  assert.throws(() => actor((() => 1) as never), /expected a class/);
+  const captured = 5;
+  assert.throws(
+    () =>
+      actor(
+        class Uses {
+          get(): number {
+            return captured;
+          }
+        },
+      ),
+    /the class uses `captured` from its enclosing scope/,
+  );
+  assert.throws(
+    () =>
+      actor(
+        class Thenable {
+          then(): void {}
+        },
+      ),
+    /a method named `then` would make every handle awaitable/,
+  );
+  assert.throws(() => actor(Log, { maxConcurency: 2 } as never), /maxConcurrency/);
+  assert.throws(() => actor(Log, { maxConcurrency: 0 }), /`maxConcurrency` to be an integer from 1/);
+  assert.throws(() => actor(Log, { lifetime: 'forever' as never }), /`lifetime` to be 'detached' or 'owned'/);
+  assert.throws(() => (actor(Log) as unknown as (label: string) => unknown)('x'), /must be called with `new`/);
+  assert.throws(() => remote((x: number) => x, { streamWindow: 2 }), /not an async generator/);
+  // A node without CPUs cannot place an actor.
+  const reason = await reasonOf(new (actor(Log))('nowhere').append(1));
+  assert.equal(reason.kind, 'infeasible');
+});
+
+// ---- helpers ---------------------------------------------------------------------------------
+
+function readNumber(file: string): string {
+  return existsSync(file) ? readFileSync(file, 'utf8') : '0';
+}
+
+/** Runs test/fixtures/actor-child.ts attached to `address` and returns what it reports. */
+async function runChild(address: string, args: string[]): Promise<unknown> {
+  const child = fork(CHILD, [...args, 'shoal-test-child'], {
+    execArgv: ['--import', 'tsx'],
+    env: { ...process.env, SHOAL_ADDRESS: address },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const report = await new Promise<unknown>((resolve, reject) => {
+    child.once('message', resolve);
+    child.once('exit', (code) => reject(new Error(`the attached process exited (${code}) before reporting`)));
+  });
+  assert.equal(await exited, 0);
+  return report;
+}
