@@ -191,7 +191,6 @@ test('maxTaskRetries runs a call lost to a dying process again on the restarted 
   class Once {
     // Dies the first time it is asked to (a marker file remembers), succeeds after the restart.
     crashOnce(marker: string): string {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
       const fs = require('node:fs') as typeof import('node:fs');
       if (!fs.existsSync(marker)) {
         fs.writeFileSync(marker, 'crashed');
