@@ -1,6 +1,6 @@
 // The benchmark suite's one entry point: `npm run bench` (full) or `npm run bench -- --quick`.
 //
-//   node --expose-gc bench/dist/main.js [--quick] [--json] [--only=article,ray,tasks,store,args,spill,cluster]
+//   node --expose-gc bench/dist/main.js [--quick] [--json] [--only=article,ray,tasks,actors,store,args,spill,cluster]
 //                                       [--runs=N] [--elements=N] [--queued=N]
 //
 // Suites, in this order:
@@ -9,6 +9,8 @@
 //   ray      Ray's microbenchmarks under Ray's names, with Ray's published figures and same-run
 //            peers (ray-micro.ts), and tasks_1m_queued
 //   tasks    task throughput/latency vs Piscina and a fork pool, and the transport (tasks.js)
+//   actors   Ray's actor microbenchmarks under Ray's names and a stream's items/s, vs a raw
+//            unix-socket echo and fork IPC in the same run (actors.js)
 //   store    object store put/get vs in-process copies (store-put-get.js)
 //   args     what a task pays for its argument's size and for writing to it (task-args.js)
 //   spill    spill and restore throughput against fs.promises, and a working set 4x the store
@@ -36,11 +38,12 @@ import { isDisturbed } from './interference.js';
 import { exitOnSignals, killAtExit } from './lifecycle.js';
 import { rayOptions, rayTable, runRay, type RayReport } from './ray-micro.js';
 
-const SUITES = ['article', 'ray', 'tasks', 'store', 'args', 'spill', 'cluster'] as const;
+const SUITES = ['article', 'ray', 'tasks', 'actors', 'store', 'args', 'spill', 'cluster'] as const;
 type Suite = (typeof SUITES)[number];
 const RESULTS_DIR = fileURLToPath(new URL('../results/', import.meta.url));
-const EXTERNAL: Record<'tasks' | 'store' | 'args' | 'spill', { script: string; results: string }> = {
+const EXTERNAL: Record<'tasks' | 'actors' | 'store' | 'args' | 'spill', { script: string; results: string }> = {
   tasks: { script: fileURLToPath(new URL('./tasks.js', import.meta.url)), results: 'tasks' },
+  actors: { script: fileURLToPath(new URL('./actors.js', import.meta.url)), results: 'actors' },
   store: { script: fileURLToPath(new URL('./store-put-get.js', import.meta.url)), results: 'store-put-get' },
   args: { script: fileURLToPath(new URL('./task-args.js', import.meta.url)), results: 'task-args' },
   spill: { script: fileURLToPath(new URL('./spill.js', import.meta.url)), results: 'spill' },
@@ -91,7 +94,7 @@ function medians(value: unknown, path: string, found: [string, unknown][] = []):
   return found;
 }
 
-async function runExternal(suite: 'tasks' | 'store' | 'args' | 'spill', options: Options, log: (text: string) => void): Promise<{ report: unknown; failures: Failure[] }> {
+async function runExternal(suite: 'tasks' | 'actors' | 'store' | 'args' | 'spill', options: Options, log: (text: string) => void): Promise<{ report: unknown; failures: Failure[] }> {
   const { script, results } = EXTERNAL[suite];
   const started = Date.now();
   log(`running ${script.split('/').pop()}${options.quick ? ' --quick' : ''}`);

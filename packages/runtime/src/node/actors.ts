@@ -431,9 +431,10 @@ export class ActorService {
     debug('actor %s (%s) died: %s', actor.id, actor.cls.name, actor.death.message);
     for (const call of actor.waiting.splice(0)) this.#settle(call, actor.death);
     if (actor.process) {
-      // Its exit finds the actor dead: what it ran fails with this same reason.
+      // Its exit finds the actor dead: what it ran fails with this same reason. A closing node
+      // asks its processes to exit (the pool), so their `finally` blocks and exit hooks run.
       actor.ending = { reason, restart: false };
-      actor.process.kill();
+      if (reason.kind !== 'node-closed') actor.process.kill();
     }
     if (actor.options.name !== undefined && this.#names.get(actor.options.name) === actor) this.#names.delete(actor.options.name);
     if (actor.held) scheduler.releaseFromActor(actor.held);
