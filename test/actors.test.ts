@@ -259,12 +259,9 @@ test('streaming task: items arrive while the generator runs; an error ends the s
     throw new RangeError('out of data');
   });
   const stream = produce(go);
-  const first = await stream.next();
-  assert.equal(first.done, false);
-  assert.equal(await first.value, 'first');
+  assert.deepEqual(await stream.next(), { done: false, value: 'first' });
   writeFileSync(go, '');
-  const second = await stream.next();
-  assert.equal(await second.value!, 'second');
+  assert.deepEqual(await stream.next(), { done: false, value: 'second' });
   await assert.rejects(stream.next(), (error: unknown) => {
     assert.ok(error instanceof TaskError || (error as Error).name === 'TaskError');
     assert.match((error as Error).message, /RangeError: out of data/);
@@ -289,8 +286,8 @@ test('streaming: a slow consumer holds the producer back (at most streamWindow i
   );
   const stream = produce(progress, 100);
   let taken = 0;
-  for await (const ref of stream) {
-    assert.equal((await ref)[0], taken);
+  for await (const chunk of stream) {
+    assert.equal(chunk[0], taken);
     taken += 1;
     if (taken === 3) {
       // The consumer sleeps: the producer may not run more than the window past what it took.
@@ -316,8 +313,9 @@ test('streaming: leaving the loop stops the producer (its finally runs); the wor
     }
   });
   const workers = session.workerPids();
-  for await (const ref of produce(stopped)) {
-    if ((await ref) === 2) break;
+  for await (const { ref, index } of produce(stopped).refs()) {
+    assert.equal(await ref, index);
+    if (index === 2) break;
   }
   await until(() => existsSync(stopped), "the generator's finally block to run");
   assert.deepEqual(session.workerPids(), workers, 'no worker was killed to stop it');
@@ -334,7 +332,7 @@ test('an actor method that is an async generator streams its items', async () =>
   }
   const source = new (actor(Source))(100);
   const seen: number[] = [];
-  for await (const ref of source.count(5)) seen.push(await ref);
+  for await (const value of source.count(5)) seen.push(value);
   assert.deepEqual(seen, [100, 101, 102, 103, 104]);
 });
 

@@ -1,7 +1,7 @@
 // Type tests for the public API: checked by `tsc -p tsconfig.test.json` (npm test runs it before
 // the tests), never run. A wrong type fails the type check.
 import { expectTypeOf } from 'expect-type';
-import { actor, get, getActor, remote, store, wait, type Actor, type ActorClass, type ObjectRef, type ObjectRefStream, type RemoteFunction, type WaitResult } from 'shoal';
+import { actor, get, getActor, remote, store, wait, type Actor, type ActorClass, type ObjectRef, type ObjectStream, type RemoteFunction, type WaitResult } from 'shoal';
 
 // remote() infers arguments and result.
 const add = remote((a: number, b: number) => a + b);
@@ -55,7 +55,7 @@ expectTypeOf(model).toEqualTypeOf<Actor<Model>>();
 expectTypeOf(model.score).toEqualTypeOf<(input: Float64Array | ObjectRef<Float64Array>, k: number | ObjectRef<number>) => ObjectRef<number>>();
 expectTypeOf(model.load).returns.toEqualTypeOf<ObjectRef<{ name: string }>>();
 // An async generator method streams refs of its items.
-expectTypeOf(model.chunks).returns.toEqualTypeOf<ObjectRefStream<Float64Array>>();
+expectTypeOf(model.chunks).returns.toEqualTypeOf<ObjectStream<Float64Array>>();
 // Fields are not reachable through a handle.
 // @ts-expect-error `size` is a field, not a method
 void model.size;
@@ -68,4 +68,9 @@ expectTypeOf(getActor<Model>('model')).resolves.toEqualTypeOf<Actor<Model>>();
 const produce = remote(async function* (n: number) {
   for (let i = 0; i < n; i++) yield i;
 });
-expectTypeOf<ReturnType<typeof produce>>().toEqualTypeOf<ObjectRefStream<number>>();
+expectTypeOf<ReturnType<typeof produce>>().toEqualTypeOf<ObjectStream<number>>();
+// Iterating a stream gives values; refs() gives wrapped refs.
+void (async () => {
+  for await (const value of produce(3)) expectTypeOf(value).toEqualTypeOf<number>();
+  for await (const item of produce(3).refs()) expectTypeOf(item.ref).toEqualTypeOf<ObjectRef<number>>();
+})();

@@ -28,7 +28,7 @@ import { createServer, type Socket } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { actor, get, init, remote, shutdown, type Actor, type ObjectRef } from 'shoal';
+import { actor, get, init, remote, shutdown, type Actor, type ObjectRef, type ObjectStream } from 'shoal';
 import { fmt, fmtInt, machine, parseFlags, progress, renderTable, rotate, settle, stats, writeResults, type Stats } from './common.js';
 import { FramedLink } from './framed-link.js';
 import { killAtExit } from './lifecycle.js';
@@ -191,10 +191,11 @@ async function main(): Promise<void> {
     const streamTask = remote(async function* (n: number) {
       for (let i = 0; i < n; i++) yield i;
     });
-    const drain = async (stream: AsyncIterable<ObjectRef<number>>): Promise<void> => {
+    // The stream itself: items as refs, not read here (as Ray's generator yields refs).
+    const drain = async (stream: ObjectStream<number>): Promise<void> => {
       let count = 0;
-      for await (const ref of stream) {
-        void ref;
+      for await (const item of stream.refs()) {
+        void item;
         count++;
       }
       if (count !== STREAM_ITEMS) throw new Error(`the stream gave ${count} items, not ${STREAM_ITEMS}`);

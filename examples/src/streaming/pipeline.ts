@@ -35,7 +35,7 @@ const finishOldest = async (): Promise<void> => {
   total += await sum;
   chunk.release();
 };
-for await (const chunk of produce(chunks, elements)) {
+for await (const { ref: chunk } of produce(chunks, elements).refs()) {
   inFlight.push({ chunk, sum: transform(chunk) });
   peak = Math.max(peak, store.stats().usedBytes);
   if (inFlight.length >= 4) await finishOldest();

@@ -12,7 +12,7 @@ export {
 } from './options.js';
 export { remote, type RemoteArgs, type RemoteFunction, type RemoteResult } from './api/remote.js';
 export { makeActor, type Actor, type ActorClass, type ActorMethodResult } from './api/actor.js';
-export { ObjectRefStream } from './api/stream.js';
+export { ObjectStream, type StreamItem } from './api/stream.js';
 export { currentRuntime, setCurrentRuntime, type NamedVersion, type Runtime, type WaitResult } from './api/runtime.js';
 export { attachToNode, parseNodeAddress } from './client/attach.js';
 export { NodeClient } from './client/node-client.js';

@@ -3,15 +3,15 @@ import { functionSource } from './function-source.js';
 import { resolveActorOptions, type ActorOptions } from '../options.js';
 import type { RemoteArgs } from './remote.js';
 import type { Runtime } from './runtime.js';
-import { isAsyncGeneratorFunction, type ObjectRefStream } from './stream.js';
+import { isAsyncGeneratorFunction, type ObjectStream } from './stream.js';
 
 /** What a call of an actor's method returns: a ref of its result, or for an async generator a stream of refs. */
-export type ActorMethodResult<R> = R extends AsyncGenerator<infer Y, unknown, unknown> ? ObjectRefStream<Awaited<Y>> : ObjectRef<Awaited<R>>;
+export type ActorMethodResult<R> = R extends AsyncGenerator<infer Y, unknown, unknown> ? ObjectStream<Awaited<Y>> : ObjectRef<Awaited<R>>;
 
 /**
  * A handle to an actor of class `T`: each method `(...a: A) => R` becomes
  * `(...a: RemoteArgs<A>) => ObjectRef<Awaited<R>>` (an async generator method returns an
- * `ObjectRefStream` of its items). Fields are not reachable: the instance lives in another process.
+ * `ObjectStream` of its items). Fields are not reachable: the instance lives in another process.
  */
 export type Actor<T> = ActorHandle & {
   readonly [K in keyof T as T[K] extends (...args: never[]) => unknown ? (K extends 'then' | 'constructor' ? never : K) : never]: T[K] extends (

@@ -1,6 +1,6 @@
 import type { ObjectRef } from '@shoal/protocol';
 import { functionSource } from './function-source.js';
-import { isAsyncGeneratorFunction, ObjectRefStream } from './stream.js';
+import { isAsyncGeneratorFunction, ObjectStream } from './stream.js';
 import { resolveRemoteOptions, type RemoteOptions } from '../options.js';
 import type { Runtime } from './runtime.js';
 
@@ -8,13 +8,13 @@ import type { Runtime } from './runtime.js';
 export type RemoteArgs<A extends readonly unknown[]> = { [K in keyof A]: A[K] | ObjectRef<A[K]> };
 
 /** What a call of a remote function returns: a ref of its result, or for an async generator a stream of refs. */
-export type RemoteResult<R> = R extends AsyncGenerator<infer Y, unknown, unknown> ? ObjectRefStream<Awaited<Y>> : ObjectRef<Awaited<R>>;
+export type RemoteResult<R> = R extends AsyncGenerator<infer Y, unknown, unknown> ? ObjectStream<Awaited<Y>> : ObjectRef<Awaited<R>>;
 
 /** A function turned into tasks by {@link remote}. */
 export interface RemoteFunction<A extends readonly unknown[], R> {
   /**
    * Submits a task and returns at once with a ref to its result (for an async generator
-   * function, an `ObjectRefStream` of its items). Top-level ObjectRef arguments are resolved
+   * function, an `ObjectStream` of its items). Top-level ObjectRef arguments are resolved
    * before the function runs (zero-copy for large objects); refs nested inside arguments arrive
    * as refs.
    */
@@ -46,7 +46,7 @@ export function makeRemote<A extends readonly unknown[], R>(
     const runtime = getRuntime();
     const ref = runtime.submit(source, args, resolved);
     if (signal) cancelOnAbort(runtime, ref, signal);
-    return (streaming ? new ObjectRefStream(runtime, ref as ObjectRef<number>) : ref) as RemoteResult<R>;
+    return (streaming ? new ObjectStream(runtime, ref as ObjectRef<number>) : ref) as RemoteResult<R>;
   };
   return Object.assign(call, {
     options: function withOptions(next: RemoteOptions): RemoteFunction<A, R> {

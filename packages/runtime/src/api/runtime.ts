@@ -1,7 +1,7 @@
 import { ACTOR_INFO, setActorHandleHooks, type ActorHandle, type ObjectRef } from '@shoal/protocol';
 import type { ObjectWriter, StoreStats, TypedArrayKind } from '@shoal/store';
 import type { FunctionSource } from './function-source.js';
-import { ObjectRefStream } from './stream.js';
+import { ObjectStream } from './stream.js';
 import type { ResolvedActorOptions, ResolvedRemoteOptions } from '../options.js';
 
 /** The result of {@link Runtime.wait}. */
@@ -76,7 +76,7 @@ setActorHandleHooks({
     const runtime = currentRuntime();
     if (!runtime) throw new Error(`Actor ${handle[ACTOR_INFO].className}: Shoal is not running in this process; call init() first`);
     const ref = runtime.callActor(handle, method, args);
-    return handle[ACTOR_INFO].methods.includes(`*${method}`) ? new ObjectRefStream(runtime, ref as ObjectRef<number>) : ref;
+    return handle[ACTOR_INFO].methods.includes(`*${method}`) ? new ObjectStream(runtime, ref as ObjectRef<number>) : ref;
   },
 });
 

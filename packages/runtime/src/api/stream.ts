@@ -10,20 +10,30 @@ const dropped = new FinalizationRegistry<{ runtime: Runtime; returnId: string }>
   }
 });
 
+/** An item of a stream as {@link ObjectStream.refs} gives it: its ref (wrapped: a ref is a thenable). */
+export interface StreamItem<T> {
+  readonly ref: ObjectRef<T>;
+  /** Its position in the stream, from 0. */
+  readonly index: number;
+}
+
 /**
- * The items of a streaming task or actor method (an async generator), as refs, each available as
- * soon as it is yielded: consume them with `for await`. The producer runs at most `streamWindow`
- * items ahead of the consumer, then waits at its `yield`. An error in the generator ends the
- * stream with that error (a TaskError) after the items before it. Leaving the loop early
- * (`break`, `return`, a throw) or calling {@link ObjectRefStream.return} stops the producer.
+ * The items of a streaming task or actor method (an async generator), each available as soon as
+ * it is yielded: `for await (const value of stream)` gives the values (a large one as a zero-copy
+ * view, as `get` does); `for await (const { ref } of stream.refs())` gives their refs, to pass to
+ * other tasks without reading them here. The producer runs at most `streamWindow` items ahead of
+ * the consumer, then waits at its `yield`. An error in the generator ends the stream with that
+ * error (a TaskError) after the items before it. Leaving the loop early (`break`, `return`, a
+ * throw) or calling {@link ObjectStream.return} stops the producer.
  *
  * @example
  * ```ts
  * const chunks = remote(async function* (n: number) { for (let i = 0; i < n; i++) yield new Float64Array(1e6).fill(i); });
- * for await (const ref of chunks(10)) console.log((await ref)[0]);
+ * for await (const chunk of chunks(10)) console.log(chunk[0]);
+ * for await (const { ref } of chunks(10).refs()) await sum(ref); // the chunks never come here
  * ```
  */
-export class ObjectRefStream<T = unknown> implements AsyncIterableIterator<ObjectRef<T>> {
+export class ObjectStream<T = unknown> implements AsyncIterableIterator<T> {
   /** Settles when the producer ends: its value is the number of items yielded (or the generator's error). */
   readonly completed: ObjectRef<number>;
   readonly #runtime: Runtime;
@@ -42,9 +52,16 @@ export class ObjectRefStream<T = unknown> implements AsyncIterableIterator<Objec
     return this;
   }
 
-  /** The next item's ref, once the producer yielded it. */
-  async next(): Promise<IteratorResult<ObjectRef<T>, undefined>> {
-    if (this.#done) return { done: true, value: undefined };
+  /** The next item's value, once the producer yielded it. */
+  async next(): Promise<IteratorResult<T, undefined>> {
+    const item = await this.nextRef();
+    if (item === undefined) return { done: true, value: undefined };
+    return { done: false, value: await this.#runtime.get(item.ref) };
+  }
+
+  /** The next item's ref (wrapped), once the producer yielded it; undefined after the last. */
+  async nextRef(): Promise<StreamItem<T> | undefined> {
+    if (this.#done) return undefined;
     const index = this.#index++;
     let item: { readonly ref: ObjectRef } | null;
     try {
@@ -55,13 +72,29 @@ export class ObjectRefStream<T = unknown> implements AsyncIterableIterator<Objec
     }
     if (item === null) {
       this.#finish();
-      return { done: true, value: undefined };
+      return undefined;
     }
-    return { done: false, value: item.ref as ObjectRef<T> };
+    return { ref: item.ref as ObjectRef<T>, index };
+  }
+
+  /** The items as refs: `for await (const { ref } of stream.refs())`. Leaving that loop stops the stream too. */
+  refs(): AsyncIterableIterator<StreamItem<T>> {
+    const iterator: AsyncIterableIterator<StreamItem<T>> = {
+      [Symbol.asyncIterator]: () => iterator,
+      next: async () => {
+        const item = await this.nextRef();
+        return item === undefined ? { done: true, value: undefined } : { done: false, value: item };
+      },
+      return: async () => {
+        await this.return();
+        return { done: true, value: undefined };
+      },
+    };
+    return iterator;
   }
 
   /** Stops the stream: the producer ends at its next `yield`, items not taken are dropped. */
-  async return(): Promise<IteratorResult<ObjectRef<T>, undefined>> {
+  async return(): Promise<IteratorResult<T, undefined>> {
     if (!this.#done) {
       this.#finish();
       this.#runtime.closeStream(this.completed.id);

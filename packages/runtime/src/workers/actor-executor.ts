@@ -76,26 +76,56 @@ export class ActorExecutor {
         this.#head = 0;
       }
       this.#running += 1;
-      void this.#run(call).finally(() => {
-        this.#running -= 1;
-        this.#next();
-      });
+      // A sync method with an inline result is over before this returns: no promise at all.
+      const running = this.#run(call);
+      if (running === undefined) this.#running -= 1;
+      else
+        void running.finally(() => {
+          this.#running -= 1;
+          this.#next();
+        });
     }
   }
 
-  async #run(call: Call): Promise<void> {
+  /** Runs a call; a promise only when something in it is asynchronous. */
+  #run(call: Call): Promise<void> | undefined {
     const instance = this.#instance!;
     let result: unknown;
+    let args: unknown[] | Promise<unknown[]>;
     try {
       const method = instance[call.method];
       if (typeof method !== 'function') throw new TypeError(`The actor has no method ${call.method}`);
-      const args = this.#io.args(call.args);
-      result = (method as (...a: unknown[]) => unknown).apply(instance, Array.isArray(args) ? args : await args);
+      args = this.#io.args(call.args);
+      if (!Array.isArray(args)) return this.#runLater(call, method as (...a: unknown[]) => unknown, args);
+      result = (method as (...a: unknown[]) => unknown).apply(instance, args);
+    } catch (error) {
+      this.#io.fail(call.taskId, error);
+      return undefined;
+    }
+    if ((call.stream && isAsyncIterator(result)) || isThenable(result)) return this.#settle(call, result);
+    return this.#io.finish(call.taskId, call.returnId, result) ?? undefined;
+  }
+
+  /** A call whose arguments had to be asked for (spilled). */
+  async #runLater(call: Call, method: (...a: unknown[]) => unknown, args: Promise<unknown[]>): Promise<void> {
+    let result: unknown;
+    try {
+      result = method.apply(this.#instance, await args);
+    } catch (error) {
+      this.#io.fail(call.taskId, error);
+      return;
+    }
+    await this.#settle(call, result);
+  }
+
+  /** The rest of a call whose method returned a promise or (a streaming call) an async iterator. */
+  async #settle(call: Call, result: unknown): Promise<void> {
+    try {
       if (call.stream && isAsyncIterator(result)) {
         await this.#streams.produce(call.taskId, call.returnId, result, this.#streamWindow);
         return;
       }
-      if (isThenable(result)) result = await result;
+      result = await result;
     } catch (error) {
       this.#io.fail(call.taskId, error);
       return;

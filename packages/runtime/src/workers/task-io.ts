@@ -64,25 +64,40 @@ export class TaskIO {
     })();
   }
 
-  /** Stores `value` as object `id` (room reserved first) and returns what the node is told of it. */
-  async store(id: string, value: unknown): Promise<ObjectPayload> {
+  /**
+   * Stores `value` as object `id` (room reserved first) and returns what the node is told of it:
+   * at once for an inline value (no room to reserve), else once the node granted the room.
+   */
+  store(id: string, value: unknown): ObjectPayload | Promise<ObjectPayload> {
     const encoded = encodeValue(value, 'result');
     // Room first: the node refuses a result that does not fit before a byte of it is written.
     const size = this.#objects.segmentBytes(encoded);
     const reserve = size > 0 ? this.#reserve : undefined;
-    const lent = reserve ? await reserve(id, size) : undefined;
+    if (!reserve) return this.#objects.payload(id, encoded);
     // Granted by the node already: the payload must not reserve it a second time.
-    return this.#objects.payload(id, encoded, reserve !== undefined, lent);
+    return reserve(id, size).then((lent) => this.#objects.payload(id, encoded, true, lent));
   }
 
-  /** Stores the task's `result` and reports it (`done`), or reports why that failed (`failed`). */
-  async finish(taskId: number, returnId: string, result: unknown): Promise<void> {
+  /**
+   * Stores the task's `result` and reports it (`done`), or reports why that failed (`failed`):
+   * synchronously for an inline result (the common small result costs no promise).
+   */
+  finish(taskId: number, returnId: string, result: unknown): void | Promise<void> {
+    let payload: ObjectPayload | Promise<ObjectPayload>;
     try {
-      const payload = await this.store(returnId, result);
-      this.connection.send({ type: 'done', taskId, result: payload });
+      payload = this.store(returnId, result);
     } catch (error) {
       this.fail(taskId, error);
+      return;
     }
+    if (!(payload instanceof Promise)) {
+      this.connection.send({ type: 'done', taskId, result: payload });
+      return;
+    }
+    return payload.then(
+      (stored) => this.connection.send({ type: 'done', taskId, result: stored }),
+      (error: unknown) => this.fail(taskId, error),
+    );
   }
 
   /** Reports that task `taskId` threw `error`. */
