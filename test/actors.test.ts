@@ -391,3 +391,153 @@ async function runChild(address: string, args: string[]): Promise<unknown> {
   assert.equal(await exited, 0);
   return report;
 }
+
+// ---- found by review: streams and actors that must never hang ---------------------------------
+
+test('a stream closed before its producer starts: the producer never runs on, and the actor goes on', async () => {
+  await start({ numCpus: 1 });
+  class Busy {
+    async slow(ms: number): Promise<number> {
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      return ms;
+    }
+    async *items(n: number): AsyncGenerator<number> {
+      for (let i = 0; i < n; i++) yield i;
+    }
+    ping(): string {
+      return 'pong';
+    }
+  }
+  const busy = new (actor(Busy))();
+  const slow = busy.slow(300);
+  // Queued behind slow(): closed before it reaches the actor's process.
+  const stream = busy.items(100);
+  await stream.return();
+  assert.equal(await slow, 300);
+  assert.equal(await busy.ping(), 'pong');
+  // A streaming task queued behind another task, closed before it starts.
+  const block = remote(async (ms: number) => new Promise((resolve) => setTimeout(() => resolve(ms), ms)));
+  const produce = remote(async function* () {
+    for (let i = 0; ; i++) yield i;
+  });
+  const blocking = block(300);
+  const queued = produce();
+  await queued.return();
+  assert.equal(await blocking, 300);
+  // Stopped before its first item: cancelled while still in the node's queue, or ended at once
+  // by the stop that reached its worker first.
+  const outcome = await get(queued.completed).then(
+    (count) => count,
+    (error: Error) => error.name,
+  );
+  assert.ok(outcome === 0 || outcome === 'TaskCancelledError', `the stopped stream ended as ${String(outcome)}`);
+  assert.equal(await remote(() => 'free')(), 'free', 'the worker is not held by the stopped stream');
+});
+
+test('pending calls keep their actor alive after the last handle is dropped', async () => {
+  await start({ numCpus: 1 });
+  class Slow {
+    async work(ms: number): Promise<string> {
+      await new Promise((resolve) => setTimeout(resolve, ms));
+      return 'done';
+    }
+  }
+  const call = (() => new (actor(Slow))().work(400))();
+  for (let i = 0; i < 5; i++) {
+    collect();
+    await sleep(20);
+  }
+  assert.equal(await call, 'done');
+});
+
+test('an actor waiting for resources that dies lets the next ones be placed', async () => {
+  await start({ numCpus: 1, resources: { gpu: 1 } });
+  const GpuLog = actor(Log, { resources: { gpu: 1 } });
+  const first = new GpuLog('first');
+  assert.equal(await first.append(1), 1);
+  const second = new GpuLog('second');
+  kill(second);
+  assert.equal((await reasonOf(second.append(1))).kind, 'killed');
+  const plain = new (actor(Log))('plain');
+  assert.equal(await plain.append(2), 1, 'an actor needing nothing is placed though another waited before it');
+  kill(first);
+  const third = new GpuLog('third');
+  assert.equal(await third.append(3), 1, 'the GPU given back is held by the next one');
+});
+
+test('on one CPU: a task reading a stream, and a producer paused for its consumer, lend their CPU', async () => {
+  await start({ numCpus: 1 });
+  const produce = remote(
+    async function* (n: number) {
+      for (let i = 0; i < n; i++) yield i;
+    },
+    { streamWindow: 2 },
+  );
+  const double = remote((x: number) => x * 2);
+  // The driver consumes; each item goes to a task, which needs the CPU the paused producer holds.
+  const doubled: number[] = [];
+  for await (const { ref } of produce(10).refs()) doubled.push(await double(ref));
+  assert.deepEqual(doubled, [0, 2, 4, 6, 8, 10, 12, 14, 16, 18]);
+  // A task consumes a streaming task: it waits on the stream as on a get.
+  const consume = remote(async (n: number) => {
+    const shoal = await import('shoal');
+    const inner = shoal.remote(async function* (count: number) {
+      for (let i = 0; i < count; i++) yield i;
+    });
+    let total = 0;
+    for await (const value of inner(n)) total += value;
+    return total;
+  });
+  assert.equal(await consume(20), 190);
+});
+
+test('an actor may call itself while its own stream is paused for the consumer (maxConcurrency 1)', async () => {
+  await start({ numCpus: 1 });
+  class Table {
+    async *rows(n: number): AsyncGenerator<number> {
+      for (let i = 0; i < n; i++) yield i;
+    }
+    double(x: number): number {
+      return 2 * x;
+    }
+  }
+  const table = new (actor(Table).options({ streamWindow: 2 }))();
+  const seen: number[] = [];
+  for await (const row of table.rows(10)) seen.push(await table.double(row));
+  assert.deepEqual(seen, [0, 2, 4, 6, 8, 10, 12, 14, 16, 18]);
+});
+
+test('a stream from a dead actor ends with ActorDiedError, not quietly', async () => {
+  await start({ numCpus: 1 });
+  class Source {
+    async *items(n: number): AsyncGenerator<number> {
+      for (let i = 0; i < n; i++) yield i;
+    }
+  }
+  const source = new (actor(Source))();
+  kill(source);
+  await assert.rejects(
+    (async () => {
+      for await (const value of source.items(3)) void value;
+    })(),
+    (error: unknown) => (error as Error).name === 'ActorDiedError',
+  );
+});
+
+test('a class written as `const Name = actor(class Name { ... })` (tsx renames it) ships', async () => {
+  await start({ numCpus: 1 });
+  const Counter = actor(
+    class Counter {
+      n = 0;
+      add(k: number): number {
+        return (this.n += k);
+      }
+      twice(k: number): number {
+        return new Counter().add(k) * 2;
+      }
+    },
+  );
+  const counter = new Counter();
+  assert.equal(await counter.add(2), 2);
+  assert.equal(await counter.twice(3), 6);
+});

@@ -41,9 +41,11 @@ export function arbitraryOf(schema: TSchema): fc.Arbitrary<unknown> {
     case 'Literal':
       return fc.constant(s.const);
     case 'String':
-      return typeof s.pattern === 'string' ? fc.stringMatching(new RegExp(s.pattern)) : fc.string({ maxLength: 40 });
+      return typeof s.pattern === 'string'
+        ? fc.stringMatching(new RegExp(s.pattern))
+        : fc.string({ minLength: Number(s.minLength ?? 0), maxLength: Math.min(Number(s.maxLength ?? 40), 40) });
     case 'Integer':
-      return fc.integer({ min: Math.max(Number(s.minimum ?? -(2 ** 31)), -(2 ** 31)), max: 2 ** 31 - 1 });
+      return fc.integer({ min: Math.max(Number(s.minimum ?? -(2 ** 31)), -(2 ** 31)), max: Math.min(Number(s.maximum ?? 2 ** 31 - 1), 2 ** 31 - 1) });
     case 'Number':
       return typeof s.minimum === 'number' ? fc.double({ min: s.minimum, max: 1e9, noNaN: true }) : fc.double({ min: -1e9, max: 1e9, noNaN: true });
     case 'Boolean':

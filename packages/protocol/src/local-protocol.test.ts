@@ -50,6 +50,7 @@ const TO_NODE: { readonly [T in WorkerToNode['type']]: Extract<WorkerToNode, { t
   'stream-item': { type: 'stream-item', taskId: 7, index: 0, id: ID, result: { size: 3, bytes, contains: [] } },
   'stream-pull': { type: 'stream-pull', requestId: 9, returnId: ID, index: 4 },
   'stream-close': { type: 'stream-close', returnId: ID },
+  'stream-wait': { type: 'stream-wait', requestId: 10, taskId: 7, index: 16 },
 };
 
 const FROM_NODE: { readonly [T in NodeToWorker['type']]: Extract<NodeToWorker, { type: T }> } = {
@@ -80,6 +81,7 @@ const FROM_NODE: { readonly [T in NodeToWorker['type']]: Extract<NodeToWorker, {
   'actor-found': { type: 'actor-found', requestId: 8, actorId: ID, className: 'Counter', methods: ['add'] },
   credit: { type: 'credit', taskId: 3, upTo: 32, stop: false },
   'stream-next': { type: 'stream-next', requestId: 9, id: ID, end: false },
+  'stream-go': { type: 'stream-go', requestId: 10, upTo: 32, stop: false },
 };
 
 describe('local protocol: worker and client -> node', () => {

@@ -158,6 +158,12 @@ export const TO_NODE = {
   'actor-failed': message('actor-failed', { error: Bytes }),
   /** A streaming task or method yielded its item `index`. */
   'stream-item': message('stream-item', StreamItemSchema.properties),
+  /**
+   * From a streaming producer that reached the credit it knows of: may it yield item `index`?
+   * Answered by `stream-go` once the consumer has taken enough (or stopped); meanwhile the
+   * worker counts as blocked and lends its CPUs, as for a `resolve`.
+   */
+  'stream-wait': message('stream-wait', { requestId: Count, taskId: Count, index: Count }),
   /** Asks for item `index` of the stream of the task whose result is `returnId` (answered by `stream-next`). */
   'stream-pull': message('stream-pull', { requestId: Count, returnId: Id, index: Count }),
   /** The consumer of stream `returnId` stopped: its producer is stopped, and items not taken go. */
@@ -223,10 +229,13 @@ export const FROM_NODE = {
     methods: Type.Array(MethodName),
   }),
   /**
-   * To a streaming producer: items up to `upTo` (exclusive) may be yielded now (the consumer took
-   * the earlier ones); `stop`: the consumer is gone, end the generator.
+   * To a streaming producer (a task or call `taskId` of this process, which may not have started
+   * yet): `stop`, the consumer is gone, end the generator at its next `yield`; items up to `upTo`
+   * (exclusive) may be yielded.
    */
   credit: message('credit', { taskId: Count, upTo: Count, stop: Type.Boolean() }),
+  /** Answer to `stream-wait`: items below `upTo` may be yielded; `stop`: the consumer is gone, end the generator. */
+  'stream-go': message('stream-go', { requestId: Count, upTo: Count, stop: Type.Boolean() }),
   /**
    * Answer to `stream-pull`: the item's id, or `end` (the stream is over: `error` when it failed,
    * after the items before it).

@@ -7,6 +7,7 @@ export type ActorDeathReason =
   | { readonly kind: 'killed' }
   | { readonly kind: 'constructor'; readonly message: string }
   | { readonly kind: 'out-of-scope' }
+  | { readonly kind: 'not-here' }
   | { readonly kind: 'creator-exited' }
   | { readonly kind: 'node-closed' }
   | { readonly kind: 'name-taken'; readonly name: string }
@@ -23,6 +24,8 @@ function describe(reason: ActorDeathReason): string {
       return `its constructor threw: ${reason.message}`;
     case 'out-of-scope':
       return 'no handle to it remained';
+    case 'not-here':
+      return 'it is not an actor of this node (calling an actor that lives on another node of a cluster is not supported yet)';
     case 'creator-exited':
       return "the process that created it exited (pass `lifetime: 'detached'` to keep an actor past its creator)";
     case 'node-closed':

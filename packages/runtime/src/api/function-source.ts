@@ -69,8 +69,11 @@ export function functionSource(fn: unknown, caller = 'remote', calledThrough?: F
       cause: error,
     });
   }
-  // A class's own name is in scope inside it (periscopic does not count a class expression's name).
-  const captured = [...analyze(ast as never).globals.keys()].filter((variable) => !isAllowedGlobal(variable) && !(isClass && variable === fn.name)).sort();
+  // A class's own name is in scope inside it (periscopic does not count a class expression's
+  // name). It is the name in its source, not `fn.name`: esbuild renames `class Counter` to
+  // `class Counter2 { static { __name(this, "Counter") } }`.
+  const ownName = isClass ? classNameOf(ast) : undefined;
+  const captured = [...analyze(ast as never).globals.keys()].filter((variable) => !isAllowedGlobal(variable) && variable !== ownName).sort();
   if (captured.length > 0) {
     const list = captured.map((variable) => `\`${variable}\``).join(', ');
     throw new TypeError(
@@ -82,6 +85,13 @@ export function functionSource(fn: unknown, caller = 'remote', calledThrough?: F
   const shipped = originHeader(callerLocation(calledThrough ?? functionSource)) + source;
   const hash = createHash('sha256').update(shipped).digest('base64url').slice(0, 22);
   return { source: shipped, hash, name };
+}
+
+/** The name a parsed `(class Name { ... })` gives itself, if any. */
+function classNameOf(ast: Node): string | undefined {
+  const statement = (ast as unknown as { body: { expression?: { type: string; id?: { name: string } | null } }[] }).body[0];
+  const expression = statement?.expression;
+  return expression?.type === 'ClassExpression' ? expression.id?.name : undefined;
 }
 
 /** Where a function shipped from `file` at `line`:`column` was turned remote (see {@link originHeader}). */

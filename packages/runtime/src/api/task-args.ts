@@ -11,6 +11,10 @@ export interface BuiltArgs {
   readonly temporaries: ObjectRef[];
 }
 
+// Frozen all the way: a change to a shared list would throw, never leak into another call.
+const none = <T>(): T[] => Object.freeze([]) as unknown as T[];
+const NO_ARGS: BuiltArgs = Object.freeze({ args: none<WireArg>(), deps: none<string>(), contains: none<string>(), temporaries: none<ObjectRef>() });
+
 /**
  * Turns call arguments into wire arguments: a top-level ObjectRef is passed by id (the worker gets
  * the value, zero-copy); a small value travels inline; a large value is put into the object store
@@ -21,6 +25,8 @@ export function buildArgs(
   inlineThreshold: number,
   putEncoded: (encoded: EncodedValue) => ObjectRef,
 ): BuiltArgs {
+  // No arguments (a common call): nothing to build; the shared empty lists are never changed.
+  if (values.length === 0) return NO_ARGS;
   const built: BuiltArgs = { args: [], deps: [], contains: [], temporaries: [] };
   values.forEach((value, i) => {
     if (value instanceof ObjectRef) {

@@ -41,7 +41,8 @@ type Request =
   | { type: 'room'; size: number }
   | { type: 'lookup'; name: string }
   | { type: 'actor-lookup'; name: string }
-  | { type: 'stream-pull'; returnId: string; index: number };
+  | { type: 'stream-pull'; returnId: string; index: number }
+  | { type: 'stream-wait'; taskId: number; index: number };
 
 /** How a {@link NodeClient} reaches its node's objects, and what it tells its worker side. */
 export interface NodeClientSettings {
@@ -151,6 +152,7 @@ export class NodeClient implements Runtime {
       case 'looked-up':
       case 'actor-found':
       case 'stream-next':
+      case 'stream-go':
         this.#answer(message.requestId, message);
         return;
       case 'named': {
@@ -440,6 +442,11 @@ export class NodeClient implements Runtime {
     }
     if (next.error !== undefined) throw toError(decodeThrown(next.error));
     return null;
+  }
+
+  /** In a worker: whether its streaming task or call `taskId` may yield item `index` (answered once the consumer took enough). */
+  streamWait(taskId: number, index: number): Promise<{ upTo: number; stop: boolean }> {
+    return this.#request<{ upTo: number; stop: boolean }>({ type: 'stream-wait', taskId, index });
   }
 
   closeStream(returnId: string): void {

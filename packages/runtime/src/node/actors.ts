@@ -2,6 +2,7 @@ import { debuglog } from 'node:util';
 import {
   ActorDiedError,
   ObjectFreedError,
+  TaskCancelledError,
   TaskError,
   WorkerSpawnError,
   decodeThrown,
@@ -72,6 +73,10 @@ interface Actor extends ActorSpec {
   held: Readonly<Resources> | undefined;
   /** Whether it holds its constructor's arguments (and, detached, its own lifetime object). */
   holding: boolean;
+  /** While it waits for its resources: stops waiting. */
+  unplace: (() => void) | undefined;
+  /** Its methods, each with whether it streams (an async generator: `*name` in `methods`). */
+  readonly streaming: ReadonlyMap<string, boolean>;
 }
 
 /** The node's parts an {@link ActorService} uses. */
@@ -141,7 +146,9 @@ export class ActorService {
       death: undefined,
       ending: undefined,
       held: undefined,
+      unplace: undefined,
       holding: false,
+      streaming: new Map(spec.methods.map((entry) => (entry.startsWith('*') ? [entry.slice(1), true] : [entry, false]))),
     };
     this.#actors.set(spec.id, actor);
     if (this.#closed) return this.#die(actor, { kind: 'node-closed' });
@@ -163,15 +170,13 @@ export class ActorService {
     if (spec.options.numCpus > 0) demand.CPU = spec.options.numCpus;
     // Placed like a task of a CPU, held like nothing (unless it asks for CPUs), as in Ray.
     const placement: Resources = { CPU: Math.max(1, spec.options.numCpus), ...spec.options.resources };
-    const infeasible = this.#parts.scheduler.holdForActor(demand, placement, () => {
-      if (actor.state === 'dead') {
-        this.#parts.scheduler.releaseFromActor(demand);
-        return;
-      }
+    const waiting = this.#parts.scheduler.holdForActor(demand, placement, () => {
+      actor.unplace = undefined;
       actor.held = demand;
       this.#whenArgumentsReady(actor);
     });
-    if (infeasible !== undefined) this.#die(actor, { kind: 'infeasible', detail: infeasible });
+    if ('infeasible' in waiting) this.#die(actor, { kind: 'infeasible', detail: waiting.infeasible });
+    else if (actor.held === undefined) actor.unplace = waiting.cancel;
   }
 
   #whenArgumentsReady(actor: Actor): void {
@@ -247,22 +252,26 @@ export class ActorService {
     const { store } = this.#parts;
     const actor = this.#actors.get(actorId);
     if (!actor) {
-      // Only a handle's holder can call, and a handle keeps the record: a forged or foreign id.
-      store.fail(returnId, new ActorDiedError(actorId, { kind: 'out-of-scope' }, 0));
+      // Only a handle's holder can call, and a handle keeps the record: a forged id, or the
+      // handle of an actor of another node (a handle passed to a task that ran elsewhere).
+      store.fail(returnId, new ActorDiedError(actorId, { kind: 'not-here' }, 0));
       return;
     }
+    const stream = actor.streaming.get(method);
+    // Opened first: a call that fails at once ends its stream with that failure.
+    if (stream) this.#parts.streams.open(returnId, actor.options.streamWindow, caller);
     if (actor.death) {
       store.fail(returnId, actor.death);
       return;
     }
-    const stream = actor.methods.includes(`*${method}`);
-    if (!stream && !actor.methods.includes(method)) {
+    if (stream === undefined) {
       store.fail(returnId, new TaskError(`${actor.cls.name}.${method}`, new TypeError(`Actor ${actor.cls.name} has no method ${method}`)));
       return;
     }
     const deps = args.flatMap((arg) => ('ref' in arg ? [arg.ref] : []));
     const call: ActorCall = { taskId: 0, returnId, method, args, deps, contains, unsettled: 0, attempts: 0, stream, actor: actorId };
-    if (stream) this.#parts.streams.open(returnId, actor.options.streamWindow, caller);
+    // A pending call keeps its actor alive, though its caller dropped the handle.
+    store.hold(actorId);
     for (const id of contains) store.hold(id);
     const missing = deps.filter((id) => !store.hold(id));
     this.#addPending(1);
@@ -317,12 +326,15 @@ export class ActorService {
     return call && worker ? { taskId: call.taskId, send: (message) => worker.send(message) } : undefined;
   }
 
-  /** Whether `worker` is an actor's running a streaming call (it may reserve room for its items). */
-  streams(worker: WorkerHandle): boolean {
+  /**
+   * The result id of a streaming call the actor in `worker` runs (it may reserve room for its
+   * items, within that stream's credit), if any.
+   */
+  streamingCallOf(worker: WorkerHandle): string | undefined {
     const actor = this.#byProcess.get(worker);
-    if (!actor) return false;
-    for (const call of actor.sent.values()) if (call.stream) return true;
-    return false;
+    if (!actor) return undefined;
+    for (const call of actor.sent.values()) if (call.stream && this.#parts.streams.grant(call.returnId, true)) return call.returnId;
+    return undefined;
   }
 
   /** Whether `worker` runs a call whose result is `id` (it may reserve room for it). */
@@ -375,6 +387,20 @@ export class ActorService {
     for (const id of call.deps) store.release(id);
     for (const id of call.contains) store.release(id);
     this.#addPending(-1);
+    // Last: it may have been what kept the actor alive.
+    store.release(call.actor);
+  }
+
+  /** Drops the call whose result is `returnId` if it was not sent to the actor's process yet (its stream was closed). */
+  cancel(returnId: string): void {
+    for (const actor of this.#actors.values()) {
+      const index = actor.waiting.findIndex((call) => call.returnId === returnId);
+      if (index < 0) continue;
+      const [call] = actor.waiting.splice(index, 1);
+      this.#settle(call!, new TaskCancelledError(`${actor.cls.name}.${call!.method}`));
+      this.#pump(actor);
+      return;
+    }
   }
 
   /**
@@ -384,12 +410,14 @@ export class ActorService {
   kill(actorId: string, noRestart: boolean): void {
     const actor = this.#actors.get(actorId);
     if (!actor || actor.state === 'dead') return;
-    if (noRestart || actor.state !== 'alive') {
+    if (noRestart) {
       this.#die(actor, { kind: 'killed' });
       return;
     }
+    // Only its process (none yet while it waits to be placed: nothing to do).
+    if (!actor.process) return;
     actor.ending = { reason: { kind: 'killed' }, restart: true };
-    actor.process?.kill();
+    actor.process.kill();
   }
 
   /** The process of `actor` exited: calls on it are retried or fail; it restarts if it may. */
@@ -437,6 +465,8 @@ export class ActorService {
       if (reason.kind !== 'node-closed') actor.process.kill();
     }
     if (actor.options.name !== undefined && this.#names.get(actor.options.name) === actor) this.#names.delete(actor.options.name);
+    actor.unplace?.();
+    actor.unplace = undefined;
     if (actor.held) scheduler.releaseFromActor(actor.held);
     actor.held = undefined;
     if (!actor.holding) return;

@@ -137,11 +137,15 @@ export class NodeManager implements Runtime {
       },
       this.options,
     );
-    this.#streams = new StreamService(store, (returnId) => {
-      const task = this.#scheduler.tasks.get(returnId);
-      const worker = task?.worker;
-      if (task && worker) return { taskId: task.id, send: (message) => worker.send(message) };
-      return this.#actors.producerOf(returnId);
+    this.#streams = new StreamService(store, {
+      producer: (returnId) => {
+        const task = this.#scheduler.tasks.get(returnId);
+        const worker = task?.worker;
+        if (task && worker) return { taskId: task.id, send: (message) => worker.send(message) };
+        return this.#actors.producerOf(returnId);
+      },
+      // Not on a process yet: a task waiting or ready is cancelled, an actor call still queued dropped.
+      cancel: (returnId) => (this.#scheduler.tasks.has(returnId) ? this.#scheduler.cancel(returnId) : this.#actors.cancel(returnId)),
     });
     this.#actors = new ActorService({
       store,
@@ -166,6 +170,7 @@ export class NodeManager implements Runtime {
       actors: this.#actors,
       streams: this.#streams,
       submit: (peer, task) => this.#submitFromPeer(peer, task),
+      fetchArguments: (args) => this.#fetchArguments(args),
     });
     this.#server = new PeerServer(
       this.socketPath,
@@ -301,14 +306,7 @@ export class NodeManager implements Runtime {
     options: ResolvedRemoteOptions,
     submitter?: Peer,
   ): void {
-    // In a cluster, an argument made by another node is fetched here (unless the task spills).
-    if (this.cluster.joined) {
-      const refs = args.filter((arg) => 'ref' in arg);
-      this.#objects.fetchMissing(
-        refs.map((arg) => arg.ref),
-        refs.map((arg) => arg.owner),
-      );
-    }
+    this.#fetchArguments(args);
     if (options.streamWindow === undefined) {
       this.#scheduler.submit({ returnId, fn, args, deps, contains, options });
       return;
@@ -318,11 +316,22 @@ export class NodeManager implements Runtime {
     this.#scheduler.submit({ returnId, fn, args, deps, contains, options, placement: 'local' });
   }
 
+  /** In a cluster, arguments made by another node are fetched here (a task that spills takes them along instead). */
+  #fetchArguments(args: readonly WireArg[]): void {
+    if (!this.cluster.joined) return;
+    const refs = args.filter((arg) => 'ref' in arg);
+    this.#objects.fetchMissing(
+      refs.map((arg) => arg.ref),
+      refs.map((arg) => arg.owner),
+    );
+  }
+
   // ---- Runtime: actors and streams ----------------------------------------------------------
 
   createActor(cls: FunctionSource, methods: readonly string[], args: readonly unknown[], options: ResolvedActorOptions): ActorHandle {
     if (!this.#acceptsTasks()) throw new RuntimeShutdownError(`Cannot create actor ${cls.name}`);
     const built = buildArgs(args, this.store.options.inlineThreshold, (encoded) => this.store.putEncoded(encoded));
+    this.#fetchArguments(built.args);
     // Its lifetime object: the actor's id, and alive while refs to it (handles) are.
     const ref = this.store.put({ actor: cls.name });
     this.#actors.create(undefined, { id: ref.id, cls, methods, args: built.args, contains: built.contains, options });
@@ -335,6 +344,7 @@ export class NodeManager implements Runtime {
     const returnId = newObjectId();
     this.store.expect(returnId);
     const ref = new ObjectRef(returnId, this.store.sessionId);
+    this.#fetchArguments(built.args);
     this.#actors.call(undefined, handle[ACTOR_INFO].ref.id, returnId, method, built.args, built.contains);
     return ref;
   }

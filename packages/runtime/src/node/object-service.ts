@@ -195,6 +195,19 @@ export class ObjectService {
     return refusal;
   }
 
+  /** Whether room for `id` was granted to `peer` and not used yet. */
+  isGrantedTo(peer: Peer, id: string): boolean {
+    return this.#grantedTo.get(id) === peer;
+  }
+
+  /** What `peer` wrote of `id` under its grant is not wanted (a refused stream item): room and file go. */
+  discardGrant(peer: Peer, id: string): void {
+    if (this.#grantedTo.get(id) !== peer) return;
+    this.#grantedTo.delete(id);
+    this.#refused.delete(id);
+    this.#store.discardUnclaimed(id);
+  }
+
   /** `peer` finished writing `id` (its put or its task result arrived): the grant is the object's now. */
   written(id: string): void {
     this.#grantedTo.delete(id);
@@ -211,6 +224,9 @@ export class ObjectService {
       if (writer !== peer) continue;
       this.#grantedTo.delete(id);
       this.#store.releaseRoom(id);
+      // A stream item it was writing when it died: whatever it wrote goes (a task result is
+      // discarded by the scheduler, before a retry writes it anew).
+      if (this.#store.status(id).state === 'freed') this.#store.discardUnclaimed(id);
     }
     for (const [id, peers] of this.#mappedBy) {
       peers.delete(peer);

@@ -1,4 +1,4 @@
-import { decodeThrown, encodeError, type WireTask, type WorkerToNode } from '@shoal/protocol';
+import { decodeThrown, encodeError, type WireArg, type WireTask, type WorkerToNode } from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
 import type { LocalScheduler } from '../scheduling/local-scheduler.js';
 import { WorkerHandle } from '../workers/worker-handle.js';
@@ -22,6 +22,8 @@ export interface RouterServices {
   readonly streams: StreamService;
   /** A task submitted by a peer (a nested task, or one from an attached program). */
   submit(peer: Peer, task: WireTask): void;
+  /** Arguments of an actor's constructor or call: in a cluster, those made by other nodes are fetched. */
+  fetchArguments(args: readonly WireArg[]): void;
 }
 
 /**
@@ -45,7 +47,7 @@ export class PeerRouter {
 
   /** Messages only an actor's process sends; false for the others. */
   #fromActor(worker: WorkerHandle, message: WorkerToNode): boolean {
-    const { actors, objects, streams } = this.#services;
+    const { actors, streams } = this.#services;
     switch (message.type) {
       case 'actor-ready':
         actors.initialized(worker, undefined);
@@ -59,16 +61,18 @@ export class PeerRouter {
       case 'failed':
         actors.failed(worker, message.taskId, message.error);
         return true;
-      case 'stream-item': {
-        const call = actors.callOf(worker, message.taskId);
-        objects.written(message.id);
-        if (!call || !streams.item(call.returnId, message.index, message.id, message.result)) this.#services.store.discardUnclaimed(message.id);
+      case 'stream-item':
+        this.#streamItem(worker, actors.callOf(worker, message.taskId)?.returnId, message);
         return true;
-      }
+      case 'stream-wait':
+        this.#streamWait(worker, actors.callOf(worker, message.taskId)?.returnId, message.requestId, message.index);
+        return true;
       case 'reserve': {
-        // Room for a result of a call it runs, or for an item of a streaming call (a new object).
-        const ours = message.size > 0 && (actors.writes(worker, message.id) || (actors.streams(worker) && this.#isNew(message.id)));
-        this.#answerReserve(worker, message.requestId, message.id, message.size, ours);
+        // Room for a result of a call it runs, or for an item of a streaming call it runs (a new object, within its credit).
+        const streaming = actors.streamingCallOf(worker);
+        const result = actors.writes(worker, message.id);
+        const ours = message.size > 0 && (result || (streaming !== undefined && this.#isNew(message.id) && streams.grant(streaming)));
+        this.#answerReserve(worker, message.requestId, message.id, message.size, ours, !result);
         return true;
       }
       default:
@@ -81,7 +85,31 @@ export class PeerRouter {
     return this.#services.store.status(id).state === 'freed';
   }
 
-  #answerReserve(worker: WorkerHandle, requestId: number, id: string, size: number, ours: boolean): void {
+  /**
+   * An item a streaming task or call of `worker` (whose result is `returnId`) yielded: stored if
+   * it is the next one of an open stream, within its credit, under a new id (or one room was
+   * granted for); otherwise refused, and what the worker wrote under its grant discarded.
+   */
+  #streamItem(worker: WorkerHandle, returnId: string | undefined, message: Extract<WorkerToNode, { type: 'stream-item' }>): void {
+    const { objects, streams } = this.#services;
+    const granted = objects.isGrantedTo(worker, message.id);
+    if (returnId === undefined || !streams.accepts(returnId, message.index, message.id, granted)) {
+      objects.discardGrant(worker, message.id);
+      return;
+    }
+    objects.written(message.id);
+    streams.item(returnId, message.index, message.id, message.result, granted);
+  }
+
+  /** A streaming producer of `worker` at the end of its credit: answered once the consumer took enough (its CPUs lent meanwhile). */
+  #streamWait(worker: WorkerHandle, returnId: string | undefined, requestId: number, index: number): void {
+    const reply = (go: { upTo: number; stop: boolean }) => worker.send({ type: 'stream-go', requestId, upTo: go.upTo, stop: go.stop });
+    const go = returnId === undefined ? { upTo: index, stop: true } : this.#services.streams.waitForCredit(returnId, index);
+    if (go instanceof Promise) this.#services.scheduler.whileBlocked(worker, [returnId!], go, reply);
+    else reply(go);
+  }
+
+  #answerReserve(worker: WorkerHandle, requestId: number, id: string, size: number, ours: boolean, item = false): void {
     // A grant is charged to an object id, and one for a stranger's id would take or replace another writer's room.
     const answer = ours
       ? this.#services.objects.reserve(worker, id, size)
@@ -89,7 +117,11 @@ export class PeerRouter {
           error: encodeError(new RangeError(`A worker may reserve room only for the result of a task it runs (object ${id}, ${size} bytes)`)),
         });
     // The answer carries `error` or `lent` only when they are set.
-    void answer.then((reply) => worker.send({ type: 'reserved', requestId, ...reply }));
+    void answer.then((reply) => {
+      // A stream item refused room fails its stream (a TaskError of the refusal): nothing to keep.
+      if (item && reply.error) this.#services.objects.refused(id);
+      worker.send({ type: 'reserved', requestId, ...reply });
+    });
   }
 
   /** Messages only a worker sends; false for the others. */
@@ -112,21 +144,20 @@ export class PeerRouter {
         return true;
       }
       case 'reserve': {
-        // Room for the result of a task this worker runs (or an item of a streaming one), and nothing else.
+        // Room for the result of a task this worker runs (or an item of a running streaming one, within its credit), and nothing else.
         const running = worker.inflight[0];
-        const ours =
-          message.size > 0 &&
-          (worker.inflight.some((task) => task.returnId === message.id) ||
-            (running?.state === 'running' && running.options.streamWindow !== undefined && this.#isNew(message.id)));
-        this.#answerReserve(worker, message.requestId, message.id, message.size, ours);
+        const streaming = running?.state === 'running' && running.options.streamWindow !== undefined ? running.returnId : undefined;
+        const result = worker.inflight.some((task) => task.returnId === message.id);
+        const ours = message.size > 0 && (result || (streaming !== undefined && this.#isNew(message.id) && this.#services.streams.grant(streaming)));
+        this.#answerReserve(worker, message.requestId, message.id, message.size, ours, !result);
         return true;
       }
-      case 'stream-item': {
-        const task = scheduler.taskOf(worker, message.taskId);
-        this.#services.objects.written(message.id);
-        if (!task || !this.#services.streams.item(task.returnId, message.index, message.id, message.result)) this.#services.store.discardUnclaimed(message.id);
+      case 'stream-item':
+        this.#streamItem(worker, scheduler.taskOf(worker, message.taskId)?.returnId, message);
         return true;
-      }
+      case 'stream-wait':
+        this.#streamWait(worker, scheduler.taskOf(worker, message.taskId)?.returnId, message.requestId, message.index);
+        return true;
       case 'recalled':
         scheduler.tasksRecalled(worker, message.taskIds);
         return true;
@@ -177,6 +208,7 @@ export class PeerRouter {
         return;
       case 'actor-create': {
         const { actorId, cls, methods, args, contains, options } = message;
+        this.#services.fetchArguments(args);
         this.#services.actors.create(peer, { id: actorId, cls: { source: cls.source, hash: cls.hash, name: cls.name }, methods, args, contains, options });
         return;
       }
@@ -184,6 +216,7 @@ export class PeerRouter {
         // The caller holds the result's ref from now on (as for a submitted task).
         store.expect(message.returnId);
         holds.holdFor(peer, message.returnId);
+        this.#services.fetchArguments(message.args);
         this.#services.actors.call(peer, message.actorId, message.returnId, message.method, message.args, message.contains);
         return;
       case 'actor-kill':
@@ -207,13 +240,14 @@ export class PeerRouter {
             peer.send({ type: 'stream-next', requestId: message.requestId, end: true, ...(next.error ? { error: encodeError(next.error) } : {}) });
           }
         };
-        const next = this.#services.streams.pull(message.returnId, message.index);
-        if (next instanceof Promise) void next.then(answer);
+        const next = this.#services.streams.pull(message.returnId, message.index, peer);
+        // A task reading a stream waits as on a get: its CPUs are lent meanwhile.
+        if (next instanceof Promise) scheduler.whileBlocked(worker, [message.returnId], next, answer);
         else answer(next);
         return;
       }
       case 'stream-close':
-        this.#services.streams.close(message.returnId);
+        this.#services.streams.close(message.returnId, peer);
         return;
       case 'cancel':
         scheduler.cancel(message.id);

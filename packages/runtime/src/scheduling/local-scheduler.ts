@@ -147,17 +147,25 @@ export class LocalScheduler {
   /**
    * Holds `demand` for an actor while it lives, once it fits: `placed` calls back at once or
    * after the tasks running now have given enough back (actors waiting come before the ready
-   * queue, in the order they asked). Returns why it can never fit here, if so (nothing is held).
+   * queue; one that does not fit yet holds back none that do). Returns why it can never fit
+   * here (nothing is held), or how to stop waiting.
    * `placement`: what it needs to be placed (a CPU, though it holds none while it lives).
    */
-  holdForActor(demand: Readonly<Resources>, placement: Readonly<Resources>, placed: () => void): string | undefined {
+  holdForActor(demand: Readonly<Resources>, placement: Readonly<Resources>, placed: () => void): { infeasible: string } | { cancel: () => void } {
     for (const needed of [placement, demand]) {
       const fit = place(needed, this.total, this.total);
-      if (fit.kind === 'infeasible') return fit.reason;
+      if (fit.kind === 'infeasible') return { infeasible: fit.reason };
     }
-    this.#actorsWaiting.push({ demand, placed });
+    const waiting = { demand, placed };
+    this.#actorsWaiting.push(waiting);
     this.schedule();
-    return undefined;
+    // The actor died before it was placed: it waits no more (nothing was held for it).
+    return {
+      cancel: () => {
+        const index = this.#actorsWaiting.indexOf(waiting);
+        if (index >= 0) this.#actorsWaiting.splice(index, 1);
+      },
+    };
   }
 
   /** An actor that held `demand` is gone: tasks may use it again. */
@@ -166,12 +174,11 @@ export class LocalScheduler {
     this.schedule();
   }
 
-  /** Actors waiting for their resources, first come first placed. */
+  /** Actors waiting for their resources, in the order they asked: each that fits now is placed. */
   #placeActors(): void {
-    while (this.#actorsWaiting.length > 0) {
-      const next = this.#actorsWaiting[0]!;
-      if (place(next.demand, this.#leases.available, this.total).kind !== 'placed') return;
-      this.#actorsWaiting.shift();
+    for (const next of [...this.#actorsWaiting]) {
+      if (place(next.demand, this.#leases.available, this.total).kind !== 'placed') continue;
+      this.#actorsWaiting.splice(this.#actorsWaiting.indexOf(next), 1);
       this.#leases.holdFor(next.demand);
       next.placed();
     }

@@ -1,6 +1,6 @@
 import { encodeError, type NodeToWorker } from '@shoal/protocol';
 import { compileFunction } from '../api/function-source.js';
-import { isAsyncIterator, StreamProducers } from './stream-producer.js';
+import { isAsyncIterator, noCredit, StreamProducers } from './stream-producer.js';
 import { TaskIO, type TaskIOOptions } from './task-io.js';
 
 type Init = Extract<NodeToWorker, { type: 'actor-init' }>;
@@ -17,7 +17,8 @@ export interface ActorExecutorOptions extends TaskIOOptions {
  * class compiled from its source, the constructor given its arguments; a constructor that
  * returns a promise is awaited) and runs the calls the node sends (`call`) on it, in the order
  * sent, at most `maxConcurrency` at once (async methods interleave at their awaits; a sync method
- * runs alone whatever the limit). An exception fails its call only.
+ * runs alone whatever the limit; a streaming method waiting for its consumer does not count). An
+ * exception fails its call only.
  */
 export class ActorExecutor {
   readonly #io: TaskIO;
@@ -32,7 +33,7 @@ export class ActorExecutor {
 
   constructor(options: ActorExecutorOptions) {
     this.#io = new TaskIO(options);
-    this.#streams = new StreamProducers(this.#io);
+    this.#streams = new StreamProducers(this.#io, options.askCredit ?? noCredit);
     this.#require = options.require;
   }
 
@@ -122,7 +123,18 @@ export class ActorExecutor {
   async #settle(call: Call, result: unknown): Promise<void> {
     try {
       if (call.stream && isAsyncIterator(result)) {
-        await this.#streams.produce(call.taskId, call.returnId, result, this.#streamWindow);
+        // While it waits for its consumer it does not count against maxConcurrency: the
+        // consumer may be calling this very actor.
+        const pause = {
+          paused: () => {
+            this.#running -= 1;
+            this.#next();
+          },
+          resumed: () => {
+            this.#running += 1;
+          },
+        };
+        await this.#streams.produce(call.taskId, call.returnId, result, this.#streamWindow, pause);
         return;
       }
       result = await result;

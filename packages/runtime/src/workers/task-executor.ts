@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { NodeToWorker, WorkerToNode } from '@shoal/protocol';
 import { compileFunction, type FunctionSource } from '../api/function-source.js';
-import { isAsyncIterator, StreamProducers } from './stream-producer.js';
+import { isAsyncIterator, noCredit, StreamProducers } from './stream-producer.js';
 import { TaskIO, type TaskIOOptions } from './task-io.js';
 
 type Execute = Extract<NodeToWorker, { type: 'execute' }>;
@@ -46,7 +46,7 @@ export class TaskExecutor {
   constructor(options: TaskExecutorOptions) {
     this.#connection = options.connection;
     this.#io = new TaskIO(options);
-    this.#streams = new StreamProducers(this.#io);
+    this.#streams = new StreamProducers(this.#io, options.askCredit ?? noCredit);
     // Tasks that `require()` resolve from the directory the program was started in.
     this.require = options.require ?? createRequire(pathToFileURL(join(process.cwd(), 'noop.js')));
   }

@@ -1,5 +1,6 @@
 import { SharedMemoryError, decodeValue, encodeError, encodeValue, type ObjectLocation, type ObjectPayload, type WireArg, type WorkerToNode } from '@shoal/protocol';
 import type { ObjectIO } from '../client/object-io.js';
+import type { AskCredit } from './stream-producer.js';
 
 /** How a worker reads a task's arguments and writes its results (tasks and actor calls alike). */
 export interface TaskIOOptions {
@@ -18,6 +19,11 @@ export interface TaskIOOptions {
    * @default none (an argument sent as spilled fails the task)
    */
   readonly locate?: (id: string) => Promise<ObjectLocation>;
+  /**
+   * Asks the node whether a streaming task or call may yield item `index` (`stream-wait`).
+   * @default none (a producer past its window fails)
+   */
+  readonly askCredit?: AskCredit;
 }
 
 /**

@@ -74,6 +74,7 @@ const io = {
   objects,
   reserve: (id: string, size: number) => runtime.reserve(id, size),
   locate: (id: string) => runtime.locate(id),
+  askCredit: (taskId: number, index: number) => runtime.streamWait(taskId, index),
 };
 const executor = new TaskExecutor(io);
 let actor: ActorExecutor | undefined;
