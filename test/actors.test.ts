@@ -541,3 +541,118 @@ test('a class written as `const Name = actor(class Name { ... })` (tsx renames i
   assert.equal(await counter.add(2), 2);
   assert.equal(await counter.twice(3), 6);
 });
+
+// ---- found by the second review -----------------------------------------------------------------
+
+test('an actor that dies as it is placed does not disturb the placing of those after it', async () => {
+  const session = await start({ numCpus: 1, resources: { gpu: 1 } });
+  const GpuLog = actor(Log, { resources: { gpu: 1 } });
+  const first = new GpuLog('first');
+  await first.append(1);
+  const failing = remote((): string => {
+    throw new RangeError('no label');
+  });
+  // Waits for the GPU; once placed, its constructor's argument is a failure: it dies at once.
+  const broken = new GpuLog(failing());
+  const next = new GpuLog('next');
+  kill(first);
+  assert.equal((await reasonOf(broken.append(1))).kind, 'constructor');
+  assert.equal(await next.append(7), 1);
+  assert.equal(actorPids(session).length, 1, 'only the live actor has a process');
+  kill(next);
+  const last = new GpuLog('last');
+  assert.equal(await last.append(8), 1, 'the GPU was held once, and given back once');
+});
+
+test('streams read one after another do not need a worker each past maxWorkers', async () => {
+  await start({ numCpus: 1, maxWorkers: 1, maxBlockedWorkers: 3 });
+  const produce = remote(
+    async function* (n: number) {
+      for (let i = 0; i < n; i++) yield i;
+    },
+    { streamWindow: 2 },
+  );
+  const streams = Array.from({ length: 5 }, () => produce(10));
+  const totals: number[] = [];
+  for (const stream of streams) {
+    let total = 0;
+    for await (const value of stream) total += value;
+    totals.push(total);
+  }
+  assert.deepEqual(totals, [45, 45, 45, 45, 45]);
+});
+
+test('two streams of one actor read in turns each get every item (room is charged to the right stream)', async () => {
+  await start({ numCpus: 1 });
+  class Chunks {
+    async *chunks(n: number, fill: number): AsyncGenerator<Float64Array> {
+      for (let i = 0; i < n; i++) yield new Float64Array(131_072).fill(fill + i);
+    }
+  }
+  const source = new (actor(Chunks).options({ maxConcurrency: 2, streamWindow: 2 }))();
+  const a = source.chunks(6, 0);
+  const b = source.chunks(6, 100);
+  const seen: number[] = [];
+  for (let i = 0; i < 6; i++) {
+    seen.push((await a.next()).value![0]!, (await b.next()).value![0]!);
+  }
+  assert.deepEqual(seen, [0, 100, 1, 101, 2, 102, 3, 103, 4, 104, 5, 105]);
+});
+
+test('a paused streaming method goes on only once the slot is free again (maxConcurrency 1)', async () => {
+  await start({ numCpus: 1 });
+  class Meter {
+    active = 0;
+    most = 0;
+    enter(): void {
+      this.active += 1;
+      this.most = Math.max(this.most, this.active);
+    }
+    async *items(n: number): AsyncGenerator<number> {
+      for (let i = 0; i < n; i++) {
+        this.enter();
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        this.active -= 1;
+        yield i;
+      }
+    }
+    async slow(): Promise<number> {
+      this.enter();
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      this.active -= 1;
+      return this.most;
+    }
+  }
+  const meter = new (actor(Meter).options({ streamWindow: 1 }))();
+  const stream = meter.items(6);
+  assert.equal((await stream.next()).value, 0);
+  // The generator is paused for credit: slow() takes the slot, and the generator must wait for it.
+  const slow = meter.slow();
+  const rest: number[] = [];
+  for await (const value of stream) rest.push(value);
+  assert.deepEqual(rest, [1, 2, 3, 4, 5]);
+  assert.equal(await slow, 1, 'never two calls inside the actor at once');
+});
+
+test('a sync method whose result throws as it is looked at fails that call only', async () => {
+  await start({ numCpus: 1 });
+  class Tricky {
+    tricky(): object {
+      return new Proxy(
+        {},
+        {
+          get(_target, key) {
+            if (key === 'then') throw new RangeError('no then here');
+            return undefined;
+          },
+        },
+      );
+    }
+    ping(): string {
+      return 'pong';
+    }
+  }
+  const tricky = new (actor(Tricky))();
+  await assert.rejects(get(tricky.tricky()), /no then here/);
+  assert.equal(await tricky.ping(), 'pong');
+});

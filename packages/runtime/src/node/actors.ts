@@ -333,7 +333,7 @@ export class ActorService {
   streamingCallOf(worker: WorkerHandle): string | undefined {
     const actor = this.#byProcess.get(worker);
     if (!actor) return undefined;
-    for (const call of actor.sent.values()) if (call.stream && this.#parts.streams.grant(call.returnId, true)) return call.returnId;
+    for (const call of actor.sent.values()) if (call.stream && this.#parts.streams.grant(call.returnId)) return call.returnId;
     return undefined;
   }
 

@@ -139,9 +139,10 @@ export class NodeManager implements Runtime {
     );
     this.#streams = new StreamService(store, {
       producer: (returnId) => {
+        // A task only queued on a worker may still be recalled or stolen: it is cancelled instead.
         const task = this.#scheduler.tasks.get(returnId);
         const worker = task?.worker;
-        if (task && worker) return { taskId: task.id, send: (message) => worker.send(message) };
+        if (task) return task.state === 'running' && worker ? { taskId: task.id, send: (message) => worker.send(message) } : undefined;
         return this.#actors.producerOf(returnId);
       },
       // Not on a process yet: a task waiting or ready is cancelled, an actor call still queued dropped.

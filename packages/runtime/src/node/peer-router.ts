@@ -71,7 +71,7 @@ export class PeerRouter {
         // Room for a result of a call it runs, or for an item of a streaming call it runs (a new object, within its credit).
         const streaming = actors.streamingCallOf(worker);
         const result = actors.writes(worker, message.id);
-        const ours = message.size > 0 && (result || (streaming !== undefined && this.#isNew(message.id) && streams.grant(streaming)));
+        const ours = message.size > 0 && (result || (streaming !== undefined && this.#isNew(message.id) && streams.grant(streaming, message.id)));
         this.#answerReserve(worker, message.requestId, message.id, message.size, ours, !result);
         return true;
       }
@@ -95,6 +95,7 @@ export class PeerRouter {
     const granted = objects.isGrantedTo(worker, message.id);
     if (returnId === undefined || !streams.accepts(returnId, message.index, message.id, granted)) {
       objects.discardGrant(worker, message.id);
+      streams.ungrant(message.id);
       return;
     }
     objects.written(message.id);
@@ -105,8 +106,13 @@ export class PeerRouter {
   #streamWait(worker: WorkerHandle, returnId: string | undefined, requestId: number, index: number): void {
     const reply = (go: { upTo: number; stop: boolean }) => worker.send({ type: 'stream-go', requestId, upTo: go.upTo, stop: go.stop });
     const go = returnId === undefined ? { upTo: index, stop: true } : this.#services.streams.waitForCredit(returnId, index);
-    if (go instanceof Promise) this.#services.scheduler.whileBlocked(worker, [returnId!], go, reply);
-    else reply(go);
+    if (!(go instanceof Promise)) return reply(go);
+    // Paused, not blocked: its CPU is lent, but it does not make the node start workers past maxWorkers.
+    worker.pausedStreams += 1;
+    this.#services.scheduler.whileBlocked(worker, [returnId!], go, (answer) => {
+      worker.pausedStreams -= 1;
+      reply(answer);
+    });
   }
 
   #answerReserve(worker: WorkerHandle, requestId: number, id: string, size: number, ours: boolean, item = false): void {
@@ -119,7 +125,10 @@ export class PeerRouter {
     // The answer carries `error` or `lent` only when they are set.
     void answer.then((reply) => {
       // A stream item refused room fails its stream (a TaskError of the refusal): nothing to keep.
-      if (item && reply.error) this.#services.objects.refused(id);
+      if (item && reply.error) {
+        this.#services.objects.refused(id);
+        this.#services.streams.ungrant(id);
+      }
       worker.send({ type: 'reserved', requestId, ...reply });
     });
   }
@@ -148,7 +157,7 @@ export class PeerRouter {
         const running = worker.inflight[0];
         const streaming = running?.state === 'running' && running.options.streamWindow !== undefined ? running.returnId : undefined;
         const result = worker.inflight.some((task) => task.returnId === message.id);
-        const ours = message.size > 0 && (result || (streaming !== undefined && this.#isNew(message.id) && this.#services.streams.grant(streaming)));
+        const ours = message.size > 0 && (result || (streaming !== undefined && this.#isNew(message.id) && this.#services.streams.grant(streaming, message.id)));
         this.#answerReserve(worker, message.requestId, message.id, message.size, ours, !result);
         return true;
       }

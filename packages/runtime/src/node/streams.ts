@@ -51,6 +51,8 @@ export class StreamService {
   readonly #store: ObjectStore;
   readonly #host: StreamHost;
   readonly #streams = new Map<string, Stream>();
+  /** Room granted for items not reported yet, by item id: the stream it was charged to. */
+  readonly #grants = new Map<string, Stream>();
 
   constructor(store: ObjectStore, host: StreamHost) {
     this.#store = store;
@@ -81,13 +83,23 @@ export class StreamService {
 
   /**
    * Whether the producer of stream `returnId` may be granted room for one more item now (its
-   * credit not used up by items and grants); counted as granted unless `check` only.
+   * credit not used up by items and grants); with `id`, the grant is counted, against this stream.
    */
-  grant(returnId: string, check = false): boolean {
+  grant(returnId: string, id?: string): boolean {
     const stream = this.#streams.get(returnId);
     if (!stream || stream.ended || stream.items.length + stream.granted >= this.#credit(stream)) return false;
-    if (!check) stream.granted += 1;
+    if (id === undefined) return true;
+    stream.granted += 1;
+    this.#grants.set(id, stream);
     return true;
+  }
+
+  /** Room granted for item `id` was refused or its item discarded: the stream it was charged to may be granted again. */
+  ungrant(id: string): void {
+    const stream = this.#grants.get(id);
+    if (!stream) return;
+    this.#grants.delete(id);
+    stream.granted = Math.max(0, stream.granted - 1);
   }
 
   /**
@@ -104,7 +116,8 @@ export class StreamService {
   /** Stores item `index` as `id` (checked with {@link StreamService.accepts} first). */
   item(returnId: string, index: number, id: string, payload: ObjectPayload, granted: boolean): void {
     const stream = this.#streams.get(returnId)!;
-    if (granted) stream.granted = Math.max(0, stream.granted - 1);
+    // Charged to the stream it was granted for (another stream of the same actor, perhaps).
+    if (granted) this.ungrant(id);
     try {
       this.#store.register(id, payload);
     } catch (error) {
@@ -202,6 +215,7 @@ export class StreamService {
   }
 
   #releaseItems(stream: Stream): void {
+    for (const [id, charged] of this.#grants) if (charged === stream) this.#grants.delete(id);
     for (const [index, id] of stream.items.entries()) {
       if (id === undefined) continue;
       stream.items[index] = undefined;

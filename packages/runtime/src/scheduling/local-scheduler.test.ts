@@ -52,6 +52,7 @@ class FakeWorker implements WorkerSlot {
   readonly inflight: WorkerSlot['inflight'] = [];
   lease: WorkerSlot['lease'];
   blockedRequests = 0;
+  pausedStreams = 0;
   readonly functions = new Set<string>();
   readonly sent: NodeToWorker[] = [];
   killed = false;

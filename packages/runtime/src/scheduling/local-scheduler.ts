@@ -43,6 +43,8 @@ export class LocalScheduler {
   #nextTaskId = 1;
   #stopped = false;
   readonly #actorsWaiting: { demand: Readonly<Resources>; placed: () => void }[] = [];
+  #placingActors = false;
+  #placeAgain = false;
 
   constructor(total: Readonly<Resources>, host: SchedulerHost, limits: WorkerLimits) {
     this.total = total;
@@ -174,13 +176,33 @@ export class LocalScheduler {
     this.schedule();
   }
 
-  /** Actors waiting for their resources, in the order they asked: each that fits now is placed. */
+  /**
+   * Actors waiting for their resources, in the order they asked: each that fits now is placed.
+   * Not re-entered: a placement whose actor dies at once gives its resources back and schedules,
+   * and that pass only asks for another round of this one.
+   */
   #placeActors(): void {
-    for (const next of [...this.#actorsWaiting]) {
-      if (place(next.demand, this.#leases.available, this.total).kind !== 'placed') continue;
-      this.#actorsWaiting.splice(this.#actorsWaiting.indexOf(next), 1);
-      this.#leases.holdFor(next.demand);
-      next.placed();
+    if (this.#placingActors) {
+      this.#placeAgain = true;
+      return;
+    }
+    this.#placingActors = true;
+    try {
+      do {
+        this.#placeAgain = false;
+        for (let i = 0; i < this.#actorsWaiting.length; ) {
+          const next = this.#actorsWaiting[i]!;
+          if (place(next.demand, this.#leases.available, this.total).kind !== 'placed') {
+            i += 1;
+            continue;
+          }
+          this.#actorsWaiting.splice(i, 1);
+          this.#leases.holdFor(next.demand);
+          next.placed();
+        }
+      } while (this.#placeAgain);
+    } finally {
+      this.#placingActors = false;
     }
   }
 

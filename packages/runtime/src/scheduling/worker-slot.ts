@@ -18,6 +18,11 @@ export interface WorkerSlot {
   lease: Readonly<Resources> | undefined;
   /** Requests from the running task waiting on objects that are not ready (its CPU is lent). */
   blockedRequests: number;
+  /**
+   * Of those, the waits of a streaming task for its consumer: it lends its CPU, but a worker
+   * only paused is not blocked for the extra-worker rule (its consumer may never read on).
+   */
+  pausedStreams: number;
   /** Hashes of the functions this worker already has. */
   readonly functions: Set<string>;
   send(message: NodeToWorker): void;

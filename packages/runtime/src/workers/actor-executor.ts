@@ -29,6 +29,8 @@ export class ActorExecutor {
   #streamWindow = 16;
   #running = 0;
   readonly #queue: Call[] = [];
+  /** Paused streaming calls waiting for a slot to go on. */
+  readonly #resuming: (() => void)[] = [];
   #head = 0;
 
   constructor(options: ActorExecutorOptions) {
@@ -69,6 +71,11 @@ export class ActorExecutor {
   }
 
   #next(): void {
+    // Streaming calls going on after a pause come first: they were running before.
+    while (this.#running < this.#maxConcurrency && this.#resuming.length > 0) {
+      this.#running += 1;
+      this.#resuming.shift()!();
+    }
     while (this.#instance && this.#running < this.#maxConcurrency && this.#head < this.#queue.length) {
       const call = this.#queue[this.#head]!;
       this.#queue[this.#head++] = undefined as never;
@@ -77,8 +84,14 @@ export class ActorExecutor {
         this.#head = 0;
       }
       this.#running += 1;
-      // A sync method with an inline result is over before this returns: no promise at all.
-      const running = this.#run(call);
+      let running: Promise<void> | undefined;
+      try {
+        // A sync method with an inline result is over before this returns: no promise at all.
+        running = this.#run(call);
+      } catch (error) {
+        // Nothing of a call may escape into the connection's handler: it fails that call only.
+        this.#io.fail(call.taskId, error);
+      }
       if (running === undefined) this.#running -= 1;
       else
         void running.finally(() => {
@@ -88,22 +101,37 @@ export class ActorExecutor {
     }
   }
 
+  /** A streaming call paused for its consumer gives its slot up: calls queued behind may run. */
+  #paused(): void {
+    this.#running -= 1;
+    this.#next();
+  }
+
+  /** A paused streaming call goes on once a slot is free (before calls still queued). */
+  #resumed(): void | Promise<void> {
+    if (this.#running < this.#maxConcurrency) {
+      this.#running += 1;
+      return;
+    }
+    return new Promise<void>((resolve) => this.#resuming.push(resolve));
+  }
+
   /** Runs a call; a promise only when something in it is asynchronous. */
   #run(call: Call): Promise<void> | undefined {
     const instance = this.#instance!;
     let result: unknown;
-    let args: unknown[] | Promise<unknown[]>;
     try {
       const method = instance[call.method];
       if (typeof method !== 'function') throw new TypeError(`The actor has no method ${call.method}`);
-      args = this.#io.args(call.args);
+      const args = this.#io.args(call.args);
       if (!Array.isArray(args)) return this.#runLater(call, method as (...a: unknown[]) => unknown, args);
       result = (method as (...a: unknown[]) => unknown).apply(instance, args);
+      // (A value's own `then` getter may throw too: that fails this call.)
+      if ((call.stream && isAsyncIterator(result)) || isThenable(result)) return this.#settle(call, result);
     } catch (error) {
       this.#io.fail(call.taskId, error);
       return undefined;
     }
-    if ((call.stream && isAsyncIterator(result)) || isThenable(result)) return this.#settle(call, result);
     return this.#io.finish(call.taskId, call.returnId, result) ?? undefined;
   }
 
@@ -125,15 +153,7 @@ export class ActorExecutor {
       if (call.stream && isAsyncIterator(result)) {
         // While it waits for its consumer it does not count against maxConcurrency: the
         // consumer may be calling this very actor.
-        const pause = {
-          paused: () => {
-            this.#running -= 1;
-            this.#next();
-          },
-          resumed: () => {
-            this.#running += 1;
-          },
-        };
+        const pause = { paused: () => this.#paused(), resumed: () => this.#resumed() };
         await this.#streams.produce(call.taskId, call.returnId, result, this.#streamWindow, pause);
         return;
       }

@@ -26,7 +26,8 @@ export const noCredit: AskCredit = () => Promise.reject(new Error('This worker c
 /** Told when a producer waits for its consumer and when it goes on (an actor frees its slot meanwhile). */
 export interface PauseHooks {
   paused(): void;
-  resumed(): void;
+  /** Resolves once the producer may go on (an actor's slot is free again). */
+  resumed(): void | Promise<void>;
 }
 
 /** Credits that came before their stream started (a queued task or call), kept at most this many. */
@@ -85,7 +86,7 @@ export class StreamProducers {
             stream.upTo = Math.max(stream.upTo, credit.upTo);
             stream.stop ||= credit.stop;
           } finally {
-            pause?.resumed();
+            await pause?.resumed();
           }
           continue;
         }

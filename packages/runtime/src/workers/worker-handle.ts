@@ -48,6 +48,8 @@ export class WorkerHandle implements Peer, WorkerSlot {
   readonly holds = new Map<string, number>();
   /** Requests from the running task waiting on objects that are not ready (its CPU is lent). */
   blockedRequests = 0;
+  /** Of those, a streaming task's waits for its consumer. */
+  pausedStreams = 0;
   /** Names this worker watches. */
   readonly watching = new Set<string>();
   readonly pendingHolds = new Set<string>();

@@ -17,14 +17,15 @@ export interface WorkerLimits {
  * - `over-cap`: every one of `maxBlockedWorkers` workers is blocked. Waiting would be forever
  *   if they wait on tasks queued here; the scheduler fails the newest task instead.
  */
-export function extraWorker(workers: Iterable<Pick<WorkerSlot, 'state' | 'blockedRequests'>>, limits: WorkerLimits): 'spawn' | 'wait' | 'over-cap' {
+export function extraWorker(workers: Iterable<Pick<WorkerSlot, 'state' | 'blockedRequests'> & { readonly pausedStreams?: number }>, limits: WorkerLimits): 'spawn' | 'wait' | 'over-cap' {
   let alive = 0;
   let blocked = 0;
   for (const worker of workers) {
     if (worker.state === 'starting') return 'wait';
     if (worker.state === 'dead') continue;
     alive += 1;
-    if (worker.state === 'busy' && worker.blockedRequests > 0) blocked += 1;
+    // A streaming task paused for its consumer is not blocked: past maxWorkers, more streams wait.
+    if (worker.state === 'busy' && worker.blockedRequests > (worker.pausedStreams ?? 0)) blocked += 1;
   }
   if (alive < limits.maxWorkers) return 'spawn';
   // (No worker at all with maxWorkers 0: a store-only node never runs tasks, it does not fail them.)
