@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { Packr } from 'msgpackr';
-import { ObjectCorruptError } from './errors.js';
+import { ActorDiedError, ObjectCorruptError, ShoalError, TaskError } from './errors.js';
 import { ALIGNMENT, planLayout, writeFront, type Layout } from './layout.js';
 import { ObjectRef } from './object-ref.js';
 import {
@@ -1191,5 +1191,31 @@ describe('writeFrontBytes and encodeViewShell', () => {
     for (const kind of ['DataView', 'Buffer', 'Array', 'toString']) {
       assert.throws(() => encodeViewShell(kind, 1), TypeError, kind);
     }
+  });
+});
+
+describe("Shoal's errors keep their class", () => {
+  test('an error whose code names a registered class of its name comes back as that class, with its fields', () => {
+    const died = new ActorDiedError('Counter', { kind: 'exited', exitCode: null, signal: 'SIGKILL' }, 1);
+    const back = roundTrip(died, true);
+    assert.ok(back instanceof ActorDiedError);
+    assert.ok(back instanceof ShoalError);
+    assert.equal(back.message, died.message);
+    assert.equal(back.code, 'ERR_ACTOR_DIED');
+    assert.deepEqual(back.reason, died.reason);
+    assert.equal(back.stack, died.stack);
+    const failed = roundTrip(new TaskError('parse', new RangeError('too big')), true);
+    assert.ok(failed instanceof TaskError);
+    assert.ok(failed.cause instanceof RangeError);
+    assert.equal(failed.remoteName, 'RangeError');
+  });
+
+  test('a code that does not match the name (or no class) leaves a plain error: no class from bytes alone', () => {
+    const impostor = Object.assign(new Error('not really'), { code: 'ERR_TASK_FAILED' });
+    const back = roundTrip(impostor, true);
+    assert.ok(!(back instanceof TaskError));
+    assert.equal(back.name, 'Error');
+    const unknown = roundTrip(Object.assign(new TypeError('x'), { code: 'ERR_NOT_A_CODE' }), true);
+    assert.ok(unknown instanceof TypeError);
   });
 });

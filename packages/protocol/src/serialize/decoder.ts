@@ -1,4 +1,4 @@
-import { ObjectCorruptError } from '../errors.js';
+import { ObjectCorruptError, errorClassOf } from '../errors.js';
 import { isValidId } from '../ids.js';
 import { readLayout, type Layout } from '../layout.js';
 import { ActorHandle } from '../actor-handle.js';
@@ -183,8 +183,7 @@ class Reviver {
     if (typeof name !== 'string' || typeof message !== 'string' || !Array.isArray(props)) {
       return this.#corrupt('malformed error');
     }
-    const ErrorType = Object.prototype.hasOwnProperty.call(ERROR_TYPES, name) ? ERROR_TYPES[name]! : Error;
-    const error = this.#register(new ErrorType(message));
+    const error = this.#register(newError(name, message, props));
     if (error.name !== name) {
       Object.defineProperty(error, 'name', { value: name, writable: true, configurable: true, enumerable: false });
     }
@@ -243,4 +242,23 @@ export function decodeValue(bytes: Uint8Array, options: DecodeOptions): unknown 
     // Malformed tag data (a bad BigInt, RegExp, or a header nested deeper than the stack).
     throw new ObjectCorruptError(where, `its header does not decode (${(error as Error).message})`);
   }
+}
+
+/**
+ * The error a stored one becomes: a Shoal error (its `code` names a registered class of the same
+ * name) is rebuilt with its class, without its constructor (which would reword the message), so
+ * `instanceof TaskError` holds in every process; a built-in error type with its own; anything
+ * else as an Error.
+ */
+function newError(name: string, message: string, props: unknown[]): Error {
+  for (let i = 0; i + 1 < props.length; i += 2) {
+    if (props[i] !== 'code' || typeof props[i + 1] !== 'string') continue;
+    const Known = errorClassOf(props[i + 1] as string);
+    if (!Known || Known.name !== name) break;
+    const error = Object.create(Known.prototype) as Error;
+    Object.defineProperty(error, 'message', { value: message, writable: true, configurable: true, enumerable: false });
+    return error;
+  }
+  const ErrorType = Object.prototype.hasOwnProperty.call(ERROR_TYPES, name) ? ERROR_TYPES[name]! : Error;
+  return new ErrorType(message);
 }
