@@ -86,6 +86,8 @@ export class NodeManager implements Runtime {
   readonly #streams: StreamService;
   /** What keeps the process alive: pending tasks, pending actor calls. */
   readonly #busy = { tasks: false, actors: false };
+  /** Set while the node is about to stop keeping the process alive (see #setBusy). */
+  #letGo: NodeJS.Immediate | undefined;
   /** The node as its cluster agent sees it. */
   readonly cluster: ClusterPort;
   #state: NodeState = 'idle';
@@ -511,7 +513,18 @@ export class NodeManager implements Runtime {
     this.#busy[what] = busy;
     // Closing keeps the process alive until every worker is gone, whatever settles meanwhile.
     if (this.#state === 'closing' || this.#state === 'closed') return;
-    this.#keepAlive(this.#busy.tasks || this.#busy.actors);
+    if (this.#busy.tasks || this.#busy.actors) {
+      if (this.#letGo) clearImmediate(this.#letGo);
+      this.#letGo = undefined;
+      this.#keepAlive(true);
+      return;
+    }
+    // Let go a turn later: a program awaiting one call after another would otherwise ref and
+    // unref every socket and process of the node on each call.
+    this.#letGo ??= setImmediate(() => {
+      this.#letGo = undefined;
+      if (!this.#busy.tasks && !this.#busy.actors && this.#state !== 'closing' && this.#state !== 'closed') this.#keepAlive(false);
+    });
   }
 
   #keepAlive(alive: boolean): void {
