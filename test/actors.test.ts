@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { ActorDiedError, ActorNotFoundError, TaskError, actor, get, getActor, kill, remote, store, type ActorDeathReason } from 'shoal';
-import { actorPids, cleanUp, isAlive, markerDirectory, remember, sleep, start, until } from './runtime-helpers.js';
+import { LIVENESS_MS, actorPids, cleanUp, isAlive, markerDirectory, remember, sleep, start, until } from './runtime-helpers.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/actor-child.ts', import.meta.url));
 
@@ -655,4 +655,22 @@ test('a sync method whose result throws as it is looked at fails that call only'
   const tricky = new (actor(Tricky))();
   await assert.rejects(get(tricky.tricky()), /no then here/);
   assert.equal(await tricky.ping(), 'pong');
+});
+
+test('a program that read part of a stream and is done exits by itself (a paused producer keeps nothing alive)', async () => {
+  const child = fork(fileURLToPath(new URL('./fixtures/stream-exit.ts', import.meta.url)), ['shoal-test-child'], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const report = await new Promise<unknown>((resolve, reject) => {
+    child.once('message', resolve);
+    child.once('exit', (code) => reject(new Error(`the program exited (${code}) before reporting`)));
+  });
+  assert.deepEqual(report, { first: 0, tick: 0 });
+  let timer: NodeJS.Timeout | undefined;
+  const code = await Promise.race([exited, new Promise((resolve) => (timer = setTimeout(() => resolve('still running'), LIVENESS_MS)))]);
+  clearTimeout(timer);
+  if (code === 'still running') child.kill('SIGKILL');
+  assert.equal(code, 0, 'the program exits by itself');
 });

@@ -88,7 +88,7 @@ export interface ActorServiceParts {
   spawn(exited: (worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void): WorkerHandle;
   /** The node's streams: a call of an async generator method streams its items there. */
   readonly streams: StreamService;
-  /** Whether calls in flight keep the process alive. */
+  /** Called as each call is submitted and as each ends (`alive`: calls remain). */
   keepAlive(alive: boolean): void;
 }
 
@@ -499,9 +499,13 @@ export class ActorService {
     for (const actor of this.#actors.values()) this.#die(actor, { kind: 'node-closed' });
   }
 
+  /** Calls not finished, over every actor. */
+  get pending(): number {
+    return this.#pending;
+  }
+
   #addPending(delta: number): void {
-    const before = this.#pending;
     this.#pending += delta;
-    if ((before === 0) !== (this.#pending === 0)) this.#parts.keepAlive(this.#pending > 0);
+    this.#parts.keepAlive(this.#pending > 0);
   }
 }

@@ -149,6 +149,7 @@ export class NodeManager implements Runtime {
       },
       // Not on a process yet: a task waiting or ready is cancelled, an actor call still queued dropped.
       cancel: (returnId) => (this.#scheduler.tasks.has(returnId) ? this.#scheduler.cancel(returnId) : this.#actors.cancel(returnId)),
+      pausedChanged: () => this.#updateAlive(),
     });
     this.#actors = new ActorService({
       store,
@@ -511,9 +512,23 @@ export class NodeManager implements Runtime {
    */
   #setBusy(what: 'tasks' | 'actors', busy: boolean): void {
     this.#busy[what] = busy;
+    this.#updateAlive();
+  }
+
+  /**
+   * Whether work keeps the process alive: pending tasks and actor calls, except producers paused
+   * for their consumers (only the consumer can let them go on: a program that read part of a
+   * stream and is done exits, and the stream goes with it).
+   */
+  #working(): boolean {
+    const work = (this.#busy.tasks ? this.#scheduler.tasks.size : 0) + (this.#busy.actors ? this.#actors.pending : 0);
+    return work > this.#streams.paused;
+  }
+
+  #updateAlive(): void {
     // Closing keeps the process alive until every worker is gone, whatever settles meanwhile.
     if (this.#state === 'closing' || this.#state === 'closed') return;
-    if (this.#busy.tasks || this.#busy.actors) {
+    if (this.#working()) {
       if (this.#letGo) clearImmediate(this.#letGo);
       this.#letGo = undefined;
       this.#keepAlive(true);
@@ -523,7 +538,7 @@ export class NodeManager implements Runtime {
     // unref every socket and process of the node on each call.
     this.#letGo ??= setImmediate(() => {
       this.#letGo = undefined;
-      if (!this.#busy.tasks && !this.#busy.actors && this.#state !== 'closing' && this.#state !== 'closed') this.#keepAlive(false);
+      if (!this.#working() && this.#state !== 'closing' && this.#state !== 'closed') this.#keepAlive(false);
     });
   }
 

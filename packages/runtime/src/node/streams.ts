@@ -19,6 +19,8 @@ export interface StreamHost {
   producer(returnId: string): StreamProducer | undefined;
   /** Stops the task or call making stream `returnId`, which has not reached a process yet. */
   cancel(returnId: string): void;
+  /** The number of producers paused for their consumers changed (see {@link StreamService.paused}). */
+  pausedChanged(): void;
 }
 
 interface Stream {
@@ -51,12 +53,40 @@ export class StreamService {
   readonly #store: ObjectStore;
   readonly #host: StreamHost;
   readonly #streams = new Map<string, Stream>();
+  /**
+   * Producers waiting for their consumers (a `stream-wait` not answered): work that does not keep
+   * the program alive by itself, since only the consumer can let it go on.
+   */
+  #paused = 0;
   /** Room granted for items not reported yet, by item id: the stream it was charged to. */
   readonly #grants = new Map<string, Stream>();
 
   constructor(store: ObjectStore, host: StreamHost) {
     this.#store = store;
     this.#host = host;
+  }
+
+  /** Tasks and calls whose producer waits for its consumer now. */
+  get paused(): number {
+    return this.#paused;
+  }
+
+  /** Answers the waits of `stream` for which `answer` gives a reply (all of them by default). */
+  #answerWaits(stream: Stream, answer: (index: number) => StreamGo | undefined): void {
+    if (stream.waits.length === 0) return;
+    const kept: Stream['waits'] = [];
+    const replies: (() => void)[] = [];
+    for (const wait of stream.waits) {
+      const go = answer(wait.index);
+      if (go) replies.push(() => wait.reply(go));
+      else kept.push(wait);
+    }
+    stream.waits.splice(0, stream.waits.length, ...kept);
+    if (kept.length === 0) {
+      this.#paused -= 1;
+      this.#host.pausedChanged();
+    }
+    for (const reply of replies) reply();
   }
 
   /**
@@ -70,7 +100,7 @@ export class StreamService {
       stream.ended = true;
       const status = this.#store.status(returnId);
       if (status.state === 'failed') stream.error = status.error;
-      for (const wait of stream.waits.splice(0)) wait.reply({ upTo: wait.index, stop: true });
+      this.#answerWaits(stream, (index) => ({ upTo: index, stop: true }));
       // Pulls past the last item: the end.
       for (const [index, replies] of stream.pulls) {
         if (index < stream.items.length) continue;
@@ -147,7 +177,13 @@ export class StreamService {
     if (!stream || stream.ended) return { upTo: index, stop: true };
     const upTo = this.#credit(stream);
     if (index < upTo) return { upTo, stop: false };
-    return new Promise((reply) => stream.waits.push({ index, reply }));
+    return new Promise((reply) => {
+      stream.waits.push({ index, reply });
+      if (stream.waits.length === 1) {
+        this.#paused += 1;
+        this.#host.pausedChanged();
+      }
+    });
   }
 
   /**
@@ -181,7 +217,7 @@ export class StreamService {
     }
     this.#releaseItems(stream);
     if (stream.ended) return;
-    for (const wait of stream.waits.splice(0)) wait.reply({ upTo: wait.index, stop: true });
+    this.#answerWaits(stream, (index) => ({ upTo: index, stop: true }));
     // Items yielded from now on find no stream and are discarded.
     const producer = this.#host.producer(returnId);
     if (producer) producer.send({ type: 'credit', taskId: producer.taskId, upTo: 0, stop: true });
@@ -199,11 +235,7 @@ export class StreamService {
     stream.items[index] = undefined;
     stream.taken = Math.max(stream.taken, index + 1);
     const upTo = this.#credit(stream);
-    const ready = stream.waits.filter((wait) => wait.index < upTo);
-    if (ready.length > 0) {
-      stream.waits.splice(0, stream.waits.length, ...stream.waits.filter((wait) => wait.index >= upTo));
-      for (const wait of ready) wait.reply({ upTo, stop: false });
-    }
+    this.#answerWaits(stream, (index) => (index < upTo ? { upTo, stop: false } : undefined));
     return { id };
   }
 

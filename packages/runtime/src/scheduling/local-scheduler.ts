@@ -281,7 +281,8 @@ export class LocalScheduler {
     this.#leases.detach(task);
     task.state = 'finished';
     this.#tasks.delete(task.returnId);
-    if (this.#tasks.size === 0 && !this.#stopped) this.#host.keepAlive(false);
+    // Told at every task's end (not only the last): the node weighs tasks against paused streams.
+    if (!this.#stopped) this.#host.keepAlive(this.#tasks.size > 0);
   }
 
   /** The task is over for good: its holds go, its return object settles as failed. */

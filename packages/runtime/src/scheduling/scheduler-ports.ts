@@ -28,6 +28,7 @@ export interface SchedulerHost extends LeaseEvents {
   /** The worker running the task died: remove whatever it wrote of its result (a retry writes it anew). */
   discardPartialResult(returnId: string): void;
   /** Whether pending tasks keep the process alive. */
+  /** Called as each task is submitted and as each ends (`alive`: tasks remain). */
   keepAlive(alive: boolean): void;
   /** In a cluster: the head placing tasks that cannot start here. */
   cluster(): SpillTarget | undefined;
