@@ -21,7 +21,7 @@
 //   node --expose-gc bench/dist/actors.js [--quick] [--runs=N]
 //
 // Writes bench/results/actors.json.
-import { fork, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
@@ -29,13 +29,12 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { actor, get, init, remote, shutdown, type Actor, type ObjectRef, type ObjectStream } from 'shoal';
-import { fmt, fmtInt, machine, parseFlags, progress, renderTable, rotate, settle, stats, writeResults, type Stats } from './common.js';
+import { fmt, fmtInt, machine, parseFlags, progress, renderTable, rotate, settle, stats, writeResults } from './common.js';
 import { FramedLink } from './framed-link.js';
 import { killAtExit } from './lifecycle.js';
-import { RAY_PUBLISHED } from './ray-micro.js';
+import { RAY_PUBLISHED, ipcEcho, type RayRow } from './ray-micro.js';
 
 const SOCKET_CHILD = fileURLToPath(new URL('./tasks-socket-child.js', import.meta.url));
-const IPC_CHILD = fileURLToPath(new URL('./tasks-ipc-child.js', import.meta.url));
 
 /** Ray's figures for these names, from the same microbenchmark.json as ray-micro.ts. */
 const RAY_ACTORS: Record<string, number> = {
@@ -140,32 +139,8 @@ async function socketEcho(): Promise<{ roundTrip(): Promise<void>; close(): Prom
   };
 }
 
-/** One long-lived child reached over fork()'s IPC channel (JSON), one message at a time. */
-async function ipcEcho(): Promise<{ roundTrip(): Promise<void>; close(): Promise<void> }> {
-  const child = fork(IPC_CHILD, ['add'], { serialization: 'json', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  const stop = killAtExit(child);
-  await once(child, 'message');
-  let waiting: (() => void) | undefined;
-  child.on('message', () => waiting?.());
-  let id = 0;
-  return {
-    roundTrip: () =>
-      new Promise<void>((resolve) => {
-        waiting = resolve;
-        child.send({ id: id++, a: 1, b: 1 });
-      }),
-    close: stop,
-  };
-}
-
-interface Row {
-  name: string;
-  what: string;
-  unit: string;
-  shoal: Stats;
-  ray: number | null;
-  peers: { name: string; unit: string; rate: Stats }[];
-}
+/** A row as the ray suite reports one (nothing here is retried). */
+type Row = Omit<RayRow, 'retried' | 'note'>;
 
 async function main(): Promise<void> {
   const started = performance.now();
@@ -173,6 +148,7 @@ async function main(): Promise<void> {
   await init({ numCpus: availableParallelism() });
   const socket = await socketEcho();
   const ipc = await ipcEcho();
+  let echoId = 0;
   try {
     const RemoteServer = actor(Server);
     const RemoteClient = actor(Client, { numCpus: 0 });
@@ -218,7 +194,7 @@ async function main(): Promise<void> {
         shoal: t('Shoal', 'calls/s', 1, () => get(one.smallValue())),
         peers: [
           t('raw unix-socket echo (msgpackr frames), one at a time', 'round trips/s', 1, () => socket.roundTrip()),
-          t('fork IPC echo (JSON), one at a time', 'round trips/s', 1, () => ipc.roundTrip()),
+          t('fork IPC echo (JSON), one at a time', 'round trips/s', 1, () => ipc.roundTrip(echoId++)),
         ],
       },
       { name: '1_1_actor_calls_async', what: `get(${fmtInt(BATCH)} x a.smallValue())`, shoal: t('Shoal', 'calls/s', BATCH, batchOn(one)), peers: [] },

@@ -174,13 +174,13 @@ async function rate(item: Timed, ms: number, retries: { left: number; used: numb
 
 // ---- peers -----------------------------------------------------------------------------------
 
-interface IpcEcho {
+export interface IpcEcho {
   roundTrip(i: number): Promise<void>;
   close(): Promise<void>;
 }
 
 /** A raw IPC round trip: tasks-ipc-child.js `add` over fork()'s channel (JSON), one at a time. */
-async function ipcEcho(): Promise<IpcEcho> {
+export async function ipcEcho(): Promise<IpcEcho> {
   const child = fork(IPC_CHILD, ['add'], { serialization: 'json', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const stop = killAtExit(child);
   const [first] = (await once(child, 'message')) as [{ ready?: boolean }];

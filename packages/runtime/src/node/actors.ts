@@ -106,8 +106,8 @@ export class ActorService {
   readonly #actors = new Map<string, Actor>();
   readonly #byProcess = new Map<WorkerHandle, Actor>();
   readonly #names = new Map<string, Actor>();
-  /** Streaming calls sent to a process, by result id. */
-  readonly #streaming = new Map<string, ActorCall>();
+  /** Calls sent to a process and not finished, by result id (a reserve, a stream's credit finds its call). */
+  readonly #sentByResult = new Map<string, ActorCall>();
   /** Calls not finished, over every actor (the process is kept alive while any). */
   #pending = 0;
   #closed = false;
@@ -306,7 +306,7 @@ export class ActorService {
       call.taskId = actor.nextTaskId++;
       call.attempts += 1;
       actor.sent.set(call.taskId, call);
-      if (call.stream) this.#streaming.set(call.returnId, call);
+      this.#sentByResult.set(call.returnId, call);
       // Its arguments stay in memory while it is on the actor's process.
       for (const id of call.deps) objects.pin(id);
       const args = call.args.length === 0 ? call.args : call.args.map((arg): WireArg => ('ref' in arg ? { ref: arg.ref, location: objects.locateArgument(arg.ref, worker, true) } : arg));
@@ -321,8 +321,8 @@ export class ActorService {
 
   /** Where the streaming call whose result is `returnId` runs now (its credits go there). */
   producerOf(returnId: string): StreamProducer | undefined {
-    const call = this.#streaming.get(returnId);
-    const worker = call ? this.#actors.get(call.actor)?.process : undefined;
+    const call = this.#sentByResult.get(returnId);
+    const worker = call?.stream ? this.#actors.get(call.actor)?.process : undefined;
     return call && worker ? { taskId: call.taskId, send: (message) => worker.send(message) } : undefined;
   }
 
@@ -339,10 +339,8 @@ export class ActorService {
 
   /** Whether `worker` runs a call whose result is `id` (it may reserve room for it). */
   writes(worker: WorkerHandle, id: string): boolean {
-    const actor = this.#byProcess.get(worker);
-    if (!actor) return false;
-    for (const call of actor.sent.values()) if (call.returnId === id) return true;
-    return false;
+    const call = this.#sentByResult.get(id);
+    return call !== undefined && this.#byProcess.get(worker)?.id === call.actor;
   }
 
   /** The call `taskId` returned: its result is stored. */
@@ -375,7 +373,7 @@ export class ActorService {
     const call = actor?.sent.get(taskId);
     if (!actor || !call) return undefined;
     actor.sent.delete(taskId);
-    this.#streaming.delete(call.returnId);
+    this.#sentByResult.delete(call.returnId);
     for (const id of call.deps) this.#parts.objects.letGo(id);
     return call;
   }
@@ -434,7 +432,7 @@ export class ActorService {
     const retried: ActorCall[] = [];
     for (const call of [...actor.sent.values()]) {
       actor.sent.delete(call.taskId);
-      this.#streaming.delete(call.returnId);
+      this.#sentByResult.delete(call.returnId);
       for (const id of call.deps) this.#parts.objects.letGo(id);
       // It may have died while writing the result: what it wrote goes before a retry writes it anew.
       this.#parts.store.discardUnclaimed(call.returnId);

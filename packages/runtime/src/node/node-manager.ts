@@ -84,9 +84,7 @@ export class NodeManager implements Runtime {
   readonly #names: NameRegistry;
   readonly #actors: ActorService;
   readonly #streams: StreamService;
-  /** What keeps the process alive: pending tasks, pending actor calls. */
-  readonly #busy = { tasks: false, actors: false };
-  /** Set while the node is about to stop keeping the process alive (see #setBusy). */
+  /** Set while the node is about to stop keeping the process alive (see #updateAlive). */
   #letGo: NodeJS.Immediate | undefined;
   /** The node as its cluster agent sees it. */
   readonly cluster: ClusterPort;
@@ -134,7 +132,7 @@ export class NodeManager implements Runtime {
         discardPartialResult: (returnId) => store.discardUnclaimed(returnId),
         // Inline too: room (and a lent file) granted to an earlier attempt is given back.
         discardResult: (returnId) => store.discardUnclaimed(returnId),
-        keepAlive: (alive) => this.#setBusy('tasks', alive),
+        keepAlive: () => this.#updateAlive(),
         cluster: () => this.cluster.spillTarget,
       },
       this.options,
@@ -161,7 +159,7 @@ export class NodeManager implements Runtime {
           this.#forgetPeer(worker);
           exited(worker, code, signal);
         }),
-      keepAlive: (alive) => this.#setBusy('actors', alive),
+      keepAlive: () => this.#updateAlive(),
     });
     this.cluster = new ClusterPort(store, this.#scheduler, this.#objects, () => this.#acceptsTasks());
     this.#router = new PeerRouter({
@@ -510,19 +508,13 @@ export class NodeManager implements Runtime {
    * alive; otherwise they do not, so a program that is done exits (and its 'exit' hook kills the
    * workers and removes the session directory) without having to call shutdown().
    */
-  #setBusy(what: 'tasks' | 'actors', busy: boolean): void {
-    this.#busy[what] = busy;
-    this.#updateAlive();
-  }
-
   /**
    * Whether work keeps the process alive: pending tasks and actor calls, except producers paused
    * for their consumers (only the consumer can let them go on: a program that read part of a
    * stream and is done exits, and the stream goes with it).
    */
   #working(): boolean {
-    const work = (this.#busy.tasks ? this.#scheduler.tasks.size : 0) + (this.#busy.actors ? this.#actors.pending : 0);
-    return work > this.#streams.paused;
+    return this.#scheduler.tasks.size + this.#actors.pending > this.#streams.paused;
   }
 
   #updateAlive(): void {

@@ -148,21 +148,11 @@ export class ActorExecutor {
   }
 
   /** The rest of a call whose method returned a promise or (a streaming call) an async iterator. */
-  async #settle(call: Call, result: unknown): Promise<void> {
-    try {
-      if (call.stream && isAsyncIterator(result)) {
-        // While it waits for its consumer it does not count against maxConcurrency: the
-        // consumer may be calling this very actor.
-        const pause = { paused: () => this.#paused(), resumed: () => this.#resumed() };
-        await this.#streams.produce(call.taskId, call.returnId, result, this.#streamWindow, pause);
-        return;
-      }
-      result = await result;
-    } catch (error) {
-      this.#io.fail(call.taskId, error);
-      return;
-    }
-    await this.#io.finish(call.taskId, call.returnId, result);
+  #settle(call: Call, result: unknown): Promise<void> {
+    // While a streaming call waits for its consumer it does not count against maxConcurrency:
+    // the consumer may be calling this very actor.
+    const pause = { paused: () => this.#paused(), resumed: () => this.#resumed() };
+    return this.#streams.settle(call.taskId, call.returnId, result, call.stream ? this.#streamWindow : undefined, pause);
   }
 }
 

@@ -68,6 +68,22 @@ export class StreamProducers {
   }
 
   /**
+   * The rest of task (or call) `taskId` once its function returned `result`: drained as a stream
+   * if it is one and the task streams (`window` set), else awaited and stored; either way its
+   * outcome is reported (`done` or `failed`).
+   */
+  async settle(taskId: number, returnId: string, result: unknown, window: number | undefined, pause?: PauseHooks): Promise<void> {
+    try {
+      if (window !== undefined && isAsyncIterator(result)) return await this.produce(taskId, returnId, result, window, pause);
+      result = await result;
+    } catch (error) {
+      this.#io.fail(taskId, error);
+      return;
+    }
+    await this.#io.finish(taskId, returnId, result);
+  }
+
+  /**
    * Drains `iterator` for task `taskId`, then reports its end: `done` with the count of items
    * (its return value is not kept), or `failed` with its error after the items before it.
    */

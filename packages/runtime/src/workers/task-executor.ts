@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { NodeToWorker, WorkerToNode } from '@shoal/protocol';
 import { compileFunction, type FunctionSource } from '../api/function-source.js';
-import { isAsyncIterator, noCredit, StreamProducers } from './stream-producer.js';
+import { noCredit, StreamProducers } from './stream-producer.js';
 import { TaskIO, type TaskIOOptions } from './task-io.js';
 
 type Execute = Extract<NodeToWorker, { type: 'execute' }>;
@@ -95,17 +95,12 @@ export class TaskExecutor {
       const fn = this.#function(message.fn.hash);
       const args = this.#io.args(message.args);
       result = fn(...(Array.isArray(args) ? args : await args));
-      if (message.streamWindow !== undefined && isAsyncIterator(result)) {
-        // A streaming task: its items go as they are yielded, at most the window ahead.
-        await this.#streams.produce(message.taskId, message.returnId, result, message.streamWindow);
-        return;
-      }
-      result = await result;
     } catch (error) {
       this.#io.fail(message.taskId, error);
       return;
     }
-    await this.#io.finish(message.taskId, message.returnId, result);
+    // A streaming task's items go as they are yielded, at most the window ahead.
+    await this.#streams.settle(message.taskId, message.returnId, result, message.streamWindow);
   }
 
   /** The node's `credit` for a streaming task this worker runs. */
