@@ -9,11 +9,13 @@ const TO_HOLDER: { readonly [T in ToHolder['type']]: Extract<ToHolder, { type: T
   hello: { type: 'hello' },
   pull: { type: 'pull', requestId: 1, id: ID, stream: 3 },
   release: { type: 'release', ids: [ID] },
+  'actor-call': { type: 'actor-call', requestId: 2, actorId: ID, returnId: 'Zq3kP9xT2mWv8LcR0002', method: 'add', args: [{ value: Buffer.from([1]) }, { ref: ID, owner: 'K3mX9qLp2ZtA', size: 8 }] },
 };
 const FROM_HOLDER: { readonly [T in FromHolder['type']]: Extract<FromHolder, { type: T }> } = {
   welcome: { type: 'welcome', nodeId: 'K3mX9qLp2ZtA', connection: 7 },
   object: { type: 'object', requestId: 1, size: 3, bytes: Buffer.from([1, 2, 3]), contains: [ID] },
   missing: { type: 'missing', requestId: 1, reason: 'failed', failure: { code: 'ERR_TASK_FAILED', message: 'boom', thrown: Buffer.from([0]) } },
+  'actor-result': { type: 'actor-result', requestId: 2, result: { ok: true, size: 3, bytes: Buffer.from([1, 2, 3]), contains: [] } },
 };
 
 describe('data protocol', () => {

@@ -12,7 +12,8 @@
  * control paces the holder.
  */
 import { Type } from '@sinclair/typebox';
-import { WireFailureSchema } from './head-protocol.js';
+import { ClusterArgSchema, ClusterResultSchema, WireFailureSchema } from './head-protocol.js';
+import { MethodName } from './local-protocol.js';
 import { Bytes, Count, Id, decoderOf, message, type UnionOf } from './schema.js';
 
 /** The schemas of this direction's messages, by type (the fuzz tests generate messages from them). */
@@ -22,6 +23,12 @@ export const TO_HOLDER = {
   pull: message('pull', { requestId: Count, id: Id, stream: Count }),
   /** The puller has its own copy now: the holder drops the hold it kept for it (task results). */
   release: message('release', { ids: Type.Array(Id) }),
+  /**
+   * Calls `method` on actor `actorId`, which runs on the holder's node; its result becomes object
+   * `returnId`, answered by `actor-result` (a segment result is then pulled, and released, as any
+   * object). Calls on one connection reach the actor in the order sent.
+   */
+  'actor-call': message('actor-call', { requestId: Count, actorId: Id, returnId: Id, method: MethodName, args: Type.Array(ClusterArgSchema) }),
 };
 /** Messages from a puller to a holder's data server. */
 export type ToHolder = UnionOf<typeof TO_HOLDER>;
@@ -40,6 +47,8 @@ export const FROM_HOLDER = {
   }),
   /** The holder does not have the object (`freed`), or it is the failure of its task. */
   missing: message('missing', { requestId: Count, reason: Type.String(), failure: Type.Optional(WireFailureSchema) }),
+  /** How an `actor-call` ended (a segment result stays on the holder, held for the caller, until it releases it). */
+  'actor-result': message('actor-result', { requestId: Count, result: ClusterResultSchema }),
 };
 /** Messages from a holder to a puller. */
 export type FromHolder = UnionOf<typeof FROM_HOLDER>;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { decodeFromHead, decodeToHead, type ClusterTask, type FromHead, type NodeReport, type ToHead } from './head-protocol.js';
+import { decodeFromHead, decodeToHead, type ClusterActor, type ClusterTask, type FromHead, type NodeReport, type ToHead } from './head-protocol.js';
 import { rejects, wire } from './schema.test-helpers.js';
 
 const ID = 'Zq3kP9xT2mWv8LcR0001';
@@ -34,6 +34,15 @@ const task: ClusterTask = {
   options: { numCpus: 1, resources: {}, maxRetries: 0, retryExceptions: true, timeoutMs: 1000 },
 };
 
+const clusterActor: ClusterActor = {
+  id: ID,
+  cls: { hash: 'def', name: 'Counter', source: 'class Counter {}' },
+  methods: ['add', '*stream'],
+  args: [{ ref: 'Zq3kP9xT2mWv8LcR0002', owner: NODE, size: 800_000 }],
+  options: { name: 'counter', detached: true, maxConcurrency: 1, maxRestarts: 2, maxTaskRetries: 0, numCpus: 0, resources: { gpu: 1 }, streamWindow: 16 },
+};
+const actorDied = { code: 'ERR_ACTOR_DIED', message: 'dead', actor: { name: 'Counter', reason: '{"kind":"killed"}', restarts: 1, final: true } };
+
 const TO_HEAD: { readonly [T in ToHead['type']]: Extract<ToHead, { type: T }> } = {
   hello: { type: 'hello', role: 'node' },
   register: { type: 'register', node: report },
@@ -45,6 +54,11 @@ const TO_HEAD: { readonly [T in ToHead['type']]: Extract<ToHead, { type: T }> } 
   cancel: { type: 'cancel', returnId: ID },
   objects: { type: 'objects', added: [[ID, 4096]], removed: ['Zq3kP9xT2mWv8LcR0003'] },
   locate: { type: 'locate', requestId: 1, ids: [ID] },
+  'actor-place': { type: 'actor-place', actor: clusterActor },
+  'actor-hosted': { type: 'actor-hosted', origin: OTHER_NODE, actor: clusterActor },
+  'actor-ended': { type: 'actor-ended', actorId: ID, failure: actorDied },
+  'actor-end': { type: 'actor-end', actorId: ID, why: 'out-of-scope' },
+  'actor-locate': { type: 'actor-locate', requestId: 2, name: 'counter' },
 };
 
 const FROM_HEAD: { readonly [T in FromHead['type']]: Extract<FromHead, { type: T }> } = {
@@ -63,6 +77,10 @@ const FROM_HEAD: { readonly [T in FromHead['type']]: Extract<FromHead, { type: T
   },
   cancel: { type: 'cancel', returnId: ID },
   located: { type: 'located', requestId: 1, holders: { [ID]: ['ws://127.0.0.1:40002'] } },
+  'actor-host': { type: 'actor-host', origin: OTHER_NODE, actor: clusterActor, restarts: 1 },
+  'actor-end': { type: 'actor-end', actorId: ID, failure: actorDied, restart: false },
+  'actor-died': { type: 'actor-died', actorId: ID, failure: actorDied },
+  'actor-located': { type: 'actor-located', requestId: 2, actor: { id: ID, className: 'Counter', methods: ['add'], nodeId: NODE, dataUrl: 'ws://127.0.0.1:40001' } },
 };
 
 describe('head protocol: to the head', () => {

@@ -6,8 +6,8 @@
  */
 
 import { Type } from '@sinclair/typebox';
-import { ShippedFunctionSchema, WireTaskOptionsSchema } from './local-protocol.js';
-import { Amount, Bytes, Count, Id, byId, Resources, decoderOf, message, type MessageOf, type UnionOf } from './schema.js';
+import { MethodName, ShippedFunctionSchema, WireActorOptionsSchema, WireTaskOptionsSchema } from './local-protocol.js';
+import { Amount, Bytes, Count, Id, byId, Name, Resources, decoderOf, message, type MessageOf, type UnionOf } from './schema.js';
 
 const HeadRoleSchema = Type.Union([Type.Literal('node'), Type.Literal('cli')]);
 /** Who is connecting to the head. */
@@ -63,7 +63,7 @@ const NodeStatusSchema = Type.Composite([NodeReportSchema, Type.Object({ lastSee
 /** A node as the head sees it (status output). */
 export type NodeStatus = MessageOf<typeof NodeStatusSchema>;
 
-const ClusterArgSchema = Type.Union([
+export const ClusterArgSchema = Type.Union([
   Type.Object({ value: Bytes }),
   Type.Object({ ref: Id, owner: Id, size: Count, bytes: Type.Optional(Bytes) }),
 ]);
@@ -93,6 +93,8 @@ export const WireFailureSchema = Type.Object({
   signal: Type.Optional(Type.Union([Type.String(), Type.Null()])),
   attempts: Type.Optional(Count),
   timeoutMs: Type.Optional(Amount),
+  /** An ActorDiedError's actor, why it died (an ActorDeathReason as JSON), its restarts, and whether for good. */
+  actor: Type.Optional(Type.Object({ name: Type.String(), reason: Type.String({ maxLength: 4096 }), restarts: Count, final: Type.Boolean() })),
 });
 export type WireFailure = MessageOf<typeof WireFailureSchema>;
 
@@ -100,12 +102,32 @@ const ClusterContainedSchema = Type.Object({ id: Id, owner: Id });
 /** A ref nested in a result: its id and the node that owns it. */
 export type ClusterContained = MessageOf<typeof ClusterContainedSchema>;
 
-const ClusterResultSchema = Type.Union([
+export const ClusterResultSchema = Type.Union([
   Type.Object({ ok: Type.Literal(true), size: Count, bytes: Type.Optional(Bytes), contains: Type.Array(ClusterContainedSchema) }),
   Type.Object({ ok: Type.Literal(false), failure: WireFailureSchema }),
 ]);
 /** How a task that ran on another node ended. */
 export type ClusterResult = MessageOf<typeof ClusterResultSchema>;
+
+const ClusterActorSchema = Type.Object({
+  /** Its lifetime object's id (on the node that made it: `origin`). */
+  id: Id,
+  cls: ShippedFunctionSchema,
+  methods: Type.Array(MethodName, { maxItems: 10_000 }),
+  args: Type.Array(ClusterArgSchema),
+  options: WireActorOptionsSchema,
+});
+/** An actor as it crosses nodes: what a node needs to run it (its class, constructor arguments, options). */
+export type ClusterActor = MessageOf<typeof ClusterActorSchema>;
+
+/** Why a node asks the head to end an actor that runs elsewhere. */
+const ActorEndSchema = Type.Union([Type.Literal('killed'), Type.Literal('out-of-scope'), Type.Literal('creator-exited'), Type.Literal('restart')]);
+/** Why a node asks the head to end an actor (`restart`: only its process, it restarts within maxRestarts). */
+export type ActorEnd = MessageOf<typeof ActorEndSchema>;
+
+const LocatedActorSchema = Type.Object({ id: Id, className: Type.String(), methods: Type.Array(MethodName, { maxItems: 10_000 }), nodeId: Id, dataUrl: Type.String() });
+/** Where an actor runs, as the head answers `actor-locate`. */
+export type LocatedActor = MessageOf<typeof LocatedActorSchema>;
 
 const PeerViewSchema = Type.Object({ nodeId: Id, dataUrl: Type.String(), total: Resources, available: Resources });
 /** Another node as a node sees it (sent after every heartbeat). */
@@ -135,6 +157,16 @@ export const TO_HEAD = {
   objects: message('objects', { added: Type.Array(Type.Tuple([Id, Count])), removed: Type.Array(Id) }),
   /** Which nodes hold these objects. */
   locate: message('locate', { requestId: Count, ids: Type.Array(Id) }),
+  /** An actor made here that no resource of this node fits: the head places it on another node. */
+  'actor-place': message('actor-place', { actor: ClusterActorSchema }),
+  /** This node runs the actor now (made here, or placed here by the head for `origin`, which holds its lifetime). */
+  'actor-hosted': message('actor-hosted', { origin: Id, actor: ClusterActorSchema }),
+  /** An actor this node ran is dead for good (`failure`: the ActorDiedError). */
+  'actor-ended': message('actor-ended', { actorId: Id, failure: WireFailureSchema }),
+  /** End an actor that runs on another node (see ActorEnd). */
+  'actor-end': message('actor-end', { actorId: Id, why: ActorEndSchema }),
+  /** Where the actor of this id (or, with no id, this name) runs; answered by `actor-located`. */
+  'actor-locate': message('actor-locate', { requestId: Count, actorId: Type.Optional(Id), name: Type.Optional(Name) }),
 };
 /** Messages to the head, from nodes and CLI commands. */
 export type ToHead = UnionOf<typeof TO_HEAD>;
@@ -159,6 +191,14 @@ export const FROM_HEAD = {
   cancel: message('cancel', { returnId: Id }),
   /** Answer to `locate`: data URLs of the nodes holding each object. */
   located: message('located', { requestId: Count, holders: HoldersSchema }),
+  /** Run this actor here, for node `origin`; `restarts`: times it was restarted before (on other nodes). */
+  'actor-host': message('actor-host', { origin: Id, actor: ClusterActorSchema, restarts: Count }),
+  /** End this actor (it runs here): `failure` is the ActorDiedError its calls get; `restart`: only its process. */
+  'actor-end': message('actor-end', { actorId: Id, failure: WireFailureSchema, restart: Type.Boolean() }),
+  /** An actor this node made (or asked about) is dead for good: `failure` says why. */
+  'actor-died': message('actor-died', { actorId: Id, failure: WireFailureSchema }),
+  /** Answer to `actor-locate`: where it runs, or why it is dead (neither: no such actor). */
+  'actor-located': message('actor-located', { requestId: Count, actor: Type.Optional(LocatedActorSchema), failure: Type.Optional(WireFailureSchema) }),
 };
 /** Messages from the head, to nodes and CLI commands. */
 export type FromHead = UnionOf<typeof FROM_HEAD>;

@@ -35,8 +35,11 @@ export {
 export {
   decodeFromHead,
   decodeToHead,
+  type ActorEnd,
+  type ClusterActor,
   type ClusterArg,
   type ClusterContained,
+  type LocatedActor,
   type ClusterResult,
   type ClusterTask,
   type FromHead,

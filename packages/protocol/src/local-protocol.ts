@@ -83,7 +83,7 @@ const WireTaskSchema = Type.Object({
 export type WireTask = MessageOf<typeof WireTaskSchema>;
 
 /** A method name of an actor's class (in a class's list, `*name` for an async generator method: it streams). */
-const MethodName = Type.String({ minLength: 1, maxLength: 256 });
+export const MethodName = Type.String({ minLength: 1, maxLength: 256 });
 
 /** An actor's options as they travel (resolved: every default applied). */
 export const WireActorOptionsSchema = Type.Object({

@@ -88,6 +88,15 @@ test('task errors keep their cause and crashes their exit across nodes', () => {
   assert.deepEqual([crashed.signal, crashed.exitCode, crashed.attempts], ['SIGKILL', null, 4]);
 });
 
+test("an actor's death keeps why across nodes; a reason that does not parse still arrives as an ActorDiedError", () => {
+  const died = across(new errors.ActorDiedError('Counter', { kind: 'node-died', nodeId: 'K3mX9qLp2ZtA' }, 1, false));
+  assert.ok(died instanceof errors.ActorDiedError);
+  assert.deepEqual([died.actorName, died.reason, died.restarts, died.final], ['Counter', { kind: 'node-died', nodeId: 'K3mX9qLp2ZtA' }, 1, false]);
+  const garbled = fromWireFailure({ code: 'ERR_ACTOR_DIED', message: 'dead', actor: { name: 'Counter', reason: '{not json', restarts: 0, final: true } });
+  assert.ok(garbled instanceof errors.ActorDiedError);
+  assert.equal(garbled.message, 'dead');
+});
+
 test('a code this version does not know arrives as a errors.ShoalError with that code; a plain Error as ERR_UNKNOWN', () => {
   const back = fromWireFailure({ code: 'ERR_FROM_A_NEWER_PEER', message: 'the node left' });
   assert.ok(back instanceof errors.ShoalError);

@@ -4,7 +4,7 @@
  * as a {@link WireFailure} and are rebuilt with their class, found by code in the registry of
  * errors.ts, so every class registered there round-trips without a table of its own here.
  */
-import { ShoalError, TaskError, UnknownError, WorkerCrashedError, errorClassOf, type ShoalErrorCode } from './errors.js';
+import { ActorDiedError, ShoalError, TaskError, UnknownError, WorkerCrashedError, errorClassOf, type ActorDeathReason, type ShoalErrorCode } from './errors.js';
 import type { WireFailure } from './head-protocol.js';
 import { decodeValue, encodeValue, writeInline } from './serialize/index.js';
 
@@ -49,6 +49,9 @@ export function toWireFailure(error: Error): WireFailure {
   if (error instanceof WorkerCrashedError) {
     return { ...base, taskName: error.taskName, exitCode: error.exitCode, signal: error.signal, attempts: error.attempts };
   }
+  if (error instanceof ActorDiedError) {
+    return { ...base, actor: { name: error.actorName, reason: JSON.stringify(error.reason), restarts: error.restarts, final: error.final } };
+  }
   return base;
 }
 
@@ -64,16 +67,35 @@ export function fromWireFailure(failure: WireFailure): Error {
       return new TaskError(taskName, failure.thrown ? decodeThrown(failure.thrown) : new Error(failure.message));
     case WorkerCrashedError.code:
       return new WorkerCrashedError(taskName, failure.exitCode ?? null, failure.signal ?? null, failure.attempts ?? 1);
-    default: {
-      const Known = errorClassOf(failure.code);
-      // A newer peer's code: kept as it came, though this version's union does not name it.
-      if (!Known) return new ShoalError(failure.code as ShoalErrorCode, failure.message);
-      // Same class, same message: built without its constructor, which would reword it.
-      const error = Object.create(Known.prototype) as ShoalError;
-      Object.defineProperty(error, 'message', { value: failure.message, writable: true, configurable: true });
-      Object.assign(error, { name: Known.name, code: failure.code });
-      error.stack = `${Known.name}: ${failure.message}`;
-      return error;
+    case ActorDiedError.code: {
+      const reason = failure.actor && actorReason(failure.actor.reason);
+      if (failure.actor && reason) return new ActorDiedError(failure.actor.name, reason, failure.actor.restarts, failure.actor.final);
+      return plainError(failure);
     }
+    default:
+      return plainError(failure);
   }
+}
+
+/** The ActorDeathReason an ActorDiedError's wire form carries, if it is one. */
+function actorReason(json: string): ActorDeathReason | undefined {
+  try {
+    const reason = JSON.parse(json) as { kind?: unknown };
+    return reason !== null && typeof reason === 'object' && typeof reason.kind === 'string' ? (reason as ActorDeathReason) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The error of a failure's code with the message it came with (a code this version does not know: a plain ShoalError). */
+function plainError(failure: WireFailure): Error {
+  const Known = errorClassOf(failure.code);
+  // A newer peer's code: kept as it came, though this version's union does not name it.
+  if (!Known) return new ShoalError(failure.code as ShoalErrorCode, failure.message);
+  // Same class, same message: built without its constructor, which would reword it.
+  const error = Object.create(Known.prototype) as ShoalError;
+  Object.defineProperty(error, 'message', { value: failure.message, writable: true, configurable: true });
+  Object.assign(error, { name: Known.name, code: failure.code });
+  error.stack = `${Known.name}: ${failure.message}`;
+  return error;
 }

@@ -12,7 +12,8 @@ export type ActorDeathReason =
   | { readonly kind: 'node-closed' }
   | { readonly kind: 'name-taken'; readonly name: string }
   | { readonly kind: 'infeasible'; readonly detail: string }
-  | { readonly kind: 'spawn-failed'; readonly message: string };
+  | { readonly kind: 'spawn-failed'; readonly message: string }
+  | { readonly kind: 'node-died'; readonly nodeId: string };
 
 function describe(reason: ActorDeathReason): string {
   switch (reason.kind) {
@@ -25,7 +26,7 @@ function describe(reason: ActorDeathReason): string {
     case 'out-of-scope':
       return 'no handle to it remained';
     case 'not-here':
-      return 'it is not an actor of this node (calling an actor that lives on another node of a cluster is not supported yet)';
+      return 'no node of the cluster knows it (the handle is not of an actor of this cluster, or its node is not part of one)';
     case 'creator-exited':
       return "the process that created it exited (pass `lifetime: 'detached'` to keep an actor past its creator)";
     case 'node-closed':
@@ -36,6 +37,8 @@ function describe(reason: ActorDeathReason): string {
       return `no node can place it: ${reason.detail}`;
     case 'spawn-failed':
       return `its process could not be started: ${reason.message}`;
+    case 'node-died':
+      return `the node it ran on (${reason.nodeId}) left the cluster, and no restart was left or no other node fits it`;
   }
 }
 

@@ -7,6 +7,7 @@ import {
   WorkerSpawnError,
   decodeThrown,
   type ActorDeathReason,
+  type ActorEnd,
   type ObjectPayload,
   type WireActorOptions,
   type WireArg,
@@ -50,8 +51,45 @@ export interface ActorSpec {
   readonly options: WireActorOptions;
 }
 
-/** Lifecycle of an actor: waiting for resources or arguments, its process starting, alive, dead. */
-type ActorState = 'pending' | 'starting' | 'alive' | 'dead';
+/** Lifecycle of an actor: waiting for resources or arguments, its process starting, alive, dead; or running on another node of the cluster (`remote`: this node made it and holds its lifetime). */
+type ActorState = 'pending' | 'starting' | 'alive' | 'dead' | 'remote';
+
+/** A call on an actor that does not run on this node, as handed to the cluster. */
+export interface RemoteCall {
+  readonly caller: Peer | undefined;
+  readonly actorId: string;
+  readonly returnId: string;
+  readonly method: string;
+  readonly args: readonly WireArg[];
+  readonly contains: readonly string[];
+}
+
+/** What a live actor is, as a lookup by name answers. */
+export interface FoundActor {
+  readonly id: string;
+  readonly className: string;
+  readonly methods: readonly string[];
+}
+
+/**
+ * What the actors of a node that joined a cluster do through it (cluster-actors.ts). Without
+ * one the node is a cluster of one: an actor that fits nowhere here is infeasible, and a call on
+ * an actor not here fails as not here.
+ */
+export interface ActorCluster {
+  /** An actor that no resource of this node fits: the head places it on another node. False: no head now. */
+  place(spec: ActorSpec): boolean;
+  /** This node runs the actor (`origin`: the node holding its lifetime, undefined: this one). */
+  hosted(spec: ActorSpec, origin: string | undefined): void;
+  /** An actor that ran here is dead for good. */
+  ended(actorId: string, death: ActorDiedError): void;
+  /** Ends an actor that runs on another node (or only its process: `restart`). */
+  end(actorId: string, why: ActorEnd): void;
+  /** A call on an actor that does not run here; `done` once its result settled. */
+  call(call: RemoteCall, done: () => void): void;
+  /** The live actor of this name on another node, if any. */
+  lookup(name: string): Promise<FoundActor | undefined>;
+}
 
 interface Actor extends ActorSpec {
   readonly deps: readonly string[];
@@ -77,6 +115,8 @@ interface Actor extends ActorSpec {
   unplace: (() => void) | undefined;
   /** Its methods, each with whether it streams (an async generator: `*name` in `methods`). */
   readonly streaming: ReadonlyMap<string, boolean>;
+  /** Run here for another node of the cluster (the head placed it here): that node holds its lifetime. */
+  readonly origin: string | undefined;
 }
 
 /** The node's parts an {@link ActorService} uses. */
@@ -111,6 +151,8 @@ export class ActorService {
   /** Calls not finished, over every actor (the process is kept alive while any). */
   #pending = 0;
   #closed = false;
+  /** Set once the node joined a cluster. */
+  cluster: ActorCluster | undefined;
 
   constructor(parts: ActorServiceParts) {
     this.#parts = parts;
@@ -128,8 +170,12 @@ export class ActorService {
     return [...this.#byProcess.keys()].filter((worker) => worker.state !== 'dead').map((worker) => worker.pid);
   }
 
-  /** Creates an actor (`creator` undefined: the node's own driver). Its failures show in its calls. */
-  create(creator: Peer | undefined, spec: ActorSpec): void {
+  /**
+   * Creates an actor (`creator` undefined: the node's own driver). Its failures show in its
+   * calls. `placed`: the head placed it here for another node (which holds its lifetime), after
+   * `restarts` restarts elsewhere.
+   */
+  create(creator: Peer | undefined, spec: ActorSpec, placed?: { readonly origin: string; readonly restarts: number }): void {
     const { store } = this.#parts;
     if (this.#actors.has(spec.id)) return;
     const deps = spec.args.flatMap((arg) => ('ref' in arg ? [arg.ref] : []));
@@ -149,13 +195,16 @@ export class ActorService {
       unplace: undefined,
       holding: false,
       streaming: new Map(spec.methods.map((entry) => (entry.startsWith('*') ? [entry.slice(1), true] : [entry, false]))),
+      origin: placed?.origin,
     };
+    if (placed) actor.restarts = placed.restarts;
     this.#actors.set(spec.id, actor);
     if (this.#closed) return this.#die(actor, { kind: 'node-closed' });
-    // Its constructor's arguments stay for restarts; a detached actor holds its own lifetime object.
+    // Its constructor's arguments stay for restarts; a detached actor holds its own lifetime object
+    // (one placed here for another node has it there).
     for (const id of spec.contains) store.hold(id);
     const missing = deps.filter((id) => !store.hold(id));
-    if (spec.options.detached) store.hold(spec.id);
+    if (spec.options.detached && !placed) store.hold(spec.id);
     actor.holding = true;
     const name = spec.options.name;
     if (name !== undefined) {
@@ -175,8 +224,39 @@ export class ActorService {
       actor.held = demand;
       this.#whenArgumentsReady(actor);
     });
-    if ('infeasible' in waiting) this.#die(actor, { kind: 'infeasible', detail: waiting.infeasible });
-    else if (actor.held === undefined) actor.unplace = waiting.cancel;
+    if ('infeasible' in waiting) {
+      // Another node of the cluster may fit it (not one the head chose: it was chosen to fit).
+      if (!placed && this.cluster?.place(actor)) {
+        actor.state = 'remote';
+        return;
+      }
+      return this.#die(actor, { kind: 'infeasible', detail: waiting.infeasible });
+    }
+    if (actor.held === undefined) actor.unplace = waiting.cancel;
+    this.cluster?.hosted(actor, actor.origin);
+  }
+
+  /** The head placed an actor here for node `origin` (its arguments are here or on their way). */
+  host(origin: string, spec: ActorSpec, restarts: number): void {
+    this.create(undefined, spec, { origin, restarts });
+  }
+
+  /** Tells the cluster again of every actor running here (the head forgot them: it restarted). */
+  announce(): void {
+    for (const actor of this.#actors.values()) {
+      if (actor.state !== 'dead' && actor.state !== 'remote') this.cluster?.hosted(actor, actor.origin);
+    }
+  }
+
+  /**
+   * The head ends an actor (`death`: why, for its calls): only its process when `restart`, else
+   * for good. Also how an actor this node made, running elsewhere, learns it is dead.
+   */
+  ended(actorId: string, death: ActorDiedError, restart: boolean): void {
+    const actor = this.#actors.get(actorId);
+    if (!actor || actor.state === 'dead') return;
+    if (restart) return this.kill(actorId, false);
+    this.#die(actor, death.reason, death);
   }
 
   #whenArgumentsReady(actor: Actor): void {
@@ -237,23 +317,43 @@ export class ActorService {
     this.#pump(actor);
   }
 
-  /** The live actor named `name`, if any. */
+  /** The live actor named `name` on this node, if any. */
   named(name: string): ActorSpec | undefined {
     const actor = this.#names.get(name);
-    return actor && actor.state !== 'dead' ? actor : undefined;
+    return actor && actor.state !== 'dead' && actor.state !== 'remote' ? actor : undefined;
+  }
+
+  /** The live actor named `name`, on this node or (asking the head) another one of the cluster. */
+  async lookup(name: string): Promise<FoundActor | undefined> {
+    const here = this.named(name);
+    if (here) return { id: here.id, className: here.cls.name, methods: here.methods };
+    return this.cluster?.lookup(name);
   }
 
   /**
    * Submits a call by `caller` (undefined: this node's driver); its result becomes `returnId`
    * (expected by the caller already). A call of an async generator method streams its items
-   * (see StreamService), read by its caller.
+   * (see StreamService), read by its caller. An actor running on another node is called there
+   * (through the cluster), unless `here`: a call another node sent, for an actor it found here.
    */
-  call(caller: Peer | undefined, actorId: string, returnId: string, method: string, args: readonly WireArg[], contains: readonly string[]): void {
+  call(caller: Peer | undefined, actorId: string, returnId: string, method: string, args: readonly WireArg[], contains: readonly string[], here = false): void {
     const { store } = this.#parts;
     const actor = this.#actors.get(actorId);
-    if (!actor) {
+    const cluster = this.cluster;
+    if ((!actor || actor.state === 'remote') && cluster && !here) {
+      // It runs on another node (made there, or made here and placed there).
+      // A pending call keeps its actor alive, though its caller dropped the handle.
+      const held = store.hold(actorId);
+      this.#addPending(1);
+      cluster.call({ caller, actorId, returnId, method, args, contains }, () => {
+        this.#addPending(-1);
+        if (held) store.release(actorId);
+      });
+      return;
+    }
+    if (!actor || actor.state === 'remote') {
       // Only a handle's holder can call, and a handle keeps the record: a forged id, or the
-      // handle of an actor of another node (a handle passed to a task that ran elsewhere).
+      // handle of an actor of another node when this node is not in a cluster.
       store.fail(returnId, new ActorDiedError(actorId, { kind: 'not-here' }, 0));
       return;
     }
@@ -407,7 +507,13 @@ export class ActorService {
    */
   kill(actorId: string, noRestart: boolean): void {
     const actor = this.#actors.get(actorId);
-    if (!actor || actor.state === 'dead') return;
+    if (!actor || actor.state === 'remote') {
+      // It runs on another node: the head ends it there.
+      this.cluster?.end(actorId, noRestart ? 'killed' : 'restart');
+      if (actor && noRestart) this.#die(actor, { kind: 'killed' }, undefined, true);
+      return;
+    }
+    if (actor.state === 'dead') return;
     if (noRestart) {
       this.#die(actor, { kind: 'killed' });
       return;
@@ -448,12 +554,21 @@ export class ActorService {
     this.#start(actor);
   }
 
-  /** The actor is dead for good: every call waiting or to come fails with why. */
-  #die(actor: Actor, reason: ActorDeathReason): void {
+  /**
+   * The actor is dead for good: every call waiting or to come fails with why (`death`, when the
+   * head said it). In a cluster the head is told, unless it is the one that said so (`told`).
+   */
+  #die(actor: Actor, reason: ActorDeathReason, death?: ActorDiedError, told = death !== undefined): void {
     if (actor.state === 'dead') return;
     const { store, scheduler } = this.#parts;
+    const wasRemote = actor.state === 'remote';
     actor.state = 'dead';
-    actor.death = new ActorDiedError(actor.cls.name, reason, actor.restarts);
+    actor.death = death ?? new ActorDiedError(actor.cls.name, reason, actor.restarts);
+    if (!told && this.cluster) {
+      if (wasRemote) this.cluster.end(actor.id, reason.kind === 'out-of-scope' || reason.kind === 'creator-exited' ? reason.kind : 'killed');
+      // A node shutting down leaves the cluster: the head then restarts what may be restarted elsewhere.
+      else if (reason.kind !== 'node-closed') this.cluster.ended(actor.id, actor.death);
+    }
     debug('actor %s (%s) died: %s', actor.id, actor.cls.name, actor.death.message);
     for (const call of actor.waiting.splice(0)) this.#settle(call, actor.death);
     if (actor.process) {
@@ -473,7 +588,7 @@ export class ActorService {
     for (const id of actor.contains) store.release(id);
     for (const id of actor.deps) store.release(id);
     // Last: releasing its own lifetime object may delete the record (#lifetimeEnded).
-    if (actor.options.detached) store.release(actor.id);
+    if (actor.options.detached && actor.origin === undefined) store.release(actor.id);
   }
 
   /** No ref to the actor's lifetime object remains: an actor not detached dies, and its record goes. */

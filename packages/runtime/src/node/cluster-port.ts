@@ -1,10 +1,14 @@
-import { HeadLostError, InfeasibleTaskError, type ClusterArg, type ClusterResult, type ClusterTask } from '@shoal/protocol';
+import { HeadLostError, InfeasibleTaskError, type ActorDiedError, type ClusterArg, type ClusterResult, type ClusterTask } from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
 import type { LocalScheduler, SpillTarget } from '../scheduling/local-scheduler.js';
 import { describeResources, type Resources } from '../scheduling/resources.js';
 import type { Task } from '../scheduling/task.js';
+import type { ActorService } from './actors.js';
+import { ClusterActors, type ActorClusterLink } from './cluster-actors.js';
+import { clusterArgsOf } from './cluster-values.js';
 import { ForeignTasks } from './foreign-tasks.js';
 import type { ObjectService } from './object-service.js';
+import type { StreamService } from './streams.js';
 
 /**
  * What a node that is part of a cluster gets from its cluster agent (see cluster/node/cluster-node.ts).
@@ -24,6 +28,8 @@ export interface ClusterHooks {
   finished(origin: string, returnId: string, result: ClusterResult): void;
   /** The submitter gave up on a spilled task. */
   cancel(returnId: string): void;
+  /** What the node's actors do through the cluster (the head and other nodes' data servers). */
+  readonly actors: Omit<ActorClusterLink, 'fetch'>;
 }
 
 /**
@@ -36,12 +42,21 @@ export class ClusterPort {
   readonly #objects: ObjectService;
   readonly #acceptsTasks: () => boolean;
   readonly #foreign: ForeignTasks;
+  readonly #actorService: ActorService;
+  readonly #streams: StreamService;
   #hooks: ClusterHooks | undefined;
+  #actors: ClusterActors | undefined;
 
-  constructor(store: ObjectStore, scheduler: LocalScheduler, objects: ObjectService, acceptsTasks: () => boolean) {
+  constructor(
+    parts: { readonly store: ObjectStore; readonly scheduler: LocalScheduler; readonly objects: ObjectService; readonly actors: ActorService; readonly streams: StreamService },
+    acceptsTasks: () => boolean,
+  ) {
+    const { store, scheduler, objects } = parts;
     this.#store = store;
     this.#scheduler = scheduler;
     this.#objects = objects;
+    this.#actorService = parts.actors;
+    this.#streams = parts.streams;
     this.#acceptsTasks = acceptsTasks;
     this.#foreign = new ForeignTasks({
       store,
@@ -58,27 +73,32 @@ export class ClusterPort {
   /** Where the scheduler sends tasks that cannot start here (set once the node joined). */
   spillTarget: SpillTarget | undefined;
 
-  /** Makes this node part of a cluster: tasks that cannot run here spill, missing objects are fetched. */
+  /** The node's side of actors in the cluster (once joined). */
+  get actors(): ClusterActors {
+    if (!this.#actors) throw new Error('the node has not joined a cluster');
+    return this.#actors;
+  }
+
+  /**
+   * Makes this node part of a cluster: tasks that cannot run here spill, missing objects are
+   * fetched, actors that fit nowhere here are placed by the head, and actors of other nodes are
+   * called where they run.
+   */
   join(hooks: ClusterHooks): void {
     this.#hooks = hooks;
+    this.#actors = new ClusterActors({
+      store: this.#store,
+      actors: this.#actorService,
+      streams: this.#streams,
+      link: { ...hooks.actors, fetch: (id, _size, owner) => hooks.fetch(id, owner) },
+    });
+    this.#actorService.cluster = this.#actors;
     this.#objects.fetch = (id, owner) => hooks.fetch(id, owner);
     this.spillTarget = {
       reserveElsewhere: (demand) => hooks.reserveElsewhere(demand),
-      spill: (task) => hooks.spill(task, this.#clusterArgs(task)),
+      spill: (task) => hooks.spill(task, clusterArgsOf(this.#store, task.args)),
       cancel: (returnId) => hooks.cancel(returnId),
     };
-  }
-
-  /** A task's arguments as they cross nodes: refs with their owner, size and (inline) bytes. */
-  #clusterArgs(task: Task): ClusterArg[] {
-    const store = this.#store;
-    return task.args.map((arg): ClusterArg => {
-      if ('value' in arg) return { value: arg.value };
-      const status = store.status(arg.ref);
-      const size = status.state === 'ready' ? status.size : 0;
-      const bytes = status.state === 'ready' ? status.bytes : undefined;
-      return bytes ? { ref: arg.ref, owner: store.sessionId, size, bytes } : { ref: arg.ref, owner: store.sessionId, size };
-    });
   }
 
   /**
@@ -94,9 +114,20 @@ export class ClusterPort {
     return true;
   }
 
+  /** Tells the head again of every actor running here (a head that restarted knows none). */
+  announceActors(): void {
+    if (this.#actors) this.#actorService.announce();
+  }
+
+  /** The head ended an actor running here (only its process, when `restart`), or says one this node made is dead. */
+  actorEnded(actorId: string, death: ActorDiedError, restart: boolean): void {
+    this.#actorService.ended(actorId, death, restart);
+  }
+
   /** The origin has its copy of these results (or left the cluster): stop keeping them. */
   releaseKept(ids: readonly string[]): void {
     this.#foreign.release(ids);
+    this.#actors?.release(ids);
   }
 
   /** Stops foreign tasks, and drops kept results, for which `match(returnId, origin)` holds (all by default). */

@@ -1,7 +1,8 @@
-import { ObjectFreedError, toWireFailure, type ClusterResult, type ClusterTask, type WireArg } from '@shoal/protocol';
+import type { ClusterResult, ClusterTask } from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
 import type { FunctionSource } from '../api/function-source.js';
 import type { LocalScheduler } from '../scheduling/local-scheduler.js';
+import { acceptClusterArgs, clusterResultOf } from './cluster-values.js';
 
 /** Where a finished foreign task's result goes: the cluster agent reports it to the head. */
 export type ForeignFinished = (origin: string, returnId: string, result: ClusterResult) => void;
@@ -33,23 +34,7 @@ export class ForeignTasks {
       this.#report(origin, task.returnId);
       return;
     }
-    const args: WireArg[] = [];
-    const deps: string[] = [];
-    for (const arg of task.args) {
-      if ('value' in arg) {
-        args.push({ value: arg.value });
-        continue;
-      }
-      if (this.#store.status(arg.ref).state === 'freed') {
-        if (arg.bytes) this.#store.register(arg.ref, { size: arg.size, bytes: arg.bytes, contains: [] });
-        else {
-          this.#store.expect(arg.ref);
-          fetch(arg.ref, arg.size);
-        }
-      }
-      args.push({ ref: arg.ref });
-      deps.push(arg.ref);
-    }
+    const { args, deps } = acceptClusterArgs(this.#store, task.args, fetch);
     this.#store.expect(task.returnId);
     // Held for the origin until it has its own copy (see release).
     this.#store.hold(task.returnId);
@@ -60,17 +45,10 @@ export class ForeignTasks {
   }
 
   #report(origin: string, returnId: string): void {
-    const status = this.#store.status(returnId);
-    let result: ClusterResult;
-    if (status.state === 'ready') {
-      const contains = status.contains.map((id) => ({ id, owner: this.#store.sessionId }));
-      result = status.bytes ? { ok: true, size: status.size, bytes: status.bytes, contains } : { ok: true, size: status.size, contains };
-    } else {
-      result = { ok: false, failure: toWireFailure(status.state === 'failed' ? status.error : new ObjectFreedError(returnId)) };
-    }
+    const result = clusterResultOf(this.#store, returnId);
     this.#finished(origin, returnId, result);
     // A result (and what it refers to) stays until the origin has its copy and says so.
-    if (status.state !== 'ready') this.release([returnId]);
+    if (!result.ok) this.release([returnId]);
   }
 
   /** The origin has its copy of these results (or left the cluster): stop keeping them. */

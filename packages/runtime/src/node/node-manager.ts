@@ -161,7 +161,10 @@ export class NodeManager implements Runtime {
         }),
       keepAlive: () => this.#updateAlive(),
     });
-    this.cluster = new ClusterPort(store, this.#scheduler, this.#objects, () => this.#acceptsTasks());
+    this.cluster = new ClusterPort(
+      { store, scheduler: this.#scheduler, objects: this.#objects, actors: this.#actors, streams: this.#streams },
+      () => this.#acceptsTasks(),
+    );
     this.#router = new PeerRouter({
       store,
       scheduler: this.#scheduler,
@@ -357,9 +360,9 @@ export class NodeManager implements Runtime {
 
   async getActor(name: string): Promise<ActorHandle> {
     checkObjectName(name);
-    const actor = this.#actors.named(name);
+    const actor = await this.#actors.lookup(name);
     if (!actor) throw new ActorNotFoundError(name);
-    return new ActorHandle({ ref: new ObjectRef(actor.id, this.store.sessionId), className: actor.cls.name, methods: actor.methods });
+    return new ActorHandle({ ref: new ObjectRef(actor.id, this.store.sessionId), className: actor.className, methods: actor.methods });
   }
 
   async streamNext(returnId: string, index: number): Promise<{ readonly ref: ObjectRef } | null> {

@@ -2,7 +2,7 @@ import { decodeThrown, encodeError, type WireArg, type WireTask, type WorkerToNo
 import type { ObjectStore } from '@shoal/store';
 import type { LocalScheduler } from '../scheduling/local-scheduler.js';
 import { WorkerHandle } from '../workers/worker-handle.js';
-import type { ActorService } from './actors.js';
+import type { ActorService, FoundActor } from './actors.js';
 import type { CollectionRound } from './collection-round.js';
 import type { StreamService } from './streams.js';
 import type { NameRegistry } from './names.js';
@@ -232,11 +232,19 @@ export class PeerRouter {
         this.#services.actors.kill(message.actorId, message.noRestart);
         return;
       case 'actor-lookup': {
-        const actor = this.#services.actors.named(message.name);
-        // Held for the asker until it drops its handle (its ref takes this hold over).
-        if (actor && holds.holdFor(peer, actor.id)) {
-          peer.send({ type: 'actor-found', requestId: message.requestId, actorId: actor.id, className: actor.cls.name, methods: [...actor.methods] });
-        } else peer.send({ type: 'actor-found', requestId: message.requestId, actorId: null, className: '', methods: [] });
+        const notFound = { type: 'actor-found', requestId: message.requestId, actorId: null, className: '', methods: [] } as const;
+        const found = (actor: FoundActor) => ({ type: 'actor-found', requestId: message.requestId, actorId: actor.id, className: actor.className, methods: [...actor.methods] }) as const;
+        const here = this.#services.actors.named(message.name);
+        if (here) {
+          // Held for the asker until it drops its handle (its ref takes this hold over).
+          peer.send(holds.holdFor(peer, here.id) ? found({ id: here.id, className: here.cls.name, methods: here.methods }) : notFound);
+          return;
+        }
+        // On another node of the cluster (its lifetime object is there, not held from here).
+        this.#services.actors.lookup(message.name).then(
+          (actor) => peer.send(actor ? found(actor) : notFound),
+          () => peer.send(notFound),
+        );
         return;
       }
       case 'stream-pull': {

@@ -4,6 +4,7 @@ import { debugLogger, type Logger } from '../../log.js';
 import type { BudgetLimits } from '../../transport/connection-budget.js';
 import { wsUrl } from '../../transport/guard.js';
 import { HeadServer, type HeadConnection } from './head-server.js';
+import { ActorDirectory } from './actor-directory.js';
 import { exposureProblem } from './loopback.js';
 import { Membership } from './membership.js';
 import { ObjectDirectory } from './object-directory.js';
@@ -85,6 +86,7 @@ export class Head implements AsyncDisposable {
   readonly #membership: Membership;
   readonly #directory = new ObjectDirectory();
   readonly #forwarder: TaskForwarder;
+  readonly #actors: ActorDirectory;
   readonly #token: string;
   #state: HeadState = 'idle';
   #started: Promise<void> | undefined;
@@ -106,6 +108,7 @@ export class Head implements AsyncDisposable {
       departed: (nodeId) => this.#departed(nodeId),
     });
     this.#forwarder = new TaskForwarder(this.#membership, this.#directory, this.#logger, options.runAckTimeoutMs);
+    this.#actors = new ActorDirectory({ membership: this.#membership, logger: this.#logger });
     this.#server = new HeadServer({
       host: this.host,
       port: options.port ?? 6380,
@@ -290,6 +293,21 @@ export class Head implements AsyncDisposable {
         connection.send({ type: 'located', requestId: message.requestId, holders });
         return true;
       }
+      case 'actor-place':
+        this.#actors.place(nodeId, message.actor);
+        return true;
+      case 'actor-hosted':
+        this.#actors.hosted(nodeId, message.origin, message.actor);
+        return true;
+      case 'actor-ended':
+        this.#actors.ended(nodeId, message.actorId, message.failure);
+        return true;
+      case 'actor-end':
+        this.#actors.end(nodeId, message.actorId, message.why);
+        return true;
+      case 'actor-locate':
+        this.#actors.locate(message, (answer) => connection.send({ type: 'actor-located', requestId: message.requestId, ...answer }));
+        return true;
       default:
         return false;
     }
@@ -298,6 +316,9 @@ export class Head implements AsyncDisposable {
   #departed(nodeId: string): void {
     this.#directory.forget(nodeId);
     // While the head shuts down, every node leaves: nothing is placed again.
-    if (this.#state === 'running') this.#forwarder.departed(nodeId);
+    if (this.#state === 'running') {
+      this.#forwarder.departed(nodeId);
+      this.#actors.departed(nodeId);
+    }
   }
 }

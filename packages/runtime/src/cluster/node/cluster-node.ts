@@ -4,7 +4,8 @@
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { debuglog } from 'node:util';
-import { HeadUnreachableError, fromWireFailure, type ClusterResult, type ClusterTask, type FromHead, type NodeReport } from '@shoal/protocol';
+import { ActorDiedError, HeadUnreachableError, fromWireFailure, toWireFailure, type ClusterResult, type ClusterTask, type FromHead, type NodeReport } from '@shoal/protocol';
+import type { ActorWhereabouts } from '../../node/cluster-actors.js';
 import { debugLogger, type Logger } from '../../log.js';
 import type { NodeManager } from '../../node/node-manager.js';
 import type { Task } from '../../scheduling/task.js';
@@ -150,6 +151,10 @@ export class ClusterNode implements AsyncDisposable {
       nodeId: node.store.sessionId,
       logger: this.#logger,
       onRelease: (ids) => node.cluster.releaseKept(ids),
+      onActorCall: (call, answer) => {
+        if (node.cluster.joined) node.cluster.actors.serve(call, answer);
+        else answer({ ok: false, failure: toWireFailure(new ActorDiedError(call.actorId, { kind: 'not-here' }, 0)) });
+      },
       ...(options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {}),
     });
     await this.#data.start();
@@ -157,6 +162,8 @@ export class ClusterNode implements AsyncDisposable {
     this.#link = new HeadLink(options.headUrl, options.token, () => this.report(), {
       onFatal: options.onFatal,
       onMessage: (message) => this.#onHead(message),
+      // A head that restarted knows no actors: the ones running here say so again.
+      onRegistered: () => node.cluster.announceActors(),
       onRefused: (error) => this.#logger.warn({ err: error }, `the head refused this node's registration (retrying): ${error.message}`),
       // The head forgets what it placed for us and on us when we drop: take our tasks back, and
       // stop keeping results nobody will ask for.
@@ -186,6 +193,12 @@ export class ClusterNode implements AsyncDisposable {
       },
       cancel: (returnId) => {
         this.link.send({ type: 'cancel', returnId });
+      },
+      actors: {
+        tell: (message) => this.link.send(message),
+        locate: (by) => this.#locateActor(by),
+        callActor: (url, call) => this.#puller.callActor(url, call),
+        receive: (returnId, holderUrl, result, finish, fail) => this.#receiveResult(returnId, holderUrl, result, finish, fail),
       },
     });
     await this.#link.registered;
@@ -258,6 +271,21 @@ export class ClusterNode implements AsyncDisposable {
     void this.#arrival.arrive(id, sources).catch((error: unknown) => this.node.store.fail(id, error as Error));
   }
 
+  /** Where the head says an actor runs (by id or name); `{}` when it does not know it or cannot say (no head now, no answer in time). */
+  #locateActor(by: { readonly actorId: string } | { readonly name: string }): Promise<ActorWhereabouts> {
+    return this.#locates
+      .request<ActorWhereabouts>(
+        (requestId) => {
+          if (!this.link.send({ type: 'actor-locate', requestId, ...by })) throw new Error('no head connection');
+        },
+        { signal: AbortSignal.timeout(LOCATE_TIMEOUT_MS) },
+      )
+      .catch((error: unknown) => {
+        debug('actor-locate %o: no answer (%s)', by, (error as Error).message);
+        return {};
+      });
+  }
+
   /** Where the head says copies of `ids` are; `{}` when it cannot say (no head now, or no answer in time). */
   #locate(ids: string[]): Promise<Locations> {
     return this.#locates
@@ -307,6 +335,7 @@ export class ClusterNode implements AsyncDisposable {
           // A node that left: results kept for it will never be pulled, its tasks here are moot,
           // and pulls from it will not finish.
           this.node.cluster.dropForeign((_, origin) => origin === peer.nodeId);
+          this.node.cluster.actors.nodeLeft(peer.nodeId);
           this.#puller.forget(peer.dataUrl);
         }
         return;
@@ -326,7 +355,13 @@ export class ClusterNode implements AsyncDisposable {
         this.node.cluster.declined(message.returnId);
         return;
       case 'result':
-        void this.#receiveResult(message.returnId, message.holderUrl, message.result);
+        void this.#receiveResult(
+          message.returnId,
+          message.holderUrl,
+          message.result,
+          (payload) => this.node.cluster.finishSpilled(message.returnId, payload),
+          (error) => this.node.cluster.failSpilled(message.returnId, error),
+        );
         return;
       case 'cancel':
         this.node.cluster.dropForeign((returnId) => returnId === message.returnId);
@@ -334,18 +369,39 @@ export class ClusterNode implements AsyncDisposable {
       case 'located':
         this.#locates.answer(message.requestId, message.holders);
         return;
+      case 'actor-located':
+        this.#locates.answer(message.requestId, { ...(message.actor ? { actor: message.actor } : {}), ...(message.failure ? { failure: message.failure } : {}) });
+        return;
+      case 'actor-host':
+        this.node.cluster.actors.host(message.origin, message.actor, message.restarts);
+        return;
+      case 'actor-end':
+      case 'actor-died': {
+        const death = fromWireFailure(message.failure);
+        const error = death instanceof ActorDiedError ? death : new ActorDiedError(message.actorId, { kind: 'killed' }, 0);
+        this.node.cluster.actorEnded(message.actorId, error, message.type === 'actor-end' && message.restart);
+        return;
+      }
       default:
         return;
     }
   }
 
   /**
-   * A task this node spilled ended. Its result, and the objects made on the other node that it
-   * refers to (recursively), are pulled here; then the other node may drop its copies.
+   * A task this node spilled, or a call it made on an actor of another node, ended. Its result,
+   * and the objects made on the other node that it refers to (recursively), are pulled here and
+   * given to `finish` (false: nobody wants it now); then the other node may drop its copies.
+   * `fail` is told of a failed result, or one that could not be fetched.
    */
-  async #receiveResult(returnId: string, holderUrl: string, result: ClusterResult): Promise<void> {
+  async #receiveResult(
+    returnId: string,
+    holderUrl: string,
+    result: ClusterResult,
+    finish: (payload: { size: number; bytes?: Uint8Array; contains: string[] }) => boolean,
+    fail: (error: Error) => void,
+  ): Promise<void> {
     if (!result.ok) {
-      this.node.cluster.failSpilled(returnId, fromWireFailure(result.failure));
+      fail(fromWireFailure(result.failure));
       return;
     }
     // Pulled objects are held here until the result holds them (or the pull failed).
@@ -358,14 +414,14 @@ export class ClusterNode implements AsyncDisposable {
         contains.push(id);
       }
       if (result.bytes) {
-        this.node.cluster.finishSpilled(returnId, { size: result.size, bytes: result.bytes, contains });
+        finish({ size: result.size, bytes: result.bytes, contains });
         return;
       }
       await this.#arrival.pull(returnId, [holderUrl]);
-      if (!this.node.cluster.finishSpilled(returnId, { size: result.size, contains })) this.#arrival.discard(returnId);
+      if (!finish({ size: result.size, contains })) this.#arrival.discard(returnId);
     } catch (error) {
       debug('result %s could not be fetched: %o', returnId, error);
-      this.node.cluster.failSpilled(returnId, error as Error);
+      fail(error as Error);
     } finally {
       for (const id of held) this.node.store.release(id);
       if (holderUrl) this.#puller.release(holderUrl, [returnId]);

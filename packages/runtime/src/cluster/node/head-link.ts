@@ -116,6 +116,8 @@ export interface HeadLinkHandlers {
   readonly onRefused?: (error: Error) => void;
   /** The connection dropped (it is retried): anything the head was doing for this node is lost. */
   readonly onDisconnect?: () => void;
+  /** The head registered this node (first, and again after every reconnection). */
+  readonly onRegistered?: () => void;
 }
 
 /**
@@ -189,8 +191,8 @@ export class HeadLink {
         registered = true;
         this.#failures = 0;
         this.#markRegistered();
-      }
-      else this.#handlers.onMessage?.(message);
+        this.#handlers.onRegistered?.();
+      } else this.#handlers.onMessage?.(message);
     });
     socket.on('error', () => socket.terminate());
     socket.on('close', (code, reason) => {

@@ -26,6 +26,8 @@ import {
   decodeToHolder,
   encodeMessage,
   toWireFailure,
+  ActorDiedError,
+  type ClusterResult,
   type FromHolder,
   type ToHolder,
 } from '@shoal/protocol';
@@ -47,6 +49,11 @@ export interface DataServerOptions {
   readonly logger?: Logger;
   /** A puller released these ids (it has its own copy of a task result kept for it). */
   readonly onRelease?: (ids: readonly string[]) => void;
+  /**
+   * A puller calls a method of an actor of this node (`actor-call`); `answer` once with how it
+   * ended. Without this, every call fails as not here.
+   */
+  readonly onActorCall?: (call: Extract<ToHolder, { type: 'actor-call' }>, answer: (result: ClusterResult) => void) => void;
   /** How long {@link DataServer.close} lets transfers in flight finish before it cuts them. @default 10000 */
   readonly drainTimeoutMs?: number;
   /**
@@ -391,6 +398,25 @@ export class DataServer implements AsyncDisposable {
           case 'release':
             this.#options.onRelease?.(message.ids);
             return;
+          case 'actor-call': {
+            // Waiting for its answer, the connection is not idle.
+            puller.waiting += 1;
+            let answered = false;
+            const answer = (result: ClusterResult) => {
+              if (answered) return;
+              answered = true;
+              puller.waiting -= 1;
+              puller.lastMessage = Date.now();
+              if (socket.readyState === socket.OPEN) send({ type: 'actor-result', requestId: message.requestId, result });
+            };
+            const onCall = this.#options.onActorCall;
+            if (!onCall || this.#state !== 'running') {
+              answer({ ok: false, failure: toWireFailure(new ActorDiedError(message.actorId, { kind: onCall ? 'node-closed' : 'not-here' }, 0)) });
+              return;
+            }
+            onCall(message, answer);
+            return;
+          }
           case 'hello':
             return;
         }

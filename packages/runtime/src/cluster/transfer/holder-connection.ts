@@ -9,9 +9,10 @@ import {
   HANDSHAKE_TIMEOUT_MS,
   PULLER_MAX_PAYLOAD_BYTES,
   ShoalError,
-  TOKEN_HEADER, decodeFromHolder, decodeMessage, encodeMessage, type FromHolder, type ToHolder } from '@shoal/protocol';
+  TOKEN_HEADER, decodeFromHolder, decodeMessage, encodeMessage, type ClusterArg, type ClusterResult, type FromHolder, type ToHolder } from '@shoal/protocol';
 import type { IncomingObject } from '@shoal/store';
 import { RequestTracker } from '../../transport/request-tracker.js';
+import { ActorCallNotSent } from '../../node/cluster-actors.js';
 import { BulkStream, refusedUpgrade } from './bulk-stream.js';
 import { PullFailure } from './pull-failure.js';
 
@@ -53,6 +54,8 @@ export class HolderConnection {
   readonly #socket: WebSocket;
   readonly #requests = new RequestTracker();
   readonly #incoming = new Map<number, Incoming>();
+  /** Actor calls sent and not answered, by request id (answered by `actor-result`). */
+  readonly #calls = new Set<number>();
   /** Bulk streams to the holder, each free or used by one pull. */
   readonly #streams = new Set<BulkStream>();
   readonly #pinger: NodeJS.Timeout;
@@ -161,6 +164,19 @@ export class HolderConnection {
     if (!this.#closed) this.#send({ type: 'release', ids });
   }
 
+  /**
+   * Calls a method of an actor running on the holder's node; resolves with how the call ended
+   * (a segment result stays there until pulled and released).
+   * @throws PullFailure when the connection closed before the answer.
+   */
+  callActor(call: { readonly actorId: string; readonly returnId: string; readonly method: string; readonly args: ClusterArg[] }): Promise<ClusterResult> {
+    if (this.#closed) return Promise.reject(new ActorCallNotSent(`the connection to ${this.url} closed: ${this.#closed.message}`, { cause: this.#closed }));
+    return this.#requests.request<ClusterResult>((requestId) => {
+      this.#calls.add(requestId);
+      this.#send({ type: 'actor-call', requestId, ...call });
+    });
+  }
+
   close(): void {
     this.#socket.terminate();
     for (const stream of this.#streams) stream.close();
@@ -191,6 +207,11 @@ export class HolderConnection {
 
   #receive(message: FromHolder): void {
     if (message.type === 'welcome') return;
+    if (message.type === 'actor-result') {
+      if (!this.#calls.delete(message.requestId)) throw new PullFailure('protocol', `an actor result for unknown request ${message.requestId}`);
+      this.#requests.answer(message.requestId, message.result);
+      return;
+    }
     const request = this.#incoming.get(message.requestId);
     if (!request) throw new PullFailure('protocol', `a reply to unknown request ${message.requestId}`);
     if (request.answered) throw new PullFailure('protocol', `a second answer to request ${message.requestId}`);
@@ -255,6 +276,7 @@ export class HolderConnection {
     clearInterval(this.#pinger);
     for (const request of this.#incoming.values()) this.#abandon(request);
     this.#incoming.clear();
+    this.#calls.clear();
     this.#requests.failAll(error);
     for (const stream of this.#streams) stream.close(error);
   }

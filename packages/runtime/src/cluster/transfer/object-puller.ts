@@ -2,8 +2,9 @@
 // head only says where objects are), one data connection per holder (holder-connection.ts).
 import { debuglog } from 'node:util';
 import PQueue from 'p-queue';
-import { CONCURRENT_PULLS, ObjectLostError, ShoalError, type WireFailure } from '@shoal/protocol';
+import { CONCURRENT_PULLS, ObjectLostError, ShoalError, type ClusterResult, type WireFailure } from '@shoal/protocol';
 import type { IncomingObject } from '@shoal/store';
+import { ActorCallNotSent } from '../../node/cluster-actors.js';
 import { HolderConnection, type PulledObject } from './holder-connection.js';
 import { PullFailure } from './pull-failure.js';
 
@@ -64,7 +65,26 @@ export class ObjectPuller {
       .catch((error: unknown) => debug('release at %s failed: %o', url, error));
   }
 
-  /** Drops the connection to a holder that left the cluster: its pulls fail over to other holders. */
+  /**
+   * Calls a method of an actor that runs on the node at `url` (calls to one node go on one
+   * connection, in the order made); resolves with how it ended.
+   * @throws PullFailure when the connection closed before the answer (the node left, or cut it).
+   */
+  async callActor(url: string, call: Parameters<HolderConnection['callActor']>[0]): Promise<ClusterResult> {
+    // A connection that cannot be made means the call never went out (the node is gone).
+    const connect = () => this.#connection(url).catch((error: unknown) => {
+      throw new ActorCallNotSent(`no connection to ${url}: ${(error as Error).message}`, { cause: error });
+    });
+    try {
+      return await (await connect()).callActor(call);
+    } catch (error) {
+      // Closed as idle just as the call went out: the holder never read it; ask again.
+      if (!(error instanceof PullFailure) || error.code !== 'idle') throw error;
+      return (await connect()).callActor(call);
+    }
+  }
+
+    /** Drops the connection to a holder that left the cluster: its pulls fail over to other holders. */
   forget(url: string): void {
     this.#connections.get(url)?.close();
     this.#connections.delete(url);

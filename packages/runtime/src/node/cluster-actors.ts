@@ -1,0 +1,327 @@
+// Actors across the nodes of a cluster, as one node takes part: the head keeps the directory of
+// actors (where each runs, its name, whether it died; cluster/head/actor-directory.ts) and places
+// the ones their creator's node cannot fit; calls go from the caller's node straight to the node
+// the actor runs on, over the data connection (`actor-call`, answered by `actor-result`), and a
+// result in a segment is then pulled like any object. See docs/internals.md ("Actors in a cluster").
+import { debuglog } from 'node:util';
+import {
+  ActorDiedError,
+  ObjectFreedError,
+  TaskError,
+  fromWireFailure,
+  toWireFailure,
+  type ActorEnd,
+  type ClusterActor,
+  type ClusterArg,
+  type ClusterResult,
+  type LocatedActor,
+  type ToHead,
+  type WireFailure,
+} from '@shoal/protocol';
+import type { ObjectStore } from '@shoal/store';
+import type { ActorCluster, ActorService, ActorSpec, FoundActor, RemoteCall } from './actors.js';
+import { acceptClusterArgs, clusterArgsOf, clusterResultOf } from './cluster-values.js';
+import type { StreamService } from './streams.js';
+
+const debug = debuglog('shoal:cluster');
+
+/** How often, and how long apart, a caller asks the head again while it still names the node that just failed. */
+const RELOCATE_ATTEMPTS = 40;
+const RELOCATE_PAUSE_MS = 250;
+
+/** A call that never left this node: the connection to the actor's node could not be made (it is gone). */
+export class ActorCallNotSent extends Error {
+  override readonly name = 'ActorCallNotSent';
+}
+
+/** The head's answer to `actor-locate`: where it runs, or why it is dead (neither: unknown). */
+export interface ActorWhereabouts {
+  readonly actor?: LocatedActor;
+  readonly failure?: WireFailure;
+}
+
+/** What {@link ClusterActors} needs of the node's cluster agent (cluster/node/cluster-node.ts). */
+export interface ActorClusterLink {
+  /** Sends to the head; false when there is no head connection now. */
+  tell(message: ToHead): boolean;
+  /** Asks the head where an actor runs (by id, or by name). */
+  locate(by: { readonly actorId: string } | { readonly name: string }): Promise<ActorWhereabouts>;
+  /**
+   * Sends a call to the node whose data server is `url`; rejects when the connection to it
+   * failed: with {@link ActorCallNotSent} when the call never went out.
+   */
+  callActor(url: string, call: { actorId: string; returnId: string; method: string; args: ClusterArg[] }): Promise<ClusterResult>;
+  /**
+   * Brings the result of a call that ran on the node at `holderUrl` here (and what it refers
+   * to); `finish` registers it, `fail` is told when it could not be fetched.
+   */
+  receive(returnId: string, holderUrl: string, result: ClusterResult, finish: (payload: { size: number; bytes?: Uint8Array; contains: string[] }) => boolean, fail: (error: Error) => void): Promise<void>;
+  /** Fetches object `id` (of `size` bytes, made on node `owner`) into this node's store, which expects it. */
+  fetch(id: string, size: number, owner: string): void;
+}
+
+/** A call on an actor of another node, from its submission until its result settled here. */
+interface OutgoingCall extends RemoteCall {
+  /** Its place in the order calls were made on this node. */
+  readonly seq: number;
+  readonly deps: readonly string[];
+  /** Dependencies not settled yet: it is sent once none are (and every call before it was). */
+  unsettled: number;
+  readonly done: () => void;
+}
+
+/** An actor of another node that this node calls. */
+interface CalledActor {
+  readonly id: string;
+  /** Where it runs, as the head last said (undefined until it answers, and after that node failed). */
+  route: LocatedActor | undefined;
+  /** Asking the head where it runs. */
+  locating: boolean;
+  /** Calls not sent yet, in submission order. */
+  readonly queue: OutgoingCall[];
+}
+
+/**
+ * The node's side of actors in a cluster (it is the node's {@link ActorCluster}):
+ * - as a caller, it queues the calls on actors of other nodes in submission order, asks the head
+ *   where each actor runs, sends the calls there and stores their results here;
+ * - as a host, it runs the calls other nodes send (keeping segment results until their caller
+ *   pulled them) and the actors the head places here;
+ * - for the head, it reports the actors this node runs and asks it to place or end others.
+ */
+export class ClusterActors implements ActorCluster {
+  readonly #store: ObjectStore;
+  readonly #actors: ActorService;
+  readonly #streams: StreamService;
+  readonly #link: ActorClusterLink;
+  readonly #called = new Map<string, CalledActor>();
+  /** Results of calls other nodes sent, held here until their caller has its copy. */
+  readonly #kept = new Set<string>();
+  #seq = 0;
+
+  constructor(parts: { readonly store: ObjectStore; readonly actors: ActorService; readonly streams: StreamService; readonly link: ActorClusterLink }) {
+    ({ store: this.#store, actors: this.#actors, streams: this.#streams, link: this.#link } = parts);
+  }
+
+  // ---- for the head ---------------------------------------------------------------------------
+
+  place(spec: ActorSpec): boolean {
+    return this.#link.tell({ type: 'actor-place', actor: this.#wire(spec) });
+  }
+
+  hosted(spec: ActorSpec, origin: string | undefined): void {
+    this.#link.tell({ type: 'actor-hosted', origin: origin ?? this.#store.sessionId, actor: this.#wire(spec) });
+  }
+
+  ended(actorId: string, death: ActorDiedError): void {
+    this.#link.tell({ type: 'actor-ended', actorId, failure: toWireFailure(death) });
+  }
+
+  end(actorId: string, why: ActorEnd): void {
+    this.#link.tell({ type: 'actor-end', actorId, why });
+  }
+
+  async lookup(name: string): Promise<FoundActor | undefined> {
+    const { actor } = await this.#link.locate({ name });
+    return actor && { id: actor.id, className: actor.className, methods: actor.methods };
+  }
+
+  /** The head placed an actor here for node `origin`: its arguments are fetched, and it starts. */
+  host(origin: string, actor: ClusterActor, restarts: number): void {
+    const { args } = acceptClusterArgs(this.#store, actor.args, this.#link.fetch);
+    const cls = { source: actor.cls.source, hash: actor.cls.hash, name: actor.cls.name };
+    this.#actors.host(origin, { id: actor.id, cls, methods: actor.methods, args, contains: [], options: actor.options }, restarts);
+  }
+
+  #wire(spec: ActorSpec): ClusterActor {
+    const { source, hash, name } = spec.cls;
+    return { id: spec.id, cls: { source, hash, name }, methods: [...spec.methods], args: clusterArgsOf(this.#store, spec.args), options: spec.options };
+  }
+
+  // ---- as the host: calls other nodes send ------------------------------------------------------
+
+  /** A call another node sent (`actor-call` on its data connection); `answer` once with how it ended. */
+  serve(call: { actorId: string; returnId: string; method: string; args: readonly ClusterArg[] }, answer: (result: ClusterResult) => void): void {
+    const store = this.#store;
+    if (store.status(call.returnId).state !== 'freed' || this.#kept.has(call.returnId)) {
+      // A result id is new for every call: this one is a caller's mistake (or a forgery).
+      answer({ ok: false, failure: toWireFailure(new RangeError(`Expected a new result id, got one in use: ${call.returnId}`)) });
+      return;
+    }
+    const { args } = acceptClusterArgs(store, call.args, this.#link.fetch);
+    store.expect(call.returnId);
+    // Held for the caller until it has its copy (release).
+    store.hold(call.returnId);
+    this.#kept.add(call.returnId);
+    store.onSettled(call.returnId, () => {
+      const result = clusterResultOf(store, call.returnId);
+      answer(result);
+      if (!result.ok) this.release([call.returnId]);
+    });
+    this.#actors.call(undefined, call.actorId, call.returnId, call.method, args, [], true);
+  }
+
+  /** The callers of these results have their copies (or left): stop keeping them. */
+  release(ids: readonly string[]): void {
+    for (const id of ids) if (this.#kept.delete(id)) this.#store.release(id);
+  }
+
+  // ---- as a caller: calls on actors of other nodes ------------------------------------------------
+
+  call(request: RemoteCall, done: () => void): void {
+    const store = this.#store;
+    let actor = this.#called.get(request.actorId);
+    if (!actor) {
+      actor = { id: request.actorId, route: undefined, locating: false, queue: [] };
+      this.#called.set(actor.id, actor);
+    }
+    const deps = request.args.flatMap((arg) => ('ref' in arg ? [arg.ref] : []));
+    const call: OutgoingCall = { ...request, seq: ++this.#seq, deps, unsettled: 0, done };
+    for (const id of request.contains) store.hold(id);
+    const missing = deps.filter((id) => !store.hold(id));
+    if (missing.length > 0) {
+      this.#settle(call, new ObjectFreedError(missing[0]!, ` before the call ${request.method} that takes it could start`));
+      return;
+    }
+    actor.queue.push(call);
+    for (const id of deps) {
+      if (store.status(id).state !== 'pending') continue;
+      call.unsettled += 1;
+      store.onSettled(id, () => {
+        call.unsettled -= 1;
+        if (call.unsettled === 0) this.#pump(actor);
+      });
+    }
+    this.#pump(actor);
+  }
+
+  /** Sends the calls at the head of the queue whose arguments are ready, in order, once the head said where the actor runs. */
+  #pump(actor: CalledActor, failedNode?: string): void {
+    const route = actor.route;
+    if (!route) {
+      if (actor.queue.length > 0) this.#locate(actor, failedNode);
+      return;
+    }
+    const store = this.#store;
+    while (actor.queue.length > 0 && actor.queue[0]!.unsettled === 0) {
+      const call = actor.queue.shift()!;
+      const failed = call.deps.map((id) => store.status(id)).find((status) => status.state === 'failed' || status.state === 'freed');
+      if (failed) {
+        this.#settle(call, failed.state === 'failed' ? failed.error : new ObjectFreedError(call.deps[0]!, ` before the call ${route.className}.${call.method} could start`));
+        continue;
+      }
+      const name = `${route.className}.${call.method}`;
+      if (route.methods.includes(`*${call.method}`)) {
+        // Its consumer reads the stream here: opened so that it ends with this failure.
+        this.#streams.open(call.returnId, 1, call.caller);
+        this.#settle(call, new TaskError(name, new Error(`${name} is a streaming method, and streaming from an actor on another node is not supported yet; call it from a task placed on the actor's node, or return an array`)));
+        continue;
+      }
+      if (!route.methods.includes(call.method)) {
+        this.#settle(call, new TaskError(name, new TypeError(`Actor ${route.className} has no method ${call.method}`)));
+        continue;
+      }
+      const wire = { actorId: actor.id, returnId: call.returnId, method: call.method, args: clusterArgsOf(store, call.args) };
+      this.#link.callActor(route.dataUrl, wire).then(
+        (result) => this.#answered(call, route, result),
+        (error: unknown) => this.#lost(actor, call, route, error as Error),
+      );
+    }
+  }
+
+  #answered(call: OutgoingCall, route: LocatedActor, result: ClusterResult): void {
+    const store = this.#store;
+    void this.#link
+      .receive(
+        call.returnId,
+        route.dataUrl,
+        result,
+        (payload) => {
+          if (store.status(call.returnId).state !== 'pending') return false;
+          store.register(call.returnId, payload);
+          return true;
+        },
+        (error) => store.fail(call.returnId, error),
+      )
+      .finally(() => this.#settle(call));
+  }
+
+  /**
+   * The connection to the actor's node failed with `call` on it: the node left (or is leaving)
+   * the cluster. The call fails once the head says what became of the actor: restarted
+   * elsewhere (the call was lost, later calls go there) or dead for good.
+   */
+  #lost(actor: CalledActor, call: OutgoingCall, route: LocatedActor, error: Error): void {
+    debug('call %s on actor %s at %s lost: %s', call.returnId, actor.id, route.dataUrl, error.message);
+    if (actor.route === route) actor.route = undefined;
+    if (error instanceof ActorCallNotSent) {
+      // It never left: back in its place in the queue, for wherever the head says the actor is now.
+      const at = actor.queue.findIndex((queued) => queued.seq > call.seq);
+      actor.queue.splice(at < 0 ? actor.queue.length : at, 0, call);
+      this.#pump(actor, route.nodeId);
+      return;
+    }
+    void this.#whereabouts(actor.id, route.nodeId).then((where) => {
+      const lost = where.failure
+        ? fromWireFailure(where.failure)
+        : new ActorDiedError(route.className, { kind: 'node-died', nodeId: route.nodeId }, 0, where.actor === undefined);
+      this.#settle(call, lost);
+      if (where.actor && !actor.route) {
+        actor.route = where.actor;
+        this.#pump(actor);
+      } else if (!where.actor) this.#failQueued(actor, lost);
+    });
+  }
+
+  #locate(actor: CalledActor, failedNode?: string): void {
+    if (actor.locating) return;
+    actor.locating = true;
+    void this.#whereabouts(actor.id, failedNode).then((where) => {
+      actor.locating = false;
+      if (where.actor) {
+        actor.route = where.actor;
+        this.#pump(actor);
+        return;
+      }
+      this.#failQueued(actor, where.failure ? fromWireFailure(where.failure) : new ActorDiedError(actor.id, { kind: 'not-here' }, 0));
+    });
+  }
+
+  /**
+   * Where the head says the actor runs. Right after a node failed the head may not know yet (it
+   * hears of a dead node when its connection drops or its heartbeats stop): while it still names
+   * `failedNode`, this asks again a little later.
+   */
+  async #whereabouts(actorId: string, failedNode?: string): Promise<ActorWhereabouts> {
+    for (let attempt = 1; ; attempt++) {
+      const where = await this.#link.locate({ actorId }).catch((error: unknown): ActorWhereabouts => {
+        debug('locating actor %s failed: %s', actorId, (error as Error).message);
+        return {};
+      });
+      if (failedNode === undefined || where.actor?.nodeId !== failedNode || attempt >= RELOCATE_ATTEMPTS) {
+        return where.actor?.nodeId === failedNode && failedNode !== undefined ? {} : where;
+      }
+      await new Promise((resolve) => setTimeout(resolve, RELOCATE_PAUSE_MS));
+    }
+  }
+
+  /** Node `nodeId` left the cluster: calls on the actors it ran go wherever the head says they are now. */
+  nodeLeft(nodeId: string): void {
+    for (const actor of this.#called.values()) if (actor.route?.nodeId === nodeId) actor.route = undefined;
+  }
+
+  /** The actor is dead (or unknown): every call queued for it fails with `error`, and it is forgotten. */
+  #failQueued(actor: CalledActor, error: Error): void {
+    for (const call of actor.queue.splice(0)) this.#settle(call, error);
+    if (this.#called.get(actor.id) === actor && !actor.locating) this.#called.delete(actor.id);
+  }
+
+  /** The call is over: its result failed with `error` (unless given, it is stored already), its holds go. */
+  #settle(call: OutgoingCall, error?: Error): void {
+    const store = this.#store;
+    if (error && store.status(call.returnId).state === 'pending') store.fail(call.returnId, error);
+    for (const id of call.deps) store.release(id);
+    for (const id of call.contains) store.release(id);
+    call.done();
+  }
+}
