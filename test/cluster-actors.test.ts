@@ -6,6 +6,8 @@
 // actor whose node dies restarts on another (state reset) within maxRestarts; kill from another
 // node. Drivers are child processes (test/fixtures/cluster-actors.ts).
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { runProgram } from './cluster-helpers.js';
@@ -63,4 +65,30 @@ test('actors across nodes: placed where they fit, called from any node in order,
   assert.equal(killed.error?.kind, 'killed');
   await until(() => other.node.actorPids().length === 0, "the killed actor's process to go");
   assert.equal((await drive<Failure>(a, 'use', 'ctr')).error?.name, 'ActorNotFoundError', 'a dead actor is not found by name');
+});
+
+test('an actor whose node dies with no restart left: the call in flight and every later one fail saying its node left; a streaming method from another node fails saying it is not supported', { timeout: 120_000 }, async () => {
+  await using cluster = await startCluster({ nodes: [{ numCpus: 1 }, { numCpus: 1, resources: { gpu: 1 } }] });
+  const [a, b] = cluster.nodes as [ClusterMember, ClusterMember];
+  const child = spawn(process.execPath, ['--import', 'tsx', DRIVER, a.address, 'outlive', 'solo'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  try {
+    const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+    const first = JSON.parse((await lines.next()).value as string) as { node: string; streamed: { name: string; message: string } };
+    assert.equal(first.node, b.nodeId);
+    assert.equal(first.streamed.name, 'TaskError');
+    assert.match(first.streamed.message, /Counter\.numbers failed: Error: it streams \(an async generator\), and streaming from an actor on another node is not supported yet/);
+    await until(() => b.node.actorPids().length === 1, 'the actor to run on B');
+    await b.kill();
+    child.stdin.write('go\n');
+    const second = JSON.parse((await lines.next()).value as string) as Record<string, Failure>;
+    for (const call of ['inFlight', 'later']) {
+      assert.equal(second[call]!.error?.name, 'ActorDiedError', call);
+      assert.equal(second[call]!.error?.kind, 'node-died', call);
+      assert.match(second[call]!.error!.message, new RegExp(`Actor Counter is dead: the node it ran on \\(${b.nodeId}\\) left the cluster`), call);
+    }
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await exited;
+  }
 });

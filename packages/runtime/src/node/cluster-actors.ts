@@ -21,13 +21,14 @@ import {
 import type { ObjectStore } from '@shoal/store';
 import type { ActorCluster, ActorService, ActorSpec, FoundActor, RemoteCall } from './actors.js';
 import { acceptClusterArgs, clusterArgsOf, clusterResultOf } from './cluster-values.js';
-import type { StreamService } from './streams.js';
 
 const debug = debuglog('shoal:cluster');
 
 /** How often, and how long apart, a caller asks the head again while it still names the node that just failed. */
 const RELOCATE_ATTEMPTS = 40;
 const RELOCATE_PAUSE_MS = 250;
+/** Actors killed from this node that it remembers (its later calls on them fail here at once). */
+const KILLED_MEMORY = 1024;
 
 /** A call that never left this node: the connection to the actor's node could not be made (it is gone). */
 export class ActorCallNotSent extends Error {
@@ -92,15 +93,19 @@ interface CalledActor {
 export class ClusterActors implements ActorCluster {
   readonly #store: ObjectStore;
   readonly #actors: ActorService;
-  readonly #streams: StreamService;
   readonly #link: ActorClusterLink;
   readonly #called = new Map<string, CalledActor>();
   /** Results of calls other nodes sent, held here until their caller has its copy. */
   readonly #kept = new Set<string>();
+  /**
+   * Actors of other nodes killed from here: the kill goes through the head and a later call
+   * straight to the actor's node, so the call could get there first; it fails here instead.
+   */
+  readonly #killed = new Map<string, ActorDiedError>();
   #seq = 0;
 
-  constructor(parts: { readonly store: ObjectStore; readonly actors: ActorService; readonly streams: StreamService; readonly link: ActorClusterLink }) {
-    ({ store: this.#store, actors: this.#actors, streams: this.#streams, link: this.#link } = parts);
+  constructor(parts: { readonly store: ObjectStore; readonly actors: ActorService; readonly link: ActorClusterLink }) {
+    ({ store: this.#store, actors: this.#actors, link: this.#link } = parts);
   }
 
   // ---- for the head ---------------------------------------------------------------------------
@@ -119,6 +124,15 @@ export class ClusterActors implements ActorCluster {
 
   end(actorId: string, why: ActorEnd): void {
     this.#link.tell({ type: 'actor-end', actorId, why });
+    if (why !== 'killed') return;
+    const called = this.#called.get(actorId);
+    const death = new ActorDiedError(called?.route?.className ?? actorId, { kind: 'killed' }, 0);
+    this.#killed.set(actorId, death);
+    for (const oldest of this.#killed.keys()) {
+      if (this.#killed.size <= KILLED_MEMORY) break;
+      this.#killed.delete(oldest);
+    }
+    if (called) this.#failQueued(called, death);
   }
 
   async lookup(name: string): Promise<FoundActor | undefined> {
@@ -170,6 +184,12 @@ export class ClusterActors implements ActorCluster {
 
   call(request: RemoteCall, done: () => void): void {
     const store = this.#store;
+    const killed = this.#killed.get(request.actorId);
+    if (killed) {
+      store.fail(request.returnId, killed);
+      done();
+      return;
+    }
     let actor = this.#called.get(request.actorId);
     if (!actor) {
       actor = { id: request.actorId, route: undefined, locating: false, queue: [] };
@@ -212,9 +232,8 @@ export class ClusterActors implements ActorCluster {
       }
       const name = `${route.className}.${call.method}`;
       if (route.methods.includes(`*${call.method}`)) {
-        // Its consumer reads the stream here: opened so that it ends with this failure.
-        this.#streams.open(call.returnId, 1, call.caller);
-        this.#settle(call, new TaskError(name, new Error(`${name} is a streaming method, and streaming from an actor on another node is not supported yet; call it from a task placed on the actor's node, or return an array`)));
+        // Its consumer's pulls end with this failure (StreamService.pull waits for it).
+        this.#settle(call, new TaskError(name, new Error("it streams (an async generator), and streaming from an actor on another node is not supported yet: call it from a task placed on the actor's node, or return an array")));
         continue;
       }
       if (!route.methods.includes(call.method)) {

@@ -8,7 +8,6 @@ import { ClusterActors, type ActorClusterLink } from './cluster-actors.js';
 import { clusterArgsOf } from './cluster-values.js';
 import { ForeignTasks } from './foreign-tasks.js';
 import type { ObjectService } from './object-service.js';
-import type { StreamService } from './streams.js';
 
 /**
  * What a node that is part of a cluster gets from its cluster agent (see cluster/node/cluster-node.ts).
@@ -43,12 +42,11 @@ export class ClusterPort {
   readonly #acceptsTasks: () => boolean;
   readonly #foreign: ForeignTasks;
   readonly #actorService: ActorService;
-  readonly #streams: StreamService;
   #hooks: ClusterHooks | undefined;
   #actors: ClusterActors | undefined;
 
   constructor(
-    parts: { readonly store: ObjectStore; readonly scheduler: LocalScheduler; readonly objects: ObjectService; readonly actors: ActorService; readonly streams: StreamService },
+    parts: { readonly store: ObjectStore; readonly scheduler: LocalScheduler; readonly objects: ObjectService; readonly actors: ActorService },
     acceptsTasks: () => boolean,
   ) {
     const { store, scheduler, objects } = parts;
@@ -56,7 +54,6 @@ export class ClusterPort {
     this.#scheduler = scheduler;
     this.#objects = objects;
     this.#actorService = parts.actors;
-    this.#streams = parts.streams;
     this.#acceptsTasks = acceptsTasks;
     this.#foreign = new ForeignTasks({
       store,
@@ -89,7 +86,6 @@ export class ClusterPort {
     this.#actors = new ClusterActors({
       store: this.#store,
       actors: this.#actorService,
-      streams: this.#streams,
       link: { ...hooks.actors, fetch: (id, _size, owner) => hooks.fetch(id, owner) },
     });
     this.#actorService.cluster = this.#actors;

@@ -162,7 +162,7 @@ export class NodeManager implements Runtime {
       keepAlive: () => this.#updateAlive(),
     });
     this.cluster = new ClusterPort(
-      { store, scheduler: this.#scheduler, objects: this.#objects, actors: this.#actors, streams: this.#streams },
+      { store, scheduler: this.#scheduler, objects: this.#objects, actors: this.#actors },
       () => this.#acceptsTasks(),
     );
     this.#router = new PeerRouter({

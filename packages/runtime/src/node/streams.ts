@@ -195,6 +195,8 @@ export class StreamService {
     const stream = this.#streams.get(returnId);
     if (!stream || stream.consumer !== consumer) {
       const status = this.#store.status(returnId);
+      // A call sent to an actor on another node opens no stream here: it ends as its result does.
+      if (!stream && status.state === 'pending') return new Promise((resolve) => this.#store.onSettled(returnId, () => resolve(this.pull(returnId, index, consumer))));
       return status.state === 'failed' && !stream ? { end: true, error: status.error } : { end: true };
     }
     if (index < stream.items.length) return this.#take(stream, index);
