@@ -92,3 +92,21 @@ test('an actor whose node dies with no restart left: the call in flight and ever
     await exited;
   }
 });
+
+test("a blip in a node's connection to the head leaves its actors as they are: same process, same state", { timeout: 120_000 }, async () => {
+  await using cluster = await startCluster({ relayHeadLinks: true, nodes: [{ numCpus: 1 }, { numCpus: 1, resources: { gpu: 1 } }] });
+  const [a, b] = cluster.nodes as [ClusterMember, ClusterMember];
+  const created = await drive<{ counts: number[]; node: string }>(a, 'create', 'steady');
+  assert.equal(created.node, b.nodeId);
+  const [pid] = b.node.actorPids();
+  const rejoined = () => cluster.head.nodes().length === 2;
+  cluster.cutHeadLinks();
+  await until(() => !rejoined(), 'the head to see the nodes go');
+  await until(rejoined, 'both nodes to register again');
+  assert.deepEqual(await drive(a, 'use', 'steady'), { count: 5, node: b.nodeId }, 'the same instance, its state kept');
+  assert.deepEqual(b.node.actorPids(), [pid], 'its process was not replaced');
+  // Past the grace the head gives a node that dropped, nothing changed either.
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  assert.deepEqual(await drive(a, 'use', 'steady'), { count: 6, node: b.nodeId });
+  assert.deepEqual(b.node.actorPids(), [pid]);
+});

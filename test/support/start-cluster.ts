@@ -15,6 +15,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { ClusterNode, Head, NodeManager, wsStream, type Logger } from '@shoal/runtime';
 import { until } from '../runtime-helpers.js';
@@ -35,6 +36,8 @@ export interface StartClusterOptions extends NodeSpec {
   readonly nodes?: number | readonly NodeSpec[];
   /** The head removes a node not heard from for this long. @default 1500 */
   readonly heartbeatTimeoutMs?: number;
+  /** Nodes reach the head through a TCP relay whose connections {@link Cluster.cutHeadLinks} cuts (the head stays up). @default false */
+  readonly relayHeadLinks?: boolean;
 }
 
 /** A running node of the cluster. */
@@ -62,6 +65,8 @@ export interface Cluster extends AsyncDisposable {
   readonly nodes: readonly ClusterMember[];
   /** What the head and the nodes logged (connections refused, tasks placed again). */
   readonly log: readonly string[];
+  /** Cuts every node's connection to the head (a network blip); they reconnect. Needs `relayHeadLinks`. */
+  cutHeadLinks(): void;
 }
 
 /** A temporary shm root. An owner file marks it as this process's, so other sessions' sweeps leave it alone while this process lives, and the test runner's leak check sees it if it is left behind. */
@@ -77,7 +82,39 @@ function linesLogger(log: (line: string) => void, prefix: string): Logger {
   return { info: write, warn: write, error: write };
 }
 
-async function startMember(spec: NodeSpec, head: Head, token: string, log: (line: string) => void): Promise<ClusterMember> {
+/** A TCP relay to `port` on loopback whose connections can be cut. */
+async function startRelay(port: number): Promise<{ readonly port: number; cut(): void; close(): Promise<void> }> {
+  const sockets = new Set<Socket>();
+  const server = createServer((client) => {
+    const upstream = connect(port, '127.0.0.1');
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    for (const socket of [client, upstream]) {
+      sockets.add(socket);
+      socket.on('error', end);
+      socket.on('close', end);
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    cut: () => {
+      for (const socket of sockets) socket.destroy();
+    },
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+async function startMember(spec: NodeSpec, headUrl: string, token: string, log: (line: string) => void): Promise<ClusterMember> {
   const shmRoot = temporaryShmRoot();
   const node = new NodeManager({
     numCpus: spec.numCpus ?? 1,
@@ -91,7 +128,7 @@ async function startMember(spec: NodeSpec, head: Head, token: string, log: (line
   try {
     await node.ready();
     member = await ClusterNode.start(node, {
-      headUrl: head.url,
+      headUrl,
       token,
       nodeIp: '127.0.0.1',
       logger: linesLogger(log, `node ${node.store.sessionId}: `),
@@ -131,7 +168,7 @@ async function startMember(spec: NodeSpec, head: Head, token: string, log: (line
  * ```
  */
 export async function startCluster(options: StartClusterOptions = {}): Promise<Cluster> {
-  const { nodes = 1, heartbeatTimeoutMs = 1500, ...defaults } = options;
+  const { nodes = 1, heartbeatTimeoutMs = 1500, relayHeadLinks = false, ...defaults } = options;
   const specs = typeof nodes === 'number' ? Array.from({ length: nodes }, () => defaults) : nodes.map((spec) => ({ ...defaults, ...spec }));
   const token = randomBytes(16).toString('hex');
   const lines: string[] = [];
@@ -145,10 +182,12 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
     // As the daemon does: programs joining through the head are served by the first node.
     onDriver: (socket) => members[0]?.node.acceptRemote(wsStream(socket)),
   });
+  let relay: Awaited<ReturnType<typeof startRelay>> | undefined;
   const close = async () => {
     for (const member of members) if (!member.killed) await member.member.close();
     for (const member of members) await member.node.shutdown();
     await head.close();
+    await relay?.close();
     for (const { shmRoot } of members) {
       const left = readdirSync(shmRoot).filter((name) => name !== 'owner.json');
       rmSync(shmRoot, { recursive: true, force: true });
@@ -157,7 +196,9 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
   };
   try {
     // One at a time: each node's view of the others then settles in order.
-    for (const spec of specs) members.push(await startMember(spec, head, token, log));
+    relay = relayHeadLinks ? await startRelay(head.port) : undefined;
+    const headUrl = relay ? `ws://127.0.0.1:${relay.port}` : head.url;
+    for (const spec of specs) members.push(await startMember(spec, headUrl, token, log));
     // A node learns of the others only from the head's answer to its next heartbeat; until then
     // it would spill nothing. Tests start from a cluster whose nodes all know each other.
     await until(
@@ -174,6 +215,10 @@ export async function startCluster(options: StartClusterOptions = {}): Promise<C
     token,
     nodes: members,
     log: lines,
+    cutHeadLinks: () => {
+      assert.ok(relay, 'cutHeadLinks needs startCluster({ relayHeadLinks: true })');
+      relay.cut();
+    },
     [Symbol.asyncDispose]: close,
   };
 }

@@ -123,11 +123,13 @@ export class NodeUnresponsiveError extends ShoalError {
 /** The head placed a task on another node, and this node lost its connection to the head. */
 export class HeadLostError extends ShoalError {
   static readonly code = 'ERR_HEAD_LOST';
-  constructor(taskName: string) {
+  /** `message` replaces the task's sentence (a call on an actor of another node says its own). */
+  constructor(taskName: string, message?: string) {
     super(
       HeadLostError.code,
-      `Task ${taskName} was placed on another node by the head, and the connection to the head was lost. ` +
-        'Submit it again once the head is back.',
+      message ??
+        `Task ${taskName} was placed on another node by the head, and the connection to the head was lost. ` +
+          'Submit it again once the head is back.',
     );
   }
 }

@@ -17,6 +17,7 @@ import type { FunctionSource } from '../api/function-source.js';
 import type { LocalScheduler } from '../scheduling/local-scheduler.js';
 import type { Resources } from '../scheduling/resources.js';
 import type { WorkerHandle } from '../workers/worker-handle.js';
+import { awaitCallArgs, holdCallArgs } from './call-args.js';
 import type { ObjectService } from './object-service.js';
 import type { Peer } from './peer.js';
 import type { StreamProducer, StreamService } from './streams.js';
@@ -89,6 +90,8 @@ export interface ActorCluster {
   call(call: RemoteCall, done: () => void): void;
   /** The live actor of this name on another node, if any. */
   lookup(name: string): Promise<FoundActor | undefined>;
+  /** Whether calls on the actor wait in the cluster's queue (it was restarted here meanwhile: later calls go behind them). */
+  queued(actorId: string): boolean;
 }
 
 interface Actor extends ActorSpec {
@@ -160,6 +163,17 @@ export class ActorService {
     parts.store.on('gone', (id) => this.#lifetimeEnded(id));
   }
 
+  /** Whether `id` is the id of an actor this node knows (live or dead). */
+  knows(id: string): boolean {
+    return this.#actors.has(id);
+  }
+
+  /** Whether the actor runs here and its method `method` streams (undefined: no such actor here, or no such method). */
+  streams(actorId: string, method: string): boolean | undefined {
+    const actor = this.#actors.get(actorId);
+    return actor && actor.state !== 'remote' ? actor.streaming.get(method) : undefined;
+  }
+
   /** The actor living in `worker`, if it is an actor's process. */
   ownerOf(worker: WorkerHandle): string | undefined {
     return this.#byProcess.get(worker)?.id;
@@ -215,10 +229,15 @@ export class ActorService {
     if (missing.length > 0) {
       return this.#die(actor, { kind: 'constructor', message: new ObjectFreedError(missing[0]!, ' before the actor that takes it was made').message });
     }
-    const demand: Resources = { ...spec.options.resources };
-    if (spec.options.numCpus > 0) demand.CPU = spec.options.numCpus;
+    this.#placeHere(actor, placed !== undefined);
+  }
+
+  /** Holds the actor's resources here (it waits for them), then starts it; or has the head place it on another node when none here fits. */
+  #placeHere(actor: Actor, placedByHead: boolean): void {
+    const demand: Resources = { ...actor.options.resources };
+    if (actor.options.numCpus > 0) demand.CPU = actor.options.numCpus;
     // Placed like a task of a CPU, held like nothing (unless it asks for CPUs), as in Ray.
-    const placement: Resources = { CPU: Math.max(1, spec.options.numCpus), ...spec.options.resources };
+    const placement: Resources = { CPU: Math.max(1, actor.options.numCpus), ...actor.options.resources };
     const waiting = this.#parts.scheduler.holdForActor(demand, placement, () => {
       actor.unplace = undefined;
       actor.held = demand;
@@ -226,7 +245,7 @@ export class ActorService {
     });
     if ('infeasible' in waiting) {
       // Another node of the cluster may fit it (not one the head chose: it was chosen to fit).
-      if (!placed && this.cluster?.place(actor)) {
+      if (!placedByHead && this.cluster?.place(actor)) {
         actor.state = 'remote';
         return;
       }
@@ -238,6 +257,14 @@ export class ActorService {
 
   /** The head placed an actor here for node `origin` (its arguments are here or on their way). */
   host(origin: string, spec: ActorSpec, restarts: number): void {
+    const record = this.#actors.get(spec.id);
+    if (record?.state === 'remote') {
+      // Made here, and restarted here now: its record (and lifetime) is here already.
+      record.restarts = restarts;
+      record.state = 'pending';
+      this.#placeHere(record, true);
+      return;
+    }
     this.create(undefined, spec, { origin, restarts });
   }
 
@@ -340,7 +367,7 @@ export class ActorService {
     const { store } = this.#parts;
     const actor = this.#actors.get(actorId);
     const cluster = this.cluster;
-    if ((!actor || actor.state === 'remote') && cluster && !here) {
+    if ((!actor || actor.state === 'remote' || cluster?.queued(actorId)) && cluster && !here) {
       // It runs on another node (made there, or made here and placed there).
       // A pending call keeps its actor alive, though its caller dropped the handle.
       const held = store.hold(actorId);
@@ -372,22 +399,14 @@ export class ActorService {
     const call: ActorCall = { taskId: 0, returnId, method, args, deps, contains, unsettled: 0, attempts: 0, stream, actor: actorId };
     // A pending call keeps its actor alive, though its caller dropped the handle.
     store.hold(actorId);
-    for (const id of contains) store.hold(id);
-    const missing = deps.filter((id) => !store.hold(id));
+    const missing = holdCallArgs(store, deps, contains);
     this.#addPending(1);
-    if (missing.length > 0) {
-      this.#settle(call, new ObjectFreedError(missing[0]!, ` before the call ${actor.cls.name}.${method} that takes it could start`));
+    if (missing !== undefined) {
+      this.#settle(call, new ObjectFreedError(missing, ` before the call ${actor.cls.name}.${method} that takes it could start`));
       return;
     }
     actor.waiting.push(call);
-    for (const id of deps) {
-      if (store.status(id).state !== 'pending') continue;
-      call.unsettled += 1;
-      store.onSettled(id, () => {
-        call.unsettled -= 1;
-        if (call.unsettled === 0) this.#pump(actor);
-      });
-    }
+    awaitCallArgs(store, call, deps, () => this.#pump(actor));
     if (actor.waiting.length === 1) this.#pump(actor);
   }
 
@@ -565,9 +584,12 @@ export class ActorService {
     actor.state = 'dead';
     actor.death = death ?? new ActorDiedError(actor.cls.name, reason, actor.restarts);
     if (!told && this.cluster) {
-      if (wasRemote) this.cluster.end(actor.id, reason.kind === 'out-of-scope' || reason.kind === 'creator-exited' ? reason.kind : 'killed');
-      // A node shutting down leaves the cluster: the head then restarts what may be restarted elsewhere.
-      else if (reason.kind !== 'node-closed') this.cluster.ended(actor.id, actor.death);
+      // A node shutting down leaves the cluster: the head then ends what died with it, and restarts
+      // elsewhere (or keeps, if detached) what may live on.
+      if (reason.kind === 'node-closed') {
+        // Nothing to say.
+      } else if (wasRemote) this.cluster.end(actor.id, reason.kind === 'out-of-scope' || reason.kind === 'creator-exited' ? reason.kind : 'killed');
+      else this.cluster.ended(actor.id, actor.death);
     }
     debug('actor %s (%s) died: %s', actor.id, actor.cls.name, actor.death.message);
     for (const call of actor.waiting.splice(0)) this.#settle(call, actor.death);
@@ -594,7 +616,8 @@ export class ActorService {
   /** No ref to the actor's lifetime object remains: an actor not detached dies, and its record goes. */
   #lifetimeEnded(id: string): void {
     const actor = this.#actors.get(id);
-    if (!actor) return;
+    // One placed here for another node has its lifetime object there, never here.
+    if (!actor || actor.origin !== undefined) return;
     this.#die(actor, { kind: 'out-of-scope' });
     this.#actors.delete(id);
   }

@@ -6,6 +6,7 @@
 import { debuglog } from 'node:util';
 import {
   ActorDiedError,
+  HeadLostError,
   ObjectFreedError,
   TaskError,
   fromWireFailure,
@@ -20,15 +21,20 @@ import {
 } from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
 import type { ActorCluster, ActorService, ActorSpec, FoundActor, RemoteCall } from './actors.js';
+import { awaitCallArgs, holdCallArgs } from './call-args.js';
 import { acceptClusterArgs, clusterArgsOf, clusterResultOf } from './cluster-values.js';
 
 const debug = debuglog('shoal:cluster');
 
 /** How often, and how long apart, a caller asks the head again while it still names the node that just failed. */
-const RELOCATE_ATTEMPTS = 40;
+const RELOCATE_ATTEMPTS = 60;
 const RELOCATE_PAUSE_MS = 250;
+/** How long calls wait for a head that does not answer (it restarts, the network blips) before they fail. */
+const HEAD_PATIENCE_MS = 30_000;
 /** Actors killed from this node that it remembers (its later calls on them fail here at once). */
 const KILLED_MEMORY = 1024;
+/** Ends and deaths kept for the head while it cannot be told (sent once it registers this node again). */
+const OUTBOX_LIMIT = 10_000;
 
 /** A call that never left this node: the connection to the actor's node could not be made (it is gone). */
 export class ActorCallNotSent extends Error {
@@ -39,6 +45,8 @@ export class ActorCallNotSent extends Error {
 export interface ActorWhereabouts {
   readonly actor?: LocatedActor;
   readonly failure?: WireFailure;
+  /** No answer: no head connection now, or none in time. */
+  readonly unreachable?: boolean;
 }
 
 /** What {@link ClusterActors} needs of the node's cluster agent (cluster/node/cluster-node.ts). */
@@ -76,6 +84,8 @@ interface CalledActor {
   readonly id: string;
   /** Where it runs, as the head last said (undefined until it answers, and after that node failed). */
   route: LocatedActor | undefined;
+  /** Its class's name, once the head said it. */
+  className: string | undefined;
   /** Asking the head where it runs. */
   locating: boolean;
   /** Calls not sent yet, in submission order. */
@@ -95,14 +105,16 @@ export class ClusterActors implements ActorCluster {
   readonly #actors: ActorService;
   readonly #link: ActorClusterLink;
   readonly #called = new Map<string, CalledActor>();
-  /** Results of calls other nodes sent, held here until their caller has its copy. */
-  readonly #kept = new Set<string>();
+  /** Results of calls other nodes sent, held here until their caller has its copy: by id, the data connection the call came on. */
+  readonly #kept = new Map<string, object>();
   /**
    * Actors of other nodes killed from here: the kill goes through the head and a later call
    * straight to the actor's node, so the call could get there first; it fails here instead.
    */
   readonly #killed = new Map<string, ActorDiedError>();
   #seq = 0;
+  /** What the head must hear and could not be told (no connection): sent by {@link ClusterActors.flush}. */
+  #outbox: ToHead[] = [];
 
   constructor(parts: { readonly store: ObjectStore; readonly actors: ActorService; readonly link: ActorClusterLink }) {
     ({ store: this.#store, actors: this.#actors, link: this.#link } = parts);
@@ -119,11 +131,11 @@ export class ClusterActors implements ActorCluster {
   }
 
   ended(actorId: string, death: ActorDiedError): void {
-    this.#link.tell({ type: 'actor-ended', actorId, failure: toWireFailure(death) });
+    this.#tellSurely({ type: 'actor-ended', actorId, failure: toWireFailure(death) });
   }
 
   end(actorId: string, why: ActorEnd): void {
-    this.#link.tell({ type: 'actor-end', actorId, why });
+    this.#tellSurely({ type: 'actor-end', actorId, why });
     if (why !== 'killed') return;
     const called = this.#called.get(actorId);
     const death = new ActorDiedError(called?.route?.className ?? actorId, { kind: 'killed' }, 0);
@@ -133,6 +145,20 @@ export class ClusterActors implements ActorCluster {
       this.#killed.delete(oldest);
     }
     if (called) this.#failQueued(called, death);
+  }
+
+  /** Tells the head, or keeps it for when it is back (an end must not be lost: the actor would live on). */
+  #tellSurely(message: ToHead): void {
+    if (this.#link.tell(message)) return;
+    this.#outbox.push(message);
+    if (this.#outbox.length > OUTBOX_LIMIT) this.#outbox.shift();
+  }
+
+  /** The head registered this node again: what it could not be told is sent now. */
+  flush(): void {
+    const pending = this.#outbox;
+    this.#outbox = [];
+    for (const message of pending) this.#tellSurely(message);
   }
 
   async lookup(name: string): Promise<FoundActor | undefined> {
@@ -155,18 +181,28 @@ export class ClusterActors implements ActorCluster {
   // ---- as the host: calls other nodes send ------------------------------------------------------
 
   /** A call another node sent (`actor-call` on its data connection); `answer` once with how it ended. */
-  serve(call: { actorId: string; returnId: string; method: string; args: readonly ClusterArg[] }, answer: (result: ClusterResult) => void): void {
+  serve(call: { actorId: string; returnId: string; method: string; args: readonly ClusterArg[] }, answer: (result: ClusterResult) => void, connection: object): void {
     const store = this.#store;
-    if (store.status(call.returnId).state !== 'freed' || this.#kept.has(call.returnId)) {
+    const inUse =
+      store.status(call.returnId).state !== 'freed' ||
+      this.#kept.has(call.returnId) ||
+      this.#actors.knows(call.returnId) ||
+      call.args.some((arg) => 'ref' in arg && arg.ref === call.returnId);
+    if (inUse) {
       // A result id is new for every call: this one is a caller's mistake (or a forgery).
       answer({ ok: false, failure: toWireFailure(new RangeError(`Expected a new result id, got one in use: ${call.returnId}`)) });
+      return;
+    }
+    if (this.#actors.streams(call.actorId, call.method)) {
+      // Its items would stream here, with no consumer: callers refuse these before sending.
+      answer({ ok: false, failure: toWireFailure(new TaskError(call.method, new Error('a streaming method cannot be called from another node'))) });
       return;
     }
     const { args } = acceptClusterArgs(store, call.args, this.#link.fetch);
     store.expect(call.returnId);
     // Held for the caller until it has its copy (release).
     store.hold(call.returnId);
-    this.#kept.add(call.returnId);
+    this.#kept.set(call.returnId, connection);
     store.onSettled(call.returnId, () => {
       const result = clusterResultOf(store, call.returnId);
       answer(result);
@@ -178,6 +214,14 @@ export class ClusterActors implements ActorCluster {
   /** The callers of these results have their copies (or left): stop keeping them. */
   release(ids: readonly string[]): void {
     for (const id of ids) if (this.#kept.delete(id)) this.#store.release(id);
+  }
+
+  /**
+   * The data connection `connection` closed: results kept for calls made on it go (their caller
+   * pulls and releases on the same connection; gone, it never will).
+   */
+  dropFor(connection: object): void {
+    this.release([...this.#kept].filter(([, on]) => on === connection).map(([id]) => id));
   }
 
   // ---- as a caller: calls on actors of other nodes ------------------------------------------------
@@ -192,26 +236,18 @@ export class ClusterActors implements ActorCluster {
     }
     let actor = this.#called.get(request.actorId);
     if (!actor) {
-      actor = { id: request.actorId, route: undefined, locating: false, queue: [] };
+      actor = { id: request.actorId, route: undefined, className: undefined, locating: false, queue: [] };
       this.#called.set(actor.id, actor);
     }
     const deps = request.args.flatMap((arg) => ('ref' in arg ? [arg.ref] : []));
     const call: OutgoingCall = { ...request, seq: ++this.#seq, deps, unsettled: 0, done };
-    for (const id of request.contains) store.hold(id);
-    const missing = deps.filter((id) => !store.hold(id));
-    if (missing.length > 0) {
-      this.#settle(call, new ObjectFreedError(missing[0]!, ` before the call ${request.method} that takes it could start`));
+    const missing = holdCallArgs(store, deps, request.contains);
+    if (missing !== undefined) {
+      this.#settle(call, new ObjectFreedError(missing, ` before the call ${request.method} that takes it could start`));
       return;
     }
     actor.queue.push(call);
-    for (const id of deps) {
-      if (store.status(id).state !== 'pending') continue;
-      call.unsettled += 1;
-      store.onSettled(id, () => {
-        call.unsettled -= 1;
-        if (call.unsettled === 0) this.#pump(actor);
-      });
-    }
+    awaitCallArgs(store, call, deps, () => this.#pump(actor));
     this.#pump(actor);
   }
 
@@ -238,6 +274,13 @@ export class ClusterActors implements ActorCluster {
       }
       if (!route.methods.includes(call.method)) {
         this.#settle(call, new TaskError(name, new TypeError(`Actor ${route.className} has no method ${call.method}`)));
+        continue;
+      }
+      if (route.nodeId === store.sessionId) {
+        // It was restarted here, with calls still queued: they run here, in their order (the
+        // actor's own queue holds them from now on; later calls wait behind these, see queued()).
+        this.#actors.call(call.caller, actor.id, call.returnId, call.method, call.args, call.contains, true);
+        this.#settle(call);
         continue;
       }
       const wire = { actorId: actor.id, returnId: call.returnId, method: call.method, args: clusterArgsOf(store, call.args) };
@@ -281,14 +324,12 @@ export class ClusterActors implements ActorCluster {
       return;
     }
     void this.#whereabouts(actor.id, route.nodeId).then((where) => {
-      const lost = where.failure
-        ? fromWireFailure(where.failure)
-        : new ActorDiedError(route.className, { kind: 'node-died', nodeId: route.nodeId }, 0, where.actor === undefined);
+      const lost =
+        where.failure || where.unreachable
+          ? this.#noAnswer(actor, where, call)
+          : new ActorDiedError(route.className, { kind: 'node-died', nodeId: route.nodeId }, 0, where.actor === undefined);
       this.#settle(call, lost);
-      if (where.actor && !actor.route) {
-        actor.route = where.actor;
-        this.#pump(actor);
-      } else if (!where.actor) this.#failQueued(actor, lost);
+      if (!actor.route || !where.actor) this.#arrive(actor, where);
     });
   }
 
@@ -297,13 +338,21 @@ export class ClusterActors implements ActorCluster {
     actor.locating = true;
     void this.#whereabouts(actor.id, failedNode).then((where) => {
       actor.locating = false;
-      if (where.actor) {
-        actor.route = where.actor;
-        this.#pump(actor);
-        return;
-      }
-      this.#failQueued(actor, where.failure ? fromWireFailure(where.failure) : new ActorDiedError(actor.id, { kind: 'not-here' }, 0));
+      this.#arrive(actor, where);
     });
+  }
+
+  /** The head said where the actor runs (its calls go there) or gave no usable answer (they fail). */
+  #arrive(actor: CalledActor, where: ActorWhereabouts): void {
+    if (!where.actor) return this.#failQueued(actor, this.#noAnswer(actor, where));
+    actor.route = where.actor;
+    actor.className = where.actor.className;
+    this.#pump(actor);
+  }
+
+  /** Whether calls on `actorId` wait here to be sent (a call made now goes behind them). */
+  queued(actorId: string): boolean {
+    return (this.#called.get(actorId)?.queue.length ?? 0) > 0;
   }
 
   /**
@@ -312,16 +361,31 @@ export class ClusterActors implements ActorCluster {
    * `failedNode`, this asks again a little later.
    */
   async #whereabouts(actorId: string, failedNode?: string): Promise<ActorWhereabouts> {
+    const giveUp = Date.now() + HEAD_PATIENCE_MS;
     for (let attempt = 1; ; attempt++) {
       const where = await this.#link.locate({ actorId }).catch((error: unknown): ActorWhereabouts => {
         debug('locating actor %s failed: %s', actorId, (error as Error).message);
-        return {};
+        return { unreachable: true };
       });
-      if (failedNode === undefined || where.actor?.nodeId !== failedNode || attempt >= RELOCATE_ATTEMPTS) {
-        return where.actor?.nodeId === failedNode && failedNode !== undefined ? {} : where;
+      if (where.unreachable) {
+        if (Date.now() >= giveUp) return where;
+      } else if (failedNode === undefined || where.actor?.nodeId !== failedNode) {
+        return where;
+      } else if (attempt >= RELOCATE_ATTEMPTS) {
+        return {};
       }
       await new Promise((resolve) => setTimeout(resolve, RELOCATE_PAUSE_MS));
     }
+  }
+
+  /** Why calls on `actor` fail when the head gave no usable answer. */
+  #noAnswer(actor: CalledActor, where: ActorWhereabouts, call?: OutgoingCall): Error {
+    if (where.failure) return fromWireFailure(where.failure);
+    const name = actor.route?.className ?? actor.className ?? actor.id;
+    if (where.unreachable) {
+      return new HeadLostError(name, `A call on actor ${name}${call ? ` (${call.method})` : ''} could not be sent: the head, which says where the actor runs, did not answer for ${HEAD_PATIENCE_MS / 1000} s. Call it again once the head is back.`);
+    }
+    return new ActorDiedError(name, { kind: 'not-here' }, 0);
   }
 
   /** Node `nodeId` left the cluster: calls on the actors it ran go wherever the head says they are now. */

@@ -112,7 +112,9 @@ export class ClusterPort {
 
   /** Tells the head again of every actor running here (a head that restarted knows none). */
   announceActors(): void {
-    if (this.#actors) this.#actorService.announce();
+    if (!this.#actors) return;
+    this.#actors.flush();
+    this.#actorService.announce();
   }
 
   /** The head ended an actor running here (only its process, when `restart`), or says one this node made is dead. */

@@ -3,7 +3,7 @@
 // creator's node cannot fit, answers where an actor runs (a call then goes straight there),
 // restarts on another node an actor whose node left (within its maxRestarts), and ends the actors
 // of a node that left unless they are detached. See docs/internals.md ("Actors in a cluster").
-import { ActorDiedError, toWireFailure, type ActorDeathReason, type ActorEnd, type ClusterActor, type FromHead, type LocatedActor, type WireFailure } from '@shoal/protocol';
+import { ActorDiedError, toWireFailure, type ActorDeathReason, type ActorEnd, type ClusterActor, type LocatedActor, type WireFailure } from '@shoal/protocol';
 import type { Logger } from '../../log.js';
 import { describeResources, fits, type Resources } from '../../scheduling/resources.js';
 import type { Membership } from './membership.js';
@@ -49,6 +49,8 @@ export class ActorDirectory {
   /** Live actors by name: a name is the cluster's, one live actor each. */
   readonly #names = new Map<string, string>();
   readonly #dead = new Map<string, WireFailure>();
+  /** Actors given up because their node left (by id: that node); if it comes back with them alive, they live on. */
+  readonly #lostWith = new Map<string, string>();
 
   constructor(parts: ActorDirectoryParts) {
     this.#membership = parts.membership;
@@ -66,6 +68,11 @@ export class ActorDirectory {
 
   /** Node `nodeId` runs the actor (made there for `origin`, or placed there). */
   hosted(nodeId: string, origin: string, actor: ClusterActor): void {
+    if (this.#lostWith.get(actor.id) === nodeId) {
+      // Its node was taken for gone, and it is back with the actor alive: it lives on.
+      this.#lostWith.delete(actor.id);
+      this.#dead.delete(actor.id);
+    }
     const dead = this.#dead.get(actor.id);
     if (dead) {
       // Ended while it was on its way there (killed, its creator left): it ends there too.
@@ -148,6 +155,7 @@ export class ActorDirectory {
       entry.placedOn = undefined;
       if (entry.restarts >= actor.options.maxRestarts) {
         this.#died(entry, toWireFailure(new ActorDiedError(actor.cls.name, { kind: 'node-died', nodeId }, entry.restarts)), nodeId);
+        this.#lostWith.set(actor.id, nodeId);
         continue;
       }
       entry.restarts += 1;
@@ -170,8 +178,8 @@ export class ActorDirectory {
       return;
     }
     entry.placedOn = chosen.nodeId;
-    const message: FromHead = { type: 'actor-host', origin: entry.origin, actor, restarts: entry.restarts };
-    if (!this.#membership.send(chosen.nodeId, message)) this.departed(chosen.nodeId);
+    // A node that cannot be sent to is leaving: its departure places the actor again.
+    this.#membership.send(chosen.nodeId, { type: 'actor-host', origin: entry.origin, actor, restarts: entry.restarts });
   }
 
   /** Takes the actor's name; false (and it is dead, its maker told) when another live actor has it. */
@@ -206,6 +214,7 @@ export class ActorDirectory {
     for (const oldest of this.#dead.keys()) {
       if (this.#dead.size <= DEAD_MEMORY) break;
       this.#dead.delete(oldest);
+      this.#lostWith.delete(oldest);
     }
   }
 

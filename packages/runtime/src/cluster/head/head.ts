@@ -92,6 +92,8 @@ export class Head implements AsyncDisposable {
   #started: Promise<void> | undefined;
   #stopped: Promise<void> | undefined;
   #sweeper: NodeJS.Timeout | undefined;
+  /** Nodes whose connection closed, waited for before their actors are given up (see #departed). */
+  readonly #graces = new Map<string, NodeJS.Timeout>();
 
   /** Builds a head; nothing listens until {@link Head.start}. @throws TypeError on a bad token. */
   constructor(options: HeadOptions) {
@@ -105,7 +107,7 @@ export class Head implements AsyncDisposable {
     this.#membership = new Membership({
       heartbeatTimeoutMs: this.#heartbeatTimeoutMs,
       logger: this.#logger,
-      departed: (nodeId) => this.#departed(nodeId),
+      departed: (nodeId, silent) => this.#departed(nodeId, silent),
     });
     this.#forwarder = new TaskForwarder(this.#membership, this.#directory, this.#logger, options.runAckTimeoutMs);
     this.#actors = new ActorDirectory({ membership: this.#membership, logger: this.#logger });
@@ -207,6 +209,8 @@ export class Head implements AsyncDisposable {
     const wasStarting = this.#state === 'starting';
     if (this.#state !== 'closed') this.#state = 'closing';
     clearInterval(this.#sweeper);
+    for (const grace of this.#graces.values()) clearTimeout(grace);
+    this.#graces.clear();
     this.#forwarder.close();
     this.#stopped = (async () => {
       // A failed start is already closed; a start under way finishes first so its listener closes.
@@ -313,12 +317,23 @@ export class Head implements AsyncDisposable {
     }
   }
 
-  #departed(nodeId: string): void {
+  #departed(nodeId: string, silent: boolean): void {
     this.#directory.forget(nodeId);
     // While the head shuts down, every node leaves: nothing is placed again.
-    if (this.#state === 'running') {
-      this.#forwarder.departed(nodeId);
+    if (this.#state !== 'running') return;
+    this.#forwarder.departed(nodeId);
+    if (silent) {
       this.#actors.departed(nodeId);
+      return;
     }
+    // A node whose connection closed may be back at once (a network blip, a head that was busy):
+    // its actors, which hold state, are given up only if it stays away for a heartbeat timeout.
+    clearTimeout(this.#graces.get(nodeId));
+    const grace = setTimeout(() => {
+      this.#graces.delete(nodeId);
+      if (this.#state === 'running' && !this.#membership.has(nodeId)) this.#actors.departed(nodeId);
+    }, this.#heartbeatTimeoutMs);
+    grace.unref();
+    this.#graces.set(nodeId, grace);
   }
 }

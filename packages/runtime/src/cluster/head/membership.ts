@@ -21,8 +21,8 @@ export interface MembershipOptions {
   /** A member not heard from for this long is removed by {@link Membership.sweep}. */
   readonly heartbeatTimeoutMs: number;
   readonly logger: Logger;
-  /** Called once a member is out of the membership (it disconnected or went silent). */
-  readonly departed: (nodeId: string) => void;
+  /** Called once a member is out of the membership: its connection closed, or it went silent (`silent`). */
+  readonly departed: (nodeId: string, silent: boolean) => void;
   /** The clock heartbeats are timed by (tests pass their own). @default Date.now */
   readonly now?: () => number;
 }
@@ -82,7 +82,7 @@ export class Membership {
     if (!member || member.link !== link) return;
     this.#members.delete(nodeId);
     this.#options.logger.info({ nodeId, reason: why }, `node ${nodeId} left: ${why}`);
-    this.#options.departed(nodeId);
+    this.#options.departed(nodeId, false);
   }
 
   /** Removes (and disconnects) every member not heard from within `heartbeatTimeoutMs`. */
@@ -95,7 +95,7 @@ export class Membership {
       member.link.terminate();
       this.#rememberDropped(member);
       logger.warn({ nodeId, reason: 'no heartbeat', heartbeatTimeoutMs }, `node ${nodeId} removed: no heartbeat for ${heartbeatTimeoutMs} ms`);
-      this.#options.departed(nodeId);
+      this.#options.departed(nodeId, true);
     }
   }
 

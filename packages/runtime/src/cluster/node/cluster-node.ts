@@ -151,9 +151,12 @@ export class ClusterNode implements AsyncDisposable {
       nodeId: node.store.sessionId,
       logger: this.#logger,
       onRelease: (ids) => node.cluster.releaseKept(ids),
-      onActorCall: (call, answer) => {
-        if (node.cluster.joined) node.cluster.actors.serve(call, answer);
+      onActorCall: (call, answer, connection) => {
+        if (node.cluster.joined) node.cluster.actors.serve(call, answer, connection);
         else answer({ ok: false, failure: toWireFailure(new ActorDiedError(call.actorId, { kind: 'not-here' }, 0)) });
+      },
+      onConnectionClosed: (connection) => {
+        if (node.cluster.joined) node.cluster.actors.dropFor(connection);
       },
       ...(options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {}),
     });

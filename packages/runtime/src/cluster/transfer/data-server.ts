@@ -53,7 +53,9 @@ export interface DataServerOptions {
    * A puller calls a method of an actor of this node (`actor-call`); `answer` once with how it
    * ended. Without this, every call fails as not here.
    */
-  readonly onActorCall?: (call: Extract<ToHolder, { type: 'actor-call' }>, answer: (result: ClusterResult) => void) => void;
+  readonly onActorCall?: (call: Extract<ToHolder, { type: 'actor-call' }>, answer: (result: ClusterResult) => void, connection: object) => void;
+  /** A data connection closed: what was kept for calls made on it (`connection`, as onActorCall gave it) will not be pulled. */
+  readonly onConnectionClosed?: (connection: object) => void;
   /** How long {@link DataServer.close} lets transfers in flight finish before it cuts them. @default 10000 */
   readonly drainTimeoutMs?: number;
   /**
@@ -350,6 +352,7 @@ export class DataServer implements AsyncDisposable {
     this.#byNumber.set(puller.number, puller);
     const send = (message: FromHolder) => socket.send(encodeMessage(message));
     socket.on('close', () => {
+      this.#options.onConnectionClosed?.(puller);
       puller.outgoing.clear();
       for (const stream of puller.streams.values()) stream.socket.destroy();
       this.#pullers.delete(puller);
@@ -414,7 +417,7 @@ export class DataServer implements AsyncDisposable {
               answer({ ok: false, failure: toWireFailure(new ActorDiedError(message.actorId, { kind: onCall ? 'node-closed' : 'not-here' }, 0)) });
               return;
             }
-            onCall(message, answer);
+            onCall(message, answer, puller);
             return;
           }
           case 'hello':
