@@ -52,6 +52,8 @@ test('actors across nodes: placed where they fit, called from any node in order,
   // Found by name from another node, and called there: same instance, same state.
   assert.deepEqual(await drive(other, 'use', 'ctr'), { count: 5, node: host.nodeId });
   assert.deepEqual(await drive(a, 'use', 'ctr'), { count: 6, node: host.nodeId });
+  // A handle passed to a task that runs on another node works there.
+  assert.deepEqual(await drive(a, 'task', 'ctr'), { count: 7, taskNode: other.nodeId, actorNode: host.nodeId });
   assert.deepEqual(await drive<Failure>(other, 'use', 'nobody'), { error: { name: 'ActorNotFoundError', message: (await drive<Failure>(other, 'use', 'nobody')).error!.message } });
 
   // Its node dies: the head restarts it on the other gpu node, with its state reset.
