@@ -198,7 +198,10 @@ export class ClusterActors implements ActorCluster {
       answer({ ok: false, failure: toWireFailure(new TaskError(call.method, new Error('a streaming method cannot be called from another node'))) });
       return;
     }
-    const { args } = acceptClusterArgs(store, call.args, this.#link.fetch);
+    const { args, deps } = acceptClusterArgs(store, call.args, this.#link.fetch);
+    // Held across the call: the arguments registered or expected for it go again if the call
+    // does not take them (no such actor here), instead of staying unreferenced.
+    const held = deps.filter((id) => store.hold(id));
     store.expect(call.returnId);
     // Held for the caller until it has its copy (release).
     store.hold(call.returnId);
@@ -209,6 +212,7 @@ export class ClusterActors implements ActorCluster {
       if (!result.ok) this.release([call.returnId]);
     });
     this.#actors.call(undefined, call.actorId, call.returnId, call.method, args, [], true);
+    for (const id of held) store.release(id);
   }
 
   /** The callers of these results have their copies (or left): stop keeping them. */
