@@ -583,12 +583,10 @@ export class ActorService {
     const wasRemote = actor.state === 'remote';
     actor.state = 'dead';
     actor.death = death ?? new ActorDiedError(actor.cls.name, reason, actor.restarts);
-    if (!told && this.cluster) {
-      // A node shutting down leaves the cluster: the head then ends what died with it, and restarts
-      // elsewhere (or keeps, if detached) what may live on.
-      if (reason.kind === 'node-closed') {
-        // Nothing to say.
-      } else if (wasRemote) this.cluster.end(actor.id, reason.kind === 'out-of-scope' || reason.kind === 'creator-exited' ? reason.kind : 'killed');
+    // A node shutting down says nothing: it leaves the cluster, and the head then ends what died
+    // with it and restarts elsewhere (or keeps, if detached) what may live on.
+    if (!told && this.cluster && reason.kind !== 'node-closed') {
+      if (wasRemote) this.cluster.end(actor.id, reason.kind === 'out-of-scope' || reason.kind === 'creator-exited' ? reason.kind : 'killed');
       else this.cluster.ended(actor.id, actor.death);
     }
     debug('actor %s (%s) died: %s', actor.id, actor.cls.name, actor.death.message);

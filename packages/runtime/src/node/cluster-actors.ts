@@ -138,7 +138,7 @@ export class ClusterActors implements ActorCluster {
     this.#tellSurely({ type: 'actor-end', actorId, why });
     if (why !== 'killed') return;
     const called = this.#called.get(actorId);
-    const death = new ActorDiedError(called?.route?.className ?? actorId, { kind: 'killed' }, 0);
+    const death = new ActorDiedError(called?.className ?? actorId, { kind: 'killed' }, 0);
     this.#killed.set(actorId, death);
     for (const oldest of this.#killed.keys()) {
       if (this.#killed.size <= KILLED_MEMORY) break;
@@ -385,7 +385,7 @@ export class ClusterActors implements ActorCluster {
   /** Why calls on `actor` fail when the head gave no usable answer. */
   #noAnswer(actor: CalledActor, where: ActorWhereabouts, call?: OutgoingCall): Error {
     if (where.failure) return fromWireFailure(where.failure);
-    const name = actor.route?.className ?? actor.className ?? actor.id;
+    const name = actor.className ?? actor.id;
     if (where.unreachable) {
       return new HeadLostError(name, `A call on actor ${name}${call ? ` (${call.method})` : ''} could not be sent: the head, which says where the actor runs, did not answer for ${HEAD_PATIENCE_MS / 1000} s. Call it again once the head is back.`);
     }

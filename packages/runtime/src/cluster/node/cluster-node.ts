@@ -4,7 +4,7 @@
 import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { debuglog } from 'node:util';
-import { ActorDiedError, HeadUnreachableError, fromWireFailure, toWireFailure, type ClusterResult, type ClusterTask, type FromHead, type NodeReport } from '@shoal/protocol';
+import { ActorDiedError, HeadUnreachableError, fromWireFailure, toWireFailure, type ClusterResult, type ClusterTask, type FromHead, type NodeReport, type ToHead } from '@shoal/protocol';
 import type { ActorWhereabouts } from '../../node/cluster-actors.js';
 import { debugLogger, type Logger } from '../../log.js';
 import type { NodeManager } from '../../node/node-manager.js';
@@ -274,33 +274,28 @@ export class ClusterNode implements AsyncDisposable {
     void this.#arrival.arrive(id, sources).catch((error: unknown) => this.node.store.fail(id, error as Error));
   }
 
-  /** Where the head says an actor runs (by id or name); `{}` when it does not know it or cannot say (no head now, no answer in time). */
+  /** Where the head says an actor runs (by id or name); `{ unreachable: true }` when it cannot say (no head now, no answer in time). */
   #locateActor(by: { readonly actorId: string } | { readonly name: string }): Promise<ActorWhereabouts> {
-    return this.#locates
-      .request<ActorWhereabouts>(
-        (requestId) => {
-          if (!this.link.send({ type: 'actor-locate', requestId, ...by })) throw new Error('no head connection');
-        },
-        { signal: AbortSignal.timeout(LOCATE_TIMEOUT_MS) },
-      )
-      .catch((error: unknown) => {
-        debug('actor-locate %o: no answer (%s)', by, (error as Error).message);
-        return {};
-      });
+    return this.#askHead<ActorWhereabouts>((requestId) => ({ type: 'actor-locate', requestId, ...by }), { unreachable: true });
   }
 
   /** Where the head says copies of `ids` are; `{}` when it cannot say (no head now, or no answer in time). */
   #locate(ids: string[]): Promise<Locations> {
+    return this.#askHead<Locations>((requestId) => ({ type: 'locate', requestId, ids }), {});
+  }
+
+  /** Asks the head (`question` numbered by its request id); `unanswered` when there is no head connection or no answer in time. */
+  #askHead<T>(question: (requestId: number) => ToHead, unanswered: T): Promise<T> {
     return this.#locates
-      .request<Locations>(
+      .request<T>(
         (requestId) => {
-          if (!this.link.send({ type: 'locate', requestId, ids })) throw new Error('no head connection');
+          if (!this.link.send(question(requestId))) throw new Error('no head connection');
         },
         { signal: AbortSignal.timeout(LOCATE_TIMEOUT_MS) },
       )
       .catch((error: unknown) => {
-        debug('locate %o: no answer (%s)', ids, (error as Error).message);
-        return {};
+        debug('%o: no answer from the head (%s)', question(0), (error as Error).message);
+        return unanswered;
       });
   }
 
