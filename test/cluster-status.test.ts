@@ -79,3 +79,53 @@ test('a daemon whose store is full spills: an attached driver puts 4x its memory
     assert.deepEqual(readdirSync(spillRoot), [], 'stopping the daemon removes its spill directory');
   });
 });
+
+test('`shoal health` says whether the daemon answers and, with --ready, whether the head counts it; sizes take suffixes', { timeout: 120_000 }, async () => {
+  await withHomes(2, async ([homeA, homeB], pids) => {
+    const none = await shoal(homeA!, ['health']);
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /unhealthy: no Shoal daemon runs for /);
+    const badSize = await shoal(homeA!, ['start', '--head', '--port', '0', '--object-store-memory', '2Zi']);
+    assert.equal(badSize.code, 2);
+    assert.match(badSize.stderr, /expected --object-store-memory to be a size in bytes, or with a suffix \(3Gi, 512Mi, 4G\), got 2Zi/);
+
+    const started = await shoal(homeA!, ['start', '--head', '--port', '0', '--num-cpus', '1', '--object-store-memory', '96Mi']);
+    assert.equal(started.code, 0, started.stderr);
+    const head = daemonOf(homeA!);
+    pids.push(head.pid);
+    const token = readFileSync(join(homeA!, 'token'), 'utf8').trim();
+    const joined = await shoal(homeB!, ['start', '--address', head.head, '--token', token, '--num-cpus', '1', '--object-store-memory', '0.1G']);
+    assert.equal(joined.code, 0, joined.stderr);
+    const node = daemonOf(homeB!);
+    pids.push(node.pid);
+    const status = JSON.parse((await shoal(homeA!, ['status', '--json'])).stdout) as { nodes: { pid: number; capacityBytes: number }[] };
+    const capacity = (pid: number) => status.nodes.find((member) => member.pid === pid)?.capacityBytes;
+    assert.equal(capacity(head.pid), 96 * 2 ** 20, '96Mi is binary');
+    assert.equal(capacity(node.pid), 100_000_000, '0.1G is decimal');
+
+    for (const home of [homeA!, homeB!]) {
+      const live = await shoal(home, ['health']);
+      assert.equal(live.code, 0, live.stderr);
+      assert.match(live.stdout, /^healthy: node \S+ \(pid \d+\) answers at unix:/);
+      const ready = await shoal(home, ['health', '--ready']);
+      assert.equal(ready.code, 0, ready.stderr);
+      assert.match(ready.stdout, /a member of cluster \S+ at ws:\/\/127\.0\.0\.1:\d+ \(2 node\(s\)\)/);
+    }
+
+    // A stopped (hung) node accepts the connection in the kernel but never answers.
+    process.kill(node.pid, 'SIGSTOP');
+    try {
+      const hung = await shoal(homeB!, ['health', '--timeout-ms', '1000']);
+      assert.equal(hung.code, 1);
+      assert.match(hung.stderr, /unhealthy: node \S+ \(pid \d+\) at unix:\S+: did not welcome an attached client within 1000 ms/);
+    } finally {
+      process.kill(node.pid, 'SIGCONT');
+    }
+
+    // Without its head the node lives on (alive), but is not ready.
+    assert.equal((await shoal(homeA!, ['stop'])).code, 0);
+    const alone = await shoal(homeB!, ['health', '--ready', '--timeout-ms', '2000']);
+    assert.equal(alone.code, 1);
+    assert.match(alone.stderr, /not ready: the head at ws:\/\/127\.0\.0\.1:\d+: /);
+  });
+});

@@ -1,6 +1,8 @@
-// Builds the native addon with node-gyp as part of the workspace build (npm 11 blocks dependency
-// install scripts, so nothing may rely on an install hook). Uses the headers that ship with the
-// running Node when they exist, so no download is ever needed.
+// Builds the native addon as part of the workspace build (npm 11 blocks dependencies' install
+// scripts, so nothing may rely on an install hook), with prebuildify: it compiles with node-gyp
+// into native/build/Release and copies the binary to native/prebuilds/<platform>-<arch>/, which the published
+// package ships and node-gyp-build loads (src/native.ts). N-API: one binary for every Node version.
+// Uses the headers that ship with the running Node when they exist, so no download is ever needed.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -9,13 +11,13 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(dirname(fileURLToPath(import.meta.url)));
 const require = createRequire(import.meta.url);
-const gyp = require.resolve('node-gyp/bin/node-gyp.js');
+const prebuildify = join(dirname(require.resolve('prebuildify/package.json')), 'bin.js');
 
-const args = [gyp, 'rebuild', '--release', '--loglevel=warn'];
+const env = { ...process.env, npm_config_loglevel: 'warn' };
 const prefix = dirname(dirname(process.execPath));
-if (existsSync(join(prefix, 'include', 'node', 'node_api.h'))) args.push(`--nodedir=${prefix}`);
+if (!env.npm_config_nodedir && existsSync(join(prefix, 'include', 'node', 'node_api.h'))) env.npm_config_nodedir = prefix;
 
-const result = spawnSync(process.execPath, args, { cwd: here, stdio: 'inherit' });
+const result = spawnSync(process.execPath, [prebuildify, '--napi', '--strip', '--tag-libc', '--name', 'shoal_shm'], { cwd: join(here, 'native'), stdio: 'inherit', env });
 if (result.status !== 0) {
   console.error(
     '\n@shoal/shm: building the native addon failed. It needs python3, make and a C++17 compiler ' +

@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 /** The raw addon surface (see native/shm.cc). Only segment.ts, descriptors.ts and counters.ts call it. */
 export interface NativeShm {
@@ -26,14 +27,32 @@ export interface NativeShm {
   exchangeCounter(buffer: ArrayBuffer, offset: number, expected: number, desired: number): boolean;
 }
 
+/** The C library this process runs on, as prebuild tags name it. */
+function libc(): 'glibc' | 'musl' {
+  const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined;
+  return report?.header?.glibcVersionRuntime ? 'glibc' : 'musl';
+}
+
+/**
+ * Loads the addon with node-gyp-build from `native/`: a source build there (`native/build/Release`,
+ * made by `npx shoal-build-addon`) wins, else the prebuilt binary under
+ * `native/prebuilds/<platform>-<arch>/` (linux-x64, glibc), which the workspace build makes and the
+ * package ships. It is an N-API addon, so one binary serves every supported Node version. The
+ * package has no binding.gyp at its root, so npm neither builds it nor warns of an install script.
+ */
 function load(): NativeShm {
   const require = createRequire(import.meta.url);
+  const directory = fileURLToPath(new URL('../native', import.meta.url));
   try {
-    return require('../build/Release/shoal_shm.node') as NativeShm;
+    const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
+    return nodeGypBuild(directory) as NativeShm;
   } catch (error) {
+    const platform = `${process.platform}-${process.arch} (${libc()}, Node ${process.versions.node})`;
     throw new Error(
-      "@shoal/shm: the native addon is not built (build/Release/shoal_shm.node). Run `npm run build` " +
-        'at the repository root; it builds the addon with node-gyp (needs python3, make, g++).',
+      `@shoal/shm: no native addon for ${platform}: this package ships a prebuilt one for linux-x64 ` +
+        '(glibc 2.34 or newer), and none was built here. Build it from source: install python3, make and a ' +
+        'C++17 compiler (Debian: apt-get install python3 make g++), then run `npx shoal-build-addon` in ' +
+        'your project. In the Shoal repository, `npm run build` builds it.',
       { cause: error },
     );
   }

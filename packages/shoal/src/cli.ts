@@ -5,6 +5,7 @@ import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
+  attachToNode,
   ensureHome,
   isLoopback,
   liveDaemon,
@@ -28,6 +29,7 @@ Commands:
   start --head        start this machine's node and the cluster's head
   start --address URL start this machine's node and join the cluster at URL
   status              show the cluster's nodes, CPUs, resources, objects and tasks
+  health [--ready]    exit 0 when this machine's daemon answers (and is a cluster member)
   stop                stop this machine's daemon and remove its session directory
 
 Run \`shoal <command> --help\` for a command's options; \`shoal --version\` prints the version.
@@ -53,9 +55,10 @@ processes) and, with --head, the cluster's head. Prints the head's address and h
                      that have the old one are refused)
   --num-cpus N       CPUs this node offers (default: all)
   --resources JSON   custom resources this node offers, e.g. '{"gpu":1}'
-  --object-store-memory BYTES
-                     capacity of this node's object store (default: 30% of RAM, at most what
-                     /dev/shm can hold)
+  --object-store-memory SIZE
+                     capacity of this node's object store, in bytes or with a suffix: 3Gi,
+                     512Mi (binary) or 4G, 500M (decimal), as Kubernetes writes quantities
+                     (default: 30% of RAM, at most what /dev/shm can hold)
   --spill-directory DIR
                      where objects go when the store is full: a directory on disk (default
                      /var/tmp/shoal-spill-<uid>); a relative path is taken from here
@@ -75,6 +78,13 @@ Shows the cluster's nodes: CPUs used/total, custom resources, objects and bytes 
 queued and running tasks, and file descriptors open in each node's process of its limit (a
 daemon raises its soft limit to the hard one at start). The address and token default to SHOAL_ADDRESS / SHOAL_TOKEN, then to
 this machine's daemon and its token ($SHOAL_HOME/joined-token on a joined node, else $SHOAL_HOME/token).`;
+
+const HEALTH_USAGE = `Usage: shoal health [--ready] [--timeout-ms MS]
+
+Checks this machine's Shoal daemon (the one in $SHOAL_HOME), for container health checks and
+Kubernetes probes. Exit 0 when its node answers an attached client on its unix socket (liveness);
+with --ready, also when the cluster's head answers and counts this node as a member (readiness).
+Exit 1, with the reason, otherwise. Each step waits at most --timeout-ms (default 5000).`;
 
 const STOP_USAGE = `Usage: shoal stop
 
@@ -129,6 +139,22 @@ function numeric(text: string | undefined): number | string | undefined {
   return text.trim() === '' || Number.isNaN(value) ? text : value;
 }
 
+const QUANTITY_UNITS: Readonly<Record<string, number>> = { k: 1e3, K: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
+
+/**
+ * A size in bytes, written plain or as a Kubernetes quantity (`3Gi`, `500M`), so that a manifest
+ * can give the same figure it gives the `/dev/shm` volume. Text that is not one stays text, for
+ * the runtime to name in its message.
+ */
+function quantity(text: string | undefined): number | string | undefined {
+  const match = text === undefined ? null : /^\s*(\d+(?:\.\d+)?)\s*(k|K|M|G|T|Ki|Mi|Gi|Ti)?\s*$/.exec(text);
+  if (!match) {
+    if (text === undefined || typeof numeric(text) === 'number') return numeric(text);
+    throw new UsageError(`expected --object-store-memory to be a size in bytes, or with a suffix (3Gi, 512Mi, 4G), got ${text}`);
+  }
+  return Math.floor(Number(match[1]) * (match[2] ? QUANTITY_UNITS[match[2]]! : 1));
+}
+
 function daemonOptions(values: Record<string, string | boolean | string[] | undefined>, address: string | undefined): DaemonOptions {
   let resources: DaemonOptions['resources'];
   if (typeof values.resources === 'string') {
@@ -148,7 +174,7 @@ function daemonOptions(values: Record<string, string | boolean | string[] | unde
         ...(values.head ? { head: { host: text('host') ?? '127.0.0.1', port } } : { join: address }),
         ...given('numCpus', numeric(text('num-cpus'))),
         ...given('resources', resources),
-        ...given('objectStoreMemory', numeric(text('object-store-memory'))),
+        ...given('objectStoreMemory', quantity(text('object-store-memory'))),
         ...given('spillDirectory', values['no-spill'] ? false : spillPath(text('spill-directory'))),
         ...given('nodeIp', text('node-ip')),
         ...given('dataPort', numeric(text('data-port'))),
@@ -289,6 +315,47 @@ function shoalVersion(): string {
   return (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 }
 
+/** Waits for `promise` at most `ms`; rejects with `message` past that. */
+function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
+async function health(args: string[]): Promise<void> {
+  const values = parse(args, { ready: { type: 'boolean' }, 'timeout-ms': { type: 'string' } });
+  if (values.help) return print(HEALTH_USAGE);
+  const timeoutMs = values['timeout-ms'] === undefined ? 5000 : Number(values['timeout-ms']);
+  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError(`expected --timeout-ms to be a positive whole number of milliseconds, got ${values['timeout-ms']}`);
+  const home = shoalHome();
+  const info = liveDaemon(home);
+  if (!info) fail(`unhealthy: no Shoal daemon runs for ${home} (or it has not finished starting)`);
+  // Liveness: the node's event loop serves its socket (a hung process would accept the connection
+  // in the kernel, but never welcome the client).
+  const client = attachToNode(info.address);
+  try {
+    await within(client.connected, timeoutMs, `did not welcome an attached client within ${timeoutMs} ms`);
+  } catch (error) {
+    fail(`unhealthy: node ${info.nodeId} (pid ${info.pid}) at ${info.address}: ${(error as Error).message}`);
+  } finally {
+    await client.close();
+  }
+  let membership = '';
+  if (values.ready) {
+    const token = process.env.SHOAL_TOKEN || readToken(home);
+    if (!token) fail(`not ready: no token to ask the head with (SHOAL_TOKEN, or a token file in ${home})`);
+    let result: Awaited<ReturnType<typeof queryStatus>>;
+    try {
+      result = await within(queryStatus(info.head, token), timeoutMs, `did not answer within ${timeoutMs} ms`);
+    } catch (error) {
+      fail(`not ready: the head at ${info.head}: ${(error as Error).message}`);
+    }
+    if (!result.nodes.some((node) => node.nodeId === info.nodeId)) fail(`not ready: the head at ${info.head} does not count node ${info.nodeId} as a member`);
+    membership = `; a member of cluster ${result.clusterId} at ${info.head} (${result.nodes.length} node(s))`;
+  }
+  print(`healthy: node ${info.nodeId} (pid ${info.pid}) answers at ${info.address}${membership}`);
+}
+
 async function stop(args: string[]): Promise<void> {
   const values = parse(args, {});
   if (values.help) return print(STOP_USAGE);
@@ -313,6 +380,9 @@ try {
     case 'stop':
       await stop(rest);
       break;
+    case 'health':
+      await health(rest);
+      break;
     case '--version':
     case '-v':
     case 'version':
@@ -331,7 +401,7 @@ try {
 } catch (error) {
   if (error instanceof UsageError) {
     process.stderr.write(`shoal: ${error.message}\n\n`);
-    fail(`run \`shoal ${command && ['start', 'status', 'stop'].includes(command) ? `${command} ` : ''}--help\` for usage`, 2);
+    fail(`run \`shoal ${command && ['start', 'status', 'health', 'stop'].includes(command) ? `${command} ` : ''}--help\` for usage`, 2);
   }
   throw error;
 }
