@@ -83,6 +83,7 @@ test('every package packs as a publishable one: not private, licensed, types fir
     assert.ok(!pack.files.some((file) => file.path === 'binding.gyp'), `${pack.name} has no root binding.gyp`);
     assert.ok(!pack.files.some((file) => /\.test\.|\.test-d\./.test(file.path)), `${pack.name} ships no tests`);
   }
+  assert.ok(tarballs.find((pack) => pack.name === 'shoal')!.files.some((file) => file.path === 'README.md'), 'shoal has a README for its npm page');
   const shm = tarballs.find((pack) => pack.name === '@shoal/shm')!;
   assert.ok(shm.files.some((file) => file.path === 'native/prebuilds/linux-x64/shoal_shm.glibc.node'), 'the addon ships prebuilt for linux-x64 glibc');
   assert.ok(shm.files.some((file) => file.path === 'native/binding.gyp'), 'and its sources for a source build');

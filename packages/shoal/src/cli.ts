@@ -70,7 +70,9 @@ processes) and, with --head, the cluster's head. Prints the head's address and h
                      a browser origin (https://dashboard.example) whose WebSocket connections
                      the head and the data server accept; repeatable. By default any connection
                      with an Origin header (a web page) is refused with 403
-  --foreground       run in the foreground until stopped (for containers and supervisors)`;
+  --foreground       run in the foreground until stopped (for containers and supervisors)
+  --dry-run          check the options (and the token rule), print what would start as JSON,
+                     and exit without starting anything`;
 
 const STATUS_USAGE = `Usage: shoal status [--address ws://HOST:PORT] [--token T] [--json]
 
@@ -206,11 +208,13 @@ async function start(args: string[]): Promise<void> {
     'data-port': { type: 'string' },
     'allowed-origin': { type: 'string', multiple: true },
     foreground: { type: 'boolean' },
+    'dry-run': { type: 'boolean' },
   });
   if (values.help) return print(START_USAGE);
+  const dryRun = values['dry-run'] === true;
   const home = shoalHome();
-  ensureHome(home);
-  const running = liveDaemon(home);
+  if (!dryRun) ensureHome(home);
+  const running = dryRun ? undefined : liveDaemon(home);
   if (running) fail(`a Shoal daemon is already running for ${home} (pid ${running.pid}, head ${running.head}); run \`shoal stop\` first`);
 
   const address = values.address ?? (values.head ? undefined : process.env.SHOAL_ADDRESS);
@@ -233,7 +237,7 @@ async function start(args: string[]): Promise<void> {
     if (!values['new-token']) token ??= readToken(home, 'head');
     // Hex: a token must never start with '-', or `--token <token>` would read as an option.
     token ??= randomBytes(24).toString('hex');
-    writeToken(home, token);
+    if (!dryRun) writeToken(home, token);
   } else {
     token ??= readToken(home, 'joined') ?? readToken(home, 'head');
     if (!token) throw new UsageError('joining a cluster needs its token: --token T or SHOAL_TOKEN');
@@ -241,6 +245,7 @@ async function start(args: string[]): Promise<void> {
   // A joiner's token is stored by the daemon once the head took it (daemon.ts), apart from a head's.
 
   const config = { home, token, ...options };
+  if (dryRun) return print(JSON.stringify({ home, ...options }, null, 2));
   if (values.foreground) process.exit(await runDaemon(config));
   const started = await startDaemon(config);
   if (started.kind === 'exited') fail(`the daemon exited (code ${started.code}) before it was ready: ${started.lastWords}\n(full log: ${logPath(home)})`);
