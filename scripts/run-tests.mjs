@@ -2,7 +2,8 @@
 // runner, then fails the run if anything was left behind: a /dev/shm/shoal-* directory, a
 // process marked `shoal-test-child`, or a daemon or worker process of this checkout.
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -54,11 +55,15 @@ const shmBefore = new Set(readdirSync('/dev/shm').filter((name) => name.startsWi
 // 2 cores, but a loaded machine then starves the in-process clusters' heartbeats (1.5 s in
 // test/support/start-cluster.ts): a node dropped mid-transfer fails its spilled tasks.
 const concurrency = Number(process.env.SHOAL_TEST_CONCURRENCY ?? 1);
+const home = mkdtempSync(join(tmpdir(), 'shoal-test-home-'));
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--expose-gc', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, SHOAL_TEST: '1' } },
+  // A SHOAL_HOME of their own: a daemon someone runs on this machine (`shoal start`, found through
+  // ~/.shoal) would otherwise be where every test's init() attaches.
+  { cwd: root, stdio: 'inherit', env: { ...process.env, SHOAL_TEST: '1', SHOAL_HOME: home } },
 );
+rmSync(home, { recursive: true, force: true });
 
 const leaked = readdirSync('/dev/shm').filter((name) => name.startsWith('shoal-') && !shmBefore.has(name));
 const strays = spawnSync('pgrep', ['-f', 'shoal-test-child'], { encoding: 'utf8' }).stdout.trim();

@@ -1,4 +1,4 @@
-import { isDeepStrictEqual } from 'node:util';
+import { debuglog, isDeepStrictEqual } from 'node:util';
 import { AlreadyInitializedError, InWorkerError } from '@shoal/runtime';
 import {
   NODE_MANAGER_OPTION_KEYS,
@@ -6,7 +6,9 @@ import {
   checkOptionNames,
   attachToNode,
   currentRuntime,
+  liveDaemon,
   setCurrentRuntime,
+  shoalHome,
   type NodeOptions,
   type Runtime,
   type NodeClient,
@@ -20,7 +22,9 @@ export interface InitOptions extends StoreOptions, NodeOptions {
    * machine (a `node:cluster` worker, another server) then reads the node's objects zero-copy.
    * The address is the node's `session.address` (`unix:/dev/shm/shoal-<id>/node.sock`); the
    * node's directory is private to its user, so only that user's processes can attach.
-   * @default process.env.SHOAL_ADDRESS, else start an embedded node
+   * `'embedded'` starts a node of this process even when a daemon runs here.
+   * @default process.env.SHOAL_ADDRESS, else this machine's running daemon (`shoal start`, found
+   * through SHOAL_HOME) when no node option is given, else an embedded node
    */
   readonly address?: string;
   /**
@@ -61,6 +65,8 @@ export interface ShoalSession {
 interface Embedded {
   readonly runtime: Runtime;
   readonly ready: () => Promise<void>;
+  /** An embedded node started without its workers starts them (see {@link expectTasks}). */
+  readonly startWorkers?: () => void;
   readonly options: InitOptions;
   readonly session: ShoalSession;
 }
@@ -70,13 +76,32 @@ let embedded: Embedded | undefined;
 /** Every option init() takes: the node's, the store's, and attaching's. */
 const INIT_OPTION_KEYS: readonly string[] = [...NODE_MANAGER_OPTION_KEYS, 'address', 'token'];
 
-function start(options: InitOptions): Embedded {
-  const { address = process.env.SHOAL_ADDRESS || undefined, token: _token, ...nodeOptions } = options;
-  if (address !== undefined) return attach(address, options);
+const debug = debuglog('shoal:session');
+
+/** The address `init({ address })` takes for "a node of this process". */
+const EMBEDDED = 'embedded';
+
+/**
+ * Where a session without an address goes: this machine's running daemon (as `ray.init()` joins
+ * the cluster running here), unless node options ask for a node of this process.
+ */
+function daemonAddress(nodeOptions: object): string | undefined {
+  if (Object.keys(nodeOptions).length > 0) return undefined;
+  const home = shoalHome();
+  const daemon = liveDaemon(home);
+  if (daemon) debug('attaching to the daemon running for %s (pid %d) at %s; init({ address: "embedded" }) starts a node of this process instead', home, daemon.pid, daemon.address);
+  return daemon?.address;
+}
+
+/** Starts the session; `implicit` (the store or a task used before init()) starts no worker until a task needs one. */
+function start(options: InitOptions, implicit = false): Embedded {
+  const { address: given, token: _token, ...nodeOptions } = options;
+  const address = given ?? (process.env.SHOAL_ADDRESS || undefined) ?? daemonAddress(nodeOptions);
+  if (address !== undefined && address !== EMBEDDED) return attach(address, options);
   const node = new NodeManager(nodeOptions);
   // Listening and starting the workers begin now: a task submitted before init() resolves (or
   // without init()) runs as soon as a worker is up. Failures surface through ready().
-  void node.start();
+  void node.start({ workers: !implicit });
   setCurrentRuntime(node);
   const session: ShoalSession = {
     sessionId: node.store.sessionId,
@@ -88,7 +113,7 @@ function start(options: InitOptions): Embedded {
     shutdown,
     [Symbol.asyncDispose]: shutdown,
   };
-  return { runtime: node, ready: () => node.ready(), options, session };
+  return { runtime: node, ready: () => node.ready(), startWorkers: () => node.startWorkers(), options, session };
 }
 
 function attach(address: string, options: InitOptions): Embedded {
@@ -178,6 +203,14 @@ export async function shutdown(): Promise<void> {
 export function runtime(): Runtime {
   const current = currentRuntime();
   if (current) return current;
-  embedded ??= start({});
+  embedded ??= start({}, true);
   return embedded.runtime;
+}
+
+/**
+ * A remote function was made: an embedded node started by the store alone (without its workers)
+ * starts them now, ahead of the first call. Nothing starts when no session runs yet.
+ */
+export function expectTasks(): void {
+  embedded?.startWorkers?.();
 }

@@ -1,6 +1,6 @@
 import { GetTimeoutError, ObjectRef } from '@shoal/runtime';
 import { remote as makeRemote, type RemoteFunction, type RemoteOptions, type WaitResult } from '@shoal/runtime';
-import { runtime } from './session.js';
+import { expectTasks, runtime } from './session.js';
 
 /**
  * Turns a function into a remote function: each call runs as a task in a worker process and
@@ -19,7 +19,9 @@ import { runtime } from './session.js';
  */
 export function remote<A extends readonly unknown[], R>(fn: (...args: A) => R, options?: RemoteOptions): RemoteFunction<A, R> {
   // Its caller is where the function comes from (see functionSource).
-  return makeRemote(fn, options, runtime, remote);
+  const made = makeRemote(fn, options, runtime, remote);
+  expectTasks();
+  return made;
 }
 
 /** Options of {@link get}. */

@@ -124,6 +124,7 @@ export class NodeManager implements Runtime {
         objects: store,
         workers: () => this.#pool.workers(),
         spawnExtraWorker: () => this.#pool.spawnExtra(),
+        needWorkers: () => this.startWorkers(),
         locate: (id, worker, starting) => this.#objects.locateArgument(id, worker as WorkerHandle, starting),
         pin: (id) => this.#objects.pin(id),
         letGo: (id) => this.#objects.letGo(id),
@@ -205,19 +206,27 @@ export class NodeManager implements Runtime {
 
   /**
    * Starts the node: listens for worker and client connections and starts the workers. Resolves
-   * once it accepts connections and its prestarted workers are up; idempotent.
+   * once it accepts connections and its prestarted workers are up; idempotent. With
+   * `{ workers: false }` the workers start only when the first task arrives (a program that only
+   * uses the store runs none), or at {@link startWorkers}.
    */
-  start(): Promise<void> {
+  start(options: { readonly workers?: boolean } = {}): Promise<void> {
     if (this.#started) return this.#started;
     this.#state = 'starting';
     const listening = this.#server.listen();
-    const workers = this.#pool.start();
+    const workers = this.#pool.start(options.workers ?? true);
     this.#started = Promise.all([listening, workers]).then(() => {
       if (this.#state === 'starting') this.#state = 'running';
     });
     // A failure to listen surfaces through start() and ready(); never as an unhandled rejection.
     this.#started.catch(() => {});
     return this.#started;
+  }
+
+  /** Starts the prestarted workers now if they have not started (see {@link start}); idempotent. */
+  startWorkers(): void {
+    // A failure to spawn leaves the tasks waiting (each replacement or extra worker tries again).
+    this.#pool.startWorkers().catch((error: Error) => debug('could not start the workers: %s', error.message));
   }
 
   /** Resolves once the node is started (starting it if need be). */

@@ -80,6 +80,7 @@ function setup(options: { cpus?: number; workers?: number; cluster?: SpillTarget
     objects,
     workers: () => workers,
     spawnExtraWorker: () => (extraWorkersAsked += 1),
+    needWorkers: () => {},
     locate: (id, _worker, starting) => {
       located.push({ id, starting });
       return { kind: 'segment', size: 1 };

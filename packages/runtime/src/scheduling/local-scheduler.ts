@@ -70,6 +70,7 @@ export class LocalScheduler {
   /** Takes a task; it runs once its arguments are ready. */
   submit(submission: TaskSubmission): void {
     const { returnId, fn, deps, contains, options } = submission;
+    this.#host.needWorkers();
     const demand = demandOf(options);
     const task: Task = {
       id: this.#nextTaskId++,

@@ -23,6 +23,8 @@ export interface SchedulerHost extends LeaseEvents {
   workers(): Iterable<WorkerSlot>;
   /** Start one more worker (the scheduler decided it may: see policies/extra-worker.ts). */
   spawnExtraWorker(): void;
+  /** A task arrived: a node started without its workers starts them now (idempotent, cheap). */
+  needWorkers(): void;
   /** A result nobody can want any more (cancelled, freed meanwhile): remove what it wrote. */
   discardResult(returnId: string, result: ObjectPayload): void;
   /** The worker running the task died: remove whatever it wrote of its result (a retry writes it anew). */

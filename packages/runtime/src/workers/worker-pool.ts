@@ -29,6 +29,8 @@ export class WorkerPool {
   readonly #byPid = new Map<number, WorkerHandle>();
   #alive = false;
   #closed = false;
+  /** The prestarted workers: started (or failing to start) once, at start() or at the first task. */
+  #prestarted: Promise<void> | undefined;
   readonly #killAllOnExit = () => this.killAll();
 
   constructor(
@@ -88,16 +90,27 @@ export class WorkerPool {
     return worker;
   }
 
-  /** Starts the prestarted workers; resolves once each has connected (or died). */
-  start(): Promise<void> {
+  /** Takes charge of the workers' lives and, with `prestart` (the default), starts them ({@link startWorkers}). */
+  start(prestart = true): Promise<void> {
     process.on('exit', this.#killAllOnExit);
+    return prestart ? this.startWorkers() : Promise.resolve();
+  }
+
+  /**
+   * Starts the pool's `size` workers, once (later calls get the same promise); resolves once each
+   * has connected (or died). A pool started without them (a program that only uses the store)
+   * gets this call when its first task arrives.
+   */
+  startWorkers(): Promise<void> {
+    if (this.#prestarted) return this.#prestarted;
     try {
-      for (let i = 0; i < this.#options.size; i++) this.#spawn();
+      for (let i = 0; i < this.#options.size && !this.#closed; i++) this.#spawn();
+      this.#prestarted = Promise.all([...this.#workers].map((worker) => worker.connected)).then(() => {});
     } catch (error) {
       // Not even the prestarted workers: the node cannot run tasks, and start() says why.
-      return Promise.reject(error as Error);
+      this.#prestarted = Promise.reject(error as Error);
     }
-    return Promise.all([...this.#workers].map((worker) => worker.connected)).then(() => {});
+    return this.#prestarted;
   }
 
   /** One more worker (the scheduler decides when, and how many at most: policies/extra-worker.ts). */
@@ -183,7 +196,7 @@ export class WorkerPool {
 
   /** Starts a replacement when fewer than `size` workers are alive (not once the pool is closing). */
   replenish(): void {
-    if (this.#closed) return;
+    if (this.#closed || !this.#prestarted) return;
     let alive = 0;
     for (const other of this.#workers) if (other.state !== 'dead') alive += 1;
     if (alive < this.#options.size) this.#trySpawn();
