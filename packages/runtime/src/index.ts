@@ -50,3 +50,5 @@ export { resolveDaemonOptions, type DaemonConfig, type DaemonOptions, type Optio
 export * from './errors.js';
 export { ActorHandle, ObjectRef, type ObjectRefJSON } from '@shoal/protocol';
 export type { ObjectWriter, StoreOptions, StoreStats, TypedArrayKind } from '@shoal/store';
+export type { ObjectTransferMessage, TaskEndMessage, TaskFailMessage, TaskStartMessage } from './diagnostics.js';
+export type { ObjectFreeMessage, ObjectPutMessage } from '@shoal/store';

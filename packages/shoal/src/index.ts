@@ -19,3 +19,5 @@ export { ActorHandle, ObjectStream, type StreamItem } from '@shoal/runtime';
 export * from '@shoal/runtime/errors';
 export { ObjectRef, type ObjectRefJSON } from '@shoal/runtime';
 export type { ObjectWriter, StoreOptions, StoreStats, TypedArrayKind } from '@shoal/runtime';
+/** Messages of Shoal's `diagnostics_channel` events (`shoal:task:start`, ...: see docs/internals.md, "Diagnostics channels"). */
+export type { ObjectFreeMessage, ObjectPutMessage, ObjectTransferMessage, TaskEndMessage, TaskFailMessage, TaskStartMessage } from '@shoal/runtime';

@@ -29,3 +29,4 @@ export { writeEncodedSegment } from './segment-io.js';
 export { CollectionThrottle, afterFinalizers, collectGarbage } from './collect-garbage.js';
 // Worker processes ask the kernel to end them with their node; the addon is reached only here.
 export { descriptorUsage, raiseDescriptorLimit, setParentDeathSignal, type DescriptorUsage } from './segment-files.js';
+export { objectFreeChannel, objectPutChannel, type ObjectFreeMessage, type ObjectPutMessage } from './diagnostics.js';

@@ -11,6 +11,7 @@ import { OutgoingObject } from './outgoing-object.js';
 import { ObjectFiles, type IncomingFile, type SpillTaken } from './object-files.js';
 import type { SessionSegments } from './session-segments.js';
 import { NO_SPILLS, type SpillFiles, type SpillStats } from './spill-files.js';
+import { objectFreeChannel, objectPutChannel, type ObjectFreeMessage, type ObjectPutMessage } from './diagnostics.js';
 
 const debug = debuglog('shoal:store');
 
@@ -311,6 +312,7 @@ export class ObjectLifecycle {
     else this.capacity.commitSegment();
     this.table.ready(id, undefined, size, bytes, this.refs.retainContained(contains));
     if (!bytes) this.#stored(id, size);
+    if (objectPutChannel.hasSubscribers) objectPutChannel.publish({ id, size, inline: bytes !== undefined } satisfies ObjectPutMessage);
   }
 
   /** See `ObjectStore.register`. */
@@ -342,6 +344,7 @@ export class ObjectLifecycle {
     const contains = this.refs.retainContained(payload.contains);
     if (payload.bytes) this.capacity.addInline(payload.size);
     else this.#stored(id, payload.size);
+    if (objectPutChannel.hasSubscribers) objectPutChannel.publish({ id, size: payload.size, inline: payload.bytes !== undefined } satisfies ObjectPutMessage);
     this.#settleReady(id, existing, payload.size, payload.bytes, contains);
   }
 
@@ -493,6 +496,7 @@ export class ObjectLifecycle {
     // Spilled, or read back with its copy kept on disk.
     this.#spill?.delete(id);
     debug('freed %s (%d bytes)', id, entry.size);
+    if (objectFreeChannel.hasSubscribers) objectFreeChannel.publish({ id, size: entry.size } satisfies ObjectFreeMessage);
     if (segment) this.events.emit('delete', id);
     this.events.emit('gone', id);
     for (const contained of entry.contains) this.refs.release(contained);

@@ -16,6 +16,7 @@ import { firstStartable } from './policies/lookahead.js';
 import { pipelineTarget } from './policies/pipeline.js';
 import { stealFrom } from './policies/steal.js';
 import { ReadyQueue } from './ready-queue.js';
+import { publishTaskEnd } from '../diagnostics.js';
 import { acquire, demandOf, type Resources } from './resources.js';
 import { mayRetry, retriesException } from './retry.js';
 import type { Task } from './task.js';
@@ -291,6 +292,7 @@ export class LocalScheduler {
     if (task.state === 'finished') return;
     // A task still in the ready queue is skipped there once finished.
     this.#finish(task);
+    publishTaskEnd(task, error);
     this.#host.objects.fail(task.returnId, error);
     this.#dropHolds(task);
   }
@@ -303,6 +305,7 @@ export class LocalScheduler {
       return;
     }
     this.#finish(task);
+    publishTaskEnd(task);
     if (this.#host.objects.status(task.returnId).state === 'pending') this.#host.objects.register(task.returnId, result);
     else this.#host.discardResult(task.returnId, result);
     this.#dropHolds(task);

@@ -3,6 +3,7 @@ import { endLending, lend, unblock } from './cpu-lending.js';
 import { acquire, giveBack, type Resources } from './resources.js';
 import type { Task } from './task.js';
 import type { WorkerSlot } from './worker-slot.js';
+import { publishTaskStart } from '../diagnostics.js';
 
 /** What {@link WorkerLeases} tells the node about workers it leases. */
 export interface LeaseEvents {
@@ -101,6 +102,7 @@ export class WorkerLeases {
     task.attempts += 1;
     if (!pinned) this.#pin(task);
     const worker = task.worker!;
+    publishTaskStart(task, worker.pid);
     if (task.options.timeoutMs !== null) {
       task.timer = setTimeout(() => {
         task.ending = 'timeout';

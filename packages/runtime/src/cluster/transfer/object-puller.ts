@@ -7,6 +7,7 @@ import type { IncomingObject } from '@shoal/store';
 import { ActorCallNotSent } from '../../node/cluster-actors.js';
 import { HolderConnection, type PulledObject } from './holder-connection.js';
 import { PullFailure } from './pull-failure.js';
+import { objectTransferChannel, type ObjectTransferMessage } from '../../diagnostics.js';
 
 export type { PulledObject } from './holder-connection.js';
 
@@ -103,9 +104,13 @@ export class ObjectPuller {
     for (const url of sources) {
       if (this.#closed) break;
       try {
+        const started = performance.now();
         const object = await this.#pullOnce(url, id);
         this.stats.pulls += 1;
         this.stats.pulledBytes += object.size;
+        if (objectTransferChannel.hasSubscribers) {
+          objectTransferChannel.publish({ id, size: object.size, from: url, durationMs: performance.now() - started } satisfies ObjectTransferMessage);
+        }
         return object;
       } catch (error) {
         if (error instanceof PullFailure && error.failure) throw failure(error.failure);
