@@ -6,7 +6,7 @@
  */
 
 import { Type } from '@sinclair/typebox';
-import { MethodName, ShippedFunctionSchema, WireActorOptionsSchema, WireTaskOptionsSchema } from './local-protocol.js';
+import { MethodName, OutputStreamSchema, OutputTextSchema, ShippedFunctionSchema, WireActorOptionsSchema, WireTaskOptionsSchema } from './local-protocol.js';
 import { Amount, Bytes, Count, Id, byId, Name, Resources, decoderOf, message, type MessageOf, type UnionOf } from './schema.js';
 
 const HeadRoleSchema = Type.Union([Type.Literal('node'), Type.Literal('cli')]);
@@ -153,6 +153,8 @@ export const TO_HEAD = {
   result: message('result', { origin: Id, returnId: Id, result: ClusterResultSchema }),
   /** The submitter gives up on a task (cancel). */
   cancel: message('cancel', { returnId: Id }),
+  /** Output of a task the head sent here, for its origin node (lines already prefixed). */
+  output: message('output', { origin: Id, returnId: Id, stream: OutputStreamSchema, text: OutputTextSchema }),
   /** Segment objects this node now holds, and ones it no longer holds (the object directory). */
   objects: message('objects', { added: Type.Array(Type.Tuple([Id, Count])), removed: Type.Array(Id) }),
   /** Which nodes hold these objects. */
@@ -189,6 +191,8 @@ export const FROM_HEAD = {
   result: message('result', { returnId: Id, holder: Type.String(), holderUrl: Type.String(), result: ClusterResultSchema }),
   /** Stop this task (its submitter cancelled it or left). */
   cancel: message('cancel', { returnId: Id }),
+  /** Output of a task this node spilled, written where it ran. */
+  output: message('output', { returnId: Id, stream: OutputStreamSchema, text: OutputTextSchema }),
   /** Answer to `locate`: data URLs of the nodes holding each object. */
   located: message('located', { requestId: Count, holders: HoldersSchema }),
   /** Run this actor here, for node `origin`; `restarts`: times it was restarted before (on other nodes). */

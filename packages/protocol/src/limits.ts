@@ -25,6 +25,12 @@ export const DEFAULT_MAX_FRAME_BYTES = 256 * MiB;
 export const MAX_IDS_PER_MESSAGE = 65_535;
 
 /**
+ * Characters of a task's output one `output` message carries (a worker splits longer writes):
+ * far below every frame limit, the head's 16 MiB included, even as UTF-8.
+ */
+export const MAX_OUTPUT_CHARS = 256 * 1024;
+
+/**
  * How deep a message may nest arrays and maps (message-check.ts). The deepest real message (a
  * spilled task's arguments inside `run`) nests 5; a deeper one is not a Shoal peer's, and each
  * level is a byte of input that the decoder and the schema check recurse on.

@@ -12,7 +12,8 @@ const options = { numCpus: 1, resources: { gpu: 0.5 }, maxRetries: 3, retryExcep
 /** One valid message of each type a worker or client sends; the type makes a missing one a compile error. */
 const TO_NODE: { readonly [T in WorkerToNode['type']]: Extract<WorkerToNode, { type: T }> } = {
   ready: { type: 'ready', pid: 1234 },
-  attach: { type: 'attach', pid: 1234 },
+  attach: { type: 'attach', pid: 1234, output: false },
+  output: { type: 'output', stream: 'err', text: 'a line\n' },
   bind: { type: 'bind', requestId: 1, name: 'models/latest', id: ID },
   lookup: { type: 'lookup', requestId: 2, name: 'models/latest' },
   watch: { type: 'watch', name: 'models/latest' },
@@ -54,6 +55,7 @@ const TO_NODE: { readonly [T in WorkerToNode['type']]: Extract<WorkerToNode, { t
 };
 
 const FROM_NODE: { readonly [T in NodeToWorker['type']]: Extract<NodeToWorker, { type: T }> } = {
+  output: { type: 'output', stream: 'out', text: '(sum pid=4242) a line\n' },
   execute: {
     type: 'execute',
     taskId: 7,

@@ -8,7 +8,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import { LENT_FILE_PATTERN } from './ids.js';
-import { MAX_IDS_PER_MESSAGE } from './limits.js';
+import { MAX_IDS_PER_MESSAGE, MAX_OUTPUT_CHARS } from './limits.js';
 import { Amount, Bytes, Count, Demand, Id, byId, Name, decoderOf, message, type MessageOf, type UnionOf } from './schema.js';
 
 /** A list of ids a node answers or acts on one by one: at most MAX_IDS_PER_MESSAGE of them. */
@@ -105,10 +105,20 @@ export type WireActorOptions = MessageOf<typeof WireActorOptionsSchema>;
 /** One item a streaming task or method yielded, as its worker reports it (stored like a result). */
 const StreamItemSchema = Type.Object({ taskId: Count, index: Count, id: Id, result: ObjectPayloadSchema });
 
+/** Which of a worker's streams output was written to. */
+export const OutputStreamSchema = Type.Union([Type.Literal('out'), Type.Literal('err')]);
+/** Which of a worker's streams output was written to: `out` (stdout) or `err` (stderr). */
+export type OutputStream = MessageOf<typeof OutputStreamSchema>;
+/** Text a task wrote (a worker's process.stdout/stderr), at most MAX_OUTPUT_CHARS per message. */
+export const OutputTextSchema = Type.String({ maxLength: MAX_OUTPUT_CHARS });
+
 /** The schemas of this direction's messages, by type (the fuzz tests generate messages from them). */
 export const TO_NODE = {
   ready: message('ready', { pid: Count }),
-  attach: message('attach', { pid: Count }),
+  /** An attached program; `output: false` (its `logToDriver: false`): its tasks' output stays with the node. */
+  attach: message('attach', { pid: Count, output: Type.Optional(Type.Boolean()) }),
+  /** What the task (or actor) this worker runs wrote to its stdout or stderr. */
+  output: message('output', { stream: OutputStreamSchema, text: OutputTextSchema }),
   bind: message('bind', { requestId: Count, name: Name, id: Id }),
   lookup: message('lookup', { requestId: Count, name: Name }),
   watch: message('watch', { name: Name }),
@@ -175,6 +185,8 @@ export type WorkerToNode = UnionOf<typeof TO_NODE>;
 
 /** The schemas of this direction's messages, by type (the fuzz tests generate messages from them). */
 export const FROM_NODE = {
+  /** Output of a task this program submitted, each line prefixed with its function and worker: print it. */
+  output: message('output', { stream: OutputStreamSchema, text: OutputTextSchema }),
   execute: message('execute', {
     taskId: Count,
     returnId: Id,

@@ -139,6 +139,14 @@ export interface NodeOptions {
    * @default max(4 x maxWorkers, 64)
    */
   readonly maxBlockedWorkers?: number;
+  /**
+   * Forward what tasks and actors write to stdout/stderr to the program that submitted them,
+   * each line prefixed `(function pid=N)` (and `node=ID` from another node), as Ray does: through
+   * a daemon, and from other nodes of a cluster. `false`: workers write to this node's own
+   * stdout/stderr unprefixed (for an attached program: its tasks' output stays with the node).
+   * @default true
+   */
+  readonly logToDriver?: boolean;
 }
 
 export interface ResolvedNodeOptions {
@@ -146,6 +154,7 @@ export interface ResolvedNodeOptions {
   readonly resources: Readonly<Record<string, number>>;
   readonly maxWorkers: number;
   readonly maxBlockedWorkers: number;
+  readonly logToDriver: boolean;
 }
 
 export function show(value: unknown): string {
@@ -230,6 +239,12 @@ export function nonNegativeNumber(name: string, value: unknown, integer: boolean
   return value;
 }
 
+/** The rule for a flag: true or false. */
+export function booleanOption(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new TypeError(`Expected \`${name}\` to be true or false, got \`${show(value)}\``);
+  return value;
+}
+
 /** The rule for a map of custom resources (`{ gpu: 1 }`): amounts >= 0, and no `CPU` key. */
 export function resourceMap(name: string, value: unknown): Record<string, number> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
@@ -284,7 +299,7 @@ export function resolveRemoteOptions(options: RemoteOptions = {}, streaming = fa
   };
 }
 
-const NODE_KEYS = ['numCpus', 'resources', 'maxWorkers', 'maxBlockedWorkers'] as const;
+const NODE_KEYS = ['numCpus', 'resources', 'maxWorkers', 'maxBlockedWorkers', 'logToDriver'] as const;
 export const NODE_OPTION_KEYS: readonly string[] = NODE_KEYS;
 
 /** Validates node options and applies defaults. */
@@ -310,5 +325,6 @@ export function resolveNodeOptions(options: NodeOptions = {}): ResolvedNodeOptio
     resources: options.resources === undefined ? {} : resourceMap('resources', options.resources),
     maxWorkers,
     maxBlockedWorkers,
+    logToDriver: options.logToDriver === undefined ? true : booleanOption('logToDriver', options.logToDriver),
   };
 }

@@ -57,9 +57,9 @@ function localNodeOf(headUrl: string): string | undefined {
  * Usable at once (messages queue until connected); `runtime.connected` tells when the node
  * accepted it.
  */
-export function attachToNode(address: string, token?: string): NodeClient {
+export function attachToNode(address: string, token?: string, options: AttachOptions = {}): NodeClient {
   if ((address.startsWith('ws://') || address.startsWith('wss://')) && !localNodeOf(address)) {
-    return joinRemotely(address, token ?? (process.env.SHOAL_TOKEN || readToken(shoalHome())));
+    return joinRemotely(address, token ?? (process.env.SHOAL_TOKEN || readToken(shoalHome())), options);
   }
   const path = parseNodeAddress(address);
   const { sessionId, directory } = sessionOfSocket(path)!;
@@ -72,7 +72,14 @@ export function attachToNode(address: string, token?: string): NodeClient {
       const errnoCode = (error as NodeJS.ErrnoException).code;
       return new AttachFailedError({ to: 'node', address, errnoCode, reason: error.message }, { cause: error });
     },
+    options,
   );
+}
+
+/** How an attached program takes part. */
+export interface AttachOptions {
+  /** Print the output of the tasks it submits (`false`: it stays with the node). @default true */
+  readonly logToDriver?: boolean;
 }
 
 /**
@@ -84,6 +91,7 @@ function clientOver(
   stream: MessageStream,
   settings: ConstructorParameters<typeof NodeClient>[1],
   failure: (error: Error | undefined) => Error | undefined,
+  options: AttachOptions,
   maxFrameBytes?: number,
 ): NodeClient {
   stream.unref();
@@ -98,12 +106,12 @@ function clientOver(
     maxFrameBytes,
   );
   runtime = new NodeClient(connection, settings, 'attached');
-  connection.send({ type: 'attach', pid: process.pid });
+  connection.send({ type: 'attach', pid: process.pid, ...(options.logToDriver === false ? { output: false } : {}) });
   return runtime;
 }
 
 /** Joins the cluster at `headUrl` from a machine without a node (see {@link attachToNode}). */
-function joinRemotely(headUrl: string, token: string | undefined): NodeClient {
+function joinRemotely(headUrl: string, token: string | undefined, options: AttachOptions): NodeClient {
   if (!token) {
     throw new NoTokenError(headUrl);
   }
@@ -128,6 +136,7 @@ function joinRemotely(headUrl: string, token: string | undefined): NodeClient {
     wsStream(socket),
     { sessionId: '', directory: '', inlineThreshold: DEFAULT_INLINE_THRESHOLD, remote: true },
     (error) => refused ?? (error && remoteFailure(headUrl, error)),
+    options,
     REMOTE_MAX_FRAME_BYTES,
   );
 }

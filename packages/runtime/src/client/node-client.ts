@@ -167,6 +167,10 @@ export class NodeClient implements Runtime {
       case 'collect':
         void this.#collect(message.round);
         return;
+      case 'output':
+        // A task this program submitted wrote it (prefixed with its function and worker by the node).
+        (message.stream === 'out' ? process.stdout : process.stderr).write(message.text);
+        return;
       case 'forget': {
         let mapped = 0;
         for (const id of message.ids) mapped += this.#objects.forget(id);

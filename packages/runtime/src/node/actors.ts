@@ -179,6 +179,16 @@ export class ActorService {
     return this.#byProcess.get(worker)?.id;
   }
 
+  /**
+   * Who gets the output of the actor living in `worker` (or, given an actor id, of an actor this
+   * node made that runs elsewhere): its creator (undefined: this node's own driver), or for an
+   * actor run here for another node, that node (`origin`).
+   */
+  outputOf(which: WorkerHandle | string): { readonly id: string; readonly name: string; readonly creator: Peer | undefined; readonly origin: string | undefined } | undefined {
+    const actor = typeof which === 'string' ? this.#actors.get(which) : this.#byProcess.get(which);
+    return actor && { id: actor.id, name: actor.cls.name, creator: actor.creator, origin: actor.origin };
+  }
+
   /** Pids of actors' processes (for tests and status). */
   pids(): number[] {
     return [...this.#byProcess.keys()].filter((worker) => worker.state !== 'dead').map((worker) => worker.pid);

@@ -12,7 +12,7 @@ const task: ClusterTask = {
 
 test('a node that no longer accepts tasks neither takes nor acknowledges a run the head sent it', () => {
   // The store, scheduler and objects are never reached when the run is refused.
-  const port = new ClusterPort({ store: {} as never, scheduler: {} as never, objects: {} as never, actors: {} as never }, () => false);
+  const port = new ClusterPort({ store: {} as never, scheduler: {} as never, objects: {} as never, actors: {} as never, output: {} as never }, () => false);
   let acknowledged = false;
   const taken = port.runForeign('a', task, () => assert.fail('nothing is fetched'), () => (acknowledged = true));
   assert.equal(taken, false);

@@ -1,4 +1,4 @@
-import { HeadLostError, InfeasibleTaskError, type ActorDiedError, type ClusterArg, type ClusterResult, type ClusterTask } from '@shoal/protocol';
+import { HeadLostError, InfeasibleTaskError, type ActorDiedError, type ClusterArg, type ClusterResult, type ClusterTask, type OutputStream } from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
 import type { LocalScheduler, SpillTarget } from '../scheduling/local-scheduler.js';
 import { describeResources, type Resources } from '../scheduling/resources.js';
@@ -8,6 +8,7 @@ import { ClusterActors, type ActorClusterLink } from './cluster-actors.js';
 import { clusterArgsOf } from './cluster-values.js';
 import { ForeignTasks } from './foreign-tasks.js';
 import type { ObjectService } from './object-service.js';
+import type { TaskOutput } from './task-output.js';
 
 /**
  * What a node that is part of a cluster gets from its cluster agent (see cluster/node/cluster-node.ts).
@@ -27,6 +28,8 @@ export interface ClusterHooks {
   finished(origin: string, returnId: string, result: ClusterResult): void;
   /** The submitter gave up on a spilled task. */
   cancel(returnId: string): void;
+  /** Output of a task (or actor) run here for node `origin`, keyed by its returnId (or actor id), prefixed. */
+  output(origin: string, key: string, stream: OutputStream, text: string): void;
   /** What the node's actors do through the cluster (the head and other nodes' data servers). */
   readonly actors: Omit<ActorClusterLink, 'fetch'>;
 }
@@ -42,14 +45,16 @@ export class ClusterPort {
   readonly #acceptsTasks: () => boolean;
   readonly #foreign: ForeignTasks;
   readonly #actorService: ActorService;
+  readonly #output: TaskOutput;
   #hooks: ClusterHooks | undefined;
   #actors: ClusterActors | undefined;
 
   constructor(
-    parts: { readonly store: ObjectStore; readonly scheduler: LocalScheduler; readonly objects: ObjectService; readonly actors: ActorService },
+    parts: { readonly store: ObjectStore; readonly scheduler: LocalScheduler; readonly objects: ObjectService; readonly actors: ActorService; readonly output: TaskOutput },
     acceptsTasks: () => boolean,
   ) {
     const { store, scheduler, objects } = parts;
+    this.#output = parts.output;
     this.#store = store;
     this.#scheduler = scheduler;
     this.#objects = objects;
@@ -108,6 +113,18 @@ export class ClusterPort {
     acknowledge();
     this.#foreign.run(origin, task, fetch);
     return true;
+  }
+
+  /** Sends output of a task (or actor) run here to its origin node; false when not in a cluster. */
+  sendOutput(origin: string, key: string, stream: OutputStream, text: string): boolean {
+    if (!this.#hooks) return false;
+    this.#hooks.output(origin, key, stream, text);
+    return true;
+  }
+
+  /** Output another node sent for a task this node spilled there (or an actor it made). */
+  receiveOutput(key: string, stream: OutputStream, text: string): void {
+    this.#output.fromNode(key, stream, text);
   }
 
   /** Tells the head again of every actor running here (a head that restarted knows none). */

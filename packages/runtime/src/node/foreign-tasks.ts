@@ -41,7 +41,8 @@ export class ForeignTasks {
     this.#keptFor.set(task.returnId, origin);
     const fn: FunctionSource = { source: task.fn.source, hash: task.fn.hash, name: task.fn.name };
     this.#store.onSettled(task.returnId, () => this.#report(origin, task.returnId));
-    this.#scheduler.submit({ returnId: task.returnId, fn, args, deps, contains: [], options: task.options, placement: 'local' });
+    // Its output goes back to the origin (node/task-output.ts).
+    this.#scheduler.submit({ returnId: task.returnId, fn, args, deps, contains: [], options: task.options, placement: 'local', submitter: { origin } });
   }
 
   #report(origin: string, returnId: string): void {

@@ -32,6 +32,7 @@ import { CollectionRound } from './collection-round.js';
 import { PeerRouter } from './peer-router.js';
 import { PeerServer } from './peer-server.js';
 import { RefHolds } from './ref-holds.js';
+import { TaskOutput } from './task-output.js';
 
 export type { ClusterHooks } from './cluster-port.js';
 
@@ -95,9 +96,9 @@ export class NodeManager implements Runtime {
   #alive = false;
 
   constructor(options: NodeManagerOptions = {}) {
-    const { numCpus, resources, maxWorkers, maxBlockedWorkers, ...storeOptions } = options;
+    const { numCpus, resources, maxWorkers, maxBlockedWorkers, logToDriver, ...storeOptions } = options;
     this.options = resolveNodeOptions(
-      Object.fromEntries(Object.entries({ numCpus, resources, maxWorkers, maxBlockedWorkers }).filter(([, v]) => v !== undefined)),
+      Object.fromEntries(Object.entries({ numCpus, resources, maxWorkers, maxBlockedWorkers, logToDriver }).filter(([, v]) => v !== undefined)),
     );
     this.store = new ObjectStore(storeOptions);
     this.socketPath = nodeSocketPath(this.store.directory);
@@ -115,7 +116,13 @@ export class NodeManager implements Runtime {
     this.store.on('pressure', () => void this.#collection.run());
     this.#pool = new WorkerPool(
       { size: Math.ceil(this.options.numCpus) },
-      { socketPath: this.socketPath, sessionId: store.sessionId, sessionDirectory: store.directory, inlineThreshold: store.options.inlineThreshold },
+      {
+        socketPath: this.socketPath,
+        sessionId: store.sessionId,
+        sessionDirectory: store.directory,
+        inlineThreshold: store.options.inlineThreshold,
+        forwardOutput: this.options.logToDriver,
+      },
       (worker, code, signal) => this.#workerExited(worker, code, signal),
     );
     this.#scheduler = new LocalScheduler(
@@ -162,8 +169,14 @@ export class NodeManager implements Runtime {
         }),
       keepAlive: () => this.#updateAlive(),
     });
+    const output = new TaskOutput({
+      scheduler: this.#scheduler,
+      actors: this.#actors,
+      nodeId: store.sessionId,
+      toOrigin: (origin, key, stream, text) => this.cluster.sendOutput(origin, key, stream, text),
+    });
     this.cluster = new ClusterPort(
-      { store, scheduler: this.#scheduler, objects: this.#objects, actors: this.#actors },
+      { store, scheduler: this.#scheduler, objects: this.#objects, actors: this.#actors, output },
       () => this.#acceptsTasks(),
     );
     this.#router = new PeerRouter({
@@ -177,6 +190,7 @@ export class NodeManager implements Runtime {
       streams: this.#streams,
       submit: (peer, task) => this.#submitFromPeer(peer, task),
       fetchArguments: (args) => this.#fetchArguments(args),
+      output: (worker, stream, text) => output.fromWorker(worker, stream, text),
     });
     this.#server = new PeerServer(
       this.socketPath,
@@ -322,12 +336,12 @@ export class NodeManager implements Runtime {
   ): void {
     this.#fetchArguments(args);
     if (options.streamWindow === undefined) {
-      this.#scheduler.submit({ returnId, fn, args, deps, contains, options });
+      this.#scheduler.submit({ returnId, fn, args, deps, contains, options, submitter });
       return;
     }
     // A streaming task runs here, next to its stream (items are not forwarded between nodes).
     this.#streams.open(returnId, options.streamWindow, submitter);
-    this.#scheduler.submit({ returnId, fn, args, deps, contains, options, placement: 'local' });
+    this.#scheduler.submit({ returnId, fn, args, deps, contains, options, placement: 'local', submitter });
   }
 
   /** In a cluster, arguments made by another node are fetched here (a task that spills takes them along instead). */

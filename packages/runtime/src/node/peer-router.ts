@@ -1,4 +1,4 @@
-import { decodeThrown, encodeError, type WireArg, type WireTask, type WorkerToNode } from '@shoal/protocol';
+import { decodeThrown, encodeError, type OutputStream, type WireArg, type WireTask, type WorkerToNode } from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
 import type { LocalScheduler } from '../scheduling/local-scheduler.js';
 import { WorkerHandle } from '../workers/worker-handle.js';
@@ -24,6 +24,8 @@ export interface RouterServices {
   submit(peer: Peer, task: WireTask): void;
   /** Arguments of an actor's constructor or call: in a cluster, those made by other nodes are fetched. */
   fetchArguments(args: readonly WireArg[]): void;
+  /** What a worker (or an actor's process) wrote to its stdout or stderr. */
+  output(worker: WorkerHandle, stream: OutputStream, text: string): void;
 }
 
 /**
@@ -40,6 +42,7 @@ export class PeerRouter {
   route(peer: Peer, message: WorkerToNode): void {
     // Task outcomes only ever come from workers; an actor's process reports its calls.
     if (peer instanceof WorkerHandle) {
+      if (message.type === 'output') return this.#services.output(peer, message.stream, message.text);
       if (this.#services.actors.ownerOf(peer) !== undefined ? this.#fromActor(peer, message) : this.#fromWorker(peer, message)) return;
     }
     this.#common(peer, message);

@@ -115,7 +115,7 @@ export class PeerServer {
     // Said who it is: the handshake deadline is lifted (a remote peer's socket is not counted here).
     this.#budget.settle(connection.socket);
     if (message.type === 'attach') {
-      const client = new ClientHandle(message.pid, connection, remote);
+      const client = new ClientHandle(message.pid, connection, remote, message.output ?? true);
       this.#clients.add(client);
       connection.socket.unref();
       client.send(this.#welcome);

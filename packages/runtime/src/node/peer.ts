@@ -37,11 +37,14 @@ export class ClientHandle implements Peer {
   readonly pendingHolds = new Set<string>();
   readonly heldAhead = new Set<string>();
   readonly remote: boolean;
+  /** Whether it prints its tasks' output (its `logToDriver`); if not, the output stays with the node. */
+  readonly wantsOutput: boolean;
 
-  constructor(pid: number, connection: Connection<WorkerToNode, NodeToWorker>, remote = false) {
+  constructor(pid: number, connection: Connection<WorkerToNode, NodeToWorker>, remote = false, wantsOutput = true) {
     this.pid = pid;
     this.connection = connection;
     this.remote = remote;
+    this.wantsOutput = wantsOutput;
   }
 
   send(message: NodeToWorker): void {

@@ -90,6 +90,7 @@ export class LocalScheduler {
       ending: undefined,
       recalling: false,
       placement: submission.placement ?? 'any',
+      submitter: submission.submitter,
     };
     const objects = this.#host.objects;
     this.#tasks.set(returnId, task);

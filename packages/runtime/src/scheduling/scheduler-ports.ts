@@ -52,4 +52,5 @@ export interface SpillTarget {
 /** A task as submitted to the scheduler. */
 export type TaskSubmission = Pick<Task, 'returnId' | 'fn' | 'args' | 'deps' | 'contains' | 'options'> & {
   readonly placement?: Task['placement'];
+  readonly submitter?: object;
 };

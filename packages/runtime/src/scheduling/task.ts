@@ -36,4 +36,9 @@ export interface Task {
    * `elsewhere` tasks cannot run on this node at all and must spill; `any` is the default.
    */
   placement: 'any' | 'local' | 'elsewhere';
+  /**
+   * Who submitted it, for where its output goes (node/task-output.ts; the scheduler only keeps
+   * it): a peer of this node, the origin of a foreign task, or undefined for this process.
+   */
+  readonly submitter: object | undefined;
 }

@@ -29,6 +29,8 @@ export interface WorkerEnvironment {
   readonly sessionId: string;
   readonly sessionDirectory: string;
   readonly inlineThreshold: number;
+  /** Whether the worker sends what it writes to stdout/stderr to the node (logToDriver), or writes it to the node's own. */
+  readonly forwardOutput: boolean;
 }
 
 /** One worker process: the child, its connection once it said ready, and what it runs. */
@@ -72,6 +74,7 @@ export class WorkerHandle implements Peer, WorkerSlot {
         SHOAL_SESSION_DIR: environment.sessionDirectory,
         SHOAL_INLINE_THRESHOLD: String(environment.inlineThreshold),
         SHOAL_NODE_PID: String(process.pid),
+        ...(environment.forwardOutput ? { SHOAL_FORWARD_OUTPUT: '1' } : {}),
       },
     });
     return new WorkerHandle(child, onExit);

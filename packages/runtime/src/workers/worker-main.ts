@@ -9,6 +9,7 @@ import { setCurrentRuntime } from '../api/runtime.js';
 import { NodeClient } from '../client/node-client.js';
 import { LocalObjects } from '../client/object-io.js';
 import { ActorExecutor } from './actor-executor.js';
+import { forwardOutput } from './output-forwarding.js';
 import { TaskExecutor } from './task-executor.js';
 
 function setting(name: string): string {
@@ -65,6 +66,8 @@ const connection: Connection<NodeToWorker, WorkerToNode> = new Connection(socket
   },
   close: () => process.exit(0),
 });
+// What tasks print goes to the program that submitted them (the node routes it), in order with their results.
+if (process.env.SHOAL_FORWARD_OUTPUT === '1') forwardOutput(connection);
 const directory = setting('SHOAL_SESSION_DIR');
 const inlineThreshold = Number(setting('SHOAL_INLINE_THRESHOLD'));
 // One object I/O for both: a result written by a task and a get of the API share its mappings.

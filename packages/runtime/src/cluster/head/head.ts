@@ -288,6 +288,10 @@ export class Head implements AsyncDisposable {
       case 'cancel':
         this.#forwarder.cancelled(nodeId, message.returnId);
         return true;
+      case 'output':
+        // Printed by the origin's driver; nobody's once the origin left.
+        this.#membership.send(message.origin, { type: 'output', returnId: message.returnId, stream: message.stream, text: message.text });
+        return true;
       case 'objects':
         this.#directory.record(nodeId, message.added, message.removed);
         return true;

@@ -197,6 +197,9 @@ export class ClusterNode implements AsyncDisposable {
       cancel: (returnId) => {
         this.link.send({ type: 'cancel', returnId });
       },
+      output: (origin, returnId, stream, text) => {
+        this.link.send({ type: 'output', origin, returnId, stream, text });
+      },
       actors: {
         tell: (message) => this.link.send(message),
         locate: (by) => this.#locateActor(by),
@@ -363,6 +366,9 @@ export class ClusterNode implements AsyncDisposable {
         return;
       case 'cancel':
         this.node.cluster.dropForeign((returnId) => returnId === message.returnId);
+        return;
+      case 'output':
+        this.node.cluster.receiveOutput(message.returnId, message.stream, message.text);
         return;
       case 'located':
         this.#locates.answer(message.requestId, message.holders);
