@@ -5,6 +5,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { daemonOf, runProgram, shoal, withHomes } from './cluster-helpers.js';
+import { freePort } from './helpers.js';
+import { sleep } from './runtime-helpers.js';
 
 const DRIVER = fileURLToPath(new URL('./fixtures/spill-driver.ts', import.meta.url));
 
@@ -127,5 +129,27 @@ test('`shoal health` says whether the daemon answers and, with --ready, whether 
     const alone = await shoal(homeB!, ['health', '--ready', '--timeout-ms', '2000']);
     assert.equal(alone.code, 1);
     assert.match(alone.stderr, /not ready: the head at ws:\/\/127\.0\.0\.1:\d+: /);
+    assert.equal((await shoal(homeB!, ['health'])).code, 0, 'but alive: liveness does not depend on the head');
+  });
+});
+
+test('a node started before its head waits for it with --join-timeout, and fails at once without', { timeout: 120_000 }, async () => {
+  await withHomes(2, async ([homeA, homeB], pids) => {
+    const port = await freePort();
+    const token = 'a-token-for-this-test-0123456789';
+    const address = `ws://127.0.0.1:${port}`;
+    const hasty = await shoal(homeB!, ['start', '--address', address, '--token', token, '--num-cpus', '1']);
+    assert.equal(hasty.code, 1, 'no head: the join fails at once');
+    assert.match(hasty.stderr, /exited|could not start/);
+
+    const joining = shoal(homeB!, ['start', '--address', address, '--token', token, '--num-cpus', '1', '--join-timeout', '60']);
+    await sleep(1500);
+    const head = await shoal(homeA!, ['start', '--head', '--port', String(port), '--num-cpus', '1', '--token', token]);
+    assert.equal(head.code, 0, head.stderr);
+    pids.push(daemonOf(homeA!).pid);
+    const joined = await joining;
+    assert.equal(joined.code, 0, joined.stderr);
+    pids.push(daemonOf(homeB!).pid);
+    assert.equal((await shoal(homeB!, ['health', '--ready'])).code, 0, 'it joined once the head came up');
   });
 });

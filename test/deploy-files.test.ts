@@ -67,23 +67,31 @@ function bytes(quantity: string): number {
 }
 
 const run = promisify(execFile);
-/** Runs the CLI with `args`; resolves with its stdout, rejects with its stderr in the message. */
-async function shoal(args: string[]): Promise<string> {
+/** Runs the CLI with `args`: its exit code and output. */
+async function shoal(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, SHOAL_HOME: home, SHOAL_TOKEN: 'a-token-long-enough-for-0.0.0.0' };
   delete env.SHOAL_ADDRESS;
   try {
-    return (await run(process.execPath, [CLI, ...args], { env })).stdout;
+    return { code: 0, ...(await run(process.execPath, [CLI, ...args], { env })) };
   } catch (error) {
-    const failed = error as { stderr: string };
-    throw new Error(`shoal ${args.join(' ')} was refused: ${failed.stderr}`);
+    return error as { code: number; stdout: string; stderr: string };
   }
 }
 
-/** Checks one `shoal …` command line: start resolves its options with --dry-run, the others parse. */
+/**
+ * Checks one `shoal …` command line: `start` resolves its options with --dry-run; `health` (no
+ * daemon runs for this test's home) gets past its options to say so, which bad usage never does.
+ */
 async function checkCommandLine(argv: string[]): Promise<Record<string, unknown> | undefined> {
   assert.equal(argv[0], 'shoal', `${argv.join(' ')} runs the shoal command`);
-  if (argv[1] === 'start') return JSON.parse(await shoal([...argv.slice(1), '--dry-run'])) as Record<string, unknown>;
-  assert.match(await shoal([...argv.slice(1), '--help']), /^Usage: shoal /);
+  if (argv[1] === 'start') {
+    const started = await shoal([...argv.slice(1), '--dry-run']);
+    assert.equal(started.code, 0, `shoal ${argv.slice(1).join(' ')} was refused: ${started.stderr}`);
+    return JSON.parse(started.stdout) as Record<string, unknown>;
+  }
+  assert.equal(argv[1], 'health', `a command the files may use: ${argv.join(' ')}`);
+  const checked = await shoal(argv.slice(1));
+  assert.deepEqual({ code: checked.code, usage: /unhealthy: no Shoal daemon runs/.test(checked.stderr) }, { code: 1, usage: true }, checked.stderr);
   return undefined;
 }
 
@@ -117,11 +125,20 @@ test('every Kubernetes manifest validates against the schemas, and the kustomiza
 });
 
 test('the pods keep Shoal rules: memory /dev/shm sized for the store, token from a Secret, health probes, non-root, commands the CLI takes', async () => {
-  const pods = loadManifests()
-    .filter((manifest) => manifest.kind === 'Deployment' || manifest.kind === 'DaemonSet')
-    .map((manifest) => ({ name: manifest.metadata.name, spec: (manifest.spec as { template: { spec: PodSpec } }).template.spec }));
+  type Workload = { selector: { matchLabels: Record<string, string> }; template: { metadata: { labels: Record<string, string> }; spec: PodSpec } };
+  const workloads = loadManifests().filter((manifest) => manifest.kind === 'Deployment' || manifest.kind === 'DaemonSet');
+  for (const workload of workloads) {
+    const { selector, template } = workload.spec as unknown as Workload;
+    for (const [key, value] of Object.entries(selector.matchLabels)) assert.equal(template.metadata.labels[key], value, `${workload.metadata.name}: its selector matches its pods`);
+  }
+  const pods = workloads.map((manifest) => ({ name: manifest.metadata.name, spec: (manifest.spec as unknown as Workload).template.spec }));
   const service = loadManifests().find((manifest) => manifest.kind === 'Service')!;
-  const headPort = (service.spec as { ports: { port: number }[] }).ports[0]!.port;
+  const { selector: serviceSelector, ports: servicePorts } = service.spec as { selector: Record<string, string>; ports: { port: number; targetPort: string }[] };
+  const headPort = servicePorts[0]!.port;
+  const headPods = workloads.filter((workload) => Object.entries(serviceSelector).every(([key, value]) => (workload.spec as unknown as Workload).template.metadata.labels[key] === value));
+  assert.deepEqual(headPods.map((workload) => workload.metadata.name), ['shoal-head'], 'the Service selects the head and nothing else');
+  const headContainer = (headPods[0]!.spec as unknown as Workload).template.spec.containers[0] as Container & { ports: { name: string; containerPort: number }[] };
+  assert.equal(headContainer.ports.find((port) => port.name === servicePorts[0]!.targetPort)?.containerPort, headPort, "the Service's targetPort names the head's port");
   for (const { name, spec } of pods) {
     assert.equal(spec.securityContext?.runAsNonRoot, true, `${name} runs as non-root`);
     const shm = spec.volumes?.find((volume) => volume.emptyDir?.medium === 'Memory');
@@ -141,10 +158,16 @@ test('the pods keep Shoal rules: memory /dev/shm sized for the store, token from
     const args = container.args!.map((arg) => arg.replace(/\$\((\w+)\)/g, (_, variable: string) => values[variable] ?? `$(${variable})`));
     const resolved = (await checkCommandLine(args))!;
     const shmBytes = bytes(shm.emptyDir!.sizeLimit!);
-    assert.ok(typeof resolved.objectStoreMemory === 'number' && resolved.objectStoreMemory <= 0.9 * shmBytes, `${name}: the object store (${resolved.objectStoreMemory}) fits in 90% of /dev/shm (${shmBytes})`);
+    // A share of /dev/shm, which the kubelet sizes to the volume's sizeLimit: the store follows the volume.
+    const share = /^--object-store-memory=(\d+)%$/.exec(args.find((arg) => arg.startsWith('--object-store-memory=')) ?? '');
+    assert.ok(share && Number(share[1]) <= 90, `${name}: the object store is at most 90% of /dev/shm`);
+    assert.equal(typeof resolved.objectStoreMemory, 'number');
     assert.ok(bytes(container.resources!.limits!.memory!) >= shmBytes + 2 ** 30, `${name}: the memory limit covers /dev/shm plus 1 GiB of heaps`);
-    assert.equal(resolved.spillDirectory, '/var/spill');
-    assert.ok(container.volumeMounts!.some((mount) => mount.mountPath === '/var/spill'), `${name}: the spill directory is a volume`);
+    // Its own directory under the volume: the volume is root's (mode 0777, not sticky), which the store refuses as a root.
+    assert.equal(resolved.spillDirectory, '/var/spill/shoal');
+    assert.ok(container.volumeMounts!.some((mount) => mount.mountPath === '/var/spill'), `${name}: the spill directory is in a volume`);
+    const volumes = new Set(spec.volumes!.map((volume) => volume.name));
+    for (const mount of container.volumeMounts!) assert.ok(volumes.has(mount.name), `${name}: mount ${mount.name} has a volume`);
     if (resolved.join !== undefined) assert.equal(resolved.join, `ws://${service.metadata.name}:${headPort}`, 'nodes join the head through its Service');
     else assert.deepEqual(resolved.head, { host: '0.0.0.0', port: headPort });
 
@@ -173,14 +196,19 @@ test('the Dockerfile builds in one stage and runs non-root with a health check i
   const healthcheck = /^HEALTHCHECK .* CMD (\[.*\])$/m.exec(final);
   assert.ok(healthcheck, 'a HEALTHCHECK in exec form');
   await checkCommandLine(exec(healthcheck[1]!));
+  assert.ok(!exec(healthcheck[1]!).includes('--ready'), "the image's check is liveness: a head away must not get every node replaced");
   await checkCommandLine(exec(/^CMD (\[.*\])$/m.exec(final)![1]!));
 
   const compose = parse(readFileSync(join(root, 'docker/compose.yaml'), 'utf8')) as {
-    services: Record<string, { command: string[]; shm_size: string; depends_on?: Record<string, { condition: string }> }>;
+    services: Record<string, { command: string[]; shm_size: string; depends_on?: Record<string, { condition: string }>; healthcheck?: { test: string[] } }>;
   };
   for (const [name, service] of Object.entries(compose.services)) {
     const resolved = (await checkCommandLine(service.command))!;
     assert.ok((resolved.objectStoreMemory as number) <= 0.9 * bytes(service.shm_size), `${name}: the store fits in its shm_size`);
     if (resolved.join !== undefined) assert.deepEqual(service.depends_on, { head: { condition: 'service_healthy' } }, `${name} waits for a healthy head`);
   }
+  const headCheck = compose.services.head!.healthcheck?.test;
+  assert.deepEqual(headCheck?.slice(0, 1), ['CMD']);
+  await checkCommandLine(headCheck!.slice(1));
+  assert.ok(headCheck!.includes('--ready'), "the head's check is readiness: the nodes wait until its node is a member");
 });

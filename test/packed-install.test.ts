@@ -20,24 +20,43 @@ const PACKAGES = ['@shoal/shm', '@shoal/protocol', '@shoal/store', '@shoal/runti
 let work: string; // holds the tarballs and the project
 let project: string;
 let tarballs: { name: string; filename: string; files: { path: string }[] }[];
-const shmBefore = new Set(readdirSync('/dev/shm').filter((name) => name.startsWith('shoal-')));
+/** Processes this test started in the project (and the daemon): a session directory they own must be gone at the end. */
+const started = new Set<number>();
 
-/** Runs a command in the project, with its own SHOAL_HOME and no cluster of the caller's. */
-function inProject(file: string, args: string[], timeout = 120_000) {
+/** Runs a command in the project, with its own SHOAL_HOME and no cluster of the caller's; rejects (with its output) when it fails. */
+function inProject(file: string, args: string[], timeout = 120_000): Promise<{ stdout: string; stderr: string }> {
   const env: NodeJS.ProcessEnv = { ...process.env, SHOAL_HOME: join(project, '.shoal') };
   for (const name of ['SHOAL_ADDRESS', 'SHOAL_TOKEN', 'SHOAL_TEST', 'NODE_OPTIONS']) delete env[name];
-  return exec(file, args, { cwd: project, env, timeout, maxBuffer: 16 << 20 });
+  return new Promise((resolve, reject) => {
+    const child = execFile(file, args, { cwd: project, env, timeout, maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+      if (error) reject(Object.assign(error, { stdout, stderr }));
+      else resolve({ stdout, stderr });
+    });
+    if (child.pid !== undefined) started.add(child.pid);
+  });
 }
 
-/** Live processes started from the project's node_modules (its daemon and workers): their command lines. */
-function projectProcesses(): string[] {
-  const found: string[] = [];
+/** Session directories in /dev/shm whose owner is a process this test started. */
+function sessionsLeft(): string[] {
+  return readdirSync('/dev/shm').filter((name) => {
+    if (!name.startsWith('shoal-')) return false;
+    try {
+      return started.has((JSON.parse(readFileSync(join('/dev/shm', name, 'owner.json'), 'utf8')) as { pid: number }).pid);
+    } catch {
+      return false; // Not a session, or another one going away.
+    }
+  });
+}
+
+/** Live processes started from the project's node_modules (its daemon and workers). */
+function projectProcesses(): { pid: string; command: string }[] {
+  const found: { pid: string; command: string }[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8');
       const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      if (argv.includes(project) && stat[stat.lastIndexOf(')') + 2] !== 'Z') found.push(argv.replaceAll('\0', ' '));
+      if (argv.includes(project) && stat[stat.lastIndexOf(')') + 2] !== 'Z') found.push({ pid: name, command: argv.replaceAll('\0', ' ') });
     } catch {
       // Exited while we looked.
     }
@@ -61,9 +80,19 @@ before(async () => {
 after(async () => {
   if (project && existsSync(join(project, '.shoal'))) await inProject('npx', ['--no-install', 'shoal', 'stop']).catch(() => undefined);
   const left = project ? projectProcesses() : [];
+  // Whatever survived is killed first (and its sessions swept), then reported.
+  for (const line of left) {
+    const pid = Number(line.pid);
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  const shmLeft = sessionsLeft();
+  for (const name of shmLeft) rmSync(join('/dev/shm', name), { recursive: true, force: true });
   if (work) rmSync(work, { recursive: true, force: true });
-  assert.deepEqual(left, [], 'nothing of the project runs after shoal stop');
-  const shmLeft = readdirSync('/dev/shm').filter((name) => name.startsWith('shoal-') && !shmBefore.has(name));
+  assert.deepEqual(left.map((process) => process.command), [], 'nothing of the project runs after shoal stop');
   assert.deepEqual(shmLeft, [], 'nothing of the project is left in /dev/shm');
 });
 
@@ -130,19 +159,26 @@ await shutdown();
 `,
   );
   const tsc = join(root, 'node_modules/typescript/bin/tsc');
-  const result = await inProject(process.execPath, [tsc, '-p', '.']).catch((error: { stdout: string }) => error);
-  assert.equal(result.stdout, '', 'tsc reports no errors');
+  // tsc exits non-zero on any error (printed on stdout); a crash shows on stderr.
+  try {
+    await inProject(process.execPath, [tsc, '-p', '.']);
+  } catch (error) {
+    const failed = error as { stdout: string; stderr: string };
+    assert.fail(`tsc failed on the published types: ${failed.stdout}${failed.stderr}`);
+  }
 });
 
 test('npx shoal starts a head, reports its status and stops it', async () => {
   const shoal = (...args: string[]) => inProject('npx', ['--no-install', 'shoal', ...args]);
   assert.match((await shoal('--help')).stdout, /^Usage: shoal <command>/);
-  const started = await shoal('start', '--head', '--port', '0');
-  assert.match(started.stdout, /head address: +ws:\/\/127\.0\.0\.1:\d+/);
+  const head = await shoal('start', '--head', '--port', '0');
+  assert.match(head.stdout, /head address: +ws:\/\/127\.0\.0\.1:\d+/);
+  started.add((JSON.parse(readFileSync(join(project, '.shoal/daemon.json'), 'utf8')) as { pid: number }).pid);
   const status = await shoal('status');
   assert.match(status.stdout, /1 node\(s\)/);
   assert.match((await shoal('stop')).stdout, /Stopped the Shoal daemon/);
   assert.deepEqual(projectProcesses(), [], 'the daemon and its workers are gone');
+  assert.deepEqual(sessionsLeft(), [], 'and so is its session directory');
 });
 
 test('without a binary for the platform, loading says which platform and how to build one, and that build works', async () => {
@@ -152,11 +188,17 @@ test('without a binary for the platform, loading says which platform and how to 
   try {
     const result = await inProject(process.execPath, ['-e', load]).catch((error: { stderr: string }) => error);
     assert.match(result.stderr, /@shoal\/shm: no native addon for linux-x64 \(glibc, Node \d+\.\d+\.\d+\)/);
-    assert.match(result.stderr, /npx shoal-build-addon/);
     // The source build the message names (node-gyp@11 comes from the registry: the project has none).
-    await inProject('npx', ['--no-install', 'shoal-build-addon'], 300_000);
+    const command = /run `node (\S+shoal-build-addon\.js)`/.exec(result.stderr);
+    assert.ok(command, `the message names the build command: ${result.stderr}`);
+    assert.ok(command[1]!.startsWith(join(project, 'node_modules/@shoal/shm/')), 'by its path in the project');
+    await inProject(process.execPath, [command[1]!], 300_000);
     assert.ok(existsSync(join(project, 'node_modules/@shoal/shm/native/build/Release/shoal_shm.node')));
     assert.equal((await inProject(process.execPath, ['-e', load])).stdout.trim(), 'function');
+    // A binary the system will not load (an older glibc, a damaged file) is told apart from none.
+    writeFileSync(join(project, 'node_modules/@shoal/shm/native/build/Release/shoal_shm.node'), 'not an ELF file');
+    const broken = await inProject(process.execPath, ['-e', load]).catch((error: { stderr: string }) => error);
+    assert.match(broken.stderr, /@shoal\/shm: the native addon for linux-x64 \(glibc, Node [\d.]+\) could not be loaded: .*(invalid ELF header|too short)/);
   } finally {
     renameSync(`${prebuilds}.away`, prebuilds);
   }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npx shoal-build-addon`: builds @shoal/shm's native addon from source, for a platform the package
+// `node node_modules/@shoal/shm/bin/shoal-build-addon.js` (`npx shoal-build-addon` where npm linked it): builds @shoal/shm's native addon from source, for a platform the package
 // has no prebuilt binary for (it ships linux-x64 glibc). Needs python3, make, a C++17 compiler and
 // node-gyp: the one installed with the project if any, else node-gyp@11 from the npm registry.
 // The addon lands in native/build/Release, which the package loads before any prebuilt one.

@@ -35,7 +35,7 @@ function libc(): 'glibc' | 'musl' {
 
 /**
  * Loads the addon with node-gyp-build from `native/`: a source build there (`native/build/Release`,
- * made by `npx shoal-build-addon`) wins, else the prebuilt binary under
+ * made by bin/shoal-build-addon.js) wins, else the prebuilt binary under
  * `native/prebuilds/<platform>-<arch>/` (linux-x64, glibc), which the workspace build makes and the
  * package ships. It is an N-API addon, so one binary serves every supported Node version. The
  * package has no binding.gyp at its root, so npm neither builds it nor warns of an install script.
@@ -43,16 +43,27 @@ function libc(): 'glibc' | 'musl' {
 function load(): NativeShm {
   const require = createRequire(import.meta.url);
   const directory = fileURLToPath(new URL('../native', import.meta.url));
+  const build = `node ${fileURLToPath(new URL('../bin/shoal-build-addon.js', import.meta.url))}`;
+  const platform = () => `${process.platform}-${process.arch} (${libc()}, Node ${process.versions.node})`;
+  const howToBuild =
+    'Build it from source: install python3, make and a C++17 compiler (Debian: apt-get install python3 make g++), ' +
+    `then run \`${build}\`. In the Shoal repository, \`npm run build\` builds it.`;
   try {
     const nodeGypBuild = require('node-gyp-build') as (dir: string) => unknown;
     return nodeGypBuild(directory) as NativeShm;
   } catch (error) {
-    const platform = `${process.platform}-${process.arch} (${libc()}, Node ${process.versions.node})`;
+    const message = (error as Error).message;
+    if (message.startsWith('No native build was found')) {
+      throw new Error(
+        `@shoal/shm: no native addon for ${platform()}: this package ships a prebuilt one for linux-x64 ` +
+          `(glibc 2.34 or newer), and none was built here. ${howToBuild}`,
+        { cause: error },
+      );
+    }
+    // There is a binary, and the system would not load it (an older glibc, a damaged file).
     throw new Error(
-      `@shoal/shm: no native addon for ${platform}: this package ships a prebuilt one for linux-x64 ` +
-        '(glibc 2.34 or newer), and none was built here. Build it from source: install python3, make and a ' +
-        'C++17 compiler (Debian: apt-get install python3 make g++), then run `npx shoal-build-addon` in ' +
-        'your project. In the Shoal repository, `npm run build` builds it.',
+      `@shoal/shm: the native addon for ${platform()} could not be loaded: ${message.split('\n')[0]}. ` +
+        `The prebuilt one needs glibc 2.34 or newer (Debian 12, Ubuntu 22.04, RHEL 9). ${howToBuild}`,
       { cause: error },
     );
   }

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `shoal` command: start, inspect and stop this machine's Shoal daemon.
 import { randomBytes } from 'node:crypto';
+import { statfsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -57,8 +58,10 @@ processes) and, with --head, the cluster's head. Prints the head's address and h
   --resources JSON   custom resources this node offers, e.g. '{"gpu":1}'
   --object-store-memory SIZE
                      capacity of this node's object store, in bytes or with a suffix: 3Gi,
-                     512Mi (binary) or 4G, 500M (decimal), as Kubernetes writes quantities
-                     (default: 30% of RAM, at most what /dev/shm can hold)
+                     512Mi (binary) or 4G, 500M (decimal), as Kubernetes writes quantities, or a
+                     share of /dev/shm: 90% (default: 30% of RAM, at most what /dev/shm can hold)
+  --join-timeout S   with --address: keep trying a head not reachable yet for S seconds (nodes
+                     started together with their head); default 0: fail at once
   --spill-directory DIR
                      where objects go when the store is full: a directory on disk (default
                      /var/tmp/shoal-spill-<uid>); a relative path is taken from here
@@ -126,6 +129,7 @@ const FLAGS: Readonly<Record<Parameters<OptionLabel>[0], string>> = {
   nodeIp: '--node-ip',
   dataPort: '--data-port',
   heartbeatTimeoutMs: 'SHOAL_HEARTBEAT_TIMEOUT_MS',
+  joinTimeoutMs: '--join-timeout',
   allowedOrigins: '--allowed-origin',
 };
 
@@ -141,6 +145,9 @@ function numeric(text: string | undefined): number | string | undefined {
   return text.trim() === '' || Number.isNaN(value) ? text : value;
 }
 
+/** Where a daemon's store keeps its segments (the store's default shmRoot). */
+const SHM_ROOT = '/dev/shm';
+
 const QUANTITY_UNITS: Readonly<Record<string, number>> = { k: 1e3, K: 1e3, M: 1e6, G: 1e9, T: 1e12, Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40 };
 
 /**
@@ -149,12 +156,25 @@ const QUANTITY_UNITS: Readonly<Record<string, number>> = { k: 1e3, K: 1e3, M: 1e
  * the runtime to name in its message.
  */
 function quantity(text: string | undefined): number | string | undefined {
+  const share = text === undefined ? null : /^\s*(\d+(?:\.\d+)?)\s*%\s*$/.exec(text);
+  if (share) {
+    const percent = Number(share[1]);
+    if (percent <= 0 || percent > 100) throw new UsageError(`expected --object-store-memory as a share of /dev/shm to be above 0% and at most 100%, got ${text}`);
+    const { blocks, bsize } = statfsSync(SHM_ROOT);
+    return Math.floor((blocks * bsize * percent) / 100);
+  }
   const match = text === undefined ? null : /^\s*(\d+(?:\.\d+)?)\s*(k|K|M|G|T|Ki|Mi|Gi|Ti)?\s*$/.exec(text);
   if (!match) {
     if (text === undefined || typeof numeric(text) === 'number') return numeric(text);
     throw new UsageError(`expected --object-store-memory to be a size in bytes, or with a suffix (3Gi, 512Mi, 4G), got ${text}`);
   }
   return Math.floor(Number(match[1]) * (match[2] ? QUANTITY_UNITS[match[2]]! : 1));
+}
+
+/** Seconds given on the command line, as milliseconds; text that is not a number stays text (the runtime names it). */
+function seconds(text: string | undefined): number | string | undefined {
+  const value = numeric(text);
+  return typeof value === 'number' ? Math.round(value * 1000) : value;
 }
 
 function daemonOptions(values: Record<string, string | boolean | string[] | undefined>, address: string | undefined): DaemonOptions {
@@ -181,6 +201,7 @@ function daemonOptions(values: Record<string, string | boolean | string[] | unde
         ...given('nodeIp', text('node-ip')),
         ...given('dataPort', numeric(text('data-port'))),
         ...given('heartbeatTimeoutMs', numeric(process.env.SHOAL_HEARTBEAT_TIMEOUT_MS || undefined)),
+        ...given('joinTimeoutMs', seconds(text('join-timeout'))),
         ...given('allowedOrigins', values['allowed-origin']),
       },
       (key) => FLAGS[key],
@@ -207,6 +228,7 @@ async function start(args: string[]): Promise<void> {
     'no-spill': { type: 'boolean' },
     'data-port': { type: 'string' },
     'allowed-origin': { type: 'string', multiple: true },
+    'join-timeout': { type: 'string' },
     foreground: { type: 'boolean' },
     'dry-run': { type: 'boolean' },
   });
@@ -330,8 +352,12 @@ function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T>
 async function health(args: string[]): Promise<void> {
   const values = parse(args, { ready: { type: 'boolean' }, 'timeout-ms': { type: 'string' } });
   if (values.help) return print(HEALTH_USAGE);
-  const timeoutMs = values['timeout-ms'] === undefined ? 5000 : Number(values['timeout-ms']);
-  if (!Number.isInteger(timeoutMs) || timeoutMs <= 0) throw new UsageError(`expected --timeout-ms to be a positive whole number of milliseconds, got ${values['timeout-ms']}`);
+  const given = values['timeout-ms'];
+  const timeoutMs = given === undefined ? 5000 : /^\d+$/.test(given) ? Number(given) : NaN;
+  // Node's timers take at most 2^31 - 1 ms (longer ones fire at once).
+  if (!(timeoutMs >= 1 && timeoutMs <= 2 ** 31 - 1)) {
+    throw new UsageError(`expected --timeout-ms to be a whole number of milliseconds from 1 to ${2 ** 31 - 1}, got ${given}`);
+  }
   const home = shoalHome();
   const info = liveDaemon(home);
   if (!info) fail(`unhealthy: no Shoal daemon runs for ${home} (or it has not finished starting)`);

@@ -25,6 +25,11 @@ export interface DaemonOptions {
   /** The head removes a node silent for this long. @default 5000 */
   readonly heartbeatTimeoutMs?: number;
   /**
+   * With `join`: keep trying a head that cannot be reached yet at start for this long, instead of
+   * failing at once (nodes started together with their head, as in Kubernetes). @default 0
+   */
+  readonly joinTimeoutMs?: number;
+  /**
    * Browser `Origin`s (`'https://dashboard.example'`) whose WebSocket upgrades the head and the
    * data server accept; an upgrade with any other `Origin` is refused (403), so a web page the
    * user opens cannot reach them. Shoal's own clients send none. @default []
@@ -111,6 +116,7 @@ export function resolveDaemonOptions(options: DaemonOptions, label: OptionLabel 
     }),
     ...given('dataPort', portNumber),
     ...given('heartbeatTimeoutMs', positiveInteger),
+    ...given('joinTimeoutMs', (name, value) => nonNegativeNumber(name, value, true)),
     ...given('allowedOrigins', originList),
   };
 }

@@ -102,6 +102,7 @@ try {
     ...(nodeIp === undefined ? {} : { nodeIp }),
     ...(config.dataPort === undefined ? {} : { dataPort: config.dataPort }),
     ...(config.allowedOrigins === undefined ? {} : { allowedOrigins: config.allowedOrigins }),
+    ...(config.joinTimeoutMs === undefined ? {} : { joinTimeoutMs: config.joinTimeoutMs }),
     logger: logger.child({ component: 'cluster' }),
     onFatal: (error) => {
       logger.error({ err: error }, error.message);

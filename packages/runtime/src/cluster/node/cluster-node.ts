@@ -10,6 +10,7 @@ import { debugLogger, type Logger } from '../../log.js';
 import type { NodeManager } from '../../node/node-manager.js';
 import type { Task } from '../../scheduling/task.js';
 import { RequestTracker } from '../../transport/request-tracker.js';
+import { backoffDelay } from './backoff.js';
 import { HeadLink } from './head-link.js';
 import { PeerView } from './peer-view.js';
 import { DataServer } from '../transfer/data-server.js';
@@ -35,6 +36,8 @@ export interface ClusterNodeOptions {
   /** Where the node reports what an operator should see. @default debugLogger('cluster') (NODE_DEBUG=shoal:cluster) */
   readonly logger?: Logger;
   /** Called when membership can never work (a refused token): the daemon stops. */
+  /** Keep trying a head not reachable yet at start for this long (nodes started with their head). @default 0 */
+  readonly joinTimeoutMs?: number;
   readonly onFatal: (error: Error) => void;
 }
 
@@ -136,14 +139,30 @@ export class ClusterNode implements AsyncDisposable {
     return this.#starting;
   }
 
+  /**
+   * The local address toward the head: the first thing that reaches it, so a head not up yet is
+   * tried again for `joinTimeoutMs` (then the link waits for it as long).
+   */
+  async #addressTowardHead(): Promise<string> {
+    const { headUrl, joinTimeoutMs = 0 } = this.#options;
+    const deadline = Date.now() + joinTimeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await localAddressToward(headUrl);
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+        if (Date.now() >= deadline || this.#closing) throw new HeadUnreachableError(headUrl, code, { cause: error });
+        if (attempt === 0) this.#logger.info({ head: headUrl, code }, `the head at ${headUrl} cannot be reached yet (${code}): trying again for ${Math.round((deadline - Date.now()) / 1000)} s`);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(backoffDelay(attempt, { minMs: 200 }), Math.max(0, deadline - Date.now()))));
+      }
+    }
+  }
+
   async #start(): Promise<void> {
     const { node } = this;
     const options = this.#options;
     this.#state = 'starting';
-    const host = options.nodeIp ?? (await localAddressToward(options.headUrl).catch((error: unknown) => {
-      // The head's address is the first thing this reaches: say so, as the link would.
-      throw new HeadUnreachableError(options.headUrl, (error as NodeJS.ErrnoException).code ?? (error as Error).message, { cause: error });
-    }));
+    const host = options.nodeIp ?? (await this.#addressTowardHead());
     this.#data = new DataServer(node.store, {
       host,
       port: options.dataPort ?? 0,
@@ -164,6 +183,7 @@ export class ClusterNode implements AsyncDisposable {
     if (this.#closing) return;
     this.#link = new HeadLink(options.headUrl, options.token, () => this.report(), {
       onFatal: options.onFatal,
+      ...(options.joinTimeoutMs === undefined ? {} : { joinTimeoutMs: options.joinTimeoutMs }),
       onMessage: (message) => this.#onHead(message),
       // A head that restarted knows no actors: the ones running here say so again.
       onRegistered: () => node.cluster.announceActors(),

@@ -118,6 +118,8 @@ export interface HeadLinkHandlers {
   readonly onDisconnect?: () => void;
   /** The head registered this node (first, and again after every reconnection). */
   readonly onRegistered?: () => void;
+  /** How long a head not reached at all at start is tried again before `onFatal` (0: not at all). @default 0 */
+  readonly joinTimeoutMs?: number;
 }
 
 /**
@@ -143,6 +145,9 @@ export class HeadLink {
   readonly registered: Promise<void>;
   #markRegistered: () => void = () => {};
 
+  /** Until when a head not reached yet at start is tried again (Date.now() ms). */
+  readonly #joinDeadline: number;
+
   constructor(
     url: string,
     token: string,
@@ -153,6 +158,7 @@ export class HeadLink {
     this.#token = token;
     this.#report = report;
     this.#handlers = handlers;
+    this.#joinDeadline = Date.now() + (handlers.joinTimeoutMs ?? 0);
     this.registered = new Promise((resolve) => (this.#markRegistered = resolve));
     void this.#connect();
   }
@@ -164,8 +170,10 @@ export class HeadLink {
       socket = await connectToHead(this.url, this.#token, 'node');
     } catch (error) {
       // A wrong token is final; so is a head that cannot be reached at all on the first try
-      // (a typo in the address). Later, a lost head is waited for.
-      if ((error instanceof ShoalError && error.code === 'ERR_BAD_TOKEN') || !this.#everConnected) {
+      // (a typo in the address), unless the node was told to wait for it to come up (joinTimeoutMs:
+      // nodes started with their head, as in Kubernetes). Later, a lost head is waited for.
+      const joining = !this.#everConnected && Date.now() < this.#joinDeadline;
+      if ((error instanceof ShoalError && error.code === 'ERR_BAD_TOKEN') || (!this.#everConnected && !joining)) {
         this.#handlers.onFatal(error as Error);
         return;
       }
