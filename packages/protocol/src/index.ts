@@ -26,6 +26,7 @@ export {
   type ObjectLocation,
   type ObjectPayload,
   type OutputStream,
+  type WireRuntimeEnv,
   type WireArg,
   type WireFunction,
   type WireTask,

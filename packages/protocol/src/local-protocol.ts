@@ -57,6 +57,14 @@ const WireFunctionSchema = Type.Object({ hash: Type.String(), name: Type.String(
 export type WireFunction = MessageOf<typeof WireFunctionSchema>;
 
 /** A task's options as they travel (resolved: every default applied). */
+/** A task's runtimeEnv as it travels: environment variables and the working directory of its worker. */
+export const RuntimeEnvSchema = Type.Object({
+  env: Type.Record(Type.String({ minLength: 1, maxLength: 1024 }), Type.String({ maxLength: 1 << 20 }), { maxProperties: 4096 }),
+  cwd: Type.Optional(Type.String({ minLength: 1, maxLength: 4096 })),
+});
+/** A task's runtimeEnv as it travels (see the runtime's RuntimeEnv). */
+export type WireRuntimeEnv = MessageOf<typeof RuntimeEnvSchema>;
+
 export const WireTaskOptionsSchema = Type.Object({
   numCpus: Amount,
   resources: Demand,
@@ -65,6 +73,8 @@ export const WireTaskOptionsSchema = Type.Object({
   timeoutMs: Type.Union([Amount, Type.Null()]),
   /** A streaming task (an async generator): items it may yield ahead of its consumer; absent for others. */
   streamWindow: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000_000 })),
+  /** The environment of the worker that runs it; absent: the node's own. */
+  runtimeEnv: Type.Optional(RuntimeEnvSchema),
 });
 export type WireTaskOptions = MessageOf<typeof WireTaskOptionsSchema>;
 
@@ -99,6 +109,8 @@ export const WireActorOptionsSchema = Type.Object({
   resources: Demand,
   /** Items a streaming method may yield ahead of its consumer. */
   streamWindow: Type.Integer({ minimum: 1, maximum: 1_000_000 }),
+  /** The environment of its process; absent: the node's. */
+  runtimeEnv: Type.Optional(RuntimeEnvSchema),
 });
 export type WireActorOptions = MessageOf<typeof WireActorOptionsSchema>;
 

@@ -33,6 +33,7 @@ const SAMPLES: { readonly [C in keyof typeof errors.ERROR_CLASSES]: () => errors
   ERR_HEAD_LOST: () => new errors.HeadLostError('sum'),
   ERR_RUNTIME_SHUTDOWN: () => new errors.RuntimeShutdownError('get'),
   ERR_WORKER_SPAWN: () => new errors.WorkerSpawnError(),
+  ERR_RUNTIME_ENV: () => new errors.RuntimeEnvError('probe', 'cwd /x is not a directory on node N'),
   ERR_WORKER_LIMIT: () => new errors.WorkerLimitError('parent', 64),
   ERR_GET_TIMEOUT: () => new errors.GetTimeoutError(10, 2),
   ERR_IN_WORKER: () => new errors.InWorkerError(),

@@ -9,6 +9,7 @@ export {
   type NodeOptions,
   type RemoteOptions,
   type ResolvedRemoteOptions,
+  type RuntimeEnv,
 } from './options.js';
 export { remote, type RemoteArgs, type RemoteFunction, type RemoteResult } from './api/remote.js';
 export { makeActor, type Actor, type ActorClass, type ActorMethodResult } from './api/actor.js';

@@ -29,6 +29,22 @@ export interface RemoteOptions {
    * @default 16
    */
   readonly streamWindow?: number;
+  /**
+   * The environment of the worker that runs the task, as Ray's `runtime_env` (`env_vars`,
+   * `working_dir`): variables added to its `process.env`, and its working directory (absolute;
+   * `require` and relative paths in the task resolve from it). Tasks with one run on workers
+   * started for that environment (then stopped once idle); see {@link RuntimeEnv}.
+   * @default the node's (its `init({ runtimeEnv })`, else its own environment)
+   */
+  readonly runtimeEnv?: RuntimeEnv;
+}
+
+/** Environment variables and working directory for the workers that run a task. */
+export interface RuntimeEnv {
+  /** Variables set in the worker's `process.env` (names starting with `SHOAL_` are Shoal's own and refused). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** The worker's working directory: an absolute path that exists on the node that runs the task. */
+  readonly cwd?: string;
 }
 
 export interface ResolvedRemoteOptions {
@@ -39,6 +55,14 @@ export interface ResolvedRemoteOptions {
   readonly timeoutMs: number | null;
   /** Set for a streaming task (an async generator function) only. */
   readonly streamWindow?: number;
+  /** Set when the task asked for an environment of its own. */
+  readonly runtimeEnv?: ResolvedRuntimeEnv;
+}
+
+/** A validated {@link RuntimeEnv} (`env` always present). */
+export interface ResolvedRuntimeEnv {
+  readonly env: Readonly<Record<string, string>>;
+  readonly cwd?: string;
 }
 
 /** Items a streaming task or method may yield ahead of its consumer, unless it says. */
@@ -78,12 +102,14 @@ export interface ActorOptions {
   readonly resources?: Readonly<Record<string, number>>;
   /** For async generator methods: items a call may yield ahead of its consumer. @default 16 */
   readonly streamWindow?: number;
+  /** The environment of the actor's process (see {@link RuntimeEnv}). @default the node's */
+  readonly runtimeEnv?: RuntimeEnv;
 }
 
 /** Actor options with every default applied, as they travel. */
 export type ResolvedActorOptions = WireActorOptions;
 
-const ACTOR_KEYS = ['name', 'lifetime', 'maxConcurrency', 'maxRestarts', 'maxTaskRetries', 'numCpus', 'resources', 'streamWindow'] as const;
+const ACTOR_KEYS = ['name', 'lifetime', 'maxConcurrency', 'maxRestarts', 'maxTaskRetries', 'numCpus', 'resources', 'streamWindow', 'runtimeEnv'] as const;
 
 /** Validates actor options, naming the bad one, and applies defaults. */
 export function resolveActorOptions(options: ActorOptions = {}): ResolvedActorOptions {
@@ -108,6 +134,7 @@ export function resolveActorOptions(options: ActorOptions = {}): ResolvedActorOp
     numCpus: options.numCpus === undefined ? 0 : nonNegativeNumber('numCpus', options.numCpus, false),
     resources: options.resources === undefined ? {} : resourceMap('resources', options.resources),
     streamWindow: streamWindow(options.streamWindow),
+    ...(options.runtimeEnv === undefined ? {} : { runtimeEnv: resolveRuntimeEnv('runtimeEnv', options.runtimeEnv) }),
   };
 }
 
@@ -147,6 +174,12 @@ export interface NodeOptions {
    * @default true
    */
   readonly logToDriver?: boolean;
+  /**
+   * The environment of this node's workers (see {@link RuntimeEnv}): every task runs with these
+   * variables and in this directory, unless its own `runtimeEnv` says otherwise.
+   * @default this process's environment and working directory
+   */
+  readonly runtimeEnv?: RuntimeEnv;
 }
 
 export interface ResolvedNodeOptions {
@@ -155,6 +188,7 @@ export interface ResolvedNodeOptions {
   readonly maxWorkers: number;
   readonly maxBlockedWorkers: number;
   readonly logToDriver: boolean;
+  readonly runtimeEnv: ResolvedRuntimeEnv | undefined;
 }
 
 export function show(value: unknown): string {
@@ -258,7 +292,26 @@ export function resourceMap(name: string, value: unknown): Record<string, number
   return result;
 }
 
-const REMOTE_KEYS = ['numCpus', 'resources', 'maxRetries', 'retryExceptions', 'timeoutMs', 'signal', 'streamWindow'] as const;
+const REMOTE_KEYS = ['numCpus', 'resources', 'maxRetries', 'retryExceptions', 'timeoutMs', 'signal', 'streamWindow', 'runtimeEnv'] as const;
+
+/** The rule for a runtimeEnv: string variables not Shoal's own, an absolute working directory. */
+export function resolveRuntimeEnv(name: string, value: unknown): ResolvedRuntimeEnv {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new TypeError(`Expected \`${name}\` to be an object like { env: { KEY: 'value' }, cwd: '/abs/dir' }, got \`${show(value)}\``);
+  }
+  checkOptionNames(name, value, ['env', 'cwd']);
+  const { env = {}, cwd } = value as RuntimeEnv;
+  if (env === null || typeof env !== 'object' || Array.isArray(env)) throw new TypeError(`Expected \`${name}.env\` to be an object of strings, got \`${show(env)}\``);
+  for (const [key, text] of Object.entries(env)) {
+    if (typeof text !== 'string') throw new TypeError(`Expected \`${name}.env.${key}\` to be a string, got \`${show(text)}\``);
+    if (key === '' || key.includes('=') || key.includes('\0')) throw new TypeError(`Expected \`${name}.env\` to have variable names without '=' or NUL, got \`${show(key)}\``);
+    if (key.startsWith('SHOAL_')) throw new TypeError(`\`${name}.env.${key}\`: variables starting with SHOAL_ configure the worker itself and cannot be set`);
+  }
+  if (cwd !== undefined && (typeof cwd !== 'string' || !cwd.startsWith('/'))) {
+    throw new TypeError(`Expected \`${name}.cwd\` to be an absolute path, got \`${show(cwd)}\``);
+  }
+  return { env: { ...env }, ...(cwd === undefined ? {} : { cwd }) };
+}
 
 /**
  * Validates remote options, naming the bad one, and applies defaults. `streaming`: the function
@@ -296,10 +349,11 @@ export function resolveRemoteOptions(options: RemoteOptions = {}, streaming = fa
     retryExceptions: Array.isArray(retry) ? [...retry] : retry,
     timeoutMs,
     ...(streaming ? { streamWindow: streamWindow(options.streamWindow) } : {}),
+    ...(options.runtimeEnv === undefined ? {} : { runtimeEnv: resolveRuntimeEnv('runtimeEnv', options.runtimeEnv) }),
   };
 }
 
-const NODE_KEYS = ['numCpus', 'resources', 'maxWorkers', 'maxBlockedWorkers', 'logToDriver'] as const;
+const NODE_KEYS = ['numCpus', 'resources', 'maxWorkers', 'maxBlockedWorkers', 'logToDriver', 'runtimeEnv'] as const;
 export const NODE_OPTION_KEYS: readonly string[] = NODE_KEYS;
 
 /** Validates node options and applies defaults. */
@@ -326,5 +380,6 @@ export function resolveNodeOptions(options: NodeOptions = {}): ResolvedNodeOptio
     maxWorkers,
     maxBlockedWorkers,
     logToDriver: options.logToDriver === undefined ? true : booleanOption('logToDriver', options.logToDriver),
+    runtimeEnv: options.runtimeEnv === undefined ? undefined : resolveRuntimeEnv('runtimeEnv', options.runtimeEnv),
   };
 }

@@ -95,10 +95,11 @@ function daemonAddress(nodeOptions: object): string | undefined {
 
 /** Starts the session; `implicit` (the store or a task used before init()) starts no worker until a task needs one. */
 function start(options: InitOptions, implicit = false): Embedded {
-  const { address: given, token: _token, logToDriver, ...nodeOptions } = options;
+  // logToDriver and runtimeEnv apply to an attached program too: they do not ask for a node of its own.
+  const { address: given, token: _token, logToDriver, runtimeEnv, ...nodeOptions } = options;
   const address = given ?? (process.env.SHOAL_ADDRESS || undefined) ?? daemonAddress(nodeOptions);
   if (address !== undefined && address !== EMBEDDED) return attach(address, options);
-  const node = new NodeManager(logToDriver === undefined ? nodeOptions : { ...nodeOptions, logToDriver });
+  const node = new NodeManager({ ...nodeOptions, ...(logToDriver === undefined ? {} : { logToDriver }), ...(runtimeEnv === undefined ? {} : { runtimeEnv }) });
   // Listening and starting the workers begin now: a task submitted before init() resolves (or
   // without init()) runs as soon as a worker is up. Failures surface through ready().
   void node.start({ workers: !implicit });
@@ -117,14 +118,17 @@ function start(options: InitOptions, implicit = false): Embedded {
 }
 
 function attach(address: string, options: InitOptions): Embedded {
-  const { address: _address, token: _token, logToDriver, ...rest } = options;
+  const { address: _address, token: _token, logToDriver, runtimeEnv, ...rest } = options;
   if (Object.keys(rest).length > 0) {
     throw new TypeError(
       `Options ${Object.keys(rest).map((key) => `\`${key}\``).join(', ')} configure a node and cannot be given ` +
         'with `address` (attaching uses the node that is already running).',
     );
   }
-  const client: NodeClient = attachToNode(address, options.token ?? (process.env.SHOAL_TOKEN || undefined), logToDriver === undefined ? {} : { logToDriver });
+  const client: NodeClient = attachToNode(address, options.token ?? (process.env.SHOAL_TOKEN || undefined), {
+    ...(logToDriver === undefined ? {} : { logToDriver }),
+    ...(runtimeEnv === undefined ? {} : { runtimeEnv }),
+  });
   setCurrentRuntime(client);
   const session: ShoalSession = {
     // A program joining over the network learns the node's session from its welcome.

@@ -146,6 +146,18 @@ export class WorkerSpawnError extends ShoalError {
   }
 }
 
+/** A task's runtimeEnv cannot be set up where it was to run (its working directory is not there). */
+export class RuntimeEnvError extends ShoalError {
+  static readonly code = 'ERR_RUNTIME_ENV';
+  constructor(taskName: string, problem: string, options?: ShoalErrorOptions) {
+    super(
+      RuntimeEnvError.code,
+      `Task ${taskName} cannot run with its runtimeEnv: ${problem}. Give a working directory that exists on every node that may run the task.`,
+      options,
+    );
+  }
+}
+
 /**
  * Every worker process of the node was blocked waiting on other tasks' results (nested tasks)
  * and the node already ran `cap` of them (`maxBlockedWorkers`): the newest task waiting to start

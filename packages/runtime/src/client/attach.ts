@@ -15,6 +15,7 @@ import { liveDaemon, readToken, shoalHome } from '../cluster/daemon/home.js';
 import { wsStream } from '../transport/ws-stream.js';
 import { Connection, type MessageStream } from '../transport/connection.js';
 import { sessionOfSocket } from '@shoal/store';
+import { resolveRuntimeEnv, type RuntimeEnv } from '../options.js';
 import { NodeClient } from './node-client.js';
 
 /** Inline threshold assumed until the node's welcome says otherwise (it only steers put's choice). */
@@ -58,6 +59,8 @@ function localNodeOf(headUrl: string): string | undefined {
  * accepted it.
  */
 export function attachToNode(address: string, token?: string, options: AttachOptions = {}): NodeClient {
+  // Checked before any connection is made.
+  if (options.runtimeEnv !== undefined) resolveRuntimeEnv('runtimeEnv', options.runtimeEnv);
   if ((address.startsWith('ws://') || address.startsWith('wss://')) && !localNodeOf(address)) {
     return joinRemotely(address, token ?? (process.env.SHOAL_TOKEN || readToken(shoalHome())), options);
   }
@@ -80,6 +83,8 @@ export function attachToNode(address: string, token?: string, options: AttachOpt
 export interface AttachOptions {
   /** Print the output of the tasks it submits (`false`: it stays with the node). @default true */
   readonly logToDriver?: boolean;
+  /** The runtimeEnv of every task it submits, under each task's own. @default none */
+  readonly runtimeEnv?: RuntimeEnv;
 }
 
 /**
@@ -105,7 +110,8 @@ function clientOver(
     },
     maxFrameBytes,
   );
-  runtime = new NodeClient(connection, settings, 'attached');
+  const runtimeEnv = options.runtimeEnv === undefined ? undefined : resolveRuntimeEnv('runtimeEnv', options.runtimeEnv);
+  runtime = new NodeClient(connection, runtimeEnv === undefined ? settings : { ...settings, runtimeEnv }, 'attached');
   connection.send({ type: 'attach', pid: process.pid, ...(options.logToDriver === false ? { output: false } : {}) });
   return runtime;
 }

@@ -25,7 +25,7 @@ import { afterFinalizers, collectGarbage, type ObjectWriter, type StoreStats, ty
 import type { Connection } from '../transport/connection.js';
 import { RequestTracker } from '../transport/request-tracker.js';
 import type { FunctionSource } from '../api/function-source.js';
-import type { ResolvedActorOptions, ResolvedRemoteOptions } from '../options.js';
+import type { ResolvedActorOptions, ResolvedRemoteOptions, ResolvedRuntimeEnv } from '../options.js';
 import { watchIterator } from '../api/watch-iterator.js';
 import type { NamedVersion, Runtime, WaitResult } from '../api/runtime.js';
 import { buildArgs } from '../api/task-args.js';
@@ -57,6 +57,8 @@ export interface NodeClientSettings {
    * @default false
    */
   readonly remote?: boolean;
+  /** The runtimeEnv of every task this program submits, under each task's own (its `init({ runtimeEnv })`). */
+  readonly runtimeEnv?: ResolvedRuntimeEnv;
   /**
    * The object I/O to use: a worker shares its own with its task executor.
    * @default local segments of `directory`, or bytes over the connection when `remote`
@@ -93,6 +95,9 @@ export class NodeClient implements Runtime {
   readonly #connection: Connection<NodeToWorker, WorkerToNode>;
   readonly #objects: ObjectIO;
   readonly #onSubmit: ((fn: FunctionSource) => void) | undefined;
+  /** This program's runtimeEnv (init({ runtimeEnv }) of an attached program), and the options it made with it. */
+  readonly #runtimeEnv: ResolvedRuntimeEnv | undefined;
+  readonly #mergedOptions = new WeakMap<ResolvedRemoteOptions, ResolvedRemoteOptions>();
   readonly #requests = new RequestTracker();
   readonly #refs: RefTracker;
   readonly #watches = new Map<string, Set<(version: NamedVersion) => void>>();
@@ -118,6 +123,7 @@ export class NodeClient implements Runtime {
     this.#setAwaited(1);
     this.sessionId = settings.sessionId;
     this.directory = settings.directory;
+    this.#runtimeEnv = settings.runtimeEnv;
     this.inlineThreshold = settings.inlineThreshold;
     this.#objects =
       settings.objects ??
@@ -315,8 +321,9 @@ export class NodeClient implements Runtime {
     throw new NotAvailableError('stats');
   }
 
-  submit(fn: FunctionSource, args: readonly unknown[], options: ResolvedRemoteOptions): ObjectRef {
+  submit(fn: FunctionSource, args: readonly unknown[], given: ResolvedRemoteOptions): ObjectRef {
     this.#onSubmit?.(fn);
+    const options = this.#withRuntimeEnv(given);
     const built = buildArgs(args, this.inlineThreshold, (encoded) => this.#putEncoded(encoded));
     const returnId = newObjectId();
     this.#connection.send({
@@ -325,6 +332,20 @@ export class NodeClient implements Runtime {
     });
     this.#refs.heldByNode(returnId);
     return new ObjectRef(returnId, this.sessionId);
+  }
+
+  /** `options` with this program's runtimeEnv under the task's own (made once per options object). */
+  #withRuntimeEnv(options: ResolvedRemoteOptions): ResolvedRemoteOptions {
+    const base = this.#runtimeEnv;
+    if (base === undefined) return options;
+    let merged = this.#mergedOptions.get(options);
+    if (!merged) {
+      const own = options.runtimeEnv;
+      const cwd = own?.cwd ?? base.cwd;
+      merged = { ...options, runtimeEnv: { env: { ...base.env, ...own?.env }, ...(cwd === undefined ? {} : { cwd }) } };
+      this.#mergedOptions.set(options, merged);
+    }
+    return merged;
   }
 
   async wait(refs: readonly ObjectRef[], numReturns: number, timeoutMs: number | null): Promise<WaitResult> {

@@ -4,7 +4,6 @@ import {
   ObjectFreedError,
   TaskCancelledError,
   TaskError,
-  WorkerSpawnError,
   decodeThrown,
   type ActorDeathReason,
   type ActorEnd,
@@ -14,6 +13,7 @@ import {
 } from '@shoal/protocol';
 import type { ObjectStore } from '@shoal/store';
 import type { FunctionSource } from '../api/function-source.js';
+import type { ResolvedRuntimeEnv } from '../options.js';
 import type { LocalScheduler } from '../scheduling/local-scheduler.js';
 import type { Resources } from '../scheduling/resources.js';
 import type { WorkerHandle } from '../workers/worker-handle.js';
@@ -127,8 +127,8 @@ export interface ActorServiceParts {
   readonly store: ObjectStore;
   readonly objects: ObjectService;
   readonly scheduler: LocalScheduler;
-  /** Starts a worker process of the actor's own; `exited` hears when it exits. */
-  spawn(exited: (worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void): WorkerHandle;
+  /** Starts a worker process of the actor's own (in its runtimeEnv); `exited` hears when it exits. */
+  spawn(exited: (worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void, runtimeEnv: ResolvedRuntimeEnv | undefined): WorkerHandle;
   /** The node's streams: a call of an async generator method streams its items there. */
   readonly streams: StreamService;
   /** Called as each call is submitted and as each ends (`alive`: calls remain). */
@@ -314,11 +314,11 @@ export class ActorService {
     }
     actor.state = 'starting';
     try {
-      const worker = this.#parts.spawn((dead, code, signal) => this.#exited(actor, dead, code, signal));
+      const worker = this.#parts.spawn((dead, code, signal) => this.#exited(actor, dead, code, signal), actor.options.runtimeEnv);
       actor.process = worker;
       this.#byProcess.set(worker, actor);
     } catch (error) {
-      const message = error instanceof WorkerSpawnError ? error.message : String(error);
+      const message = error instanceof Error ? error.message : String(error);
       this.#die(actor, { kind: 'spawn-failed', message });
     }
   }

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { debuglog } from 'node:util';
 import {
   ActorHandle,
@@ -37,6 +38,15 @@ import { TaskOutput } from './task-output.js';
 export type { ClusterHooks } from './cluster-port.js';
 
 const debug = debuglog('shoal:node');
+
+/** Whether `path` is a directory here (a task's runtimeEnv.cwd, checked before its worker starts). */
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
 
 /** How long closing waits for workers to exit on their own before killing them. */
 const WORKER_EXIT_GRACE_MS = 500;
@@ -96,9 +106,9 @@ export class NodeManager implements Runtime {
   #alive = false;
 
   constructor(options: NodeManagerOptions = {}) {
-    const { numCpus, resources, maxWorkers, maxBlockedWorkers, logToDriver, ...storeOptions } = options;
+    const { numCpus, resources, maxWorkers, maxBlockedWorkers, logToDriver, runtimeEnv, ...storeOptions } = options;
     this.options = resolveNodeOptions(
-      Object.fromEntries(Object.entries({ numCpus, resources, maxWorkers, maxBlockedWorkers, logToDriver }).filter(([, v]) => v !== undefined)),
+      Object.fromEntries(Object.entries({ numCpus, resources, maxWorkers, maxBlockedWorkers, logToDriver, runtimeEnv }).filter(([, v]) => v !== undefined)),
     );
     this.store = new ObjectStore(storeOptions);
     this.socketPath = nodeSocketPath(this.store.directory);
@@ -122,6 +132,7 @@ export class NodeManager implements Runtime {
         sessionDirectory: store.directory,
         inlineThreshold: store.options.inlineThreshold,
         forwardOutput: this.options.logToDriver,
+        runtimeEnv: this.options.runtimeEnv,
       },
       (worker, code, signal) => this.#workerExited(worker, code, signal),
     );
@@ -130,7 +141,14 @@ export class NodeManager implements Runtime {
       {
         objects: store,
         workers: () => this.#pool.workers(),
-        spawnExtraWorker: () => this.#pool.spawnExtra(),
+        spawnExtraWorker: (runtimeEnv) => {
+          if (runtimeEnv?.cwd !== undefined && !isDirectory(runtimeEnv.cwd)) throw new Error(`cwd ${runtimeEnv.cwd} is not a directory on node ${store.sessionId}`);
+          try {
+            this.#pool.spawnExtra(runtimeEnv);
+          } catch (error) {
+            throw new Error(`its worker could not start (${(error as Error).message})`, { cause: error });
+          }
+        },
         needWorkers: () => this.startWorkers(),
         locate: (id, worker, starting) => this.#objects.locateArgument(id, worker as WorkerHandle, starting),
         pin: (id) => this.#objects.pin(id),
@@ -162,11 +180,15 @@ export class NodeManager implements Runtime {
       objects: this.#objects,
       scheduler: this.#scheduler,
       streams: this.#streams,
-      spawn: (exited) =>
-        this.#pool.spawnDedicated((worker, code, signal) => {
+      spawn: (exited, runtimeEnv) => {
+        if (runtimeEnv?.cwd !== undefined && !isDirectory(runtimeEnv.cwd)) {
+          throw new Error(`its runtimeEnv cwd ${runtimeEnv.cwd} is not a directory on node ${store.sessionId}`);
+        }
+        return this.#pool.spawnDedicated((worker, code, signal) => {
           this.#forgetPeer(worker);
           exited(worker, code, signal);
-        }),
+        }, runtimeEnv);
+      },
       keepAlive: () => this.#updateAlive(),
     });
     const output = new TaskOutput({

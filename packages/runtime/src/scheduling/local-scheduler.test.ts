@@ -48,6 +48,7 @@ class FakeObjects {
 }
 
 class FakeWorker implements WorkerSlot {
+  readonly envKey = '';
   state: WorkerState = 'idle';
   readonly inflight: WorkerSlot['inflight'] = [];
   lease: WorkerSlot['lease'];

@@ -2,6 +2,7 @@ import { debuglog } from 'node:util';
 import {
   InfeasibleTaskError,
   ObjectFreedError,
+  RuntimeEnvError,
   RuntimeShutdownError,
   TaskCancelledError,
   TaskError,
@@ -16,6 +17,7 @@ import { firstStartable } from './policies/lookahead.js';
 import { pipelineTarget } from './policies/pipeline.js';
 import { stealFrom } from './policies/steal.js';
 import { ReadyQueue } from './ready-queue.js';
+import { NODE_ENV_KEY, envKeyOf } from './runtime-env.js';
 import { publishTaskEnd } from '../diagnostics.js';
 import { acquire, demandOf, type Resources } from './resources.js';
 import { mayRetry, retriesException } from './retry.js';
@@ -223,31 +225,61 @@ export class LocalScheduler {
         this.#spill(next);
         continue;
       }
-      const worker = this.#idleWorker();
+      const key = envKeyOf(next.options.runtimeEnv);
+      const worker = this.#idleWorker(key);
       if (!worker) {
+        if (key !== NODE_ENV_KEY) {
+          // A task of its own environment waits for a worker started for it (never queued behind
+          // a running one, never stolen: only workers of that environment may run it).
+          if (this.#startEnvWorker(next, key)) continue;
+          return;
+        }
         // Every worker is busy. If the head could run anyway, workers are blocked waiting on
         // objects and lent their CPU back (or tasks take fractions of a CPU): start another and
         // let the task wait for it. Otherwise queue it behind a running task.
         if (place(next.demand, this.#leases.available, this.total).kind === 'placed') {
-          const decision = extraWorker(this.#host.workers(), this.#limits);
+          const decision = extraWorker(this.#workersOf(NODE_ENV_KEY), this.#limits);
           if (decision === 'spawn') this.#host.spawnExtraWorker();
           if (decision === 'over-cap') this.#failNewest();
           return;
         }
-        const target = pipelineTarget(next, this.#host.workers());
+        const target = pipelineTarget(next, this.#workersOf(NODE_ENV_KEY));
         if (!target) return;
         this.#ready.shift();
         this.#leases.send(next, target);
         continue;
       }
-      const index = firstStartable(this.#ready.length, (i) => this.#ready.at(i)!, (task) => this.#startable(task));
+      const index = firstStartable(this.#ready.length, (i) => this.#ready.at(i)!, (task) => this.#startable(task) && envKeyOf(task.options.runtimeEnv) === worker.envKey);
       if (index < 0) return;
       this.#leases.dispatch(this.#ready.removeAt(index)!, worker);
     }
-    if (this.#idleWorker()) {
-      const steal = stealFrom(this.#host.workers());
+    if (this.#idleWorker(NODE_ENV_KEY)) {
+      const steal = stealFrom(this.#workersOf(NODE_ENV_KEY));
       if (steal) this.#leases.recall(steal.worker, steal.tasks);
     }
+  }
+
+  /**
+   * The head of the ready queue needs a worker of its runtimeEnv (`key`) and none is idle: one is
+   * started when its CPUs are free and none is starting already. True when the task failed
+   * instead (its environment cannot be set up here) and the queue moves on; false to wait.
+   */
+  #startEnvWorker(task: Task, key: string): boolean {
+    if (place(task.demand, this.#leases.available, this.total).kind !== 'placed') return false;
+    for (const worker of this.#workersOf(key)) if (worker.state === 'starting') return false;
+    try {
+      this.#host.spawnExtraWorker(task.options.runtimeEnv);
+      return false;
+    } catch (error) {
+      this.#ready.shift();
+      this.fail(task, new RuntimeEnvError(task.fn.name, (error as Error).message, { cause: error }));
+      return true;
+    }
+  }
+
+  /** The node's workers started for the environment `key`. */
+  *#workersOf(key: string): Iterable<WorkerSlot> {
+    for (const worker of this.#host.workers()) if (worker.envKey === key) yield worker;
   }
 
   /**
@@ -270,8 +302,8 @@ export class LocalScheduler {
     return task.state === 'ready' && place(task.demand, this.#leases.available, this.total).kind === 'placed';
   }
 
-  #idleWorker(): WorkerSlot | undefined {
-    for (const worker of this.#host.workers()) if (worker.state === 'idle') return worker;
+  #idleWorker(key: string): WorkerSlot | undefined {
+    for (const worker of this.#host.workers()) if (worker.state === 'idle' && worker.envKey === key) return worker;
     return undefined;
   }
 

@@ -5,6 +5,7 @@ import type { Resources } from './resources.js';
 import type { Task } from './task.js';
 import type { WorkerSlot } from './worker-slot.js';
 import type { LeaseEvents } from './worker-leases.js';
+import type { ResolvedRuntimeEnv } from '../options.js';
 
 /** What the scheduler needs of the node's objects (the store, as the node hands it over). */
 export interface TaskObjects {
@@ -21,8 +22,13 @@ export interface SchedulerHost extends LeaseEvents {
   readonly objects: TaskObjects;
   /** The node's workers (starting, idle, busy; dead ones are gone). */
   workers(): Iterable<WorkerSlot>;
-  /** Start one more worker (the scheduler decided it may: see policies/extra-worker.ts). */
-  spawnExtraWorker(): void;
+  /**
+   * Start one more worker (the scheduler decided it may: see policies/extra-worker.ts), for tasks
+   * of `runtimeEnv` when given.
+   * @throws Error saying what is wrong when a runtimeEnv's worker cannot be started (its cwd is not
+   *   a directory here, the spawn failed): the scheduler fails the task with it.
+   */
+  spawnExtraWorker(runtimeEnv?: ResolvedRuntimeEnv): void;
   /** A task arrived: a node started without its workers starts them now (idempotent, cheap). */
   needWorkers(): void;
   /** A result nobody can want any more (cancelled, freed meanwhile): remove what it wrote. */

@@ -11,6 +11,8 @@ export type WorkerState = 'starting' | 'idle' | 'busy' | 'dead';
  */
 export interface WorkerSlot {
   readonly pid: number;
+  /** The environment it was started with (scheduling/runtime-env.ts): it runs only tasks of that one. */
+  readonly envKey: string;
   state: WorkerState;
   /** Tasks sent to this worker, in order: the first is running, the others wait behind it. */
   readonly inflight: Task[];

@@ -6,6 +6,8 @@ import type { Peer } from '../node/peer.js';
 import type { Resources } from '../scheduling/resources.js';
 import type { Task } from '../scheduling/task.js';
 import type { WorkerSlot, WorkerState } from '../scheduling/worker-slot.js';
+import { NODE_ENV_KEY, envKeyOf } from '../scheduling/runtime-env.js';
+import type { ResolvedRuntimeEnv } from '../options.js';
 
 const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url));
 
@@ -31,6 +33,8 @@ export interface WorkerEnvironment {
   readonly inlineThreshold: number;
   /** Whether the worker sends what it writes to stdout/stderr to the node (logToDriver), or writes it to the node's own. */
   readonly forwardOutput: boolean;
+  /** The node's own runtimeEnv: every worker's, under a task's own. */
+  readonly runtimeEnv?: ResolvedRuntimeEnv | undefined;
 }
 
 /** One worker process: the child, its connection once it said ready, and what it runs. */
@@ -38,6 +42,8 @@ export class WorkerHandle implements Peer, WorkerSlot {
   readonly child: ChildProcess;
   readonly pid: number;
   readonly exited: Promise<void>;
+  /** The runtimeEnv it was started for: NODE_ENV_KEY for the node's own. */
+  envKey = NODE_ENV_KEY;
   connection: Connection<WorkerToNode, NodeToWorker> | undefined;
   state: WorkerState = 'starting';
   /** Tasks sent to this worker, in order: the first is running, the others wait behind it. */
@@ -63,12 +69,24 @@ export class WorkerHandle implements Peer, WorkerSlot {
   readonly connected: Promise<void>;
   #connected!: () => void;
 
-  /** Starts a worker process that will connect to the node described by `environment`. */
-  static spawn(environment: WorkerEnvironment, onExit: (worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void): WorkerHandle {
+  /**
+   * Starts a worker process that will connect to the node described by `environment`, with the
+   * task environment `runtimeEnv` over the node's own (its variables added, its directory).
+   * @throws WorkerSpawnError when the process could not be started.
+   */
+  static spawn(
+    environment: WorkerEnvironment,
+    onExit: (worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void,
+    runtimeEnv?: ResolvedRuntimeEnv,
+  ): WorkerHandle {
+    const cwd = runtimeEnv?.cwd ?? environment.runtimeEnv?.cwd;
     const child = spawn(process.execPath, [WORKER_ENTRY], {
       stdio: ['ignore', 'inherit', 'inherit'],
+      ...(cwd === undefined ? {} : { cwd }),
       env: {
         ...withoutSecrets(process.env),
+        ...environment.runtimeEnv?.env,
+        ...runtimeEnv?.env,
         SHOAL_NODE_SOCKET: environment.socketPath,
         SHOAL_SESSION_ID: environment.sessionId,
         SHOAL_SESSION_DIR: environment.sessionDirectory,
@@ -77,7 +95,9 @@ export class WorkerHandle implements Peer, WorkerSlot {
         ...(environment.forwardOutput ? { SHOAL_FORWARD_OUTPUT: '1' } : {}),
       },
     });
-    return new WorkerHandle(child, onExit);
+    const worker = new WorkerHandle(child, onExit);
+    worker.envKey = envKeyOf(runtimeEnv);
+    return worker;
   }
 
   /** Takes over `child`, a worker process just started; `onExit` runs once when it exits. */

@@ -2,6 +2,8 @@ import { debuglog } from 'node:util';
 import type { WorkerSlot } from '../scheduling/worker-slot.js';
 import { WorkerSpawnError } from '@shoal/protocol';
 import { WorkerHandle, type WorkerEnvironment } from './worker-handle.js';
+import { NODE_ENV_KEY } from '../scheduling/runtime-env.js';
+import type { ResolvedRuntimeEnv } from '../options.js';
 
 const debug = debuglog('shoal:node');
 
@@ -75,14 +77,14 @@ export class WorkerPool {
    * others when the pool closes.
    * @throws WorkerSpawnError when the system refuses the spawn, or the pool is closing
    */
-  spawnDedicated(onExit: (worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void): WorkerHandle {
+  spawnDedicated(onExit: (worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void, runtimeEnv?: ResolvedRuntimeEnv): WorkerHandle {
     if (this.#closed) throw new WorkerSpawnError();
     const worker = WorkerHandle.spawn(this.#environment, (dead, code, signal) => {
       this.#dedicated.delete(dead);
       this.#byPid.delete(dead.pid);
       debug('actor worker %d exited (code %s, signal %s)', dead.pid, code, signal);
       onExit(dead, code, signal);
-    });
+    }, runtimeEnv);
     this.#dedicated.add(worker);
     this.#byPid.set(worker.pid, worker);
     worker.keepAlive(this.#alive);
@@ -113,9 +115,16 @@ export class WorkerPool {
     return this.#prestarted;
   }
 
-  /** One more worker (the scheduler decides when, and how many at most: policies/extra-worker.ts). */
-  spawnExtra(): void {
-    if (!this.#closed) this.#trySpawn();
+  /**
+   * One more worker (the scheduler decides when, and how many at most: policies/extra-worker.ts),
+   * for tasks of `runtimeEnv` when given (it stops once idle a while, as extra workers do).
+   * @throws WorkerSpawnError only for a runtimeEnv's worker (the scheduler fails its tasks); the
+   *   node's own ones are tried again at the next chance.
+   */
+  spawnExtra(runtimeEnv?: ResolvedRuntimeEnv): void {
+    if (this.#closed) return;
+    if (runtimeEnv === undefined) this.#trySpawn();
+    else this.#spawn(runtimeEnv);
   }
 
   /** The worker took a lease: it is not idle any more. */
@@ -128,7 +137,7 @@ export class WorkerPool {
   /** The worker went idle: an extra one stops after a while unless it gets work. */
   idle(worker: WorkerSlot): void {
     const handle = worker as WorkerHandle;
-    if (this.#workers.size <= this.#options.size) return;
+    if (handle.envKey === NODE_ENV_KEY && this.#nodeWorkers() <= this.#options.size) return;
     handle.idleTimer = setTimeout(() => {
       if (handle.state === 'idle') handle.kill();
     }, EXTRA_WORKER_IDLE_MS);
@@ -178,8 +187,15 @@ export class WorkerPool {
     }
   }
 
-  #spawn(): void {
-    const worker = WorkerHandle.spawn(this.#environment, (dead, code, signal) => this.#exited(dead, code, signal));
+  /** Workers alive with the node's own environment (the ones kept at `size`). */
+  #nodeWorkers(): number {
+    let alive = 0;
+    for (const worker of this.#workers) if (worker.state !== 'dead' && worker.envKey === NODE_ENV_KEY) alive += 1;
+    return alive;
+  }
+
+  #spawn(runtimeEnv?: ResolvedRuntimeEnv): void {
+    const worker = WorkerHandle.spawn(this.#environment, (dead, code, signal) => this.#exited(dead, code, signal), runtimeEnv);
     this.#workers.add(worker);
     this.#byPid.set(worker.pid, worker);
     worker.keepAlive(this.#alive);
@@ -197,8 +213,6 @@ export class WorkerPool {
   /** Starts a replacement when fewer than `size` workers are alive (not once the pool is closing). */
   replenish(): void {
     if (this.#closed || !this.#prestarted) return;
-    let alive = 0;
-    for (const other of this.#workers) if (other.state !== 'dead') alive += 1;
-    if (alive < this.#options.size) this.#trySpawn();
+    if (this.#nodeWorkers() < this.#options.size) this.#trySpawn();
   }
 }
