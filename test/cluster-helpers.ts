@@ -1,5 +1,6 @@
 // What the cluster tests share: running the `shoal` CLI with a SHOAL_HOME, reading a home's
 // daemon.json, and probing how a server closes a raw WebSocket.
+import { AssertionError } from 'node:assert';
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,6 +37,26 @@ export interface Daemon {
   address: string;
   /** The head's ws:// address. */
   head: string;
+  /** The node's id (its session id). */
+  nodeId: string;
+}
+
+/**
+ * Starts a head daemon (1 CPU) in `homeA` and a node (1 CPU, `{ gpu: 1 }`) joining it in `homeB`,
+ * so tasks that need a gpu run on the second one; their pids go to `pids` (for withHomes).
+ * @throws AssertionError when either does not start (with the CLI's stderr).
+ */
+export async function startHeadAndGpuNode(homeA: string, homeB: string, pids: number[]): Promise<{ head: Daemon; gpuNode: Daemon }> {
+  const started = await shoal(homeA, ['start', '--head', '--port', '0', '--num-cpus', '1']);
+  if (started.code !== 0) throw new AssertionError({ message: `the head did not start: ${started.stderr}` });
+  const head = daemonOf(homeA);
+  pids.push(head.pid);
+  const token = readFileSync(join(homeA, 'token'), 'utf8').trim();
+  const joined = await shoal(homeB, ['start', '--address', head.head, '--token', token, '--num-cpus', '1', '--resources', '{"gpu":1}']);
+  if (joined.code !== 0) throw new AssertionError({ message: `the gpu node did not join: ${joined.stderr}` });
+  const gpuNode = daemonOf(homeB);
+  pids.push(gpuNode.pid);
+  return { head, gpuNode };
 }
 
 /**

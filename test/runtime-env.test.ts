@@ -2,13 +2,13 @@
 // (or an actor), per task and per init(), with an embedded node, through a daemon, and on another
 // node of a cluster.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { remote } from 'shoal';
-import { daemonOf, runProgram, shoal, withHomes } from './cluster-helpers.js';
+import { runProgram, startHeadAndGpuNode, withHomes } from './cluster-helpers.js';
 
 const DRIVER = fileURLToPath(new URL('./fixtures/runtime-env-driver.ts', import.meta.url));
 type Probe = { a: string | null; b: string | null; cwd: string; pid: number };
@@ -49,13 +49,7 @@ test('runtimeEnv is checked when the remote function is made', () => {
 
 test("an attached program's init({ runtimeEnv }) reaches its tasks through a daemon and on another node", { timeout: 120_000 }, async () => {
   await withHomes(2, async ([homeA, homeB], pids) => {
-    const head = await shoal(homeA!, ['start', '--head', '--port', '0', '--num-cpus', '1']);
-    assert.equal(head.code, 0, head.stderr);
-    pids.push(daemonOf(homeA!).pid);
-    const token = readFileSync(join(homeA!, 'token'), 'utf8').trim();
-    const joined = await shoal(homeB!, ['start', '--address', daemonOf(homeA!).head, '--token', token, '--num-cpus', '1', '--resources', '{"gpu":1}']);
-    assert.equal(joined.code, 0, joined.stderr);
-    pids.push(daemonOf(homeB!).pid);
+    await startHeadAndGpuNode(homeA!, homeB!, pids);
     const result = await run({ runtimeEnv: { env: { RUNTIME_ENV_A: 'program' }, cwd: '/tmp' } }, 'gpu', { SHOAL_HOME: homeA! });
     assert.equal(result.code, 0, result.stderr);
     const { gpu } = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as { gpu: Probe };

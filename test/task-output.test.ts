@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { daemonOf, runProgram, shoal, withHomes } from './cluster-helpers.js';
+import { daemonOf, runProgram, shoal, startHeadAndGpuNode, withHomes } from './cluster-helpers.js';
 import { until } from './runtime-helpers.js';
 
 const DRIVER = fileURLToPath(new URL('./fixtures/output-driver.ts', import.meta.url));
@@ -54,14 +54,7 @@ test("through a daemon, a task's output reaches the attached program, not the da
 
 test('a task that ran on another node prints at the driver, naming that node', { timeout: 120_000 }, async () => {
   await withHomes(2, async ([homeA, homeB], pids) => {
-    const head = await shoal(homeA!, ['start', '--head', '--port', '0', '--num-cpus', '1']);
-    assert.equal(head.code, 0, head.stderr);
-    pids.push(daemonOf(homeA!).pid);
-    const token = readFileSync(join(homeA!, 'token'), 'utf8').trim();
-    const joined = await shoal(homeB!, ['start', '--address', daemonOf(homeA!).head, '--token', token, '--num-cpus', '1', '--resources', '{"gpu":1}']);
-    assert.equal(joined.code, 0, joined.stderr);
-    const gpuNode = daemonOf(homeB!) as unknown as { pid: number; nodeId: string };
-    pids.push(gpuNode.pid);
+    const { gpuNode } = await startHeadAndGpuNode(homeA!, homeB!, pids);
     const driver = await run({}, 'gpu', { SHOAL_HOME: homeA! });
     assert.equal(driver.code, 0, driver.stderr);
     assert.match(driver.stdout, new RegExp(`^\\(onGpu pid=\\d+ node=${gpuNode.nodeId}\\) printed on the gpu node ${gpuNode.nodeId}$`, 'm'));

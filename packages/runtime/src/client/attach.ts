@@ -15,7 +15,7 @@ import { liveDaemon, readToken, shoalHome } from '../cluster/daemon/home.js';
 import { wsStream } from '../transport/ws-stream.js';
 import { Connection, type MessageStream } from '../transport/connection.js';
 import { sessionOfSocket } from '@shoal/store';
-import { resolveRuntimeEnv, type RuntimeEnv } from '../options.js';
+import { resolveRuntimeEnv, type ResolvedRuntimeEnv, type RuntimeEnv } from '../options.js';
 import { NodeClient } from './node-client.js';
 
 /** Inline threshold assumed until the node's welcome says otherwise (it only steers put's choice). */
@@ -59,8 +59,8 @@ function localNodeOf(headUrl: string): string | undefined {
  * accepted it.
  */
 export function attachToNode(address: string, token?: string, options: AttachOptions = {}): NodeClient {
-  // Checked before any connection is made.
-  if (options.runtimeEnv !== undefined) resolveRuntimeEnv('runtimeEnv', options.runtimeEnv);
+  // Checked before any connection is made; the client gets it resolved.
+  if (options.runtimeEnv !== undefined) options = { ...options, runtimeEnv: resolveRuntimeEnv('runtimeEnv', options.runtimeEnv) };
   if ((address.startsWith('ws://') || address.startsWith('wss://')) && !localNodeOf(address)) {
     return joinRemotely(address, token ?? (process.env.SHOAL_TOKEN || readToken(shoalHome())), options);
   }
@@ -110,7 +110,8 @@ function clientOver(
     },
     maxFrameBytes,
   );
-  const runtimeEnv = options.runtimeEnv === undefined ? undefined : resolveRuntimeEnv('runtimeEnv', options.runtimeEnv);
+  // Resolved by attachToNode (resolveRuntimeEnv: env always present).
+  const runtimeEnv = options.runtimeEnv as ResolvedRuntimeEnv | undefined;
   runtime = new NodeClient(connection, runtimeEnv === undefined ? settings : { ...settings, runtimeEnv }, 'attached');
   connection.send({ type: 'attach', pid: process.pid, ...(options.logToDriver === false ? { output: false } : {}) });
   return runtime;

@@ -1,4 +1,3 @@
-import { statSync } from 'node:fs';
 import { debuglog } from 'node:util';
 import {
   ActorHandle,
@@ -38,15 +37,6 @@ import { TaskOutput } from './task-output.js';
 export type { ClusterHooks } from './cluster-port.js';
 
 const debug = debuglog('shoal:node');
-
-/** Whether `path` is a directory here (a task's runtimeEnv.cwd, checked before its worker starts). */
-function isDirectory(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-}
 
 /** How long closing waits for workers to exit on their own before killing them. */
 const WORKER_EXIT_GRACE_MS = 500;
@@ -141,14 +131,7 @@ export class NodeManager implements Runtime {
       {
         objects: store,
         workers: () => this.#pool.workers(),
-        spawnExtraWorker: (runtimeEnv) => {
-          if (runtimeEnv?.cwd !== undefined && !isDirectory(runtimeEnv.cwd)) throw new Error(`cwd ${runtimeEnv.cwd} is not a directory on node ${store.sessionId}`);
-          try {
-            this.#pool.spawnExtra(runtimeEnv);
-          } catch (error) {
-            throw new Error(`its worker could not start (${(error as Error).message})`, { cause: error });
-          }
-        },
+        spawnExtraWorker: (runtimeEnv) => this.#pool.spawnExtra(runtimeEnv),
         needWorkers: () => this.startWorkers(),
         locate: (id, worker, starting) => this.#objects.locateArgument(id, worker as WorkerHandle, starting),
         pin: (id) => this.#objects.pin(id),
@@ -180,15 +163,11 @@ export class NodeManager implements Runtime {
       objects: this.#objects,
       scheduler: this.#scheduler,
       streams: this.#streams,
-      spawn: (exited, runtimeEnv) => {
-        if (runtimeEnv?.cwd !== undefined && !isDirectory(runtimeEnv.cwd)) {
-          throw new Error(`its runtimeEnv cwd ${runtimeEnv.cwd} is not a directory on node ${store.sessionId}`);
-        }
-        return this.#pool.spawnDedicated((worker, code, signal) => {
+      spawn: (exited, runtimeEnv) =>
+        this.#pool.spawnDedicated((worker, code, signal) => {
           this.#forgetPeer(worker);
           exited(worker, code, signal);
-        }, runtimeEnv);
-      },
+        }, runtimeEnv),
       keepAlive: () => this.#updateAlive(),
     });
     const output = new TaskOutput({
@@ -261,6 +240,8 @@ export class NodeManager implements Runtime {
 
   /** Starts the prestarted workers now if they have not started (see {@link start}); idempotent. */
   startWorkers(): void {
+    // Called for every task submitted: past the first, one property read.
+    if (this.#pool.prestarted) return;
     // A failure to spawn leaves the tasks waiting (each replacement or extra worker tries again).
     this.#pool.startWorkers().catch((error: Error) => debug('could not start the workers: %s', error.message));
   }

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { debuglog } from 'node:util';
 import type { WorkerSlot } from '../scheduling/worker-slot.js';
 import { WorkerSpawnError } from '@shoal/protocol';
@@ -79,6 +80,7 @@ export class WorkerPool {
    */
   spawnDedicated(onExit: (worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null) => void, runtimeEnv?: ResolvedRuntimeEnv): WorkerHandle {
     if (this.#closed) throw new WorkerSpawnError();
+    this.#checkRuntimeEnv(runtimeEnv);
     const worker = WorkerHandle.spawn(this.#environment, (dead, code, signal) => {
       this.#dedicated.delete(dead);
       this.#byPid.delete(dead.pid);
@@ -123,8 +125,35 @@ export class WorkerPool {
    */
   spawnExtra(runtimeEnv?: ResolvedRuntimeEnv): void {
     if (this.#closed) return;
-    if (runtimeEnv === undefined) this.#trySpawn();
-    else this.#spawn(runtimeEnv);
+    if (runtimeEnv === undefined) return this.#trySpawn();
+    this.#checkRuntimeEnv(runtimeEnv);
+    try {
+      this.#spawn(runtimeEnv);
+    } catch (error) {
+      throw new Error(`its worker could not start (${(error as Error).message})`, { cause: error });
+    }
+  }
+
+  /** Whether the prestarted workers were started (at start() or at the first task). */
+  get prestarted(): boolean {
+    return this.#prestarted !== undefined;
+  }
+
+  /**
+   * A runtimeEnv's working directory must be a directory here, or its worker would not start
+   * (spawn reports ENOENT only later, with no word of why).
+   * @throws Error saying so, for the task's RuntimeEnvError (or the actor's death).
+   */
+  #checkRuntimeEnv(runtimeEnv: ResolvedRuntimeEnv | undefined): void {
+    const cwd = runtimeEnv?.cwd;
+    if (cwd === undefined) return;
+    let directory = false;
+    try {
+      directory = statSync(cwd).isDirectory();
+    } catch {
+      // Not there (or not reachable): not a directory here either.
+    }
+    if (!directory) throw new Error(`cwd ${cwd} is not a directory on node ${this.#environment.sessionId}`);
   }
 
   /** The worker took a lease: it is not idle any more. */
