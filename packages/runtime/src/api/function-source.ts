@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { builtinModules } from 'node:module';
+import { builtinModules, createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
@@ -158,9 +158,13 @@ export function compileFunction(shipped: string, require: NodeJS.Require): (...a
   // and line; columns of the first line are shifted by the wrapper), but only when that file is
   // on this machine (a task from another node's driver resolves its imports as before) and this
   // Node has the loader for it (20.12 and later).
-  const local = origin !== undefined && existsSync(origin.file.startsWith('file:') ? fileURLToPath(origin.file) : origin.file);
+  const file = origin && (origin.file.startsWith('file:') ? fileURLToPath(origin.file) : origin.file);
+  const local = origin !== undefined && existsSync(file!);
+  // `require` resolves from the calling file first, as it would there, then from the worker's
+  // working directory (its runtimeEnv cwd): see callerRequire.
+  const taskRequire = local ? callerRequire(file!, require) : require;
   if (!local || vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER === undefined) {
-    return (new Function('__name', 'require', `return ${body};`) as Factory)(keepName, require);
+    return (new Function('__name', 'require', `return ${body};`) as Factory)(keepName, taskRequire);
   }
   const factory = vm.compileFunction(`return ${body};`, ['__name', 'require'], {
     filename: origin.file,
@@ -170,5 +174,33 @@ export function compileFunction(shipped: string, require: NodeJS.Require): (...a
     // from the file that called remote(), as it would there (see the worker's warning filter).
     importModuleDynamically: vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER as never,
   }) as Factory;
-  return factory(keepName, require);
+  return factory(keepName, taskRequire);
+}
+
+/** A `require` per calling file (the functions of one file share it, and its module cache). */
+const callerRequires = new Map<string, NodeJS.Require>();
+
+/**
+ * `require` for a task defined in `file`: a specifier resolves as `file` would resolve it (a
+ * relative path next to it, a bare name from its `node_modules`), else as `fallback` (the
+ * worker's working directory) does. Only a specifier that does not resolve from `file` falls
+ * back: an error while loading a module that was found is the task's.
+ */
+function callerRequire(file: string, fallback: NodeJS.Require): NodeJS.Require {
+  const known = callerRequires.get(file);
+  if (known) return known;
+  const own = createRequire(file);
+  const resolve = (id: string, options?: { paths?: string[] }): string => {
+    try {
+      return own.resolve(id, options);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw error;
+      return fallback.resolve(id, options);
+    }
+  };
+  resolve.paths = (request: string) => own.resolve.paths(request);
+  const taskRequire = ((id: string) => own(resolve(id))) as NodeJS.Require;
+  Object.assign(taskRequire, { resolve, cache: own.cache, main: own.main, extensions: own.extensions });
+  callerRequires.set(file, taskRequire);
+  return taskRequire;
 }

@@ -47,7 +47,7 @@ export class TaskExecutor {
     this.#connection = options.connection;
     this.#io = new TaskIO(options);
     this.#streams = new StreamProducers(this.#io, options.askCredit ?? noCredit);
-    // Tasks that `require()` resolve from the directory the program was started in.
+    // A task's `require()` resolves from the file that defined it, then from this directory (see callerRequire).
     this.require = options.require ?? createRequire(pathToFileURL(join(process.cwd(), 'noop.js')));
   }
 
