@@ -1,7 +1,7 @@
 // Type tests for the public API: checked by `tsc -p tsconfig.test.json` (npm test runs it before
 // the tests), never run. A wrong type fails the type check.
 import { expectTypeOf } from 'expect-type';
-import { actor, get, getActor, remote, store, wait, type Actor, type ActorClass, type ObjectRef, type ObjectStream, type RemoteFunction, type WaitResult } from 'shoal';
+import { actor, get, getActor, remote, store, wait, type Actor, type ActorClass, type ObjectRef, type ObjectStream, type RemoteFunction, type Storable, type WaitResult } from 'shoal';
 
 // remote() infers arguments and result.
 const add = remote((a: number, b: number) => a + b);
@@ -74,3 +74,53 @@ void (async () => {
   for await (const value of produce(3)) expectTypeOf(value).toEqualTypeOf<number>();
   for await (const item of produce(3).refs()) expectTypeOf(item.ref).toEqualTypeOf<ObjectRef<number>>();
 })();
+
+// store.put takes what can be stored, and infers its type.
+interface Tree {
+  value: number;
+  children: Tree[];
+}
+class Point {
+  x = 1;
+  y = 2;
+}
+declare const tree: Tree;
+declare const parsed: unknown;
+expectTypeOf(store.put({ weights: new Float32Array(4), names: ['a'], at: new Date(), ids: new Set([1n]) })).toEqualTypeOf<
+  ObjectRef<{ weights: Float32Array<ArrayBuffer>; names: string[]; at: Date; ids: Set<bigint> }>
+>();
+expectTypeOf(store.put(tree)).toEqualTypeOf<ObjectRef<Tree>>();
+expectTypeOf(store.put(new Map([['a', Buffer.alloc(1)]]))).toEqualTypeOf<ObjectRef<Map<string, Buffer<ArrayBuffer>>>>();
+expectTypeOf(store.put([1, 'a'] as const)).toEqualTypeOf<ObjectRef<readonly [1, 'a']>>();
+// Types are structural: an instance with fields only passes the check (and is refused when stored).
+expectTypeOf(store.put(new Point())).toEqualTypeOf<ObjectRef<Point>>();
+expectTypeOf(store.put(parsed)).toEqualTypeOf<ObjectRef<unknown>>();
+expectTypeOf(store.put({ inner: add(1, 2), model, error: new RangeError('x') })).toEqualTypeOf<
+  ObjectRef<{ inner: ObjectRef<number>; model: Actor<Model>; error: RangeError }>
+>();
+// What cannot be stored does not compile.
+// @ts-expect-error a function
+store.put(() => 1);
+// @ts-expect-error a function inside
+store.put({ handler: (x: number) => x });
+// @ts-expect-error a class instance with methods
+store.put(new Model(1));
+// @ts-expect-error a symbol
+store.put(Symbol('id'));
+// @ts-expect-error a promise (await it first)
+store.put({ pending: Promise.resolve(1) });
+// @ts-expect-error a function as a Map value
+store.put(new Map([['f', () => 1]]));
+// @ts-expect-error putNamed checks its value the same way
+void store.putNamed('handlers', { on: () => 1 });
+expectTypeOf(store.putNamed('items', store.put(new Float64Array(1)))).resolves.toHaveProperty('ref').toEqualTypeOf<ObjectRef<Float64Array<ArrayBuffer>>>();
+// Storable names the reason where a part cannot be stored.
+expectTypeOf<Storable<{ f: () => void }>['f']>().toEqualTypeOf<import('shoal').NotStorable<'a function cannot be stored (to run code elsewhere, use remote(fn))'>>();
+
+// A generic function keeps its type through an instantiation expression. (TypeScript carries a
+// type parameter itself through only to a result that is a bare function type, and a remote
+// function also has options() and remoteName.)
+const identity = <T>(value: T): T => value;
+expectTypeOf(remote(identity<Float64Array>)).toEqualTypeOf<RemoteFunction<[value: Float64Array], Float64Array>>();
+const firstOf = <T extends readonly unknown[]>(items: T): T[0] => items[0];
+expectTypeOf(remote(firstOf<string[]>)).returns.toEqualTypeOf<ObjectRef<string>>();

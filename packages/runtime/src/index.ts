@@ -12,6 +12,7 @@ export {
   type RuntimeEnv,
 } from './options.js';
 export { remote, type RemoteArgs, type RemoteFunction, type RemoteResult } from './api/remote.js';
+export type { NotStorable, Storable } from './api/storable.js';
 export { makeActor, type Actor, type ActorClass, type ActorMethodResult } from './api/actor.js';
 export { ObjectStream, type StreamItem } from './api/stream.js';
 export { currentRuntime, setCurrentRuntime, type NamedVersion, type Runtime, type WaitResult } from './api/runtime.js';

@@ -1,5 +1,5 @@
 import type { ObjectRef } from '@shoal/runtime';
-import type { NamedVersion } from '@shoal/runtime';
+import type { NamedVersion, Storable } from '@shoal/runtime';
 import type { ObjectWriter, StoreStats, TypedArrayKind } from '@shoal/runtime';
 import { runtime } from './session.js';
 import { get, type GetOptions } from './tasks.js';
@@ -16,10 +16,13 @@ export interface Store {
    * ```ts
    * const ref = store.put({ weights: new Float32Array(64e6), version: 3 });
    * ```
+   * Its type refuses what cannot be stored (functions, symbols, promises, class instances with
+   * methods: see {@link Storable}).
+   *
    * @throws TypeError naming the path of a value that cannot be stored.
    * @throws ObjectStoreFullError when the object does not fit.
    */
-  put<T>(value: T): ObjectRef<T>;
+  put<T>(value: T & Storable<T>): ObjectRef<T>;
   /**
    * The value of a ref, once its object is ready (a task result may still be running). Arrays of
    * large objects come back as copy-on-write views of shared memory: no copy, whatever their
@@ -82,7 +85,7 @@ export interface Store {
    * await store.putNamed('items', writer.seal());
    * ```
    */
-  putNamed<T>(name: string, value: T | ObjectRef<T>): Promise<NamedVersion<T>>;
+  putNamed<T>(name: string, value: ObjectRef<T> | (T & Storable<T>)): Promise<NamedVersion<T>>;
   /**
    * The value currently published under `name`.
    * @throws ObjectNotFoundError when nothing is published under it.
