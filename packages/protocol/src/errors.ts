@@ -33,6 +33,7 @@ export * from './errors/connection-errors.js';
 export * from './errors/object-errors.js';
 export * from './errors/shoal-error.js';
 export * from './errors/task-errors.js';
+export { ARGUMENT_ERROR_CODES, type ArgumentError, type ArgumentErrorCode } from './errors/argument-error.js';
 
 /** The codes of the {@link SharedMemoryError} family: one per errno. */
 type SharedMemoryCode = `${typeof SharedMemoryError.code}${string}`;

@@ -1,4 +1,5 @@
 import { customAlphabet } from 'nanoid';
+import { argumentError } from './errors/argument-error.js';
 
 // Ids become file names under /dev/shm, so they use a file-name-safe alphabet and are validated
 // wherever they arrive from outside the process (a ref decoded from bytes is untrusted input).
@@ -40,7 +41,7 @@ export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$/;
  */
 export function checkObjectName(name: unknown): string {
   if (typeof name !== 'string' || !NAME_PATTERN.test(name)) {
-    throw new TypeError(
+    throw argumentError('ERR_INVALID_ARGUMENT',
       'Expected an object name of 1-200 letters, digits and `. _ : / -` starting with a letter or digit, got `' +
         `${typeof name === 'string' ? JSON.stringify(name) : String(name)}\``,
     );

@@ -1,5 +1,6 @@
 // Every error class, the code union and the registry (errors.ts is the list).
 export * from './errors.js';
+export { argumentError } from './errors/argument-error.js';
 export { LENT_FILE_PATTERN, checkObjectName, isValidId, newObjectId, newSessionId } from './ids.js';
 // The object layout: one module, whole (its constants are the layout's definition).
 export * from './layout.js';

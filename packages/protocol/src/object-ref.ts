@@ -1,4 +1,5 @@
 import { isValidId } from './ids.js';
+import { argumentError } from './errors/argument-error.js';
 
 declare const valueType: unique symbol;
 
@@ -90,7 +91,7 @@ export class ObjectRef<T = unknown> implements PromiseLike<T> {
       !isValidId(j.id) ||
       !isValidId(j.owner)
     ) {
-      throw new TypeError(`Expected the JSON form of an ObjectRef ({ $shoalRef: 1, id, owner }), got \`${safeString(json)}\``);
+      throw argumentError('ERR_INVALID_ARGUMENT', `Expected the JSON form of an ObjectRef ({ $shoalRef: 1, id, owner }), got \`${safeString(json)}\``);
     }
     return new ObjectRef<T>(j.id, j.owner);
   }
@@ -142,7 +143,7 @@ export class ObjectRef<T = unknown> implements PromiseLike<T> {
 
 function checkId(field: string, value: unknown): void {
   if (!isValidId(value)) {
-    throw new TypeError(`Expected \`${field}\` to be an id of 1-64 characters of [0-9A-Za-z_-], got \`${safeString(value)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`${field}\` to be an id of 1-64 characters of [0-9A-Za-z_-], got \`${safeString(value)}\``);
   }
 }
 

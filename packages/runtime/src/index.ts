@@ -50,7 +50,7 @@ export { resolveDaemonOptions, type DaemonConfig, type DaemonOptions, type Optio
 // What the public `shoal` package shows of the lower layers (it imports only this package):
 // every error class (also at '@shoal/runtime/errors'), refs, and the store's public types.
 export * from './errors.js';
-export { ActorHandle, ObjectRef, type ObjectRefJSON } from '@shoal/protocol';
+export { ActorHandle, ObjectRef, argumentError, type ObjectRefJSON } from '@shoal/protocol';
 export type { ObjectWriter, StoreOptions, StoreStats, TypedArrayKind } from '@shoal/store';
 export type { ObjectTransferMessage, TaskEndMessage, TaskFailMessage, TaskStartMessage } from './diagnostics.js';
 export type { ObjectFreeMessage, ObjectPutMessage } from '@shoal/store';

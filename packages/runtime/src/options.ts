@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { checkObjectName, type WireActorOptions } from '@shoal/protocol';
+import { argumentError } from '@shoal/protocol';
 
 /** Options of a remote function (`remote(fn, options)`), each validated once. */
 export interface RemoteOptions {
@@ -114,16 +115,16 @@ const ACTOR_KEYS = ['name', 'lifetime', 'maxConcurrency', 'maxRestarts', 'maxTas
 /** Validates actor options, naming the bad one, and applies defaults. */
 export function resolveActorOptions(options: ActorOptions = {}): ResolvedActorOptions {
   if (options === null || typeof options !== 'object') {
-    throw new TypeError(`Expected actor options to be an object, got \`${show(options)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected actor options to be an object, got \`${show(options)}\``);
   }
   checkOptionNames('actor', options, ACTOR_KEYS);
   if (options.name !== undefined) checkObjectName(options.name);
   if (options.lifetime !== undefined && options.lifetime !== 'detached' && options.lifetime !== 'owned') {
-    throw new TypeError(`Expected \`lifetime\` to be 'detached' or 'owned', got \`${show(options.lifetime)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`lifetime\` to be 'detached' or 'owned', got \`${show(options.lifetime)}\``);
   }
   const maxConcurrency = options.maxConcurrency === undefined ? 1 : nonNegativeNumber('maxConcurrency', options.maxConcurrency, true);
   if (maxConcurrency < 1 || maxConcurrency > 100_000) {
-    throw new TypeError(`Expected \`maxConcurrency\` to be an integer from 1 to 100000, got \`${maxConcurrency}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`maxConcurrency\` to be an integer from 1 to 100000, got \`${maxConcurrency}\``);
   }
   return {
     ...(options.name === undefined ? {} : { name: options.name }),
@@ -142,7 +143,7 @@ export function resolveActorOptions(options: ActorOptions = {}): ResolvedActorOp
 export function streamWindow(value: unknown): number {
   if (value === undefined) return DEFAULT_STREAM_WINDOW;
   const window = nonNegativeNumber('streamWindow', value, true);
-  if (window < 1 || window > 1_000_000) throw new TypeError(`Expected \`streamWindow\` to be an integer from 1 to 1000000, got \`${window}\``);
+  if (window < 1 || window > 1_000_000) throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`streamWindow\` to be an integer from 1 to 1000000, got \`${window}\``);
   return window;
 }
 
@@ -257,7 +258,7 @@ export function checkOptionNames(what: string, options: object, known: readonly 
   for (const key of Object.keys(options)) {
     if (known.includes(key)) continue;
     const meant = meantOption(key, known);
-    throw new TypeError(
+    throw argumentError('ERR_UNKNOWN_OPTION',
       `Unknown ${what} option \`${key}\`${meant === undefined ? '' : ` (did you mean \`${meant}\`?)`}; ` +
         `the options are ${known.map((k) => `\`${k}\``).join(', ')}`,
     );
@@ -268,25 +269,25 @@ export function checkOptionNames(what: string, options: object, known: readonly 
 /** The rule for every count of CPUs or resource amount: a finite number >= 0 (`integer`: whole). */
 export function nonNegativeNumber(name: string, value: unknown, integer: boolean): number {
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0 || (integer && !Number.isInteger(value))) {
-    throw new TypeError(`Expected \`${name}\` to be a non-negative ${integer ? 'integer' : 'number'}, got \`${show(value)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`${name}\` to be a non-negative ${integer ? 'integer' : 'number'}, got \`${show(value)}\``);
   }
   return value;
 }
 
 /** The rule for a flag: true or false. */
 export function booleanOption(name: string, value: unknown): boolean {
-  if (typeof value !== 'boolean') throw new TypeError(`Expected \`${name}\` to be true or false, got \`${show(value)}\``);
+  if (typeof value !== 'boolean') throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`${name}\` to be true or false, got \`${show(value)}\``);
   return value;
 }
 
 /** The rule for a map of custom resources (`{ gpu: 1 }`): amounts >= 0, and no `CPU` key. */
 export function resourceMap(name: string, value: unknown): Record<string, number> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new TypeError(`Expected \`${name}\` to be an object of resource amounts like { gpu: 1 }, got \`${show(value)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`${name}\` to be an object of resource amounts like { gpu: 1 }, got \`${show(value)}\``);
   }
   const result: Record<string, number> = {};
   for (const [key, amount] of Object.entries(value)) {
-    if (key === 'CPU') throw new TypeError(`Use \`numCpus\` rather than \`${name}.CPU\``);
+    if (key === 'CPU') throw argumentError('ERR_INVALID_ARGUMENT', `Use \`numCpus\` rather than \`${name}.CPU\``);
     result[key] = nonNegativeNumber(`${name}.${key}`, amount, false);
   }
   return result;
@@ -297,18 +298,18 @@ const REMOTE_KEYS = ['numCpus', 'resources', 'maxRetries', 'retryExceptions', 't
 /** The rule for a runtimeEnv: string variables not Shoal's own, an absolute working directory. */
 export function resolveRuntimeEnv(name: string, value: unknown): ResolvedRuntimeEnv {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new TypeError(`Expected \`${name}\` to be an object like { env: { KEY: 'value' }, cwd: '/abs/dir' }, got \`${show(value)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`${name}\` to be an object like { env: { KEY: 'value' }, cwd: '/abs/dir' }, got \`${show(value)}\``);
   }
   checkOptionNames(name, value, ['env', 'cwd']);
   const { env = {}, cwd } = value as RuntimeEnv;
-  if (env === null || typeof env !== 'object' || Array.isArray(env)) throw new TypeError(`Expected \`${name}.env\` to be an object of strings, got \`${show(env)}\``);
+  if (env === null || typeof env !== 'object' || Array.isArray(env)) throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`${name}.env\` to be an object of strings, got \`${show(env)}\``);
   for (const [key, text] of Object.entries(env)) {
-    if (typeof text !== 'string') throw new TypeError(`Expected \`${name}.env.${key}\` to be a string, got \`${show(text)}\``);
-    if (key === '' || key.includes('=') || key.includes('\0')) throw new TypeError(`Expected \`${name}.env\` to have variable names without '=' or NUL, got \`${show(key)}\``);
-    if (key.startsWith('SHOAL_')) throw new TypeError(`\`${name}.env.${key}\`: variables starting with SHOAL_ configure the worker itself and cannot be set`);
+    if (typeof text !== 'string') throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`${name}.env.${key}\` to be a string, got \`${show(text)}\``);
+    if (key === '' || key.includes('=') || key.includes('\0')) throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`${name}.env\` to have variable names without '=' or NUL, got \`${show(key)}\``);
+    if (key.startsWith('SHOAL_')) throw argumentError('ERR_INVALID_ARGUMENT', `\`${name}.env.${key}\`: variables starting with SHOAL_ configure the worker itself and cannot be set`);
   }
   if (cwd !== undefined && (typeof cwd !== 'string' || !cwd.startsWith('/'))) {
-    throw new TypeError(`Expected \`${name}.cwd\` to be an absolute path, got \`${show(cwd)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`${name}.cwd\` to be an absolute path, got \`${show(cwd)}\``);
   }
   return { env: { ...env }, ...(cwd === undefined ? {} : { cwd }) };
 }
@@ -319,28 +320,28 @@ export function resolveRuntimeEnv(name: string, value: unknown): ResolvedRuntime
  */
 export function resolveRemoteOptions(options: RemoteOptions = {}, streaming = false): ResolvedRemoteOptions {
   if (options === null || typeof options !== 'object') {
-    throw new TypeError(`Expected remote options to be an object, got \`${show(options)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected remote options to be an object, got \`${show(options)}\``);
   }
   checkOptionNames('remote', options, REMOTE_KEYS);
   // The signal stays in the submitting process (see makeRemote): it is not a task option.
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
-    throw new TypeError(`Expected \`signal\` to be an AbortSignal, got \`${show(options.signal)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`signal\` to be an AbortSignal, got \`${show(options.signal)}\``);
   }
   const numCpus = options.numCpus === undefined ? 1 : nonNegativeNumber('numCpus', options.numCpus, false);
   const retry = options.retryExceptions ?? false;
   if (typeof retry !== 'boolean' && !(Array.isArray(retry) && retry.every((name) => typeof name === 'string'))) {
-    throw new TypeError(`Expected \`retryExceptions\` to be a boolean or a list of error names, got \`${show(retry)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`retryExceptions\` to be a boolean or a list of error names, got \`${show(retry)}\``);
   }
   if (streaming && options.maxRetries !== undefined && options.maxRetries !== 0) {
-    throw new TypeError('A streaming task is not retried (its consumer has items of the first run already): leave out `maxRetries`');
+    throw argumentError('ERR_INVALID_ARGUMENT', 'A streaming task is not retried (its consumer has items of the first run already): leave out `maxRetries`');
   }
   if (!streaming && options.streamWindow !== undefined) {
-    throw new TypeError('`streamWindow` is an option of streaming tasks only: the function is not an async generator (`async function*`)');
+    throw argumentError('ERR_INVALID_ARGUMENT', '`streamWindow` is an option of streaming tasks only: the function is not an async generator (`async function*`)');
   }
   let timeoutMs: number | null = null;
   if (options.timeoutMs !== undefined) {
     timeoutMs = nonNegativeNumber('timeoutMs', options.timeoutMs, false);
-    if (timeoutMs === 0) throw new TypeError('Expected `timeoutMs` to be a positive number, got `0`');
+    if (timeoutMs === 0) throw argumentError('ERR_INVALID_ARGUMENT', 'Expected `timeoutMs` to be a positive number, got `0`');
   }
   return {
     numCpus,
@@ -365,14 +366,14 @@ export function resolveNodeOptions(options: NodeOptions = {}): ResolvedNodeOptio
       ? (numCpus === 0 ? 0 : Math.max(4 * Math.ceil(numCpus), 16))
       : nonNegativeNumber('maxWorkers', options.maxWorkers, true);
   if (maxWorkers < Math.ceil(numCpus)) {
-    throw new TypeError(`Expected \`maxWorkers\` to be at least numCpus (${Math.ceil(numCpus)}), got \`${maxWorkers}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`maxWorkers\` to be at least numCpus (${Math.ceil(numCpus)}), got \`${maxWorkers}\``);
   }
   const maxBlockedWorkers =
     options.maxBlockedWorkers === undefined
       ? (maxWorkers === 0 ? 0 : Math.max(4 * maxWorkers, 64))
       : nonNegativeNumber('maxBlockedWorkers', options.maxBlockedWorkers, true);
   if (maxBlockedWorkers < maxWorkers) {
-    throw new TypeError(`Expected \`maxBlockedWorkers\` to be at least maxWorkers (${maxWorkers}), got \`${maxBlockedWorkers}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`maxBlockedWorkers\` to be at least maxWorkers (${maxWorkers}), got \`${maxBlockedWorkers}\``);
   }
   return {
     numCpus,

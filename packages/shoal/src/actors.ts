@@ -1,5 +1,6 @@
 import { ActorHandle, makeActor, type Actor, type ActorClass, type ActorOptions } from '@shoal/runtime';
 import { runtime } from './session.js';
+import { argumentError } from '@shoal/runtime';
 
 /**
  * Turns a class into an actor class: `new` on it starts an instance in a worker process of its
@@ -53,10 +54,10 @@ export interface KillOptions {
  */
 export function kill(handle: ActorHandle, options: KillOptions = {}): void {
   if (!(handle instanceof ActorHandle)) {
-    throw new TypeError(`Expected \`handle\` to be an actor handle (made by \`new\` on an actor class, or getActor), got \`${handle === null ? 'null' : typeof handle}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`handle\` to be an actor handle (made by \`new\` on an actor class, or getActor), got \`${handle === null ? 'null' : typeof handle}\``);
   }
   if (options.noRestart !== undefined && typeof options.noRestart !== 'boolean') {
-    throw new TypeError(`Expected \`noRestart\` to be a boolean, got \`${typeof options.noRestart}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`noRestart\` to be a boolean, got \`${typeof options.noRestart}\``);
   }
   runtime().killActor(handle, options.noRestart ?? true);
 }

@@ -14,6 +14,7 @@ import {
   type NodeClient,
 } from '@shoal/runtime';
 import type { StoreOptions } from '@shoal/runtime';
+import { argumentError } from '@shoal/runtime';
 
 /** Options of {@link init}: the node's resources and its object store, or a node to attach to. */
 export interface InitOptions extends StoreOptions, NodeOptions {
@@ -120,7 +121,7 @@ function start(options: InitOptions, implicit = false): Embedded {
 function attach(address: string, options: InitOptions): Embedded {
   const { address: _address, token: _token, logToDriver, runtimeEnv, ...rest } = options;
   if (Object.keys(rest).length > 0) {
-    throw new TypeError(
+    throw argumentError('ERR_INVALID_ARGUMENT',
       `Options ${Object.keys(rest).map((key) => `\`${key}\``).join(', ')} configure a node and cannot be given ` +
         'with `address` (attaching uses the node that is already running).',
     );
@@ -166,7 +167,7 @@ function attach(address: string, options: InitOptions): Embedded {
  * ```
  */
 export async function init(options: InitOptions = {}): Promise<ShoalSession> {
-  if (typeof options !== 'object' || options === null) throw new TypeError(`Expected init() options to be an object, got \`${String(options)}\``);
+  if (typeof options !== 'object' || options === null) throw argumentError('ERR_INVALID_ARGUMENT', `Expected init() options to be an object, got \`${String(options)}\``);
   checkOptionNames('init()', options, INIT_OPTION_KEYS);
   if (currentRuntime()?.kind === 'worker') {
     throw new InWorkerError();

@@ -1,6 +1,7 @@
 import { GetTimeoutError, ObjectRef } from '@shoal/runtime';
 import { remote as makeRemote, type RemoteFunction, type RemoteOptions, type WaitResult } from '@shoal/runtime';
 import { expectTasks, runtime } from './session.js';
+import { argumentError } from '@shoal/runtime';
 
 /**
  * Turns a function into a remote function: each call runs as a task in a worker process and
@@ -63,13 +64,13 @@ export async function get(target: ObjectRef | readonly ObjectRef[], options: Get
 
 /** Checks `timeoutMs` and `signal` of a get or wait. */
 function checkWaitOptions(options: GetOptions): GetOptions {
-  if (typeof options !== 'object' || options === null) throw new TypeError(`Expected options to be an object, got \`${String(options)}\``);
+  if (typeof options !== 'object' || options === null) throw argumentError('ERR_INVALID_ARGUMENT', `Expected options to be an object, got \`${String(options)}\``);
   const { timeoutMs, signal } = options;
   if (timeoutMs !== undefined && (typeof timeoutMs !== 'number' || !(timeoutMs >= 0))) {
-    throw new TypeError(`Expected \`timeoutMs\` to be a non-negative number, got \`${String(timeoutMs)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`timeoutMs\` to be a non-negative number, got \`${String(timeoutMs)}\``);
   }
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    throw new TypeError(`Expected \`signal\` to be an AbortSignal, got \`${typeof signal}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`signal\` to be an AbortSignal, got \`${typeof signal}\``);
   }
   return options;
 }
@@ -118,11 +119,11 @@ export interface WaitOptions {
  * ```
  */
 export function wait<T>(refs: readonly ObjectRef<T>[], options: WaitOptions = {}): Promise<WaitResult<T>> {
-  if (!Array.isArray(refs)) throw new TypeError(`Expected \`refs\` to be an array of ObjectRefs, got \`${typeof refs}\``);
+  if (!Array.isArray(refs)) throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`refs\` to be an array of ObjectRefs, got \`${typeof refs}\``);
   refs.forEach((ref, i) => checkRef(ref, `refs[${i}]`));
   const numReturns = options.numReturns ?? 1;
   if (!Number.isInteger(numReturns) || numReturns < 0 || numReturns > refs.length) {
-    throw new TypeError(`Expected \`numReturns\` to be an integer from 0 to ${refs.length}, got \`${String(numReturns)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`numReturns\` to be an integer from 0 to ${refs.length}, got \`${String(numReturns)}\``);
   }
   const { timeoutMs, signal } = checkWaitOptions(options);
   const waited = runtime().wait(refs, numReturns, timeoutMs ?? null) as Promise<WaitResult<T>>;
@@ -140,7 +141,7 @@ export function cancel(ref: ObjectRef): void {
 
 function checkRef(ref: unknown, name: string): void {
   if (!(ref instanceof ObjectRef)) {
-    throw new TypeError(`Expected \`${name}\` to be an ObjectRef, got \`${ref === null ? 'null' : typeof ref}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`${name}\` to be an ObjectRef, got \`${ref === null ? 'null' : typeof ref}\``);
   }
 }
 

@@ -27,6 +27,7 @@ import type { StoreStats } from './store-stats.js';
 import { copyEncoded } from './segment-io.js';
 import { copyIntoMapping } from './segment-files.js';
 import { afterFinalizers, collectGarbage } from './collect-garbage.js';
+import { argumentError } from '@shoal/protocol';
 
 const debug = debuglog('shoal:store');
 
@@ -197,7 +198,7 @@ export class ObjectStore {
   getSync<T>(ref: ObjectRef<T>): T {
     this.#assertRunning('get an object');
     if (!(ref instanceof ObjectRef)) {
-      throw new TypeError(`Expected an ObjectRef, got \`${describe(ref)}\``);
+      throw argumentError('ERR_INVALID_ARGUMENT', `Expected an ObjectRef, got \`${describe(ref)}\``);
     }
     if (ref.owner !== this.sessionId) return this.#segments.readOther(ref.id, ref.owner) as T;
     const entry = this.#objects.table.get(ref.id);
@@ -356,7 +357,7 @@ export class ObjectStore {
    */
   async makeRoom(size: number): Promise<void> {
     this.#assertRunning('make room');
-    if (!Number.isSafeInteger(size) || size < 0) throw new RangeError(`Expected a number of bytes (an integer ≥ 0), got \`${describe(size)}\``);
+    if (!Number.isSafeInteger(size) || size < 0) throw argumentError('ERR_OUT_OF_RANGE', `Expected a number of bytes (an integer ≥ 0), got \`${describe(size)}\``);
     for (let attempt = 1; ; attempt++) {
       const detail = this.#objects.makeRoom(size);
       const { capacity } = this.#objects;
@@ -453,7 +454,7 @@ export class ObjectStore {
    * Returns false when the object was already freed or is not this store's.
    */
   free(ref: ObjectRef): boolean {
-    if (!(ref instanceof ObjectRef)) throw new TypeError(`Expected an ObjectRef, got \`${describe(ref)}\``);
+    if (!(ref instanceof ObjectRef)) throw argumentError('ERR_INVALID_ARGUMENT', `Expected an ObjectRef, got \`${describe(ref)}\``);
     if (ref.owner !== this.sessionId) return false;
     return this.freeId(ref.id);
   }

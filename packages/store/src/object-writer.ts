@@ -1,5 +1,6 @@
 import { TYPED_ARRAY_CONSTRUCTORS, encodeViewShell, writeFront, type ObjectRef, type TypedArrayConstructor } from '@shoal/protocol';
 import { closeSegment, createSegment, fillSegment, mapSegment, remapPrivate, removeQuietly, unlinkSegment } from './segment-files.js';
+import { argumentError } from '@shoal/protocol';
 
 /** A TypedArray constructor that `store.create` accepts. */
 export type TypedArrayKind = TypedArrayConstructor;
@@ -27,18 +28,18 @@ export function resolveCreateArguments(
 ): { kind: string; length: number } {
   if (typeof typeOrBytes === 'number') {
     if (!Number.isSafeInteger(typeOrBytes) || typeOrBytes < 0) {
-      throw new TypeError(`Expected \`byteLength\` to be a non-negative integer, got \`${String(typeOrBytes)}\``);
+      throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`byteLength\` to be a non-negative integer, got \`${String(typeOrBytes)}\``);
     }
     return { kind: 'Uint8Array', length: typeOrBytes };
   }
   const name = typeof typeOrBytes === 'function' ? (typeOrBytes as { name?: string }).name : undefined;
   if (name === undefined || TYPED_ARRAY_CONSTRUCTORS[name] !== typeOrBytes) {
-    throw new TypeError(
+    throw argumentError('ERR_INVALID_ARGUMENT',
       `Expected a TypedArray constructor (e.g. Float64Array) or a byte length, got \`${name ?? String(typeOrBytes)}\``,
     );
   }
   if (typeof length !== 'number' || !Number.isSafeInteger(length) || length < 0) {
-    throw new TypeError(`Expected \`length\` to be a non-negative integer, got \`${String(length)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`length\` to be a non-negative integer, got \`${String(length)}\``);
   }
   return { kind: name, length };
 }

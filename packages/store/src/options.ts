@@ -2,6 +2,7 @@ import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { isValidId } from '@shoal/protocol';
+import { argumentError } from '@shoal/protocol';
 
 /** Options of an {@link ObjectStore}; every one is optional. */
 export interface StoreOptions {
@@ -70,7 +71,7 @@ function show(value: unknown): string {
 
 function positiveInteger(name: string, value: unknown, min: number): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new TypeError(`Expected \`${name}\` to be an integer of at least ${min}, got \`${show(value)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`${name}\` to be an integer of at least ${min}, got \`${show(value)}\``);
   }
   return value;
 }
@@ -114,26 +115,26 @@ function defaultSpillDirectory(): string {
 /** Validates options once, naming the bad one, and applies the defaults. */
 export function resolveStoreOptions(options: StoreOptions = {}): ResolvedStoreOptions {
   if (options === null || typeof options !== 'object') {
-    throw new TypeError(`Expected store options to be an object, got \`${show(options)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected store options to be an object, got \`${show(options)}\``);
   }
   for (const key of Object.keys(options)) {
     if (!KNOWN.has(key)) {
-      throw new TypeError(`Unknown store option \`${key}\`; known options are ${[...KNOWN].map((k) => `\`${k}\``).join(', ')}`);
+      throw argumentError('ERR_UNKNOWN_OPTION', `Unknown store option \`${key}\`; known options are ${[...KNOWN].map((k) => `\`${k}\``).join(', ')}`);
     }
   }
   if (options.sessionId !== undefined && !isValidId(options.sessionId)) {
-    throw new TypeError(`Expected \`sessionId\` to be 1-64 characters of [0-9A-Za-z_-], got \`${show(options.sessionId)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`sessionId\` to be 1-64 characters of [0-9A-Za-z_-], got \`${show(options.sessionId)}\``);
   }
   const shmRoot = options.shmRoot ?? '/dev/shm';
   if (typeof shmRoot !== 'string' || !shmRoot.startsWith('/')) {
-    throw new TypeError(`Expected \`shmRoot\` to be an absolute path, got \`${show(shmRoot)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`shmRoot\` to be an absolute path, got \`${show(shmRoot)}\``);
   }
   if (options.handleSignals !== undefined && typeof options.handleSignals !== 'boolean') {
-    throw new TypeError(`Expected \`handleSignals\` to be a boolean, got \`${show(options.handleSignals)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`handleSignals\` to be a boolean, got \`${show(options.handleSignals)}\``);
   }
   const spillDirectory = options.spillDirectory ?? defaultSpillDirectory();
   if (spillDirectory !== false && (typeof spillDirectory !== 'string' || !spillDirectory.startsWith('/'))) {
-    throw new TypeError(`Expected \`spillDirectory\` to be an absolute path or false, got \`${show(spillDirectory)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`spillDirectory\` to be an absolute path or false, got \`${show(spillDirectory)}\``);
   }
   let objectStoreMemory: number;
   if (options.objectStoreMemory !== undefined) {

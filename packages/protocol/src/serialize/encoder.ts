@@ -3,6 +3,7 @@ import { ACTOR_INFO, ActorHandle } from '../actor-handle.js';
 import { ObjectRef } from '../object-ref.js';
 import { ERROR_OWN_FIELDS, MAX_DEPTH, NEG_ZERO_NODE, TAG, TYPED_ARRAYS, Tagged, VIEW_KIND_INDEX, packr } from './tags.js';
 import { describeFunction, describeKey, describeObject, formatPath, type PathSegment } from './value-path.js';
+import { argumentError } from '../errors/argument-error.js';
 
 // Value -> header plus out-of-band buffers (see tags.ts for the header's vocabulary).
 
@@ -185,7 +186,7 @@ class Encoder {
   }
 
   #fail(message: string): never {
-    throw new TypeError(`${formatPath(this.#root, this.#path)}: ${message}`);
+    throw argumentError('ERR_NOT_STORABLE', `${formatPath(this.#root, this.#path)}: ${message}`);
   }
 }
 
@@ -208,7 +209,7 @@ export function encodeValue(value: unknown, root = 'value'): EncodedValue {
     header = packr.pack(encoder.value(value)) as Uint8Array;
   } catch (error) {
     if (error instanceof RangeError && /call stack/i.test(error.message)) {
-      throw new TypeError(`${root}: nested too deeply to store; flatten the structure`, { cause: error });
+      throw argumentError('ERR_NOT_STORABLE', `${root}: nested too deeply to store; flatten the structure`, { cause: error });
     }
     throw error;
   }
@@ -241,7 +242,7 @@ export function writeFrontBytes(encoded: EncodedValue): Uint8Array {
 export function encodeViewShell(kind: string, length: number): { header: Uint8Array; layout: Layout } {
   const ctor = TYPED_ARRAYS[kind];
   const kindIndex = VIEW_KIND_INDEX.get(kind);
-  if (!ctor || kindIndex === undefined) throw new TypeError(`Expected a TypedArray constructor, got \`${kind}\``);
+  if (!ctor || kindIndex === undefined) throw argumentError('ERR_INVALID_ARGUMENT', `Expected a TypedArray constructor, got \`${kind}\``);
   const header = packr.pack(new Tagged(TAG.VIEW, [kindIndex, 0, length])) as Uint8Array;
   return { header, layout: planLayout(header.byteLength, [length * ctor.BYTES_PER_ELEMENT]) };
 }

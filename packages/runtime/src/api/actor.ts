@@ -4,6 +4,7 @@ import { resolveActorOptions, type ActorOptions } from '../options.js';
 import type { RemoteArgs } from './remote.js';
 import type { Runtime } from './runtime.js';
 import { isAsyncGeneratorFunction, type ObjectStream } from './stream.js';
+import { argumentError } from '@shoal/protocol';
 
 /** What a call of an actor's method returns: a ref of its result, or for an async generator a stream of refs. */
 export type ActorMethodResult<R> = R extends AsyncGenerator<infer Y, unknown, unknown> ? ObjectStream<Awaited<Y>> : ObjectRef<Awaited<R>>;
@@ -43,7 +44,7 @@ export function methodsOf(Class: Function): string[] {
       const value = Object.getOwnPropertyDescriptor(proto, key)?.value as unknown;
       if (typeof value !== 'function') continue;
       if (RESERVED_METHOD_NAMES.has(key)) {
-        throw new TypeError(`actor(${Class.name}): a method named \`${key}\` would make every handle awaitable (a thenable); rename it`);
+        throw argumentError('ERR_NOT_REMOTABLE', `actor(${Class.name}): a method named \`${key}\` would make every handle awaitable (a thenable); rename it`);
       }
       methods.add(isAsyncGeneratorFunction(value) ? `*${key}` : key);
     }
@@ -69,7 +70,7 @@ export function makeActor<C extends abstract new (...args: never[]) => unknown>(
   const methods = methodsOf(Class);
   const resolved = resolveActorOptions(options);
   function RemoteActor(this: unknown, ...args: unknown[]): ActorHandle {
-    if (new.target === undefined) throw new TypeError(`Actor class ${cls.name} must be called with \`new\``);
+    if (new.target === undefined) throw argumentError('ERR_INVALID_ARGUMENT', `Actor class ${cls.name} must be called with \`new\``);
     return getRuntime().createActor(cls, methods, args, resolved);
   }
   Object.defineProperty(RemoteActor, 'name', { value: cls.name });

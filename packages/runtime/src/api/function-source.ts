@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import vm from 'node:vm';
 import { parse, type Node } from 'acorn';
 import { analyze } from 'periscopic';
+import { argumentError } from '@shoal/protocol';
 
 /** A function ready to ship to workers: its source, a hash to cache it by, and its name. */
 export interface FunctionSource {
@@ -45,27 +46,27 @@ function parseFunction(source: string): Node {
  */
 export function functionSource(fn: unknown, caller = 'remote', calledThrough?: Function, kind: 'function' | 'class' = 'function'): FunctionSource {
   if (typeof fn !== 'function') {
-    throw new TypeError(`Expected \`${caller}()\` to be given a function, got \`${fn === null ? 'null' : typeof fn}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`${caller}()\` to be given a function, got \`${fn === null ? 'null' : typeof fn}\``);
   }
   const source = Function.prototype.toString.call(fn);
   const name = fn.name || 'anonymous';
   if (/\{\s*\[native code\]\s*\}\s*$/.test(source)) {
-    throw new TypeError(
+    throw argumentError('ERR_NOT_REMOTABLE',
       `${caller}(${name}): native and bound functions cannot be shipped to a worker; wrap the call in a plain function`,
     );
   }
   const isClass = /^class[\s{]/.test(source);
   if (isClass && kind === 'function') {
-    throw new TypeError(`${caller}(${name}): a class cannot be a remote function; turn it into an actor with actor(${name})`);
+    throw argumentError('ERR_NOT_REMOTABLE', `${caller}(${name}): a class cannot be a remote function; turn it into an actor with actor(${name})`);
   }
   if (!isClass && kind === 'class') {
-    throw new TypeError(`${caller}(${name}): expected a class (\`class ${name} { ... }\`); turn a function into tasks with remote()`);
+    throw argumentError('ERR_NOT_REMOTABLE', `${caller}(${name}): expected a class (\`class ${name} { ... }\`); turn a function into tasks with remote()`);
   }
   let ast: Node;
   try {
     ast = parseFunction(source);
   } catch (error) {
-    throw new TypeError(`${caller}(${name}): the function's source could not be parsed (${(error as Error).message})`, {
+    throw argumentError('ERR_NOT_REMOTABLE', `${caller}(${name}): the function's source could not be parsed (${(error as Error).message})`, {
       cause: error,
     });
   }
@@ -76,7 +77,7 @@ export function functionSource(fn: unknown, caller = 'remote', calledThrough?: F
   const captured = [...analyze(ast as never).globals.keys()].filter((variable) => !isAllowedGlobal(variable) && variable !== ownName).sort();
   if (captured.length > 0) {
     const list = captured.map((variable) => `\`${variable}\``).join(', ');
-    throw new TypeError(
+    throw argumentError('ERR_NOT_REMOTABLE',
       `${caller}(${name}): the ${isClass ? 'class' : 'function'} uses ${list} from its enclosing scope, but it runs in another process ` +
         'where those do not exist. Pass them as arguments, or import them inside the function ' +
         "(`const { x } = await import('pkg')`).",

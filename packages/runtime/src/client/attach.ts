@@ -17,6 +17,7 @@ import { Connection, type MessageStream } from '../transport/connection.js';
 import { sessionOfSocket } from '@shoal/store';
 import { resolveRuntimeEnv, type ResolvedRuntimeEnv, type RuntimeEnv } from '../options.js';
 import { NodeClient } from './node-client.js';
+import { argumentError } from '@shoal/protocol';
 
 /** Inline threshold assumed until the node's welcome says otherwise (it only steers put's choice). */
 const DEFAULT_INLINE_THRESHOLD = 100 * 1024;
@@ -27,7 +28,7 @@ const DEFAULT_INLINE_THRESHOLD = 100 * 1024;
  * @throws TypeError for anything else.
  */
 export function parseNodeAddress(address: unknown): string {
-  if (typeof address !== 'string') throw new TypeError(`Expected \`address\` to be a string, got \`${typeof address}\``);
+  if (typeof address !== 'string') throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`address\` to be a string, got \`${typeof address}\``);
   if (address.startsWith('ws://') || address.startsWith('wss://')) {
     // A driver on a machine that runs a node of this cluster uses that node, zero-copy.
     const local = localNodeOf(address);
@@ -36,7 +37,7 @@ export function parseNodeAddress(address: unknown): string {
   }
   const path = address.startsWith('unix://') ? address.slice('unix://'.length) : address.startsWith('unix:') ? address.slice('unix:'.length) : '';
   if (!sessionOfSocket(path)) {
-    throw new TypeError(
+    throw argumentError('ERR_INVALID_ARGUMENT',
       `Expected \`address\` to be a node address like 'unix:/dev/shm/shoal-<id>/node.sock', got \`${JSON.stringify(address)}\``,
     );
   }

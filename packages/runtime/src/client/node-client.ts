@@ -32,6 +32,7 @@ import { buildArgs } from '../api/task-args.js';
 import { LocalObjects, RemoteObjects, type ObjectIO } from './object-io.js';
 import { RefTracker } from './ref-tracker.js';
 import { UnmapCollector } from './unmap-collector.js';
+import { argumentError } from '@shoal/protocol';
 
 type Request =
   | { type: 'resolve'; ids: readonly string[]; owners?: readonly string[] }
@@ -279,7 +280,7 @@ export class NodeClient implements Runtime {
   }
 
   async get<T>(ref: ObjectRef<T>): Promise<T> {
-    if (!(ref instanceof ObjectRef)) throw new TypeError('Expected an ObjectRef');
+    if (!(ref instanceof ObjectRef)) throw argumentError('ERR_INVALID_ARGUMENT', 'Expected an ObjectRef');
     const locations = await this.#request<Record<string, ObjectLocation>>({ type: 'resolve', ids: [ref.id], owners: [ref.owner] });
     const location = locations[ref.id] ?? { kind: 'freed' };
     try {
@@ -303,7 +304,7 @@ export class NodeClient implements Runtime {
   }
 
   async makeRoom(bytes: number): Promise<void> {
-    if (!Number.isSafeInteger(bytes) || bytes < 0) throw new RangeError(`Expected a number of bytes (an integer ≥ 0), got \`${String(bytes)}\``);
+    if (!Number.isSafeInteger(bytes) || bytes < 0) throw argumentError('ERR_OUT_OF_RANGE', `Expected a number of bytes (an integer ≥ 0), got \`${String(bytes)}\``);
     // A program without a node on its machine writes nothing into this machine's memory.
     if (this.remote) return;
     this.#assertOpen('make room');
@@ -350,7 +351,7 @@ export class NodeClient implements Runtime {
 
   async wait(refs: readonly ObjectRef[], numReturns: number, timeoutMs: number | null): Promise<WaitResult> {
     if (refs.length > MAX_IDS_PER_MESSAGE) {
-      throw new RangeError(`Expected at most ${MAX_IDS_PER_MESSAGE} refs to wait on at once, got \`${refs.length}\`: wait on fewer at a time`);
+      throw argumentError('ERR_OUT_OF_RANGE', `Expected at most ${MAX_IDS_PER_MESSAGE} refs to wait on at once, got \`${refs.length}\`: wait on fewer at a time`);
     }
     const ready = new Set(
       await this.#request<string[]>({ type: 'wait', ids: refs.map((ref) => ref.id), numReturns, timeoutMs }),

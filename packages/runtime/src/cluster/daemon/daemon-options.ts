@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { nonNegativeNumber, resourceMap, show } from '../../options.js';
+import { argumentError } from '@shoal/protocol';
 
 /** What a daemon runs: a node, joined to a head elsewhere (`join`) or to its own (`head`). */
 export interface DaemonOptions {
@@ -53,21 +54,21 @@ export type OptionLabel = (key: keyof DaemonOptions | 'host' | 'port') => string
 
 function portNumber(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 65535) {
-    throw new TypeError(`Expected \`${name}\` to be a port number (0-65535), got \`${show(value)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`${name}\` to be a port number (0-65535), got \`${show(value)}\``);
   }
   return value;
 }
 
 function positiveInteger(name: string, value: unknown): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
-    throw new TypeError(`Expected \`${name}\` to be a positive integer, got \`${show(value)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`${name}\` to be a positive integer, got \`${show(value)}\``);
   }
   return value;
 }
 
 /** Origins as a browser sends them: scheme, host and port, no path (`new URL(o).origin === o`). */
 function originList(name: string, value: unknown): readonly string[] {
-  if (!Array.isArray(value)) throw new TypeError(`Expected \`${name}\` to be a list of origins, got \`${show(value)}\``);
+  if (!Array.isArray(value)) throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`${name}\` to be a list of origins, got \`${show(value)}\``);
   for (const origin of value) {
     let parsed: string | undefined;
     try {
@@ -75,7 +76,7 @@ function originList(name: string, value: unknown): readonly string[] {
     } catch {
       parsed = undefined;
     }
-    if (parsed !== origin) throw new TypeError(`Expected \`${name}\` to be an origin like https://dashboard.example (scheme, host, port; no path), got \`${show(origin)}\``);
+    if (parsed !== origin) throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`${name}\` to be an origin like https://dashboard.example (scheme, host, port; no path), got \`${show(origin)}\``);
   }
   return value as string[];
 }
@@ -88,18 +89,18 @@ function originList(name: string, value: unknown): readonly string[] {
  */
 export function resolveDaemonOptions(options: DaemonOptions, label: OptionLabel = (key) => key): DaemonOptions {
   if ((options.head === undefined) === (options.join === undefined)) {
-    throw new TypeError('Expected either `head` or `join`, not both or neither');
+    throw argumentError('ERR_INVALID_ARGUMENT', 'Expected either `head` or `join`, not both or neither');
   }
   const given = <K extends keyof DaemonOptions, T>(key: K, check: (name: string, value: unknown) => T) =>
     options[key] === undefined ? {} : { [key]: check(label(key), options[key]) };
   let head: DaemonOptions['head'];
   if (options.head !== undefined) {
     const host = options.head.host;
-    if (typeof host !== 'string' || host === '') throw new TypeError(`Expected \`${label('host')}\` to be a host name or IP, got \`${show(host)}\``);
+    if (typeof host !== 'string' || host === '') throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`${label('host')}\` to be a host name or IP, got \`${show(host)}\``);
     head = { host, port: portNumber(label('port'), options.head.port) };
   }
   if (options.join !== undefined && !(typeof options.join === 'string' && /^wss?:\/\/[^/]+$/.test(options.join))) {
-    throw new TypeError(`Expected \`${label('join')}\` to be a head address like ws://HOST:PORT, got \`${show(options.join)}\``);
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`${label('join')}\` to be a head address like ws://HOST:PORT, got \`${show(options.join)}\``);
   }
   return {
     ...(head === undefined ? { join: options.join } : { head }),
@@ -108,10 +109,10 @@ export function resolveDaemonOptions(options: DaemonOptions, label: OptionLabel 
     ...given('objectStoreMemory', positiveInteger),
     ...given('spillDirectory', (name, value) => {
       if (value === false || (typeof value === 'string' && value.startsWith('/'))) return value;
-      throw new TypeError(`Expected \`${name}\` to be an absolute path (or false to turn spilling off), got \`${show(value)}\``);
+      throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`${name}\` to be an absolute path (or false to turn spilling off), got \`${show(value)}\``);
     }),
     ...given('nodeIp', (name, value) => {
-      if (typeof value !== 'string' || isIP(value) === 0) throw new TypeError(`Expected \`${name}\` to be an IP address, got \`${show(value)}\``);
+      if (typeof value !== 'string' || isIP(value) === 0) throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`${name}\` to be an IP address, got \`${show(value)}\``);
       return value;
     }),
     ...given('dataPort', portNumber),

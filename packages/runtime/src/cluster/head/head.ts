@@ -9,6 +9,7 @@ import { exposureProblem } from './loopback.js';
 import { Membership } from './membership.js';
 import { ObjectDirectory } from './object-directory.js';
 import { TaskForwarder } from './task-forwarder.js';
+import { argumentError } from '@shoal/protocol';
 
 /** Options of a {@link Head}. */
 export interface HeadOptions {
@@ -98,7 +99,7 @@ export class Head implements AsyncDisposable {
   /** Builds a head; nothing listens until {@link Head.start}. @throws TypeError on a bad token. */
   constructor(options: HeadOptions) {
     if (typeof options.token !== 'string' || options.token.length < 8) {
-      throw new TypeError('Expected `token` to be a string of at least 8 characters');
+      throw argumentError('ERR_INVALID_ARGUMENT', 'Expected `token` to be a string of at least 8 characters');
     }
     this.host = options.host ?? '127.0.0.1';
     this.#token = options.token;
