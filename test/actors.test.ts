@@ -8,7 +8,7 @@ import { afterEach, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { ActorDiedError, ActorNotFoundError, TaskError, actor, get, getActor, kill, remote, store, type ActorDeathReason } from 'shoal';
+import { ActorDiedError, ActorNotFoundError, TaskCancelledError, TaskError, actor, cancel, get, getActor, kill, remote, store, type ActorDeathReason } from 'shoal';
 import { LIVENESS_MS, actorPids, cleanUp, isAlive, markerDirectory, remember, sleep, start, until } from './runtime-helpers.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/actor-child.ts', import.meta.url));
@@ -673,4 +673,66 @@ test('a program that read part of a stream and is done exits by itself (a paused
   clearTimeout(timer);
   if (code === 'still running') child.kill('SIGKILL');
   assert.equal(code, 0, 'the program exits by itself');
+});
+
+test('an AbortSignal or cancel() drops a queued actor call (TaskCancelledError); the call running goes on, and the actor keeps its state', async () => {
+  await start({ numCpus: 2 });
+  const directory = markerDirectory();
+  const Gate = actor(
+    class Gate {
+      calls: string[] = [];
+      async hold(dir: string): Promise<string[]> {
+        const { existsSync: exists, writeFileSync: write } = await import('node:fs');
+        write(`${dir}/running`, '');
+        while (!exists(`${dir}/open`)) await new Promise((resolve) => setTimeout(resolve, 10));
+        this.calls.push('hold');
+        return this.calls;
+      }
+      note(what: string): string[] {
+        this.calls.push(what);
+        return this.calls;
+      }
+    },
+  );
+  const gate = new Gate();
+  const held = gate.hold(directory);
+  await until(() => existsSync(join(directory, 'running')), 'the first call to run');
+  const controller = new AbortController();
+  const aborted = gate.note.options({ signal: controller.signal })('aborted');
+  const cancelled = gate.note('cancelled');
+  const kept = gate.note('kept');
+  controller.abort();
+  cancel(cancelled);
+  // A signal aborted already cancels the call it is given at once.
+  const early = gate.note.options({ signal: AbortSignal.abort() })('early');
+  writeFileSync(join(directory, 'open'), '');
+  for (const call of [aborted, cancelled, early]) {
+    await assert.rejects(get(call), (error: unknown) => error instanceof TaskCancelledError && error.code === 'ERR_TASK_CANCELLED' && /Gate\.note/.test(error.message));
+  }
+  assert.deepEqual(await held, ['hold']);
+  assert.deepEqual(await kept, ['hold', 'kept'], 'the cancelled calls never ran');
+  // Aborting after the call finished changes nothing.
+  const later = new AbortController();
+  const done = gate.note.options({ signal: later.signal })('done');
+  assert.deepEqual(await done, ['hold', 'kept', 'done']);
+  later.abort();
+  assert.deepEqual(await gate.note('last'), ['hold', 'kept', 'done', 'last']);
+  // From a task (through the node's connection), the same: a call queued behind a running one.
+  const second = markerDirectory();
+  const heldAgain = gate.hold(second);
+  await until(() => existsSync(join(second, 'running')), 'the second held call to run');
+  const fromTask = remote(async (handle: typeof gate) => {
+    const { TaskCancelledError: Cancelled } = await import('shoal');
+    try {
+      await handle.note.options({ signal: AbortSignal.abort() })('in a task');
+      return 'ran';
+    } catch (error) {
+      return error instanceof Cancelled ? 'cancelled' : String(error);
+    }
+  });
+  assert.equal(await fromTask(gate), 'cancelled');
+  writeFileSync(join(second, 'open'), '');
+  assert.deepEqual(await heldAgain, ['hold', 'kept', 'done', 'last', 'hold']);
+  assert.throws(() => gate.note.options({ numCpus: 1 } as never), (error: unknown) => error instanceof TypeError && (error as { code?: string }).code === 'ERR_UNKNOWN_OPTION' && /Unknown actor call option `numCpus`/.test(error.message));
+  assert.throws(() => gate.note.options({ signal: 'soon' } as never), /Expected `signal` to be an AbortSignal/);
 });

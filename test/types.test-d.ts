@@ -1,7 +1,7 @@
 // Type tests for the public API: checked by `tsc -p tsconfig.test.json` (npm test runs it before
 // the tests), never run. A wrong type fails the type check.
 import { expectTypeOf } from 'expect-type';
-import { actor, get, getActor, remote, store, wait, type Actor, type ActorClass, type ObjectRef, type ObjectStream, type RemoteFunction, type Storable, type WaitResult } from 'shoal';
+import { actor, get, getActor, remote, store, wait, type Actor, type ActorClass, type ActorMethod, type ObjectRef, type ObjectStream, type RemoteFunction, type Storable, type WaitResult } from 'shoal';
 
 // remote() infers arguments and result.
 const add = remote((a: number, b: number) => a + b);
@@ -52,7 +52,13 @@ const RemoteModel = actor(Model);
 expectTypeOf(RemoteModel).toEqualTypeOf<ActorClass<typeof Model>>();
 const model = new RemoteModel(10);
 expectTypeOf(model).toEqualTypeOf<Actor<Model>>();
-expectTypeOf(model.score).toEqualTypeOf<(input: Float64Array | ObjectRef<Float64Array>, k: number | ObjectRef<number>) => ObjectRef<number>>();
+expectTypeOf(model.score).toEqualTypeOf<ActorMethod<[input: Float64Array, k: number], number>>();
+expectTypeOf(model.score).parameters.toEqualTypeOf<[input: Float64Array | ObjectRef<Float64Array>, k: number | ObjectRef<number>]>();
+expectTypeOf(model.score).returns.toEqualTypeOf<ObjectRef<number>>();
+// A method's options() keeps its signature.
+expectTypeOf(model.score.options({ signal: AbortSignal.timeout(1) })).toEqualTypeOf<(input: Float64Array | ObjectRef<Float64Array>, k: number | ObjectRef<number>) => ObjectRef<number>>();
+// @ts-expect-error an actor call takes only a signal
+void model.score.options({ numCpus: 1 });
 expectTypeOf(model.load).returns.toEqualTypeOf<ObjectRef<{ name: string }>>();
 // An async generator method streams refs of its items.
 expectTypeOf(model.chunks).returns.toEqualTypeOf<ObjectStream<Float64Array>>();

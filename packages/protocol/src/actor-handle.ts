@@ -13,10 +13,21 @@ export interface ActorInfo {
   readonly methods: readonly string[];
 }
 
+/** Options of one call of an actor's method: `handle.method.options({ signal })(...args)`. */
+export interface ActorCallOptions {
+  /**
+   * Cancels the call when the signal aborts, as `cancel(ref)` does: a call still queued for the
+   * actor is dropped (`TaskCancelledError`); one the actor runs already goes on to its end.
+   */
+  readonly signal?: AbortSignal;
+}
+
 /** What a handle needs from the process it lives in: the runtime installs it. */
 export interface ActorHandleHooks {
   /** Submits a call of `method` on the actor and returns the ref of its result at once. */
-  call(handle: ActorHandle, method: string, args: readonly unknown[]): unknown;
+  call(handle: ActorHandle, method: string, args: readonly unknown[], options: ActorCallOptions | undefined): unknown;
+  /** Checks the options given to `handle.method.options()`. @throws TypeError naming a bad one. */
+  callOptions(options: unknown): ActorCallOptions;
 }
 
 let hooks: ActorHandleHooks | undefined;
@@ -54,11 +65,17 @@ export class ActorHandle {
       // `*name`: an async generator method, whose calls stream (the runtime's hook knows).
       const method = entry.startsWith('*') ? entry.slice(1) : entry;
       if (RESERVED_METHOD_NAMES.has(method)) continue;
+      const call = (options: ActorCallOptions | undefined, args: unknown[]) => {
+        if (!hooks) throw new Error(`Actor ${info.className}: Shoal is not running in this process, so its methods cannot be called here`);
+        return hooks.call(this, method, args, options);
+      };
       Object.defineProperty(this, method, {
-        value: (...args: unknown[]) => {
-          if (!hooks) throw new Error(`Actor ${info.className}: Shoal is not running in this process, so its methods cannot be called here`);
-          return hooks.call(this, method, args);
-        },
+        value: Object.assign((...args: unknown[]) => call(undefined, args), {
+          options: (options: ActorCallOptions) => {
+            const checked = hooks ? hooks.callOptions(options) : options;
+            return (...args: unknown[]) => call(checked, args);
+          },
+        }),
         enumerable: false,
       });
     }

@@ -4,7 +4,7 @@ export { argumentError } from './errors/argument-error.js';
 export { LENT_FILE_PATTERN, checkObjectName, isValidId, newObjectId, newSessionId } from './ids.js';
 // The object layout: one module, whole (its constants are the layout's definition).
 export * from './layout.js';
-export { ACTOR_INFO, ActorHandle, RESERVED_METHOD_NAMES, setActorHandleHooks, type ActorHandleHooks, type ActorInfo } from './actor-handle.js';
+export { ACTOR_INFO, ActorHandle, RESERVED_METHOD_NAMES, setActorHandleHooks, type ActorCallOptions, type ActorHandleHooks, type ActorInfo } from './actor-handle.js';
 export { ObjectRef, setObjectRefHooks, type ObjectRefHooks, type ObjectRefJSON } from './object-ref.js';
 export {
   MAX_DEPTH,

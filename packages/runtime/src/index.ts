@@ -13,7 +13,7 @@ export {
 } from './options.js';
 export { remote, type RemoteArgs, type RemoteFunction, type RemoteResult } from './api/remote.js';
 export type { NotStorable, Storable } from './api/storable.js';
-export { makeActor, type Actor, type ActorClass, type ActorMethodResult } from './api/actor.js';
+export { makeActor, type Actor, type ActorClass, type ActorMethod, type ActorMethodResult } from './api/actor.js';
 export { ObjectStream, type StreamItem } from './api/stream.js';
 export { currentRuntime, setCurrentRuntime, type NamedVersion, type Runtime, type WaitResult } from './api/runtime.js';
 export { attachToNode, parseNodeAddress } from './client/attach.js';
@@ -50,7 +50,7 @@ export { resolveDaemonOptions, type DaemonConfig, type DaemonOptions, type Optio
 // What the public `shoal` package shows of the lower layers (it imports only this package):
 // every error class (also at '@shoal/runtime/errors'), refs, and the store's public types.
 export * from './errors.js';
-export { ActorHandle, ObjectRef, argumentError, type ObjectRefJSON } from '@shoal/protocol';
+export { ActorHandle, ObjectRef, argumentError, type ActorCallOptions, type ObjectRefJSON } from '@shoal/protocol';
 export type { ObjectWriter, StoreOptions, StoreStats, TypedArrayKind } from '@shoal/store';
 export type { ObjectTransferMessage, TaskEndMessage, TaskFailMessage, TaskStartMessage } from './diagnostics.js';
 export type { ObjectFreeMessage, ObjectPutMessage } from '@shoal/store';

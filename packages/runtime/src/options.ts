@@ -1,6 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { checkObjectName, type WireActorOptions } from '@shoal/protocol';
-import { argumentError } from '@shoal/protocol';
+import { checkObjectName, argumentError, type ActorCallOptions, type WireActorOptions } from '@shoal/protocol';
 
 /** Options of a remote function (`remote(fn, options)`), each validated once. */
 export interface RemoteOptions {
@@ -314,6 +313,22 @@ export function resolveRuntimeEnv(name: string, value: unknown): ResolvedRuntime
   return { env: { ...env }, ...(cwd === undefined ? {} : { cwd }) };
 }
 
+function checkSignal(signal: unknown): void {
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`signal\` to be an AbortSignal, got \`${show(signal)}\``);
+  }
+}
+
+/** Validates the options of one actor call (`handle.method.options({ signal })`). */
+export function resolveActorCallOptions(options: unknown): ActorCallOptions {
+  if (options === null || typeof options !== 'object') {
+    throw argumentError('ERR_INVALID_ARGUMENT', `Expected actor call options to be an object, got \`${show(options)}\``);
+  }
+  checkOptionNames('actor call', options, ['signal']);
+  checkSignal((options as ActorCallOptions).signal);
+  return options as ActorCallOptions;
+}
+
 /**
  * Validates remote options, naming the bad one, and applies defaults. `streaming`: the function
  * is an async generator (only then may `streamWindow` be given; it defaults to 16).
@@ -324,9 +339,7 @@ export function resolveRemoteOptions(options: RemoteOptions = {}, streaming = fa
   }
   checkOptionNames('remote', options, REMOTE_KEYS);
   // The signal stays in the submitting process (see makeRemote): it is not a task option.
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
-    throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`signal\` to be an AbortSignal, got \`${show(options.signal)}\``);
-  }
+  checkSignal(options.signal);
   const numCpus = options.numCpus === undefined ? 1 : nonNegativeNumber('numCpus', options.numCpus, false);
   const retry = options.retryExceptions ?? false;
   if (typeof retry !== 'boolean' && !(Array.isArray(retry) && retry.every((name) => typeof name === 'string'))) {

@@ -1,6 +1,5 @@
-import { ActorHandle, makeActor, type Actor, type ActorClass, type ActorOptions } from '@shoal/runtime';
+import { ActorHandle, makeActor, argumentError, type Actor, type ActorClass, type ActorOptions } from '@shoal/runtime';
 import { runtime } from './session.js';
-import { argumentError } from '@shoal/runtime';
 
 /**
  * Turns a class into an actor class: `new` on it starts an instance in a worker process of its

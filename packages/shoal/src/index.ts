@@ -14,7 +14,7 @@ export { init, shutdown, type InitOptions, type ShoalSession } from './session.j
 export { store, type Store } from './store.js';
 export { cancel, get, remote, wait, type GetOptions, type WaitOptions } from './tasks.js';
 export { actor, getActor, kill, type KillOptions } from './actors.js';
-export type { Actor, ActorClass, ActorOptions, NamedVersion, RemoteArgs, RemoteFunction, RemoteOptions, RemoteResult, RuntimeEnv, NotStorable, Storable, WaitResult } from '@shoal/runtime';
+export type { Actor, ActorCallOptions, ActorClass, ActorMethod, ActorOptions, NamedVersion, RemoteArgs, RemoteFunction, RemoteOptions, RemoteResult, RuntimeEnv, NotStorable, Storable, WaitResult } from '@shoal/runtime';
 export { ActorHandle, ObjectStream, type StreamItem } from '@shoal/runtime';
 export * from '@shoal/runtime/errors';
 export { ObjectRef, type ObjectRefJSON } from '@shoal/runtime';

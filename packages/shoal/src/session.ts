@@ -1,5 +1,5 @@
 import { debuglog, isDeepStrictEqual } from 'node:util';
-import { AlreadyInitializedError, InWorkerError } from '@shoal/runtime';
+import { AlreadyInitializedError, InWorkerError, argumentError } from '@shoal/runtime';
 import {
   NODE_MANAGER_OPTION_KEYS,
   NodeManager,
@@ -14,7 +14,6 @@ import {
   type NodeClient,
 } from '@shoal/runtime';
 import type { StoreOptions } from '@shoal/runtime';
-import { argumentError } from '@shoal/runtime';
 
 /** Options of {@link init}: the node's resources and its object store, or a node to attach to. */
 export interface InitOptions extends StoreOptions, NodeOptions {

@@ -1,7 +1,6 @@
-import { GetTimeoutError, ObjectRef } from '@shoal/runtime';
+import { GetTimeoutError, ObjectRef, argumentError } from '@shoal/runtime';
 import { remote as makeRemote, type RemoteFunction, type RemoteOptions, type WaitResult } from '@shoal/runtime';
 import { expectTasks, runtime } from './session.js';
-import { argumentError } from '@shoal/runtime';
 
 /**
  * Turns a function into a remote function: each call runs as a task in a worker process and

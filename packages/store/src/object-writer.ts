@@ -1,6 +1,5 @@
-import { TYPED_ARRAY_CONSTRUCTORS, encodeViewShell, writeFront, type ObjectRef, type TypedArrayConstructor } from '@shoal/protocol';
+import { TYPED_ARRAY_CONSTRUCTORS, encodeViewShell, writeFront, argumentError, type ObjectRef, type TypedArrayConstructor } from '@shoal/protocol';
 import { closeSegment, createSegment, fillSegment, mapSegment, remapPrivate, removeQuietly, unlinkSegment } from './segment-files.js';
-import { argumentError } from '@shoal/protocol';
 
 /** A TypedArray constructor that `store.create` accepts. */
 export type TypedArrayKind = TypedArrayConstructor;

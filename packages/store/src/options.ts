@@ -1,8 +1,7 @@
 import { existsSync, readFileSync, statfsSync } from 'node:fs';
 import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { isValidId } from '@shoal/protocol';
-import { argumentError } from '@shoal/protocol';
+import { isValidId, argumentError } from '@shoal/protocol';
 
 /** Options of an {@link ObjectStore}; every one is optional. */
 export interface StoreOptions {

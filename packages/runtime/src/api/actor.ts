@@ -1,10 +1,9 @@
-import { RESERVED_METHOD_NAMES, type ActorHandle, type ObjectRef } from '@shoal/protocol';
+import { RESERVED_METHOD_NAMES, argumentError, type ActorCallOptions, type ActorHandle, type ObjectRef } from '@shoal/protocol';
 import { functionSource } from './function-source.js';
 import { resolveActorOptions, type ActorOptions } from '../options.js';
 import type { RemoteArgs } from './remote.js';
 import type { Runtime } from './runtime.js';
 import { isAsyncGeneratorFunction, type ObjectStream } from './stream.js';
-import { argumentError } from '@shoal/protocol';
 
 /** What a call of an actor's method returns: a ref of its result, or for an async generator a stream of refs. */
 export type ActorMethodResult<R> = R extends AsyncGenerator<infer Y, unknown, unknown> ? ObjectStream<Awaited<Y>> : ObjectRef<Awaited<R>>;
@@ -18,9 +17,20 @@ export type Actor<T> = ActorHandle & {
   readonly [K in keyof T as T[K] extends (...args: never[]) => unknown ? (K extends 'then' | 'constructor' ? never : K) : never]: T[K] extends (
     ...args: infer A
   ) => infer R
-    ? (...args: RemoteArgs<A>) => ActorMethodResult<R>
+    ? ActorMethod<A, R>
     : never;
 };
+
+/** A method of an actor handle: each call submits a call of the actor's method. */
+export interface ActorMethod<A extends readonly unknown[], R> {
+  (...args: RemoteArgs<A>): ActorMethodResult<R>;
+  /**
+   * The method with options for the calls made through it, e.g.
+   * `counter.add.options({ signal })(1)`.
+   * @throws TypeError naming an unknown or bad option.
+   */
+  options(options: ActorCallOptions): (...args: RemoteArgs<A>) => ActorMethodResult<R>;
+}
 
 /** A class turned into an actor class by {@link actor}: `new` makes an actor and returns its handle at once. */
 export interface ActorClass<C extends abstract new (...args: never[]) => unknown> {

@@ -2,7 +2,7 @@ import type { ObjectRef } from '@shoal/protocol';
 import { functionSource } from './function-source.js';
 import { isAsyncGeneratorFunction, ObjectStream } from './stream.js';
 import { resolveRemoteOptions, type RemoteOptions } from '../options.js';
-import type { Runtime } from './runtime.js';
+import { cancelOnAbort, type Runtime } from './runtime.js';
 
 /** Arguments of a remote function: each may be the value or an ObjectRef of it. */
 export type RemoteArgs<A extends readonly unknown[]> = { [K in keyof A]: A[K] | ObjectRef<A[K]> };
@@ -54,17 +54,6 @@ export function makeRemote<A extends readonly unknown[], R>(
     },
     remoteName: source.name,
   });
-}
-
-/** Cancels the task of `ref` when `signal` aborts (at once if it has); the listener goes when the task settles. */
-function cancelOnAbort(runtime: Runtime, ref: ObjectRef, signal: AbortSignal): void {
-  if (signal.aborted) {
-    runtime.cancel(ref);
-    return;
-  }
-  const abort = () => runtime.cancel(ref);
-  signal.addEventListener('abort', abort, { once: true });
-  void runtime.settled(ref).finally(() => signal.removeEventListener('abort', abort));
 }
 
 export { makeRemote as remote };

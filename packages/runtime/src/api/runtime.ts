@@ -2,7 +2,7 @@ import { ACTOR_INFO, setActorHandleHooks, type ActorHandle, type ObjectRef } fro
 import type { ObjectWriter, StoreStats, TypedArrayKind } from '@shoal/store';
 import type { FunctionSource } from './function-source.js';
 import { ObjectStream } from './stream.js';
-import type { ResolvedActorOptions, ResolvedRemoteOptions } from '../options.js';
+import { resolveActorCallOptions, type ResolvedActorOptions, type ResolvedRemoteOptions } from '../options.js';
 
 /** The result of {@link Runtime.wait}. */
 export interface WaitResult<T = unknown> {
@@ -72,13 +72,29 @@ export function currentRuntime(): Runtime | undefined {
 // A handle's methods reach the runtime of whichever process the handle is in (a decoded handle
 // too: in a task, in an attached program).
 setActorHandleHooks({
-  call(handle, method, args) {
+  call(handle, method, args, options) {
     const runtime = currentRuntime();
     if (!runtime) throw new Error(`Actor ${handle[ACTOR_INFO].className}: Shoal is not running in this process; call init() first`);
     const ref = runtime.callActor(handle, method, args);
+    if (options?.signal) cancelOnAbort(runtime, ref, options.signal);
     return handle[ACTOR_INFO].methods.includes(`*${method}`) ? new ObjectStream(runtime, ref as ObjectRef<number>) : ref;
   },
+  callOptions: resolveActorCallOptions,
 });
+
+/**
+ * Cancels the task or actor call of `ref` when `signal` aborts (at once if it has); the listener
+ * goes when the ref settles.
+ */
+export function cancelOnAbort(runtime: Runtime, ref: ObjectRef, signal: AbortSignal): void {
+  if (signal.aborted) {
+    runtime.cancel(ref);
+    return;
+  }
+  const abort = () => runtime.cancel(ref);
+  signal.addEventListener('abort', abort, { once: true });
+  void runtime.settled(ref).finally(() => signal.removeEventListener('abort', abort));
+}
 
 /** Installs (or, with undefined, removes) the runtime of this process. */
 export function setCurrentRuntime(runtime: Runtime | undefined): void {

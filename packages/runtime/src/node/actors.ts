@@ -518,8 +518,18 @@ export class ActorService {
     store.release(call.actor);
   }
 
-  /** Drops the call whose result is `returnId` if it was not sent to the actor's process yet (its stream was closed). */
+  /**
+   * Drops the call whose result is `returnId` if it has not started (cancelled, or its stream
+   * closed): one still here at once; one sent to the actor's process is recalled from its queue
+   * (see {@link recalled}). A call the actor runs already goes on.
+   */
   cancel(returnId: string): void {
+    const sent = this.#sentByResult.get(returnId);
+    if (sent) {
+      const process = this.#actors.get(sent.actor)?.process;
+      if (sent.taskId !== undefined && process) process.send({ type: 'recall', taskIds: [sent.taskId] });
+      return;
+    }
     for (const actor of this.#actors.values()) {
       const index = actor.waiting.findIndex((call) => call.returnId === returnId);
       if (index < 0) continue;
@@ -527,6 +537,15 @@ export class ActorService {
       this.#settle(call!, new TaskCancelledError(`${actor.cls.name}.${call!.method}`));
       this.#pump(actor);
       return;
+    }
+  }
+
+  /** The actor's process gave back calls it had queued and not started: they are cancelled. */
+  recalled(worker: WorkerHandle, taskIds: readonly number[]): void {
+    const actor = this.#byProcess.get(worker);
+    for (const taskId of taskIds) {
+      const call = this.#take(worker, taskId);
+      if (actor && call) this.#settle(call, new TaskCancelledError(`${actor.cls.name}.${call.method}`));
     }
   }
 

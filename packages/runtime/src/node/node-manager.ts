@@ -154,8 +154,7 @@ export class NodeManager implements Runtime {
         if (task) return task.state === 'running' && worker ? { taskId: task.id, send: (message) => worker.send(message) } : undefined;
         return this.#actors.producerOf(returnId);
       },
-      // Not on a process yet: a task waiting or ready is cancelled, an actor call still queued dropped.
-      cancel: (returnId) => (this.#scheduler.tasks.has(returnId) ? this.#scheduler.cancel(returnId) : this.#actors.cancel(returnId)),
+      cancel: (returnId) => this.#cancel(returnId),
       pausedChanged: () => this.#updateAlive(),
     });
     this.#actors = new ActorService({
@@ -190,6 +189,7 @@ export class NodeManager implements Runtime {
       actors: this.#actors,
       streams: this.#streams,
       submit: (peer, task) => this.#submitFromPeer(peer, task),
+      cancel: (id) => this.#cancel(id),
       fetchArguments: (args) => this.#fetchArguments(args),
       output: (worker, stream, text) => output.fromWorker(worker, stream, text),
     });
@@ -424,7 +424,16 @@ export class NodeManager implements Runtime {
   }
 
   cancel(ref: ObjectRef): void {
-    this.#scheduler.cancel(ref.id);
+    this.#cancel(ref.id);
+  }
+
+  /**
+   * Cancels what makes object `id`: a task (dropped if queued, its worker killed if running), or
+   * a call of an actor of this node still queued (dropped; one the actor runs already goes on).
+   */
+  #cancel(id: string): void {
+    if (this.#scheduler.tasks.has(id)) this.#scheduler.cancel(id);
+    else this.#actors.cancel(id);
   }
 
   settled(ref: ObjectRef): Promise<void> {

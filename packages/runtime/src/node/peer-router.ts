@@ -22,6 +22,8 @@ export interface RouterServices {
   readonly streams: StreamService;
   /** A task submitted by a peer (a nested task, or one from an attached program). */
   submit(peer: Peer, task: WireTask): void;
+  /** A peer cancels what makes object `id` (a task, or a queued actor call). */
+  cancel(id: string): void;
   /** Arguments of an actor's constructor or call: in a cluster, those made by other nodes are fetched. */
   fetchArguments(args: readonly WireArg[]): void;
   /** What a worker (or an actor's process) wrote to its stdout or stderr. */
@@ -63,6 +65,9 @@ export class PeerRouter {
         return true;
       case 'failed':
         actors.failed(worker, message.taskId, message.error);
+        return true;
+      case 'recalled':
+        actors.recalled(worker, message.taskIds);
         return true;
       case 'stream-item':
         this.#streamItem(worker, actors.callOf(worker, message.taskId)?.returnId, message);
@@ -270,7 +275,7 @@ export class PeerRouter {
         this.#services.streams.close(message.returnId, peer);
         return;
       case 'cancel':
-        scheduler.cancel(message.id);
+        this.#services.cancel(message.id);
         return;
       case 'free':
         for (const id of message.ids) store.freeId(id);

@@ -65,6 +65,18 @@ export class ActorExecutor {
     this.#next();
   }
 
+  /** The node cancels calls `taskIds`: those still queued here are dropped, and named in `recalled`. */
+  recall(taskIds: readonly number[]): void {
+    const wanted = new Set(taskIds);
+    const recalled: number[] = [];
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      if (!wanted.has(this.#queue[i]!.taskId)) continue;
+      recalled.push(this.#queue[i]!.taskId);
+      this.#queue.splice(i--, 1);
+    }
+    this.#io.connection.send({ type: 'recalled', taskIds: recalled });
+  }
+
   /** The node's `credit` for a streaming method this actor runs. */
   credit(taskId: number, upTo: number, stop: boolean): void {
     this.#streams.credit(taskId, upTo, stop);

@@ -43,8 +43,12 @@ const connection: Connection<NodeToWorker, WorkerToNode> = new Connection(socket
   message: (message) => {
     switch (message.type) {
       case 'execute':
-      case 'recall':
         executor.handle(message);
+        return;
+      case 'recall':
+        // An actor's process gives back calls it has not started (cancelled); a worker, tasks.
+        if (actor) actor.recall(message.taskIds);
+        else executor.handle(message);
         return;
       case 'actor-init':
         // This process is an actor's from now on (the node never sends it tasks).

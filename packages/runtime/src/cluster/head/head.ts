@@ -1,5 +1,5 @@
 import type { WebSocket } from 'ws';
-import { HEAD_MAX_PAYLOAD_BYTES, HELLO_TIMEOUT_MS, HeadListenError, newSessionId, type NodeStatus, type ToHead } from '@shoal/protocol';
+import { HEAD_MAX_PAYLOAD_BYTES, HELLO_TIMEOUT_MS, HeadListenError, newSessionId, argumentError, type NodeStatus, type ToHead } from '@shoal/protocol';
 import { debugLogger, type Logger } from '../../log.js';
 import type { BudgetLimits } from '../../transport/connection-budget.js';
 import { wsUrl } from '../../transport/guard.js';
@@ -9,7 +9,6 @@ import { exposureProblem } from './loopback.js';
 import { Membership } from './membership.js';
 import { ObjectDirectory } from './object-directory.js';
 import { TaskForwarder } from './task-forwarder.js';
-import { argumentError } from '@shoal/protocol';
 
 /** Options of a {@link Head}. */
 export interface HeadOptions {
