@@ -385,6 +385,8 @@ describe('tasks', () => {
 
     const one = await wait([slow, fast2]);
     assert.deepEqual(one, { ready: [fast2], pending: [slow] });
+    // ready holds every ref done by then, not only numReturns of them.
+    assert.deepEqual(await wait([fast2, slow, fast1], { numReturns: 1 }), { ready: [fast2, fast1], pending: [slow] });
 
     const none = await wait([slow], { numReturns: 1, timeoutMs: 10 });
     assert.deepEqual(none, { ready: [], pending: [slow] });

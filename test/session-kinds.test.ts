@@ -17,6 +17,17 @@ test('a program that only uses the store runs no worker; its first remote functi
   });
 });
 
+test('a SHOAL_ADDRESS naming a head nobody runs: a task or a put says to await init(), which says the head cannot be reached', { timeout: 60_000 }, async () => {
+  await withHomes(1, async ([home]) => {
+    const run = await runProgram(PROGRAM, ['stale', 'shoal-test-child'], { SHOAL_ADDRESS: 'ws://127.0.0.1:1', SHOAL_TOKEN: 'a-token-of-some-length', SHOAL_HOME: home! });
+    assert.equal(run.code, 0, run.stderr);
+    const seen = JSON.parse(run.stdout) as Record<string, string>;
+    assert.match(seen.task!, /^NotConnectedError ERR_NOT_CONNECTED: Cannot submit a task of anonymous before the node accepted this program: `await init\(\{ address, token \}\)` first/);
+    assert.match(seen.put!, /^NotConnectedError ERR_NOT_CONNECTED: Cannot put an object before/);
+    assert.match(seen.started!, /^HeadUnreachableError ERR_HEAD_UNREACHABLE: Cannot reach the head at ws:\/\/127\.0\.0\.1:1 \(ECONNREFUSED\)/);
+  });
+});
+
 test("init() attaches to this machine's running daemon; node options or address: 'embedded' start a node of its own", { timeout: 120_000 }, async () => {
   await withHomes(1, async ([home], pids) => {
     const env = { ...noDaemon, SHOAL_HOME: home!, NODE_DEBUG: 'shoal:session' };

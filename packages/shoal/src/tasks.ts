@@ -105,14 +105,16 @@ export interface WaitOptions {
 
 /**
  * Waits until `numReturns` of the refs are ready (or failed), or until `timeoutMs`, and splits
- * them into `{ ready, pending }`, each in the order given.
+ * them into `{ ready, pending }`, each in the order given: `ready` has every ref ready by then,
+ * which may be more than `numReturns`. Each call looks at every ref it is given, so handle all of
+ * `ready` each round (one `get` for them), never one ref per call: that makes the loop quadratic.
  *
  * @example
  * ```ts
  * let pending = refs;
  * while (pending.length > 0) {
- *   const result = await wait(pending);
- *   for (const ref of result.ready) console.log(await ref);
+ *   const result = await wait(pending);               // at least one ready
+ *   for (const value of await get(result.ready)) console.log(value);
  *   pending = result.pending;
  * }
  * ```

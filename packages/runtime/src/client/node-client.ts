@@ -5,6 +5,7 @@ import {
   BindFailedError,
   MAX_IDS_PER_MESSAGE,
   NotAvailableError,
+  NotConnectedError,
   ObjectFreedError,
   ObjectNotFoundError,
   ObjectRef,
@@ -323,6 +324,7 @@ export class NodeClient implements Runtime {
   }
 
   submit(fn: FunctionSource, args: readonly unknown[], given: ResolvedRemoteOptions): ObjectRef {
+    this.#assertOpen(`submit a task of ${fn.name}`);
     this.#onSubmit?.(fn);
     const options = this.#withRuntimeEnv(given);
     const built = buildArgs(args, this.inlineThreshold, (encoded) => this.#putEncoded(encoded));
@@ -519,6 +521,9 @@ export class NodeClient implements Runtime {
    */
   #assertOpen(operation: string): void {
     if (this.#closed) throw this.#lost ?? new RuntimeShutdownError(`Cannot ${operation}`);
+    // A program joining from a machine without a node learns the id its refs carry when the head
+    // welcomes it: nothing that makes a ref can be done before.
+    if (this.sessionId === '') throw new NotConnectedError(operation);
   }
 
   #request<T>(message: Request): Promise<T> {

@@ -273,27 +273,37 @@ export class ObjectService {
     });
   }
 
-  /** Resolves with the ids among `ids` that settled, once `numReturns` have (or after `timeoutMs`). */
+  /**
+   * Resolves with the ids among `ids` that settled, once `numReturns` have (or after `timeoutMs`):
+   * every one settled by then, which may be more than `numReturns`. Enough settled already: at
+   * once, and nothing is registered.
+   */
   waitFor(ids: readonly string[], numReturns: number, timeoutMs: number | null): Promise<string[]> {
     const want = Math.min(numReturns, ids.length);
+    const settled = new Set<string>();
+    const pending: string[] = [];
+    for (const id of ids) {
+      if (this.#store.status(id).state === 'pending') pending.push(id);
+      else settled.add(id);
+    }
+    const inOrder = () => ids.filter((id) => settled.has(id));
+    if (settled.size >= want) return Promise.resolve(inOrder());
     return new Promise((resolve) => {
-      const settled = new Set<string>();
       let done = false;
       let timer: NodeJS.Timeout | undefined;
       const finish = () => {
         if (done) return;
         done = true;
         if (timer) clearTimeout(timer);
-        resolve(ids.filter((id) => settled.has(id)));
+        resolve(inOrder());
       };
-      for (const id of ids) {
+      for (const id of pending) {
         this.#store.onSettled(id, () => {
           settled.add(id);
           if (settled.size >= want) finish();
         });
       }
-      if (settled.size >= want) finish();
-      else if (timeoutMs !== null) timer = setTimeout(finish, timeoutMs);
+      if (timeoutMs !== null) timer = setTimeout(finish, timeoutMs);
     });
   }
 }
