@@ -163,6 +163,13 @@ export class ActorService {
     parts.store.on('gone', (id) => this.#lifetimeEnded(id));
   }
 
+  /** Actors of this node that live (starting or running here, or waiting to be placed). */
+  live(): number {
+    let count = 0;
+    for (const actor of this.#actors.values()) if (actor.state !== 'dead' && actor.state !== 'remote') count += 1;
+    return count;
+  }
+
   /** Whether `id` is the id of an actor this node knows (live or dead). */
   knows(id: string): boolean {
     return this.#actors.has(id);

@@ -33,6 +33,7 @@ import { PeerRouter } from './peer-router.js';
 import { PeerServer } from './peer-server.js';
 import { RefHolds } from './ref-holds.js';
 import { TaskOutput } from './task-output.js';
+import { NodeMetrics } from './node-metrics.js';
 
 export type { ClusterHooks } from './cluster-port.js';
 
@@ -75,6 +76,8 @@ export class NodeManager implements Runtime {
   readonly socketPath: string;
   /** Where other processes of this machine attach: `init({ address })` or `SHOAL_ADDRESS`. */
   readonly address: string;
+  /** The node's Prometheus metrics (served on its data port in a cluster). */
+  readonly metrics: NodeMetrics;
   readonly #scheduler: LocalScheduler;
   readonly #pool: WorkerPool;
   readonly #server: PeerServer;
@@ -114,6 +117,7 @@ export class NodeManager implements Runtime {
     this.store.on('delete', (id) => this.#objects.forgetEverywhere(id));
     // Mappings other processes no longer need keep objects from being spilled: they go in a round.
     this.store.on('pressure', () => void this.#collection.run());
+    this.metrics = new NodeMetrics(store.sessionId, () => this.load(), () => this.#actors.live());
     this.#pool = new WorkerPool(
       { size: Math.ceil(this.options.numCpus) },
       {
@@ -143,6 +147,7 @@ export class NodeManager implements Runtime {
         discardResult: (returnId) => store.discardUnclaimed(returnId),
         keepAlive: () => this.#updateAlive(),
         cluster: () => this.cluster.spillTarget,
+        taskEvents: this.metrics,
       },
       this.options,
     );
@@ -534,6 +539,7 @@ export class NodeManager implements Runtime {
   }
 
   #workerExited(worker: WorkerHandle, code: number | null, signal: NodeJS.Signals | null): void {
+    this.metrics.workerExited();
     this.#forgetPeer(worker);
     this.#scheduler.workerExited(worker, code, signal);
     if (!this.#acceptsTasks()) return;

@@ -18,7 +18,6 @@ import { pipelineTarget } from './policies/pipeline.js';
 import { stealFrom } from './policies/steal.js';
 import { ReadyQueue } from './ready-queue.js';
 import { NODE_ENV_KEY, envKeyOf } from './runtime-env.js';
-import { publishTaskEnd } from '../diagnostics.js';
 import { acquire, demandOf, type Resources } from './resources.js';
 import { mayRetry, retriesException } from './retry.js';
 import type { Task } from './task.js';
@@ -87,6 +86,8 @@ export class LocalScheduler {
       state: 'waiting',
       unsettled: deps.length,
       attempts: 0,
+      submittedAt: performance.now(),
+      startedAt: 0,
       worker: undefined,
       timer: undefined,
       ending: undefined,
@@ -96,6 +97,7 @@ export class LocalScheduler {
     };
     const objects = this.#host.objects;
     this.#tasks.set(returnId, task);
+    this.#host.taskEvents?.submitted(task);
     this.#host.keepAlive(true);
     // The task holds what it will read: its arguments can't be freed under it.
     for (const id of contains) objects.hold(id);
@@ -325,7 +327,7 @@ export class LocalScheduler {
     if (task.state === 'finished') return;
     // A task still in the ready queue is skipped there once finished.
     this.#finish(task);
-    publishTaskEnd(task, error);
+    this.#host.taskEvents?.ended(task, error);
     this.#host.objects.fail(task.returnId, error);
     this.#dropHolds(task);
   }
@@ -338,7 +340,7 @@ export class LocalScheduler {
       return;
     }
     this.#finish(task);
-    publishTaskEnd(task);
+    this.#host.taskEvents?.ended(task);
     if (this.#host.objects.status(task.returnId).state === 'pending') this.#host.objects.register(task.returnId, result);
     else this.#host.discardResult(task.returnId, result);
     this.#dropHolds(task);

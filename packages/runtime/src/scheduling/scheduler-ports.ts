@@ -5,6 +5,7 @@ import type { Resources } from './resources.js';
 import type { Task } from './task.js';
 import type { WorkerSlot } from './worker-slot.js';
 import type { LeaseEvents } from './worker-leases.js';
+export type { TaskEvents } from './worker-leases.js';
 import type { ResolvedRuntimeEnv } from '../options.js';
 
 /** What the scheduler needs of the node's objects (the store, as the node hands it over). */

@@ -25,6 +25,9 @@ export interface Task {
   unsettled: number;
   /** Times the task was started on a worker. */
   attempts: number;
+  /** `performance.now()` when it was submitted here, and when its last run started (0: none yet). */
+  readonly submittedAt: number;
+  startedAt: number;
   worker: WorkerSlot | undefined;
   timer: NodeJS.Timeout | undefined;
   /** Why the task's worker is being killed on purpose. */

@@ -3,7 +3,6 @@ import { endLending, lend, unblock } from './cpu-lending.js';
 import { acquire, giveBack, type Resources } from './resources.js';
 import type { Task } from './task.js';
 import type { WorkerSlot } from './worker-slot.js';
-import { publishTaskStart } from '../diagnostics.js';
 
 /** What {@link WorkerLeases} tells the node about workers it leases. */
 export interface LeaseEvents {
@@ -19,6 +18,17 @@ export interface LeaseEvents {
   /** A worker got a lease / gave it back and went idle (the pool reaps extra idle workers). */
   workerBusy(worker: WorkerSlot): void;
   workerIdle(worker: WorkerSlot): void;
+  /** Told of each task's submission, start and end (the node's metrics and diagnostics channels). */
+  readonly taskEvents?: TaskEvents;
+}
+
+/** What happens to tasks, as the scheduler tells it (times are on the task: `submittedAt`, `startedAt`). */
+export interface TaskEvents {
+  submitted(task: Task): void;
+  /** A run of the task starts on worker `workerPid` (each attempt). */
+  started(task: Task, workerPid: number): void;
+  /** The task is over: its result is stored, or it failed with `error` for good. */
+  ended(task: Task, error?: Error): void;
 }
 
 /**
@@ -102,7 +112,8 @@ export class WorkerLeases {
     task.attempts += 1;
     if (!pinned) this.#pin(task);
     const worker = task.worker!;
-    publishTaskStart(task, worker.pid);
+    task.startedAt = performance.now();
+    this.#events.taskEvents?.started(task, worker.pid);
     if (task.options.timeoutMs !== null) {
       task.timer = setTimeout(() => {
         task.ending = 'timeout';

@@ -18,6 +18,7 @@ import type { Logger } from '../../log.js';
 import { ConnectionBudget, httpRefusal, type BudgetLimits } from '../../transport/connection-budget.js';
 import { closeWith, guard, refusalResponse, upgradeRefusal } from '../../transport/guard.js';
 import type { MemberLink } from './membership.js';
+import { httpRoutes, type Route } from '../../transport/http-routes.js';
 
 /**
  * How long `close()` lets peers answer the close handshake before dropping them: a peer that
@@ -52,6 +53,8 @@ export interface HeadServerOptions {
   readonly budget?: BudgetLimits;
   readonly clusterId: string;
   readonly logger: Logger;
+  /** GET routes of the port (`/metrics`, the dashboard), behind the token. */
+  readonly routes: Readonly<Record<string, Route>>;
   /** Where `/driver` connections go once their token is checked; without it they are refused. */
   readonly onDriver: ((socket: WebSocket) => void) | undefined;
   /** A connection authenticated: returns what handles each of its later messages. */
@@ -83,9 +86,14 @@ export class HeadServer {
   /** Builds the server; nothing listens until {@link HeadServer.listen}. */
   constructor(options: HeadServerOptions) {
     this.#options = options;
-    this.#http = createServer((_request, response) => {
-      response.writeHead(426, { 'content-type': 'text/plain' }).end('This is a Shoal head: connect with a WebSocket.\n');
-    });
+    this.#http = createServer(
+      httpRoutes({
+        token: options.token,
+        routes: options.routes,
+        otherwise: { status: 426, type: 'text/plain', body: 'This is a Shoal head: connect with a WebSocket.\n' },
+        internalError: (fields, message) => options.logger.error(fields, message),
+      }),
+    );
     this.#server = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: options.maxPayload });
     this.#drivers = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: REMOTE_MAX_FRAME_BYTES });
     this.#server.on('connection', (socket: WebSocket, request: IncomingMessage) => this.#accept(socket, request.socket.remoteAddress ?? 'unknown'));

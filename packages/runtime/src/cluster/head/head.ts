@@ -9,6 +9,8 @@ import { exposureProblem } from './loopback.js';
 import { Membership } from './membership.js';
 import { ObjectDirectory } from './object-directory.js';
 import { TaskForwarder } from './task-forwarder.js';
+import { headMetrics } from './head-metrics.js';
+import { PROMETHEUS_TEXT, type Route } from '../../transport/http-routes.js';
 
 /** Options of a {@link Head}. */
 export interface HeadOptions {
@@ -123,6 +125,7 @@ export class Head implements AsyncDisposable {
       logger: this.#logger,
       onDriver: options.onDriver,
       connect: (connection) => this.#connect(connection),
+      routes: this.#routes(),
     });
   }
 
@@ -181,6 +184,15 @@ export class Head implements AsyncDisposable {
   /** The nodes in the cluster now. */
   nodes(): NodeStatus[] {
     return this.#membership.nodes();
+  }
+
+  /** The GET routes of the head's port: its metrics, and the cluster's status as JSON. */
+  #routes(): Record<string, Route> {
+    const metrics = headMetrics(() => this.nodes(), this.clusterId);
+    return {
+      '/metrics': async () => ({ type: PROMETHEUS_TEXT, body: await metrics.metrics() }),
+      '/api/status': () => ({ type: 'application/json', body: JSON.stringify({ clusterId: this.clusterId, nodes: this.nodes() }) }),
+    };
   }
 
   /**

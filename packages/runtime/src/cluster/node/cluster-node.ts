@@ -16,6 +16,7 @@ import { PeerView } from './peer-view.js';
 import { DataServer } from '../transfer/data-server.js';
 import { ObjectArrival, type Locations } from '../transfer/object-arrival.js';
 import { ObjectPuller } from '../transfer/object-puller.js';
+import { PROMETHEUS_TEXT } from '../../transport/http-routes.js';
 
 const debug = debuglog('shoal:cluster');
 
@@ -97,6 +98,7 @@ export class ClusterNode implements AsyncDisposable {
     this.#puller = new ObjectPuller(options.token, (id, size) =>
       node.store.acceptIncoming(id, size, ', so an object from another node cannot be pulled here'),
     );
+    this.#puller.onPulled = node.metrics.transfers(this.#puller.stats);
     this.#arrival = new ObjectArrival({
       store: node.store,
       puller: this.#puller,
@@ -178,6 +180,7 @@ export class ClusterNode implements AsyncDisposable {
         if (node.cluster.joined) node.cluster.actors.dropFor(connection);
       },
       ...(options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {}),
+      routes: { '/metrics': async () => ({ type: PROMETHEUS_TEXT, body: await node.metrics.text() }) },
     });
     await this.#data.start();
     if (this.#closing) return;

@@ -35,6 +35,7 @@ import type { ObjectStore, OutgoingObject } from '@shoal/store';
 import { debugLogger, type Logger } from '../../log.js';
 import { ConnectionBudget, httpRefusal, type BudgetLimits } from '../../transport/connection-budget.js';
 import { guard, refusalResponse, upgradeRefusal, wsUrl, type UpgradeRefusal } from '../../transport/guard.js';
+import { httpRoutes, type Route } from '../../transport/http-routes.js';
 
 const debug = debuglog('shoal:transfer');
 
@@ -56,6 +57,8 @@ export interface DataServerOptions {
   readonly onActorCall?: (call: Extract<ToHolder, { type: 'actor-call' }>, answer: (result: ClusterResult) => void, connection: object) => void;
   /** A data connection closed: what was kept for calls made on it (`connection`, as onActorCall gave it) will not be pulled. */
   readonly onConnectionClosed?: (connection: object) => void;
+  /** GET routes served beside the WebSocket upgrades (the node's `/metrics`), behind the token. */
+  readonly routes?: Readonly<Record<string, Route>>;
   /** How long {@link DataServer.close} lets transfers in flight finish before it cuts them. @default 10000 */
   readonly drainTimeoutMs?: number;
   /**
@@ -160,9 +163,14 @@ export class DataServer implements AsyncDisposable {
     this.#state = 'starting';
     const { host, port = 0, allowedOrigins = [], budget: limits } = this.#options;
     // Its own HTTP server, so that the budget sees every TCP connection, upgraded or not.
-    const http = createServer((_request, response) => {
-      response.writeHead(426, { 'content-type': 'text/plain' }).end('This is a Shoal data server: connect with a WebSocket.\n');
-    });
+    const http = createServer(
+      httpRoutes({
+        token: this.#options.token,
+        routes: this.#options.routes ?? {},
+        otherwise: { status: 426, type: 'text/plain', body: 'This is a Shoal data server: connect with a WebSocket.\n' },
+        internalError: (fields, message) => this.#logger.error(fields, message),
+      }),
+    );
     const budget = new ConnectionBudget({
       kind: 'data connection',
       maxConnections: limits?.maxConnections ?? MAX_CONNECTIONS,

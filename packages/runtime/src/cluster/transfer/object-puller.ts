@@ -43,6 +43,9 @@ export class ObjectPuller {
   #closed = false;
 
   /** `accept` starts an object arriving in this node's store (`store.acceptIncoming`); it throws when there is no room. */
+  /** Told of each pull that succeeded, with its duration (the node's metrics). */
+  onPulled: ((durationMs: number) => void) | undefined;
+
   constructor(token: string, accept: (id: string, size: number) => IncomingObject) {
     this.#token = token;
     this.#accept = accept;
@@ -108,8 +111,10 @@ export class ObjectPuller {
         const object = await this.#pullOnce(url, id);
         this.stats.pulls += 1;
         this.stats.pulledBytes += object.size;
+        const durationMs = performance.now() - started;
+        this.onPulled?.(durationMs);
         if (objectTransferChannel.hasSubscribers) {
-          objectTransferChannel.publish({ id, size: object.size, from: url, durationMs: performance.now() - started } satisfies ObjectTransferMessage);
+          objectTransferChannel.publish({ id, size: object.size, from: url, durationMs } satisfies ObjectTransferMessage);
         }
         return object;
       } catch (error) {
