@@ -37,7 +37,8 @@ test('the head and each node serve /metrics in the text format, behind the token
   const nodeMetrics = (member: typeof driverNode) => `${member.dataUrl.replace(/^ws/, 'http')}/metrics`;
 
   // Every route refuses a missing or wrong token, in every form.
-  for (const url of [head, nodeMetrics(driverNode), `${cluster.url.replace(/^ws/, 'http')}/api/status`]) {
+  const base = cluster.url.replace(/^ws/, 'http');
+  for (const url of [head, nodeMetrics(driverNode), `${nodeMetrics(driverNode).replace('/metrics', '/api/tasks')}`, `${base}/`, `${base}/api/status`, `${base}/api/tasks`]) {
     assert.equal((await get(url)).status, 401, `${url} without a token`);
     assert.equal((await get(url, { authorization: 'Bearer wrong-token' })).status, 401, `${url} with a wrong token`);
     assert.equal((await get(`${url}?token=wrong-token`)).status, 401, `${url} with a wrong token in the query`);
@@ -50,7 +51,8 @@ test('the head and each node serve /metrics in the text format, behind the token
   const cookie = opened.headers.get('set-cookie')!.split(';')[0]!;
   assert.equal((await get(head, { cookie })).status, 200, 'the cookie opens the route');
   // Other paths answer as before; a POST is refused.
-  assert.equal((await get(cluster.url.replace(/^ws/, 'http'))).status, 426);
+  assert.equal((await get(`${cluster.url.replace(/^ws/, 'http')}/elsewhere`)).status, 426);
+  assert.equal((await get(`${nodeMetrics(driverNode).replace('/metrics', '/')}`)).status, 426);
   assert.equal((await fetch(head, { method: 'POST', headers: { authorization: `Bearer ${cluster.token}` } })).status, 405);
 
   const before = await scrape(nodeMetrics(gpuNode), cluster.token);

@@ -7,8 +7,41 @@ import { publishTaskEnd, publishTaskStart } from '../diagnostics.js';
 /** Buckets of the task histograms, in seconds: 100 µs to 1 min. */
 const TASK_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60];
 
+/** How many of a function's tasks did what on this node (the dashboard's table), and their run time. */
+export interface FunctionTally {
+  readonly name: string;
+  submitted: number;
+  started: number;
+  finished: number;
+  failed: number;
+  /** Runs that ended here, and their seconds in all. */
+  runs: number;
+  runSeconds: number;
+}
+
+/** A task that failed on this node, as the dashboard lists it. */
+export interface TaskFailure {
+  readonly name: string;
+  readonly returnId: string;
+  /** `Date.now()` when it failed. */
+  readonly at: number;
+  readonly error: string;
+  readonly message: string;
+  readonly stack: string | undefined;
+}
+
+/** What {@link NodeMetrics.summary} says: per function, and the last failures (newest first). */
+export interface TaskSummary {
+  readonly functions: readonly FunctionTally[];
+  readonly failures: readonly TaskFailure[];
+}
+
+/** Failures a node remembers for the dashboard. */
+const FAILURES_KEPT = 20;
+
 /** The children of one function's labelled metrics, made once (a labelled lookup hashes its labels). */
 interface FunctionMetrics {
+  readonly tally: FunctionTally;
   readonly submitted: Counter.Internal;
   readonly started: Counter.Internal;
   readonly finished: Counter.Internal;
@@ -46,6 +79,7 @@ export class NodeMetrics implements TaskEvents {
   readonly #ran: Histogram<'function'>;
   readonly #exits: Counter;
   readonly #byName = new Map<string, FunctionMetrics>();
+  readonly #failures: TaskFailure[] = [];
   /** What the gauges of the scrape going on read: the node is read once per scrape. */
   #reading: { load: NodeLoad; actors: number } | undefined;
 
@@ -101,22 +135,42 @@ export class NodeMetrics implements TaskEvents {
     return this.registry.metrics();
   }
 
+  /** Tasks by function and the last failures, for the dashboard (`/api/tasks` on the data port). */
+  summary(): TaskSummary {
+    return { functions: [...this.#byName.values()].map((metrics) => ({ ...metrics.tally })), failures: [...this.#failures] };
+  }
+
   submitted(task: Task): void {
-    this.#of(task.fn.name).submitted.inc();
+    const metrics = this.#of(task.fn.name);
+    metrics.submitted.inc();
+    metrics.tally.submitted += 1;
   }
 
   started(task: Task, workerPid: number): void {
     const metrics = this.#of(task.fn.name);
     metrics.started.inc();
+    metrics.tally.started += 1;
     if (task.attempts === 1) metrics.queued.observe((task.startedAt - task.submittedAt) / 1000);
     publishTaskStart(task, workerPid);
   }
 
   ended(task: Task, error?: Error): void {
     const metrics = this.#of(task.fn.name);
-    (error === undefined ? metrics.finished : metrics.failed).inc();
+    if (error === undefined) {
+      metrics.finished.inc();
+      metrics.tally.finished += 1;
+    } else {
+      metrics.failed.inc();
+      metrics.tally.failed += 1;
+      this.#remember(task, error);
+    }
     // A task that ran elsewhere (spilled) or never started has no run here.
-    if (task.startedAt > 0) metrics.ran.observe((performance.now() - task.startedAt) / 1000);
+    if (task.startedAt > 0) {
+      const seconds = (performance.now() - task.startedAt) / 1000;
+      metrics.ran.observe(seconds);
+      metrics.tally.runs += 1;
+      metrics.tally.runSeconds += seconds;
+    }
     publishTaskEnd(task, error);
   }
 
@@ -148,11 +202,19 @@ export class NodeMetrics implements TaskEvents {
     this.#exits.inc();
   }
 
+  #remember(task: Task, error: Error): void {
+    // A task error's own error is its cause: that is what the user threw.
+    const thrown = error.cause instanceof Error ? error.cause : error;
+    this.#failures.unshift({ name: task.fn.name, returnId: task.returnId, at: Date.now(), error: thrown.name, message: thrown.message, stack: thrown.stack });
+    if (this.#failures.length > FAILURES_KEPT) this.#failures.pop();
+  }
+
   #of(name: string): FunctionMetrics {
     let metrics = this.#byName.get(name);
     if (!metrics) {
       const labels = { function: name };
       metrics = {
+        tally: { name, submitted: 0, started: 0, finished: 0, failed: 0, runs: 0, runSeconds: 0 },
         submitted: this.#submitted.labels(labels),
         started: this.#started.labels(labels),
         finished: this.#finished.labels(labels),

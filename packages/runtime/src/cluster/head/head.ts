@@ -10,6 +10,8 @@ import { Membership } from './membership.js';
 import { ObjectDirectory } from './object-directory.js';
 import { TaskForwarder } from './task-forwarder.js';
 import { headMetrics } from './head-metrics.js';
+import { clusterTasks } from './cluster-tasks.js';
+import { DASHBOARD_PAGE } from './dashboard-page.js';
 import { PROMETHEUS_TEXT, type Route } from '../../transport/http-routes.js';
 
 /** Options of a {@link Head}. */
@@ -186,12 +188,18 @@ export class Head implements AsyncDisposable {
     return this.#membership.nodes();
   }
 
-  /** The GET routes of the head's port: its metrics, and the cluster's status as JSON. */
+  /**
+   * The GET routes of the head's port: the dashboard, its metrics, the cluster's status and its
+   * tasks (asked of every node) as JSON.
+   */
   #routes(): Record<string, Route> {
     const metrics = headMetrics(() => this.nodes(), this.clusterId);
+    const json = (value: unknown) => ({ type: 'application/json', body: JSON.stringify(value) });
     return {
+      '/': () => ({ type: 'text/html; charset=utf-8', body: DASHBOARD_PAGE }),
       '/metrics': async () => ({ type: PROMETHEUS_TEXT, body: await metrics.metrics() }),
-      '/api/status': () => ({ type: 'application/json', body: JSON.stringify({ clusterId: this.clusterId, nodes: this.nodes() }) }),
+      '/api/status': () => json({ clusterId: this.clusterId, nodes: this.nodes() }),
+      '/api/tasks': async () => json(await clusterTasks(this.nodes(), this.#token)),
     };
   }
 

@@ -180,7 +180,10 @@ export class ClusterNode implements AsyncDisposable {
         if (node.cluster.joined) node.cluster.actors.dropFor(connection);
       },
       ...(options.allowedOrigins ? { allowedOrigins: options.allowedOrigins } : {}),
-      routes: { '/metrics': async () => ({ type: PROMETHEUS_TEXT, body: await node.metrics.text() }) },
+      routes: {
+        '/metrics': async () => ({ type: PROMETHEUS_TEXT, body: await node.metrics.text() }),
+        '/api/tasks': () => ({ type: 'application/json', body: JSON.stringify(node.metrics.summary()) }),
+      },
     });
     await this.#data.start();
     if (this.#closing) return;

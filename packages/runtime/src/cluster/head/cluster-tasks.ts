@@ -1,0 +1,69 @@
+import type { NodeStatus } from '@shoal/protocol';
+
+/** One function's tasks across the cluster (each node counts those submitted to it and run on it). */
+export interface ClusterFunction {
+  readonly name: string;
+  submitted: number;
+  started: number;
+  finished: number;
+  failed: number;
+  runs: number;
+  runSeconds: number;
+}
+
+/** A failed task, with the node it failed on. */
+export interface ClusterFailure {
+  readonly node: string;
+  readonly name: string;
+  readonly returnId: string;
+  readonly at: number;
+  readonly error: string;
+  readonly message: string;
+  readonly stack?: string;
+}
+
+/** The cluster's tasks as the dashboard shows them (`/api/tasks` on the head). */
+export interface ClusterTasks {
+  readonly functions: ClusterFunction[];
+  /** The last failures, newest first. */
+  readonly failures: ClusterFailure[];
+  /** Nodes that did not answer, and why. */
+  readonly unreachable: { readonly node: string; readonly reason: string }[];
+}
+
+/** How long the head waits for a node's tasks. */
+const ASK_TIMEOUT_MS = 2000;
+const FAILURES_SHOWN = 20;
+
+/**
+ * Asks every member's data port for its tasks (`/api/tasks`, with the cluster token) and merges
+ * them: counts summed by function name, failures newest first. A node that does not answer in 2 s
+ * is listed in `unreachable`; the others are still shown.
+ */
+export async function clusterTasks(nodes: readonly NodeStatus[], token: string): Promise<ClusterTasks> {
+  const byName = new Map<string, ClusterFunction>();
+  const failures: ClusterFailure[] = [];
+  const unreachable: { node: string; reason: string }[] = [];
+  await Promise.all(
+    nodes.map(async (node) => {
+      try {
+        const response = await fetch(`${node.dataUrl.replace(/^ws/, 'http')}/api/tasks`, {
+          headers: { authorization: `Bearer ${token}` },
+          signal: AbortSignal.timeout(ASK_TIMEOUT_MS),
+        });
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        const summary = (await response.json()) as { functions: ClusterFunction[]; failures: Omit<ClusterFailure, 'node'>[] };
+        for (const tally of summary.functions) {
+          const total = byName.get(tally.name);
+          if (!total) byName.set(tally.name, { ...tally });
+          else for (const key of ['submitted', 'started', 'finished', 'failed', 'runs', 'runSeconds'] as const) total[key] += tally[key];
+        }
+        for (const failure of summary.failures) failures.push({ ...failure, node: node.nodeId });
+      } catch (error) {
+        unreachable.push({ node: node.nodeId, reason: (error as Error).message });
+      }
+    }),
+  );
+  failures.sort((a, b) => b.at - a.at);
+  return { functions: [...byName.values()].sort((a, b) => a.name.localeCompare(b.name)), failures: failures.slice(0, FAILURES_SHOWN), unreachable };
+}

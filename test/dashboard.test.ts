@@ -1,0 +1,58 @@
+// The dashboard the head serves at `/`, in a real browser (Debian's chromium, driven by
+// playwright-core): opened once with ?token=, it shows the cluster's nodes, the tasks a driver
+// just ran (by function, with the failure's stack) and its charts; without the token it is refused.
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { runProgram } from './cluster-helpers.js';
+import { startCluster } from './support/start-cluster.js';
+
+const DRIVER = fileURLToPath(new URL('./fixtures/diagnostics-driver.ts', import.meta.url));
+const CHROMIUM = '/usr/bin/chromium'; // installed by scripts/system-packages.mjs (npm test)
+
+test('the dashboard shows the nodes, the tasks by function and a failure with its stack, in Chromium', { timeout: 120_000 }, async () => {
+  await using cluster = await startCluster({ nodes: [{}, { resources: { gpu: 1 } }] });
+  const run = await runProgram(DRIVER, [cluster.nodes[0]!.address, 'shoal-test-child'], {});
+  assert.equal(run.code, 0, run.stderr);
+  const base = cluster.url.replace(/^ws/, 'http');
+  const shots = mkdtempSync(join(tmpdir(), 'shoal-dashboard-'));
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    // Without the token: refused.
+    const refused = await page.goto(`${base}/`);
+    assert.equal(refused?.status(), 401);
+    // With it once: the page loads (the cookie carries the token to its JSON calls).
+    await page.goto(`${base}/?token=${cluster.token}`);
+    assert.equal(new URL(page.url()).search, '', 'the token left the address bar');
+    const nodes = page.locator('#nodes tbody tr');
+    await nodes.filter({ hasText: cluster.nodes[1]!.nodeId }).waitFor();
+    assert.equal(await nodes.count(), 2);
+    assert.match(await nodes.filter({ hasText: cluster.nodes[1]!.nodeId }).innerText(), /gpu 1\/1/);
+    const failing = page.locator('#functions tbody tr', { hasText: 'failsOnPurpose' });
+    await failing.waitFor();
+    // function, submitted, started, finished, failed
+    assert.deepEqual((await failing.locator('td').allInnerTexts()).slice(0, 5), ['failsOnPurpose', '1', '1', '0', '1']);
+    // The gpu task: submitted on the driver's node and on the gpu node (spilled there), run there once.
+    const spilled = page.locator('#functions tbody tr', { hasText: 'anonymous' });
+    assert.deepEqual((await spilled.locator('td').allInnerTexts()).slice(0, 5), ['anonymous', '2', '1', '2', '0']);
+    const failure = page.locator('#failures div', { hasText: 'failsOnPurpose' });
+    await failure.waitFor();
+    assert.match(await failure.innerText(), /Error: on purpose/);
+    assert.match(await failure.locator('pre').innerText(), /diagnostics-driver\.ts:\d+/, 'the stack names the driver file');
+    // A second refresh draws the charts' lines.
+    await page.locator('#store path').waitFor({ state: 'attached' });
+    const shot = join(shots, 'dashboard.png');
+    await page.screenshot({ path: shot, fullPage: true });
+    assert.ok(statSync(shot).size > 10_000, 'a screenshot was written');
+    // SHOAL_DASHBOARD_SHOT=docs/dashboard.png keeps it (the README's picture is made so).
+    if (process.env.SHOAL_DASHBOARD_SHOT) copyFileSync(shot, process.env.SHOAL_DASHBOARD_SHOT);
+  } finally {
+    await browser.close();
+    rmSync(shots, { recursive: true, force: true });
+  }
+});
