@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { FunctionTally, TaskFailure, TaskSummary } from '@shoal/protocol';
 import type { NodeLoad } from './node-load.js';
 import type { Task } from '../scheduling/task.js';
 import type { TaskEvents } from '../scheduling/scheduler-ports.js';
@@ -6,35 +7,6 @@ import { publishTaskEnd, publishTaskStart } from '../diagnostics.js';
 
 /** Buckets of the task histograms, in seconds: 100 µs to 1 min. */
 const TASK_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60];
-
-/** How many of a function's tasks did what on this node (the dashboard's table), and their run time. */
-export interface FunctionTally {
-  readonly name: string;
-  submitted: number;
-  started: number;
-  finished: number;
-  failed: number;
-  /** Runs that ended here, and their seconds in all. */
-  runs: number;
-  runSeconds: number;
-}
-
-/** A task that failed on this node, as the dashboard lists it. */
-export interface TaskFailure {
-  readonly name: string;
-  readonly returnId: string;
-  /** `Date.now()` when it failed. */
-  readonly at: number;
-  readonly error: string;
-  readonly message: string;
-  readonly stack: string | undefined;
-}
-
-/** What {@link NodeMetrics.summary} says: per function, and the last failures (newest first). */
-export interface TaskSummary {
-  readonly functions: readonly FunctionTally[];
-  readonly failures: readonly TaskFailure[];
-}
 
 /** Failures a node remembers for the dashboard. */
 const FAILURES_KEPT = 20;

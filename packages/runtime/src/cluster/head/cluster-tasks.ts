@@ -1,30 +1,12 @@
-import type { NodeStatus } from '@shoal/protocol';
-
-/** One function's tasks across the cluster (each node counts those submitted to it and run on it). */
-export interface ClusterFunction {
-  readonly name: string;
-  submitted: number;
-  started: number;
-  finished: number;
-  failed: number;
-  runs: number;
-  runSeconds: number;
-}
+import type { FunctionTally, NodeStatus, TaskFailure, TaskSummary } from '@shoal/protocol';
 
 /** A failed task, with the node it failed on. */
-export interface ClusterFailure {
-  readonly node: string;
-  readonly name: string;
-  readonly returnId: string;
-  readonly at: number;
-  readonly error: string;
-  readonly message: string;
-  readonly stack?: string;
-}
+export type ClusterFailure = TaskFailure & { readonly node: string };
 
 /** The cluster's tasks as the dashboard shows them (`/api/tasks` on the head). */
 export interface ClusterTasks {
-  readonly functions: ClusterFunction[];
+  /** Each function's tasks across the cluster (each node counts those submitted to it and run on it). */
+  readonly functions: FunctionTally[];
   /** The last failures, newest first. */
   readonly failures: ClusterFailure[];
   /** Nodes that did not answer, and why. */
@@ -41,7 +23,7 @@ const FAILURES_SHOWN = 20;
  * is listed in `unreachable`; the others are still shown.
  */
 export async function clusterTasks(nodes: readonly NodeStatus[], token: string): Promise<ClusterTasks> {
-  const byName = new Map<string, ClusterFunction>();
+  const byName = new Map<string, FunctionTally>();
   const failures: ClusterFailure[] = [];
   const unreachable: { node: string; reason: string }[] = [];
   await Promise.all(
@@ -52,7 +34,7 @@ export async function clusterTasks(nodes: readonly NodeStatus[], token: string):
           signal: AbortSignal.timeout(ASK_TIMEOUT_MS),
         });
         if (!response.ok) throw new Error(`HTTP ${response.status}`);
-        const summary = (await response.json()) as { functions: ClusterFunction[]; failures: Omit<ClusterFailure, 'node'>[] };
+        const summary = (await response.json()) as TaskSummary;
         for (const tally of summary.functions) {
           const total = byName.get(tally.name);
           if (!total) byName.set(tally.name, { ...tally });
