@@ -11,23 +11,47 @@ const TASK_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 
 /** Failures a node remembers for the dashboard. */
 const FAILURES_KEPT = 20;
 
-/** The children of one function's labelled metrics, made once (a labelled lookup hashes its labels). */
+/** A histogram's counts kept as plain numbers: one per bucket (not cumulative), their sum and count. */
+class Buckets {
+  readonly counts = new Float64Array(TASK_BUCKETS.length + 1);
+  sum = 0;
+  count = 0;
+
+  observe(seconds: number): void {
+    let i = 0;
+    while (i < TASK_BUCKETS.length && seconds > TASK_BUCKETS[i]!) i++;
+    this.counts[i]! += 1;
+    this.sum += seconds;
+    this.count += 1;
+  }
+}
+
+/** One function's tasks on this node, counted in plain numbers (turned into metrics when scraped). */
 interface FunctionMetrics {
-  readonly tally: FunctionTally;
-  readonly submitted: Counter.Internal;
-  readonly started: Counter.Internal;
-  readonly finished: Counter.Internal;
-  readonly failed: Counter.Internal;
-  readonly queued: Histogram.Internal<'function'>;
-  readonly ran: Histogram.Internal<'function'>;
+  readonly name: string;
+  submitted: number;
+  started: number;
+  finished: number;
+  failed: number;
+  readonly queued: Buckets;
+  readonly ran: Buckets;
+}
+
+/**
+ * A metric prom-client's registry renders from what `values()` says when scraped (the registry
+ * needs only `name` and `get()`; its `Metric` type names a class's internals, hence the casts).
+ */
+function scrapedMetric(name: string, help: string, type: 'counter' | 'histogram', values: () => { metricName?: string; labels: Record<string, string | number>; value: number }[]) {
+  return { name, help, type, get: () => ({ name, help, type, aggregator: 'sum' as const, values: values() }) };
 }
 
 /**
  * A node's Prometheus metrics (prom-client, in a registry of its own: several nodes may share a
- * process). Task counters and histograms move as tasks do, through the scheduler's
- * {@link TaskEvents} (which also publish the diagnostics channels); gauges are read from the node
- * when scraped. Other parts register theirs in {@link NodeMetrics.registry} (the cluster node's
- * transfers). Served as `/metrics` on the node's data port in a cluster.
+ * process). What tasks do is counted in plain numbers per function as it happens, through the
+ * scheduler's {@link TaskEvents} (which also publish the diagnostics channels), and turned into
+ * counters and histograms when scraped: a task costs a few additions, no label hashing. Gauges
+ * are read from the node when scraped. Other parts register theirs in {@link NodeMetrics.registry}
+ * (the cluster node's transfers). Served as `/metrics` on the node's data port in a cluster.
  *
  * | metric | kind | labels |
  * |---|---|---|
@@ -43,12 +67,6 @@ interface FunctionMetrics {
  */
 export class NodeMetrics implements TaskEvents {
   readonly registry = new Registry();
-  readonly #submitted: Counter<'function'>;
-  readonly #started: Counter<'function'>;
-  readonly #finished: Counter<'function'>;
-  readonly #failed: Counter<'function'>;
-  readonly #queued: Histogram<'function'>;
-  readonly #ran: Histogram<'function'>;
   readonly #exits: Counter;
   readonly #byName = new Map<string, FunctionMetrics>();
   readonly #failures: TaskFailure[] = [];
@@ -59,14 +77,30 @@ export class NodeMetrics implements TaskEvents {
   constructor(nodeId: string, load: () => NodeLoad, actors: () => number) {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ node: nodeId });
-    const tasks = (name: string, help: string) => new Counter({ name, help, labelNames: ['function'] as const, registers });
-    this.#submitted = tasks('shoal_tasks_submitted_total', 'Tasks submitted to this node (from its programs, tasks and the head)');
-    this.#started = tasks('shoal_tasks_started_total', 'Task runs started on a worker of this node (each attempt)');
-    this.#finished = tasks('shoal_tasks_finished_total', 'Tasks of this node that produced their result');
-    this.#failed = tasks('shoal_tasks_failed_total', 'Tasks of this node that failed for good (after retries) or were cancelled');
-    const histogram = (name: string, help: string) => new Histogram({ name, help, labelNames: ['function'] as const, buckets: TASK_BUCKETS, registers });
-    this.#queued = histogram('shoal_task_queue_seconds', 'From submission to the first start on a worker of this node');
-    this.#ran = histogram('shoal_task_run_seconds', 'From the start of its last run to the end of a task that ran here');
+    const functions = () => [...this.#byName.values()];
+    const count = (name: string, help: string, of: (metrics: FunctionMetrics) => number) =>
+      this.registry.registerMetric(scrapedMetric(name, help, 'counter', () => functions().map((metrics) => ({ labels: { function: metrics.name }, value: of(metrics) }))) as never);
+    count('shoal_tasks_submitted_total', 'Tasks submitted to this node (from its programs, tasks and the head)', (metrics) => metrics.submitted);
+    count('shoal_tasks_started_total', 'Task runs started on a worker of this node (each attempt)', (metrics) => metrics.started);
+    count('shoal_tasks_finished_total', 'Tasks of this node that produced their result', (metrics) => metrics.finished);
+    count('shoal_tasks_failed_total', 'Tasks of this node that failed for good (after retries) or were cancelled', (metrics) => metrics.failed);
+    const histogram = (name: string, help: string, of: (metrics: FunctionMetrics) => Buckets) =>
+      this.registry.registerMetric(
+        scrapedMetric(name, help, 'histogram', () =>
+          functions().flatMap((metrics) => {
+            const buckets = of(metrics);
+            const labels = { function: metrics.name };
+            let cumulative = 0;
+            const values = [...TASK_BUCKETS, '+Inf'].map((le, i) => {
+              cumulative += buckets.counts[i]!;
+              return { metricName: `${name}_bucket`, labels: { ...labels, le }, value: cumulative };
+            });
+            return [...values, { metricName: `${name}_sum`, labels, value: buckets.sum }, { metricName: `${name}_count`, labels, value: buckets.count }];
+          }),
+        ) as never,
+      );
+    histogram('shoal_task_queue_seconds', 'From submission to the first start on a worker of this node', (metrics) => metrics.queued);
+    histogram('shoal_task_run_seconds', 'From the start of its last run to the end of a task that ran here', (metrics) => metrics.ran);
     this.#exits = new Counter({ name: 'shoal_worker_exits_total', help: 'Worker processes of this node that exited (crashed, killed, or stopped when idle)', registers });
     const now = () => (this.#reading ??= { load: load(), actors: actors() });
     const gauge = (name: string, help: string, value: (at: { load: NodeLoad; actors: number }) => number) =>
@@ -109,40 +143,30 @@ export class NodeMetrics implements TaskEvents {
 
   /** Tasks by function and the last failures, for the dashboard (`/api/tasks` on the data port). */
   summary(): TaskSummary {
-    return { functions: [...this.#byName.values()].map((metrics) => ({ ...metrics.tally })), failures: [...this.#failures] };
+    const functions = [...this.#byName.values()].map(({ name, submitted, started, finished, failed, ran }): FunctionTally => ({ name, submitted, started, finished, failed, runs: ran.count, runSeconds: ran.sum }));
+    return { functions, failures: [...this.#failures] };
   }
 
   submitted(task: Task): void {
-    const metrics = this.#of(task.fn.name);
-    metrics.submitted.inc();
-    metrics.tally.submitted += 1;
+    this.#of(task.fn.name).submitted += 1;
   }
 
   started(task: Task, workerPid: number): void {
     const metrics = this.#of(task.fn.name);
-    metrics.started.inc();
-    metrics.tally.started += 1;
+    metrics.started += 1;
     if (task.attempts === 1) metrics.queued.observe((task.startedAt - task.submittedAt) / 1000);
     publishTaskStart(task, workerPid);
   }
 
   ended(task: Task, error?: Error): void {
     const metrics = this.#of(task.fn.name);
-    if (error === undefined) {
-      metrics.finished.inc();
-      metrics.tally.finished += 1;
-    } else {
-      metrics.failed.inc();
-      metrics.tally.failed += 1;
+    if (error === undefined) metrics.finished += 1;
+    else {
+      metrics.failed += 1;
       this.#remember(task, error);
     }
     // A task that ran elsewhere (spilled) or never started has no run here.
-    if (task.startedAt > 0) {
-      const seconds = (performance.now() - task.startedAt) / 1000;
-      metrics.ran.observe(seconds);
-      metrics.tally.runs += 1;
-      metrics.tally.runSeconds += seconds;
-    }
+    if (task.startedAt > 0) metrics.ran.observe((performance.now() - task.startedAt) / 1000);
     publishTaskEnd(task, error);
   }
 
@@ -184,16 +208,7 @@ export class NodeMetrics implements TaskEvents {
   #of(name: string): FunctionMetrics {
     let metrics = this.#byName.get(name);
     if (!metrics) {
-      const labels = { function: name };
-      metrics = {
-        tally: { name, submitted: 0, started: 0, finished: 0, failed: 0, runs: 0, runSeconds: 0 },
-        submitted: this.#submitted.labels(labels),
-        started: this.#started.labels(labels),
-        finished: this.#finished.labels(labels),
-        failed: this.#failed.labels(labels),
-        queued: this.#queued.labels(labels),
-        ran: this.#ran.labels(labels),
-      };
+      metrics = { name, submitted: 0, started: 0, finished: 0, failed: 0, queued: new Buckets(), ran: new Buckets() };
       this.#byName.set(name, metrics);
     }
     return metrics;
