@@ -1,5 +1,6 @@
 export { compileFunction, functionSource, type FunctionSource } from './api/function-source.js';
 export { NODE_MANAGER_OPTION_KEYS, NodeManager, type NodeManagerOptions, type NodeState } from './node/node-manager.js';
+export { NodeMetrics } from './node/node-metrics.js';
 export {
   NODE_OPTION_KEYS,
   checkOptionNames,
