@@ -28,6 +28,20 @@ test("`shoal status` on a joined node's machine works without --token", { timeou
     const pidsSeen = (JSON.parse(status.stdout) as { nodes: { pid: number }[] }).nodes.map((member) => member.pid).sort();
     assert.deepEqual(pidsSeen, [head.pid, node.pid].sort());
     assert.equal(readFileSync(join(homeB!, 'joined-token'), 'utf8').trim(), token);
+    // `shoal dashboard` prints the page with the token, and every /metrics; they answer.
+    const where = await shoal(homeB!, ['dashboard'], noToken);
+    assert.equal(where.code, 0, where.stderr);
+    const page = /^Dashboard: (http:\/\/\S+)$/m.exec(where.stdout)![1]!;
+    assert.equal(new URL(page).searchParams.get('token'), token);
+    const opened = await fetch(page, { redirect: 'manual' });
+    assert.equal(opened.status, 303);
+    const cookie = opened.headers.get('set-cookie')!.split(';')[0]!;
+    const shown = await fetch(new URL(opened.headers.get('location')!, page), { headers: { cookie } });
+    assert.equal(shown.status, 200, 'the redirect, with its cookie, lands on the page');
+    assert.match(await shown.text(), /<title>Shoal<\/title>/);
+    const metrics = [...where.stdout.matchAll(/(http:\/\/\S+\/metrics)/g)].map((match) => match[1]!);
+    assert.equal(metrics.length, 3, 'the head and both nodes');
+    for (const url of metrics) assert.equal((await fetch(url, { headers: { authorization: `Bearer ${token}` } })).status, 200, url);
     assert.equal(statSync(join(homeB!, 'joined-token')).mode & 0o777, 0o600, "the joined node's token is private");
     assert.ok(!existsSync(join(homeB!, 'token')), 'it is kept apart from a head token');
   });

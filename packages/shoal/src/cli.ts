@@ -30,6 +30,7 @@ Commands:
   start --head        start this machine's node and the cluster's head
   start --address URL start this machine's node and join the cluster at URL
   status              show the cluster's nodes, CPUs, resources, objects and tasks
+  dashboard           print the address of the head's dashboard and of every /metrics
   health [--ready]    exit 0 when this machine's daemon answers (and is a cluster member)
   stop                stop this machine's daemon and remove its session directory
 
@@ -83,6 +84,13 @@ Shows the cluster's nodes: CPUs used/total, custom resources, objects and bytes 
 queued and running tasks, and file descriptors open in each node's process of its limit (a
 daemon raises its soft limit to the hard one at start). The address and token default to SHOAL_ADDRESS / SHOAL_TOKEN, then to
 this machine's daemon and its token ($SHOAL_HOME/joined-token on a joined node, else $SHOAL_HOME/token).`;
+
+const DASHBOARD_USAGE = `Usage: shoal dashboard [--address ws://HOST:PORT] [--token T]
+
+Prints where to look inside the cluster: the head's dashboard, with the token to open it once
+(the page keeps it in a cookie), and the Prometheus /metrics of the head and of each node (scrape
+them with the token as \`Authorization: Bearer TOKEN\`). The address and token are found as for
+\`shoal status\`.`;
 
 const HEALTH_USAGE = `Usage: shoal health [--ready] [--timeout-ms MS]
 
@@ -284,21 +292,43 @@ async function start(args: string[]): Promise<void> {
   print(`  status / stop:  shoal status   /   shoal stop      (log: ${logPath(home)})`);
 }
 
-async function status(args: string[]): Promise<void> {
-  const values = parse(args, { address: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' } });
-  if (values.help) return print(STATUS_USAGE);
+/** The head to ask and its token: the options, then SHOAL_ADDRESS / SHOAL_TOKEN, then this machine's daemon. */
+function clusterTarget(values: { address?: string | undefined; token?: string | undefined }): { address: string; token: string } {
   const home = shoalHome();
   const envAddress = process.env.SHOAL_ADDRESS?.startsWith('ws') ? process.env.SHOAL_ADDRESS : undefined;
   const address = values.address ?? envAddress ?? liveDaemon(home)?.head;
   if (!address) fail(`no cluster to ask: no daemon runs for ${home}; pass --address ws://HOST:PORT (or SHOAL_ADDRESS)`);
   const token = values.token ?? (process.env.SHOAL_TOKEN || undefined) ?? readToken(home);
   if (!token) throw new UsageError('the cluster token is needed: --token T or SHOAL_TOKEN');
-  let result: Awaited<ReturnType<typeof queryStatus>>;
+  return { address, token };
+}
+
+/** The cluster's status from its head; fails (exit 1) saying why it cannot be had. */
+async function clusterStatus(address: string, token: string): Promise<Awaited<ReturnType<typeof queryStatus>>> {
   try {
-    result = await queryStatus(address, token);
+    return await queryStatus(address, token);
   } catch (error) {
     fail((error as Error).message);
   }
+}
+
+async function dashboard(args: string[]): Promise<void> {
+  const values = parse(args, { address: { type: 'string' }, token: { type: 'string' } });
+  if (values.help) return print(DASHBOARD_USAGE);
+  const { address, token } = clusterTarget(values);
+  const result = await clusterStatus(address, token);
+  const http = (url: string) => url.replace(/^ws/, 'http').replace(/\/$/, '');
+  print(`Dashboard: ${http(address)}/?token=${encodeURIComponent(token)}`);
+  print(`Metrics (Authorization: Bearer <the token>):`);
+  print(`  head: ${http(address)}/metrics`);
+  for (const node of result.nodes) print(`  node ${node.nodeId} (${node.hostname}): ${http(node.dataUrl)}/metrics`);
+}
+
+async function status(args: string[]): Promise<void> {
+  const values = parse(args, { address: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' } });
+  if (values.help) return print(STATUS_USAGE);
+  const { address, token } = clusterTarget(values);
+  const result = await clusterStatus(address, token);
   if (values.json) return print(JSON.stringify(result, null, 2));
   const gb = (bytes: number) => `${(bytes / 1e9).toFixed(2)} GB`;
   print(`Cluster ${result.clusterId} at ${address}: ${result.nodes.length} node(s)`);
@@ -405,6 +435,9 @@ try {
     case 'start':
       await start(rest);
       break;
+    case 'dashboard':
+      await dashboard(rest);
+      break;
     case 'status':
       await status(rest);
       break;
@@ -432,7 +465,7 @@ try {
 } catch (error) {
   if (error instanceof UsageError) {
     process.stderr.write(`shoal: ${error.message}\n\n`);
-    fail(`run \`shoal ${command && ['start', 'status', 'health', 'stop'].includes(command) ? `${command} ` : ''}--help\` for usage`, 2);
+    fail(`run \`shoal ${command && ['start', 'status', 'dashboard', 'health', 'stop'].includes(command) ? `${command} ` : ''}--help\` for usage`, 2);
   }
   throw error;
 }
