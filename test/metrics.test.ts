@@ -2,6 +2,7 @@
 // its nodes report it) and each node's (its data port: tasks by function, histograms, transfers),
 // in Prometheus's text format, behind the cluster token, moving as tasks run.
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { runProgram } from './cluster-helpers.js';
@@ -15,6 +16,17 @@ const DRIVER = fileURLToPath(new URL('./fixtures/diagnostics-driver.ts', import.
 async function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; type: string; body: string }> {
   const response = await fetch(url, { headers, redirect: 'manual' });
   return { status: response.status, type: response.headers.get('content-type') ?? '', body: await response.text() };
+}
+
+/** Sends `GET target` by hand (fetch would normalise it); resolves with the answer's first line. */
+function rawRequest(port: number, target: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`));
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => (answer += chunk.toString('latin1')));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(answer.split('\r\n')[0] ?? ''));
+  });
 }
 
 /** Scrapes `url` with the token and parses it (which throws on anything but the text format). */
@@ -55,17 +67,22 @@ test('the head and each node serve /metrics in the text format, behind the token
   assert.equal((await get(`${nodeMetrics(driverNode).replace('/metrics', '/')}`)).status, 426);
   assert.equal((await fetch(head, { method: 'POST', headers: { authorization: `Bearer ${cluster.token}` } })).status, 405);
 
+  // A request the URL parser refuses (Node's HTTP parser takes it) is answered, not a crash.
+  for (const port of [new URL(cluster.url).port, new URL(driverNode.dataUrl).port]) {
+    for (const target of ['//', 'http://[/', '/%zz?token=%']) assert.match(await rawRequest(Number(port), target), /^HTTP\/1\.1 (400|401|426) /, `GET ${target}`);
+  }
   const before = await scrape(nodeMetrics(gpuNode), cluster.token);
   assert.equal(valueOf(before, 'shoal_tasks_started_total', { function: 'anonymous' }), undefined, 'no task ran on the gpu node yet');
 
   const run = await runProgram(DRIVER, [driverNode.address, 'shoal-test-child'], {});
   assert.equal(run.code, 0, run.stderr);
 
-  // The driver's node: the gpu task was submitted here and came back finished (it ran on the
-  // gpu node); the failing one ran and failed here; the result was pulled back.
+  // The driver's node: the gpu task was submitted here (its run and end are the gpu node's, where
+  // it ran); the failing one ran and failed here; the result was pulled back. Each task is
+  // counted once across the cluster.
   const driverSide = await scrape(nodeMetrics(driverNode), cluster.token);
   assert.equal(valueOf(driverSide, 'shoal_tasks_submitted_total', { function: 'anonymous', node: driverNode.nodeId }), 1);
-  assert.equal(valueOf(driverSide, 'shoal_tasks_finished_total', { function: 'anonymous' }), 1);
+  assert.equal(valueOf(driverSide, 'shoal_tasks_finished_total', { function: 'anonymous' }), 0);
   assert.equal(valueOf(driverSide, 'shoal_tasks_started_total', { function: 'failsOnPurpose' }), 1);
   assert.equal(valueOf(driverSide, 'shoal_tasks_failed_total', { function: 'failsOnPurpose' }), 1);
   assert.equal(valueOf(driverSide, 'shoal_task_queue_seconds_count', { function: 'failsOnPurpose' }), 1, 'one queue wait observed');
@@ -74,6 +91,7 @@ test('the head and each node serve /metrics in the text format, behind the token
   assert.equal(valueOf(driverSide, 'shoal_resources_total', { resource: 'CPU' }), 1);
   // The gpu node ran the task and pulled the array (2 MiB) for it.
   const gpuSide = await scrape(nodeMetrics(gpuNode), cluster.token);
+  assert.equal(valueOf(gpuSide, 'shoal_tasks_submitted_total', { function: 'anonymous' }), 0, 'counted where it was submitted');
   assert.equal(valueOf(gpuSide, 'shoal_tasks_started_total', { function: 'anonymous' }), 1);
   assert.equal(valueOf(gpuSide, 'shoal_tasks_finished_total', { function: 'anonymous' }), 1);
   assert.ok(valueOf(gpuSide, 'shoal_pulled_bytes_total')! >= 2 * 2 ** 20);

@@ -42,7 +42,7 @@ export class ForeignTasks {
     const fn: FunctionSource = { source: task.fn.source, hash: task.fn.hash, name: task.fn.name };
     this.#store.onSettled(task.returnId, () => this.#report(origin, task.returnId));
     // Its output goes back to the origin (node/task-output.ts).
-    this.#scheduler.submit({ returnId: task.returnId, fn, args, deps, contains: [], options: task.options, placement: 'local', submitter: { origin } });
+    this.#scheduler.submit({ returnId: task.returnId, fn, args, deps, contains: [], options: task.options, placement: 'local', submitter: { origin }, forwarded: true });
   }
 
   #report(origin: string, returnId: string): void {

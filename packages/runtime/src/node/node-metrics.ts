@@ -8,8 +8,9 @@ import { publishTaskEnd, publishTaskStart } from '../diagnostics.js';
 /** Buckets of the task histograms, in seconds: 100 µs to 1 min. */
 const TASK_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60];
 
-/** Failures a node remembers for the dashboard. */
+/** Failures a node remembers for the dashboard, and the characters kept of each one's texts. */
 const FAILURES_KEPT = 20;
+const FAILURE_TEXT_KEPT = 4096;
 
 /** A histogram's counts kept as plain numbers: one per bucket (not cumulative), their sum and count. */
 class Buckets {
@@ -148,7 +149,8 @@ export class NodeMetrics implements TaskEvents {
   }
 
   submitted(task: Task): void {
-    this.#of(task.fn.name).submitted += 1;
+    // A task the head sent here was counted where its program submitted it.
+    if (!task.forwarded) this.#of(task.fn.name).submitted += 1;
   }
 
   started(task: Task, workerPid: number): void {
@@ -159,6 +161,11 @@ export class NodeMetrics implements TaskEvents {
   }
 
   ended(task: Task, error?: Error): void {
+    // A task that ran on another node ended there too, and is counted there.
+    if (task.spilled && task.startedAt === 0) {
+      publishTaskEnd(task, error);
+      return;
+    }
     const metrics = this.#of(task.fn.name);
     if (error === undefined) metrics.finished += 1;
     else {
@@ -201,7 +208,8 @@ export class NodeMetrics implements TaskEvents {
   #remember(task: Task, error: Error): void {
     // A task error's own error is its cause: that is what the user threw.
     const thrown = error.cause instanceof Error ? error.cause : error;
-    this.#failures.unshift({ name: task.fn.name, returnId: task.returnId, at: Date.now(), error: thrown.name, message: thrown.message, stack: thrown.stack });
+    const cut = (text: string) => (text.length > FAILURE_TEXT_KEPT ? `${text.slice(0, FAILURE_TEXT_KEPT)}…` : text);
+    this.#failures.unshift({ name: task.fn.name, returnId: task.returnId, at: Date.now(), error: cut(String(thrown.name)), message: cut(String(thrown.message)), stack: thrown.stack === undefined ? undefined : cut(String(thrown.stack)) });
     if (this.#failures.length > FAILURES_KEPT) this.#failures.pop();
   }
 

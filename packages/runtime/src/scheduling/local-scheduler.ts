@@ -88,6 +88,8 @@ export class LocalScheduler {
       attempts: 0,
       submittedAt: performance.now(),
       startedAt: 0,
+      spilled: false,
+      forwarded: submission.forwarded ?? false,
       worker: undefined,
       timer: undefined,
       ending: undefined,
@@ -150,6 +152,7 @@ export class LocalScheduler {
 
   #spill(task: Task): void {
     task.state = 'spilled';
+    task.spilled = true;
     this.#host.cluster()!.spill(task);
   }
 

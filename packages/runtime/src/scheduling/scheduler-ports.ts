@@ -60,4 +60,5 @@ export interface SpillTarget {
 export type TaskSubmission = Pick<Task, 'returnId' | 'fn' | 'args' | 'deps' | 'contains' | 'options'> & {
   readonly placement?: Task['placement'];
   readonly submitter?: object;
+  readonly forwarded?: boolean;
 };

@@ -28,6 +28,10 @@ export interface Task {
   /** `performance.now()` when it was submitted here, and when its last run started (0: none yet). */
   readonly submittedAt: number;
   startedAt: number;
+  /** Handed to the head for another node (the metrics count its run and end there). */
+  spilled: boolean;
+  /** Sent here by the head from the node it was submitted on (the metrics count its submission there). */
+  readonly forwarded: boolean;
   worker: WorkerSlot | undefined;
   timer: NodeJS.Timeout | undefined;
   /** Why the task's worker is being killed on purpose. */

@@ -26,6 +26,11 @@ export interface HttpRoutesOptions {
   readonly otherwise: RouteAnswer;
   /** Where a route that threw is reported (a bug of ours: the request gets 500). */
   readonly internalError: (fields: Readonly<Record<string, unknown>>, message: string) => void;
+  /**
+   * A request carried the token: its connection is the cluster's (the port's connection budget
+   * lifts its handshake deadline, which would otherwise cut a keep-alive connection mid-answer).
+   */
+  readonly authenticated?: (socket: object) => void;
 }
 
 /** The cookie the dashboard's page carries the token in, once opened with `?token=`. */
@@ -45,36 +50,49 @@ export const TOKEN_COOKIE = 'shoal_token';
  */
 export function httpRoutes(options: HttpRoutesOptions): (request: IncomingMessage, response: ServerResponse) => void {
   return (request, response) => {
-    const url = new URL(request.url ?? '/', 'http://shoal');
-    const route = options.routes[url.pathname];
-    if (!route) return answer(response, options.otherwise);
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
-      return answer(response, { status: 405, type: 'text/plain', body: `${url.pathname} takes GET only\n` });
+    // Nothing a request holds may throw out of here: the server's 'request' event would take the
+    // process down (Node's parser accepts targets such as `//` that URL refuses to resolve).
+    try {
+      serve(options, request, response);
+    } catch (error) {
+      answer(response, { status: 400, type: 'text/plain', body: `bad request: ${String((error as Error)?.message ?? error)}\n` });
     }
-    const fromQuery = url.searchParams.get('token');
-    if (fromQuery !== null) {
-      if (!sameToken(fromQuery, options.token)) return answer(response, unauthorized);
-      url.searchParams.delete('token');
-      response.writeHead(303, {
-        location: url.pathname + url.search,
-        'set-cookie': `${TOKEN_COOKIE}=${encodeURIComponent(options.token)}; Path=/; HttpOnly; SameSite=Strict`,
-        'cache-control': 'no-store',
-      });
-      response.end();
-      return;
-    }
-    const given = tokenOf(request);
-    if (given === undefined || !sameToken(given, options.token)) return answer(response, unauthorized);
-    Promise.resolve()
-      .then(() => route(url))
-      .then(
-        (result) => answer(response, result, request.method === 'HEAD'),
-        (error: unknown) => {
-          options.internalError({ err: error, path: url.pathname }, `the route ${url.pathname} failed: ${(error as Error).message}`);
-          answer(response, { status: 500, type: 'text/plain', body: 'internal error\n' });
-        },
-      );
   };
+}
+
+function serve(options: HttpRoutesOptions, request: IncomingMessage, response: ServerResponse): void {
+  const target = request.url ?? '/';
+  const url = new URL(`http://shoal${target.startsWith('/') ? target : '/'}`);
+  const route = Object.hasOwn(options.routes, url.pathname) ? options.routes[url.pathname] : undefined;
+  if (!route) return answer(response, options.otherwise);
+  if (request.method !== 'GET' && request.method !== 'HEAD') {
+    return answer(response, { status: 405, type: 'text/plain', body: `${url.pathname} takes GET only\n` });
+  }
+  const fromQuery = url.searchParams.get('token');
+  if (fromQuery !== null) {
+    if (!sameToken(fromQuery, options.token)) return answer(response, unauthorized);
+    url.searchParams.delete('token');
+    response.writeHead(303, {
+      location: url.pathname + url.search,
+      'set-cookie': `${TOKEN_COOKIE}=${encodeURIComponent(options.token)}; Path=/; HttpOnly; SameSite=Strict`,
+      'cache-control': 'no-store',
+    });
+    response.end();
+    return;
+  }
+  const given = tokenOf(request);
+  if (given === undefined || !sameToken(given, options.token)) return answer(response, unauthorized);
+  options.authenticated?.(request.socket);
+  Promise.resolve()
+    .then(() => route(url))
+    .then(
+      (result) => answer(response, result, request.method === 'HEAD'),
+      (error: unknown) => {
+        options.internalError({ err: error, path: url.pathname }, `the route ${url.pathname} failed: ${String((error as Error | undefined)?.message ?? error)}`);
+        answer(response, { status: 500, type: 'text/plain', body: 'internal error\n' });
+      },
+    )
+    .catch(() => response.destroy());
 }
 
 const unauthorized: RouteAnswer = {
@@ -102,6 +120,7 @@ function tokenOf(request: IncomingMessage): string | undefined {
 }
 
 function answer(response: ServerResponse, result: RouteAnswer, headOnly = false): void {
+  if (response.headersSent) return;
   response.writeHead(result.status ?? 200, { 'content-type': result.type, 'cache-control': 'no-store' });
   response.end(headOnly ? undefined : result.body);
 }

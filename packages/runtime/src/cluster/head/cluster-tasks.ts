@@ -16,6 +16,9 @@ export interface ClusterTasks {
 /** How long the head waits for a node's tasks. */
 const ASK_TIMEOUT_MS = 2000;
 const FAILURES_SHOWN = 20;
+/** A node's answer is its tallies and 20 failures of at most 4 KiB texts each: far below this. */
+const MAX_ANSWER_CHARS = 4 * 1024 * 1024;
+const COUNTS = ['submitted', 'started', 'finished', 'failed', 'runs', 'runSeconds'] as const;
 
 /**
  * Asks every member's data port for its tasks (`/api/tasks`, with the cluster token) and merges
@@ -34,13 +37,20 @@ export async function clusterTasks(nodes: readonly NodeStatus[], token: string):
           signal: AbortSignal.timeout(ASK_TIMEOUT_MS),
         });
         if (!response.ok) throw new Error(`HTTP ${response.status}`);
-        const summary = (await response.json()) as TaskSummary;
+        const text = await response.text();
+        if (text.length > MAX_ANSWER_CHARS) throw new Error(`answered ${text.length} characters, more than ${MAX_ANSWER_CHARS}`);
+        const summary = JSON.parse(text) as TaskSummary;
+        // What a node says is data: names and texts stay strings, counts numbers.
         for (const tally of summary.functions) {
-          const total = byName.get(tally.name);
-          if (!total) byName.set(tally.name, { ...tally });
-          else for (const key of ['submitted', 'started', 'finished', 'failed', 'runs', 'runSeconds'] as const) total[key] += tally[key];
+          const name = String(tally.name);
+          const total = byName.get(name) ?? { name, submitted: 0, started: 0, finished: 0, failed: 0, runs: 0, runSeconds: 0 };
+          for (const key of COUNTS) total[key] += Number(tally[key]) || 0;
+          byName.set(name, total);
         }
-        for (const failure of summary.failures) failures.push({ ...failure, node: node.nodeId });
+        for (const failure of summary.failures.slice(0, FAILURES_SHOWN)) {
+          const stack = typeof failure.stack === 'string' ? failure.stack : undefined;
+          failures.push({ node: node.nodeId, name: String(failure.name), returnId: String(failure.returnId), at: Number(failure.at) || 0, error: String(failure.error), message: String(failure.message), stack });
+        }
       } catch (error) {
         unreachable.push({ node: node.nodeId, reason: (error as Error).message });
       }

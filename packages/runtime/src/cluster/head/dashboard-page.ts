@@ -71,10 +71,10 @@ async function refresh() {
     document.getElementById('cluster').textContent = status.clusterId;
     fill('nodes', status.nodes.map((node) => {
       const others = Object.keys(node.resources).filter((k) => k !== 'CPU').map((k) => k + ' ' + (node.available[k] ?? 0) + '/' + node.resources[k]).join(', ');
-      return row([text(node.nodeId), text(node.hostname), (node.available.CPU ?? 0) + ' / ' + (node.resources.CPU ?? 0), text(others || '–'), node.workers, node.queuedTasks, node.runningTasks,
-        node.objects, bytes(node.objectBytes) + ' / ' + bytes(node.capacityBytes), bytes(node.spill ? node.spill.spilledBytes : 0), (node.lastSeenMs / 1000).toFixed(1) + ' s ago']);
+      return row([text(node.nodeId), text(node.hostname), text((node.available.CPU ?? 0) + ' / ' + (node.resources.CPU ?? 0)), text(others || '–'), text(node.workers), text(node.queuedTasks), text(node.runningTasks),
+        text(node.objects), text(bytes(node.objectBytes) + ' / ' + bytes(node.capacityBytes)), text(bytes(node.spill ? node.spill.spilledBytes : 0)), text((node.lastSeenMs / 1000).toFixed(1) + ' s ago')]);
     }), 11);
-    fill('functions', tasks.functions.map((f) => row([text(f.name), f.submitted, f.started, f.finished, f.failed ? '<span class="bad">' + f.failed + '</span>' : 0,
+    fill('functions', tasks.functions.map((f) => row([text(f.name), text(f.submitted), text(f.started), text(f.finished), f.failed ? '<span class="bad">' + text(f.failed) + '</span>' : '0',
       f.runs ? (f.runSeconds / f.runs * 1000).toFixed(2) + ' ms' : '–'])), 6);
     document.getElementById('failures').innerHTML = tasks.failures.length
       ? tasks.failures.map((f) => '<div><b>' + text(f.name) + '</b> on ' + text(f.node) + ', ' + new Date(f.at).toLocaleTimeString() + ': <span class="bad">' + text(f.error + ': ' + f.message) + '</span><pre>' + text(f.stack || '') + '</pre></div>').join('')

@@ -92,6 +92,7 @@ export class HeadServer {
         routes: options.routes,
         otherwise: { status: 426, type: 'text/plain', body: 'This is a Shoal head: connect with a WebSocket.\n' },
         internalError: (fields, message) => options.logger.error(fields, message),
+        authenticated: (socket) => this.#budget.authenticated(socket),
       }),
     );
     this.#server = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: options.maxPayload });

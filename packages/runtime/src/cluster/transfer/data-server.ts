@@ -169,6 +169,7 @@ export class DataServer implements AsyncDisposable {
         routes: this.#options.routes ?? {},
         otherwise: { status: 426, type: 'text/plain', body: 'This is a Shoal data server: connect with a WebSocket.\n' },
         internalError: (fields, message) => this.#logger.error(fields, message),
+        authenticated: (socket) => budget.authenticated(socket),
       }),
     );
     const budget = new ConnectionBudget({
