@@ -1,5 +1,6 @@
 // `shoal status` on a joined node's machine finds the cluster and its token without being told.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -9,19 +10,27 @@ import { freePort } from './helpers.js';
 import { sleep } from './runtime-helpers.js';
 
 const DRIVER = fileURLToPath(new URL('./fixtures/spill-driver.ts', import.meta.url));
+const MEMORY_DRIVER = fileURLToPath(new URL('./fixtures/memory-driver.ts', import.meta.url));
+
+/** A head daemon in `homeA` and a node daemon joining it from `homeB` (their pids go in `pids`). */
+async function headAndJoinedNode(homeA: string, homeB: string, pids: number[]): Promise<{ head: ReturnType<typeof daemonOf>; node: ReturnType<typeof daemonOf>; token: string }> {
+  const noToken = { SHOAL_TOKEN: '', SHOAL_ADDRESS: '' };
+  const started = await shoal(homeA, ['start', '--head', '--port', '0', '--num-cpus', '1'], noToken);
+  assert.equal(started.code, 0, started.stderr);
+  const head = daemonOf(homeA);
+  pids.push(head.pid);
+  const token = readFileSync(join(homeA, 'token'), 'utf8').trim();
+  const joined = await shoal(homeB, ['start', '--address', head.head, '--token', token, '--num-cpus', '1'], noToken);
+  assert.equal(joined.code, 0, joined.stderr);
+  const node = daemonOf(homeB);
+  pids.push(node.pid);
+  return { head, node, token };
+}
 
 test("`shoal status` on a joined node's machine works without --token", { timeout: 120_000 }, async () => {
   const noToken = { SHOAL_TOKEN: '', SHOAL_ADDRESS: '' };
   await withHomes(2, async ([homeA, homeB], pids) => {
-    const started = await shoal(homeA!, ['start', '--head', '--port', '0', '--num-cpus', '1'], noToken);
-    assert.equal(started.code, 0, started.stderr);
-    const head = daemonOf(homeA!);
-    pids.push(head.pid);
-    const token = readFileSync(join(homeA!, 'token'), 'utf8').trim();
-    const joined = await shoal(homeB!, ['start', '--address', head.head, '--token', token, '--num-cpus', '1'], noToken);
-    assert.equal(joined.code, 0, joined.stderr);
-    const node = daemonOf(homeB!);
-    pids.push(node.pid);
+    const { head, node, token } = await headAndJoinedNode(homeA!, homeB!, pids);
 
     const status = await shoal(homeB!, ['status', '--json'], noToken);
     assert.equal(status.code, 0, status.stderr);
@@ -44,6 +53,40 @@ test("`shoal status` on a joined node's machine works without --token", { timeou
     for (const url of metrics) assert.equal((await fetch(url, { headers: { authorization: `Bearer ${token}` } })).status, 200, url);
     assert.equal(statSync(join(homeB!, 'joined-token')).mode & 0o777, 0o600, "the joined node's token is private");
     assert.ok(!existsSync(join(homeB!, 'token')), 'it is kept apart from a head token');
+  });
+});
+
+test('`shoal memory` lists an object a driver on another node put, with that node and the driver as its holder', { timeout: 120_000 }, async () => {
+  const noToken = { SHOAL_TOKEN: '', SHOAL_ADDRESS: '' };
+  await withHomes(2, async ([homeA, homeB], pids) => {
+    const { node } = await headAndJoinedNode(homeA!, homeB!, pids);
+    const driver = spawn(process.execPath, ['--import', 'tsx', MEMORY_DRIVER, node.address, 'shoal-test-child'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    try {
+      const line = await new Promise<string>((resolve, reject) => {
+        driver.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString()));
+        driver.once('exit', (code) => reject(new Error(`the driver exited (${code}) before it put its objects`)));
+      });
+      const made = JSON.parse(line) as { big: string; named: string; pid: number };
+      const listed = await shoal(homeA!, ['memory', '--json'], noToken);
+      assert.equal(listed.code, 0, listed.stderr);
+      const { objects } = JSON.parse(listed.stdout) as { objects: { id: string; size: number; nodes: string[]; names: string[]; holders: { pid: number; kind: string; node: string }[] }[] };
+      const big = objects.find((object) => object.id === made.big);
+      assert.ok(big, `the driver's array is listed: ${listed.stdout}`);
+      assert.ok(big.size >= 3_000_000);
+      assert.deepEqual(big.nodes, [node.nodeId], 'on the node the driver is attached to');
+      assert.deepEqual(big.holders, [{ node: node.nodeId, pid: made.pid, kind: 'program', refs: 1 }], 'held by the driver');
+      assert.deepEqual(objects.find((object) => object.id === made.named)?.names, ['settings']);
+      assert.equal(objects[0]!.id, made.big, 'largest first');
+      // The table says the same, with the totals.
+      const table = await shoal(homeA!, ['memory'], noToken);
+      assert.equal(table.code, 0, table.stderr);
+      assert.match(table.stdout, new RegExp(`^${made.big}\\s+3\\.0 MB\\s+object\\s+${node.nodeId}\\s+program ${made.pid}@${node.nodeId}$`, 'm'));
+      assert.match(table.stdout, /named settings/);
+      assert.match(table.stdout, /^\d+ object\(s\), \d/m);
+    } finally {
+      driver.stdin.end();
+      if (driver.exitCode === null) await new Promise((resolve) => driver.once('exit', resolve));
+    }
   });
 });
 

@@ -29,3 +29,34 @@ export interface TaskSummary {
   readonly failures: readonly TaskFailure[];
 }
 
+
+/** A process holding refs to an object on a node. */
+export interface ObjectHolder {
+  readonly pid: number;
+  /** `program`: attached to the node (or joined from another machine: `remote program`); `worker`: a task's or an actor's process. */
+  readonly kind: 'program' | 'remote program' | 'worker';
+  /** How many refs it holds. */
+  readonly refs: number;
+}
+
+/** One object of a store, as `ObjectStore.list` gives it. */
+export interface ObjectListing {
+  readonly id: string;
+  readonly size: number;
+  /** `pending`: a task will make it; `failed`: it never will. */
+  readonly state: 'pending' | 'ready' | 'failed';
+  /** Small: kept in the node process's memory, not in shared memory. */
+  readonly inline: boolean;
+  /** On disk only (its memory went). */
+  readonly spilled: boolean;
+  /** Every hold on it: refs in the node's process, other processes' and tasks' holds, stored objects containing it, names. */
+  readonly holds: number;
+}
+
+/** One object of a node's store, as its data port answers at /api/objects (`shoal memory`). */
+export interface NodeObject extends ObjectListing {
+  /** Names bound to it. */
+  readonly names: readonly string[];
+  /** Processes of the node holding refs to it. */
+  readonly holders: readonly ObjectHolder[];
+}

@@ -20,6 +20,7 @@ export { currentRuntime, setCurrentRuntime, type NamedVersion, type Runtime, typ
 export { attachToNode, parseNodeAddress } from './client/attach.js';
 export { NodeClient } from './client/node-client.js';
 export { Head, type HeadOptions } from './cluster/head/head.js';
+export type { ClusterFailure, ClusterObject, ClusterObjects, ClusterTasks } from './cluster/head/cluster-views.js';
 export { isLoopback, MIN_EXPOSED_TOKEN_LENGTH } from './cluster/head/loopback.js';
 export type { LogFn, Logger } from './log.js';
 export { HeadLink, connectToHead, queryStatus } from './cluster/node/head-link.js';

@@ -19,6 +19,8 @@ import {
   startDaemon,
   stopDaemon,
   writeToken,
+  type ClusterObject,
+  type ClusterObjects,
   type DaemonOptions,
   type OptionLabel,
 } from '@shoal/runtime';
@@ -30,6 +32,7 @@ Commands:
   start --head        start this machine's node and the cluster's head
   start --address URL start this machine's node and join the cluster at URL
   status              show the cluster's nodes, CPUs, resources, objects and tasks
+  memory              list every live object of the cluster: size, nodes, names, holders
   dashboard           print the address of the head's dashboard and of every /metrics
   health [--ready]    exit 0 when this machine's daemon answers (and is a cluster member)
   stop                stop this machine's daemon and remove its session directory
@@ -84,6 +87,13 @@ Shows the cluster's nodes: CPUs used/total, custom resources, objects and bytes 
 queued and running tasks, and file descriptors open in each node's process of its limit (a
 daemon raises its soft limit to the hard one at start). The address and token default to SHOAL_ADDRESS / SHOAL_TOKEN, then to
 this machine's daemon and its token ($SHOAL_HOME/joined-token on a joined node, else $SHOAL_HOME/token).`;
+
+const MEMORY_USAGE = `Usage: shoal memory [--address ws://HOST:PORT] [--token T] [--json]
+
+Lists every live object of the cluster, largest first: its size, what it is (put or result,
+pending, failed, named, inline, spilled), the nodes holding a copy and the processes holding refs
+to it on each (pid and kind), then the totals. Like \`ray memory\`. The address and token are
+found as for \`shoal status\`; --json prints the head's answer as it is.`;
 
 const DASHBOARD_USAGE = `Usage: shoal dashboard [--address ws://HOST:PORT] [--token T]
 
@@ -312,6 +322,39 @@ async function clusterStatus(address: string, token: string): Promise<Awaited<Re
   }
 }
 
+async function memory(args: string[]): Promise<void> {
+  const values = parse(args, { address: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' } });
+  if (values.help) return print(MEMORY_USAGE);
+  const { address, token } = clusterTarget(values);
+  const url = `${address.replace(/^ws/, 'http').replace(/\/$/, '')}/api/objects`;
+  let listing: ClusterObjects;
+  try {
+    const response = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(15_000) });
+    if (!response.ok) fail(`the head at ${address} answered ${url} with HTTP ${response.status}: ${(await response.text()).trim()}`);
+    listing = (await response.json()) as ClusterObjects;
+  } catch (error) {
+    fail(`cannot ask the head at ${address} for its objects: ${(error as Error).message}`);
+  }
+  if (values.json) return print(JSON.stringify(listing, null, 2));
+  const size = (bytes: number) => (bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : bytes >= 1e3 ? `${(bytes / 1e3).toFixed(1)} kB` : `${bytes} B`);
+  const what = (object: ClusterObject) =>
+    [object.state === 'ready' ? 'object' : object.state, object.inline ? 'inline' : '', object.spilled ? 'spilled' : '', ...object.names.map((name) => `named ${name}`)].filter(Boolean).join(', ');
+  const rows = listing.objects.map((object) => [
+    object.id,
+    size(object.size),
+    what(object),
+    object.nodes.join(' '),
+    object.holders.map((holder) => `${holder.kind} ${holder.pid}@${holder.node}${holder.refs > 1 ? ` x${holder.refs}` : ''}`).join(', ') || `${object.holds} hold(s) in the node`,
+  ]);
+  const header = ['object', 'size', 'what', 'nodes', 'held by'];
+  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i]!.length)));
+  for (const row of [header, ...rows]) print(row.map((cell, i) => (i === 1 ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join('  ').trimEnd());
+  const total = listing.objects.reduce((sum, object) => sum + object.size, 0);
+  const spilled = listing.objects.filter((object) => object.spilled).reduce((sum, object) => sum + object.size, 0);
+  print(`${listing.objects.length} object(s), ${size(total)}${spilled > 0 ? ` (${size(spilled)} spilled)` : ''}`);
+  for (const node of listing.unreachable) process.stderr.write(`node ${node.node} did not answer: ${node.reason}\n`);
+}
+
 async function dashboard(args: string[]): Promise<void> {
   const values = parse(args, { address: { type: 'string' }, token: { type: 'string' } });
   if (values.help) return print(DASHBOARD_USAGE);
@@ -438,6 +481,9 @@ try {
     case 'dashboard':
       await dashboard(rest);
       break;
+    case 'memory':
+      await memory(rest);
+      break;
     case 'status':
       await status(rest);
       break;
@@ -465,7 +511,7 @@ try {
 } catch (error) {
   if (error instanceof UsageError) {
     process.stderr.write(`shoal: ${error.message}\n\n`);
-    fail(`run \`shoal ${command && ['start', 'status', 'dashboard', 'health', 'stop'].includes(command) ? `${command} ` : ''}--help\` for usage`, 2);
+    fail(`run \`shoal ${command && ['start', 'status', 'memory', 'dashboard', 'health', 'stop'].includes(command) ? `${command} ` : ''}--help\` for usage`, 2);
   }
   throw error;
 }

@@ -27,7 +27,7 @@ import type { StoreStats } from './store-stats.js';
 import { copyEncoded } from './segment-io.js';
 import { copyIntoMapping } from './segment-files.js';
 import { afterFinalizers, collectGarbage } from './collect-garbage.js';
-import { argumentError } from '@shoal/protocol';
+import { argumentError, type ObjectListing } from '@shoal/protocol';
 
 const debug = debuglog('shoal:store');
 
@@ -38,6 +38,7 @@ export type { StoreStats } from './store-stats.js';
 
 /** Lifecycle of a store. */
 export type StoreState = 'running' | 'closed';
+
 
 
 /**
@@ -229,6 +230,19 @@ export class ObjectStore {
   /** Calls `callback` once the object is no longer pending (at once if it is not). */
   onSettled(id: string, callback: () => void): void {
     this.#objects.table.onSettled(id, callback);
+  }
+
+  /**
+   * Every object of this store, as `shoal memory` lists them: its size, state, whether it is
+   * inline (in this process's memory) or spilled (on disk only), and its count of holds (refs
+   * in this process, other processes' and tasks' holds, stored objects containing it).
+   */
+  list(): ObjectListing[] {
+    const listing: ObjectListing[] = [];
+    for (const [id, entry] of this.#objects.table.entries()) {
+      listing.push({ id, size: entry.size, state: entry.state, inline: entry.bytes !== undefined, spilled: entry.spilled === true, holds: entry.count });
+    }
+    return listing;
   }
 
   /** What the store knows of `id`. */

@@ -51,6 +51,11 @@ export class ObjectTable {
     return this.#entries.get(id);
   }
 
+  /** Every object known, with its entry (for listings: `shoal memory`). */
+  entries(): IterableIterator<[string, Readonly<Entry>]> {
+    return this.#entries.entries();
+  }
+
   has(id: string): boolean {
     return this.#entries.has(id);
   }

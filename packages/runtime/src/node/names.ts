@@ -26,6 +26,13 @@ export class NameRegistry {
   }
 
   /** The current binding of `name`. */
+  /** The names bound to each object that has any. */
+  namesById(): Map<string, string[]> {
+    const byId = new Map<string, string[]>();
+    for (const [name, binding] of this.#names) byId.set(binding.id, [...(byId.get(binding.id) ?? []), name]);
+    return byId;
+  }
+
   get(name: string): Binding | undefined {
     return this.#names.get(name);
   }

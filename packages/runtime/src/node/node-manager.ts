@@ -9,6 +9,8 @@ import {
   newObjectId,
   type WireArg,
   type WireTask,
+  type NodeObject,
+  type ObjectHolder,
 } from '@shoal/protocol';
 import { ObjectStore, STORE_OPTION_KEYS, nodeSocketPath, type ObjectWriter, type StoreOptions, type StoreStats, type TypedArrayKind } from '@shoal/store';
 import type { FunctionSource } from '../api/function-source.js';
@@ -27,7 +29,7 @@ import { nodeLoad, type NodeLoad } from './node-load.js';
 import { descriptorUsage } from './descriptors.js';
 import { NameRegistry } from './names.js';
 import { ObjectService } from './object-service.js';
-import type { Peer } from './peer.js';
+import { ClientHandle, type Peer } from './peer.js';
 import { CollectionRound } from './collection-round.js';
 import { PeerRouter } from './peer-router.js';
 import { PeerServer } from './peer-server.js';
@@ -266,6 +268,17 @@ export class NodeManager implements Runtime {
   /** Resources, load and objects of this node right now (what it reports to its head). */
   load(): NodeLoad {
     return nodeLoad(this.store.stats(), this.#scheduler, this.workerPids().length, descriptorUsage());
+  }
+
+  /** Every object of this node's store, with its names and the processes holding it (`shoal memory`). */
+  objects(): NodeObject[] {
+    const names = this.#names.namesById();
+    const holders = new Map<string, ObjectHolder[]>();
+    for (const peer of this.#peers()) {
+      const kind = peer instanceof ClientHandle ? (peer.remote ? 'remote program' : 'program') : 'worker';
+      for (const [id, refs] of peer.holds) holders.set(id, [...(holders.get(id) ?? []), { pid: peer.pid, kind, refs }]);
+    }
+    return this.store.list().map((object) => ({ ...object, names: names.get(object.id) ?? [], holders: holders.get(object.id) ?? [] }));
   }
 
   /** Worker processes alive now (for tests and status). */

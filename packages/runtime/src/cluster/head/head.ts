@@ -10,7 +10,7 @@ import { Membership } from './membership.js';
 import { ObjectDirectory } from './object-directory.js';
 import { TaskForwarder } from './task-forwarder.js';
 import { headMetrics } from './head-metrics.js';
-import { clusterTasks } from './cluster-tasks.js';
+import { clusterObjects, clusterTasks } from './cluster-views.js';
 import { DASHBOARD_PAGE } from './dashboard-page.js';
 import { PROMETHEUS_TEXT, type Route } from '../../transport/http-routes.js';
 
@@ -189,8 +189,8 @@ export class Head implements AsyncDisposable {
   }
 
   /**
-   * The GET routes of the head's port: the dashboard, its metrics, the cluster's status and its
-   * tasks (asked of every node) as JSON.
+   * The GET routes of the head's port: the dashboard, its metrics, the cluster's status, and its
+   * tasks and objects (asked of every node) as JSON.
    */
   #routes(): Record<string, Route> {
     const metrics = headMetrics(() => this.nodes(), this.clusterId);
@@ -200,6 +200,7 @@ export class Head implements AsyncDisposable {
       '/metrics': async () => ({ type: PROMETHEUS_TEXT, body: await metrics.metrics() }),
       '/api/status': () => json({ clusterId: this.clusterId, nodes: this.nodes() }),
       '/api/tasks': async () => json(await clusterTasks(this.nodes(), this.#token)),
+      '/api/objects': async () => json(await clusterObjects(this.nodes(), this.#token)),
     };
   }
 

@@ -183,6 +183,7 @@ export class ClusterNode implements AsyncDisposable {
       routes: {
         '/metrics': async () => ({ type: PROMETHEUS_TEXT, body: await node.metrics.text() }),
         '/api/tasks': () => ({ type: 'application/json', body: JSON.stringify(node.metrics.summary()) }),
+        '/api/objects': () => ({ type: 'application/json', body: JSON.stringify(node.objects()) }),
       },
     });
     await this.#data.start();
