@@ -1,6 +1,7 @@
 // The dashboard the head serves at `/`, in a real browser (Debian's chromium, driven by
 // playwright-core): opened once with ?token=, it shows the cluster's nodes, the tasks a driver
-// just ran (by function, with the failure's stack) and its charts; without the token it is refused.
+// just ran (by function, with the failure's stack), the objects left and its charts; without the
+// token it is refused.
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +17,7 @@ const CHROMIUM = '/usr/bin/chromium'; // installed by scripts/system-packages.mj
 
 test('the dashboard shows the nodes, the tasks by function and a failure with its stack, in Chromium', { timeout: 120_000 }, async () => {
   await using cluster = await startCluster({ nodes: [{}, { resources: { gpu: 1 } }] });
-  const run = await runProgram(DRIVER, [cluster.nodes[0]!.address, 'shoal-test-child'], {});
+  const run = await runProgram(DRIVER, [cluster.nodes[0]!.address, 'keep-named', 'shoal-test-child'], {});
   assert.equal(run.code, 0, run.stderr);
   const base = cluster.url.replace(/^ws/, 'http');
   const shots = mkdtempSync(join(tmpdir(), 'shoal-dashboard-'));
@@ -40,6 +41,12 @@ test('the dashboard shows the nodes, the tasks by function and a failure with it
     // The gpu task, spilled there from the driver's node: counted once (submitted on one, run on the other).
     const spilled = page.locator('#functions tbody tr', { hasText: 'anonymous' });
     assert.deepEqual((await spilled.locator('td').allInnerTexts()).slice(0, 5), ['anonymous', '1', '1', '1', '0']);
+    // The named table the driver left on its node, with its size and where it is.
+    const table = page.locator('#objects tbody tr', { hasText: 'named dashboard-table' });
+    await table.waitFor();
+    const [, size, what, where] = await table.locator('td').allInnerTexts();
+    assert.match(size!, /^512\.\d KiB$/, 'its 512 KiB of data and its header');
+    assert.deepEqual([what, where], ['object, named dashboard-table', cluster.nodes[0]!.nodeId]);
     const failure = page.locator('#failures div', { hasText: 'failsOnPurpose' });
     await failure.waitFor();
     assert.match(await failure.innerText(), /Error: on purpose/);
