@@ -387,6 +387,9 @@ describe('tasks', () => {
     assert.deepEqual(one, { ready: [fast2], pending: [slow] });
     // ready holds every ref done by then, not only numReturns of them.
     assert.deepEqual(await wait([fast2, slow, fast1], { numReturns: 1 }), { ready: [fast2, fast1], pending: [slow] });
+    // A ref given twice counts twice.
+    assert.deepEqual(await wait([fast1, fast1], { numReturns: 2 }), { ready: [fast1, fast1], pending: [] });
+    assert.deepEqual(await wait([slow, slow], { numReturns: 2, timeoutMs: 10 }), { ready: [], pending: [slow, slow] });
 
     const none = await wait([slow], { numReturns: 1, timeoutMs: 10 });
     assert.deepEqual(none, { ready: [], pending: [slow] });

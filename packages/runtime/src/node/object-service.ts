@@ -280,14 +280,21 @@ export class ObjectService {
    */
   waitFor(ids: readonly string[], numReturns: number, timeoutMs: number | null): Promise<string[]> {
     const want = Math.min(numReturns, ids.length);
+    // An id given twice counts twice (`wait([a, a], { numReturns: 2 })` is done once `a` is).
+    const times = new Map<string, number>();
+    for (const id of ids) times.set(id, (times.get(id) ?? 0) + 1);
     const settled = new Set<string>();
+    let settledCount = 0;
     const pending: string[] = [];
-    for (const id of ids) {
+    for (const [id, count] of times) {
       if (this.#store.status(id).state === 'pending') pending.push(id);
-      else settled.add(id);
+      else {
+        settled.add(id);
+        settledCount += count;
+      }
     }
     const inOrder = () => ids.filter((id) => settled.has(id));
-    if (settled.size >= want) return Promise.resolve(inOrder());
+    if (settledCount >= want) return Promise.resolve(inOrder());
     return new Promise((resolve) => {
       let done = false;
       let timer: NodeJS.Timeout | undefined;
@@ -300,7 +307,8 @@ export class ObjectService {
       for (const id of pending) {
         this.#store.onSettled(id, () => {
           settled.add(id);
-          if (settled.size >= want) finish();
+          settledCount += times.get(id)!;
+          if (settledCount >= want) finish();
         });
       }
       if (timeoutMs !== null) timer = setTimeout(finish, timeoutMs);
