@@ -322,14 +322,21 @@ async function clusterStatus(address: string, token: string): Promise<Awaited<Re
   }
 }
 
+/** The HTTP address of a head's or data server's port (`ws://H:P` → `http://H:P`, no trailing slash). */
+function httpUrl(address: string): string {
+  return address.replace(/^ws/, 'http').replace(/\/$/, '');
+}
+
 async function memory(args: string[]): Promise<void> {
   const values = parse(args, { address: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' } });
   if (values.help) return print(MEMORY_USAGE);
   const { address, token } = clusterTarget(values);
-  const url = `${address.replace(/^ws/, 'http').replace(/\/$/, '')}/api/objects`;
+  const url = `${httpUrl(address)}/api/objects`;
   let listing: ClusterObjects;
   try {
     const response = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(15_000) });
+    // An older head answers paths it does not serve with 426 (connect with a WebSocket).
+    if (response.status === 426) fail(`the head at ${address} does not list objects (it runs an older Shoal): upgrade its daemon, then run shoal memory again`);
     if (!response.ok) fail(`the head at ${address} answered ${url} with HTTP ${response.status}: ${(await response.text()).trim()}`);
     listing = (await response.json()) as ClusterObjects;
   } catch (error) {
@@ -360,11 +367,10 @@ async function dashboard(args: string[]): Promise<void> {
   if (values.help) return print(DASHBOARD_USAGE);
   const { address, token } = clusterTarget(values);
   const result = await clusterStatus(address, token);
-  const http = (url: string) => url.replace(/^ws/, 'http').replace(/\/$/, '');
-  print(`Dashboard: ${http(address)}/?token=${encodeURIComponent(token)}`);
+  print(`Dashboard: ${httpUrl(address)}/?token=${encodeURIComponent(token)}`);
   print(`Metrics (Authorization: Bearer <the token>):`);
-  print(`  head: ${http(address)}/metrics`);
-  for (const node of result.nodes) print(`  node ${node.nodeId} (${node.hostname}): ${http(node.dataUrl)}/metrics`);
+  print(`  head: ${httpUrl(address)}/metrics`);
+  for (const node of result.nodes) print(`  node ${node.nodeId} (${node.hostname}): ${httpUrl(node.dataUrl)}/metrics`);
 }
 
 async function status(args: string[]): Promise<void> {

@@ -161,20 +161,17 @@ export class NodeMetrics implements TaskEvents {
   }
 
   ended(task: Task, error?: Error): void {
+    publishTaskEnd(task, error);
     // A task that ran on another node ended there too, and is counted there.
-    if (task.spilled && task.startedAt === 0) {
-      publishTaskEnd(task, error);
-      return;
-    }
+    if (task.spilled && task.startedAt === 0) return;
     const metrics = this.#of(task.fn.name);
     if (error === undefined) metrics.finished += 1;
     else {
       metrics.failed += 1;
       this.#remember(task, error);
     }
-    // A task that ran elsewhere (spilled) or never started has no run here.
+    // A task that never started (cancelled or infeasible while queued) has no run.
     if (task.startedAt > 0) metrics.ran.observe((performance.now() - task.startedAt) / 1000);
-    publishTaskEnd(task, error);
   }
 
   /**
