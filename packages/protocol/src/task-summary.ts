@@ -60,3 +60,25 @@ export interface NodeObject extends ObjectListing {
   /** Processes of the node holding refs to it. */
   readonly holders: readonly ObjectHolder[];
 }
+
+/**
+ * A span of a node's timeline, as its data port answers at /api/timeline (`shoal timeline`): a
+ * task run on one of its workers, or a pull of an object from another node.
+ */
+export interface TimelineSpan {
+  readonly kind: 'task' | 'pull';
+  /** The task's function name, or `pull`. */
+  readonly name: string;
+  /** The task's return id, or the pulled object's id. */
+  readonly id: string;
+  /** When it started, in milliseconds since the epoch (with fractions), and how long it took. */
+  readonly start: number;
+  readonly duration: number;
+  /** The worker process a task ran in (0 for a pull: the node's own process). */
+  readonly pid: number;
+  /** A task run that ended in an error (thrown, timed out, cancelled, its worker died). */
+  readonly failed: boolean;
+  /** A pull's bytes, and the data server it came from. */
+  readonly bytes?: number;
+  readonly from?: string;
+}

@@ -1,6 +1,7 @@
 export { compileFunction, functionSource, type FunctionSource } from './api/function-source.js';
 export { NODE_MANAGER_OPTION_KEYS, NodeManager, type NodeManagerOptions, type NodeState } from './node/node-manager.js';
 export { NodeMetrics } from './node/node-metrics.js';
+export { TIMELINE_KEPT, Timeline } from './node/timeline.js';
 export {
   NODE_OPTION_KEYS,
   checkOptionNames,
@@ -20,7 +21,7 @@ export { currentRuntime, setCurrentRuntime, type NamedVersion, type Runtime, typ
 export { attachToNode, parseNodeAddress } from './client/attach.js';
 export { NodeClient } from './client/node-client.js';
 export { Head, type HeadOptions } from './cluster/head/head.js';
-export type { ClusterFailure, ClusterObject, ClusterObjects, ClusterTasks } from './cluster/head/cluster-views.js';
+export type { ClusterFailure, ClusterObject, ClusterObjects, ClusterTasks, ClusterTimeline, TraceEvent } from './cluster/head/cluster-views.js';
 export { isLoopback, MIN_EXPOSED_TOKEN_LENGTH } from './cluster/head/loopback.js';
 export type { LogFn, Logger } from './log.js';
 export { HeadLink, connectToHead, queryStatus } from './cluster/node/head-link.js';

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The `shoal` command: start, inspect and stop this machine's Shoal daemon.
 import { randomBytes } from 'node:crypto';
-import { statfsSync } from 'node:fs';
+import { statfsSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -21,6 +21,8 @@ import {
   writeToken,
   type ClusterObject,
   type ClusterObjects,
+  TIMELINE_KEPT,
+  type ClusterTimeline,
   type DaemonOptions,
   type OptionLabel,
 } from '@shoal/runtime';
@@ -33,6 +35,7 @@ Commands:
   start --address URL start this machine's node and join the cluster at URL
   status              show the cluster's nodes, CPUs, resources, objects and tasks
   memory              list every live object of the cluster: size, nodes, names, holders
+  timeline            write what ran where and when (tasks, pulls) as a Chrome trace
   dashboard           print the address of the head's dashboard and of every /metrics
   health [--ready]    exit 0 when this machine's daemon answers (and is a cluster member)
   stop                stop this machine's daemon and remove its session directory
@@ -95,6 +98,18 @@ pending, failed, named, inline, spilled), the nodes holding a copy and the proce
 to it on each (pid and kind), then the totals. Like \`ray memory\`. The address and token are
 found as for \`shoal status\`; --json prints the head's answer as it is.`;
 
+const TIMELINE_USAGE = `Usage: shoal timeline [--minutes N] [-o FILE] [--address ws://HOST:PORT] [--token T]
+
+Writes what ran where and when as a Chrome trace, to open in https://ui.perfetto.dev or
+chrome://tracing: a row per worker process of each node with a span per task run (failed runs
+are marked), and a row of each node's pulls of objects from other nodes. Like \`ray timeline\`.
+Each node keeps its last ${TIMELINE_KEPT.toLocaleString('en-US')} spans.
+
+  --minutes N   only what ended in the last N minutes (default: all the nodes kept)
+  -o FILE       where to write it (default: shoal-timeline-<time>.json here; - for stdout)
+
+The address and token are found as for \`shoal status\`.`;
+
 const DASHBOARD_USAGE = `Usage: shoal dashboard [--address ws://HOST:PORT] [--token T]
 
 Prints where to look inside the cluster: the head's dashboard, with the token to open it once
@@ -126,7 +141,7 @@ function fail(message: string, code = 1): never {
   process.exit(code);
 }
 
-function parse<T extends Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>>(args: string[], options: T) {
+function parse<T extends Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>>(args: string[], options: T) {
   try {
     return parseArgs({ args, options: { ...options, help: { type: 'boolean' as const } }, strict: true, allowPositionals: false }).values;
   } catch (error) {
@@ -327,21 +342,50 @@ function httpUrl(address: string): string {
   return address.replace(/^ws/, 'http').replace(/\/$/, '');
 }
 
+/**
+ * The JSON a head's HTTP route answers; fails (exit 1) saying why it cannot be had. `what` names
+ * what was asked for, `older` what an older head cannot do, `command` the command to run again.
+ */
+async function askHead<T>(address: string, token: string, path: string, say: { what: string; older: string; command: string }): Promise<T> {
+  const url = `${httpUrl(address)}${path}`;
+  try {
+    const response = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(15_000) });
+    // An older head answers paths it does not serve with 426 (connect with a WebSocket).
+    if (response.status === 426) fail(`the head at ${address} does not ${say.older} (it runs an older Shoal): upgrade its daemon, then run shoal ${say.command} again`);
+    if (!response.ok) fail(`the head at ${address} answered ${url} with HTTP ${response.status}: ${(await response.text()).trim()}`);
+    return (await response.json()) as T;
+  } catch (error) {
+    fail(`cannot ask the head at ${address} for ${say.what}: ${(error as Error).message}`);
+  }
+}
+
+async function timeline(args: string[]): Promise<void> {
+  const values = parse(args, { address: { type: 'string' }, token: { type: 'string' }, minutes: { type: 'string' }, output: { type: 'string', short: 'o' } });
+  if (values.help) return print(TIMELINE_USAGE);
+  const minutes = values.minutes === undefined ? undefined : Number(values.minutes);
+  if (minutes !== undefined && !(minutes > 0)) throw new UsageError(`expected --minutes to be a number of minutes above 0, got ${values.minutes}`);
+  const { address, token } = clusterTarget(values);
+  const since = minutes === undefined ? 0 : Date.now() - minutes * 60_000;
+  const trace = await askHead<ClusterTimeline>(address, token, `/api/timeline?since=${Math.floor(since)}`, { what: 'its timeline', older: 'keep a timeline', command: 'timeline' });
+  for (const node of trace.otherData.unreachable) process.stderr.write(`node ${node.node} did not answer: ${node.reason}\n`);
+  const text = JSON.stringify(trace);
+  if (values.output === '-') return print(text);
+  const file = resolve(values.output ?? `shoal-timeline-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+  try {
+    writeFileSync(file, text);
+  } catch (error) {
+    fail(`cannot write the timeline to ${file}: ${(error as Error).message}`);
+  }
+  const { tasks, pulls, nodes } = trace.otherData;
+  print(`wrote ${tasks} task run(s) and ${pulls} pull(s) of ${nodes} node(s)${minutes === undefined ? '' : ` from the last ${minutes} minute(s)`} to ${file}`);
+  print('open it in https://ui.perfetto.dev or chrome://tracing');
+}
+
 async function memory(args: string[]): Promise<void> {
   const values = parse(args, { address: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' } });
   if (values.help) return print(MEMORY_USAGE);
   const { address, token } = clusterTarget(values);
-  const url = `${httpUrl(address)}/api/objects`;
-  let listing: ClusterObjects;
-  try {
-    const response = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(15_000) });
-    // An older head answers paths it does not serve with 426 (connect with a WebSocket).
-    if (response.status === 426) fail(`the head at ${address} does not list objects (it runs an older Shoal): upgrade its daemon, then run shoal memory again`);
-    if (!response.ok) fail(`the head at ${address} answered ${url} with HTTP ${response.status}: ${(await response.text()).trim()}`);
-    listing = (await response.json()) as ClusterObjects;
-  } catch (error) {
-    fail(`cannot ask the head at ${address} for its objects: ${(error as Error).message}`);
-  }
+  const listing = await askHead<ClusterObjects>(address, token, '/api/objects', { what: 'its objects', older: 'list objects', command: 'memory' });
   if (values.json) return print(JSON.stringify(listing, null, 2));
   const size = (bytes: number) => (bytes >= 1e6 ? `${(bytes / 1e6).toFixed(1)} MB` : bytes >= 1e3 ? `${(bytes / 1e3).toFixed(1)} kB` : `${bytes} B`);
   const what = (object: ClusterObject) =>
@@ -490,6 +534,9 @@ try {
     case 'memory':
       await memory(rest);
       break;
+    case 'timeline':
+      await timeline(rest);
+      break;
     case 'status':
       await status(rest);
       break;
@@ -517,7 +564,7 @@ try {
 } catch (error) {
   if (error instanceof UsageError) {
     process.stderr.write(`shoal: ${error.message}\n\n`);
-    fail(`run \`shoal ${command && ['start', 'status', 'memory', 'dashboard', 'health', 'stop'].includes(command) ? `${command} ` : ''}--help\` for usage`, 2);
+    fail(`run \`shoal ${command && ['start', 'status', 'memory', 'timeline', 'dashboard', 'health', 'stop'].includes(command) ? `${command} ` : ''}--help\` for usage`, 2);
   }
   throw error;
 }

@@ -4,6 +4,15 @@ import type { NodeLoad } from './node-load.js';
 import type { Task } from '../scheduling/task.js';
 import type { TaskEvents } from '../scheduling/scheduler-ports.js';
 import { publishTaskEnd, publishTaskStart } from '../diagnostics.js';
+import { Timeline } from './timeline.js';
+
+/** A pull that succeeded: the object, its size, the data server it came from and `performance.now()` at its start. */
+export interface PullDone {
+  readonly id: string;
+  readonly size: number;
+  readonly from: string;
+  readonly startedAt: number;
+}
 
 /** Buckets of the task histograms, in seconds: 100 µs to 1 min. */
 const TASK_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60];
@@ -68,6 +77,8 @@ function scrapedMetric(name: string, help: string, type: 'counter' | 'histogram'
  */
 export class NodeMetrics implements TaskEvents {
   readonly registry = new Registry();
+  /** The node's last task runs and pulls (`/api/timeline` on the data port, `shoal timeline`). */
+  readonly timeline = new Timeline();
   readonly #exits: Counter;
   readonly #byName = new Map<string, FunctionMetrics>();
   readonly #failures: TaskFailure[] = [];
@@ -171,15 +182,19 @@ export class NodeMetrics implements TaskEvents {
       this.#remember(task, error);
     }
     // A task that never started (cancelled or infeasible while queued) has no run.
-    if (task.startedAt > 0) metrics.ran.observe((performance.now() - task.startedAt) / 1000);
+    if (task.startedAt > 0) {
+      metrics.ran.observe((performance.now() - task.startedAt) / 1000);
+      this.timeline.taskRan(task.fn.name, task.returnId, task.ranOn, task.startedAt, error !== undefined);
+    }
   }
 
   /**
    * The transfer metrics of the node's cluster agent: `shoal_pulls_total` and
    * `shoal_pulled_bytes_total` (read from `stats` when scraped) and the `shoal_pull_seconds`
-   * histogram, which the returned function observes (a pull's duration in ms).
+   * histogram, which the returned function observes (a pull that succeeded: it also goes on the
+   * timeline; `startedAt` is its `performance.now()` at the start).
    */
-  transfers(stats: { readonly pulls: number; readonly pulledBytes: number }): (durationMs: number) => void {
+  transfers(stats: { readonly pulls: number; readonly pulledBytes: number }): (pull: PullDone) => void {
     const registers = [this.registry];
     const total = (name: string, help: string, value: () => number) =>
       new Counter({
@@ -194,7 +209,10 @@ export class NodeMetrics implements TaskEvents {
     total('shoal_pulls_total', 'Objects this node pulled from other nodes', () => stats.pulls);
     total('shoal_pulled_bytes_total', 'Bytes of the objects this node pulled from other nodes', () => stats.pulledBytes);
     const seconds = new Histogram({ name: 'shoal_pull_seconds', help: 'From the start of a pull to the object sealed here', buckets: [0.001, 0.01, 0.1, 0.5, 1, 5, 10, 30, 120], registers });
-    return (durationMs) => seconds.observe(durationMs / 1000);
+    return (pull) => {
+      seconds.observe((performance.now() - pull.startedAt) / 1000);
+      this.timeline.pulled(pull.id, pull.size, pull.from, pull.startedAt);
+    };
   }
 
   /** A worker process of this node exited. */

@@ -88,6 +88,7 @@ export class LocalScheduler {
       attempts: 0,
       submittedAt: performance.now(),
       startedAt: 0,
+      ranOn: 0,
       spilled: false,
       forwarded: submission.forwarded ?? false,
       worker: undefined,

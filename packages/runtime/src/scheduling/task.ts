@@ -28,6 +28,8 @@ export interface Task {
   /** `performance.now()` when it was submitted here, and when its last run started (0: none yet). */
   readonly submittedAt: number;
   startedAt: number;
+  /** The pid of the worker its last run started in (0: none yet). */
+  ranOn: number;
   /** Handed to the head for another node (the metrics count its run and end there). */
   spilled: boolean;
   /** Sent here by the head from the node it was submitted on (the metrics count its submission there). */

@@ -113,6 +113,7 @@ export class WorkerLeases {
     if (!pinned) this.#pin(task);
     const worker = task.worker!;
     task.startedAt = performance.now();
+    task.ranOn = worker.pid;
     this.#events.taskEvents?.started(task, worker.pid);
     if (task.options.timeoutMs !== null) {
       task.timer = setTimeout(() => {

@@ -1,6 +1,6 @@
 // What the head shows of the whole cluster beyond its membership (the dashboard's tasks,
 // `shoal memory`'s objects): asked of every member's data port and merged here.
-import type { FunctionTally, NodeObject, NodeStatus, ObjectHolder, TaskFailure, TaskSummary } from '@shoal/protocol';
+import type { FunctionTally, NodeObject, NodeStatus, ObjectHolder, TaskFailure, TaskSummary, TimelineSpan } from '@shoal/protocol';
 
 /** A failed task, with the node it failed on. */
 export type ClusterFailure = TaskFailure & { readonly node: string };
@@ -111,4 +111,62 @@ export async function clusterObjects(nodes: readonly NodeStatus[], token: string
     }
   }
   return { objects: [...byId.values()].sort((a, b) => b.size - a.size || a.id.localeCompare(b.id)), unreachable };
+}
+
+/** One event of a Chrome trace (the Trace Event Format's `X` complete events and `M` metadata). */
+export interface TraceEvent {
+  readonly ph: 'X' | 'M';
+  readonly name: string;
+  readonly cat?: string;
+  /** Microseconds since the epoch, and the span's length in microseconds. */
+  readonly ts: number;
+  readonly dur?: number;
+  /** A node (numbered from 1), and a worker's pid on it (0: the node's pulls). */
+  readonly pid: number;
+  readonly tid: number;
+  readonly args: Readonly<Record<string, unknown>>;
+}
+
+/** The cluster's timeline as a Chrome trace (`/api/timeline` on the head, `shoal timeline`). */
+export interface ClusterTimeline {
+  readonly traceEvents: TraceEvent[];
+  readonly displayTimeUnit: 'ms';
+  readonly otherData: { readonly tasks: number; readonly pulls: number; readonly nodes: number; readonly unreachable: Unreachable };
+}
+
+/**
+ * The task runs and pulls of every node that ended since `sinceEpochMs`, as a Chrome trace that
+ * chrome://tracing and ui.perfetto.dev open: a process per node, a thread per worker process with
+ * one span per task run, and a "pulls" thread of the node's pulls from other nodes.
+ */
+export async function clusterTimeline(nodes: readonly NodeStatus[], token: string, sinceEpochMs: number): Promise<ClusterTimeline> {
+  const { answers, unreachable } = await askNodes<TimelineSpan[]>(nodes, token, `/api/timeline?since=${encodeURIComponent(String(sinceEpochMs))}`);
+  answers.sort(([a], [b]) => a.nodeId.localeCompare(b.nodeId));
+  const traceEvents: TraceEvent[] = [];
+  let tasks = 0;
+  let pulls = 0;
+  answers.forEach(([node, spans], index) => {
+    const pid = index + 1;
+    const meta = (name: string, tid: number, label: string) => traceEvents.push({ ph: 'M', name, ts: 0, pid, tid, args: { name: label } });
+    meta('process_name', 0, `node ${node.nodeId} (${node.hostname})`);
+    meta('thread_name', 0, 'pulls');
+    const workers = new Set<number>();
+    // What a node says is data: names and ids stay strings, times numbers.
+    for (const span of Array.isArray(spans) ? spans : []) {
+      const start = Number(span.start);
+      const duration = Number(span.duration);
+      if (!Number.isFinite(start) || !Number.isFinite(duration)) continue;
+      const pull = span.kind === 'pull';
+      const tid = pull ? 0 : Math.trunc(Number(span.pid)) || 0;
+      if (!pull && !workers.has(tid)) {
+        workers.add(tid);
+        meta('thread_name', tid, `worker ${tid}`);
+      }
+      if (pull) pulls += 1;
+      else tasks += 1;
+      const args = pull ? { object: String(span.id), bytes: Number(span.bytes) || 0, from: String(span.from) } : { returnId: String(span.id), failed: span.failed === true };
+      traceEvents.push({ ph: 'X', name: String(span.name), cat: pull ? 'pull' : span.failed === true ? 'task,failed' : 'task', ts: Math.round(start * 1000), dur: Math.max(1, Math.round(duration * 1000)), pid, tid, args });
+    }
+  });
+  return { traceEvents, displayTimeUnit: 'ms', otherData: { tasks, pulls, nodes: answers.length, unreachable } };
 }

@@ -10,7 +10,7 @@ import { Membership } from './membership.js';
 import { ObjectDirectory } from './object-directory.js';
 import { TaskForwarder } from './task-forwarder.js';
 import { headMetrics } from './head-metrics.js';
-import { clusterObjects, clusterTasks } from './cluster-views.js';
+import { clusterObjects, clusterTasks, clusterTimeline } from './cluster-views.js';
 import { DASHBOARD_PAGE } from './dashboard-page.js';
 import { PROMETHEUS_TEXT, type Route } from '../../transport/http-routes.js';
 
@@ -190,7 +190,7 @@ export class Head implements AsyncDisposable {
 
   /**
    * The GET routes of the head's port: the dashboard, its metrics, the cluster's status, and its
-   * tasks and objects (asked of every node) as JSON.
+   * tasks, objects and timeline (asked of every node) as JSON.
    */
   #routes(): Record<string, Route> {
     const metrics = headMetrics(() => this.nodes(), this.clusterId);
@@ -201,6 +201,8 @@ export class Head implements AsyncDisposable {
       '/api/status': () => json({ clusterId: this.clusterId, nodes: this.nodes() }),
       '/api/tasks': async () => json(await clusterTasks(this.nodes(), this.#token)),
       '/api/objects': async () => json(await clusterObjects(this.nodes(), this.#token)),
+      // ?since=EPOCH_MS: what ended since then (default: all the nodes kept).
+      '/api/timeline': async (url) => json(await clusterTimeline(this.nodes(), this.#token, Number(url.searchParams.get('since')) || 0)),
     };
   }
 

@@ -184,6 +184,8 @@ export class ClusterNode implements AsyncDisposable {
         '/metrics': async () => ({ type: PROMETHEUS_TEXT, body: await node.metrics.text() }),
         '/api/tasks': () => ({ type: 'application/json', body: JSON.stringify(node.metrics.summary()) }),
         '/api/objects': () => ({ type: 'application/json', body: JSON.stringify(node.objects()) }),
+        // ?since=EPOCH_MS: the spans that ended since then (default: all those kept).
+        '/api/timeline': (url) => ({ type: 'application/json', body: JSON.stringify(node.metrics.timeline.since(Number(url.searchParams.get('since')) || 0)) }),
       },
     });
     await this.#data.start();

@@ -43,8 +43,8 @@ export class ObjectPuller {
   #closed = false;
 
   /** `accept` starts an object arriving in this node's store (`store.acceptIncoming`); it throws when there is no room. */
-  /** Told of each pull that succeeded, with its duration (the node's metrics). */
-  onPulled: ((durationMs: number) => void) | undefined;
+  /** Told of each pull that succeeded (the node's metrics and timeline), when it is sealed here. */
+  onPulled: ((pull: { readonly id: string; readonly size: number; readonly from: string; readonly startedAt: number }) => void) | undefined;
 
   constructor(token: string, accept: (id: string, size: number) => IncomingObject) {
     this.#token = token;
@@ -112,7 +112,7 @@ export class ObjectPuller {
         this.stats.pulls += 1;
         this.stats.pulledBytes += object.size;
         const durationMs = performance.now() - started;
-        this.onPulled?.(durationMs);
+        this.onPulled?.({ id, size: object.size, from: url, startedAt: started });
         if (objectTransferChannel.hasSubscribers) {
           objectTransferChannel.publish({ id, size: object.size, from: url, durationMs } satisfies ObjectTransferMessage);
         }
