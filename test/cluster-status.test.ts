@@ -5,12 +5,13 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { daemonOf, runProgram, shoal, withHomes } from './cluster-helpers.js';
+import { CLI, daemonOf, runProgram, shoal, withHomes } from './cluster-helpers.js';
 import { freePort } from './helpers.js';
-import { sleep } from './runtime-helpers.js';
+import { sleep, until } from './runtime-helpers.js';
 
 const DRIVER = fileURLToPath(new URL('./fixtures/spill-driver.ts', import.meta.url));
 const MEMORY_DRIVER = fileURLToPath(new URL('./fixtures/memory-driver.ts', import.meta.url));
+const LOGS_DRIVER = fileURLToPath(new URL('./fixtures/logs-driver.ts', import.meta.url));
 
 /** A head daemon in `homeA` and a node daemon joining it from `homeB` (their pids go in `pids`). */
 async function headAndJoinedNode(homeA: string, homeB: string, pids: number[]): Promise<{ head: ReturnType<typeof daemonOf>; node: ReturnType<typeof daemonOf>; token: string }> {
@@ -86,6 +87,65 @@ test('`shoal memory` lists an object a driver on another node put, with that nod
     } finally {
       driver.stdin.end();
       if (driver.exitCode === null) await new Promise((resolve) => driver.once('exit', resolve));
+    }
+  });
+});
+
+/** The JSON objects of log lines, each checked to be one of pino's: level, time, pid, component, msg. */
+function logEntries(text: string): { level: number; time: number; pid: number; component: string; msg: string }[] {
+  const lines = text.trimEnd().split('\n');
+  return lines.map((line) => {
+    const entry = JSON.parse(line) as { level: number; time: number; pid: number; component: string; msg: string };
+    assert.equal(typeof entry.level, 'number', line);
+    assert.equal(typeof entry.time, 'number', line);
+    assert.equal(typeof entry.pid, 'number', line);
+    assert.equal(typeof entry.component, 'string', line);
+    assert.equal(typeof entry.msg, 'string', line);
+    return entry;
+  });
+}
+
+test("`shoal logs` prints a daemon's log as JSON lines when not a terminal (its head's, its node's and its workers'), another node's through the head, and follows it", { timeout: 120_000 }, async () => {
+  const noToken = { SHOAL_TOKEN: '', SHOAL_ADDRESS: '' };
+  await withHomes(2, async ([homeA, homeB], pids) => {
+    const { head, node, token } = await headAndJoinedNode(homeA!, homeB!, pids);
+    const own = await shoal(homeA!, ['logs'], noToken);
+    assert.equal(own.code, 0, own.stderr);
+    const entries = logEntries(own.stdout);
+    assert.ok(entries.some((entry) => entry.component === 'daemon' && entry.pid === head.pid && entry.msg === `head listening on ${head.head}`), own.stdout);
+    assert.ok(entries.some((entry) => entry.component === 'head' && entry.msg.startsWith(`node ${node.nodeId} joined`)), 'the head logs the node joining');
+
+    // The joined node's log, followed from the head's machine while a task's worker logs there.
+    const follow = spawn(process.execPath, [CLI, 'logs', '--node', node.nodeId, '--follow', '--lines', '0'], { env: { ...process.env, SHOAL_HOME: homeA!, ...noToken }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let followed = '';
+    follow.stdout.on('data', (chunk: Buffer) => (followed += chunk.toString()));
+    try {
+      const run = await runProgram(LOGS_DRIVER, [node.address, 'shoal-test-child'], {});
+      assert.equal(run.code, 0, run.stderr);
+      assert.equal(run.stdout.trim(), '1');
+      await until(() => followed.includes('left unhandled on purpose'), 'the followed log to show the worker line');
+      const worker = logEntries(followed).find((entry) => entry.component === 'worker')!;
+      assert.equal(worker.msg, 'unhandled rejection in a task: left unhandled on purpose');
+      assert.notEqual(worker.pid, node.pid, "a worker's own pid");
+    } finally {
+      follow.kill();
+    }
+    const last = await shoal(homeA!, ['logs', '--node', node.nodeId, '--lines', '3'], noToken);
+    assert.equal(last.code, 0, last.stderr);
+    assert.equal(logEntries(last.stdout).length, 3, '--lines 3');
+    const pretty = await shoal(homeB!, ['logs', '--pretty'], noToken);
+    assert.equal(pretty.code, 0, pretty.stderr);
+    assert.match(pretty.stdout, new RegExp(`^\\[\\d{4}-\\d\\d-\\d\\d [\\d:.]+\\] INFO \\(${node.pid}\\): daemon: node ${node.nodeId} serving at `, 'm'));
+    assert.doesNotMatch(pretty.stdout, /^\{/m, 'no JSON line');
+
+    const unknown = await shoal(homeA!, ['logs', '--node', 'no-such-node'], noToken);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, new RegExp(`no node "no-such-node" in the cluster \\(its members: .*${node.nodeId} on `));
+    const dataUrl = (JSON.parse((await shoal(homeA!, ['status', '--json'], noToken)).stdout) as { nodes: { nodeId: string; dataUrl: string }[] }).nodes.find((member) => member.nodeId === node.nodeId)!.dataUrl;
+    for (const url of [`${head.head.replace(/^ws/, 'http')}/api/logs?node=${node.nodeId}`, `${dataUrl.replace(/^ws/, 'http')}/api/logs`]) {
+      assert.equal((await fetch(url)).status, 401, `${url} without a token`);
+      assert.equal((await fetch(url, { headers: { authorization: 'Bearer wrong' } })).status, 401, `${url} with a wrong token`);
+      assert.equal((await fetch(url, { headers: { authorization: `Bearer ${token}` } })).status, 200, `${url} with the token`);
     }
   });
 });

@@ -84,4 +84,4 @@ export {
   REMOTE_OBJECT_LIMIT_BYTES,
   TOKEN_HEADER,
 } from './limits.js';
-export type { FunctionTally, NodeObject, ObjectHolder, ObjectListing, TaskFailure, TaskSummary, TimelineSpan } from './task-summary.js';
+export type { FunctionTally, NodeObject, ObjectHolder, ObjectListing, TaskFailure, TaskSummary, TimelineSpan, NodeLog } from './task-summary.js';

@@ -82,3 +82,13 @@ export interface TimelineSpan {
   readonly bytes?: number;
   readonly from?: string;
 }
+
+/** A node's log lines, as its data port answers at /api/logs (`shoal logs --node`). */
+export interface NodeLog {
+  /** The file the node logs to (null: it logs to no file, e.g. a daemon run with --foreground). */
+  readonly file: string | null;
+  /** Complete lines (JSON, as pino writes them), oldest first. */
+  readonly lines: readonly string[];
+  /** The offset after the last line: ask again with `?after=` this to follow the log. */
+  readonly end: number;
+}

@@ -21,9 +21,11 @@ export { currentRuntime, setCurrentRuntime, type NamedVersion, type Runtime, typ
 export { attachToNode, parseNodeAddress } from './client/attach.js';
 export { NodeClient } from './client/node-client.js';
 export { Head, type HeadOptions } from './cluster/head/head.js';
-export type { ClusterFailure, ClusterObject, ClusterObjects, ClusterTasks, ClusterTimeline, TraceEvent } from './cluster/head/cluster-views.js';
+export type { ClusterFailure, ClusterObject, ClusterObjects, ClusterTasks, ClusterTimeline, ClusterNodeLog, TraceEvent } from './cluster/head/cluster-views.js';
 export { isLoopback, MIN_EXPOSED_TOKEN_LENGTH } from './cluster/head/loopback.js';
 export type { LogFn, Logger } from './log.js';
+export { PRETTY_OPTIONS, prettyLogLine, processLogger } from './log.js';
+export { readLog, type LogLines } from './log-file.js';
 export { HeadLink, connectToHead, queryStatus } from './cluster/node/head-link.js';
 export { ClusterNode, type ClusterNodeOptions, type ClusterNodeState } from './cluster/node/cluster-node.js';
 export { wsStream } from './transport/ws-stream.js';

@@ -11,6 +11,8 @@ import {
   isLoopback,
   liveDaemon,
   logPath,
+  prettyLogLine,
+  readLog,
   queryStatus,
   readToken,
   resolveDaemonOptions,
@@ -20,6 +22,7 @@ import {
   stopDaemon,
   writeToken,
   type ClusterObject,
+  type ClusterNodeLog,
   type ClusterObjects,
   TIMELINE_KEPT,
   type ClusterTimeline,
@@ -36,6 +39,7 @@ Commands:
   status              show the cluster's nodes, CPUs, resources, objects and tasks
   memory              list every live object of the cluster: size, nodes, names, holders
   timeline            write what ran where and when (tasks, pulls) as a Chrome trace
+  logs [--follow]     print this machine's daemon log, or another node's (--node)
   dashboard           print the address of the head's dashboard and of every /metrics
   health [--ready]    exit 0 when this machine's daemon answers (and is a cluster member)
   stop                stop this machine's daemon and remove its session directory
@@ -109,6 +113,21 @@ Each node keeps its last ${TIMELINE_KEPT.toLocaleString('en-US')} spans.
   -o FILE       where to write it (default: shoal-timeline-<time>.json here; - for stdout)
 
 The address and token are found as for \`shoal status\`.`;
+
+const LOGS_USAGE = `Usage: shoal logs [--node ID|HOST] [--follow] [--lines N] [--json | --pretty] [--address ws://HOST:PORT] [--token T]
+
+Prints the log of this machine's daemon ($SHOAL_HOME/daemon.log: its head, node and workers),
+or with --node that of another member, asked through the head. Each line is a JSON object
+(pino's: level, time, pid, component, msg); they are shown human-readable when stdout is a
+terminal, as they are when not (for jq and log shippers).
+
+  --node ID|HOST  the member with this node id or host name (\`shoal status\` lists them)
+  --follow, -f    keep printing lines as they are written, until interrupted
+  --lines N       how many of the last lines to print first (default 200)
+  --json          print the JSON lines as they are, even on a terminal
+  --pretty        print them human-readable, even when stdout is not a terminal
+
+With --node, the address and token are found as for \`shoal status\`.`;
 
 const DASHBOARD_USAGE = `Usage: shoal dashboard [--address ws://HOST:PORT] [--token T]
 
@@ -381,6 +400,71 @@ async function timeline(args: string[]): Promise<void> {
   print('open it in https://ui.perfetto.dev or chrome://tracing');
 }
 
+/** How often `shoal logs --follow` looks for new lines. */
+const FOLLOW_EVERY_MS = 500;
+
+async function logs(args: string[]): Promise<void> {
+  const values = parse(args, {
+    node: { type: 'string' },
+    follow: { type: 'boolean', short: 'f' },
+    lines: { type: 'string' },
+    json: { type: 'boolean' },
+    pretty: { type: 'boolean' },
+    address: { type: 'string' },
+    token: { type: 'string' },
+  });
+  if (values.help) return print(LOGS_USAGE);
+  if (values.json && values.pretty) throw new UsageError('--json and --pretty cannot go together: pick one');
+  const lines = values.lines === undefined ? 200 : Number(values.lines);
+  if (!Number.isInteger(lines) || lines < 0) throw new UsageError(`expected --lines to be a whole number of lines, got ${values.lines}`);
+  const pretty = values.pretty ?? (!values.json && process.stdout.isTTY === true);
+  const show = pretty ? prettyLogLine(process.stdout.isTTY === true) : (line: string) => line;
+  const printAll = (read: readonly string[]) => {
+    if (read.length > 0) process.stdout.write(`${read.map(show).join('\n')}\n`);
+  };
+  // Each read says where the next one starts; a log read once ends here, one followed never does.
+  let next: (after: number | undefined) => Promise<number>;
+  if (values.node === undefined) {
+    const file = logPath(shoalHome());
+    next = async (after) => {
+      try {
+        const read = readLog(file, after === undefined ? { lines } : { after });
+        printAll(read.lines);
+        return read.end;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT' && after === undefined) fail(`there is no log at ${file}: no daemon has run with SHOAL_HOME=${shoalHome()} (start one with shoal start)`);
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+        fail(`cannot read ${file}: ${(error as Error).message}`);
+      }
+    };
+  } else {
+    const { address, token } = clusterTarget(values);
+    const node = values.node;
+    next = async (after) => {
+      const query = new URLSearchParams({ node, ...(after === undefined ? { lines: String(lines) } : { after: String(after) }) });
+      const url = `${httpUrl(address)}/api/logs?${query}`;
+      let answer: Response;
+      try {
+        answer = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(15_000) });
+      } catch (error) {
+        fail(`cannot ask the head at ${address} for node ${node}'s log: ${(error as Error).message}`);
+      }
+      if (answer.status === 426) fail(`the head at ${address} does not serve nodes' logs (it runs an older Shoal): upgrade its daemon, then run shoal logs again`);
+      const body = (await answer.json().catch(() => ({ error: `HTTP ${answer.status}` }))) as ClusterNodeLog & { error?: string };
+      if (!answer.ok) fail(body.error ?? `the head answered HTTP ${answer.status}`);
+      if (body.file === null) fail(`node ${node} logs to no file (its daemon runs with --foreground: its log is its supervisor's, e.g. docker logs or journalctl)`);
+      printAll(body.lines);
+      return body.end;
+    };
+  }
+  let end = await next(undefined);
+  if (!values.follow) return;
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, FOLLOW_EVERY_MS));
+    end = await next(end);
+  }
+}
+
 async function memory(args: string[]): Promise<void> {
   const values = parse(args, { address: { type: 'string' }, token: { type: 'string' }, json: { type: 'boolean' } });
   if (values.help) return print(MEMORY_USAGE);
@@ -537,6 +621,9 @@ try {
     case 'timeline':
       await timeline(rest);
       break;
+    case 'logs':
+      await logs(rest);
+      break;
     case 'status':
       await status(rest);
       break;
@@ -564,7 +651,7 @@ try {
 } catch (error) {
   if (error instanceof UsageError) {
     process.stderr.write(`shoal: ${error.message}\n\n`);
-    fail(`run \`shoal ${command && ['start', 'status', 'memory', 'timeline', 'dashboard', 'health', 'stop'].includes(command) ? `${command} ` : ''}--help\` for usage`, 2);
+    fail(`run \`shoal ${command && ['start', 'status', 'memory', 'timeline', 'logs', 'dashboard', 'health', 'stop'].includes(command) ? `${command} ` : ''}--help\` for usage`, 2);
   }
   throw error;
 }

@@ -10,12 +10,13 @@ import { NodeClient } from '../client/node-client.js';
 import { LocalObjects } from '../client/object-io.js';
 import { ActorExecutor } from './actor-executor.js';
 import { forwardOutput } from './output-forwarding.js';
+import { processLogger } from '../log.js';
 import { TaskExecutor } from './task-executor.js';
 
 function setting(name: string): string {
   const value = process.env[name];
   if (!value) {
-    console.error(`shoal worker: ${name} is not set; worker processes are started by a Shoal node, not by hand.`);
+    processLogger('worker').error({ setting: name }, `${name} is not set; worker processes are started by a Shoal node, not by hand.`);
     process.exit(2);
   }
   return value;
@@ -97,6 +98,9 @@ socket.once('connect', () => connection.send({ type: 'ready', pid: process.pid }
 
 // A task's unhandled rejection must not kill the worker silently mid-way through other work; it
 // is reported, and the task itself fails through its own promise.
+// It goes to the worker's log (its node's: a daemon's is $SHOAL_HOME/daemon.log, see `shoal logs`).
+let logger: ReturnType<typeof processLogger> | undefined;
 process.on('unhandledRejection', (reason) => {
-  console.error('shoal worker: unhandled rejection in a task:', reason);
+  logger ??= processLogger('worker');
+  logger.warn({ err: reason }, `unhandled rejection in a task: ${reason instanceof Error ? reason.message : String(reason)}`);
 });

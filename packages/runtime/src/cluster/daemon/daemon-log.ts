@@ -1,39 +1,22 @@
 // The daemon's log as its readers see it: JSON lines (pino's), one object per line with `pid`
 // and `msg`. (The daemon creates the logger itself: pino stays out of the CLI's start-up.)
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { readLog } from '../../log-file.js';
 import { logPath } from './home.js';
 
 /** The message of the daemon's line announcing an orderly stop: not why it stopped. */
 export const STOPPING_MESSAGE = 'stopping';
-
-/** How much of the log's end is read for the last words: lines are short, logs can be long. */
-const TAIL_BYTES = 64 * 1024;
-
-function tail(path: string): string {
-  const fd = openSync(path, 'r');
-  try {
-    const size = fstatSync(fd).size;
-    const length = Math.min(size, TAIL_BYTES);
-    const buffer = Buffer.alloc(length);
-    readSync(fd, buffer, 0, length, size - length);
-    return buffer.toString('utf8');
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /**
  * Why the daemon `pid` stopped, as a sentence: the message of its last JSON log line other than
  * its "stopping" line. The log is shared by every daemon of the home, hence the pid.
  */
 export function lastWords(home: string, pid: number | undefined): string {
-  let text: string;
+  let lines: string[];
   try {
-    text = tail(logPath(home));
+    lines = readLog(logPath(home), {}).lines;
   } catch {
     return 'it left no log';
   }
-  const lines = text.trim().split('\n');
   for (let index = lines.length - 1; index >= 0; index--) {
     let entry: { pid?: unknown; msg?: unknown };
     try {

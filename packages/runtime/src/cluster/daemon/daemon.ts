@@ -6,15 +6,15 @@
 // when it stops (SIGTERM/SIGINT). It logs JSON lines to stderr.
 import { createServer } from 'node:net';
 import { networkInterfaces } from 'node:os';
-import { rmSync } from 'node:fs';
+import { fstatSync, rmSync, statSync } from 'node:fs';
 import { raiseDescriptorLimit } from '../../node/descriptors.js';
 import { NodeManager } from '../../node/node-manager.js';
 import { ClusterNode } from '../node/cluster-node.js';
 import { Head } from '../head/head.js';
-import { lifelinePath, removeDaemon, writeDaemon, writeToken, type DaemonInfo } from './home.js';
+import { lifelinePath, logPath, removeDaemon, writeDaemon, writeToken, type DaemonInfo } from './home.js';
 import { wsStream } from '../../transport/ws-stream.js';
-import { pino } from 'pino';
 import { STOPPING_MESSAGE } from './daemon-log.js';
+import { processLogger } from '../../log.js';
 import type { DaemonConfig } from './daemon-options.js';
 import type { DaemonMessage } from './daemon-control.js';
 
@@ -27,10 +27,21 @@ function headNodeIp(host: string): string {
   return '127.0.0.1';
 }
 
+/** Whether this daemon's stderr is its home's daemon.log (started in the background, not --foreground). */
+function loggingTo(home: string): boolean {
+  try {
+    const [out, log] = [fstatSync(2), statSync(logPath(home))];
+    return out.dev === log.dev && out.ino === log.ino;
+  } catch {
+    return false;
+  }
+}
+
 // JSON lines on stderr, which `startDaemon` points at $SHOAL_HOME/daemon.log. Written
 // synchronously, so a line logged just before `process.exit` is in the file when the starter
 // reads the daemon's last words.
-const logger = pino({ base: { pid: process.pid } }, pino.destination({ fd: 2, sync: true }));
+const root = processLogger();
+const logger = root.child({ component: 'daemon' });
 const config = JSON.parse(process.env.SHOAL_DAEMON_CONFIG ?? 'null') as DaemonConfig | null;
 if (!config) {
   logger.error({}, 'SHOAL_DAEMON_CONFIG is not set; the daemon is started by `shoal start`, not by hand.');
@@ -88,7 +99,7 @@ try {
       token: config.token,
       ...(config.heartbeatTimeoutMs === undefined ? {} : { heartbeatTimeoutMs: config.heartbeatTimeoutMs }),
       ...(config.allowedOrigins === undefined ? {} : { allowedOrigins: config.allowedOrigins }),
-      logger: logger.child({ component: 'head' }),
+      logger: root.child({ component: 'head' }),
       // Programs on machines without a node join through this one.
       onDriver: (socket) => node.acceptRemote(wsStream(socket)),
     });
@@ -103,7 +114,8 @@ try {
     ...(config.dataPort === undefined ? {} : { dataPort: config.dataPort }),
     ...(config.allowedOrigins === undefined ? {} : { allowedOrigins: config.allowedOrigins }),
     ...(config.joinTimeoutMs === undefined ? {} : { joinTimeoutMs: config.joinTimeoutMs }),
-    logger: logger.child({ component: 'cluster' }),
+    logger: root.child({ component: 'node' }),
+    ...(loggingTo(config.home) ? { logFile: logPath(config.home) } : {}),
     onFatal: (error) => {
       logger.error({ err: error }, error.message);
       void stop(1);

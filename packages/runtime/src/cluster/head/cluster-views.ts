@@ -1,6 +1,6 @@
 // What the head shows of the whole cluster beyond its membership (the dashboard's tasks,
 // `shoal memory`'s objects): asked of every member's data port and merged here.
-import type { FunctionTally, NodeObject, NodeStatus, ObjectHolder, TaskFailure, TaskSummary, TimelineSpan } from '@shoal/protocol';
+import type { FunctionTally, NodeObject, NodeStatus, ObjectHolder, TaskFailure, TaskSummary, TimelineSpan, NodeLog } from '@shoal/protocol';
 
 /** A failed task, with the node it failed on. */
 export type ClusterFailure = TaskFailure & { readonly node: string };
@@ -169,4 +169,27 @@ export async function clusterTimeline(nodes: readonly NodeStatus[], token: strin
     }
   });
   return { traceEvents, displayTimeUnit: 'ms', otherData: { tasks, pulls, nodes: answers.length, unreachable } };
+}
+
+/** A node's log as the head gives it (`/api/logs?node=` on the head, `shoal logs --node`). */
+export interface ClusterNodeLog extends NodeLog {
+  readonly node: string;
+  readonly hostname: string;
+}
+
+/**
+ * The log of the member whose node id or host name is `which`, asked of its data port with the
+ * query `search` (`after=` / `lines=`, see `/api/logs` there). Undefined: no such member; a
+ * string: why it did not answer.
+ */
+export async function clusterNodeLog(nodes: readonly NodeStatus[], token: string, which: string, search: URLSearchParams): Promise<ClusterNodeLog | string | undefined> {
+  const node = nodes.find((member) => member.nodeId === which) ?? nodes.find((member) => member.hostname === which);
+  if (!node) return undefined;
+  const query = new URLSearchParams();
+  for (const key of ['after', 'lines']) if (search.has(key)) query.set(key, search.get(key)!);
+  const { answers, unreachable } = await askNodes<NodeLog>([node], token, `/api/logs?${query}`);
+  const answer = answers[0]?.[1];
+  if (!answer) return unreachable[0]?.reason ?? 'no answer';
+  const lines = Array.isArray(answer.lines) ? answer.lines.map(String) : [];
+  return { node: node.nodeId, hostname: node.hostname, file: typeof answer.file === 'string' ? answer.file : null, lines, end: Number(answer.end) || 0 };
 }

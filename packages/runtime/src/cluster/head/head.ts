@@ -10,7 +10,7 @@ import { Membership } from './membership.js';
 import { ObjectDirectory } from './object-directory.js';
 import { TaskForwarder } from './task-forwarder.js';
 import { headMetrics } from './head-metrics.js';
-import { clusterObjects, clusterTasks, clusterTimeline } from './cluster-views.js';
+import { clusterNodeLog, clusterObjects, clusterTasks, clusterTimeline } from './cluster-views.js';
 import { DASHBOARD_PAGE } from './dashboard-page.js';
 import { PROMETHEUS_TEXT, type Route } from '../../transport/http-routes.js';
 
@@ -201,6 +201,14 @@ export class Head implements AsyncDisposable {
       '/api/status': () => json({ clusterId: this.clusterId, nodes: this.nodes() }),
       '/api/tasks': async () => json(await clusterTasks(this.nodes(), this.#token)),
       '/api/objects': async () => json(await clusterObjects(this.nodes(), this.#token)),
+      // ?node=ID (or host name), with ?after= / ?lines= as a node's /api/logs takes them.
+      '/api/logs': async (url) => {
+        const which = url.searchParams.get('node') ?? '';
+        const log = await clusterNodeLog(this.nodes(), this.#token, which, url.searchParams);
+        if (log === undefined) return { status: 404, type: 'application/json', body: JSON.stringify({ error: `no node ${JSON.stringify(which)} in the cluster (its members: ${this.nodes().map((node) => `${node.nodeId} on ${node.hostname}`).join(', ') || 'none'})` }) };
+        if (typeof log === 'string') return { status: 502, type: 'application/json', body: JSON.stringify({ error: `node ${which} did not answer: ${log}` }) };
+        return json(log);
+      },
       // ?since=EPOCH_MS: what ended since then (default: all the nodes kept).
       '/api/timeline': async (url) => json(await clusterTimeline(this.nodes(), this.#token, Number(url.searchParams.get('since')) || 0)),
     };

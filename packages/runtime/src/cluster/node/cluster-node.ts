@@ -7,6 +7,7 @@ import { debuglog } from 'node:util';
 import { ActorDiedError, HeadUnreachableError, fromWireFailure, toWireFailure, type ClusterResult, type ClusterTask, type FromHead, type NodeReport, type ToHead } from '@shoal/protocol';
 import type { ActorWhereabouts } from '../../node/cluster-actors.js';
 import { debugLogger, type Logger } from '../../log.js';
+import { nodeLog } from '../../log-file.js';
 import type { NodeManager } from '../../node/node-manager.js';
 import type { Task } from '../../scheduling/task.js';
 import { RequestTracker } from '../../transport/request-tracker.js';
@@ -36,6 +37,8 @@ export interface ClusterNodeOptions {
   readonly allowedOrigins?: readonly string[];
   /** Where the node reports what an operator should see. @default debugLogger('cluster') (NODE_DEBUG=shoal:cluster) */
   readonly logger?: Logger;
+  /** The file this node's process logs to (a daemon's `$SHOAL_HOME/daemon.log`): served as `/api/logs` on the data port. */
+  readonly logFile?: string;
   /** Called when membership can never work (a refused token): the daemon stops. */
   /** Keep trying a head not reachable yet at start for this long (nodes started with their head). @default 0 */
   readonly joinTimeoutMs?: number;
@@ -185,6 +188,8 @@ export class ClusterNode implements AsyncDisposable {
         '/api/tasks': () => ({ type: 'application/json', body: JSON.stringify(node.metrics.summary()) }),
         '/api/objects': () => ({ type: 'application/json', body: JSON.stringify(node.objects()) }),
         // ?since=EPOCH_MS: the spans that ended since then (default: all those kept).
+        // ?after=OFFSET: the lines from there on; else ?lines=N, the last N (default 200).
+        '/api/logs': (url) => ({ type: 'application/json', body: JSON.stringify(nodeLog(options.logFile, url)) }),
         '/api/timeline': (url) => ({ type: 'application/json', body: JSON.stringify(node.metrics.timeline.since(Number(url.searchParams.get('since')) || 0)) }),
       },
     });
