@@ -16,13 +16,14 @@ const tasks = flags.quick ? 100_000 : 1_000_000;
 const metrics = new NodeMetrics('bench', () => ({}) as never, () => 0);
 const fn = { name: 'add', hash: 'h', source: '' };
 
-type BenchTask = { fn: typeof fn; returnId: string; attempts: number; submittedAt: number; startedAt: number };
+type BenchTask = { fn: typeof fn; returnId: string; attempts: number; submittedAt: number; startedAt: number; ranOn: number };
 function loop(withEvents: boolean): number {
   const started = performance.now();
   for (let i = 0; i < tasks; i++) {
-    const task: BenchTask = { fn, returnId: `r${i & 1023}`, attempts: 1, submittedAt: performance.now(), startedAt: 0 };
+    const task: BenchTask = { fn, returnId: `r${i & 1023}`, attempts: 1, submittedAt: performance.now(), startedAt: 0, ranOn: 0 };
     if (withEvents) metrics.submitted(task as never);
     task.startedAt = performance.now();
+    task.ranOn = 4242;
     if (withEvents) {
       metrics.started(task as never, 1);
       metrics.ended(task as never);
