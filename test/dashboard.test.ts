@@ -13,12 +13,16 @@ import { runProgram } from './cluster-helpers.js';
 import { startCluster } from './support/start-cluster.js';
 
 const DRIVER = fileURLToPath(new URL('./fixtures/diagnostics-driver.ts', import.meta.url));
+const ACTORS = fileURLToPath(new URL('./fixtures/actors-dashboard-driver.ts', import.meta.url));
 const CHROMIUM = '/usr/bin/chromium'; // installed by scripts/system-packages.mjs (npm test)
 
 test('the dashboard shows the nodes, the tasks by function and a failure with its stack, in Chromium', { timeout: 120_000 }, async () => {
   await using cluster = await startCluster({ nodes: [{}, { resources: { gpu: 1 } }] });
   const run = await runProgram(DRIVER, [cluster.nodes[0]!.address, 'keep-named', 'shoal-test-child'], {});
   assert.equal(run.code, 0, run.stderr);
+  const actors = await runProgram(ACTORS, [cluster.nodes[0]!.address, 'shoal-test-child'], {});
+  assert.equal(actors.code, 0, actors.stderr);
+  assert.equal(actors.stdout.trim(), '2 pong');
   const base = cluster.url.replace(/^ws/, 'http');
   const shots = mkdtempSync(join(tmpdir(), 'shoal-dashboard-'));
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
@@ -48,6 +52,13 @@ test('the dashboard shows the nodes, the tasks by function and a failure with it
     const [, size, what, where] = await table.locator('td').allInnerTexts();
     assert.match(size!, /^512\.\d KiB$/, 'its 512 KiB of data and its header');
     assert.deepEqual([what, where], ['object, named dashboard-table', cluster.nodes[0]!.nodeId]);
+    // The detached actor lives on its node; the other died with its program.
+    const kept = page.locator('#actors tbody tr', { hasText: 'dashboard-counter' });
+    await kept.waitFor();
+    assert.deepEqual((await kept.locator('td').allInnerTexts()).slice(1, 7), ['Counter', 'dashboard-counter', 'alive, detached', cluster.nodes[0]!.nodeId, cluster.nodes[0]!.nodeId, '0']);
+    const gone = page.locator('#actors tbody tr', { hasText: 'Scratch' });
+    await gone.waitFor();
+    assert.match((await gone.locator('td').allInnerTexts())[3]!, /^dead: /);
     const failure = page.locator('#failures div', { hasText: 'failsOnPurpose' });
     await failure.waitFor();
     assert.match(await failure.innerText(), /Error: on purpose/);

@@ -50,7 +50,7 @@ test('the head and each node serve /metrics in the text format, behind the token
 
   // Every route refuses a missing or wrong token, in every form.
   const base = cluster.url.replace(/^ws/, 'http');
-  for (const url of [head, nodeMetrics(driverNode), `${nodeMetrics(driverNode).replace('/metrics', '/api/tasks')}`, `${nodeMetrics(driverNode).replace('/metrics', '/api/objects')}`, `${base}/`, `${base}/api/status`, `${base}/api/tasks`, `${base}/api/objects`]) {
+  for (const url of [head, nodeMetrics(driverNode), `${nodeMetrics(driverNode).replace('/metrics', '/api/tasks')}`, `${nodeMetrics(driverNode).replace('/metrics', '/api/objects')}`, `${base}/`, `${base}/api/status`, `${base}/api/tasks`, `${base}/api/objects`, `${base}/api/actors`]) {
     assert.equal((await get(url)).status, 401, `${url} without a token`);
     assert.equal((await get(url, { authorization: 'Bearer wrong-token' })).status, 401, `${url} with a wrong token`);
     assert.equal((await get(`${url}?token=wrong-token`)).status, 401, `${url} with a wrong token in the query`);

@@ -12,6 +12,27 @@ import { roomOf } from './placement-policy.js';
 /** Dead actors remembered (to say why a call on one fails), the oldest forgotten first. */
 const DEAD_MEMORY = 4096;
 
+/** Dead actors the dashboard lists, newest first. */
+const DIED_LISTED = 20;
+
+/** An actor as the dashboard lists it (`/api/actors` on the head). */
+export interface ActorListing {
+  readonly id: string;
+  readonly className: string;
+  readonly name: string | null;
+  /** `placing`: on its way to a node; `dead`: for good (`reason` says why). */
+  readonly state: 'alive' | 'placing' | 'dead';
+  /** The node running it (or it is placed on, or it last ran on); null: none yet. */
+  readonly node: string | null;
+  /** The node that made it, which holds its lifetime. */
+  readonly origin: string;
+  readonly detached: boolean;
+  readonly restarts: number;
+  readonly reason?: string;
+  /** `Date.now()` when it died. */
+  readonly at?: number;
+}
+
 /** The answer to a locate: where it runs, or why it is dead; neither: no such actor. */
 export interface ActorAnswer {
   readonly actor?: LocatedActor;
@@ -51,6 +72,8 @@ export class ActorDirectory {
   readonly #dead = new Map<string, WireFailure>();
   /** Actors given up because their node left (by id: that node); if it comes back with them alive, they live on. */
   readonly #lostWith = new Map<string, string>();
+  /** The last actors that died, newest first. */
+  readonly #lastDead: ActorListing[] = [];
 
   constructor(parts: ActorDirectoryParts) {
     this.#membership = parts.membership;
@@ -205,8 +228,21 @@ export class ActorDirectory {
     const name = actor.options.name;
     if (name !== undefined && this.#names.get(name) === actor.id) this.#names.delete(name);
     this.#remember(actor.id, failure);
+    this.#lastDead.unshift({ ...this.#listing(entry), state: 'dead', reason: failure.message, at: Date.now() });
+    if (this.#lastDead.length > DIED_LISTED) this.#lastDead.pop();
     for (const waiter of entry.waiting.splice(0)) waiter({ failure });
     if (entry.origin !== told) this.#membership.send(entry.origin, { type: 'actor-died', actorId: actor.id, failure });
+  }
+
+  /** The live actors, then the last that died (newest first): the dashboard's table. */
+  list(): ActorListing[] {
+    return [...[...this.#live.values()].map((entry) => this.#listing(entry)), ...this.#lastDead];
+  }
+
+  #listing(entry: Entry): ActorListing {
+    const { actor } = entry;
+    const node = entry.host ?? entry.placedOn ?? null;
+    return { id: actor.id, className: actor.cls.name, name: actor.options.name ?? null, state: entry.host === undefined ? 'placing' : 'alive', node, origin: entry.origin, detached: actor.options.detached, restarts: entry.restarts };
   }
 
   #remember(actorId: string, failure: WireFailure): void {

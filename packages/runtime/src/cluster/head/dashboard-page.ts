@@ -1,5 +1,5 @@
 // The dashboard the head serves at `/`: one page, no framework, no build step. It polls the head's
-// JSON (`/api/status`, `/api/tasks`, `/api/objects`) every 2 s with the cookie `?token=` set, and draws tables and
+// JSON (`/api/status`, `/api/tasks`, `/api/objects`, `/api/actors`) every 2 s with the cookie `?token=` set, and draws tables and
 // two small charts (tasks finished per second, store bytes in use) over the last 5 minutes.
 
 /** The page, as served. */
@@ -38,6 +38,8 @@ export const DASHBOARD_PAGE = `<!doctype html>
 <table id="nodes"><thead><tr><th>node</th><th>host</th><th>CPUs free / total</th><th>other resources</th><th>workers</th><th>queued</th><th>running</th><th>objects</th><th>store used / capacity</th><th>spilled</th><th>seen</th></tr></thead><tbody></tbody></table>
 <h2>Tasks by function</h2>
 <table id="functions"><thead><tr><th>function</th><th>submitted</th><th>started</th><th>finished</th><th>failed</th><th>mean run</th></tr></thead><tbody></tbody></table>
+<h2>Actors</h2>
+<table id="actors"><thead><tr><th>actor</th><th>class</th><th>name</th><th>state</th><th>node</th><th>made on</th><th>restarts</th></tr></thead><tbody></tbody></table>
 <h2>Largest objects</h2>
 <table id="objects"><thead><tr><th>object</th><th>size</th><th>what</th><th>nodes</th><th>held by</th></tr></thead><tbody></tbody></table>
 <h2>Recent failures</h2>
@@ -69,7 +71,9 @@ async function json(path) {
 }
 async function refresh() {
   try {
-    const [status, tasks, objects] = await Promise.all([json('/api/status'), json('/api/tasks'), json('/api/objects')]);
+    const [status, tasks, objects, actors] = await Promise.all([json('/api/status'), json('/api/tasks'), json('/api/objects'), json('/api/actors')]);
+    fill('actors', actors.actors.map((a) => row([text(a.id), text(a.className), text(a.name ?? '–'),
+      a.state === 'dead' ? '<span class="bad">dead</span>: ' + text(a.reason ?? '') : text(a.state + (a.detached ? ', detached' : '')), text(a.node ?? '–'), text(a.origin), text(a.restarts)])), 7);
     fill('objects', objects.objects.slice(0, 20).map((o) => row([text(o.id), text(bytes(o.size)),
       text([o.state === 'ready' ? 'object' : o.state, o.inline ? 'inline' : '', o.spilled ? 'spilled' : ''].concat(o.names.map((n) => 'named ' + n)).filter(Boolean).join(', ')),
       text(o.nodes.join(' ')), text(o.holders.map((h) => h.kind + ' ' + h.pid + '@' + h.node).join(', ') || (o.holds + ' hold(s) in the node'))])), 5);

@@ -201,6 +201,7 @@ export class Head implements AsyncDisposable {
       '/api/status': () => json({ clusterId: this.clusterId, nodes: this.nodes() }),
       '/api/tasks': async () => json(await clusterTasks(this.nodes(), this.#token)),
       '/api/objects': async () => json(await clusterObjects(this.nodes(), this.#token)),
+      '/api/actors': () => json({ actors: this.#actors.list() }),
       // ?node=ID (or host name), with ?after= / ?lines= as a node's /api/logs takes them.
       '/api/logs': async (url) => {
         const which = url.searchParams.get('node') ?? '';
