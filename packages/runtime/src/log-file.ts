@@ -14,22 +14,25 @@ export interface LogLines {
 
 /**
  * The complete lines of the log at `path`: from byte `after` on when given (at most
- * {@link LOG_READ_BYTES}: read on from `end`), else its last `lines` lines (within its last
- * {@link LOG_READ_BYTES}). A line still being written (no newline yet) is left for the next read.
+ * {@link LOG_READ_BYTES}: read on from `end`), else its last `lines` lines (all when not given)
+ * within its last `within` bytes (default {@link LOG_READ_BYTES}). A line still being written (no
+ * newline yet) is left for the next read, unless `partial` (the last words of a process that
+ * died mid-line; `end` still stops before it).
  * A log that shrank (rotated, truncated) is read from its start.
  * @throws the file system's error (ENOENT: no log yet).
  */
-export function readLog(path: string, from: { readonly after?: number; readonly lines?: number }): LogLines {
+export function readLog(path: string, from: { readonly after?: number; readonly lines?: number; readonly within?: number; readonly partial?: boolean }): LogLines {
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
     const after = from.after !== undefined && from.after <= size ? Math.max(0, from.after) : undefined;
-    const start = after ?? Math.max(0, size - LOG_READ_BYTES);
+    const start = after ?? Math.max(0, size - Math.min(from.within ?? LOG_READ_BYTES, LOG_READ_BYTES));
     const length = Math.min(size - start, LOG_READ_BYTES);
     const buffer = Buffer.alloc(length);
     const read = readSync(fd, buffer, 0, length, start);
     const complete = buffer.lastIndexOf(0x0a, read - 1) + 1;
-    let lines = buffer.toString('utf8', 0, complete).split('\n').slice(0, -1);
+    let lines = buffer.toString('utf8', 0, from.partial ? read : complete).split('\n');
+    if (!from.partial || complete === read) lines.pop();
     // Read from the middle of the file: its first line is cut.
     if (after === undefined && start > 0) lines = lines.slice(1);
     if (after === undefined && from.lines !== undefined) lines = from.lines > 0 ? lines.slice(-from.lines) : [];

@@ -6,6 +6,9 @@ import { logPath } from './home.js';
 /** The message of the daemon's line announcing an orderly stop: not why it stopped. */
 export const STOPPING_MESSAGE = 'stopping';
 
+/** How much of the log's end is read for the last words: lines are short, logs can be long. */
+const LAST_WORDS_BYTES = 64 * 1024;
+
 /**
  * Why the daemon `pid` stopped, as a sentence: the message of its last JSON log line other than
  * its "stopping" line. The log is shared by every daemon of the home, hence the pid.
@@ -13,7 +16,7 @@ export const STOPPING_MESSAGE = 'stopping';
 export function lastWords(home: string, pid: number | undefined): string {
   let lines: string[];
   try {
-    lines = readLog(logPath(home), {}).lines;
+    lines = readLog(logPath(home), { within: LAST_WORDS_BYTES, partial: true }).lines;
   } catch {
     return 'it left no log';
   }
