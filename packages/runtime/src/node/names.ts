@@ -25,7 +25,6 @@ export class NameRegistry {
     this.#store = store;
   }
 
-  /** The current binding of `name`. */
   /** The names bound to each object that has any. */
   namesById(): Map<string, string[]> {
     const byId = new Map<string, string[]>();
@@ -33,6 +32,7 @@ export class NameRegistry {
     return byId;
   }
 
+  /** The current binding of `name`. */
   get(name: string): Binding | undefined {
     return this.#names.get(name);
   }
