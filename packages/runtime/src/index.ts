@@ -59,3 +59,4 @@ export { ActorHandle, ObjectRef, argumentError, type ActorCallOptions, type Obje
 export type { ObjectWriter, StoreOptions, StoreStats, TypedArrayKind } from '@shoal/store';
 export type { ObjectTransferMessage, TaskEndMessage, TaskFailMessage, TaskStartMessage } from './diagnostics.js';
 export type { ObjectFreeMessage, ObjectPutMessage } from '@shoal/store';
+export { PROGRESS_MIN_BYTES, progressBar, progressWanted, showCopyProgress, type ProgressStream } from './client/progress.js';

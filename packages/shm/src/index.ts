@@ -35,6 +35,7 @@ export {
   unlinkSegment,
   unmapNow,
   writeSegment,
+  writeSegmentWith,
   ShmError,
   type MapOptions,
   type OpenMode,

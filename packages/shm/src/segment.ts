@@ -127,7 +127,19 @@ export function writeSegment(
   views: readonly (ArrayBufferView | ArrayBuffer)[],
   offsets: readonly number[],
 ): void {
-  const fd = createWith(path, (created) => native.fill(created, size, views, offsets));
+  writeSegmentWith(path, size, (fill) => fill(views, offsets));
+}
+
+/**
+ * Like {@link writeSegment}, with the views given in parts: `write` calls `fill` once per part
+ * (views and their offsets), e.g. to report progress between them. On failure nothing is left.
+ */
+export function writeSegmentWith(
+  path: string,
+  size: number,
+  write: (fill: (views: readonly (ArrayBufferView | ArrayBuffer)[], offsets: readonly number[]) => void) => void,
+): void {
+  const fd = createWith(path, (created) => write((views, offsets) => native.fill(created, size, views, offsets)));
   closeSegment(fd, path);
 }
 

@@ -12,6 +12,8 @@ import {
   liveDaemon,
   logPath,
   prettyLogLine,
+  progressBar,
+  progressWanted,
   readLog,
   queryStatus,
   readToken,
@@ -321,7 +323,7 @@ async function start(args: string[]): Promise<void> {
   const config = { home, token, ...options };
   if (dryRun) return print(JSON.stringify({ home, ...options }, null, 2));
   if (values.foreground) process.exit(await runDaemon(config));
-  const started = await startDaemon(config);
+  const started = await waitingFor(config.joinTimeoutMs, address, startDaemon(config));
   if (started.kind === 'exited') fail(`the daemon exited (code ${started.code}) before it was ready: ${started.lastWords}\n(full log: ${logPath(home)})`);
   if (started.kind === 'timeout') fail(`the daemon did not become ready within ${started.timeoutMs / 1000} s; see ${logPath(home)}`);
   const { info } = started;
@@ -334,6 +336,28 @@ async function start(args: string[]): Promise<void> {
   }
   print(`  attach here:    SHOAL_ADDRESS=${info.address}   (or init({ address }) in a program)`);
   print(`  status / stop:  shoal status   /   shoal stop      (log: ${logPath(home)})`);
+}
+
+/**
+ * `starting`, with a bar of the seconds waited out of `--join-timeout` on stderr when it is a
+ * terminal and a joiner may wait for its head that long.
+ */
+async function waitingFor<T>(joinTimeoutMs: number | undefined, address: string | undefined, starting: Promise<T>): Promise<T> {
+  if (!joinTimeoutMs || address === undefined || !progressWanted()) return starting;
+  const seconds = Math.ceil(joinTimeoutMs / 1000);
+  const began = Date.now();
+  let bar: ReturnType<typeof progressBar> | undefined;
+  // Only once it takes a while: a head that is up answers at once.
+  const ticking = setInterval(() => {
+    bar ??= progressBar(`shoal: waiting for the head at ${address}`, seconds, 's');
+    bar.update(Math.min(seconds, Math.round((Date.now() - began) / 1000)));
+  }, 1000);
+  try {
+    return await starting;
+  } finally {
+    clearInterval(ticking);
+    bar?.stop();
+  }
 }
 
 /** The head to ask and its token: the options, then SHOAL_ADDRESS / SHOAL_TOKEN, then this machine's daemon. */

@@ -1,5 +1,5 @@
 import { debuglog, isDeepStrictEqual } from 'node:util';
-import { AlreadyInitializedError, InWorkerError, argumentError } from '@shoal/runtime';
+import { AlreadyInitializedError, InWorkerError, argumentError, showCopyProgress } from '@shoal/runtime';
 import {
   NODE_MANAGER_OPTION_KEYS,
   NodeManager,
@@ -176,6 +176,8 @@ export async function init(options: InitOptions = {}): Promise<ShoalSession> {
       throw new AlreadyInitializedError();
     }
   } else {
+    // Puts and pulls of objects over 1 GiB show a bar on stderr when it is a terminal.
+    showCopyProgress();
     embedded = start(options);
   }
   try {

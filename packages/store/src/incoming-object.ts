@@ -1,4 +1,5 @@
-import { copyIntoMapping } from './segment-files.js';
+import { watchPull, type CopyProgress } from './copy-progress.js';
+import * as shm from '@shoal/shm';
 
 /** Where an {@link IncomingObject} is in its life. */
 export type IncomingState = 'writing' | 'written' | 'sealed' | 'discarded';
@@ -39,6 +40,8 @@ export class IncomingObject {
   #written = 0;
   #state: IncomingState = 'writing';
   #onDiscard: (() => void)[] = [];
+  /** Told how far the object got, when someone watches big pulls (a progress bar on a terminal). */
+  readonly #progress: CopyProgress | undefined;
 
   /** @internal Made by `store.acceptIncoming`, with the segment already made and mapped (`memory`, shared and writable). */
   constructor(id: string, size: number, memory: ArrayBuffer, host: IncomingHost) {
@@ -46,6 +49,7 @@ export class IncomingObject {
     this.size = size;
     this.#memory = memory;
     this.#host = host;
+    this.#progress = watchPull(size);
   }
 
   get state(): IncomingState {
@@ -64,7 +68,7 @@ export class IncomingObject {
    */
   write(chunk: ArrayBufferView, offset: number): void {
     this.#check(offset, chunk.byteLength);
-    copyIntoMapping(this.#memory, [chunk], [offset]);
+    shm.copyIntoMapping(this.#memory, [chunk], [offset]);
     this.#advance(chunk.byteLength);
   }
 
@@ -94,7 +98,11 @@ export class IncomingObject {
 
   #advance(bytes: number): void {
     this.#written += bytes;
-    if (this.#written >= this.size) this.#state = 'written';
+    this.#progress?.advance(bytes);
+    if (this.#written >= this.size) {
+      this.#state = 'written';
+      this.#progress?.done();
+    }
   }
 
   /**
@@ -117,6 +125,7 @@ export class IncomingObject {
   discard(): void {
     if (this.#state === 'sealed' || this.#state === 'discarded') return;
     this.#state = 'discarded';
+    this.#progress?.done();
     // Before the memory goes back: a reader filling a {@link target} in place must stop first.
     for (const listener of this.#onDiscard.splice(0)) listener();
     this.#host.discarded(this);

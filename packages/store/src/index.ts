@@ -26,6 +26,7 @@ export {
 } from './session-directory.js';
 export { SpillFiles, type SpillSource, type SpillStats } from './spill-files.js';
 export { writeEncodedSegment } from './segment-io.js';
+export { COPY_PART_BYTES, watchCopies, type CopyProgress, type CopyWatcher } from './copy-progress.js';
 export { CollectionThrottle, afterFinalizers, collectGarbage } from './collect-garbage.js';
 // Worker processes ask the kernel to end them with their node; the addon is reached only here.
 export { descriptorUsage, raiseDescriptorLimit, setParentDeathSignal, type DescriptorUsage } from './segment-files.js';

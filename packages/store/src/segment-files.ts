@@ -5,6 +5,7 @@ import { statSync } from 'node:fs';
 import * as shm from '@shoal/shm';
 import { DescriptorsExhaustedError, ObjectCorruptError, SharedMemoryError, TooManyMappingsError } from '@shoal/protocol';
 import { readMaxMapCount } from './options.js';
+import { copyInParts } from './copy-progress.js';
 
 export { addToCounter, exchangeCounter, loadCounter, reserveOnCounter, takeFromCounter } from '@shoal/shm';
 export { descriptorUsage, raiseDescriptorLimit, setParentDeathSignal, shmStats, sliceBuffer, type DescriptorUsage, type MapOptions, type OpenMode } from '@shoal/shm';
@@ -76,8 +77,10 @@ export const createSegment = guarded(shm.createSegment);
 export const openSegment = guarded(shm.openSegment);
 /** See `@shoal/shm`'s closeSegment. */
 export const closeSegment = guarded(shm.closeSegment);
-/** See `@shoal/shm`'s writeSegment. */
-export const writeSegment = guarded(shm.writeSegment);
+/** See `@shoal/shm`'s writeSegment; a big write that is watched goes in parts (copy-progress.ts). */
+export const writeSegment = guarded((path: string, size: number, views: readonly (ArrayBufferView | ArrayBuffer)[], offsets: readonly number[]) =>
+  shm.writeSegmentWith(path, size, (fill) => copyInParts(views, offsets, fill)),
+);
 /** See `@shoal/shm`'s fillSegment. */
 export const fillSegment = guarded(shm.fillSegment);
 /** See `@shoal/shm`'s segmentSize. */
@@ -86,8 +89,10 @@ export const segmentSize = guarded(shm.segmentSize);
 export const remapPrivate = guarded(shm.remapPrivate);
 /** See `@shoal/shm`'s mappingWritten (a plain lookup: it cannot fail). */
 export const mappingWritten = shm.mappingWritten;
-/** See `@shoal/shm`'s copyIntoMapping. */
-export const copyIntoMapping = shm.copyIntoMapping;
+/** See `@shoal/shm`'s copyIntoMapping; a big copy that is watched goes in parts (copy-progress.ts). */
+export function copyIntoMapping(memory: ArrayBuffer, views: readonly (ArrayBufferView | ArrayBuffer)[], offsets: readonly number[]): void {
+  copyInParts(views, offsets, (part, at) => shm.copyIntoMapping(memory, part, at));
+}
 /** See `@shoal/shm`'s reclaimSegment. */
 export const reclaimSegment = guarded(shm.reclaimSegment);
 /** See `@shoal/shm`'s renameSegment. */
