@@ -3,12 +3,15 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ObjectStore } from '@shoal/store';
 import { PROGRESS_MIN_BYTES, progressWanted, showCopyProgress } from '@shoal/runtime';
-import { runProgram } from './cluster-helpers.js';
+import { CLI, runProgram } from './cluster-helpers.js';
+import { freePort } from './helpers.js';
 
 const PUTTER = fileURLToPath(new URL('./fixtures/big-put.ts', import.meta.url));
 
@@ -83,17 +86,33 @@ test('a program whose stderr is not a terminal writes nothing there for a 1.1 Gi
   assert.equal(run.stderr, '');
 });
 
-test('under a real terminal (a pseudo-terminal from `script`), a program put of 1.1 GiB draws the bar on stderr', { timeout: 120_000 }, async () => {
-  const command = `${process.execPath} --import tsx ${PUTTER} shoal-test-child`;
-  const run = await new Promise<{ code: number | null; output: string }>((resolve) => {
-    const child = spawn('script', ['-qec', command, '/dev/null'], { env: { ...process.env, CI: '', SHOAL_PROGRESS: '' }, stdio: ['ignore', 'pipe', 'inherit'] });
+/** Runs `command` under a pseudo-terminal (util-linux's `script`), outside CI: its exit code and all it wrote. */
+function onTerminal(command: string, env: Record<string, string> = {}): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('script', ['-qec', command, '/dev/null'], { env: { ...process.env, CI: '', SHOAL_PROGRESS: '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     child.once('exit', (code) => resolve({ code, output }));
   });
+}
+
+test('under a real terminal (a pseudo-terminal from `script`), a program put of 1.1 GiB draws the bar on stderr', { timeout: 120_000 }, async () => {
+  const run = await onTerminal(`${process.execPath} --import tsx ${PUTTER} shoal-test-child`);
   assert.equal(run.code, 0, run.output);
   assert.match(run.output, /shoal: storing \[=+\] 100% \| 1089\/1089 MiB/);
   // The bar clears its line with escapes, no newline: the program's output follows on that line.
   const plain = run.output.replace(/\x1B(\[[0-9;?]*[A-Za-z]|[78])/g, '');
   assert.match(plain, new RegExp(`(^|left)${PROGRESS_MIN_BYTES + 2 ** 26}\\r?$`, 'm'), 'the result on stdout');
+});
+
+test('on a terminal, `shoal start --join-timeout` shows the seconds it waits for its head', { timeout: 60_000 }, async () => {
+  const home = mkdtempSync(join(tmpdir(), 'shoal-progress-home-'));
+  try {
+    const port = await freePort();
+    const run = await onTerminal(`${process.execPath} ${CLI} start --address ws://127.0.0.1:${port} --token t0ken --join-timeout 2 --num-cpus 1`, { SHOAL_HOME: home });
+    assert.notEqual(run.code, 0, 'no head came');
+    assert.match(run.output, new RegExp(`shoal: waiting for the head at ws://127\\.0\\.0\\.1:${port} \\[[=-]+\\] \\d+% \\| [12]/2 s`));
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
 });
