@@ -367,6 +367,41 @@ describe('tasks', () => {
     assert.equal(await get(slow, { timeoutMs: 60_000, signal: new AbortController().signal }), 'slow', 'the task ran on: its result comes within the bounds');
   });
 
+  test('wait over 10,000 refs: waits on the same refs at once each end right, in the order given, and those that timed out hold nothing up', { timeout: 120_000 }, async () => {
+    await start({ numCpus: 2 });
+    const square = remote((i: number) => i * i);
+    const refs = Array.from({ length: 10_000 }, (_, i) => square(i));
+    const ids = (list: readonly { id: string }[]) => list.map((ref) => ref.id);
+    // Waits that give up first, on every ref, over and over.
+    for (let i = 0; i < 20; i++) {
+      const early = await wait(refs, { numReturns: 10_000, timeoutMs: 0 });
+      assert.equal(early.ready.length + early.pending.length, 10_000);
+    }
+    const all = wait(refs, { numReturns: 10_000 });
+    const half = wait(refs, { numReturns: 5_000 });
+    const twice = wait([...refs, ...refs], { numReturns: 20_000 });
+    const first = await wait(refs);
+    assert.ok(first.ready.length >= 1);
+    assert.deepEqual([...ids(first.ready), ...ids(first.pending)].sort(), ids(refs).sort(), 'each ref once, ready or pending');
+    assert.deepEqual(ids(first.ready), ids(refs).filter((id) => new Set(ids(first.ready)).has(id)), 'ready keeps the order given');
+    assert.ok((await half).ready.length >= 5_000);
+    assert.deepEqual(ids((await all).ready), ids(refs));
+    assert.deepEqual((await all).pending, []);
+    assert.equal((await twice).ready.length, 20_000, 'a ref given twice counts twice');
+    // Round after round of one wait per ready batch, as a loop over results does.
+    let pending = Array.from({ length: 10_000 }, (_, i) => square(i));
+    let rounds = 0;
+    let sum = 0;
+    while (pending.length > 0) {
+      const next = await wait(pending, { numReturns: Math.min(1_000, pending.length) });
+      for (const value of await get(next.ready)) sum += value;
+      pending = next.pending;
+      rounds += 1;
+    }
+    assert.ok(rounds <= 10, `${rounds} rounds`);
+    assert.equal(sum, Array.from({ length: 10_000 }, (_, i) => i * i).reduce((a, b) => a + b, 0));
+  });
+
   test('wait with numReturns and timeoutMs: a slow task stays pending', async () => {
     await start({ numCpus: 2 });
     // The fast ones are submitted first, so they start at once on the two workers.

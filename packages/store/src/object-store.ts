@@ -245,6 +245,11 @@ export class ObjectStore {
     return listing;
   }
 
+  /** Whether a task will still make `id` (a cheaper `status(id).state === 'pending'`). */
+  isPending(id: string): boolean {
+    return this.#objects.table.isPending(id);
+  }
+
   /** What the store knows of `id`. */
   status(id: string): ObjectStatus {
     return this.#objects.table.status(id);

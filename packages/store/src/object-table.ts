@@ -103,6 +103,10 @@ export class ObjectTable {
     else (entry.waiters ??= []).push(callback);
   }
 
+  isPending(id: string): boolean {
+    return this.#entries.get(id)?.state === 'pending';
+  }
+
   status(id: string): ObjectStatus {
     const entry = this.#entries.get(id);
     if (!entry) return { state: 'freed' };

@@ -15,8 +15,15 @@ import type { RefHolds } from './ref-holds.js';
  * an error), who was told so (and must forget it when it is freed), objects arriving from peers,
  * waiting for objects to settle, and — in a cluster — fetching objects other nodes made.
  */
+/** A `wait()` in progress, told of each id it waits on that settles. */
+interface Waiting {
+  readonly settled: (id: string) => void;
+}
+
 export class ObjectService {
   readonly #store: ObjectStore;
+  /** The waits in progress on each pending id (see {@link ObjectService.waitFor}). */
+  readonly #waitingOn = new Map<string, Set<Waiting>>();
   readonly #holds: RefHolds;
   /** Results whose reservation was refused, until their task's outcome arrives ({@link ObjectService.refused}). */
   readonly #refused = new Map<string, Error>();
@@ -276,7 +283,9 @@ export class ObjectService {
   /**
    * Resolves with the ids among `ids` that settled, once `numReturns` have (or after `timeoutMs`):
    * every one settled by then, which may be more than `numReturns`. Enough settled already: at
-   * once, and nothing is registered.
+   * once, and nothing is registered. A wait that ends leaves no trace on the ids it waited on:
+   * each pending id has one callback in the store however many waits watch it (a loop of
+   * `wait()` over the same 1,000 refs registers each once).
    */
   waitFor(ids: readonly string[], numReturns: number, timeoutMs: number | null): Promise<string[]> {
     const want = Math.min(numReturns, ids.length);
@@ -287,7 +296,7 @@ export class ObjectService {
     let settledCount = 0;
     const pending: string[] = [];
     for (const [id, count] of times) {
-      if (this.#store.status(id).state === 'pending') pending.push(id);
+      if (this.#store.isPending(id)) pending.push(id);
       else {
         settled.add(id);
         settledCount += count;
@@ -296,23 +305,38 @@ export class ObjectService {
     const inOrder = () => ids.filter((id) => settled.has(id));
     if (settledCount >= want) return Promise.resolve(inOrder());
     return new Promise((resolve) => {
-      let done = false;
       let timer: NodeJS.Timeout | undefined;
-      const finish = () => {
-        if (done) return;
-        done = true;
-        if (timer) clearTimeout(timer);
-        resolve(inOrder());
-      };
-      for (const id of pending) {
-        this.#store.onSettled(id, () => {
+      const waiting: Waiting = {
+        settled: (id) => {
           settled.add(id);
           settledCount += times.get(id)!;
           if (settledCount >= want) finish();
-        });
-      }
+        },
+      };
+      const finish = () => {
+        if (timer) clearTimeout(timer);
+        for (const id of pending) this.#waitingOn.get(id)?.delete(waiting);
+        resolve(inOrder());
+      };
+      for (const id of pending) this.#watch(id, waiting);
       if (timeoutMs !== null) timer = setTimeout(finish, timeoutMs);
     });
+  }
+
+  /** `waiting` is told when `id` settles; the store is asked once per id, for every wait on it. */
+  #watch(id: string, waiting: Waiting): void {
+    let waits = this.#waitingOn.get(id);
+    if (!waits) {
+      waits = new Set();
+      this.#waitingOn.set(id, waits);
+      // Kept while the id is pending even with no wait on it: the next wait needs no new callback.
+      this.#store.onSettled(id, () => {
+        const watching = this.#waitingOn.get(id);
+        this.#waitingOn.delete(id);
+        for (const each of watching ?? []) each.settled(id);
+      });
+    }
+    waits.add(waiting);
   }
 }
 

@@ -28,6 +28,8 @@ export type DaemonStop = { readonly kind: 'none' } | { readonly kind: 'stopped';
 
 /** How long a SIGKILLed daemon may take to be gone before `stopDaemon` stops waiting. */
 const KILL_WAIT_MS = 5000;
+/** How long a daemon may take to serve (a joiner's `joinTimeoutMs` is added). */
+export const DAEMON_START_TIMEOUT_MS = 30_000;
 
 const daemonEnv = (config: DaemonConfig) => ({ ...process.env, SHOAL_DAEMON_CONFIG: JSON.stringify(config) });
 
@@ -40,7 +42,8 @@ const daemonEnv = (config: DaemonConfig) => ({ ...process.env, SHOAL_DAEMON_CONF
  * if (started.kind === 'ready') console.log(started.info.head);
  */
 export function startDaemon(config: DaemonConfig, options: { readonly timeoutMs?: number } = {}): Promise<DaemonStart> {
-  const timeoutMs = options.timeoutMs ?? 30_000;
+  // A joiner may wait that long for its head before it serves: the wait is on top.
+  const timeoutMs = options.timeoutMs ?? DAEMON_START_TIMEOUT_MS + (config.head ? 0 : (config.joinTimeoutMs ?? 0));
   const log = openSync(logPath(config.home), 'a', 0o600);
   let daemon;
   try {
