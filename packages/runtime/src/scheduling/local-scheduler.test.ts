@@ -183,6 +183,17 @@ describe('LocalScheduler', () => {
     assert.equal(workers[0]!.inflight[1]!.state, 'queued');
   });
 
+  test('idle workers with every CPU leased (left over from blocked parents): tasks still queue behind the running one, and none is recalled', () => {
+    const { workers, submit, finish } = setup({ cpus: 1, workers: 3 });
+    const ids = Array.from({ length: 6 }, () => submit());
+    const [busy, ...idle] = workers as [FakeWorker, FakeWorker, FakeWorker];
+    assert.deepEqual(busy.executed(), ids, 'sent to the busy worker at once, not held for a lease');
+    for (const worker of idle) assert.equal(worker.state, 'idle');
+    finish(busy);
+    assert.deepEqual(busy.sent.filter((message) => message.type === 'recall'), [], 'nothing recalled: no idle worker could start it');
+    assert.equal(busy.inflight[0]!.state, 'running');
+  });
+
   test('finishing the running task starts the next queued one and leases stay balanced', () => {
     const { workers, submit, finish, scheduler } = setup({ cpus: 1 });
     submit();

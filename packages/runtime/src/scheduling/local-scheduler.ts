@@ -256,12 +256,23 @@ export class LocalScheduler {
         continue;
       }
       const index = firstStartable(this.#ready.length, (i) => this.#ready.at(i)!, (task) => this.#startable(task) && envKeyOf(task.options.runtimeEnv) === worker.envKey);
-      if (index < 0) return;
+      if (index < 0) {
+        // An idle worker, yet nothing can start: every CPU is leased (idle workers are left over
+        // from parents that blocked). The head of the queue waits behind a running task, as when
+        // no worker is idle, rather than for a lease to come back.
+        const target = key === NODE_ENV_KEY ? pipelineTarget(next, this.#workersOf(NODE_ENV_KEY)) : undefined;
+        if (!target) return;
+        this.#ready.shift();
+        this.#leases.send(next, target);
+        continue;
+      }
       this.#leases.dispatch(this.#ready.removeAt(index)!, worker);
     }
     if (this.#idleWorker(NODE_ENV_KEY)) {
       const steal = stealFrom(this.#workersOf(NODE_ENV_KEY));
-      if (steal) this.#leases.recall(steal.worker, steal.tasks);
+      // Only what an idle worker could start now: with every CPU leased, a recalled task would be
+      // queued behind a running one again, and recalled again.
+      if (steal && place(steal.tasks[0]!.demand, this.#leases.available, this.total).kind === 'placed') this.#leases.recall(steal.worker, steal.tasks);
     }
   }
 
