@@ -51,7 +51,8 @@ test("a node's /api/logs: the last lines, then on from an offset; no file, no li
     assert.deepEqual(nodeLog(path, new URL('http://x/api/logs')), { file: path, lines: [], end: 0 }, 'not written yet');
     writeFileSync(path, 'a\nb\nc\n');
     assert.deepEqual(nodeLog(path, new URL('http://x/api/logs?lines=1')).lines, ['c']);
-    assert.deepEqual(nodeLog(path, new URL('http://x/api/logs?lines=nonsense')).lines, []);
+    assert.deepEqual(nodeLog(path, new URL('http://x/api/logs?lines=nonsense')).lines, ['a', 'b', 'c'], 'not a count: the default 200');
+    assert.deepEqual(nodeLog(path, new URL('http://x/api/logs?lines=0')).lines, []);
     assert.deepEqual(nodeLog(path, new URL('http://x/api/logs?after=2')), { file: path, lines: ['b', 'c'], end: 6 });
   });
 });

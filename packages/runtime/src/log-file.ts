@@ -42,8 +42,9 @@ export function readLog(path: string, from: { readonly after?: number; readonly 
   }
 }
 
-/** Lines given at most per request of `/api/logs`. */
+/** Lines given at most per request of `/api/logs`, and when not told how many. */
 const MOST_LINES = 10_000;
+const DEFAULT_LINES = 200;
 
 /**
  * What `/api/logs` on a node's data port answers: `?after=OFFSET`, the lines from there on (to
@@ -53,7 +54,9 @@ const MOST_LINES = 10_000;
 export function nodeLog(file: string | undefined, url: URL): NodeLog {
   if (file === undefined) return { file: null, lines: [], end: 0 };
   const after = url.searchParams.get('after');
-  const lines = Math.min(MOST_LINES, Math.max(0, Math.trunc(Number(url.searchParams.get('lines') ?? 200)) || 0));
+  // A count that is not one (`?lines=all`) is the default, as if none were given.
+  const asked = Math.trunc(Number(url.searchParams.get('lines') ?? DEFAULT_LINES));
+  const lines = Number.isFinite(asked) && asked >= 0 ? Math.min(MOST_LINES, asked) : DEFAULT_LINES;
   try {
     const read = readLog(file, after === null ? { lines } : { after: Math.max(0, Number(after) || 0) });
     return { file, lines: read.lines, end: read.end };
