@@ -4,16 +4,19 @@
 // accepted, so nothing an unauthenticated peer sends is ever decoded); then the first message
 // must be a hello, in time; every message must be binary and decode; bad input closes that
 // connection only, with a reason, and is logged.
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { WebSocket } from 'ws';
 import { CLOSE_INTERNAL_ERROR, CLOSE_PROTOCOL_ERROR, CLOSE_TIMEOUT, TOKEN_HEADER, decodeMessage } from '@shoal/protocol';
 
-/** Compares tokens in constant time. */
+/**
+ * Compares tokens in constant time, their lengths too: both are hashed first (SHA-256), so how
+ * long a wrong guess takes says nothing of the token's length.
+ */
 export function sameToken(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
+  const a = createHash('sha256').update(given).digest();
+  const b = createHash('sha256').update(expected).digest();
+  return timingSafeEqual(a, b) && given === expected;
 }
 
 /** `ws://host:port`, with an IPv6 host in brackets. */
