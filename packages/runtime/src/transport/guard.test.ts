@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
 import { CLOSE_INTERNAL_ERROR, CLOSE_PROTOCOL_ERROR, TOKEN_HEADER, encodeMessage } from '@shoal/protocol';
-import { CLOSE_REASON_MAX_BYTES, closeWith, guard, upgradeRefusal } from './guard.js';
+import { CLOSE_REASON_MAX_BYTES, closeWith, guard, sameToken, upgradeRefusal } from './guard.js';
 
 type Message = { readonly type: 'hello' } | { readonly type: 'data'; readonly bytes: Uint8Array };
 
@@ -128,4 +128,12 @@ test('closeWith cuts a long reason to what a close frame holds, on a character b
   assert.ok(reason !== undefined && reason.startsWith('node id éé'));
   assert.ok(Buffer.byteLength(reason) <= CLOSE_REASON_MAX_BYTES && Buffer.byteLength(reason) >= CLOSE_REASON_MAX_BYTES - 1);
   assert.ok(!reason.includes('\uFFFD'));
+});
+test('sameToken: only the same token matches, whatever the lengths', () => {
+  assert.equal(sameToken('s3cret-token', 's3cret-token'), true);
+  assert.equal(sameToken('s3cret-tokem', 's3cret-token'), false);
+  assert.equal(sameToken('s3cret', 's3cret-token'), false, 'a prefix');
+  assert.equal(sameToken('s3cret-token-and-more', 's3cret-token'), false, 'longer');
+  assert.equal(sameToken('', 's3cret-token'), false);
+  assert.equal(sameToken('ü', 'ü'), true, 'beyond ASCII');
 });
