@@ -11,6 +11,7 @@ import { runProgram, shoal } from './cluster-helpers.js';
 import { startCluster } from './support/start-cluster.js';
 
 const DRIVER = fileURLToPath(new URL('./fixtures/diagnostics-driver.ts', import.meta.url));
+const RETRY_DRIVER = fileURLToPath(new URL('./fixtures/retry-driver.ts', import.meta.url));
 
 test('a timeline keeps its last spans, oldest first, and gives those that ended since a time', () => {
   const timeline = new Timeline(3);
@@ -86,6 +87,23 @@ test('`shoal timeline` writes a Chrome trace with one span per task run on its w
     const bad = await shoal(home, ['timeline', ...target, '--minutes', 'soon']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /expected --minutes to be a number of minutes above 0, got soon/);
+  } finally {
+    rmSync(home, { recursive: true, force: true });
+  }
+});
+
+test('a task retried after its worker died has a span per run: the failed one on the dead worker, then the one that returned', { timeout: 120_000 }, async () => {
+  await using cluster = await startCluster({ nodes: [{}] });
+  const home = mkdtempSync(join(tmpdir(), 'shoal-timeline-retry-'));
+  try {
+    const run = await runProgram(RETRY_DRIVER, [cluster.nodes[0]!.address, join(home, 'ran-once'), 'shoal-test-child'], {});
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout.trim(), 'ran again');
+    const answer = await fetch(`${cluster.url.replace(/^ws/, 'http')}/api/timeline`, { headers: { authorization: `Bearer ${cluster.token}` } });
+    const runs = ((await answer.json()) as ClusterTimeline).traceEvents.filter((event) => event.ph === 'X' && event.name === 'crashesOnce');
+    assert.deepEqual(runs.map((event) => event.args.failed), [true, false], 'the failed run first');
+    assert.notEqual(runs[0]!.tid, runs[1]!.tid, 'each on its own worker');
+    assert.equal(runs[0]!.args.returnId, runs[1]!.args.returnId, 'one task');
   } finally {
     rmSync(home, { recursive: true, force: true });
   }

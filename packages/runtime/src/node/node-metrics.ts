@@ -188,6 +188,11 @@ export class NodeMetrics implements TaskEvents {
     }
   }
 
+  retried(task: Task): void {
+    // The run that failed is a span of its own; the next run's is written when it ends.
+    if (task.startedAt > 0) this.timeline.taskRan(task.fn.name, task.returnId, task.ranOn, task.startedAt, true);
+  }
+
   /**
    * The transfer metrics of the node's cluster agent: `shoal_pulls_total` and
    * `shoal_pulled_bytes_total` (read from `stats` when scraped) and the `shoal_pull_seconds`

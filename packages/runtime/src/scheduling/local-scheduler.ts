@@ -383,6 +383,7 @@ export class LocalScheduler {
   retryOrFail(task: Task, error: Error): void {
     if (mayRetry(task) && !this.#stopped) {
       debug('retrying task %s (attempt %d): %s', task.fn.name, task.attempts + 1, error.message);
+      this.#host.taskEvents?.retried?.(task, error);
       this.#requeue([task]);
       return;
     }

@@ -29,6 +29,8 @@ export interface TaskEvents {
   started(task: Task, workerPid: number): void;
   /** The task is over: its result is stored, or it failed with `error` for good. */
   ended(task: Task, error?: Error): void;
+  /** A run of the task ended in `error` (it threw, its worker died) and it runs again. */
+  retried?(task: Task, error: Error): void;
 }
 
 /**
