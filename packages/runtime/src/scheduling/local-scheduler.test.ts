@@ -194,6 +194,34 @@ describe('LocalScheduler', () => {
     assert.equal(busy.inflight[0]!.state, 'running');
   });
 
+  test('an idle worker with a free half CPU steals the half-CPU task queued behind a long one, though another worker queues more whole-CPU tasks', () => {
+    const { workers, submit, finish, scheduler } = setup({ cpus: 2, workers: 3 });
+    const [whole, half, short] = workers as [FakeWorker, FakeWorker, FakeWorker];
+    submit([], { numCpus: 1 });
+    submit([], { numCpus: 0.5 });
+    submit([], { numCpus: 0.5 });
+    const queuedWhole = [submit([], { numCpus: 1 }), submit([], { numCpus: 1 }), submit([], { numCpus: 1 })];
+    const queuedHalf = submit([], { numCpus: 0.5 });
+    assert.deepEqual(whole.inflight.slice(1).map((task) => task.returnId), queuedWhole);
+    assert.deepEqual(half.inflight.slice(1).map((task) => task.returnId), [queuedHalf]);
+    finish(short);
+    assert.equal(short.state, 'idle');
+    assert.equal(scheduler.available().CPU, 0.5);
+    const recalled = half.sent.flatMap((message) => (message.type === 'recall' ? message.taskIds : []));
+    assert.deepEqual(recalled, [half.inflight[1]!.id], 'the half-CPU task comes back for the idle worker, not left behind the long one');
+  });
+
+  test('a waiting actor is not kept from a CPU by tasks queued behind the running one while idle workers exist', () => {
+    const { workers, submit, finish, scheduler } = setup({ cpus: 1, workers: 2 });
+    const [busy] = workers as [FakeWorker, FakeWorker];
+    submit();
+    let placed = false;
+    scheduler.holdForActor({ CPU: 1 }, { CPU: 1 }, () => (placed = true));
+    submit();
+    finish(busy);
+    assert.ok(placed, 'the actor gets the CPU the finished task gave back (actors waiting come before the ready queue)');
+  });
+
   test('finishing the running task starts the next queued one and leases stay balanced', () => {
     const { workers, submit, finish, scheduler } = setup({ cpus: 1 });
     submit();

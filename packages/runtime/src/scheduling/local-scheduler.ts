@@ -18,7 +18,7 @@ import { pipelineTarget } from './policies/pipeline.js';
 import { stealFrom } from './policies/steal.js';
 import { ReadyQueue } from './ready-queue.js';
 import { NODE_ENV_KEY, envKeyOf } from './runtime-env.js';
-import { acquire, demandOf, type Resources } from './resources.js';
+import { acquire, demandOf, giveBack, type Resources } from './resources.js';
 import { mayRetry, retriesException } from './retry.js';
 import type { Task } from './task.js';
 import type { WorkerSlot } from './worker-slot.js';
@@ -249,7 +249,7 @@ export class LocalScheduler {
           if (decision === 'over-cap') this.#failNewest();
           return;
         }
-        const target = pipelineTarget(next, this.#workersOf(NODE_ENV_KEY));
+        const target = this.#pipelineTarget(next);
         if (!target) return;
         this.#ready.shift();
         this.#leases.send(next, target);
@@ -260,7 +260,7 @@ export class LocalScheduler {
         // An idle worker, yet nothing can start: every CPU is leased (idle workers are left over
         // from parents that blocked). The head of the queue waits behind a running task, as when
         // no worker is idle, rather than for a lease to come back.
-        const target = key === NODE_ENV_KEY ? pipelineTarget(next, this.#workersOf(NODE_ENV_KEY)) : undefined;
+        const target = key === NODE_ENV_KEY ? this.#pipelineTarget(next) : undefined;
         if (!target) return;
         this.#ready.shift();
         this.#leases.send(next, target);
@@ -269,10 +269,31 @@ export class LocalScheduler {
       this.#leases.dispatch(this.#ready.removeAt(index)!, worker);
     }
     if (this.#idleWorker(NODE_ENV_KEY)) {
-      const steal = stealFrom(this.#workersOf(NODE_ENV_KEY));
       // Only what an idle worker could start now: with every CPU leased, a recalled task would be
-      // queued behind a running one again, and recalled again.
-      if (steal && place(steal.tasks[0]!.demand, this.#leases.available, this.total).kind === 'placed') this.#leases.recall(steal.worker, steal.tasks);
+      // queued behind a running one again, and recalled again. The busiest queue among those that
+      // could start (a longer one of tasks that cannot must not keep a fitting one waiting).
+      const steal = stealFrom(this.#workersOf(NODE_ENV_KEY), (task) => place(task.demand, this.#leases.available, this.total).kind === 'placed');
+      if (steal) this.#leases.recall(steal.worker, steal.tasks);
+    }
+  }
+
+  /**
+   * A busy worker to queue `task` behind (see {@link pipelineTarget}), but none whose lease a
+   * waiting actor could be placed with once it comes back: queued tasks keep a worker's lease
+   * from ever coming back while they keep coming, and actors waiting come before the ready queue.
+   */
+  #pipelineTarget(task: Task): WorkerSlot | undefined {
+    const workers = this.#workersOf(NODE_ENV_KEY);
+    if (this.#actorsWaiting.length === 0) return pipelineTarget(task, workers);
+    return pipelineTarget(task, this.#withoutLeasesActorsWant(workers));
+  }
+
+  *#withoutLeasesActorsWant(workers: Iterable<WorkerSlot>): Iterable<WorkerSlot> {
+    for (const worker of workers) {
+      if (!worker.lease) continue;
+      const afterwards = { ...this.#leases.available };
+      giveBack(afterwards, worker.lease);
+      if (!this.#actorsWaiting.some((actor) => place(actor.demand, afterwards, this.total).kind === 'placed')) yield worker;
     }
   }
 
