@@ -56,3 +56,21 @@ test("a node's /api/logs: the last lines, then on from an offset; no file, no li
     assert.deepEqual(nodeLog(path, new URL('http://x/api/logs?after=2')), { file: path, lines: ['b', 'c'], end: 6 });
   });
 });
+
+test('following a log gets past a line longer than a whole read (in pieces), not stuck at its start', () => {
+  withFile((path) => {
+    const long = 'x'.repeat(2 * LOG_READ_BYTES);
+    writeFileSync(path, `a\n${long}\nlast\n`);
+    const pieces: string[] = [];
+    let end = 2;
+    for (let reads = 0; reads < 5; reads++) {
+      const read = readLog(path, { after: end });
+      pieces.push(...read.lines);
+      assert.ok(read.end > end || read.lines.length === 0, 'each read moves on');
+      if (read.end === end) break;
+      end = read.end;
+    }
+    assert.equal(pieces.join(''), `${long}last`);
+    assert.equal(pieces.at(-1), 'last');
+  });
+});

@@ -31,6 +31,9 @@ export function readLog(path: string, from: { readonly after?: number; readonly 
     const buffer = Buffer.alloc(length);
     const read = readSync(fd, buffer, 0, length, start);
     const complete = buffer.lastIndexOf(0x0a, read - 1) + 1;
+    // From `after`, a line longer than a whole read is given in pieces: else a follower would ask
+    // for the same offset again and again and never get past it.
+    if (after !== undefined && complete === 0 && read === LOG_READ_BYTES) return { lines: [buffer.toString('utf8', 0, read)], end: start + read };
     let lines = buffer.toString('utf8', 0, from.partial ? read : complete).split('\n');
     if (!from.partial || complete === read) lines.pop();
     // Read from the middle of the file: its first line is cut.
