@@ -395,7 +395,17 @@ async function askHead<T>(address: string, token: string, path: string, say: { w
     const response = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(15_000) });
     // An older head answers paths it does not serve with 426 (connect with a WebSocket).
     if (response.status === 426) fail(`the head at ${address} does not ${say.older} (it runs an older Shoal): upgrade its daemon, then run shoal ${say.command} again`);
-    if (!response.ok) fail(`the head at ${address} answered ${url} with HTTP ${response.status}: ${(await response.text()).trim()}`);
+    if (!response.ok) {
+      // The head's own refusals are JSON saying why (`{ error }`); anything else is shown as it came.
+      const text = (await response.text()).trim();
+      let why = text;
+      try {
+        why = String((JSON.parse(text) as { error?: unknown }).error ?? text);
+      } catch {
+        // Not JSON.
+      }
+      fail(`the head at ${address} answered ${url} with HTTP ${response.status}: ${why}`);
+    }
     return (await response.json()) as T;
   } catch (error) {
     fail(`cannot ask the head at ${address} for ${say.what}: ${(error as Error).message}`);
@@ -466,16 +476,7 @@ async function logs(args: string[]): Promise<void> {
     const node = values.node;
     next = async (after) => {
       const query = new URLSearchParams({ node, ...(after === undefined ? { lines: String(lines) } : { after: String(after) }) });
-      const url = `${httpUrl(address)}/api/logs?${query}`;
-      let answer: Response;
-      try {
-        answer = await fetch(url, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(15_000) });
-      } catch (error) {
-        fail(`cannot ask the head at ${address} for node ${node}'s log: ${(error as Error).message}`);
-      }
-      if (answer.status === 426) fail(`the head at ${address} does not serve nodes' logs (it runs an older Shoal): upgrade its daemon, then run shoal logs again`);
-      const body = (await answer.json().catch(() => ({ error: `HTTP ${answer.status}` }))) as ClusterNodeLog & { error?: string };
-      if (!answer.ok) fail(body.error ?? `the head answered HTTP ${answer.status}`);
+      const body = await askHead<ClusterNodeLog>(address, token, `/api/logs?${query}`, { what: `node ${node}'s log`, older: "serve nodes' logs", command: 'logs' });
       if (body.file === null) fail(`node ${node} logs to no file (its daemon runs with --foreground: its log is its supervisor's, e.g. docker logs or journalctl)`);
       printAll(body.lines);
       return body.end;
