@@ -23,6 +23,11 @@ export function watchCopies(next: CopyWatcher | undefined): void {
   watcher = next;
 }
 
+/** Whether anyone watches copies: unwatched, a copy is one native call, with nothing around it. */
+export function copiesWatched(): boolean {
+  return watcher !== undefined;
+}
+
 /** A reporter for a pull of `total` bytes, if anyone watches. */
 export function watchPull(total: number): CopyProgress | undefined {
   return watcher?.('pull', total);

@@ -1,5 +1,5 @@
 import { watchPull, type CopyProgress } from './copy-progress.js';
-import * as shm from '@shoal/shm';
+import { copyIntoMapping } from './segment-files.js';
 
 /** Where an {@link IncomingObject} is in its life. */
 export type IncomingState = 'writing' | 'written' | 'sealed' | 'discarded';
@@ -68,7 +68,7 @@ export class IncomingObject {
    */
   write(chunk: ArrayBufferView, offset: number): void {
     this.#check(offset, chunk.byteLength);
-    shm.copyIntoMapping(this.#memory, [chunk], [offset]);
+    copyIntoMapping(this.#memory, [chunk], [offset]);
     this.#advance(chunk.byteLength);
   }
 

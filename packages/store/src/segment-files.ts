@@ -5,7 +5,7 @@ import { statSync } from 'node:fs';
 import * as shm from '@shoal/shm';
 import { DescriptorsExhaustedError, ObjectCorruptError, SharedMemoryError, TooManyMappingsError } from '@shoal/protocol';
 import { readMaxMapCount } from './options.js';
-import { copyInParts } from './copy-progress.js';
+import { copiesWatched, copyInParts } from './copy-progress.js';
 
 export { addToCounter, exchangeCounter, loadCounter, reserveOnCounter, takeFromCounter } from '@shoal/shm';
 export { descriptorUsage, raiseDescriptorLimit, setParentDeathSignal, shmStats, sliceBuffer, type DescriptorUsage, type MapOptions, type OpenMode } from '@shoal/shm';
@@ -79,7 +79,7 @@ export const openSegment = guarded(shm.openSegment);
 export const closeSegment = guarded(shm.closeSegment);
 /** See `@shoal/shm`'s writeSegment; a big write that is watched goes in parts (copy-progress.ts). */
 export const writeSegment = guarded((path: string, size: number, views: readonly (ArrayBufferView | ArrayBuffer)[], offsets: readonly number[]) =>
-  shm.writeSegmentWith(path, size, (fill) => copyInParts(views, offsets, fill)),
+  copiesWatched() ? shm.writeSegmentWith(path, size, (fill) => copyInParts(views, offsets, fill)) : shm.writeSegment(path, size, views, offsets),
 );
 /** See `@shoal/shm`'s fillSegment. */
 export const fillSegment = guarded(shm.fillSegment);
@@ -91,7 +91,8 @@ export const remapPrivate = guarded(shm.remapPrivate);
 export const mappingWritten = shm.mappingWritten;
 /** See `@shoal/shm`'s copyIntoMapping; a big copy that is watched goes in parts (copy-progress.ts). */
 export function copyIntoMapping(memory: ArrayBuffer, views: readonly (ArrayBufferView | ArrayBuffer)[], offsets: readonly number[]): void {
-  copyInParts(views, offsets, (part, at) => shm.copyIntoMapping(memory, part, at));
+  if (!copiesWatched()) shm.copyIntoMapping(memory, views, offsets);
+  else copyInParts(views, offsets, (part, at) => shm.copyIntoMapping(memory, part, at));
 }
 /** See `@shoal/shm`'s reclaimSegment. */
 export const reclaimSegment = guarded(shm.reclaimSegment);
