@@ -6,14 +6,15 @@ import { rejects, wire } from './schema.test-helpers.js';
 const ID = 'Zq3kP9xT2mWv8LcR0001';
 
 const TO_HOLDER: { readonly [T in ToHolder['type']]: Extract<ToHolder, { type: T }> } = {
-  hello: { type: 'hello' },
-  pull: { type: 'pull', requestId: 1, id: ID, stream: 3 },
+  hello: { type: 'hello', relay: 'ws://10.0.0.2:7001' },
+  pull: { type: 'pull', requestId: 1, id: ID, stream: 3, direct: true },
   release: { type: 'release', ids: [ID] },
   'actor-call': { type: 'actor-call', requestId: 2, actorId: ID, returnId: 'Zq3kP9xT2mWv8LcR0002', method: 'add', args: [{ value: Buffer.from([1]) }, { ref: ID, owner: 'K3mX9qLp2ZtA', size: 8 }] },
 };
 const FROM_HOLDER: { readonly [T in FromHolder['type']]: Extract<FromHolder, { type: T }> } = {
   welcome: { type: 'welcome', nodeId: 'K3mX9qLp2ZtA', connection: 7 },
   object: { type: 'object', requestId: 1, size: 3, bytes: Buffer.from([1, 2, 3]), contains: [ID] },
+  relay: { type: 'relay', requestId: 1, url: 'ws://[fd00::2]:7001' },
   missing: { type: 'missing', requestId: 1, reason: 'failed', failure: { code: 'ERR_TASK_FAILED', message: 'boom', thrown: Buffer.from([0]) } },
   'actor-result': { type: 'actor-result', requestId: 2, result: { ok: true, size: 3, bytes: Buffer.from([1, 2, 3]), contains: [] } },
 };
@@ -32,6 +33,9 @@ describe('data protocol', () => {
     rejects(decodeToHolder, { ...TO_HOLDER.pull, id: '../../etc/passwd' }, /`pull` .*`id`/);
     rejects(decodeToHolder, { type: 'ack', requestId: 1, bytes: 1 }, /from a puller: type `ack`/);
     rejects(decodeToHolder, { type: 'release', ids: [1] }, /`release` .*`ids\.0`/);
+    rejects(decodeToHolder, { type: 'hello', relay: 'http://10.0.0.2:7001' }, /`hello` .*`relay`/);
+    rejects(decodeToHolder, { type: 'hello', relay: `ws://${'a'.repeat(600)}` }, /`hello` .*`relay`/);
+    rejects(decodeToHolder, { ...TO_HOLDER.pull, direct: 1 }, /`pull` .*`direct`/);
   });
 
   test('a holder message with a wrong field is refused naming it', () => {
@@ -40,5 +44,6 @@ describe('data protocol', () => {
     rejects(decodeFromHolder, { ...FROM_HOLDER.welcome, connection: 2 ** 60 }, /`welcome` .*`connection`/);
     rejects(decodeFromHolder, { ...FROM_HOLDER.missing, failure: { code: 'ERR_X' } }, /`missing` .*`failure\.message`/);
     rejects(decodeFromHolder, { type: 'welcome', nodeId: '', connection: 1 }, /`welcome` .*`nodeId`/);
+    rejects(decodeFromHolder, { type: 'relay', requestId: 1, url: 'ws://a b' }, /`relay` .*`url`/);
   });
 });

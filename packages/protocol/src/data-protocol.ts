@@ -10,17 +10,31 @@
  * writes its `size` raw bytes on that stream, nothing else, so the puller reads them straight
  * into the object's segment (no framing, no copy). One pull at a time per stream; TCP's own flow
  * control paces the holder.
+ *
+ * Relays (a broadcast at the cost of about one transfer): a puller that serves objects itself
+ * gives its data URL in `hello`. A holder already sending a large segment object (RELAY_MIN_BYTES)
+ * to such a puller answers a second pull of it with `relay`, naming that puller; the second puller
+ * pulls it there with `direct` (no further relay), and that node sends the bytes on as they
+ * arrive. The holder then names the newest puller for the next one, so the pullers form a chain,
+ * each link carrying the object once. A pull the relay cannot serve goes back to the holder, `direct`.
  */
 import { Type } from '@sinclair/typebox';
 import { ClusterArgSchema, ClusterResultSchema, WireFailureSchema } from './head-protocol.js';
 import { MethodName } from './local-protocol.js';
 import { Bytes, Count, Id, decoderOf, message, type UnionOf } from './schema.js';
 
+/** A node's data URL, where other nodes pull from it (`ws://host:port`). */
+const DataUrl = Type.String({ pattern: '^wss?://[^\\s/]+(/[^\\s]*)?$', maxLength: 512 });
+
 /** The schemas of this direction's messages, by type (the fuzz tests generate messages from them). */
 export const TO_HOLDER = {
-  hello: message('hello', {}),
-  /** `stream`: the bulk stream (of this connection, idle) the bytes of a segment object go on. */
-  pull: message('pull', { requestId: Count, id: Id, stream: Count }),
+  /** `relay`: the puller's own data URL, where it serves what it is pulling to later pullers. */
+  hello: message('hello', { relay: Type.Optional(DataUrl) }),
+  /**
+   * `stream`: the bulk stream (of this connection, idle) the bytes of a segment object go on.
+   * `direct`: send it, never answer `relay` (the puller was sent here by a relay, or its relay failed).
+   */
+  pull: message('pull', { requestId: Count, id: Id, stream: Count, direct: Type.Optional(Type.Boolean()) }),
   /** The puller has its own copy now: the holder drops the hold it kept for it (task results). */
   release: message('release', { ids: Type.Array(Id) }),
   /**
@@ -45,6 +59,8 @@ export const FROM_HOLDER = {
     /** Ids of the objects whose refs are nested in this one (the holder has them too). */
     contains: Type.Optional(Type.Array(Id)),
   }),
+  /** Pull the object at `url` instead (with `direct`): a node receiving it from this holder now, which sends it on. */
+  relay: message('relay', { requestId: Count, url: DataUrl }),
   /** The holder does not have the object (`freed`), or it is the failure of its task. */
   missing: message('missing', { requestId: Count, reason: Type.String(), failure: Type.Optional(WireFailureSchema) }),
   /** How an `actor-call` ended (a segment result stays on the holder, held for the caller, until it releases it). */

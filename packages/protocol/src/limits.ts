@@ -141,6 +141,14 @@ export const BULK_CONNECTION_HEADER = 'x-shoal-connection';
 /** Header of a bulk upgrade's 101 answer: the stream number a `pull` names to have its bytes sent there. */
 export const BULK_STREAM_HEADER = 'x-shoal-stream';
 
+/**
+ * Segment objects at least this large are relayed: a holder already sending one to a puller that
+ * serves it on (its `hello` gave its own data URL) sends later pullers of it to that puller, which
+ * passes the bytes on as they arrive (data-protocol.ts, `relay`). Smaller ones are sent by the
+ * holder itself: a relay's extra hop would cost more than the holder's second copy.
+ */
+export const RELAY_MIN_BYTES = 8 * MiB;
+
 /** Bulk connections a data server keeps per data connection: more are refused (429). */
 export const MAX_BULK_STREAMS_PER_CONNECTION = 2 * CONCURRENT_PULLS;
 

@@ -1,4 +1,5 @@
 import { watchPull, type CopyProgress } from './copy-progress.js';
+import { OutgoingObject } from './outgoing-object.js';
 import { copyIntoMapping } from './segment-files.js';
 
 /** Where an {@link IncomingObject} is in its life. */
@@ -10,6 +11,8 @@ export interface IncomingHost {
   seal(incoming: IncomingObject, contains: readonly string[]): void;
   /** Gives back the reservation (and the file) of an object that will not be stored. */
   discarded(incoming: IncomingObject): void;
+  /** A private mapping of the object's file, holding its lock (see {@link IncomingObject.openForRead}). */
+  mapToRead(): ArrayBuffer;
 }
 
 /**
@@ -40,6 +43,8 @@ export class IncomingObject {
   #written = 0;
   #state: IncomingState = 'writing';
   #onDiscard: (() => void)[] = [];
+  /** Told of every write, and of the end (sealed or discarded): see {@link watch}. */
+  #watchers: (() => void)[] = [];
   /** Told how far the object got, when someone watches big pulls (a progress bar on a terminal). */
   readonly #progress: CopyProgress | undefined;
 
@@ -103,6 +108,38 @@ export class IncomingObject {
       this.#state = 'written';
       this.#progress?.done();
     }
+    this.#tell();
+  }
+
+  #tell(): void {
+    // A copy: a watcher may stop watching while it is told.
+    if (this.#watchers.length > 0) for (const watcher of this.#watchers.slice()) watcher();
+  }
+
+  /**
+   * Calls `watcher` after every write that adds bytes, and once more when the object is sealed
+   * or discarded (look at {@link state} and {@link written}); never after that. Returns what
+   * stops the watching. A reader sending the object on as it arrives (a relay to another node) waits this way.
+   */
+  watch(watcher: () => void): () => void {
+    if (this.#state === 'sealed' || this.#state === 'discarded') return () => {};
+    this.#watchers.push(watcher);
+    return () => {
+      const at = this.#watchers.indexOf(watcher);
+      if (at >= 0) this.#watchers.splice(at, 1);
+    };
+  }
+
+  /**
+   * Opens the object to be sent on while it still arrives: a private mapping of its file, in
+   * which the bytes appear as they are {@link written} (read only the first `written` bytes;
+   * {@link watch} says when there are more). The mapping holds the file's lock, so its memory is
+   * not reused for another object while it lives, even if this one is discarded. Close it once sent.
+   * @throws Error when the object is sealed or discarded already (a sealed one is read from the store).
+   */
+  openForRead(): OutgoingObject {
+    if (this.#state === 'sealed' || this.#state === 'discarded') throw new Error(`Cannot read incoming object ${this.id} as it arrives: it is already ${this.#state}.`);
+    return new OutgoingObject(this.id, this.size, this.#host.mapToRead());
   }
 
   /**
@@ -119,6 +156,13 @@ export class IncomingObject {
     }
     this.#state = 'sealed';
     this.#host.seal(this, contains);
+    this.#end();
+  }
+
+  #end(): void {
+    const watchers = this.#watchers;
+    this.#watchers = [];
+    for (const watcher of watchers) watcher();
   }
 
   /** Gives back the file and the reservation. Idempotent; does nothing once sealed. */
@@ -129,6 +173,7 @@ export class IncomingObject {
     // Before the memory goes back: a reader filling a {@link target} in place must stop first.
     for (const listener of this.#onDiscard.splice(0)) listener();
     this.#host.discarded(this);
+    this.#end();
   }
 
   /**

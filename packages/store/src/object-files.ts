@@ -37,6 +37,12 @@ export interface IncomingFile {
   publish(id: string): void;
   /** The object will not be stored: the file goes back to the pool, its extra room is returned. */
   giveBack(): void;
+  /**
+   * A private (copy-on-write) mapping of the file's first `length` bytes for a reader that sends
+   * them on as they are written (it sees the writes through the page cache). It holds the file's
+   * shared lock: the pool reuses no file while such a mapping lives.
+   */
+  mapToRead(length: number): ArrayBuffer;
 }
 
 /**
@@ -104,6 +110,15 @@ export class ObjectFiles {
         done = true;
         this.#capacity.unreserve(slack);
         this.#pool.release(file);
+      },
+      mapToRead: (length) => {
+        const path = this.#pool.pathOf(file);
+        const fd = openSegment(path, 'read');
+        try {
+          return mapSegment(fd, length, { shared: false }, path);
+        } finally {
+          closeSegment(fd, path);
+        }
       },
     };
   }

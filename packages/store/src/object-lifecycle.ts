@@ -435,10 +435,11 @@ export class ObjectLifecycle {
       discarded: (gone) => {
         if (this.#incoming.get(id) !== gone) return;
         this.#incoming.delete(id);
-        // Never published, so nobody maps it: its memory is reused at once.
+        // Never published: its memory is reused at once, unless a relay reader still maps it.
         file.giveBack();
         this.capacity.unreserve(size);
       },
+      mapToRead: () => file.mapToRead(size),
     });
     this.#incoming.set(id, incoming);
     return incoming;

@@ -98,8 +98,11 @@ export class ClusterNode implements AsyncDisposable {
     this.node = node;
     this.#options = options;
     this.#logger = options.logger ?? debugLogger('cluster');
-    this.#puller = new ObjectPuller(options.token, (id, size) =>
-      node.store.acceptIncoming(id, size, ', so an object from another node cannot be pulled here'),
+    this.#puller = new ObjectPuller(
+      options.token,
+      (id, size) => node.store.acceptIncoming(id, size, ', so an object from another node cannot be pulled here'),
+      // Holders may send later pullers of what this node receives here: its data server passes it on.
+      { relayUrl: () => (this.#data?.state === 'running' ? this.#data.url : undefined) },
     );
     this.#puller.onPulled = node.metrics.transfers(this.#puller.stats);
     this.#arrival = new ObjectArrival({
@@ -175,6 +178,7 @@ export class ClusterNode implements AsyncDisposable {
       nodeId: node.store.sessionId,
       logger: this.#logger,
       onRelease: (ids) => node.cluster.releaseKept(ids),
+      arriving: (id) => this.#puller.arriving(id),
       onActorCall: (call, answer, connection) => {
         if (node.cluster.joined) node.cluster.actors.serve(call, answer, connection);
         else answer({ ok: false, failure: toWireFailure(new ActorDiedError(call.actorId, { kind: 'not-here' }, 0)) });

@@ -21,6 +21,7 @@ import {
   MAX_CONNECTIONS,
   MAX_CONNECTIONS_PER_SOURCE,
   HELLO_TIMEOUT_MS,
+  RELAY_MIN_BYTES,
   ObjectStoreFullError,
   SpillError,
   decodeToHolder,
@@ -36,6 +37,7 @@ import { debugLogger, type Logger } from '../../log.js';
 import { ConnectionBudget, httpRefusal, type BudgetLimits } from '../../transport/connection-budget.js';
 import { guard, refusalResponse, upgradeRefusal, wsUrl, type UpgradeRefusal } from '../../transport/guard.js';
 import { httpRoutes, type Route } from '../../transport/http-routes.js';
+import { RelayChains, sendArriving, type Arriving } from './relay.js';
 
 const debug = debuglog('shoal:transfer');
 
@@ -59,6 +61,11 @@ export interface DataServerOptions {
   readonly onConnectionClosed?: (connection: object) => void;
   /** GET routes served beside the WebSocket upgrades (the node's `/metrics`), behind the token. */
   readonly routes?: Readonly<Record<string, Route>>;
+  /**
+   * The object `id` while it arrives at this node from another (see relay.ts): a pull of it is
+   * answered at once and its bytes are sent on as they come, instead of waiting for it to settle.
+   */
+  readonly arriving?: (id: string) => Arriving | undefined;
   /** How long {@link DataServer.close} lets transfers in flight finish before it cuts them. @default 10000 */
   readonly drainTimeoutMs?: number;
   /**
@@ -96,6 +103,8 @@ interface Stream {
 interface Puller {
   readonly socket: WebSocket;
   readonly number: number;
+  /** Where it serves what it pulls to later pullers (its hello's `relay`), if it does. */
+  relayUrl: string | undefined;
   readonly streams: Map<number, Stream>;
   /** Pulls whose object is being written on a stream, by request id. */
   readonly outgoing: Map<number, Stream>;
@@ -103,6 +112,16 @@ interface Puller {
   waiting: number;
   /** When its last message came (Date.now()). */
   lastMessage: number;
+}
+
+/** What a {@link DataServer} sent. */
+export interface DataServerStats {
+  /** Bytes of segment objects handed to bulk streams (from the store, a spill file, or passed on as they arrived). */
+  sentBytes: number;
+  /** Pulls answered with `relay` (sent to another puller of the object). */
+  relayed: number;
+  /** Pulls served from an object still arriving here (this node was a relay). */
+  passedOn: number;
 }
 
 /**
@@ -118,7 +137,9 @@ interface Puller {
  * ```
  */
 export class DataServer implements AsyncDisposable {
+  readonly stats: DataServerStats = { sentBytes: 0, relayed: 0, passedOn: 0 };
   readonly #store: ObjectStore;
+  readonly #chains = new RelayChains();
   readonly #options: DataServerOptions;
   readonly #logger: Logger;
   readonly #pullers = new Set<Puller>();
@@ -356,7 +377,7 @@ export class DataServer implements AsyncDisposable {
       socket.close(CLOSE_GOING_AWAY, 'data server closing');
       return;
     }
-    const puller: Puller = { socket, number: this.#newNumber(), streams: new Map(), outgoing: new Map(), waiting: 0, lastMessage: Date.now() };
+    const puller: Puller = { socket, number: this.#newNumber(), relayUrl: undefined, streams: new Map(), outgoing: new Map(), waiting: 0, lastMessage: Date.now() };
     this.#pullers.add(puller);
     this.#byNumber.set(puller.number, puller);
     const send = (message: FromHolder) => socket.send(encodeMessage(message));
@@ -375,7 +396,8 @@ export class DataServer implements AsyncDisposable {
       logger: this.#logger,
       internalError: this.#logger.error,
       decode: decodeToHolder,
-      welcome: () => {
+      welcome: (hello) => {
+        puller.relayUrl = hello.relay;
         send({ type: 'welcome', nodeId: this.#options.nodeId, connection: puller.number });
       },
       message: (message) => {
@@ -395,7 +417,7 @@ export class DataServer implements AsyncDisposable {
             }
             stream.busy = true;
             puller.waiting += 1;
-            void this.#serve(message, send, (object) => this.#write(puller, message.requestId, stream, object))
+            void this.#serve(message, puller, send, stream)
               .catch((error: unknown) => {
                 this.#logger.error({ err: error }, `serving a pull failed: ${(error as Error).stack ?? String(error)}`);
                 this.#cut(puller);
@@ -451,12 +473,14 @@ export class DataServer implements AsyncDisposable {
     for (let offset = 0; offset < object.size; offset += WRITE_BYTES) {
       const length = Math.min(WRITE_BYTES, object.size - offset);
       const last = offset + length >= object.size;
-      socket.write(object.chunk(offset, length), last ? (error) => {
-        if (error || puller.outgoing.get(requestId) !== stream) return;
+      socket.write(object.chunk(offset, length), (error) => {
+        if (error) return;
+        this.stats.sentBytes += length;
+        if (!last || puller.outgoing.get(requestId) !== stream) return;
         puller.outgoing.delete(requestId);
         stream.busy = false;
         this.#closeIfIdle(puller);
-      } : undefined);
+      });
     }
   }
 
@@ -474,7 +498,13 @@ export class DataServer implements AsyncDisposable {
         const length = Math.min(DISK_READ_BYTES, object.size - offset);
         const [chunk] = await Promise.all([object.read(offset, length), written]);
         if (!carrying()) return;
-        written = new Promise<void>((resolve, reject) => socket.write(chunk, (error) => (error ? reject(error) : resolve())));
+        written = new Promise<void>((resolve, reject) =>
+          socket.write(chunk, (error) => {
+            if (error) return reject(error);
+            this.stats.sentBytes += chunk.length;
+            resolve();
+          }),
+        );
         offset += length;
       }
       await written;
@@ -492,12 +522,15 @@ export class DataServer implements AsyncDisposable {
     this.#closeIfIdle(puller);
   }
 
-  async #serve(
-    message: Extract<ToHolder, { type: 'pull' }>,
-    send: (message: FromHolder) => void,
-    write: (object: OutgoingObject) => void,
-  ): Promise<void> {
+  /**
+   * Answers a pull: an object arriving here is passed on as it comes; otherwise once the object
+   * settles, inline, as a segment written on `stream`, or (a large one already being sent to a
+   * puller that relays) with the puller to get it from instead.
+   */
+  async #serve(message: Extract<ToHolder, { type: 'pull' }>, puller: Puller, send: (message: FromHolder) => void, stream: Stream): Promise<void> {
     const { requestId, id } = message;
+    const arriving = this.#options.arriving?.(id);
+    if (arriving) return this.#passOn(message, puller, send, stream, arriving);
     await this.#store.whenSettled(id);
     const status = this.#store.status(id);
     if (status.state === 'failed') {
@@ -510,6 +543,13 @@ export class DataServer implements AsyncDisposable {
     }
     if (status.bytes) {
       send({ type: 'object', requestId, size: status.size, bytes: status.bytes, contains: status.contains });
+      return;
+    }
+    const relays = puller.relayUrl !== undefined && status.size >= RELAY_MIN_BYTES;
+    const relay = relays && !message.direct ? this.#chains.next(id, puller.relayUrl!) : undefined;
+    if (relay) {
+      this.stats.relayed += 1;
+      send({ type: 'relay', requestId, url: relay });
       return;
     }
     let object: OutgoingObject;
@@ -527,6 +567,42 @@ export class DataServer implements AsyncDisposable {
       return;
     }
     send({ type: 'object', requestId, size: status.size, contains: status.contains });
-    write(object);
+    this.#write(puller, requestId, stream, object);
+    // Later pullers of it go to this one while it receives it from here.
+    if (relays) this.#chains.start(id, puller.relayUrl!, () => puller.outgoing.get(requestId) === stream);
+  }
+
+  /**
+   * Serves a pull of an object still arriving here from another node (this node is a link of a
+   * relay chain): answered now, its bytes written on `stream` as they come. An object that
+   * cannot be read so is answered `missing`: the puller goes back to the holder.
+   */
+  #passOn(message: Extract<ToHolder, { type: 'pull' }>, puller: Puller, send: (message: FromHolder) => void, stream: Stream, arriving: Arriving): void {
+    const { requestId, id } = message;
+    const { incoming } = arriving;
+    let read: OutgoingObject;
+    try {
+      read = incoming.openForRead();
+    } catch (error) {
+      debug('cannot pass on %s as it arrives: %o', id, error);
+      send({ type: 'missing', requestId, reason: 'freed' });
+      return;
+    }
+    this.stats.passedOn += 1;
+    send({ type: 'object', requestId, size: incoming.size, ...(arriving.contains ? { contains: [...arriving.contains] } : {}) });
+    puller.outgoing.set(requestId, stream);
+    sendArriving(
+      stream.socket,
+      incoming,
+      read,
+      (end) => {
+        if (puller.outgoing.get(requestId) !== stream) return;
+        puller.outgoing.delete(requestId);
+        if (end !== 'sent') return;
+        stream.busy = false;
+        this.#closeIfIdle(puller);
+      },
+      (bytes) => (this.stats.sentBytes += bytes),
+    );
   }
 }

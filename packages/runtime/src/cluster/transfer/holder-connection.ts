@@ -30,6 +30,14 @@ export interface PulledObject {
   readonly contains?: readonly string[];
 }
 
+/** A holder's answer that the object is to be pulled from another puller of it, at `relay` (see relay.ts). */
+export interface Relayed {
+  readonly relay: string;
+}
+
+/** How a node's data server takes in an object that starts arriving: `store.acceptIncoming`, and the node keeps it as arriving. */
+export type AcceptIncoming = (id: string, size: number, contains: readonly string[] | undefined) => IncomingObject;
+
 /** Where one pull stands between its request and its last byte. */
 interface Incoming {
   readonly id: string;
@@ -59,7 +67,7 @@ export class HolderConnection {
   /** Bulk streams to the holder, each free or used by one pull. */
   readonly #streams = new Set<BulkStream>();
   readonly #pinger: NodeJS.Timeout;
-  readonly #accept: (id: string, size: number) => IncomingObject;
+  readonly #accept: AcceptIncoming;
   /** The number the holder's welcome gave this connection (bulk upgrades name it). */
   #number = -1;
   /** Why it closed, once it did. */
@@ -68,9 +76,10 @@ export class HolderConnection {
   /**
    * Connects (the one connection this class makes: pullers create it when they first need the
    * holder). `onClose` is told when it closed; `accept` starts an object arriving in this node's
-   * store (`store.acceptIncoming`) and throws when it does not fit here.
+   * store (`store.acceptIncoming`) and throws when it does not fit here. `relayUrl`: this node's
+   * data URL, when it passes objects it receives on to later pullers (the holder may send them there).
    */
-  constructor(url: string, token: string, onClose: () => void, accept: (id: string, size: number) => IncomingObject) {
+  constructor(url: string, token: string, onClose: () => void, accept: AcceptIncoming, relayUrl?: string) {
     this.url = url;
     this.#token = token;
     this.#accept = accept;
@@ -82,7 +91,7 @@ export class HolderConnection {
       headers: { [TOKEN_HEADER]: token },
     });
     this.ready = new Promise((resolve, reject) => {
-      this.#socket.once('open', () => this.#send({ type: 'hello' }));
+      this.#socket.once('open', () => this.#send(relayUrl ? { type: 'hello', relay: relayUrl } : { type: 'hello' }));
       this.#socket.once('error', (error) => reject(new PullFailure('unreachable', `cannot reach ${url}: ${error.message}`, { cause: error })));
       // A refused upgrade (with a listener here, ws reports it nowhere else): say why, not only the status.
       this.#socket.once('unexpected-response', (_request, response) => {
@@ -138,16 +147,17 @@ export class HolderConnection {
   }
 
   /**
-   * Pulls object `id` into this node's store.
+   * Pulls object `id` into this node's store, or learns from the holder which other puller of
+   * it to pull it from ({@link Relayed}; never when `direct`).
    * @throws PullFailure when this holder cannot give it; the store's error when it does not fit here.
    */
-  async pull(id: string): Promise<PulledObject> {
+  async pull(id: string, direct = false): Promise<PulledObject | Relayed> {
     let failed: ((error: Error) => void) | undefined;
     let early: Error | undefined;
     // Taken (expecting) as it is found: another pull of this turn cannot take it too.
     const stream = await this.#takeStream((error) => (failed ? failed(error) : (early = error)));
     if (early) throw early;
-    return this.#requests.request<PulledObject>((requestId) => {
+    return this.#requests.request<PulledObject | Relayed>((requestId) => {
       const request: Incoming = { id, stream, answered: false, failed: false, file: undefined };
       this.#incoming.set(requestId, request);
       // The stream closed before the answer came: the pull fails now; its answer, if it comes, is dropped.
@@ -156,7 +166,7 @@ export class HolderConnection {
         request.failed = true;
         this.#requests.answer(requestId, error);
       };
-      this.#send({ type: 'pull', requestId, id, stream: stream.number });
+      this.#send(direct ? { type: 'pull', requestId, id, stream: stream.number, direct } : { type: 'pull', requestId, id, stream: stream.number });
     });
   }
 
@@ -226,6 +236,12 @@ export class HolderConnection {
       this.#requests.answer(message.requestId, new PullFailure('missing', `${this.url} does not have it (${message.reason})`, { failure: message.failure }));
       return;
     }
+    if (message.type === 'relay') {
+      request.stream.release();
+      this.#incoming.delete(message.requestId);
+      this.#requests.answer(message.requestId, { relay: message.url } satisfies Relayed);
+      return;
+    }
     const contains = message.contains ? { contains: message.contains } : {};
     // 'object': inline bytes, or the size of the segment whose bytes come on the stream.
     if (message.bytes) {
@@ -236,7 +252,7 @@ export class HolderConnection {
     }
     let file: IncomingObject;
     try {
-      file = this.#accept(request.id, message.size);
+      file = this.#accept(request.id, message.size, message.contains);
     } catch (error) {
       // No room here: this pull fails now. Its bytes are on their way: closing the stream stops
       // them (the holder drops the transfer); the other pulls on this connection go on.

@@ -5,8 +5,9 @@ import PQueue from 'p-queue';
 import { CONCURRENT_PULLS, ObjectLostError, ShoalError, type ClusterResult, type WireFailure } from '@shoal/protocol';
 import type { IncomingObject } from '@shoal/store';
 import { ActorCallNotSent } from '../../node/cluster-actors.js';
-import { HolderConnection, type PulledObject } from './holder-connection.js';
+import { HolderConnection, type PulledObject, type Relayed } from './holder-connection.js';
 import { PullFailure } from './pull-failure.js';
+import { Arrivals, type Arriving } from './relay.js';
 import { objectTransferChannel, type ObjectTransferMessage } from '../../diagnostics.js';
 
 export type { PulledObject } from './holder-connection.js';
@@ -18,6 +19,24 @@ const debug = debuglog('shoal:transfer');
 export interface PullStats {
   pulls: number;
   pulledBytes: number;
+}
+
+/** Counts of a {@link ObjectPuller}'s relayed pulls (see relay.ts). */
+export interface RelayStats {
+  /** Pulls a holder sent to another puller of the object, and that came from there. */
+  relayed: number;
+  /** Pulls a holder sent to another puller that could not give it: pulled from the holder after all. */
+  relayFailed: number;
+}
+
+/** Options of an {@link ObjectPuller}. */
+export interface ObjectPullerOptions {
+  /**
+   * This node's data URL, when its data server passes on what this node is receiving
+   * (`DataServerOptions.arriving` given {@link ObjectPuller.arriving}): holders may then send
+   * later pullers of an object here. Undefined: no relaying.
+   */
+  readonly relayUrl?: () => string | undefined;
 }
 
 /**
@@ -35,8 +54,11 @@ export interface PullStats {
  */
 export class ObjectPuller {
   readonly stats: PullStats = { pulls: 0, pulledBytes: 0 };
+  readonly relayStats: RelayStats = { relayed: 0, relayFailed: 0 };
   readonly #token: string;
   readonly #accept: (id: string, size: number) => IncomingObject;
+  readonly #relayUrl: () => string | undefined;
+  readonly #arrivals = new Arrivals();
   readonly #connections = new Map<string, HolderConnection>();
   readonly #inflight = new Map<string, Promise<PulledObject>>();
   readonly #queue = new PQueue({ concurrency: CONCURRENT_PULLS });
@@ -46,9 +68,15 @@ export class ObjectPuller {
   /** Told of each pull that succeeded (the node's metrics and timeline), when it is sealed here. */
   onPulled: ((pull: { readonly id: string; readonly size: number; readonly from: string; readonly startedAt: number }) => void) | undefined;
 
-  constructor(token: string, accept: (id: string, size: number) => IncomingObject) {
+  constructor(token: string, accept: (id: string, size: number) => IncomingObject, options: ObjectPullerOptions = {}) {
     this.#token = token;
     this.#accept = accept;
+    this.#relayUrl = options.relayUrl ?? (() => undefined);
+  }
+
+  /** Object `id` while it arrives here from another node (its bytes so far can be passed on), or undefined. */
+  arriving(id: string): Arriving | undefined {
+    return this.#arrivals.get(id);
   }
 
   /** Fetches object `id` from the first of `sources` (data URLs) that has it. */
@@ -108,7 +136,7 @@ export class ObjectPuller {
       if (this.#closed) break;
       try {
         const started = performance.now();
-        const object = await this.#pullOnce(url, id);
+        const object = await this.#pullVia(url, id);
         this.stats.pulls += 1;
         this.stats.pulledBytes += object.size;
         const durationMs = performance.now() - started;
@@ -134,15 +162,42 @@ export class ObjectPuller {
   }
 
   /**
+   * Pulls `id` from the holder at `url`, or from the puller it names (a relay): from there
+   * directly, and when that puller cannot give it, from the holder again, directly.
+   */
+  async #pullVia(url: string, id: string): Promise<PulledObject> {
+    const answer = await this.#pullOnce(url, id, false);
+    if (!('relay' in answer)) return answer;
+    try {
+      const relayed = await this.#pullDirect(answer.relay, id);
+      this.relayStats.relayed += 1;
+      return relayed;
+    } catch (error) {
+      // This node's own trouble (no room): the holder would not help. Anything the relay said
+      // (a failure included: it may be the relay's own failed pull) is the relay's: the holder has it.
+      if (error instanceof ShoalError) throw error;
+      this.relayStats.relayFailed += 1;
+      debug('pull of %s from relay %s (for %s) failed, pulling from the holder: %s', id, answer.relay, url, (error as Error).message);
+      return this.#pullDirect(url, id);
+    }
+  }
+
+  async #pullDirect(url: string, id: string): Promise<PulledObject> {
+    const answer = await this.#pullOnce(url, id, true);
+    if ('relay' in answer) throw new PullFailure('protocol', `${url} answered a direct pull with a relay`);
+    return answer;
+  }
+
+  /**
    * Pulls `id` from `url`, asking once more on a new connection when the holder closed the
    * old one as idle just as the pull went out (the two crossed on the wire).
    */
-  async #pullOnce(url: string, id: string): Promise<PulledObject> {
+  async #pullOnce(url: string, id: string, direct: boolean): Promise<PulledObject | Relayed> {
     try {
-      return await (await this.#connection(url)).pull(id);
+      return await (await this.#connection(url)).pull(id, direct);
     } catch (error) {
       if (!(error instanceof PullFailure) || error.code !== 'idle') throw error;
-      return (await this.#connection(url)).pull(id);
+      return (await this.#connection(url)).pull(id, direct);
     }
   }
 
@@ -155,7 +210,12 @@ export class ObjectPuller {
         () => {
           if (this.#connections.get(url) === made) this.#connections.delete(url);
         },
-        this.#accept,
+        (id, size, contains) => {
+          const incoming = this.#accept(id, size);
+          this.#arrivals.add(incoming, contains);
+          return incoming;
+        },
+        this.#relayUrl(),
       );
       this.#connections.set(url, made);
       connection = made;
