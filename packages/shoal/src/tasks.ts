@@ -52,7 +52,7 @@ export async function get(target: ObjectRef | readonly ObjectRef[], options: Get
   if (Array.isArray(target)) {
     target.forEach((ref, i) => checkRef(ref, `refs[${i}]`));
     count = target.length;
-    values = Promise.all(target.map((ref: ObjectRef) => runtime().get(ref)));
+    values = runtime().getAll(target as readonly ObjectRef[]);
   } else {
     checkRef(target, 'ref');
     values = runtime().get(target as ObjectRef);

@@ -4,7 +4,7 @@ import { ObjectCorruptError, ObjectFreedError, ObjectStoreFullError, SpillError,
 import { Capacity } from './capacity.js';
 import { CollectionThrottle, collectGarbage } from './collect-garbage.js';
 import { IncomingObject } from './incoming-object.js';
-import { ObjectTable, wake, type Entry } from './object-table.js';
+import { ObjectTable, wake, type Entry, type Woken } from './object-table.js';
 import { RefCounts } from './ref-counts.js';
 import { checkWrittenSize, closeSegment, mapSegment, openSegment } from './segment-files.js';
 import { OutgoingObject } from './outgoing-object.js';
@@ -521,7 +521,7 @@ export class ObjectLifecycle {
   }
 
   /** A settled object nothing holds goes now; then whoever waited for it wakes. */
-  #settle(id: string, entry: Entry, waiters: (() => void)[] | undefined): void {
+  #settle(id: string, entry: Entry, waiters: Woken | undefined): void {
     if (entry.count <= 0) this.delete(id);
     wake(waiters);
   }

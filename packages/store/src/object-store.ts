@@ -222,6 +222,58 @@ export class ObjectStore {
     return this.getSync(ref);
   }
 
+  /**
+   * The values of `refs`, in order, once all are ready: what `Promise.all(refs.map(get))` gives
+   * (it rejects with the first failure as it happens), with one promise and one callback for all
+   * of them instead of a chain of promises per ref (~800 bytes each: a get of a million task
+   * results held 800 MB for that alone).
+   */
+  getAll<T>(refs: readonly ObjectRef<T>[]): Promise<T[]> {
+    return new Promise<T[]>((resolve, reject) => {
+      const table = this.#objects.table;
+      const values = new Array<T>(refs.length);
+      // 1: read once everything has settled (pending now, or spilled: read back first).
+      const later = new Uint8Array(refs.length);
+      let waiting = 1;
+      let over = false;
+      const failed = (error: unknown) => {
+        if (over) return;
+        over = true;
+        reject(error as Error);
+      };
+      const settled = (entry: { readonly state: string; readonly error?: Error | undefined }) => {
+        if (over) return;
+        if (entry.state === 'failed') failed(entry.error);
+        else if (--waiting === 0) this.#readLater(refs, later, values).then(resolve, failed);
+      };
+      try {
+        for (let i = 0; i < refs.length; i++) {
+          const ref = refs[i]!;
+          const own = ref instanceof ObjectRef && ref.owner === this.sessionId;
+          if (own && table.whenPending(ref.id, settled)) {
+            waiting += 1;
+            later[i] = 1;
+          } else if (own && this.isSpilled(ref.id)) later[i] = 1;
+          else values[i] = this.getSync(ref);
+        }
+      } catch (error) {
+        failed(error);
+        return;
+      }
+      settled({ state: 'ready' });
+    });
+  }
+
+  async #readLater<T>(refs: readonly ObjectRef<T>[], later: Uint8Array, values: T[]): Promise<T[]> {
+    for (let i = 0; i < refs.length; i++) {
+      if (later[i] === 0) continue;
+      const ref = refs[i]!;
+      if (this.isSpilled(ref.id)) await this.restoreWhenRoom(ref.id, false);
+      values[i] = this.getSync(ref);
+    }
+    return values;
+  }
+
   /** Resolves once the object is no longer pending (ready, failed or freed). */
   whenSettled(id: string): Promise<void> {
     return this.#objects.table.whenSettled(id);

@@ -28,11 +28,27 @@ export interface Entry {
   count: number;
   /** Ids of objects this one contains refs to, each counted once in that object's `count`. */
   contains: readonly string[];
-  /** Callbacks waiting for a pending object to settle. */
-  waiters: (() => void)[] | undefined;
+  /**
+   * Callbacks waiting for a pending object to settle: one function or a list (most pending
+   * objects have one waiter at most, and a million queued tasks would pay ~100 bytes each for a
+   * list of one).
+   */
+  waiters: Waiter | Waiter[] | undefined;
   /** A ready segment object written to the spill directory: not in memory until restored. */
   spilled?: boolean;
 }
+
+/** Called once the entry settles (ready or failed: a pending entry removed fails as freed). */
+export type Waiter = (entry: Readonly<Entry>) => void;
+
+/** Waiters taken from a settled entry, for {@link wake}. */
+export interface Woken {
+  readonly entry: Entry;
+  readonly waiters: Waiter | Waiter[];
+}
+
+// Shared by every entry that contains no refs (most of them): never changed, only replaced.
+const NO_IDS: readonly string[] = Object.freeze([]);
 
 /**
  * The store's objects by id and the state machine of each: `pending` (a task will make it) →
@@ -63,14 +79,14 @@ export class ObjectTable {
   /** Adds an object that a task will produce. */
   expect(id: string): void {
     if (this.#entries.has(id)) throw new Error(`object ${id} already exists`);
-    this.#entries.set(id, { state: 'pending', size: 0, bytes: undefined, error: undefined, count: 0, contains: [], waiters: undefined });
+    this.#entries.set(id, { state: 'pending', size: 0, bytes: undefined, error: undefined, count: 0, contains: NO_IDS, waiters: undefined });
   }
 
   /**
    * Makes `id` ready: a new entry, or the pending `existing` one settled. Returns the waiters of
    * a settled entry, for the caller to wake once it has decided whether the object stays.
    */
-  ready(id: string, existing: Entry | undefined, size: number, bytes: Uint8Array | undefined, contains: readonly string[]): (() => void)[] | undefined {
+  ready(id: string, existing: Entry | undefined, size: number, bytes: Uint8Array | undefined, contains: readonly string[]): Woken | undefined {
     if (!existing) {
       this.#entries.set(id, { state: 'ready', size, bytes, error: undefined, count: 0, contains, waiters: undefined });
       return undefined;
@@ -83,7 +99,7 @@ export class ObjectTable {
   }
 
   /** Settles a pending entry as failed; returns its waiters (see {@link ObjectTable.ready}). */
-  fail(entry: Entry, error: Error): (() => void)[] | undefined {
+  fail(entry: Entry, error: Error): Woken | undefined {
     entry.state = 'failed';
     entry.error = error;
     return takeWaiters(entry);
@@ -93,14 +109,26 @@ export class ObjectTable {
   whenSettled(id: string): Promise<void> {
     const entry = this.#entries.get(id);
     if (!entry || entry.state !== 'pending') return Promise.resolve();
-    return new Promise((resolve) => (entry.waiters ??= []).push(resolve));
+    return new Promise((resolve) => addWaiter(entry, () => resolve()));
   }
 
   /** Calls `callback` once the object is no longer pending (at once if it is not). */
   onSettled(id: string, callback: () => void): void {
     const entry = this.#entries.get(id);
     if (!entry || entry.state !== 'pending') callback();
-    else (entry.waiters ??= []).push(callback);
+    else addWaiter(entry, callback);
+  }
+
+  /**
+   * Calls `waiter` with the entry once the pending object `id` settles, and returns true; false
+   * (and no call) when `id` is not pending. One function may wait on many entries (a get of many
+   * refs): nothing is made per entry but its place in the entry.
+   */
+  whenPending(id: string, waiter: Waiter): boolean {
+    const entry = this.#entries.get(id);
+    if (!entry || entry.state !== 'pending') return false;
+    addWaiter(entry, waiter);
+    return true;
   }
 
   isPending(id: string): boolean {
@@ -132,13 +160,24 @@ export class ObjectTable {
   }
 }
 
-function takeWaiters(entry: Entry): (() => void)[] | undefined {
+function addWaiter(entry: Entry, waiter: Waiter): void {
   const waiters = entry.waiters;
-  entry.waiters = undefined;
-  return waiters;
+  if (waiters === undefined) entry.waiters = waiter;
+  else if (typeof waiters === 'function') entry.waiters = [waiters, waiter];
+  else waiters.push(waiter);
 }
 
-/** Calls each waiter returned by {@link ObjectTable.ready} or {@link ObjectTable.fail}. */
-export function wake(waiters: (() => void)[] | undefined): void {
-  if (waiters) for (const waiter of waiters) waiter();
+function takeWaiters(entry: Entry): Woken | undefined {
+  const waiters = entry.waiters;
+  if (waiters === undefined) return undefined;
+  entry.waiters = undefined;
+  return { entry, waiters };
+}
+
+/** Calls each waiter returned by {@link ObjectTable.ready} or {@link ObjectTable.fail}, in the order they came. */
+export function wake(woken: Woken | undefined): void {
+  if (woken === undefined) return;
+  const { entry, waiters } = woken;
+  if (typeof waiters === 'function') waiters(entry);
+  else for (const waiter of waiters) waiter(entry);
 }

@@ -29,6 +29,8 @@ export interface Runtime {
   put<T>(value: T): ObjectRef<T>;
   create(kind: TypedArrayKind | number, length?: number): ObjectWriter<ArrayBufferView>;
   get<T>(ref: ObjectRef<T>): Promise<T>;
+  /** The values of `refs` in order, as `Promise.all(refs.map(get))` (a runtime may do it with less per ref). */
+  getAll<T>(refs: readonly ObjectRef<T>[]): Promise<T[]>;
   getSync<T>(ref: ObjectRef<T>): T;
   makeRoom(bytes: number): Promise<void>;
   free(ref: ObjectRef): boolean;

@@ -280,6 +280,10 @@ export class NodeClient implements Runtime {
     });
   }
 
+  getAll<T>(refs: readonly ObjectRef<T>[]): Promise<T[]> {
+    return Promise.all(refs.map((ref) => this.get(ref)));
+  }
+
   async get<T>(ref: ObjectRef<T>): Promise<T> {
     if (!(ref instanceof ObjectRef)) throw argumentError('ERR_INVALID_ARGUMENT', 'Expected an ObjectRef');
     const locations = await this.#request<Record<string, ObjectLocation>>({ type: 'resolve', ids: [ref.id], owners: [ref.owner] });

@@ -305,6 +305,10 @@ export class NodeManager implements Runtime {
     return this.store.get(ref);
   }
 
+  getAll<T>(refs: readonly ObjectRef<T>[]): Promise<T[]> {
+    return this.store.getAll(refs);
+  }
+
   getSync<T>(ref: ObjectRef<T>): T {
     return this.store.getSync(ref);
   }

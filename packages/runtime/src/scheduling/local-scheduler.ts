@@ -47,6 +47,7 @@ export class LocalScheduler {
   readonly #actorsWaiting: { demand: Readonly<Resources>; placed: () => void }[] = [];
   #placingActors = false;
   #placeAgain = false;
+  readonly #demands = new WeakMap<object, Readonly<Resources>>();
 
   constructor(total: Readonly<Resources>, host: SchedulerHost, limits: WorkerLimits) {
     this.total = total;
@@ -73,7 +74,10 @@ export class LocalScheduler {
   submit(submission: TaskSubmission): void {
     const { returnId, fn, deps, contains, options } = submission;
     this.#host.needWorkers();
-    const demand = demandOf(options);
+    // One demand per options object (every call of a remote function shares its options): a
+    // million queued calls share one.
+    let demand = this.#demands.get(options);
+    if (demand === undefined) this.#demands.set(options, (demand = demandOf(options)));
     const task: Task = {
       id: this.#nextTaskId++,
       returnId,
@@ -104,7 +108,7 @@ export class LocalScheduler {
     this.#host.keepAlive(true);
     // The task holds what it will read: its arguments can't be freed under it.
     for (const id of contains) objects.hold(id);
-    const missing = deps.filter((id) => !objects.hold(id));
+    const missing = deps.length === 0 ? deps : deps.filter((id) => !objects.hold(id));
     const fit = place(demand, this.#leases.available, this.total);
     if (fit.kind === 'infeasible') {
       if (!this.#host.cluster() || task.placement === 'local') {
