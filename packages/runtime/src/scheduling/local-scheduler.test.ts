@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import type { NodeToWorker, ObjectPayload } from '@shoal/protocol';
 import { resolveRemoteOptions } from '../options.js';
 import { LocalScheduler, type SchedulerHost, type SpillTarget } from './local-scheduler.js';
+import { DEEP_BACKLOG, DEEP_PIPELINE_DEPTH, PIPELINE_DEPTH } from './policies/pipeline.js';
 import type { WorkerSlot, WorkerState } from './worker-slot.js';
 
 /** The scheduler driven without processes: objects in a map, workers that record what they are sent. */
@@ -181,6 +182,29 @@ describe('LocalScheduler', () => {
     assert.deepEqual(workers[0]!.executed(), ids.slice(0, 8));
     assert.equal(workers[0]!.inflight[0]!.state, 'running');
     assert.equal(workers[0]!.inflight[1]!.state, 'queued');
+  });
+
+  test('with a deep backlog of ready tasks, a busy worker queues up to DEEP_PIPELINE_DEPTH; as the backlog drains, PIPELINE_DEPTH again', () => {
+    const { workers, submit, finish } = setup({ cpus: 1, workers: 1 });
+    const ids = Array.from({ length: DEEP_BACKLOG }, () => submit());
+    assert.equal(workers[0]!.inflight.length, PIPELINE_DEPTH, 'filled at the shallow depth while the backlog grew');
+    ids.push(...Array.from({ length: 100 }, () => submit()));
+    assert.equal(workers[0]!.inflight.length, DEEP_PIPELINE_DEPTH, 'deeper once the backlog is deep');
+    finish(workers[0]!);
+    assert.equal(workers[0]!.inflight.length, DEEP_PIPELINE_DEPTH, 'refilled to the deep depth');
+    let finished = 1;
+    let shallowAgain = false;
+    while (workers[0]!.inflight.length > 0) {
+      finish(workers[0]!);
+      finished += 1;
+      const queued = workers[0]!.inflight.length;
+      assert.ok(queued <= DEEP_PIPELINE_DEPTH);
+      if (shallowAgain) assert.ok(queued <= PIPELINE_DEPTH, 'not refilled past PIPELINE_DEPTH with a shallow backlog');
+      else shallowAgain = ids.length - finished - queued < DEEP_BACKLOG && queued <= PIPELINE_DEPTH;
+    }
+    assert.ok(shallowAgain);
+    assert.equal(finished, ids.length);
+    assert.deepEqual(workers[0]!.executed(), ids, 'every task sent once, in order');
   });
 
   test('idle workers with every CPU leased (left over from blocked parents): tasks still queue behind the running one, and none is recalled', () => {

@@ -14,7 +14,7 @@ import {
 import { extraWorker, type WorkerLimits } from './policies/extra-worker.js';
 import { place } from './policies/local-fit.js';
 import { firstStartable } from './policies/lookahead.js';
-import { pipelineTarget } from './policies/pipeline.js';
+import { pipelineDepth, pipelineTarget } from './policies/pipeline.js';
 import { stealFrom } from './policies/steal.js';
 import { ReadyQueue } from './ready-queue.js';
 import { NODE_ENV_KEY, envKeyOf } from './runtime-env.js';
@@ -288,8 +288,9 @@ export class LocalScheduler {
    */
   #pipelineTarget(task: Task): WorkerSlot | undefined {
     const workers = this.#workersOf(NODE_ENV_KEY);
-    if (this.#actorsWaiting.length === 0) return pipelineTarget(task, workers);
-    return pipelineTarget(task, this.#withoutLeasesActorsWant(workers));
+    const depth = pipelineDepth(this.#ready.length);
+    if (this.#actorsWaiting.length === 0) return pipelineTarget(task, workers, depth);
+    return pipelineTarget(task, this.#withoutLeasesActorsWant(workers), depth);
   }
 
   *#withoutLeasesActorsWant(workers: Iterable<WorkerSlot>): Iterable<WorkerSlot> {

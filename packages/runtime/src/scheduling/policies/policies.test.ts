@@ -4,7 +4,7 @@ import type { Task } from '../task.js';
 import type { WorkerSlot } from '../worker-slot.js';
 import { place } from './local-fit.js';
 import { firstStartable } from './lookahead.js';
-import { PIPELINE_DEPTH, pipelineTarget } from './pipeline.js';
+import { DEEP_BACKLOG, DEEP_PIPELINE_DEPTH, PIPELINE_DEPTH, pipelineDepth, pipelineTarget } from './pipeline.js';
 import { stealFrom } from './steal.js';
 
 describe('place (local fit)', () => {
@@ -70,6 +70,19 @@ describe('pipelineTarget', () => {
   for (const [name, t, workers, expected] of rows) {
     test(name, () => assert.equal(pipelineTarget(t, workers)?.name, expected));
   }
+});
+
+describe('pipelineDepth', () => {
+  const task = { demand: { CPU: 1 }, options: { timeoutMs: null } };
+  test('a worker queue is PIPELINE_DEPTH long below a deep backlog, DEEP_PIPELINE_DEPTH from it', () => {
+    assert.equal(pipelineDepth(0), PIPELINE_DEPTH);
+    assert.equal(pipelineDepth(DEEP_BACKLOG - 1), PIPELINE_DEPTH);
+    assert.equal(pipelineDepth(DEEP_BACKLOG), DEEP_PIPELINE_DEPTH);
+    const full = [worker('a', { queued: PIPELINE_DEPTH - 1 })];
+    assert.equal(pipelineTarget(task, full, pipelineDepth(10)), undefined);
+    assert.equal(pipelineTarget(task, full, pipelineDepth(DEEP_BACKLOG))?.name, 'a');
+    assert.equal(pipelineTarget(task, [worker('a', { queued: DEEP_PIPELINE_DEPTH - 1 })], pipelineDepth(DEEP_BACKLOG)), undefined);
+  });
 });
 
 describe('stealFrom', () => {
