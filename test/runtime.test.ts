@@ -12,6 +12,7 @@ import {
   ObjectRef,
   RuntimeShutdownError,
   ShoalError,
+  TaskCancelledError,
   cancel,
   get,
   init,
@@ -434,6 +435,48 @@ describe('tasks', () => {
     // A failed (cancelled) task counts as ready.
     const all = await wait(refs, { numReturns: 3 });
     assert.deepEqual(all.ready, refs);
+  });
+
+  // More than DEEP_BACKLOG ready at once: the workers' queues run deep (scheduling/policies/pipeline.ts).
+  const BACKLOG = 3000;
+
+  test('a deep backlog of queued tasks taking refs, nested refs and inline values all resolve, in order, in one get', async () => {
+    await start({ numCpus: 2 });
+    const array = store.put(Float64Array.from({ length: 100_000 }, (_, i) => i * 2)); // a segment
+    const small = store.put({ base: 1000 }); // inline
+    const pick = remote((a: Float64Array, i: number) => a[i]! + i);
+    const nested = remote((holder: { ref: { id: string } }, id: string) => holder.ref.id === id);
+    const add = remote((o: { base: number }, i: number) => o.base + i);
+    const refs: ObjectRef<number | boolean>[] = [];
+    const expected: (number | boolean)[] = [];
+    for (let i = 0; i < BACKLOG; i++) {
+      if (i % 3 === 0) refs.push(pick(array, i)), expected.push(i * 3);
+      else if (i % 3 === 1) refs.push(nested({ ref: small }, small.id)), expected.push(true);
+      else refs.push(add(small, i)), expected.push(1000 + i);
+    }
+    assert.deepEqual(await get(refs), expected);
+  });
+
+  test('cancelling tasks of a deep backlog fails exactly those, whether queued at the node or on a worker; the rest run', async () => {
+    await start({ numCpus: 2 });
+    const value = remote((i: number) => i);
+    const refs = Array.from({ length: BACKLOG }, (_, i) => value(i));
+    // Once one result is back, the workers' queues are full: the first cancelled ones are on a
+    // worker (recalled), or already running or done; the later ones wait at the node.
+    assert.equal(await get(refs[0]!), 0);
+    const cancelled = new Set<number>();
+    for (let i = 1; i < BACKLOG; i += 3) {
+      cancel(refs[i]!);
+      cancelled.add(i);
+    }
+    await assert.rejects(get(refs), TaskCancelledError, 'a get of them all rejects with the cancellation');
+    const outcomes = await Promise.allSettled(refs.map((ref) => get(ref)));
+    outcomes.forEach((outcome, i) => {
+      if (!cancelled.has(i)) assert.deepEqual(outcome, { status: 'fulfilled', value: i });
+      else if (i >= 500) assert.ok(outcome.status === 'rejected' && outcome.reason instanceof TaskCancelledError, `task ${i}: ${String(outcome.status)}`);
+      else assert.ok(outcome.status === 'fulfilled' ? outcome.value === i : outcome.reason instanceof TaskCancelledError, `task ${i}`);
+    });
+    assert.equal(await value(-1), -1, 'the workers run tasks after it');
   });
 });
 
