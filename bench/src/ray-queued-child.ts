@@ -3,6 +3,7 @@
 // all, and reports the total time, the submission time and the process's peak RSS.
 //
 //   fork ray-queued-child.js shoal|piscina <count> <workers>   (replies once over IPC)
+import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
@@ -13,10 +14,20 @@ export interface QueuedResult {
   count: number;
   submitMs: number;
   totalMs: number;
-  /** getrusage's maxrss: the process's high-water mark, start-up included. */
+  /** The process's own high-water mark (VmHWM), start-up included. */
   peakRssBytes: number;
   /** RSS just before submitting, after start-up and one warm-up task. */
   rssBeforeBytes: number;
+}
+
+/**
+ * This process's peak RSS: VmHWM, the high-water mark of its own memory since exec. Not
+ * getrusage's maxRSS, which Linux carries over from the forking parent (the exec'd process starts
+ * at the parent's RSS at fork): under main.ts, which holds ~1 GB by then, every run read >= 1 GB.
+ */
+function peakRss(): number {
+  const kib = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+  return kib === undefined ? process.resourceUsage().maxRSS * 1024 : Number(kib) * 1024;
 }
 
 const PISCINA_WORKER = fileURLToPath(new URL('./ray-piscina-worker.js', import.meta.url));
@@ -37,7 +48,7 @@ async function queued(who: string, count: number, workers: number): Promise<Queu
       const results = await get(refs);
       const totalMs = performance.now() - started;
       if (results.length !== count || results[count - 1] !== 'ok') throw new Error('tasks_1m_queued: wrong results');
-      return { who, count, submitMs, totalMs, peakRssBytes: process.resourceUsage().maxRSS * 1024, rssBeforeBytes };
+      return { who, count, submitMs, totalMs, peakRssBytes: peakRss(), rssBeforeBytes };
     } finally {
       await shutdown();
     }
@@ -55,7 +66,7 @@ async function queued(who: string, count: number, workers: number): Promise<Queu
       const results = await Promise.all(runs);
       const totalMs = performance.now() - started;
       if (results.length !== count || results[count - 1] !== 'ok') throw new Error('tasks_1m_queued: wrong results');
-      return { who, count, submitMs, totalMs, peakRssBytes: process.resourceUsage().maxRSS * 1024, rssBeforeBytes };
+      return { who, count, submitMs, totalMs, peakRssBytes: peakRss(), rssBeforeBytes };
     } finally {
       await pool.destroy();
     }
