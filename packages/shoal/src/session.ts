@@ -149,7 +149,8 @@ function attach(address: string, options: InitOptions): Embedded {
 /**
  * Starts Shoal in this process: the embedded default, a one-node cluster inside this process
  * (object store, scheduler, and one worker process per CPU, started now). Using `store` or a
- * remote function before `init()` starts it with the defaults. Resolves once the workers are up.
+ * remote function before `init()` starts it with the defaults. Resolves once the first worker is
+ * up: tasks run on it at once, and on the others as they start.
  *
  * With `address` (or `SHOAL_ADDRESS`), attaches to a node another process runs on this machine
  * instead (see {@link InitOptions.address}).

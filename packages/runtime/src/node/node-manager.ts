@@ -228,7 +228,8 @@ export class NodeManager implements Runtime {
 
   /**
    * Starts the node: listens for worker and client connections and starts the workers. Resolves
-   * once it accepts connections and its prestarted workers are up; idempotent. With
+   * once it accepts connections and the first of its prestarted workers is up (the others join
+   * as they start; tasks run on whichever is up); idempotent. With
    * `{ workers: false }` the workers start only when the first task arrives (a program that only
    * uses the store runs none), or at {@link startWorkers}.
    */

@@ -101,15 +101,19 @@ export class WorkerPool {
   }
 
   /**
-   * Starts the pool's `size` workers, once (later calls get the same promise); resolves once each
-   * has connected (or died). A pool started without them (a program that only uses the store)
-   * gets this call when its first task arrives.
+   * Starts the pool's `size` workers, all at once, once (later calls get the same promise);
+   * resolves as soon as the first of them has connected (or all died): a task runs on the first
+   * worker up, and the others join as they start. A pool started without them (a program that
+   * only uses the store) gets this call when its first task arrives.
    */
   startWorkers(): Promise<void> {
     if (this.#prestarted) return this.#prestarted;
     try {
       for (let i = 0; i < this.#options.size && !this.#closed; i++) this.#spawn();
-      this.#prestarted = Promise.all([...this.#workers].map((worker) => worker.connected)).then(() => {});
+      const started = [...this.#workers];
+      // `connected` also resolves when a worker dies first: resolved then only once all have.
+      const up = started.map((worker) => worker.connected.then(() => (worker.state === 'dead' ? Promise.all(started.map((other) => other.connected)) : undefined)));
+      this.#prestarted = started.length === 0 ? Promise.resolve() : Promise.race(up).then(() => {});
     } catch (error) {
       // Not even the prestarted workers: the node cannot run tasks, and start() says why.
       this.#prestarted = Promise.reject(error as Error);
@@ -179,13 +183,21 @@ export class WorkerPool {
     for (const worker of this.#all()) worker.keepAlive(alive);
   }
 
-  /** Asks every worker to exit, kills those still alive after `graceMs`; resolves when all are gone. */
+  /**
+   * Asks every connected worker to exit, kills those still alive after `graceMs`; resolves when
+   * all are gone. A worker still starting has no connection to hear the request on, and runs
+   * nothing yet: it is killed at once rather than waited for.
+   */
   async close(graceMs: number): Promise<void> {
     this.#closed = true;
     await Promise.all(
       [...this.#all()].map((worker) => {
+        if (!worker.connection) {
+          worker.kill();
+          return worker.exited;
+        }
         worker.send({ type: 'shutdown' });
-        worker.connection?.flush();
+        worker.connection.flush();
         const force = setTimeout(() => worker.kill(), graceMs);
         return worker.exited.finally(() => clearTimeout(force));
       }),
