@@ -18,7 +18,7 @@
  * arrive. The holder then names the newest puller for the next one, so the pullers form a chain,
  * each link carrying the object once. A pull the relay cannot serve goes back to the holder, `direct`.
  */
-import { Type } from '@sinclair/typebox';
+import { Type } from './typebox.js';
 import { ClusterArgSchema, ClusterResultSchema, WireFailureSchema } from './head-protocol.js';
 import { MethodName } from './local-protocol.js';
 import { Bytes, Count, Id, decoderOf, message, type UnionOf } from './schema.js';

@@ -5,7 +5,7 @@
  * connects; anything else closes the connection.
  */
 
-import { Type } from '@sinclair/typebox';
+import { Type } from './typebox.js';
 import { MethodName, OutputStreamSchema, OutputTextSchema, ShippedFunctionSchema, WireActorOptionsSchema, WireTaskOptionsSchema } from './local-protocol.js';
 import { Amount, Bytes, Count, Id, byId, Name, Resources, decoderOf, message, type MessageOf, type UnionOf } from './schema.js';
 

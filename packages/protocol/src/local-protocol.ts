@@ -6,7 +6,7 @@
  * never receives tasks). One schema per message; the types below are derived from them, and
  * {@link decodeWorkerMessage} / {@link decodeNodeMessage} check every field once at the edge.
  */
-import { Type } from '@sinclair/typebox';
+import { Type } from './typebox.js';
 import { LENT_FILE_PATTERN } from './ids.js';
 import { MAX_IDS_PER_MESSAGE, MAX_OUTPUT_CHARS } from './limits.js';
 import { Amount, Bytes, Count, Demand, Id, byId, Name, decoderOf, message, type MessageOf, type UnionOf } from './schema.js';

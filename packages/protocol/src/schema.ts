@@ -4,8 +4,7 @@
  * compiled check of a task-path message costs tens to a few hundred nanoseconds, several times
  * less than valibot, next to a ~100 µs task round trip.
  */
-import { Type, type Static, type TObject, type TSchema } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { Type, TypeCompiler, type Static, type TObject, type TSchema, type TypeCheck } from './typebox.js';
 import { BadMessageError } from './errors.js';
 import { ID_PATTERN, NAME_PATTERN } from './ids.js';
 
@@ -64,13 +63,25 @@ function describe(value: unknown): string {
  * @throws BadMessageError naming the message and the field that is wrong.
  */
 export function decoderOf<M extends Messages>(from: string, messages: M): (raw: unknown) => UnionOf<M> {
-  const checks = new Map(Object.entries(messages).map(([type, schema]) => [type, TypeCompiler.Compile(schema)]));
+  // Each validator is compiled when its first message arrives, not at load: a process compiles
+  // only the ones it uses (a worker meets a few of the local protocol's, none of the head's).
+  const schemas = new Map(Object.entries(messages));
+  const checks = new Map<string, TypeCheck<TObject>>();
+  const checkOf = (type: string): TypeCheck<TObject> | undefined => {
+    let check = checks.get(type);
+    if (check) return check;
+    const schema = schemas.get(type);
+    if (!schema) return undefined;
+    check = TypeCompiler.Compile(schema);
+    checks.set(type, check);
+    return check;
+  };
   return (raw) => {
     if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
       throw new BadMessageError(`Unexpected message from ${from}: ${describe(raw)}, not a message object`);
     }
     const type = (raw as { type?: unknown }).type;
-    const check = typeof type === 'string' ? checks.get(type) : undefined;
+    const check = typeof type === 'string' ? checkOf(type) : undefined;
     // A peer's object is not stringified: its own `toString` could be anything (even a number, which throws).
     if (!check) throw new BadMessageError(`Unexpected message from ${from}: type \`${typeof type === 'object' ? describe(type) : String(type)}\``);
     if (check.Check(raw)) return raw as UnionOf<M>;

@@ -1,10 +1,11 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { FunctionTally, TaskFailure, TaskSummary } from '@shoal/protocol';
 import type { NodeLoad } from './node-load.js';
 import type { Task } from '../scheduling/task.js';
 import type { TaskEvents } from '../scheduling/scheduler-ports.js';
 import { publishTaskEnd, publishTaskStart } from '../diagnostics.js';
 import { Timeline } from './timeline.js';
+import { promClient } from '../prom-client.js';
 
 /** A pull that succeeded: the object, its size, the data server it came from and `performance.now()` at its start. */
 export interface PullDone {
@@ -76,10 +77,13 @@ function scrapedMetric(name: string, help: string, type: 'counter' | 'histogram'
  * Every metric carries `node` (the node's id).
  */
 export class NodeMetrics implements TaskEvents {
-  readonly registry = new Registry();
   /** The node's last task runs and pulls (`/api/timeline` on the data port, `shoal timeline`). */
   readonly timeline = new Timeline();
-  readonly #exits: Counter;
+  readonly #nodeId: string;
+  readonly #load: () => NodeLoad;
+  readonly #actors: () => number;
+  #registry: Registry | undefined;
+  #exits = 0;
   readonly #byName = new Map<string, FunctionMetrics>();
   readonly #failures: TaskFailure[] = [];
   /** What the gauges of the scrape going on read: the node is read once per scrape. */
@@ -87,17 +91,34 @@ export class NodeMetrics implements TaskEvents {
 
   /** `load`: the node's load when scraped; `actors`: its live actors. */
   constructor(nodeId: string, load: () => NodeLoad, actors: () => number) {
-    const registers = [this.registry];
-    this.registry.setDefaultLabels({ node: nodeId });
+    this.#nodeId = nodeId;
+    this.#load = load;
+    this.#actors = actors;
+  }
+
+  /**
+   * The node's prom-client registry, made (and prom-client loaded) at first use: a node whose
+   * metrics are never served (an embedded one) counts in plain numbers only.
+   */
+  get registry(): Registry {
+    return (this.#registry ??= this.#makeRegistry());
+  }
+
+  #makeRegistry(): Registry {
+    const { Gauge, Registry } = promClient();
+    const registry = new Registry();
+    const registers = [registry];
+    const [load, actors] = [this.#load, this.#actors];
+    registry.setDefaultLabels({ node: this.#nodeId });
     const functions = () => [...this.#byName.values()];
     const count = (name: string, help: string, of: (metrics: FunctionMetrics) => number) =>
-      this.registry.registerMetric(scrapedMetric(name, help, 'counter', () => functions().map((metrics) => ({ labels: { function: metrics.name }, value: of(metrics) }))) as never);
+      registry.registerMetric(scrapedMetric(name, help, 'counter', () => functions().map((metrics) => ({ labels: { function: metrics.name }, value: of(metrics) }))) as never);
     count('shoal_tasks_submitted_total', 'Tasks submitted to this node (from its programs, tasks and the head)', (metrics) => metrics.submitted);
     count('shoal_tasks_started_total', 'Task runs started on a worker of this node (each attempt)', (metrics) => metrics.started);
     count('shoal_tasks_finished_total', 'Tasks of this node that produced their result', (metrics) => metrics.finished);
     count('shoal_tasks_failed_total', 'Tasks of this node that failed for good (after retries) or were cancelled', (metrics) => metrics.failed);
     const histogram = (name: string, help: string, of: (metrics: FunctionMetrics) => Buckets) =>
-      this.registry.registerMetric(
+      registry.registerMetric(
         scrapedMetric(name, help, 'histogram', () =>
           functions().flatMap((metrics) => {
             const buckets = of(metrics);
@@ -113,7 +134,9 @@ export class NodeMetrics implements TaskEvents {
       );
     histogram('shoal_task_queue_seconds', 'From submission to the first start on a worker of this node', (metrics) => metrics.queued);
     histogram('shoal_task_run_seconds', 'From the start of its last run to the end of a task that ran here', (metrics) => metrics.ran);
-    this.#exits = new Counter({ name: 'shoal_worker_exits_total', help: 'Worker processes of this node that exited (crashed, killed, or stopped when idle)', registers });
+    registry.registerMetric(
+      scrapedMetric('shoal_worker_exits_total', 'Worker processes of this node that exited (crashed, killed, or stopped when idle)', 'counter', () => [{ labels: {}, value: this.#exits }]) as never,
+    );
     const now = () => (this.#reading ??= { load: load(), actors: actors() });
     const gauge = (name: string, help: string, value: (at: { load: NodeLoad; actors: number }) => number) =>
       new Gauge({
@@ -145,6 +168,7 @@ export class NodeMetrics implements TaskEvents {
       });
     resources('shoal_resources_total', 'Resources of this node (CPU, and those it was started with)', (at) => at.resources);
     resources('shoal_resources_available', 'Resources of this node not leased now', (at) => at.available);
+    return registry;
   }
 
   /** The metrics in Prometheus's text format. */
@@ -200,6 +224,7 @@ export class NodeMetrics implements TaskEvents {
    * timeline; `startedAt` is its `performance.now()` at the start).
    */
   transfers(stats: { readonly pulls: number; readonly pulledBytes: number }): (pull: PullDone) => void {
+    const { Counter, Histogram } = promClient();
     const registers = [this.registry];
     const total = (name: string, help: string, value: () => number) =>
       new Counter({
@@ -222,7 +247,7 @@ export class NodeMetrics implements TaskEvents {
 
   /** A worker process of this node exited. */
   workerExited(): void {
-    this.#exits.inc();
+    this.#exits += 1;
   }
 
   #remember(task: Task, error: Error): void {

@@ -1,5 +1,6 @@
-import { Gauge, Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { NodeStatus } from '@shoal/protocol';
+import { promClient } from '../../prom-client.js';
 
 /**
  * The head's Prometheus metrics: the cluster as its members last reported it, one series per node
@@ -15,6 +16,7 @@ import type { NodeStatus } from '@shoal/protocol';
  * | `shoal_node_pulled_bytes`, `shoal_node_last_seen_seconds` | `node`, `host` |
  */
 export function headMetrics(nodes: () => readonly NodeStatus[], clusterId: string): Registry {
+  const { Gauge, Registry } = promClient();
   const registry = new Registry();
   registry.setDefaultLabels({ cluster: clusterId });
   const registers = [registry];
