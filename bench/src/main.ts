@@ -1,6 +1,6 @@
 // The benchmark suite's one entry point: `npm run bench` (full) or `npm run bench -- --quick`.
 //
-//   node --expose-gc bench/dist/main.js [--quick] [--json] [--only=article,ray,tasks,actors,store,args,spill,cluster]
+//   node --expose-gc bench/dist/main.js [--quick] [--json] [--only=article,ray,tasks,actors,store,args,spill,cold,cluster]
 //                                       [--runs=N] [--elements=N] [--queued=N]
 //
 // Suites, in this order:
@@ -15,6 +15,8 @@
 //   args     what a task pays for its argument's size and for writing to it (task-args.js)
 //   spill    spill and restore throughput against fs.promises, and a working set 4x the store
 //            streamed through tasks (spill.js)
+//   cold     cold start and exit: fresh processes of Shoal (import, init(), a first task,
+//            shutdown()), Piscina and the quickstart, against a bare `node -e 0` (cold-start.js)
 //   cluster  object_transfer_1gb and broadcast_1gb_to_3_nodes between `shoal start` nodes on
 //            loopback, vs raw TCP in the same run (cluster.ts)
 // `--quick` runs every suite at small sizes in seconds (the CI smoke: `npm test` ends with it).
@@ -38,15 +40,17 @@ import { isDisturbed } from './interference.js';
 import { exitOnSignals, killAtExit } from './lifecycle.js';
 import { rayOptions, rayTable, runRay, type RayReport } from './ray-micro.js';
 
-const SUITES = ['article', 'ray', 'tasks', 'actors', 'store', 'args', 'spill', 'cluster'] as const;
+const SUITES = ['article', 'ray', 'tasks', 'actors', 'store', 'args', 'spill', 'cold', 'cluster'] as const;
 type Suite = (typeof SUITES)[number];
 const RESULTS_DIR = fileURLToPath(new URL('../results/', import.meta.url));
-const EXTERNAL: Record<'tasks' | 'actors' | 'store' | 'args' | 'spill', { script: string; results: string }> = {
+type External = 'tasks' | 'actors' | 'store' | 'args' | 'spill' | 'cold';
+const EXTERNAL: Record<External, { script: string; results: string }> = {
   tasks: { script: fileURLToPath(new URL('./tasks.js', import.meta.url)), results: 'tasks' },
   actors: { script: fileURLToPath(new URL('./actors.js', import.meta.url)), results: 'actors' },
   store: { script: fileURLToPath(new URL('./store-put-get.js', import.meta.url)), results: 'store-put-get' },
   args: { script: fileURLToPath(new URL('./task-args.js', import.meta.url)), results: 'task-args' },
   spill: { script: fileURLToPath(new URL('./spill.js', import.meta.url)), results: 'spill' },
+  cold: { script: fileURLToPath(new URL('./cold-start.js', import.meta.url)), results: 'cold-start' },
 };
 
 interface Options {
@@ -94,7 +98,7 @@ function medians(value: unknown, path: string, found: [string, unknown][] = []):
   return found;
 }
 
-async function runExternal(suite: 'tasks' | 'actors' | 'store' | 'args' | 'spill', options: Options, log: (text: string) => void): Promise<{ report: unknown; failures: Failure[] }> {
+async function runExternal(suite: External, options: Options, log: (text: string) => void): Promise<{ report: unknown; failures: Failure[] }> {
   const { script, results } = EXTERNAL[suite];
   const started = Date.now();
   log(`running ${script.split('/').pop()}${options.quick ? ' --quick' : ''}`);
