@@ -1,5 +1,6 @@
 // The receiving side of the cluster suite's raw TCP peer (cluster.ts), a process of its own as
-// each of Shoal's receiving nodes is. It listens on 127.0.0.1 (port 0) and says its port; for each
+// each of Shoal's receiving nodes is. It listens on its one argument's address (default 127.0.0.1),
+// port 0, and says its port; for each
 // `{ bytes, file }` from the parent it replies `armed`, takes the next connection, reads `bytes`
 // and discards them or, with `file`, pwrites each read at its offset into that new file (what
 // Shoal's receiver does with a chunk), closes it, and replies `done`. The parent removes the file.
@@ -17,7 +18,8 @@ export type ReceiverMessage =
   | { ok: true; type: 'done'; received: number }
   | { ok: false; error: string };
 
-if (!process.send) throw new Error('Usage: forked by cluster.ts: cluster-tcp-receiver.js');
+const host = process.argv[2] ?? '127.0.0.1';
+if (!process.send) throw new Error('Usage: forked by cluster.ts: cluster-tcp-receiver.js [HOST]');
 const reply = (message: ReceiverMessage): void => void process.send!(message);
 
 let expected: ReceiveRequest | undefined;
@@ -69,7 +71,7 @@ const server = createServer((socket) => {
   }
   receive(socket, request);
 });
-server.listen(0, '127.0.0.1', () => reply({ ok: true, type: 'ready', port: (server.address() as AddressInfo).port }));
+server.listen(0, host, () => reply({ ok: true, type: 'ready', port: (server.address() as AddressInfo).port }));
 process.on('message', (request: ReceiveRequest) => {
   expected = request;
   reply({ ok: true, type: 'armed' });

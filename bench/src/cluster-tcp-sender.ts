@@ -1,6 +1,6 @@
 // The sending side of the cluster suite's raw TCP peer (cluster.ts), a process of its own as
-// Shoal's sending node is: on each `{ ports, bytes }` from the parent it connects to every
-// 127.0.0.1:port and writes `bytes` to each at once, from one preallocated buffer (every page
+// Shoal's sending node is: on each `{ targets, bytes }` from the parent it connects to every
+// target (host and port) and writes `bytes` to each at once, from one preallocated buffer (every page
 // touched before, like a sealed object's) in 1 MiB writes, waiting for 'drain' whenever a socket
 // asks to; then it closes them and replies.
 import { once } from 'node:events';
@@ -10,7 +10,7 @@ import { connect } from 'node:net';
 const WRITE_BYTES = 1 << 20;
 
 export interface SendRequest {
-  ports: number[];
+  targets: { host: string; port: number }[];
   bytes: number;
 }
 export type SendReply = { ok: true; sent: number } | { ok: false; error: string };
@@ -19,8 +19,8 @@ const capacity = Number(process.argv[2]);
 if (!Number.isSafeInteger(capacity) || capacity < 1 || !process.send) throw new Error('Usage: forked by cluster.ts: cluster-tcp-sender.js BYTES');
 const source = Buffer.allocUnsafeSlow(capacity).fill(1);
 
-async function sendTo(port: number, bytes: number): Promise<void> {
-  const socket = connect({ port, host: '127.0.0.1', noDelay: true });
+async function sendTo({ host, port }: SendRequest['targets'][number], bytes: number): Promise<void> {
+  const socket = connect({ port, host, noDelay: true });
   try {
     await once(socket, 'connect');
     for (let offset = 0; offset < bytes; offset += WRITE_BYTES) {
@@ -33,10 +33,10 @@ async function sendTo(port: number, bytes: number): Promise<void> {
   }
 }
 
-async function send({ ports, bytes }: SendRequest): Promise<number> {
+async function send({ targets, bytes }: SendRequest): Promise<number> {
   if (bytes > capacity) throw new RangeError(`Expected at most ${capacity} bytes, got ${bytes}`);
-  await Promise.all(ports.map((port) => sendTo(port, bytes)));
-  return bytes * ports.length;
+  await Promise.all(targets.map((target) => sendTo(target, bytes)));
+  return bytes * targets.length;
 }
 
 process.on('message', (request: SendRequest) => {

@@ -1,7 +1,7 @@
 // The benchmark suite's one entry point: `npm run bench` (full) or `npm run bench -- --quick`.
 //
-//   node --expose-gc bench/dist/main.js [--quick] [--json] [--only=article,ray,tasks,actors,store,args,spill,cold,cluster]
-//                                       [--runs=N] [--elements=N] [--queued=N]
+//   node --expose-gc bench/dist/main.js [--quick] [--json] [--only=article,ray,tasks,actors,store,args,spill,cold,cluster,cluster-netns]
+//                                       [--runs=N] [--elements=N] [--queued=N] [--mib=N] [--mbit=N]
 //
 // Suites, in this order:
 //   article  the seed article's table in Node (article.ts): a 1.5 GB Float64Array summed by one
@@ -18,7 +18,10 @@
 //   cold     cold start and exit: fresh processes of Shoal (import, init(), a first task,
 //            shutdown()), Piscina and the quickstart, against a bare `node -e 0` (cold-start.js)
 //   cluster  object_transfer_1gb and broadcast_1gb_to_3_nodes between `shoal start` nodes on
-//            loopback, vs raw TCP in the same run (cluster.ts)
+//            loopback, vs raw TCP in the same run (cluster.ts); --mib=N sets the object size
+//   cluster-netns  only when named in --only (root only, skipped with the reason otherwise): the
+//            cluster suite with each node in a network namespace of its own, on links shaped with
+//            tbf to --mbit=N Mbit/s each way (default 1000; shaped-network.ts)
 // `--quick` runs every suite at small sizes in seconds (the CI smoke: `npm test` ends with it).
 // Progress goes to stderr, tables to stdout; `--json` prints the combined report on stdout
 // instead (tables then go to stderr). Results: bench/results/bench.json (bench-quick.json with
@@ -34,14 +37,17 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { articleOptions, articleTable, goalLine, interferenceLine, runArticle, type ArticleReport } from './article.js';
 import { articleChart } from './chart.js';
-import { clusterGoalLine, clusterOptions, clusterTable, runCluster, type ClusterReport } from './cluster.js';
+import { clusterGoalLine, clusterOptions, clusterTable, runCluster, type ClusterReport, type ClusterSkipped } from './cluster.js';
 import { fmt, gc, machine, parseFlags, progress, writeResults } from './common.js';
 import { isDisturbed } from './interference.js';
 import { exitOnSignals, killAtExit } from './lifecycle.js';
 import { rayOptions, rayTable, runRay, type RayReport } from './ray-micro.js';
 
-const SUITES = ['article', 'ray', 'tasks', 'actors', 'store', 'args', 'spill', 'cold', 'cluster'] as const;
+/** Every suite, in the order they run; those in OPT_IN only when --only names them. */
+const SUITES = ['article', 'ray', 'tasks', 'actors', 'store', 'args', 'spill', 'cold', 'cluster', 'cluster-netns'] as const;
 type Suite = (typeof SUITES)[number];
+/** Needs root and makes network namespaces: never part of a plain run or the CI smoke. */
+const OPT_IN: readonly Suite[] = ['cluster-netns'];
 const RESULTS_DIR = fileURLToPath(new URL('../results/', import.meta.url));
 type External = 'tasks' | 'actors' | 'store' | 'args' | 'spill' | 'cold';
 const EXTERNAL: Record<External, { script: string; results: string }> = {
@@ -60,11 +66,13 @@ interface Options {
   runs: number | undefined;
   elements: number | undefined;
   queued: number | undefined;
+  mib: number | undefined;
+  mbit: number | undefined;
 }
 
 function parseOptions(argv: readonly string[]): Options {
   let json = false;
-  let only: Suite[] = [...SUITES];
+  let only: Suite[] = SUITES.filter((suite) => !OPT_IN.includes(suite));
   const rest: string[] = [];
   for (const arg of argv) {
     if (arg === '--json') json = true;
@@ -75,8 +83,8 @@ function parseOptions(argv: readonly string[]): Options {
       only = SUITES.filter((suite) => names.includes(suite));
     } else rest.push(arg);
   }
-  const flags = parseFlags(rest, ['elements', 'queued']);
-  return { quick: flags.quick, json, only, runs: flags.runs, elements: flags.elements, queued: flags.queued };
+  const flags = parseFlags(rest, ['elements', 'queued', 'mib', 'mbit']);
+  return { quick: flags.quick, json, only, runs: flags.runs, elements: flags.elements, queued: flags.queued, mib: flags.mib, mbit: flags.mbit };
 }
 
 /** A row (or a whole suite) that produced no finite number. */
@@ -144,7 +152,7 @@ function rayFailures(report: RayReport): Failure[] {
   return failures;
 }
 
-function clusterFailures(report: ClusterReport): Failure[] {
+function clusterFailures(suite: 'cluster' | 'cluster-netns', report: ClusterReport): Failure[] {
   const failures: Failure[] = [];
   const rows: [string, number][] = [
     ['object_transfer_1gb', report.transfer.ms.median],
@@ -153,8 +161,8 @@ function clusterFailures(report: ClusterReport): Failure[] {
     ['broadcast_1gb_to_3_nodes / raw TCP', report.tcpBroadcast.ms.median],
     ['broadcast_1gb_to_3_nodes', report.broadcast.ms.median],
   ];
-  for (const [row, ms] of rows) if (!Number.isFinite(ms)) failures.push({ suite: 'cluster', row, problem: `median ${ms}` });
-  for (const problem of report.problems) failures.push({ suite: 'cluster', row: '*', problem });
+  for (const [row, ms] of rows) if (!Number.isFinite(ms)) failures.push({ suite, row, problem: `median ${ms}` });
+  for (const problem of report.problems) failures.push({ suite, row: '*', problem });
   return failures;
 }
 
@@ -217,12 +225,17 @@ async function main(options: Options): Promise<number> {
         failures.push(...rayFailures(ray));
         print(`\n${rayTable(ray, host)}\n`);
         files.push(writeResults(`ray-microbenchmarks${suffix}`, { benchmark: 'ray-microbenchmarks', date: new Date().toISOString(), machine: host, ...ray }));
-      } else if (suite === 'cluster') {
-        const cluster = await runCluster(clusterOptions(options), log);
-        suites.cluster = cluster;
-        failures.push(...clusterFailures(cluster));
-        print(`\n${clusterTable(cluster, host)}\n`);
-        files.push(writeResults(`cluster${suffix}`, { benchmark: 'cluster', date: new Date().toISOString(), machine: host, ...cluster }));
+      } else if (suite === 'cluster' || suite === 'cluster-netns') {
+        const cluster = await runCluster(clusterOptions(options, suite === 'cluster' ? 'loopback' : 'shaped'), log);
+        suites[suite] = cluster;
+        if ('skipped' in cluster) {
+          // Not a failure: the exit status stays 0, as the netns test's skip does.
+          print(`\n${suite} skipped: ${cluster.skipped}\n`);
+        } else {
+          failures.push(...clusterFailures(suite, cluster));
+          print(`\n${clusterTable(cluster, host)}\n`);
+          files.push(writeResults(`${suite}${suffix}`, { benchmark: suite, date: new Date().toISOString(), machine: host, ...cluster }));
+        }
       } else {
         const { report, failures: found } = await runExternal(suite, options, log);
         suites[suite] = report;
@@ -257,11 +270,14 @@ async function main(options: Options): Promise<number> {
   }
   if (options.quick && article) closing.push('(--quick sizes are far too small for the goals to mean anything.)');
   if (article && Object.values(article.interference).some(isDisturbed)) closing.push(interferenceLine(article));
-  const cluster = suites.cluster as ClusterReport | undefined;
-  if (cluster) closing.push(`Goal ${clusterGoalLine(cluster)}.`);
-  if (cluster && options.quick) closing.push('(--quick cluster sizes are far too small for the goal to mean anything.)');
-  if (cluster && isDisturbed(cluster.interference)) {
-    closing.push(`Cluster suite disturbed: other processes used ${cluster.interference.otherCores.toFixed(2)} cores; rerun on a quiet machine.`);
+  for (const suite of ['cluster', 'cluster-netns'] as const) {
+    const cluster = suites[suite] as ClusterReport | ClusterSkipped | undefined;
+    if (!cluster || 'skipped' in cluster) continue;
+    closing.push(`Goal (${suite}) ${clusterGoalLine(cluster)}.`);
+    if (options.quick) closing.push(`(--quick ${suite} sizes are far too small for the goals to mean anything.)`);
+    if (isDisturbed(cluster.interference)) {
+      closing.push(`${suite} suite disturbed: other processes used ${cluster.interference.otherCores.toFixed(2)} cores; rerun on a quiet machine.`);
+    }
   }
   const ray = suites.ray as RayReport | undefined;
   if (ray && isDisturbed(ray.interference)) {
