@@ -564,15 +564,20 @@ export async function runCluster(requested: ClusterOptions, log: (text: string) 
     for (const node of pulls) {
       if (!(node.pulledBytes >= expectedPull(node.role))) problems.push(`node ${node.role} pulled ${node.pulledBytes} bytes, expected at least ${expectedPull(node.role)}`);
     }
-    // And every timed byte crossed the shaped links: A sent each contender's bytes up its link
-    // (the broadcasts once per node), B received four contenders' and C, D two each.
+    // And every timed byte crossed the shaped links: B received four contenders' bytes and C, D
+    // two each. A sent the three single transfers' and raw TCP's broadcast (once per node) up its
+    // link, and Shoal's broadcast at least once: the nodes relay it to each other (relay.ts), so
+    // what A did not send, the others did — together the links carried it once per node.
     const links = shaped?.counters();
     for (const link of links ?? []) {
-      const up = link.role === 'A' ? options.runs * bytes * (3 + 2 * broadcastNodes) : 0;
+      const up = link.role === 'A' ? options.runs * bytes * (3 + broadcastNodes + 1) : 0;
       const down = link.role === 'A' ? 0 : options.runs * bytes * (link.role === 'B' ? 4 : 2);
       if (link.upBytes < up) problems.push(`node ${link.role}'s shaped link sent ${link.upBytes} bytes, expected at least ${up}`);
       if (link.downBytes < down) problems.push(`node ${link.role}'s shaped link received ${link.downBytes} bytes, expected at least ${down}`);
     }
+    const sentUp = (links ?? []).reduce((sum, link) => sum + link.upBytes, 0);
+    const expectedUp = options.runs * bytes * (3 + 2 * broadcastNodes);
+    if (links && sentUp < expectedUp) problems.push(`the shaped links sent ${sentUp} bytes in all, expected at least ${expectedUp}`);
 
     const timed = (samples: number[], total: number): Timed => {
       const ms = stats(samples);
@@ -646,6 +651,18 @@ export async function runCluster(requested: ClusterOptions, log: (text: string) 
 const size = (bytes: number): string => (bytes >= GIB ? `${fmt(bytes / GIB)} GiB` : `${fmt(bytes / MIB)} MiB`);
 const range = (ms: Stats): string => `${fmt(ms.min)}–${fmt(ms.max)}`;
 
+/**
+ * Shaped mode: how many times node A's link carried Shoal's broadcast object per broadcast (what
+ * it sent beyond the other contenders' bytes; 1 when the nodes relay it, `nodes` when not).
+ */
+function holderCopies(report: ClusterReport): string[] {
+  const a = report.links?.find((link) => link.role === 'A');
+  if (!a) return [];
+  const { runs, bytes, nodes } = report.options;
+  const copies = (a.upBytes - runs * bytes * (3 + nodes)) / (runs * bytes);
+  return [`Node A's link carried Shoal's broadcast object ${fmt(copies)} time(s) per broadcast (frames included; the rest went node to node, relayed).`];
+}
+
 /** The goals as one line: `object_transfer ÷ raw TCP ≥ 0.8: 0.85 (met); ...`. */
 export function clusterGoalLine(report: ClusterReport): string {
   return report.goals.map((goal) => `${goal.name} ${goal.atMost ? '≤' : '≥'} ${goal.target}: ${fmt(goal.value)} (${goal.met ? 'met' : 'NOT met'})`).join('; ');
@@ -675,7 +692,10 @@ export function clusterTable(report: ClusterReport, host: { cpu: string; cores: 
     '',
     `Task latency with a 1 MiB argument pulled (included in the transfer's time): median ${fmt(transfer.taskLatencyMs.median)} ms.`,
     ...(options.mode === 'shaped'
-      ? [`Of the link rate (${fmt(options.mbit / 8000)} GB/s each way): raw TCP ${fmt(tcp.gbps / (options.mbit / 8000))}, Shoal ${fmt(transfer.gbps / (options.mbit / 8000))}.`]
+      ? [
+          `Of the link rate (${fmt(options.mbit / 8000)} GB/s each way): raw TCP ${fmt(tcp.gbps / (options.mbit / 8000))}, Shoal ${fmt(transfer.gbps / (options.mbit / 8000))}.`,
+          ...holderCopies(report),
+        ]
       : []),
     `Goal ${clusterGoalLine(report)}.`,
     `Other processes used ${fmt(report.interference.otherCores)} cores during the runs${isDisturbed(report.interference) ? ': DISTURBED, rerun on a quiet machine' : ''}.`,
