@@ -84,6 +84,18 @@ async function setUp(): Promise<Setup> {
 /** The process state letter of `pid` in /proc (T: stopped). */
 const processState = (pid: number): string => /\) (\S)/.exec(readFileSync(`/proc/${pid}/stat`, 'utf8'))?.[1] ?? '?';
 
+/** The next message of `child` that `wanted` accepts. */
+function nextMessage<T>(child: ChildProcess, wanted: (message: { type: string }) => boolean): Promise<T> {
+  return new Promise((resolve) => {
+    const listen = (message: { type: string }) => {
+      if (!wanted(message)) return;
+      child.off('message', listen);
+      resolve(message as T);
+    };
+    child.on('message', listen);
+  });
+}
+
 /** The relay process's answer to a pull: `pulled` with the object's hash, or `failed`. */
 interface PullAnswer {
   readonly type: string;
@@ -122,7 +134,7 @@ test('a second puller of a large object is sent to the first, which passes it on
   assert.deepEqual(setup.puller.relayStats, { relayed: 1, relayFailed: 0 });
   setup.relay.send({ type: 'exit' });
   const [stats] = (await once(setup.relay, 'message')) as [{ server: DataServer['stats'] }];
-  assert.deepEqual(stats.server, { sentBytes: size, relayed: 0, passedOn: 1 }, 'the first puller sent it on, whole');
+  assert.deepEqual(stats.server, { sentBytes: size, relayed: 0, passedOn: 1, awaitingArrival: 0 }, 'the first puller sent it on, whole');
   await until(() => setup.holderServer.stats.sentBytes === size, 'the holder’s last write was taken');
   assert.equal(setup.holderServer.stats.sentBytes, size, 'the holder sent the object once');
 });
@@ -164,4 +176,35 @@ test('objects below the relay size, and pullers that relay nothing, are always s
   }
   setup.relay.kill('SIGCONT');
   assert.equal((await first).type, 'pulled');
+});
+
+test('a puller sent to a relay before the relay’s own pull of it was answered waits for it to arrive there, then gets it passed on', async () => {
+  await using setup = await setUp();
+  // An object the holder will have (a task's result, say): pulls of it wait at the holder.
+  const late = 'LateObject0000000000';
+  setup.holder.expect(late);
+  setup.holder.hold(late); // as a task's caller holds its result
+  const relayPulled = nextMessage<PullAnswer>(setup.relay, (message) => message.type === 'pulled' || message.type === 'failed');
+  setup.relay.send({ type: 'pull', id: late, from: setup.holderServer.url, stop: false });
+  const probe = async (): Promise<{ pulling: boolean; server: DataServer['stats'] }> => {
+    const answer = nextMessage<{ pulling: boolean; server: DataServer['stats'] }>(setup.relay, (message) => message.type === 'probe');
+    setup.relay.send({ type: 'probe', id: late });
+    return answer;
+  };
+  await until(async () => (await probe()).pulling, 'the relay is pulling it');
+  // Asked of the relay directly, as a holder's relay answer would send it there.
+  const second = setup.puller.pull(late, [setup.relayUrl], fromWireFailure);
+  await until(async () => (await probe()).server.awaitingArrival === 1, 'the pull waits at the relay');
+  // The holder gets the object now (the bytes of the big one), and answers the relay.
+  const bytes = readFileSync(join(setup.holder.directory, setup.id));
+  const incoming = setup.holder.acceptIncoming(late, bytes.byteLength);
+  incoming.write(bytes, 0);
+  incoming.seal([]);
+  const [relayAnswer, pulled] = await Promise.all([relayPulled, second]);
+  assert.deepEqual(relayAnswer, { type: 'pulled', sha256: setup.sha256 });
+  assert.equal(registeredSha(setup.pullerStore, late, pulled.size), setup.sha256, 'passed on intact');
+  const { server } = await probe();
+  assert.deepEqual({ passedOn: server.passedOn, awaitingArrival: server.awaitingArrival }, { passedOn: 1, awaitingArrival: 0 });
+  await until(() => setup.holderServer.stats.sentBytes === bytes.byteLength, 'the holder’s last write was taken');
+  assert.equal(setup.holderServer.stats.sentBytes, bytes.byteLength, 'the holder sent it once');
 });

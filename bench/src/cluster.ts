@@ -144,7 +144,8 @@ export interface ClusterReport {
   tcp: Timed;
   tcpShm: Timed;
   /** GB/s here is the aggregate: bytes × nodes per second. */
-  broadcast: Timed & { perTaskMs: number[][]; ppids: number[][] };
+  /** `uploads` (shaped mode): what each node's link sent per broadcast, in objects (frames included), medians. */
+  broadcast: Timed & { perTaskMs: number[][]; ppids: number[][]; uploads?: Record<string, number> };
   /** Raw TCP from one process to `nodes` processes at once, each pwriting into a /dev/shm file (aggregate GB/s). */
   tcpBroadcast: Timed;
   ratios: {
@@ -520,6 +521,8 @@ export async function runCluster(requested: ClusterOptions, log: (text: string) 
     const times = { transfer: [] as number[], broadcast: [] as number[], tcp: [] as number[], tcpShm: [] as number[], tcpBroadcast: [] as number[] };
     const perTaskMs: number[][] = [];
     const ppids: number[][] = [];
+    /** Shaped mode: what each node's link sent during each broadcast, in objects. */
+    const broadcastUploads: Record<string, number>[] = [];
     const contenders = ['transfer', 'broadcast', 'tcp', 'tcpShm', 'tcpBroadcast'] as const;
     const cpuAtStart = snapshot(daemons);
     for (let run = 0; run < options.runs; run++) {
@@ -534,7 +537,9 @@ export async function runCluster(requested: ClusterOptions, log: (text: string) 
           if (reply.tasks[0]?.ppid !== b.pid) throw new Error(`the {gpu:1} task ran on pid ${reply.tasks[0]?.ppid}, not node B (${b.pid})`);
           ms = reply.ms;
         } else {
+          const before = shaped?.counters();
           const reply = await driverRequest<Extract<DriverReply, { op: 'single' | 'broadcast' }>>(driver, { op: 'broadcast', bytes, nodes: broadcastNodes });
+          if (before) broadcastUploads.push(uploadsSince(before, shaped!.counters(), bytes));
           const on = reply.tasks.map((task) => task.ppid);
           if (new Set(on).size !== broadcastNodes || !onTheirNodes(on)) {
             throw new Error(`the ${broadcastNodes} broadcast tasks ran on node pids ${on.join(', ')}, not on ${broadcastNodes} distinct nodes ${bcastPids.join(', ')}`);
@@ -586,7 +591,12 @@ export async function runCluster(requested: ClusterOptions, log: (text: string) 
     const transfer = { ...timed(times.transfer, bytes), taskLatencyMs: stats(latency.ms) };
     const tcp = timed(times.tcp, bytes);
     const tcpShm = timed(times.tcpShm, bytes);
-    const broadcast = { ...timed(times.broadcast, bytes * broadcastNodes), perTaskMs, ppids };
+    const broadcast = {
+      ...timed(times.broadcast, bytes * broadcastNodes),
+      perTaskMs,
+      ppids,
+      ...(shaped ? { uploads: medianUploads(broadcastUploads) } : {}),
+    };
     const tcpBroadcast = timed(times.tcpBroadcast, bytes * broadcastNodes);
     const ratios = {
       transferVsTcp: transfer.gbps / tcp.gbps,
@@ -646,21 +656,28 @@ export async function runCluster(requested: ClusterOptions, log: (text: string) 
   }
 }
 
+/** What each node's link sent between two readings of the counters, in objects of `bytes`. */
+function uploadsSince(before: readonly LinkCounters[], after: readonly LinkCounters[], bytes: number): Record<string, number> {
+  return Object.fromEntries(after.map((link) => [link.role, (link.upBytes - (before.find((old) => old.role === link.role)?.upBytes ?? 0)) / bytes]));
+}
+
+/** The median of each role's uploads over the runs. */
+function medianUploads(runs: readonly Record<string, number>[]): Record<string, number> {
+  const roles = [...new Set(runs.flatMap((run) => Object.keys(run)))];
+  return Object.fromEntries(roles.map((role) => [role, stats(runs.map((run) => run[role] ?? 0)).median]));
+}
+
 // ---- output --------------------------------------------------------------------------------
 
 const size = (bytes: number): string => (bytes >= GIB ? `${fmt(bytes / GIB)} GiB` : `${fmt(bytes / MIB)} MiB`);
 const range = (ms: Stats): string => `${fmt(ms.min)}–${fmt(ms.max)}`;
 
-/**
- * Shaped mode: how many times node A's link carried Shoal's broadcast object per broadcast (what
- * it sent beyond the other contenders' bytes; 1 when the nodes relay it, `nodes` when not).
- */
+/** Shaped mode: what each node's link sent per broadcast (1 for A and 0 elsewhere when the holder sends all; relayed, A's 1 and the others' 2 in all). */
 function holderCopies(report: ClusterReport): string[] {
-  const a = report.links?.find((link) => link.role === 'A');
-  if (!a) return [];
-  const { runs, bytes, nodes } = report.options;
-  const copies = (a.upBytes - runs * bytes * (3 + nodes)) / (runs * bytes);
-  return [`Node A's link carried Shoal's broadcast object ${fmt(copies)} time(s) per broadcast (frames included; the rest went node to node, relayed).`];
+  const uploads = report.broadcast.uploads;
+  if (!uploads) return [];
+  const each = Object.entries(uploads).map(([role, objects]) => `${role} ${fmt(objects)}`);
+  return [`Per broadcast, each node's link sent (in objects, frames included): ${each.join(', ')}; the holder is A, the rest was relayed node to node.`];
 }
 
 /** The goals as one line: `object_transfer ÷ raw TCP ≥ 0.8: 0.85 (met); ...`. */

@@ -64,8 +64,9 @@ export interface DataServerOptions {
   /**
    * The object `id` while it arrives at this node from another (see relay.ts): a pull of it is
    * answered at once and its bytes are sent on as they come, instead of waiting for it to settle.
+   * A promise while this node's own pull of it waits for its answer: the pull waits for it.
    */
-  readonly arriving?: (id: string) => Arriving | undefined;
+  readonly arriving?: (id: string) => Arriving | Promise<Arriving | undefined> | undefined;
   /** How long {@link DataServer.close} lets transfers in flight finish before it cuts them. @default 10000 */
   readonly drainTimeoutMs?: number;
   /**
@@ -122,6 +123,8 @@ export interface DataServerStats {
   relayed: number;
   /** Pulls served from an object still arriving here (this node was a relay). */
   passedOn: number;
+  /** Pulls waiting now for this node's own pull of their object to be answered, to pass it on. */
+  awaitingArrival: number;
 }
 
 /**
@@ -137,7 +140,7 @@ export interface DataServerStats {
  * ```
  */
 export class DataServer implements AsyncDisposable {
-  readonly stats: DataServerStats = { sentBytes: 0, relayed: 0, passedOn: 0 };
+  readonly stats: DataServerStats = { sentBytes: 0, relayed: 0, passedOn: 0, awaitingArrival: 0 };
   readonly #store: ObjectStore;
   readonly #chains = new RelayChains();
   readonly #options: DataServerOptions;
@@ -529,8 +532,12 @@ export class DataServer implements AsyncDisposable {
    */
   async #serve(message: Extract<ToHolder, { type: 'pull' }>, puller: Puller, send: (message: FromHolder) => void, stream: Stream): Promise<void> {
     const { requestId, id } = message;
-    const arriving = this.#options.arriving?.(id);
-    if (arriving) return this.#passOn(message, puller, send, stream, arriving);
+    let arriving = this.#options.arriving?.(id);
+    if (arriving instanceof Promise) {
+      this.stats.awaitingArrival += 1;
+      arriving = await arriving.finally(() => (this.stats.awaitingArrival -= 1));
+    }
+    if (arriving && this.#passOn(message, puller, send, stream, arriving)) return;
     await this.#store.whenSettled(id);
     const status = this.#store.status(id);
     if (status.state === 'failed') {
@@ -574,10 +581,10 @@ export class DataServer implements AsyncDisposable {
 
   /**
    * Serves a pull of an object still arriving here from another node (this node is a link of a
-   * relay chain): answered now, its bytes written on `stream` as they come. An object that
-   * cannot be read so is answered `missing`: the puller goes back to the holder.
+   * relay chain): answered now, its bytes written on `stream` as they come. False when it
+   * cannot be read so (sealed or discarded meanwhile): the store's copy, if any, is served.
    */
-  #passOn(message: Extract<ToHolder, { type: 'pull' }>, puller: Puller, send: (message: FromHolder) => void, stream: Stream, arriving: Arriving): void {
+  #passOn(message: Extract<ToHolder, { type: 'pull' }>, puller: Puller, send: (message: FromHolder) => void, stream: Stream, arriving: Arriving): boolean {
     const { requestId, id } = message;
     const { incoming } = arriving;
     let read: OutgoingObject;
@@ -585,8 +592,7 @@ export class DataServer implements AsyncDisposable {
       read = incoming.openForRead();
     } catch (error) {
       debug('cannot pass on %s as it arrives: %o', id, error);
-      send({ type: 'missing', requestId, reason: 'freed' });
-      return;
+      return false;
     }
     this.stats.passedOn += 1;
     send({ type: 'object', requestId, size: incoming.size, ...(arriving.contains ? { contains: [...arriving.contains] } : {}) });
@@ -604,5 +610,6 @@ export class DataServer implements AsyncDisposable {
       },
       (bytes) => (this.stats.sentBytes += bytes),
     );
+    return true;
   }
 }

@@ -74,9 +74,17 @@ export class ObjectPuller {
     this.#relayUrl = options.relayUrl ?? (() => undefined);
   }
 
-  /** Object `id` while it arrives here from another node (its bytes so far can be passed on), or undefined. */
-  arriving(id: string): Arriving | undefined {
-    return this.#arrivals.get(id);
+  /**
+   * Object `id` while it arrives here from another node (its bytes so far can be passed on); a
+   * promise of it while this node's pull of it waits for its answer; else undefined.
+   */
+  arriving(id: string): Arriving | Promise<Arriving | undefined> | undefined {
+    return this.#arrivals.whenArriving(id);
+  }
+
+  /** Whether a pull of `id` is queued or under way here. */
+  isPulling(id: string): boolean {
+    return this.#inflight.has(id);
   }
 
   /** Fetches object `id` from the first of `sources` (data URLs) that has it. */
@@ -131,6 +139,15 @@ export class ObjectPuller {
   }
 
   async #pullFrom(id: string, sources: string[], failure: (failure: WireFailure) => Error): Promise<PulledObject> {
+    this.#arrivals.pulling(id);
+    try {
+      return await this.#pullFromEach(id, sources, failure);
+    } finally {
+      this.#arrivals.pulled(id);
+    }
+  }
+
+  async #pullFromEach(id: string, sources: string[], failure: (failure: WireFailure) => Error): Promise<PulledObject> {
     const tried: string[] = [];
     for (const url of sources) {
       if (this.#closed) break;

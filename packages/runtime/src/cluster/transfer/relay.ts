@@ -14,16 +14,45 @@ export interface Arriving {
 }
 
 /**
+ * How long a relay asked for an object it is about to receive waits for the first of it (see
+ * {@link Arrivals.whenArriving}). Relays waiting on each other in a cycle (possible only when a
+ * puller whose relay failed is relayed again by another holder) end there: the puller is told
+ * the relay does not have it, and goes to the holder.
+ */
+export const ARRIVAL_WAIT_MS = 5_000;
+
+/**
  * The segment objects this node is receiving now, by id: recorded as each pull's answer starts
- * its object, dropped once the object is sealed into the store or discarded.
+ * its object, dropped once the object is sealed into the store or discarded. Also the pulls
+ * started here whose object has not begun to arrive: a puller sent here by the holder may ask
+ * before this node's own pull of it was answered (both were sent on at once), and waits.
  */
 export class Arrivals {
   readonly #arriving = new Map<string, Arriving>();
+  /** Pulls started here, no answer yet: who waits for their object to start arriving. */
+  readonly #starting = new Map<string, ((arriving: Arriving | undefined) => void)[]>();
+
+  /** This node started pulling `id`: until it arrives (or the pull ends) relays ask wait. */
+  pulling(id: string): void {
+    if (!this.#starting.has(id)) this.#starting.set(id, []);
+  }
+
+  /** This node's pull of `id` ended: whoever still waits for it to start arriving is told it will not. */
+  pulled(id: string): void {
+    const waiting = this.#starting.get(id);
+    this.#starting.delete(id);
+    for (const tell of waiting ?? []) tell(undefined);
+  }
 
   /** Records `incoming` until it is sealed or discarded. */
   add(incoming: IncomingObject, contains: readonly string[] | undefined): void {
     const arriving: Arriving = { incoming, contains };
     this.#arriving.set(incoming.id, arriving);
+    const waiting = this.#starting.get(incoming.id);
+    if (waiting) {
+      this.#starting.set(incoming.id, []);
+      for (const tell of waiting) tell(arriving);
+    }
     const stop = incoming.watch(() => {
       if (incoming.state !== 'sealed' && incoming.state !== 'discarded') return;
       stop();
@@ -34,6 +63,26 @@ export class Arrivals {
   /** Object `id` while it arrives here (not yet sealed), or undefined. */
   get(id: string): Arriving | undefined {
     return this.#arriving.get(id);
+  }
+
+  /**
+   * Object `id` while it arrives here; while this node's pull of it waits for its answer, a
+   * promise of it once it starts arriving (undefined if the pull ends first, or after
+   * {@link ARRIVAL_WAIT_MS}); undefined when this node is not getting it.
+   */
+  whenArriving(id: string): Arriving | Promise<Arriving | undefined> | undefined {
+    const arriving = this.#arriving.get(id);
+    if (arriving) return arriving;
+    const waiting = this.#starting.get(id);
+    if (!waiting) return undefined;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), ARRIVAL_WAIT_MS);
+      timer.unref();
+      waiting.push((started) => {
+        clearTimeout(timer);
+        resolve(started);
+      });
+    });
   }
 
   get size(): number {
