@@ -14,6 +14,9 @@ class FakeObjects {
     if (!entry) return { state: 'freed' as const };
     return entry.state === 'failed' ? { state: 'failed' as const, error: entry.error! } : { state: entry.state };
   }
+  isPending(id: string) {
+    return this.states.get(id)?.state === 'pending';
+  }
   expect(id: string) {
     this.states.set(id, { state: 'pending', waiters: [], count: 0 });
   }
@@ -188,7 +191,7 @@ describe('LocalScheduler', () => {
     const { workers, submit, finish } = setup({ cpus: 1, workers: 1 });
     const ids = Array.from({ length: DEEP_BACKLOG }, () => submit());
     assert.equal(workers[0]!.inflight.length, PIPELINE_DEPTH, 'filled at the shallow depth while the backlog grew');
-    ids.push(...Array.from({ length: 100 }, () => submit()));
+    ids.push(...Array.from({ length: DEEP_PIPELINE_DEPTH + 100 }, () => submit()));
     assert.equal(workers[0]!.inflight.length, DEEP_PIPELINE_DEPTH, 'deeper once the backlog is deep');
     finish(workers[0]!);
     assert.equal(workers[0]!.inflight.length, DEEP_PIPELINE_DEPTH, 'refilled to the deep depth');

@@ -382,7 +382,7 @@ export class LocalScheduler {
     }
     this.#finish(task);
     this.#host.taskEvents?.ended(task);
-    if (this.#host.objects.status(task.returnId).state === 'pending') this.#host.objects.register(task.returnId, result);
+    if (this.#host.objects.isPending(task.returnId)) this.#host.objects.register(task.returnId, result);
     else this.#host.discardResult(task.returnId, result);
     this.#dropHolds(task);
   }

@@ -11,6 +11,8 @@ import type { ResolvedRuntimeEnv } from '../options.js';
 /** What the scheduler needs of the node's objects (the store, as the node hands it over). */
 export interface TaskObjects {
   status(id: string): { readonly state: 'pending' | 'ready' | 'freed' } | { readonly state: 'failed'; readonly error: Error };
+  /** `status(id).state === 'pending'`, without making a status (asked once per finished task). */
+  isPending(id: string): boolean;
   hold(id: string): boolean;
   release(id: string): void;
   onSettled(id: string, callback: () => void): void;

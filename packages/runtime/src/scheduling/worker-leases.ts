@@ -64,7 +64,8 @@ export class WorkerLeases {
 
   /** The task `taskId` sent to `worker`, if it is still that worker's. */
   taskOf(worker: WorkerSlot, taskId: number): Task | undefined {
-    // A worker's queue is a few tasks long (PIPELINE_DEPTH, DEEP_PIPELINE_DEPTH): no second index of them is kept.
+    // A worker's queue is at most DEEP_PIPELINE_DEPTH long, and the task asked for is nearly always
+    // its head (the one running): no second index of them is kept.
     for (const task of worker.inflight) if (task.id === taskId) return task;
     return undefined;
   }
