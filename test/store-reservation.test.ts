@@ -132,6 +132,9 @@ test('a worker SIGKILLed while holding a reservation gives its bytes back', { ti
       const { writeFileSync } = await import('node:fs');
       const { store } = await import('shoal');
       const writer = store.create(40 * 1024 * 1024);
+      // Reachable until the worker dies: a writer collected unsealed gives its room back, and
+      // this function's frame, parked on a promise nothing resolves, is garbage itself.
+      (globalThis as { heldWriter?: unknown }).heldWriter = writer;
       writeFileSync(`${dir}/holding-${process.pid}`, '');
       // Until the test kills this worker, with the writer unsealed.
       await new Promise(() => {});
