@@ -403,6 +403,76 @@ describe('tasks', () => {
     assert.equal(sum, Array.from({ length: 10_000 }, (_, i) => i * i).reduce((a, b) => a + b, 0));
   });
 
+  test('wait over 10,000 refs, some ready and one that never is: the same partition, order, numReturns and timeout as with few', { timeout: 120_000 }, async () => {
+    await start({ numCpus: 2 });
+    const slow = sleepy(60_000, 'slow');
+    // 10,000 refs: puts (ready at once) and task results, with the slow one in the middle.
+    const square = remote((i: number) => i * i);
+    const refs: ObjectRef<unknown>[] = Array.from({ length: 10_000 }, (_, i) => (i % 2 === 0 ? store.put(i) : square(i)));
+    refs[5_000] = slow;
+    const others = refs.filter((ref) => ref !== slow);
+    const timedOut = await wait(refs, { numReturns: 10_000, timeoutMs: 200 });
+    if (timedOut.ready.length === 9_999) {
+      assert.deepEqual(timedOut.ready, others, 'ready in the order given');
+    } else {
+      assert.ok(timedOut.ready.length < 9_999, 'a timeout returns what is ready by then');
+    }
+    assert.ok(timedOut.pending.includes(slow));
+    await get(others);
+    // Everything but the slow one is ready now: whatever numReturns, ready has all of them.
+    for (const numReturns of [0, 1, 5_000, 9_999]) {
+      assert.deepEqual(await wait(refs, { numReturns }), { ready: others, pending: [slow] }, `numReturns ${numReturns}`);
+    }
+    assert.deepEqual(await wait(refs, { numReturns: 10_000, timeoutMs: 10 }), { ready: others, pending: [slow] }, 'timed out');
+    // Given twice, each position counts: 19,998 ready are enough for numReturns 19,998.
+    const doubled = await wait([...refs, ...refs], { numReturns: 19_998 });
+    assert.deepEqual(doubled, { ready: [...others, ...others], pending: [slow, slow] });
+    // The benchmark's loop: one wait per ready batch until none is left; each ref comes back once, in order.
+    const tasks = Array.from({ length: 10_000 }, (_, i) => square(i));
+    const seen: ObjectRef<number>[] = [];
+    let pending = tasks;
+    while (pending.length > 0) {
+      const next = await wait(pending);
+      assert.ok(next.ready.length >= 1);
+      seen.push(...next.ready);
+      pending = next.pending;
+    }
+    assert.equal(seen.length, 10_000);
+    assert.equal(new Set(seen).size, 10_000);
+    // A wait on the slow one and the ready ones still ends on its timeout: no waiter is left behind.
+    const some: ObjectRef<unknown>[] = [slow, ...tasks.slice(0, 3)];
+    assert.deepEqual(await wait(some, { numReturns: 4, timeoutMs: 10 }), { ready: tasks.slice(0, 3), pending: [slow] });
+    cancel(slow);
+    assert.deepEqual((await wait(refs, { numReturns: 10_000 })).ready, refs, 'a cancelled task counts as ready');
+  });
+
+  test('wait in a task over refs it already got asks the node only about the others, with the same answer', { timeout: 60_000 }, async () => {
+    await start({ numCpus: 2 });
+    const parent = remote(async () => {
+      const { ObjectRef, get, remote, wait, cancel } = await import('shoal');
+      const value = remote((i: number) => i);
+      const slow = remote(async () => new Promise((resolve) => setTimeout(resolve, 60_000)))();
+      const refs = Array.from({ length: 2_000 }, (_, i) => value(i));
+      await get(refs);
+      const known = await wait(refs, { numReturns: 2_000 });
+      // Ready at the node but never seen so by these refs (copies made from the JSON form):
+      // a poll still reports them.
+      const fresh = Array.from({ length: 10 }, (_, i) => value(i));
+      await wait(fresh, { numReturns: 10 });
+      const copies = fresh.map((ref) => ObjectRef.from(JSON.parse(JSON.stringify(ref))));
+      const mixed = [slow, ...refs.slice(0, 5), ...copies];
+      const poll = await wait(mixed, { numReturns: 0 });
+      const timed = await wait(mixed, { numReturns: mixed.length, timeoutMs: 20 });
+      cancel(slow);
+      return {
+        known: known.ready.length === 2_000 && known.pending.length === 0,
+        poll: [poll.ready.length, poll.pending.length, poll.pending[0] === slow, poll.ready[0] === refs[0]],
+        timed: [timed.ready.length, timed.pending.length],
+      };
+    });
+    assert.deepEqual(await parent(), { known: true, poll: [15, 1, true, true], timed: [15, 1] });
+  });
+
   test('wait with numReturns and timeoutMs: a slow task stays pending', async () => {
     await start({ numCpus: 2 });
     // The fast ones are submitted first, so they start at once on the two workers.

@@ -121,7 +121,7 @@ export interface WaitOptions {
  */
 export function wait<T>(refs: readonly ObjectRef<T>[], options: WaitOptions = {}): Promise<WaitResult<T>> {
   if (!Array.isArray(refs)) throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`refs\` to be an array of ObjectRefs, got \`${typeof refs}\``);
-  refs.forEach((ref, i) => checkRef(ref, `refs[${i}]`));
+  for (let i = 0; i < refs.length; i++) if (!(refs[i] instanceof ObjectRef)) checkRef(refs[i], `refs[${i}]`);
   const numReturns = options.numReturns ?? 1;
   if (!Number.isInteger(numReturns) || numReturns < 0 || numReturns > refs.length) {
     throw argumentError('ERR_INVALID_ARGUMENT', `Expected \`numReturns\` to be an integer from 0 to ${refs.length}, got \`${String(numReturns)}\``);

@@ -299,6 +299,14 @@ export class ObjectStore {
   }
 
   /**
+   * Resolves once `want` of `ids` are no longer pending, or after `timeoutMs`, with 1 for each
+   * position settled by then and 0 for each still pending (see `ObjectTable.waitSettled`).
+   */
+  waitSettled(ids: readonly string[], want: number, timeoutMs: number | null): Promise<Uint8Array> {
+    return this.#objects.table.waitSettled(ids, want, timeoutMs);
+  }
+
+  /**
    * Every object of this store, as `shoal memory` lists them: its size, state, whether it is
    * inline (in this process's memory) or spilled (on disk only), and its count of holds (refs
    * in this process, other processes' and tasks' holds, stored objects containing it).

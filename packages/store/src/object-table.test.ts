@@ -50,3 +50,29 @@ test('an id can be expected only once', () => {
   table.clear();
   assert.equal(table.size, 0);
 });
+
+test('waitSettled: a flag per position, duplicates counting twice, one wake for a batch, and no waiter left once it ends', async () => {
+  const table = new ObjectTable();
+  for (const id of ['a', 'b', 'c']) table.expect(id);
+  table.ready('r', undefined, 1, undefined, []);
+  assert.deepEqual([...(await table.waitSettled(['r', 'a', 'gone'], 2, null))], [1, 0, 1], 'enough settled already: at once');
+  // Another waiter on `a` stays where it is when the wait ends.
+  let other = 0;
+  table.onSettled('a', () => other++);
+  const timedOut = await table.waitSettled(['a', 'b', 'a', 'c'], 4, 5);
+  assert.deepEqual([...timedOut], [0, 0, 0, 0]);
+  for (const id of ['b', 'c']) assert.equal(table.get(id)!.waiters, undefined, `nothing left on ${id}`);
+  assert.equal(typeof table.get('a')!.waiters, 'function', 'only the other waiter is left on a');
+  // `a` given twice counts twice: two of [a, b, a] once `a` settles; `b`, settled in the same
+  // turn, is in the answer too.
+  const waited = table.waitSettled(['a', 'b', 'a'], 2, null);
+  wake(table.ready('a', table.get('a'), 1, undefined, []));
+  wake(table.ready('b', table.get('b'), 1, undefined, []));
+  assert.deepEqual([...(await waited)], [1, 1, 1]);
+  assert.equal(other, 1);
+  assert.equal(table.get('c')!.waiters, undefined);
+  // A pending object removed settles (freed) for the wait.
+  const freed = table.waitSettled(['c'], 1, null);
+  table.remove('c');
+  assert.deepEqual([...(await freed)], [1]);
+});

@@ -131,6 +131,51 @@ export class ObjectTable {
     return true;
   }
 
+  /**
+   * Resolves once `want` of `ids` are no longer pending (ready, failed or freed), or after
+   * `timeoutMs`, with each position's state then: 1 settled, 0 still pending. An id given twice
+   * counts twice. Enough settled already: at once, and nothing is registered. Otherwise one
+   * function is put on each pending entry (once per position) and taken off every entry still
+   * pending when the wait ends: nothing outlives the call. It wakes once, a microtask after the
+   * `want`-th settles, so the rest of a batch of results settling in the same turn is in it.
+   * The work is one table lookup per id and one waiter per pending id, whatever else waits.
+   */
+  waitSettled(ids: readonly string[], want: number, timeoutMs: number | null): Promise<Uint8Array> {
+    const count = ids.length;
+    // The pending entries by position (undefined: settled already); an entry never goes back
+    // to pending (a new object of the same id is a new entry), so this also reads the result.
+    const watched = new Array<Entry | undefined>(count);
+    let settled = 0;
+    for (let i = 0; i < count; i++) {
+      const entry = this.#entries.get(ids[i]!);
+      if (entry !== undefined && entry.state === 'pending') watched[i] = entry;
+      else settled += 1;
+    }
+    if (settled >= want) return Promise.resolve(settledFlags(watched));
+    return new Promise((resolve) => {
+      let done = false;
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (): void => {
+        if (done) return;
+        done = true;
+        if (timer !== undefined) clearTimeout(timer);
+        for (let i = 0; i < count; i++) {
+          const entry = watched[i];
+          if (entry !== undefined && entry.state === 'pending') removeWaiter(entry, waiter);
+        }
+        resolve(settledFlags(watched));
+      };
+      const waiter: Waiter = () => {
+        if (!done && ++settled === want) queueMicrotask(finish);
+      };
+      for (let i = 0; i < count; i++) {
+        const entry = watched[i];
+        if (entry !== undefined) addWaiter(entry, waiter);
+      }
+      if (timeoutMs !== null) timer = setTimeout(finish, timeoutMs);
+    });
+  }
+
   isPending(id: string): boolean {
     return this.#entries.get(id)?.state === 'pending';
   }
@@ -165,6 +210,29 @@ function addWaiter(entry: Entry, waiter: Waiter): void {
   if (waiters === undefined) entry.waiters = waiter;
   else if (typeof waiters === 'function') entry.waiters = [waiters, waiter];
   else waiters.push(waiter);
+}
+
+/** Takes one `waiter` off a pending entry (the last one put there: one per position of a wait). */
+function removeWaiter(entry: Entry, waiter: Waiter): void {
+  const waiters = entry.waiters;
+  if (waiters === waiter) entry.waiters = undefined;
+  else if (waiters !== undefined && typeof waiters !== 'function') {
+    const at = waiters.lastIndexOf(waiter);
+    if (at < 0) return;
+    waiters.splice(at, 1);
+    // Back to the forms addWaiter makes: none, or one function.
+    if (waiters.length <= 1) entry.waiters = waiters[0];
+  }
+}
+
+/** 1 for each position of `watched` no longer pending (see {@link ObjectTable.waitSettled}). */
+function settledFlags(watched: readonly (Entry | undefined)[]): Uint8Array {
+  const flags = new Uint8Array(watched.length);
+  for (let i = 0; i < watched.length; i++) {
+    const entry = watched[i];
+    if (entry === undefined || entry.state !== 'pending') flags[i] = 1;
+  }
+  return flags;
 }
 
 function takeWaiters(entry: Entry): Woken | undefined {

@@ -12,6 +12,14 @@ export interface WaitResult<T = unknown> {
   readonly pending: ObjectRef<T>[];
 }
 
+/** `refs` split into a {@link WaitResult} by `settled` (1 for each ready position), in order. */
+export function splitSettled<T>(refs: readonly ObjectRef<T>[], settled: ArrayLike<number>): WaitResult<T> {
+  const ready: ObjectRef<T>[] = [];
+  const pending: ObjectRef<T>[] = [];
+  for (let i = 0; i < refs.length; i++) (settled[i] === 1 ? ready : pending).push(refs[i]!);
+  return { ready, pending };
+}
+
 /** A version of a named object: what `store.watch` yields. */
 export interface NamedVersion<T = unknown> {
   readonly name: string;

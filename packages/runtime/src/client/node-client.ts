@@ -28,7 +28,7 @@ import { RequestTracker } from '../transport/request-tracker.js';
 import type { FunctionSource } from '../api/function-source.js';
 import type { ResolvedActorOptions, ResolvedRemoteOptions, ResolvedRuntimeEnv } from '../options.js';
 import { watchIterator } from '../api/watch-iterator.js';
-import type { NamedVersion, Runtime, WaitResult } from '../api/runtime.js';
+import { splitSettled, type NamedVersion, type Runtime, type WaitResult } from '../api/runtime.js';
 import { buildArgs } from '../api/task-args.js';
 import { LocalObjects, RemoteObjects, type ObjectIO } from './object-io.js';
 import { RefTracker } from './ref-tracker.js';
@@ -103,6 +103,12 @@ export class NodeClient implements Runtime {
   readonly #requests = new RequestTracker();
   readonly #refs: RefTracker;
   readonly #watches = new Map<string, Set<(version: NamedVersion) => void>>();
+  /**
+   * Refs the node said are settled (a `wait` answer, a `get`): an object never goes back to
+   * pending, so a `wait` that needs no more than these is answered here, with no message.
+   * Weak: it goes with the ref.
+   */
+  readonly #settled = new WeakSet<ObjectRef>();
   /** Requests and watch iterators someone is awaiting: while any, the socket keeps the process alive. */
   #awaited = 0;
   #closed = false;
@@ -288,6 +294,7 @@ export class NodeClient implements Runtime {
     if (!(ref instanceof ObjectRef)) throw argumentError('ERR_INVALID_ARGUMENT', 'Expected an ObjectRef');
     const locations = await this.#request<Record<string, ObjectLocation>>({ type: 'resolve', ids: [ref.id], owners: [ref.owner] });
     const location = locations[ref.id] ?? { kind: 'freed' };
+    this.#settled.add(ref);
     try {
       return this.#objects.materialize(ref.id, location) as T;
     } catch (error) {
@@ -359,10 +366,27 @@ export class NodeClient implements Runtime {
     if (refs.length > MAX_IDS_PER_MESSAGE) {
       throw argumentError('ERR_OUT_OF_RANGE', `Expected at most ${MAX_IDS_PER_MESSAGE} refs to wait on at once, got \`${refs.length}\`: wait on fewer at a time`);
     }
-    const ready = new Set(
-      await this.#request<string[]>({ type: 'wait', ids: refs.map((ref) => ref.id), numReturns, timeoutMs }),
-    );
-    return { ready: refs.filter((ref) => ready.has(ref.id)), pending: refs.filter((ref) => !ready.has(ref.id)) };
+    // Refs known settled count at once; the node is asked about the others only (none: no
+    // message). Still asked when those known would be enough, since `ready` has every ref
+    // ready by then (a poll, `numReturns: 0`, included).
+    const settled = new Uint8Array(refs.length);
+    const unknown: string[] = [];
+    for (let i = 0; i < refs.length; i++) {
+      if (this.#settled.has(refs[i]!)) settled[i] = 1;
+      else unknown.push(refs[i]!.id);
+    }
+    const known = refs.length - unknown.length;
+    if (unknown.length > 0) {
+      const want = Math.max(0, numReturns - known);
+      const ready = new Set(await this.#request<string[]>({ type: 'wait', ids: unknown, numReturns: want, timeoutMs }));
+      for (let i = 0; i < refs.length; i++) {
+        if (settled[i] === 0 && ready.has(refs[i]!.id)) {
+          settled[i] = 1;
+          this.#settled.add(refs[i]!);
+        }
+      }
+    }
+    return splitSettled(refs, settled);
   }
 
   cancel(ref: ObjectRef): void {

@@ -14,7 +14,7 @@ import {
 } from '@shoal/protocol';
 import { ObjectStore, STORE_OPTION_KEYS, nodeSocketPath, type ObjectWriter, type StoreOptions, type StoreStats, type TypedArrayKind } from '@shoal/store';
 import type { FunctionSource } from '../api/function-source.js';
-import type { NamedVersion, Runtime, WaitResult } from '../api/runtime.js';
+import { splitSettled, type NamedVersion, type Runtime, type WaitResult } from '../api/runtime.js';
 import { buildArgs } from '../api/task-args.js';
 import { watchIterator } from '../api/watch-iterator.js';
 import { NODE_OPTION_KEYS, resolveNodeOptions, type NodeOptions, type ResolvedActorOptions, type ResolvedNodeOptions, type ResolvedRemoteOptions } from '../options.js';
@@ -431,19 +431,9 @@ export class NodeManager implements Runtime {
   }
 
   wait(refs: readonly ObjectRef[], numReturns: number, timeoutMs: number | null): Promise<WaitResult> {
-    return this.#objects
-      .waitFor(
-        refs.map((ref) => ref.id),
-        numReturns,
-        timeoutMs,
-      )
-      .then((readyIds) => {
-        const ready = new Set(readyIds);
-        return {
-          ready: refs.filter((ref) => ready.has(ref.id)),
-          pending: refs.filter((ref) => !ready.has(ref.id)),
-        };
-      });
+    const ids = new Array<string>(refs.length);
+    for (let i = 0; i < refs.length; i++) ids[i] = refs[i]!.id;
+    return this.#objects.waitSettled(ids, numReturns, timeoutMs).then((settled) => splitSettled(refs, settled));
   }
 
   cancel(ref: ObjectRef): void {

@@ -15,15 +15,8 @@ import type { RefHolds } from './ref-holds.js';
  * an error), who was told so (and must forget it when it is freed), objects arriving from peers,
  * waiting for objects to settle, and — in a cluster — fetching objects other nodes made.
  */
-/** A `wait()` in progress, told of each id it waits on that settles. */
-interface Waiting {
-  readonly settled: (id: string) => void;
-}
-
 export class ObjectService {
   readonly #store: ObjectStore;
-  /** The waits in progress on each pending id (see {@link ObjectService.waitFor}). */
-  readonly #waitingOn = new Map<string, Set<Waiting>>();
   readonly #holds: RefHolds;
   /** Results whose reservation was refused, until their task's outcome arrives ({@link ObjectService.refused}). */
   readonly #refused = new Map<string, Error>();
@@ -281,62 +274,23 @@ export class ObjectService {
   }
 
   /**
-   * Resolves with the ids among `ids` that settled, once `numReturns` have (or after `timeoutMs`):
-   * every one settled by then, which may be more than `numReturns`. Enough settled already: at
-   * once, and nothing is registered. A wait that ends leaves no trace on the ids it waited on:
-   * each pending id has one callback in the store however many waits watch it (a loop of
-   * `wait()` over the same 1,000 refs registers each once).
+   * Resolves with the ids among `ids` that settled, in the order given, once `numReturns` have
+   * (or after `timeoutMs`): every one settled by then, which may be more than `numReturns`.
    */
-  waitFor(ids: readonly string[], numReturns: number, timeoutMs: number | null): Promise<string[]> {
-    const want = Math.min(numReturns, ids.length);
-    // An id given twice counts twice (`wait([a, a], { numReturns: 2 })` is done once `a` is).
-    const times = new Map<string, number>();
-    for (const id of ids) times.set(id, (times.get(id) ?? 0) + 1);
-    const settled = new Set<string>();
-    let settledCount = 0;
-    const pending: string[] = [];
-    for (const [id, count] of times) {
-      if (this.#store.isPending(id)) pending.push(id);
-      else {
-        settled.add(id);
-        settledCount += count;
-      }
-    }
-    const inOrder = () => ids.filter((id) => settled.has(id));
-    if (settledCount >= want) return Promise.resolve(inOrder());
-    return new Promise((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
-      const waiting: Waiting = {
-        settled: (id) => {
-          settled.add(id);
-          settledCount += times.get(id)!;
-          if (settledCount >= want) finish();
-        },
-      };
-      const finish = () => {
-        if (timer) clearTimeout(timer);
-        for (const id of pending) this.#waitingOn.get(id)?.delete(waiting);
-        resolve(inOrder());
-      };
-      for (const id of pending) this.#watch(id, waiting);
-      if (timeoutMs !== null) timer = setTimeout(finish, timeoutMs);
-    });
+  async waitFor(ids: readonly string[], numReturns: number, timeoutMs: number | null): Promise<string[]> {
+    const settled = await this.waitSettled(ids, numReturns, timeoutMs);
+    const ready: string[] = [];
+    for (let i = 0; i < ids.length; i++) if (settled[i] === 1) ready.push(ids[i]!);
+    return ready;
   }
 
-  /** `waiting` is told when `id` settles; the store is asked once per id, for every wait on it. */
-  #watch(id: string, waiting: Waiting): void {
-    let waits = this.#waitingOn.get(id);
-    if (!waits) {
-      waits = new Set();
-      this.#waitingOn.set(id, waits);
-      // Kept while the id is pending even with no wait on it: the next wait needs no new callback.
-      this.#store.onSettled(id, () => {
-        const watching = this.#waitingOn.get(id);
-        this.#waitingOn.delete(id);
-        for (const each of watching ?? []) each.settled(id);
-      });
-    }
-    waits.add(waiting);
+  /**
+   * {@link ObjectService.waitFor} as a flag per position (1: settled). Enough settled already:
+   * at once, and nothing is registered; otherwise one waiter on each pending id while the wait
+   * lasts, none after it (`ObjectStore.waitSettled`).
+   */
+  waitSettled(ids: readonly string[], numReturns: number, timeoutMs: number | null): Promise<Uint8Array> {
+    return this.#store.waitSettled(ids, Math.min(numReturns, ids.length), timeoutMs);
   }
 }
 
