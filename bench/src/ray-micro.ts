@@ -11,7 +11,7 @@
 //   single_client_tasks_async                 get(1,000 x smallValue())            Piscina
 //   single_client_tasks_and_get_batch         the same, counted in batches         Piscina
 //   multi_client_tasks_async                  4 tasks each submitting 10,000       -
-//   single_client_wait_1k_refs                1,000 tasks, then wait() one by one  -
+//   single_client_wait_1k_refs                1,000 tasks, then wait() one by one  get of 1,000 at once (ratio)
 //   single_client_get_object_containing_10k_refs  get of a task's list of 10k refs  -
 //   tasks_1m_queued                           1,000,000 tasks at once (fresh       Piscina (same)
 //                                             process: time and peak RSS)
@@ -106,6 +106,11 @@ export interface RayRow {
   peers: { name: string; unit: string; rate: Stats }[];
   /** Calls that failed with a known Shoal bug and were retried (see `note`). */
   retried: number;
+  /**
+   * A call's time over its first peer's (median over median), where a goal is set on that:
+   * single_client_wait_1k_refs, a round over a get of the same tasks at once (issue 16: <= 1.5).
+   */
+  peerRatio?: { value: number; goal: number };
   note?: string;
 }
 
@@ -297,6 +302,8 @@ async function measure(options: RayOptions, log: (text: string) => void, scope: 
     runMs?: number;
     /** Untimed, after the last run: clean-up whose cost must not land on the next benchmark. */
     after?: () => Promise<void>;
+    /** The goal for a call's time over the first peer's (reported as `peerRatio`, never enforced). */
+    peerRatioGoal?: number;
   }
   /** Collects dropped refs and waits for their objects to be freed (FinalizationRegistry, async). */
   const drainFreed = async (): Promise<void> => {
@@ -380,7 +387,9 @@ async function measure(options: RayOptions, log: (text: string) => void, scope: 
         let pending: ObjectRef<string>[] = Array.from({ length: options.waitRefs }, () => smallValue());
         while (pending.length > 0) pending = (await wait(pending)).pending;
       }),
-      peers: [],
+      // What a round costs beyond running its tasks: the same tasks got at once.
+      peers: [t(`Shoal get(${fmtInt(options.waitRefs)} x smallValue()) at once`, 'rounds/s', 1, () => batchOf(options.waitRefs))],
+      peerRatioGoal: 1.5,
     },
     {
       name: 'single_client_get_object_containing_10k_refs',
@@ -417,7 +426,14 @@ async function measure(options: RayOptions, log: (text: string) => void, scope: 
       peers: bench.peers.map((peer, i) => ({ name: peer.name, unit: peer.unit, rate: stats(samples[i + 1]!) })),
       retried: retries?.used ?? 0,
     };
+    if (bench.peerRatioGoal !== undefined) {
+      const value = row.peers[0]!.rate.median / row.shoal.median;
+      row.peerRatio = { value, goal: bench.peerRatioGoal };
+    }
     const notes = [bench.note];
+    if (row.peerRatio) {
+      notes.push(`a call takes ${fmt(row.peerRatio.value)}x the time of its peer (${row.peers[0]!.name}; goal <= ${fmt(row.peerRatio.goal)}x)`);
+    }
     if (row.retried > 0) {
       notes.push(
         `${row.retried} call(s) failed with ObjectFreedError (a task submitted from a task finished before the ` +
