@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ClusterTask } from '@shoal/protocol';
 import { CLOSE_PROTOCOL_ERROR } from '@shoal/protocol';
-import { Head } from '@shoal/runtime';
+import { Head } from '@shoal/runtime/cluster';
 import { FAKE_TOKEN as TOKEN, FakeNode } from './head-fake-node.js';
 
 const A = 'nodeAAAAAAAA';

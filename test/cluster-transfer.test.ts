@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { queryStatus } from '@shoal/runtime';
+import { queryStatus } from '@shoal/runtime/cluster';
 import { sweepStaleSessions } from '@shoal/store';
 import { daemonOf, runProgram, shoal } from './cluster-helpers.js';
 import { isAlive, until } from './runtime-helpers.js';

@@ -1,8 +1,11 @@
 // Start-up and shut-down of an embedded session with workers that are slow to start: init() and
 // the first task wait for the first worker only, and shutdown() ends the workers still starting
 // (they have no connection to be asked on) without leaving a process or a session directory.
+// And what an embedded program and its workers load: not the cluster's modules.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +13,7 @@ import { remote, shutdown, type InitOptions, type ShoalSession } from 'shoal';
 import { cleanUp, isAlive, markerDirectory, start, until, workerPids } from './runtime-helpers.js';
 
 const HOLD = fileURLToPath(new URL('./fixtures/held-worker-start.cjs', import.meta.url));
+const MODULE_LOG = fileURLToPath(new URL('./fixtures/module-log.mjs', import.meta.url));
 
 afterEach(cleanUp);
 
@@ -66,4 +70,47 @@ test('shutdown() ends workers that are still starting: no process and no session
   await shutdown();
   assert.ok(pids.every((pid) => !isAlive(pid)), 'every worker is gone when shutdown() resolves');
   assert.ok(!existsSync(session.directory), 'the session directory is removed');
+});
+
+/**
+ * Runs `program` (an ES module's text, importing 'shoal') in a fresh node process and returns
+ * the modules each of its processes (the program's and its workers') loaded: pid → URLs.
+ */
+async function modulesLoadedBy(program: string): Promise<Map<number, string[]>> {
+  const log = join(markerDirectory(), 'modules.log');
+  const child = spawn(process.execPath, ['--input-type=module', '-e', program, 'shoal-test-child'], {
+    cwd: fileURLToPath(new URL('.', import.meta.url)),
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, SHOAL_ADDRESS: 'embedded', SHOAL_TEST_MODULE_LOG: log, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --import ${MODULE_LOG}`.trim() },
+  });
+  let out = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(timer);
+  assert.equal(code, 0, `the program exited with code ${code}; printed: ${out}`);
+  const loaded = new Map<number, string[]>();
+  for (const line of readFileSync(log, 'utf8').trim().split('\n')) {
+    const [pid, url] = line.split(' ') as [string, string];
+    loaded.set(Number(pid), [...(loaded.get(Number(pid)) ?? []), url]);
+  }
+  return loaded;
+}
+
+// The head, the cluster agent, the daemon and ws are ~50 modules an embedded program never uses;
+// Node's loader pays for each file, at every start.
+test('an embedded program and its workers load no module of the cluster, nor ws', { timeout: 30_000 }, async () => {
+  const loaded = await modulesLoadedBy(`
+    import { init, remote, shutdown, store } from 'shoal';
+    await init({ numCpus: 1 });
+    const ref = store.put(new Float64Array(100_000).fill(2));
+    console.log(await remote((a) => a[0] + a.length)(ref));
+    await shutdown();
+  `);
+  const cluster = (url: string) => (/\/runtime\/dist\/cluster\//.test(url) && !url.endsWith('/cluster/daemon/home.js')) || /\/node_modules\/ws\//.test(url);
+  assert.equal(loaded.size, 2, `the program and its one worker loaded modules (${[...loaded.keys()].join(', ')})`);
+  for (const [pid, urls] of loaded) {
+    assert.ok(urls.some((url) => url.includes('/packages/')), `process ${pid} loaded Shoal`);
+    assert.deepEqual(urls.filter(cluster), [], `process ${pid} loaded the cluster's modules`);
+  }
 });

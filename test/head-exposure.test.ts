@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HeadListenError } from '@shoal/protocol';
-import { Head, MIN_EXPOSED_TOKEN_LENGTH } from '@shoal/runtime';
+import { Head, MIN_EXPOSED_TOKEN_LENGTH } from '@shoal/runtime/cluster';
 
 test('Head.start() refuses a non-loopback host with a short token, and allows a strong one or loopback', { timeout: 30_000 }, async () => {
   // A head that starts anyway is closed, so the failing test does not keep the process alive.

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ClusterTask, FromHead } from '@shoal/protocol';
-import { Head } from '@shoal/runtime';
+import { Head } from '@shoal/runtime/cluster';
 import { dataUrlOf } from '../packages/runtime/src/cluster/head/head-fakes.test.js';
 import { FAKE_TOKEN as TOKEN, FakeNode } from './head-fake-node.js';
 const A = 'nodeAAAAAAAA';

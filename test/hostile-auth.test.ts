@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BadTokenError } from '@shoal/protocol';
-import { Head, queryStatus } from '@shoal/runtime';
+import { Head, queryStatus } from '@shoal/runtime/cluster';
 import { errorRecords, sendUnauthenticated, upgradeStatus } from './support/hostile-peers.js';
 import { startCluster } from './support/start-cluster.js';
 import { eventLoopMonitor, startSteadyDriver } from './support/steady-driver.js';

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CLOSE_PROTOCOL_ERROR, MAX_IDS_PER_MESSAGE, newObjectId } from '@shoal/protocol';
-import { queryStatus } from '@shoal/runtime';
+import { queryStatus } from '@shoal/runtime/cluster';
 import { attachRaw } from './support/attach-raw.js';
 import { errorRecords, sendAuthenticated, sendUnauthenticated, upgradeStatus } from './support/hostile-peers.js';
 import { startCluster } from './support/start-cluster.js';

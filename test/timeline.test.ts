@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { Timeline, type ClusterTimeline, type TraceEvent } from '@shoal/runtime';
+import { Timeline } from '@shoal/runtime';
+import type { ClusterTimeline, TraceEvent } from '@shoal/runtime/cluster';
 import { runProgram, shoal } from './cluster-helpers.js';
 import { startCluster } from './support/start-cluster.js';
 

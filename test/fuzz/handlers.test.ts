@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import fc from 'fast-check';
 import { WebSocket } from 'ws';
 import { decodeMessage, encodeMessage, fromWireFailure } from '@shoal/protocol';
-import { queryStatus } from '@shoal/runtime';
+import { queryStatus } from '@shoal/runtime/cluster';
 import { store } from 'shoal';
 import { TO_HOLDER } from '../../packages/protocol/src/data-protocol.js';
 import { ObjectPuller } from '../../packages/runtime/src/cluster/transfer/object-puller.js';

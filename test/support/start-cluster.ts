@@ -17,7 +17,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { ClusterNode, Head, NodeManager, wsStream, type Logger } from '@shoal/runtime';
+import { NodeManager, type Logger } from '@shoal/runtime';
+import { ClusterNode, Head, wsStream } from '@shoal/runtime/cluster';
 import { until } from '../runtime-helpers.js';
 
 /** One node of an in-process cluster. */

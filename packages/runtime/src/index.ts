@@ -20,15 +20,9 @@ export { ObjectStream, type StreamItem } from './api/stream.js';
 export { currentRuntime, setCurrentRuntime, type NamedVersion, type Runtime, type WaitResult } from './api/runtime.js';
 export { attachToNode, parseNodeAddress } from './client/attach.js';
 export { NodeClient } from './client/node-client.js';
-export { Head, type HeadOptions } from './cluster/head/head.js';
-export type { ClusterFailure, ClusterObject, ClusterObjects, ClusterTasks, ClusterTimeline, ClusterNodeLog, TraceEvent } from './cluster/head/cluster-views.js';
-export { isLoopback, MIN_EXPOSED_TOKEN_LENGTH } from './cluster/head/loopback.js';
 export type { LogFn, Logger } from './log.js';
 export { PRETTY_OPTIONS, prettyLogLine, processLogger } from './log.js';
 export { readLog, type LogLines } from './log-file.js';
-export { HeadLink, connectToHead, queryStatus } from './cluster/node/head-link.js';
-export { ClusterNode, type ClusterNodeOptions, type ClusterNodeState } from './cluster/node/cluster-node.js';
-export { wsStream } from './transport/ws-stream.js';
 export {
   ensureHome,
   isRunning,
@@ -42,15 +36,6 @@ export {
   type DaemonInfo,
   type TokenKind,
 } from './cluster/daemon/home.js';
-export {
-  DAEMON_ENTRY,
-  runDaemon,
-  startDaemon,
-  stopDaemon,
-  type DaemonStart,
-  type DaemonStop,
-} from './cluster/daemon/daemon-control.js';
-export { resolveDaemonOptions, type DaemonConfig, type DaemonOptions, type OptionLabel } from './cluster/daemon/daemon-options.js';
 
 // What the public `shoal` package shows of the lower layers (it imports only this package):
 // every error class (also at '@shoal/runtime/errors'), refs, and the store's public types.

@@ -8,29 +8,31 @@ import { parseArgs } from 'node:util';
 import {
   attachToNode,
   ensureHome,
-  isLoopback,
   liveDaemon,
   logPath,
   prettyLogLine,
   progressBar,
   progressWanted,
   readLog,
-  queryStatus,
   readToken,
+  shoalHome,
+  writeToken,
+  TIMELINE_KEPT,
+} from '@shoal/runtime';
+import {
+  isLoopback,
+  queryStatus,
   resolveDaemonOptions,
   runDaemon,
-  shoalHome,
   startDaemon,
   stopDaemon,
-  writeToken,
   type ClusterObject,
   type ClusterNodeLog,
   type ClusterObjects,
-  TIMELINE_KEPT,
   type ClusterTimeline,
   type DaemonOptions,
   type OptionLabel,
-} from '@shoal/runtime';
+} from '@shoal/runtime/cluster';
 import { UsageError } from './usage-error.js';
 
 const USAGE = `Usage: shoal <command> [options]

@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import { connect } from 'node:net';
-import { WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import {
   AttachFailedError,
   BadTokenError,
@@ -18,6 +19,9 @@ import { sessionOfSocket } from '@shoal/store';
 import { resolveRuntimeEnv, type ResolvedRuntimeEnv, type RuntimeEnv } from '../options.js';
 import { NodeClient } from './node-client.js';
 import { argumentError } from '@shoal/protocol';
+
+// ws is loaded when a program joins over the network, not by every program that imports Shoal.
+const require = createRequire(import.meta.url);
 
 /** Inline threshold assumed until the node's welcome says otherwise (it only steers put's choice). */
 const DEFAULT_INLINE_THRESHOLD = 100 * 1024;
@@ -124,7 +128,8 @@ function joinRemotely(headUrl: string, token: string | undefined, options: Attac
     throw new NoTokenError(headUrl);
   }
   const url = `${headUrl.replace(/\/+$/, '')}${DRIVER_PATH}`;
-  const socket = new WebSocket(url, {
+  const { WebSocket: Client } = require('ws') as typeof import('ws');
+  const socket: WebSocket = new Client(url, {
     perMessageDeflate: false,
     maxPayload: REMOTE_MAX_FRAME_BYTES,
     headers: { [TOKEN_HEADER]: token },

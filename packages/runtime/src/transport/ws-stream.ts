@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import { WebSocket } from 'ws';
+import type { WebSocket } from 'ws';
 import type { MessageStream } from './connection.js';
 
 /**
@@ -49,7 +49,7 @@ export function wsStream(socket: WebSocket, tcp?: Socket): MessageStream {
     on: (event: string, listener: (...args: never[]) => void) => events.on(event, listener as (...args: unknown[]) => void),
     write: (data: Buffer) => {
       if (closed) return false;
-      if (socket.readyState === WebSocket.CONNECTING) {
+      if (socket.readyState === socket.CONNECTING) {
         queued.push(data);
         return true;
       }
