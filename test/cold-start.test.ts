@@ -97,9 +97,10 @@ async function modulesLoadedBy(program: string): Promise<Map<number, string[]>> 
   return loaded;
 }
 
-// The head, the cluster agent, the daemon and ws are ~50 modules an embedded program never uses;
+// The head, the cluster agent, the daemon and ws are ~50 modules an embedded program never uses,
+// and a worker compiles the functions it is sent without the parser of remote()'s closure check;
 // Node's loader pays for each file, at every start.
-test('an embedded program and its workers load no module of the cluster, nor ws', { timeout: 30_000 }, async () => {
+test('an embedded program and its workers load no module of the cluster, nor ws; its workers no parser', { timeout: 30_000 }, async () => {
   const loaded = await modulesLoadedBy(`
     import { init, remote, shutdown, store } from 'shoal';
     await init({ numCpus: 1 });
@@ -107,10 +108,14 @@ test('an embedded program and its workers load no module of the cluster, nor ws'
     console.log(await remote((a) => a[0] + a.length)(ref));
     await shutdown();
   `);
+  const parser = (url: string) => /\/node_modules\/(acorn|periscopic)\//.test(url);
   const cluster = (url: string) => (/\/runtime\/dist\/cluster\//.test(url) && !url.endsWith('/cluster/daemon/home.js')) || /\/node_modules\/ws\//.test(url);
   assert.equal(loaded.size, 2, `the program and its one worker loaded modules (${[...loaded.keys()].join(', ')})`);
   for (const [pid, urls] of loaded) {
     assert.ok(urls.some((url) => url.includes('/packages/')), `process ${pid} loaded Shoal`);
     assert.deepEqual(urls.filter(cluster), [], `process ${pid} loaded the cluster's modules`);
   }
+  const [driver, worker] = [...loaded.values()] as [string[], string[]];
+  assert.ok(driver.some(parser), 'the program checks its remote functions with the parser');
+  assert.deepEqual(worker.filter(parser), [], 'the worker loaded the parser');
 });

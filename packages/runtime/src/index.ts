@@ -1,4 +1,5 @@
-export { compileFunction, functionSource, type FunctionSource } from './api/function-source.js';
+export { functionSource, type FunctionSource } from './api/function-source.js';
+export { compileFunction } from './api/compile-function.js';
 export { NODE_MANAGER_OPTION_KEYS, NodeManager, type NodeManagerOptions, type NodeState } from './node/node-manager.js';
 export { NodeMetrics } from './node/node-metrics.js';
 export { TIMELINE_KEPT, Timeline } from './node/timeline.js';

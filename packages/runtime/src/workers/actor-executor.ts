@@ -1,5 +1,5 @@
 import { encodeError, type NodeToWorker } from '@shoal/protocol';
-import { compileFunction } from '../api/function-source.js';
+import { compileFunction } from '../api/compile-function.js';
 import { isAsyncIterator, noCredit, StreamProducers } from './stream-producer.js';
 import { TaskIO, type TaskIOOptions } from './task-io.js';
 

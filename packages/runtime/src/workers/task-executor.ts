@@ -2,7 +2,8 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { NodeToWorker, WorkerToNode } from '@shoal/protocol';
-import { compileFunction, type FunctionSource } from '../api/function-source.js';
+import { compileFunction } from '../api/compile-function.js';
+import type { FunctionSource } from '../api/function-source.js';
 import { noCredit, StreamProducers } from './stream-producer.js';
 import { TaskIO, type TaskIOOptions } from './task-io.js';
 
