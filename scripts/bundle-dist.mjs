@@ -11,6 +11,7 @@
 // them once the entries are bundles. Without esbuild (a build without dev dependencies) the entries
 // stay as tsc wrote them: correct, only slower to load.
 import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { relative } from 'node:path';
 import { join } from 'node:path';
 
 const packageDir = process.cwd();
@@ -44,3 +45,17 @@ await esbuild.build({
   keepNames: true,
   logLevel: 'warning',
 });
+
+// esbuild keeps `export * from 'other-package'` only in an entry's own module: one in a module
+// the entries share (moved to a chunk) exports nothing from them. Say so rather than ship that.
+for (const name of readdirSync(dist)) {
+  if (!name.startsWith('bundle-') || !name.endsWith('.js')) continue;
+  const star = /^export \* from "([^"]+)";$/m.exec(readFileSync(join(dist, name), 'utf8'));
+  if (star) {
+    process.stderr.write(
+      `bundle-dist: ${manifest.name}: a module shared by its entries re-exports \`${star[1]}\` with \`export *\`, which the bundle loses; ` +
+        `re-export it from each entry module itself (${relative(packageDir, join(dist, name))})\n`,
+    );
+    process.exit(1);
+  }
+}

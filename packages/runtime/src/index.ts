@@ -39,8 +39,10 @@ export {
 } from './cluster/daemon/home.js';
 
 // What the public `shoal` package shows of the lower layers (it imports only this package):
-// every error class (also at '@shoal/runtime/errors'), refs, and the store's public types.
-export * from './errors.js';
+// every error class (also at '@shoal/runtime/errors', errors.ts), refs, and the store's public
+// types. The errors are re-exported from protocol here, not through './errors.js': the build's
+// bundle keeps another package's `export *` only in an entry itself (scripts/bundle-dist.mjs).
+export * from '@shoal/protocol/errors';
 export { ActorHandle, ObjectRef, argumentError, type ActorCallOptions, type ObjectRefJSON } from '@shoal/protocol';
 export type { ObjectWriter, StoreOptions, StoreStats, TypedArrayKind } from '@shoal/store';
 export type { ObjectTransferMessage, TaskEndMessage, TaskFailMessage, TaskStartMessage } from './diagnostics.js';

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
 import { WorkerSpawnError, type NodeToWorker, type WorkerToNode } from '@shoal/protocol';
 import type { Connection } from '../transport/connection.js';
 import type { Peer } from '../node/peer.js';
@@ -9,7 +9,9 @@ import type { WorkerSlot, WorkerState } from '../scheduling/worker-slot.js';
 import { NODE_ENV_KEY, envKeyOf } from '../scheduling/runtime-env.js';
 import type { ResolvedRuntimeEnv } from '../options.js';
 
-const WORKER_ENTRY = fileURLToPath(new URL('./worker-main.js', import.meta.url));
+// Resolved through the package's exports, not next to this file: the build bundles this module
+// into a chunk elsewhere in dist/ (scripts/bundle-dist.mjs).
+const WORKER_ENTRY = createRequire(import.meta.url).resolve('@shoal/runtime/process/worker');
 
 export type { WorkerState } from '../scheduling/worker-slot.js';
 

@@ -2,17 +2,19 @@
 // Nothing here polls: readiness is the daemon's own message over an IPC channel, and its exit is
 // the close of a connection to its lifeline socket (home.ts), which only the kernel closes.
 import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { once } from 'node:events';
 import { closeSync, openSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { lastWords } from './daemon-log.js';
 import type { DaemonConfig } from './daemon-options.js';
 import { isRunning, lifelinePath, liveDaemon, logPath, removeDaemon, type DaemonInfo } from './home.js';
 
 /** The daemon's entry module: `node <DAEMON_ENTRY>` with SHOAL_DAEMON_CONFIG set runs a daemon. */
-export const DAEMON_ENTRY: string = fileURLToPath(new URL('./daemon.js', import.meta.url));
+// Resolved through the package's exports, not next to this file: the build bundles this module
+// into a chunk elsewhere in dist/ (scripts/bundle-dist.mjs).
+export const DAEMON_ENTRY: string = createRequire(import.meta.url).resolve('@shoal/runtime/process/daemon');
 
 /** What a daemon tells the process that started it, once, over the IPC channel. */
 export type DaemonMessage = { readonly type: 'ready'; readonly info: DaemonInfo };
